@@ -1,0 +1,54 @@
+"""The `ecolobster` command: a composition root that wires the command groups together.
+
+Each group lives in its own module `advisor.cmd_<group>` with `register(subparsers)`; handlers
+import what they need when they run, so `ecolobster --help` and `ask` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# One module per command group (see DESIGN.md: keep each command's room easy to find).
+COMMAND_MODULES: tuple[str, ...] = (
+    "advisor.cmd_data",
+)
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as a clear message, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecolobster",
+        description="EcoLobster: the greenest, cheapest way to run or fine-tune an LLM on a GPU, from measurements.",
+    )
+    parser.add_argument("--version", action="version", version="ecolobster 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `ecolobster data export | head`
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

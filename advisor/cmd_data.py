@@ -1,0 +1,224 @@
+"""`ecolobster data`: list, show, validate and export the measurements dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from advisor.cli import UsageError
+
+LIST_COLUMNS = ("id", "kind", "gpu", "model_id", "precision", "batch_size", "throughput_tok_s",
+                "power_w", "energy_j_per_1k_tok")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="query the measurements dataset (list, show, validate, export)")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    def filters(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--gpu", help="GPU key or alias, e.g. 4090d, a800, h100")
+        sp.add_argument("--model", help="model key, alias or hub id (substring of the hub id also matches)")
+        sp.add_argument("--precision", help="fp32 fp16 bf16 fp8 nf4 int8_mixed int8_pure")
+        sp.add_argument("--source", help="substring of the source field")
+        sp.add_argument("--kind", choices=["measured", "simulated", "derived"])
+        sp.add_argument("--task", choices=["inference", "finetune"])
+
+    lp = dsub.add_parser("list", help="list rows, optionally filtered")
+    filters(lp)
+    lp.add_argument("--format", choices=["rich", "markdown", "json"], default="rich")
+    lp.set_defaults(handler=cmd_list)
+
+    sp = dsub.add_parser("show", help="show every field of one row")
+    sp.add_argument("id")
+    sp.add_argument("--format", choices=["rich", "markdown", "json"], default="rich")
+    sp.set_defaults(handler=cmd_show)
+
+    vp = dsub.add_parser("validate", help="check every shipped and local row and the catalogs")
+    vp.add_argument("--format", choices=["rich", "markdown", "json"], default="rich")
+    vp.set_defaults(handler=cmd_validate)
+
+    ep = dsub.add_parser("export", help="export rows as CSV or a JSON array (stable field names)")
+    filters(ep)
+    ep.add_argument("--format", choices=["csv", "json"], default="json")
+    ep.set_defaults(handler=cmd_export)
+
+
+def _filtered(args: argparse.Namespace) -> list[Any]:
+    from measurements import catalog
+    from measurements.schema import PRECISIONS
+    from measurements.store import DataError, load_rows
+
+    try:
+        rows = load_rows()
+    except DataError as err:
+        raise UsageError(f"the dataset does not load: {err}") from None
+    if getattr(args, "gpu", None):
+        try:
+            key = catalog.resolve_gpu(args.gpu).key
+        except catalog.UnknownName as err:
+            raise UsageError(str(err)) from None
+        rows = [r for r in rows if r.gpu == key]
+    if getattr(args, "model", None):
+        needle = args.model.lower()
+        try:
+            hub = catalog.resolve_model(args.model).hub_id.lower()
+            known = catalog.resolve_model(args.model).key
+        except catalog.UnknownName:
+            hub, known = None, None
+        rows = [
+            r for r in rows
+            if needle in r.model_id.lower()
+            or (hub is not None and _same_model(r.model_id, hub, known))
+        ]
+    if getattr(args, "precision", None):
+        prec = args.precision.lower()
+        if prec not in PRECISIONS:
+            raise UsageError(f"unknown precision '{args.precision}'. Accepted: {', '.join(PRECISIONS)}.")
+        rows = [r for r in rows if r.precision == prec]
+    if getattr(args, "source", None):
+        rows = [r for r in rows if args.source.lower() in r.source.lower()]
+    if getattr(args, "kind", None):
+        rows = [r for r in rows if r.kind == args.kind]
+    if getattr(args, "task", None):
+        rows = [r for r in rows if r.task == args.task]
+    return rows
+
+
+def _same_model(model_id: str, hub: str, key: str | None) -> bool:
+    from measurements import catalog
+
+    if model_id.lower() == hub:
+        return True
+    arch = catalog.model_by_hub_id(model_id)
+    return arch is not None and arch.key == key
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = _filtered(args)
+    if args.format == "json":
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False))
+        return 0
+    if args.format == "markdown":
+        print("| " + " | ".join(LIST_COLUMNS) + " |")
+        print("|" + "---|" * len(LIST_COLUMNS))
+        for r in rows:
+            print("| " + " | ".join(_fmt(getattr(r, c)) for c in LIST_COLUMNS) + " |")
+        print(f"\n{len(rows)} rows")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"Measurements ({len(rows)} rows)", show_lines=False)
+    for c in LIST_COLUMNS:
+        t.add_column(c, overflow="fold", justify="right" if c in LIST_COLUMNS[5:] else "left")
+    for r in rows:
+        t.add_row(*(_fmt(getattr(r, c)) for c in LIST_COLUMNS))
+    Console().print(t)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from measurements.store import load_rows
+
+    rows = {r.id: r for r in load_rows()}
+    row = rows.get(args.id)
+    if row is None:
+        import difflib
+
+        near = difflib.get_close_matches(args.id, list(rows), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(near)}?" if near else " `ecolobster data list` shows the ids."
+        raise UsageError(f"no row with id '{args.id}'.{hint}")
+    data = row.model_dump(mode="json")
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif args.format == "markdown":
+        print(f"### {row.id}\n\n| field | value |\n|---|---|")
+        for k, v in data.items():
+            if v not in (None, ""):
+                print(f"| {k} | {v} |")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=row.id, show_header=False)
+        t.add_column("field", style="bold")
+        t.add_column("value", overflow="fold")
+        for k, v in data.items():
+            if v not in (None, ""):
+                t.add_row(k, str(v))
+        Console().print(t)
+    return 0
+
+
+def validate_all() -> tuple[dict[str, int], list[str], list[str]]:
+    """Counts of what loaded, hard errors, and warnings (e.g. skipped local lines)."""
+    from measurements import catalog
+    from measurements.store import DataError, load_rows
+
+    counts: dict[str, int] = {}
+    errors: list[str] = []
+    problems: list[str] = []
+    try:
+        rows = load_rows(problems=problems)
+        counts["rows"] = len(rows)
+        counts["measured"] = sum(r.kind == "measured" for r in rows)
+        counts["simulated"] = sum(r.kind == "simulated" for r in rows)
+    except DataError as err:
+        errors.append(str(err))
+        rows = []
+    for name, fn in (("gpus", catalog.gpus), ("models", catalog.models), ("regions", catalog.regions),
+                     ("factors", catalog.factors), ("gpu_prices", catalog.gpu_prices)):
+        try:
+            counts[name] = len(fn())
+        except (DataError, FileNotFoundError) as err:
+            errors.append(f"catalog {name}: {err}")
+    if "gpus" in counts:
+        known = {g.key for g in catalog.gpus()}
+        for r in rows:
+            if r.gpu not in known:
+                errors.append(f"row '{r.id}': gpu '{r.gpu}' is not in the GPU catalog")
+    if "gpus" in counts and "gpu_prices" in counts:
+        known = {g.key for g in catalog.gpus()}
+        errors.extend(f"gpu_prices.csv: gpu '{p.gpu}' is not in the GPU catalog"
+                      for p in catalog.gpu_prices() if p.gpu not in known)
+    return counts, errors, problems
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    counts, errors, problems = validate_all()
+    if args.format == "json":
+        print(json.dumps({"ok": not errors, "counts": counts, "errors": errors, "warnings": problems}, indent=2))
+    else:
+        for e in errors:
+            print(f"ERROR {e}", file=sys.stderr)
+        for p in problems:
+            print(f"warning: {p}", file=sys.stderr)
+        summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+        print(("dataset OK: " if not errors else "dataset has errors: ") + summary)
+    return 1 if errors else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from measurements.schema import MeasurementRow
+
+    rows = _filtered(args)
+    records = [r.model_dump(mode="json") for r in rows]
+    if args.format == "json":
+        json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(records, columns=list(MeasurementRow.model_fields))
+    frame.to_csv(sys.stdout, index=False)
+    return 0

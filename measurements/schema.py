@@ -1,0 +1,195 @@
+"""The contract between the engine and the advisor: a measurement row and the catalog entries.
+
+Every field has a unit in its name or its description. CSV files may carry any subset of the
+optional columns; an empty cell means "not known" (None).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Precision = Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure"]
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure")
+Kind = Literal["measured", "simulated", "derived"]
+Task = Literal["inference", "finetune"]
+Weights = Literal["real", "synthetic"]
+FinetuneMethod = Literal["full", "lora", "qlora"]
+
+
+class MeasurementRow(BaseModel):
+    """One measured (or simulated, or derived) configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=3, pattern=r"^[A-Za-z0-9._:+-]+$", description="stable identifier")
+    source: str = Field(min_length=3, description="where the figures come from (file, table, run)")
+    kind: Kind
+    task: Task
+    gpu: str = Field(min_length=1, description="GPU catalog key")
+    gpu_count: int = Field(default=1, ge=1)
+    model_id: str = Field(min_length=1, description="hub id of the model")
+    params_b: float = Field(gt=0, description="total parameters, billions")
+    weights: Weights = "real"
+    precision: Precision
+    batch_size: int = Field(ge=1)
+    prompt_tokens: int | None = Field(default=None, ge=1)
+    gen_tokens: int | None = Field(default=None, ge=1)
+
+    throughput_tok_s: float | None = Field(default=None, gt=0, description="generated (or trained) tokens/s")
+    throughput_std: float | None = Field(default=None, ge=0)
+    prefill_ms: float | None = Field(default=None, ge=0, description="time to first token, ms")
+    decode_tok_s: float | None = Field(default=None, gt=0, description="decode-only throughput")
+    power_w: float | None = Field(default=None, gt=0, description="mean board power while running, W")
+    idle_power_w: float | None = Field(default=None, ge=0)
+    energy_j_per_1k_tok: float | None = Field(default=None, gt=0, description="gross J per 1,000 tokens")
+    energy_std: float | None = Field(default=None, ge=0)
+    energy_ci95: float | None = Field(default=None, ge=0, description="half-width of the 95% CI")
+    energy_net_j_per_1k_tok: float | None = Field(default=None, ge=0, description="net of idle power")
+    energy_method: str | None = Field(default=None, description="nvml_counter | power_sampler | reported")
+    gpu_mem_gb: float | None = Field(default=None, gt=0)
+    n_runs: int | None = Field(default=None, ge=1)
+
+    torch_version: str | None = None
+    transformers_version: str | None = None
+    bitsandbytes_version: str | None = None
+    torchao_version: str | None = None
+    peft_version: str | None = None
+    cuda_version: str | None = None
+    driver_version: str | None = None
+    nightly_build: bool = False
+    measured_on: dt.date | None = None
+    notes: str = ""
+
+    # fine-tuning
+    method: FinetuneMethod | None = None
+    lora_rank: int | None = Field(default=None, ge=1)
+    seq_len: int | None = Field(default=None, ge=1)
+    grad_checkpointing: bool | None = None
+    optimizer: str | None = None
+    step_time_s: float | None = Field(default=None, gt=0)
+    energy_j_per_step: float | None = Field(default=None, gt=0)
+    peak_mem_alloc_gb: float | None = Field(default=None, gt=0)
+    peak_mem_reserved_gb: float | None = Field(default=None, gt=0)
+    peak_mem_nvml_gb: float | None = Field(default=None, gt=0)
+    run_energy_wh: float | None = Field(default=None, gt=0, description="whole run, Wh")
+    run_duration_h: float | None = Field(default=None, gt=0)
+    tokens_processed: int | None = Field(default=None, ge=1)
+    trace_file: str | None = None
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_hint(cls, v: object) -> object:
+        if isinstance(v, str) and v.strip().lower() == "int8":
+            raise ValueError("'int8' is ambiguous: use int8_mixed (threshold 6.0) or int8_pure (threshold 0.0)")
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> MeasurementRow:
+        if self.task == "finetune" and self.method is None:
+            raise ValueError("fine-tuning rows need 'method' (full, lora or qlora)")
+        # An inference measurement without energy is allowed (CPU runs), but must say why.
+        if (self.task == "inference" and self.energy_j_per_1k_tok is None and self.kind == "measured"
+                and "energy unavailable" not in self.notes.lower()):
+            raise ValueError("measured inference rows need energy_j_per_1k_tok or a note 'energy unavailable'")
+        return self
+
+    @property
+    def is_evidence(self) -> bool:
+        """Simulated rows are kept for the record and never used as evidence."""
+        return self.kind != "simulated"
+
+
+class GPU(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    aliases: tuple[str, ...] = ()
+    architecture: str
+    compute_capability: str = Field(pattern=r"^\d+\.\d+$")
+    vram_gb: float = Field(gt=0, le=1024)
+    mem_bandwidth_gbs: float = Field(gt=0, le=20000)
+    tdp_w: float = Field(gt=0, le=2000)
+    idle_power_w: float = Field(gt=0, le=200)
+    fp16_tflops: float = Field(gt=0, le=5000, description="dense FP16 tensor TFLOPS")
+    bf16_tflops: float | None = Field(default=None, ge=0, le=5000)
+    int8_tops: float | None = Field(default=None, ge=0, le=10000)
+    fp8_support: bool
+    bf16_support: bool
+    segment: Literal["consumer", "datacenter", "workstation"]
+    source: str = Field(min_length=3)
+    notes: str = ""
+
+
+class ModelArch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=r"^[a-z0-9_.-]+$")
+    hub_id: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    name: str
+    aliases: tuple[str, ...] = ()
+    model_type: str = Field(description="transformers model_type, e.g. qwen2, llama, mistral")
+    params_b: float = Field(gt=0)
+    active_params_b: float = Field(gt=0)
+    layers: int = Field(ge=1)
+    hidden: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1)
+    intermediate: int = Field(ge=1)
+    vocab: int = Field(ge=1)
+    tied_embeddings: bool
+    context_length: int = Field(ge=1)
+    num_experts: int | None = Field(default=None, ge=1)
+    experts_per_token: int | None = Field(default=None, ge=1)
+    source: str = Field(min_length=3)
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ModelArch:
+        if self.heads % self.kv_heads:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+        if self.active_params_b > self.params_b:
+            raise ValueError("active_params_b cannot exceed params_b")
+        return self
+
+
+class Region(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    aliases: tuple[str, ...] = ()
+    kind: Literal["grid", "cloud"]
+    price_usd_kwh: float = Field(gt=0, le=2)
+    grid_gco2_kwh: float = Field(ge=0, le=1500)
+    price_source: str = Field(min_length=3)
+    carbon_source: str = Field(min_length=3)
+    notes: str = ""
+
+
+class Factor(BaseModel):
+    """A named constant used in answers (PUE, equivalences, conversions), with its source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=r"^[a-z0-9_]+$")
+    value: float
+    unit: str
+    description: str
+    source: str = Field(min_length=3)
+
+
+class GPUPrice(BaseModel):
+    """Hourly rental price of a GPU, for cost of fine-tuning runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gpu: str
+    provider: str
+    usd_per_hour: float = Field(gt=0, le=200)
+    as_of: dt.date
+    source: str = Field(min_length=3)
