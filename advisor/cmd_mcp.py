@@ -1,0 +1,64 @@
+"""`ecolobster mcp`: serve EcoLobster's tools to AI agents over the Model Context Protocol (stdio)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from advisor.cli import UsageError
+
+MCP_REQUIREMENT = "mcp>=2.3,<3"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mcp",
+        help="serve the advisor as MCP tools over stdio (for Claude Desktop, Claude Code and other agents)",
+        description="Serve EcoLobster as a Model Context Protocol server over stdio. An MCP client starts "
+                    "this command; it is not meant to be typed. The audit tool reads files only under --root.",
+    )
+    p.add_argument("--root", default=".", metavar="DIR",
+                   help="the only directory tree the audit tool may read (default: the current directory)")
+    p.add_argument("--list-tools", action="store_true",
+                   help="print the tools (names, descriptions, input schemas) and exit instead of serving")
+    p.add_argument("--format", choices=["json", "markdown"], default="markdown",
+                   help="output format of --list-tools (default: markdown)")
+    p.set_defaults(handler=cmd_mcp)
+
+
+def _check_sdk() -> None:
+    try:
+        from importlib.metadata import version
+
+        import mcp.server.lowlevel  # noqa: F401
+        major = int(version("mcp").split(".")[0])
+    except Exception:  # noqa: BLE001 - any failure here means the extra is missing or broken
+        raise UsageError(f"the MCP server needs the optional extra: pip install 'ecolobster[mcp]' ({MCP_REQUIREMENT})") \
+            from None
+    if major < 2:
+        raise UsageError(f"the installed mcp SDK is {version('mcp')}; the server needs {MCP_REQUIREMENT}: "
+                         "pip install -U 'ecolobster[mcp]'")
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from advisor import mcp_server
+
+    root = Path(args.root).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"--root '{args.root}' is not a directory")
+    if args.list_tools:
+        specs = mcp_server.tool_specs()
+        if args.format == "json":
+            print(json.dumps([{"name": s.name, "title": s.title, "description": s.description,
+                               "input_schema": s.input_model.model_json_schema()} for s in specs],
+                             indent=2, ensure_ascii=False))
+        else:
+            print(f"EcoLobster MCP tools (root: {root.resolve()})\n")
+            for s in specs:
+                fields = ", ".join(s.input_model.model_fields)
+                print(f"- **{s.name}** ({fields}): {s.description}")
+        return 0
+    _check_sdk()
+    mcp_server.serve(root)
+    return 0

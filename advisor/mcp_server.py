@@ -1,0 +1,493 @@
+"""EcoLobster as a Model Context Protocol server, so AI agents call it as a tool.
+
+`ecolobster mcp [--root DIR]` serves these tools over stdio (the official `mcp` SDK, optional
+extra `ecolobster[mcp]`): optimize, compare, estimate, diagnose, ask, audit, plan_finetune,
+query_measurements, and benchmark where the engine is installed and a CUDA GPU is present.
+
+Every tool takes a typed input (a pydantic model with `extra="forbid"`, so its JSON Schema
+reaches the agent and unknown fields are refused) and returns the Answer twice: as structured
+content (the Answer JSON, validated by the client against the tool's output schema) and as
+text (a Markdown rendering, then the same JSON, for clients that only read text).
+
+Bad input never takes the server down: malformed or oversized arguments, unknown tools, paths
+outside the root and failures inside a protocol come back as an error result (`isError`) that
+names what was wrong and what is accepted; the server goes on serving.
+
+The input models and `tool_specs()` import nothing from `mcp`, so `ecolobster schema` can show
+them on an install without the extra.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from advisor.answer import Answer, Citation, Provenance, Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mcp.server.lowlevel import Server
+
+log = logging.getLogger("ecolobster.mcp")
+
+SERVER_NAME = "ecolobster"
+
+# Size limits: policy against runaway input from an agent, not measured figures. A question is a
+# few sentences; a pasted source file a few thousand lines; a whole call a megabyte of JSON.
+MAX_TEXT_CHARS = 4_000
+MAX_CODE_CHARS = 200_000
+MAX_NAME_CHARS = 200
+MAX_PATH_CHARS = 4_096
+MAX_ARGUMENTS_BYTES = 1_000_000
+MAX_AUDIT_FILES = 500
+MAX_FILE_BYTES = 1_000_000
+MAX_ROWS = 500
+DEFAULT_ROWS = 50
+
+# Directories an audit of a folder never walks into: environments, caches and VCS data, not the
+# user's code.
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", "node_modules", "__pycache__",
+                       ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", "build", "dist",
+                       "site-packages"})
+AUDIT_SUFFIXES = (".py", ".ipynb")
+
+INSTRUCTIONS = (
+    "EcoLobster answers energy, cost and CO2 questions about running or fine-tuning LLMs on GPUs "
+    "from measured data. Every tool returns an Answer: `mood` (green/yellow/orange/red/gray) is the "
+    "waste against the best alternative, `alerts` are known energy traps with fixes, `tables` and "
+    "`costs` hold the figures, `provenance` says how each group of figures was obtained (tier "
+    "measured / interpolated / extrapolated / simulated / none) and `citations` name the rows and "
+    "sources. Pass on only figures that appear in a tool's output, each with its provenance tier; "
+    "never fill a gap with a number of your own: say the data does not cover it, or run "
+    "`benchmark` where that tool is offered."
+)
+
+
+class ToolError(Exception):
+    """A problem with a tool call that the caller can fix; its text is the error result."""
+
+
+# --------------------------------------------------------------------------------------------
+# Tool inputs
+# --------------------------------------------------------------------------------------------
+
+class ToolInput(BaseModel):
+    """Base of every tool input: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+Lang = Literal["en", "zh"]
+ShortText = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+
+
+class AskInput(ToolInput):
+    """A free-text question, in English or Chinese, as a person would type it."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS,
+                      description="the question, e.g. 'greenest way to serve mistral-7b on a 4090D, 10k requests/day'")
+    lang: Lang | None = Field(default=None, description="answer language; detected from the text when omitted")
+
+
+class AuditInput(ToolInput):
+    """Code to audit for energy traps: a path under the server's root, or the code itself."""
+
+    path: str | None = Field(default=None, min_length=1, max_length=MAX_PATH_CHARS,
+                             description="a .py/.ipynb file or a folder, relative to the server's root "
+                                         "(or absolute inside it); never read outside the root")
+    code: str | None = Field(default=None, min_length=1, max_length=MAX_CODE_CHARS,
+                             description="Python source to audit, when the code is not on disk")
+    filename: str | None = Field(default=None, max_length=MAX_NAME_CHARS,
+                                 description="name to report findings under when `code` is given")
+    gpu: str | None = Field(default=None, max_length=MAX_NAME_CHARS,
+                            description="the GPU the code runs on (key or alias), for data-backed impact")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AuditInput:
+        if (self.path is None) == (self.code is None):
+            raise ValueError("give exactly one of 'path' (a file or folder under the root) or 'code' (source text)")
+        if self.filename is not None and self.code is None:
+            raise ValueError("'filename' only goes with 'code'")
+        return self
+
+
+class QueryMeasurementsInput(ToolInput):
+    """Filters over the measurement rows behind every answer (shipped and locally measured)."""
+
+    gpu: str | None = Field(default=None, max_length=MAX_NAME_CHARS, description="GPU key or alias, e.g. 4090d, a800")
+    model: str | None = Field(default=None, max_length=MAX_NAME_CHARS,
+                              description="model key, alias or hub id (a substring of the hub id also matches)")
+    precision: Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure"] | None = None
+    kind: Literal["measured", "simulated", "derived"] | None = Field(
+        default=None, description="simulated rows are kept for the record and are never evidence")
+    task: Literal["inference", "finetune"] | None = None
+    limit: int = Field(default=DEFAULT_ROWS, ge=1, le=MAX_ROWS, description="most rows to return")
+
+
+# --------------------------------------------------------------------------------------------
+# Tools
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    input_model: type[ToolInput]
+    run: Callable[[Any, ServerContext], Answer]
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """What a tool may touch: the root its file access is confined to."""
+
+    guard: PathGuard
+
+
+class PathGuard:
+    """Confines file access to one directory tree.
+
+    A path is refused when it names anything outside the root: `..` that climbs out, an absolute
+    path elsewhere, or a symlink (of the file or of a folder on the way) whose target lies
+    outside. The refusal does not say whether the outside path exists.
+    """
+
+    def __init__(self, root: Path | str):
+        given = Path(root).expanduser()
+        if not given.is_dir():
+            raise ToolError(f"root '{root}' is not a directory")
+        self.given = Path(os.path.abspath(given))
+        self.root = given.resolve(strict=True)
+
+    def _inside(self, p: Path) -> bool:
+        return p == self.root or p.is_relative_to(self.root)
+
+    def resolve(self, raw: str) -> Path:
+        if "\x00" in raw:
+            raise ToolError("path contains a NUL byte")
+        p = Path(raw)
+        lexical = Path(os.path.normpath(p if p.is_absolute() else self.given / p))
+        if not (lexical == self.given or lexical.is_relative_to(self.given) or self._inside(lexical)):
+            raise ToolError(self._refusal(raw))
+        try:
+            real = lexical.resolve(strict=True)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ToolError(f"no file or folder '{raw}' under the server's root {self.given}") from None
+        except (OSError, RuntimeError) as err:  # symlink loops, permissions
+            raise ToolError(f"cannot read '{raw}': {err.__class__.__name__}") from None
+        if not self._inside(real):
+            raise ToolError(self._refusal(raw))
+        return real
+
+    def _refusal(self, raw: str) -> str:
+        return (f"path '{raw}' is outside the server's root {self.given}; the audit tool reads only files "
+                "under it (start the server with `ecolobster mcp --root DIR` to choose another), "
+                "or pass the source as 'code'")
+
+    def source_files(self, real: Path) -> tuple[list[Path], list[str]]:
+        """The auditable files at `real` (a file, or a folder walked without following links), and
+        notes about what was skipped."""
+        if real.is_file():
+            if real.suffix not in AUDIT_SUFFIXES:
+                raise ToolError(f"'{real.name}' is not a Python file; accepted: {', '.join(AUDIT_SUFFIXES)} files or a folder")
+            self._check_size(real)
+            return [real], []
+        files: list[Path] = []
+        skipped: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(real, followlinks=False):
+            here = Path(dirpath)
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                if not name.endswith(AUDIT_SUFFIXES):
+                    continue
+                f = here / name
+                target = f.resolve()
+                if not self._inside(target):
+                    skipped.append(f"{f.relative_to(self.root)}: a link to outside the root, not read")
+                    continue
+                if f.stat().st_size > MAX_FILE_BYTES:
+                    skipped.append(f"{f.relative_to(self.root)}: larger than {MAX_FILE_BYTES:,} bytes, not read")
+                    continue
+                files.append(target)
+                if len(files) > MAX_AUDIT_FILES:
+                    raise ToolError(f"'{real.relative_to(self.root) or '.'}' holds more than {MAX_AUDIT_FILES} "
+                                    "Python files; audit a smaller folder")
+        if not files:
+            raise ToolError(f"no {'/'.join(AUDIT_SUFFIXES)} files under '{real}'")
+        return files, skipped
+
+    def _check_size(self, f: Path) -> None:
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise ToolError(f"'{f.name}' is larger than {MAX_FILE_BYTES:,} bytes; audit a smaller file")
+
+
+def _tool_ask(inp: AskInput, ctx: ServerContext) -> Answer:
+    from advisor.api import ask
+
+    answer, _context = ask(inp.text, context=None, lang=inp.lang)
+    return answer
+
+
+def _tool_audit(inp: AuditInput, ctx: ServerContext) -> Answer:
+    if inp.code is not None:
+        from advisor.protocols.audit import audit_code
+
+        return audit_code(inp.code, filename=inp.filename or "<code>", gpu=inp.gpu)
+    assert inp.path is not None
+    # The guard runs before anything is read: a refused path never reaches the auditor.
+    real = ctx.guard.resolve(inp.path)
+    files, skipped = ctx.guard.source_files(real)
+    from advisor.protocols.audit import audit_paths
+
+    answer = audit_paths([str(f) for f in files], gpu=inp.gpu)
+    if skipped:
+        answer = answer.model_copy(update={"warnings": [*answer.warnings, *skipped]})
+    return answer
+
+
+def _row_tier(kind: str) -> tuple[str, str, str]:
+    """(tier, method, confidence) of a row kind, for the Answer's provenance."""
+    if kind == "measured":
+        return "measured", "measured", "high"
+    if kind == "simulated":
+        return "simulated", "simulated (kept for the record, never evidence)", "low"
+    return "extrapolated", "derived from other rows (the row's notes name the method)", "low"
+
+
+ROW_COLUMNS = ("id", "kind", "gpu", "model_id", "precision", "batch_size", "throughput_tok_s",
+               "power_w", "energy_j_per_1k_tok", "source")
+
+
+def _tool_query_measurements(inp: QueryMeasurementsInput, ctx: ServerContext) -> Answer:
+    import argparse
+
+    from advisor.cli import UsageError
+    from advisor.cmd_data import _filtered
+
+    ns = argparse.Namespace(gpu=inp.gpu, model=inp.model, precision=inp.precision, source=None,
+                            kind=inp.kind, task=inp.task)
+    try:
+        rows = _filtered(ns)
+    except UsageError as err:
+        raise ToolError(str(err)) from None
+    shown = rows[: inp.limit]
+    filters = {k: v for k, v in inp.model_dump().items() if v is not None and k != "limit"}
+    table = Table(
+        title="Measurement rows",
+        columns=list(ROW_COLUMNS),
+        rows=[[getattr(r, c) for c in ROW_COLUMNS] for r in shown],
+        notes=[f"{len(shown)} of {len(rows)} matching rows" + (f" (limit {inp.limit})" if len(rows) > len(shown) else "")],
+    )
+    provenance = []
+    for kind in ("measured", "derived", "simulated"):
+        ids = [r.id for r in shown if r.kind == kind]
+        if ids:
+            tier, method, confidence = _row_tier(kind)
+            provenance.append(Provenance(subject=f"{len(ids)} {kind} row(s)", tier=tier, method=method,  # type: ignore[arg-type]
+                                         confidence=confidence, row_ids=ids))  # type: ignore[arg-type]
+    counts = {k: sum(r.kind == k for r in rows) for k in ("measured", "derived", "simulated")}
+    headline = (f"{len(rows)} row(s) match: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)) if rows \
+        else "no rows match these filters"
+    return Answer(
+        protocol="data",
+        title="Measurements",
+        query=filters,
+        mood="gray",
+        headline=headline,
+        tables=[table] if shown else [],
+        provenance=provenance,
+        citations=[Citation(kind="row", ref=r.id, detail=r.source) for r in shown],
+        warnings=[] if rows else ["no rows match; `query_measurements` with fewer filters lists what the data covers"],
+        extra={"rows": [r.model_dump(mode="json") for r in shown], "total": len(rows), "returned": len(shown)},
+    )
+
+
+def tool_specs(include_benchmark: bool | None = None) -> list[ToolSpec]:
+    """The tools this server offers; `benchmark` only when the engine and a CUDA GPU are there
+    (None: detect)."""
+    specs = [
+        ToolSpec("ask", "Ask EcoLobster",
+                 "Answer a free-text question (English or Chinese) about the energy, cost or CO2 of running or "
+                 "fine-tuning an LLM on a GPU; routes to optimize/compare/estimate/diagnose/plan.",
+                 AskInput, _tool_ask),
+        ToolSpec("audit", "Audit code for energy traps",
+                 "Statically audit Python code (never executed) for known LLM energy traps: a file or folder under "
+                 "the server's root, or the source text. Findings come with line, severity, fix and data-backed impact.",
+                 AuditInput, _tool_audit),
+        ToolSpec("query_measurements", "Query the measurements",
+                 "List the measurement rows behind every answer, filtered by GPU, model, precision, kind and task; "
+                 "each row carries its source, kind (measured/simulated/derived), software versions and spread.",
+                 QueryMeasurementsInput, _tool_query_measurements),
+    ]
+    return specs
+
+
+# --------------------------------------------------------------------------------------------
+# Calling a tool (no MCP types here, so it is testable on its own)
+# --------------------------------------------------------------------------------------------
+
+def describe_validation_error(tool: str, model: type[BaseModel], err: ValidationError) -> str:
+    accepted = ", ".join(model.model_fields)
+    lines = [f"invalid arguments for tool '{tool}':"]
+    for e in err.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(arguments)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"- '{where}': unknown field (accepted: {accepted})")
+        elif e["type"] == "missing":
+            lines.append(f"- '{where}': required")
+        else:
+            lines.append(f"- '{where}': {e['msg']}")
+    return "\n".join(lines)
+
+
+@dataclass
+class Outcome:
+    answer: Answer
+    is_error: bool
+
+
+def error_answer(tool: str, message: str) -> Answer:
+    return Answer(protocol="error", title=f"{tool}: error", mood="gray", headline=message.splitlines()[0],
+                  errors=[message])
+
+
+def call_tool(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: ServerContext) -> Outcome:
+    """Validate `arguments`, run the tool, and turn every failure into an error Outcome."""
+    spec = specs.get(name)
+    if spec is None:
+        return Outcome(error_answer(name, f"unknown tool '{name[:MAX_NAME_CHARS]}'; tools: {', '.join(specs)}"), True)
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        return Outcome(error_answer(name, f"arguments for '{name}' must be a JSON object"), True)
+    try:
+        size = len(json.dumps(arguments, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return Outcome(error_answer(name, f"arguments for '{name}' are not plain JSON"), True)
+    if size > MAX_ARGUMENTS_BYTES:
+        return Outcome(error_answer(name, f"arguments for '{name}' are {size:,} bytes; the limit is "
+                                          f"{MAX_ARGUMENTS_BYTES:,}"), True)
+    try:
+        inp = spec.input_model.model_validate(arguments)
+    except ValidationError as err:
+        return Outcome(error_answer(name, describe_validation_error(name, spec.input_model, err)), True)
+    try:
+        answer = spec.run(inp, ctx)
+    except ToolError as err:
+        return Outcome(error_answer(name, str(err)), True)
+    except Exception as err:  # noqa: BLE001 - one failing call must not take the server down
+        known = _known_error(err)
+        if known is not None:
+            return Outcome(error_answer(name, known), True)
+        log.error("tool %s failed:\n%s", name, traceback.format_exc())
+        return Outcome(error_answer(name, f"internal error in '{name}': {err.__class__.__name__}: {err}"), True)
+    return Outcome(answer, answer.protocol == "error")
+
+
+def _known_error(err: Exception) -> str | None:
+    """Errors other modules raise for bad user input, which carry a message meant for the user."""
+    names = {c.__name__ for c in type(err).__mro__}
+    if "QueryError" in names:
+        errors = getattr(err, "errors", None) or [str(err)]
+        return "; ".join(str(e) for e in errors)
+    if names & {"UnknownName", "UsageError", "DataError"}:
+        return str(err)
+    return None
+
+
+def render_markdown(answer: Answer) -> str:
+    from advisor.render import to_markdown
+
+    return to_markdown(answer)
+
+
+# --------------------------------------------------------------------------------------------
+# The MCP server
+# --------------------------------------------------------------------------------------------
+
+def answer_output_schema() -> dict[str, Any]:
+    return Answer.model_json_schema(mode="serialization")
+
+
+def build_server(root: Path | str, include_benchmark: bool | None = None) -> Server:
+    import anyio
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+
+    ctx = ServerContext(guard=PathGuard(root))
+    specs = {s.name: s for s in tool_specs(include_benchmark)}
+    output_schema = answer_output_schema()
+    tools = [
+        types.Tool(
+            name=s.name,
+            title=s.title,
+            description=s.description,
+            input_schema=s.input_model.model_json_schema(),
+            output_schema=output_schema,
+            annotations=types.ToolAnnotations(title=s.title, read_only_hint=s.read_only,
+                                              destructive_hint=False, open_world_hint=False),
+        )
+        for s in specs.values()
+    ]
+
+    async def on_list_tools(_ctx: Any, _params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=tools)
+
+    async def on_call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        # Protocol code is synchronous; a worker thread keeps the server answering (pings,
+        # cancellations) meanwhile. A cancelled call is abandoned, not waited for.
+        outcome = await anyio.to_thread.run_sync(
+            call_tool, specs, params.name, params.arguments, ctx, abandon_on_cancel=True)
+        data = outcome.answer.model_dump(mode="json")
+        text = outcome.answer.errors[0] if outcome.is_error and outcome.answer.errors else None
+        if text is None:
+            try:
+                text = render_markdown(outcome.answer)
+            except Exception:  # noqa: BLE001 - the JSON still carries the whole answer
+                log.error("Markdown rendering failed:\n%s", traceback.format_exc())
+                text = outcome.answer.headline or outcome.answer.title
+        content = [types.TextContent(type="text", text=text),
+                   types.TextContent(type="text", text=json.dumps(data, ensure_ascii=False))]
+        return types.CallToolResult(content=content, structured_content=data, is_error=outcome.is_error)
+
+    return Server(
+        SERVER_NAME,
+        version=_version(),
+        title="EcoLobster",
+        instructions=INSTRUCTIONS,
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ecolobster")
+    except PackageNotFoundError:
+        return "0"
+
+
+def serve(root: Path | str, include_benchmark: bool | None = None) -> None:
+    """Serve over stdio until the client closes the connection."""
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    server = build_server(root, include_benchmark)
+
+    async def main() -> None:
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="ecolobster-mcp: %(message)s")
+    anyio.run(main)
