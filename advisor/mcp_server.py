@@ -132,6 +132,89 @@ class QueryMeasurementsInput(ToolInput):
     limit: int = Field(default=DEFAULT_ROWS, ge=1, le=MAX_ROWS, description="most rows to return")
 
 
+Precision = Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure"]
+UseCase = Literal["production_api", "interactive_chat", "offline_batch"]
+Symptom = Literal["slow", "high_bill", "high_power", "high_energy", "oom"]
+MAX_LIST = 16
+
+
+class _Config(ToolInput):
+    """The configuration a question is about; every field is optional unless a tool says otherwise,
+    and what is left out is defaulted and listed in the answer's `defaults_applied`."""
+
+    model: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS,
+                              description="model key, alias or Hugging Face id, e.g. 'mistral-7b', "
+                                          "'Qwen/Qwen2.5-7B-Instruct'; an uncatalogued name must state its size ('my-13B')")
+    model_params_b: float | None = Field(default=None, gt=0, le=10_000,
+                                         description="parameters in billions, for a model not in the catalog")
+    gpu: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS,
+                            description="GPU key or alias, e.g. 'rtx4090d', '4090d', 'a800', 'rtx5090'")
+    precision: Precision | None = Field(default=None, description="weights format; int8_mixed is bitsandbytes "
+                                                                  "load_in_8bit's default, int8_pure sets threshold 0.0")
+    batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    prompt_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
+    gen_tokens: int | None = Field(default=None, ge=1, le=10_000_000, description="generated tokens per request")
+    use_case: UseCase | None = None
+    lang: Lang | None = Field(default=None, description="language of the answer's text (default en)")
+
+
+class _Workload(ToolInput):
+    """How much work, in the unit the user gave; give at most one volume."""
+
+    requests_per_day: float | None = Field(default=None, ge=0)
+    requests_per_month: float | None = Field(default=None, ge=0)
+    users_per_day: float | None = Field(default=None, ge=0)
+    tokens_per_day: float | None = Field(default=None, ge=0, description="generated tokens per day")
+    tokens_per_month: float | None = Field(default=None, ge=0, description="generated tokens per month")
+    job_tokens: float | None = Field(default=None, ge=0, description="a one-off job, in generated tokens")
+    characters: float | None = Field(default=None, ge=0, description="a one-off job of English text, in characters")
+    chinese_characters: float | None = Field(default=None, ge=0, description="a one-off job of Chinese text, in characters")
+    text_gb: float | None = Field(default=None, ge=0, description="a one-off job, in GB of English text")
+    hours_per_day: float | None = Field(default=None, gt=0, le=24)
+    region: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS,
+                               description="region key or alias for electricity price and grid carbon, e.g. 'us', 'eu', 'cn'")
+    price_usd_kwh: float | None = Field(default=None, gt=0, description="your electricity price; overrides the region's")
+    grid_gco2_kwh: float | None = Field(default=None, ge=0, description="your grid's gCO2/kWh; overrides the region's")
+    pue: float | None = Field(default=None, ge=1, le=10, description="data-centre overhead (1.0 = none)")
+
+
+class OptimizeInput(_Workload, _Config):
+    """The greenest configuration for a model on a GPU for a use."""
+
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS,  # type: ignore[assignment]
+                       description="model key, alias or Hugging Face id, e.g. 'mistral-7b'")
+
+
+class EstimateInput(_Workload, _Config):
+    """Energy, cost and CO2 of a workload, current configuration vs the optimized one."""
+
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS,  # type: ignore[assignment]
+                       description="model key, alias or Hugging Face id, e.g. 'mistral-7b'")
+
+
+class CompareInput(_Workload, _Config):
+    """Compare precisions, GPUs or batch sizes side by side."""
+
+    compare_axis: Literal["precision", "gpu", "batch_size", "model_size"] | None = Field(
+        default=None, description="what varies; inferred from the lists below when omitted")
+    compare_precisions: list[Precision] | None = Field(default=None, max_length=MAX_LIST,
+                                                       description="precisions to compare (default: all measured)")
+    compare_gpus: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]] | None = Field(
+        default=None, max_length=MAX_LIST, description="GPUs to compare")
+    compare_batch_sizes: list[Annotated[int, Field(ge=1, le=1_000_000)]] | None = Field(
+        default=None, max_length=MAX_LIST, description="batch sizes to compare")
+
+
+class DiagnoseInput(_Workload, _Config):
+    """What is wrong when inference is slow, power-hungry or expensive."""
+
+    symptoms: list[Symptom] | None = Field(default=None, max_length=MAX_LIST)
+    reported_tok_s: float | None = Field(default=None, gt=0, description="throughput the user observes, tokens/s")
+    reported_power_w: float | None = Field(default=None, gt=0, description="board power the user observes, W")
+    nightly: bool | None = Field(default=None, description="a nightly/pre-release torch build")
+    compiled: bool | None = Field(default=None, description="a compiled serving path (vLLM, SGLang, torch.compile)")
+
+
 # --------------------------------------------------------------------------------------------
 # Tools
 # --------------------------------------------------------------------------------------------
@@ -230,6 +313,17 @@ class PathGuard:
             raise ToolError(f"'{f.name}' is larger than {MAX_FILE_BYTES:,} bytes; audit a smaller file")
 
 
+def _run_protocol(protocol: str) -> Callable[[ToolInput, ServerContext], Answer]:
+    def run(inp: ToolInput, ctx: ServerContext) -> Answer:
+        from advisor.protocols import run as run_query
+        from advisor.query import from_fields
+
+        return run_query(from_fields(protocol, **inp.model_dump(exclude_none=True)))
+
+    run.__name__ = f"_tool_{protocol}"
+    return run
+
+
 def _tool_ask(inp: AskInput, ctx: ServerContext) -> Answer:
     from advisor.api import ask
 
@@ -315,6 +409,24 @@ def tool_specs(include_benchmark: bool | None = None) -> list[ToolSpec]:
     """The tools this server offers; `benchmark` only when the engine and a CUDA GPU are there
     (None: detect)."""
     specs = [
+        ToolSpec("optimize", "Greenest configuration",
+                 "The greenest (and cheapest) way to serve a model on a GPU for a use: ranked configurations "
+                 "(precision, batch size) with energy per 1k tokens, monthly kWh, cost and CO2, the traps to avoid "
+                 "and where every figure comes from.",
+                 OptimizeInput, _run_protocol("optimize")),
+        ToolSpec("compare", "Compare configurations",
+                 "Compare precisions, GPUs or batch sizes for a model side by side: throughput, energy per 1k "
+                 "tokens, change vs FP16, tokens per joule, memory, power, rank, and a recommendation.",
+                 CompareInput, _run_protocol("compare")),
+        ToolSpec("estimate", "Estimate energy, cost and CO2",
+                 "Energy (kWh), cost ($) and CO2 (kg) of a workload (requests, tokens, characters or GB of text per "
+                 "day/month or one-off), for the stated configuration and the optimized one, with the unit "
+                 "conversions shown.",
+                 EstimateInput, _run_protocol("estimate")),
+        ToolSpec("diagnose", "Diagnose slow or costly inference",
+                 "Why inference is slow, power-hungry or expensive: the matching known trap with its confidence, "
+                 "expected vs reported figures, fixes in priority order and how to verify them.",
+                 DiagnoseInput, _run_protocol("diagnose")),
         ToolSpec("ask", "Ask EcoLobster",
                  "Answer a free-text question (English or Chinese) about the energy, cost or CO2 of running or "
                  "fine-tuning an LLM on a GPU; routes to optimize/compare/estimate/diagnose/plan.",

@@ -1,0 +1,114 @@
+"""`ecolobster schema` prints JSON Schemas generated from the pydantic models; real output of the
+commands must validate against them (and a broken output must not)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import jsonschema
+import pytest
+
+from advisor import mcp_server
+from advisor.cli import main
+from measurements.store import load_rows
+
+
+def run_json(capsys, *argv: str):
+    capsys.readouterr()
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    assert rc == 0, f"ecolobster {' '.join(argv)} exited {rc}: {out.err}"
+    return json.loads(out.out)
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict:
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["schema"]) == 0
+    return json.loads(buf.getvalue())
+
+
+def validator(schema: dict) -> jsonschema.Draft202012Validator:
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_prints_every_schema_as_valid_draft_2020_12(schemas):
+    assert set(schemas) == {"outputs", "inputs"}
+    assert set(schemas["outputs"]) == {"answer", "measurement", "measurements"}
+    assert set(schemas["inputs"]) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)}
+    for group in schemas.values():
+        for name, schema in group.items():
+            assert schema["$schema"].endswith("2020-12/schema"), name
+            validator(schema)
+
+
+def test_one_schema_by_name_equals_the_full_listing(capsys, schemas):
+    assert run_json(capsys, "schema", "answer") == schemas["outputs"]["answer"]
+    assert run_json(capsys, "schema", "query-measurements") == schemas["inputs"]["query_measurements"]
+
+
+def test_unknown_name_is_refused_with_the_names(capsys):
+    assert main(["schema", "answr"]) == 2
+    err = capsys.readouterr().err
+    assert "no schema named 'answr'" in err and "Did you mean answer" in err and "measurements" in err
+
+
+def test_list_names_every_schema(capsys, schemas):
+    listed = run_json(capsys, "schema", "--list", "--format", "json")
+    assert {e["name"] for e in listed} == set(schemas["outputs"]) | set(schemas["inputs"])
+
+
+def test_data_commands_validate(capsys, schemas):
+    rows = run_json(capsys, "data", "list", "--format", "json")
+    assert len(rows) == len(load_rows())
+    validator(schemas["outputs"]["measurements"]).validate(rows)
+    one = run_json(capsys, "data", "show", rows[0]["id"], "--format", "json")
+    validator(schemas["outputs"]["measurement"]).validate(one)
+    exported = run_json(capsys, "data", "export", "--format", "json")
+    validator(schemas["outputs"]["measurements"]).validate(exported)
+
+
+def test_schema_catches_a_broken_answer(schemas):
+    v = validator(schemas["outputs"]["answer"])
+    ok = {"protocol": "data", "title": "t"}
+    v.validate(ok)
+    for bad in ({**ok, "mood": "purple"}, {**ok, "surprise": 1}, {"title": "no protocol"},
+                {**ok, "provenance": [{"subject": "s", "tier": "guessed", "method": "m", "confidence": "high"}]},
+                {**ok, "costs": [{"label": "x", "kwh": -1, "usd": 0, "kg_co2": 0}]}):
+        assert list(v.iter_errors(bad)), bad
+
+
+def test_input_schemas_agree_with_the_models(schemas):
+    """What the schema accepts the model accepts, and unknown fields fail both."""
+    for spec in mcp_server.tool_specs(include_benchmark=True):
+        v = validator(schemas["inputs"][spec.name])
+        sample = SAMPLES.get(spec.name)
+        if sample is None:
+            continue
+        v.validate(sample)
+        spec.input_model.model_validate(sample)
+        extra = {**copy.deepcopy(sample), "unexpected": True}
+        assert list(v.iter_errors(extra))
+        with pytest.raises(ValueError):
+            spec.input_model.model_validate(extra)
+
+
+SAMPLES = {
+    "ask": {"text": "greenest way to serve mistral-7b on a 4090d", "lang": "en"},
+    "audit": {"code": "import torch\n", "filename": "a.py", "gpu": "4090d"},
+    "query_measurements": {"gpu": "a800", "precision": "int8_pure", "limit": 5},
+    "optimize": {"model": "mistral-7b", "gpu": "4090d", "use_case": "interactive_chat", "requests_per_day": 1000},
+    "compare": {"model": "mistral-7b", "gpu": "rtx5090", "compare_precisions": ["fp16", "nf4", "int8_pure"]},
+    "estimate": {"model": "mistral-7b", "tokens_per_month": 1e8, "region": "eu"},
+    "diagnose": {"model": "mistral-7b", "precision": "int8_mixed", "symptoms": ["slow", "high_bill"]},
+}
+
+
+def test_every_tool_has_a_sample_here():
+    assert set(SAMPLES) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)} - {"benchmark", "plan_finetune"}
