@@ -117,6 +117,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_commands": "Commands:",
         "ask_usage": "Usage: {cmd} QUESTION (or just ask the question).",
         "no_answer_yet": "none yet",
+        "part_api": "Answering questions",
+        "part_audit": "The code auditor",
+        "part_render": "Rendering answers",
         "mood": "mood",
     },
     "zh": {
@@ -171,6 +174,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_commands": "命令：",
         "ask_usage": "用法：{cmd} 问题（也可以直接提问）。",
         "no_answer_yet": "暂无",
+        "part_api": "问答功能",
+        "part_audit": "代码审查功能",
+        "part_render": "回答的显示功能",
         "mood": "心情",
     },
 }
@@ -244,9 +250,49 @@ CONTEXT_LABELS: tuple[tuple[str, str], ...] = (
 )
 
 
-def msg(lang: str, key: str, **kw: Any) -> str:
-    table = MESSAGES.get(lang, MESSAGES["en"])
+def msg(language: str, key: str, **kw: Any) -> str:
+    table = MESSAGES.get(language, MESSAGES["en"])
     return table.get(key, MESSAGES["en"][key]).format(**kw)
+
+
+def cell_width(text: str) -> int:
+    """Terminal columns `text` takes: wide (CJK, emoji) characters take two, combining ones none."""
+    n = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        n += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return n
+
+
+_WRAP_TOKEN = re.compile(r"\s+|[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+")
+
+
+def wrap(text: str, width: int, indent: int | None = None) -> str:
+    """Wrap each line to `width` terminal columns; Chinese may break between any two characters.
+
+    Continuation lines are indented like the line they continue (plus the bullet, if any), or by
+    `indent` when given."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        if cell_width(line) <= width:
+            out.append(line)
+            continue
+        lead = len(line) - len(line.lstrip(" "))
+        hang = indent if indent is not None else lead + (2 if line.lstrip(" ").startswith("• ") else 0)
+        current, used = "", 0
+        for token in _WRAP_TOKEN.findall(line):
+            w = cell_width(token)
+            if used + w > width and current.strip():
+                out.append(current.rstrip())
+                current, used = " " * hang, hang
+                if token.isspace():
+                    continue
+            current += token
+            used += w
+        if current.strip():
+            out.append(current.rstrip())
+    return "\n".join(out)
 
 
 def env_lang() -> Lang:
@@ -451,7 +497,10 @@ class Chat:
 
     # ---- output -------------------------------------------------------------------------
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, *, wrapped: bool = True) -> None:
+        """Write a message of the chat's own, wrapped to the width (answers come pre-rendered)."""
+        if wrapped:
+            text = wrap(text.rstrip("\n"), self.width())
         self._write(text if text.endswith("\n") else text + "\n")
 
     def t(self, key: str, **kw: Any) -> str:
@@ -469,7 +518,7 @@ class Chat:
         lines = [msg(lang, "welcome"), "", msg(lang, "try")]
         lines += [f"  • {q}" for q in EXAMPLES[lang]]
         lines += ["", msg(lang, "tail")]
-        return "\n".join(lines) + "\n"
+        return wrap("\n".join(lines), self.width()) + "\n"
 
     @property
     def mood(self) -> str | None:
@@ -522,7 +571,7 @@ class Chat:
         except KeyboardInterrupt:
             raise
         except _NotReady as err:
-            self.say(self.t("not_ready", what=err.what, reason=err.reason))
+            self.say(self.t("not_ready", what=self.t(err.what), reason=err.reason))
         except Exception as err:  # the session survives any bug in one answer
             self.had_error = True
             self.say(self.t("internal_error", err=f"{type(err).__name__}: {err}"))
@@ -531,7 +580,7 @@ class Chat:
     # ---- answering ----------------------------------------------------------------------
 
     def _ask(self, text: str) -> None:
-        api = _need("advisor.api", "answering questions")
+        api = _need("advisor.api", "part_api")
         lang = self.state.lang if self.state.lang_forced else None
         answer, context = api.ask(text, self.state.context, lang=lang)
         if context is not None:
@@ -539,13 +588,13 @@ class Chat:
         self.show(answer)
 
     def _audit_code(self, code: str) -> None:
-        audit = _need("advisor.protocols.audit", "the code auditor")
+        audit = _need("advisor.protocols.audit", "part_audit")
         answer = audit.audit_code(code, filename="<pasted>", gpu=self._ctx("gpu"))
         self.show(answer)
 
     def show(self, answer: Any) -> None:
         """Render an Answer in the current format and remember it for /save and the toolbar."""
-        render = _need("advisor.render", "rendering answers")
+        render = _need("advisor.render", "part_render")
         lang = getattr(answer, "lang", None)
         if lang in LANGS and not self.state.lang_forced:
             self.state.lang = lang
@@ -554,7 +603,7 @@ class Chat:
         if getattr(answer, "protocol", None) == "error":
             self.had_error = True
         out = render.render(answer, self.state.fmt, width=self.width(), color=self.color)
-        self.say(out.rstrip("\n"))
+        self.say(out.rstrip("\n"), wrapped=False)
 
     def _ctx(self, slot: str) -> Any:
         return getattr(self.state.context, slot, None) if self.state.context is not None else None
@@ -579,11 +628,13 @@ class Chat:
 
     def _cmd_help(self, rest: str) -> bool:
         lang = self.state.lang
-        lines = [self.t("help_title"), "", self.t("help_commands")]
+        width = self.width()
+        lines = [wrap(self.t("help_title"), width), "", self.t("help_commands")]
         for c in COMMANDS:
             usage = f"{c.name} {c.args}".strip()
-            lines.append(f"  {usage:<28} {c.help_zh if lang == 'zh' else c.help_en}")
-        self.say("\n".join(lines))
+            line = f"  {usage:<28} {c.help_zh if lang == 'zh' else c.help_en}"
+            lines.append(wrap(line, width, indent=31))
+        self.say("\n".join(lines), wrapped=False)
         return True
 
     def _cmd_protocol(self, name: str, rest: str) -> bool:
@@ -627,7 +678,7 @@ class Chat:
             if not Path(p).exists():
                 self.say(self.t("audit_missing", path=p))
                 return True
-        audit = _need("advisor.protocols.audit", "the code auditor")
+        audit = _need("advisor.protocols.audit", "part_audit")
         self.show(audit.audit_paths(paths, gpu=self._ctx("gpu")))
         return True
 
@@ -706,7 +757,7 @@ class Chat:
         if self.state.last_answer is None:
             self.say(self.t("nothing_to_save"))
             return True
-        render = _need("advisor.render", "rendering answers")
+        render = _need("advisor.render", "part_render")
         path = Path(args[0]).expanduser()
         try:
             path.write_text(render.to_markdown(self.state.last_answer).rstrip("\n") + "\n", encoding="utf-8")
@@ -795,7 +846,8 @@ class Chat:
         if fmt == "json":
             import json
 
-            self.say(json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False))
+            self.say(json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False),
+                     wrapped=False)
             return
         rows = sorted(rows, key=lambda r: (r.gpu, r.model_id, r.precision, r.batch_size, r.id))
         # The id already names GPU, model, precision and batch; empty columns are left out.
@@ -828,8 +880,8 @@ class Chat:
             body = "\n".join(line.rstrip() for line in buf.getvalue().splitlines()).strip("\n")
             text = title + "\n" + body
         if len(rows) > len(shown):
-            text += "\n" + self.t("data_more", more=len(rows) - len(shown), args=flags)
-        self.say(text)
+            text += "\n" + wrap(self.t("data_more", more=len(rows) - len(shown), args=flags), self.width())
+        self.say(text, wrapped=False)
 
 
 class _NotReady(Exception):
@@ -839,7 +891,9 @@ class _NotReady(Exception):
 
 
 def _need(module: str, what: str) -> Any:
-    """Import a part of the advisor when it is first needed; a missing part is said plainly."""
+    """Import a part of the advisor when it is first needed; a missing part is said plainly.
+
+    `what` is the message key naming the part, so the user reads it in their language."""
     import importlib
 
     try:
@@ -996,7 +1050,8 @@ def completion_words() -> list[tuple[str, str]]:
         for m in catalog.models():
             words += [(m.hub_id.split("/", 1)[1], "model"), (m.key, "model"), (m.hub_id, "model")]
         for g in catalog.gpus():
-            words += [(g.key, "GPU"), (g.name.replace("NVIDIA ", ""), "GPU")]
+            words += [(g.key, "GPU"), (g.name.replace("NVIDIA ", "").replace("GeForce ", ""), "GPU")]
+            words += [(a, "GPU") for a in g.aliases if " " not in a]
     except Exception:
         try:
             from measurements.store import load_rows
@@ -1011,7 +1066,10 @@ def completion_words() -> list[tuple[str, str]]:
     except Exception:
         PRECISIONS = ()  # noqa: N806 - the same name as the schema's constant, on purpose
     words += [(p, "precision") for p in PRECISIONS]
-    return words
+    unique: dict[str, tuple[str, str]] = {}
+    for word, kind in words:  # "Qwen2.5-7B" and "qwen2.5-7b" complete the same thing: keep the first
+        unique.setdefault(word.lower(), (word, kind))
+    return list(unique.values())
 
 
 MOOD_STYLES: dict[str, str] = {
