@@ -1,0 +1,44 @@
+"""One call from a question to an answer: parse, run the protocol, add the voice.
+
+`ask()` never raises for bad text: a question it cannot use becomes an Answer with
+protocol="error", a gray mood and the reasons listed, so the chat, the CLI and the MCP server all
+handle it the same way.
+"""
+
+from __future__ import annotations
+
+from advisor.answer import Answer
+from advisor.query import Context, Query, QueryError, parse
+
+
+def error_answer(errors: list[str], lang: str = "en", text: str = "") -> Answer:
+    from advisor import persona
+
+    ans = Answer(protocol="error", title="I could not use that question" if lang != "zh" else "无法处理这个问题",
+                 lang="zh" if lang == "zh" else "en", mood="gray", errors=list(errors),
+                 query={"text": text} if text else {})
+    return persona.apply(ans, ans.lang)
+
+
+def answer_query(query: Query, lang: str | None = None) -> Answer:
+    """Run a parsed (or structured) query and add the voice."""
+    from advisor import persona
+    from advisor.protocols import run
+
+    ans = run(query)
+    return persona.apply(ans, lang or query.lang or "en")
+
+
+def ask(text: str, context: Context | None = None, lang: str | None = None) -> tuple[Answer, Context]:
+    """Answer a question in English or Chinese. Returns the answer and the context to pass with the
+    next question (follow-ups like "and on an A800?" reuse it)."""
+    try:
+        q = parse(text, context)
+    except QueryError as err:
+        from advisor.query import _detect_lang
+
+        lg = lang or _detect_lang(text if isinstance(text, str) else "")
+        return error_answer(err.errors, lg, text if isinstance(text, str) else ""), context or Context()
+    if lang:
+        q = q.model_copy(update={"lang": lang})
+    return answer_query(q, lang), q.to_context()

@@ -1,0 +1,107 @@
+"""`ecolobster ask "QUESTION"` and the structured forms `ecolobster optimize|compare|estimate|diagnose
+--model ... --gpu ...`. Imports stay inside the handlers so the command starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PROTOCOLS = ("optimize", "compare", "estimate", "diagnose")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("rich", "markdown", "json"), default="rich", help="output format (default rich)")
+    p.add_argument("--lang", choices=("en", "zh"), default=None, help="answer language (default: the question's)")
+    p.add_argument("--width", type=int, default=None, help="terminal width for rich output")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="ask a question in English or Chinese",
+                       description="Answer a free-text question, e.g. ecolobster ask \"greenest config for "
+                                   "Qwen2.5-7B on an RTX 4090D?\"")
+    p.add_argument("question", nargs="+", help="the question (quote it)")
+    _common(p)
+    p.set_defaults(handler=_ask)
+    for name in PROTOCOLS:
+        sp = sub.add_parser(name, help=f"{name.upper()} a configuration from flags",
+                            description=f"The {name.upper()} protocol with explicit parameters.")
+        sp.add_argument("--model", help="model: catalog name, hub id or '<name>-7B'")
+        sp.add_argument("--gpu", help="GPU (e.g. rtx4090d, a800, h100)")
+        sp.add_argument("--precision", help="fp16, bf16, fp32, fp8, nf4, int8_mixed, int8_pure")
+        sp.add_argument("--batch-size", type=str, help="1-64")
+        sp.add_argument("--prompt-tokens", type=str, help="input length in tokens")
+        sp.add_argument("--gen-tokens", type=str, help="generated tokens per request")
+        sp.add_argument("--requests-per-month", type=str)
+        sp.add_argument("--requests-per-day", type=str)
+        sp.add_argument("--users-per-day", type=str)
+        sp.add_argument("--tokens-per-month", type=str)
+        sp.add_argument("--region", help="e.g. us, china, eu, france, us_cloud")
+        sp.add_argument("--price", type=str, help="electricity price, USD/kWh")
+        sp.add_argument("--grid", type=str, help="grid carbon intensity, gCO2/kWh")
+        sp.add_argument("--pue", type=str)
+        sp.add_argument("--use-case", help="production_api, interactive_chat, offline_batch")
+        if name == "compare":
+            sp.add_argument("--axis", choices=("precision", "gpu", "batch_size", "model_size"), default=None)
+            sp.add_argument("--gpus", help="comma-separated GPUs to compare (axis gpu)")
+        if name == "diagnose":
+            sp.add_argument("--reported-tok-s", type=str, help="throughput you observe")
+            sp.add_argument("--reported-power-w", type=str, help="power you observe")
+            sp.add_argument("--nightly", action="store_true", help="a nightly/dev torch or torchao build")
+        _common(sp)
+        sp.set_defaults(handler=_structured, protocol=name)
+
+
+def _emit(answer, args) -> int:
+    from advisor.render import print_answer, render
+
+    if args.format == "rich" and args.width is None:
+        print_answer(answer, "rich")
+    else:
+        sys.stdout.write(render(answer, args.format, width=args.width or 100))
+        if args.format == "json":
+            sys.stdout.write("\n")
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from advisor.api import ask
+    from advisor.cli import UsageError
+
+    text = " ".join(args.question).strip()
+    answer, _ = ask(text, lang=args.lang)
+    if answer.protocol == "error":
+        if args.format != "rich":
+            _emit(answer, args)
+        raise UsageError("; ".join(answer.errors))
+    return _emit(answer, args)
+
+
+def _structured(args: argparse.Namespace) -> int:
+    from advisor.api import answer_query
+    from advisor.cli import UsageError
+    from advisor.query import QueryError, from_fields
+
+    fields = {
+        "model": args.model, "gpu": args.gpu, "precision": args.precision, "batch_size": args.batch_size,
+        "prompt_tokens": args.prompt_tokens, "gen_tokens": args.gen_tokens,
+        "requests_per_month": args.requests_per_month, "requests_per_day": args.requests_per_day,
+        "users_per_day": args.users_per_day, "tokens_per_month": args.tokens_per_month, "region": args.region,
+        "price_usd_kwh": args.price, "grid_gco2_kwh": args.grid, "pue": args.pue, "use_case": args.use_case,
+        "lang": args.lang,
+    }
+    if args.protocol == "compare":
+        fields["compare_axis"] = args.axis
+        if args.gpus:
+            fields["compare_gpus"] = [g.strip() for g in args.gpus.split(",") if g.strip()]
+            fields["compare_axis"] = fields["compare_axis"] or "gpu"
+    if args.protocol == "diagnose":
+        fields["reported_tok_s"] = args.reported_tok_s
+        fields["reported_power_w"] = args.reported_power_w
+        fields["nightly"] = args.nightly or None
+    try:
+        q = from_fields(args.protocol, **{k: v for k, v in fields.items() if v is not None})
+    except QueryError as err:
+        raise UsageError("\n  ".join(["invalid parameters:", *err.errors])) from None
+    for w in q.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return _emit(answer_query(q, args.lang), args)

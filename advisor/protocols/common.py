@@ -1,0 +1,492 @@
+"""Helpers every protocol shares: configurations from a query, estimates, workloads, money and
+carbon (through advisor.derive only), the energy-trap detectors, charts and citations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from advisor import derive
+from advisor.answer import (
+    Alert,
+    Answer,
+    BarItem,
+    Chart,
+    Citation,
+    CostLine,
+    Mood,
+    Recommendation,
+    mood_for_waste,
+)
+from advisor.estimate import Config, Dataset, Estimate, crossover_params, dataset, estimate
+from advisor.query import PRECISION_LABEL, USE_CASE_LABEL, Query
+from measurements import catalog
+
+# Product policy (like the mood thresholds in advisor.answer), not measured figures: which batch
+# sizes count as "the same job" for each use case. Interactive chat can only batch the few users
+# who arrive together; an API server batches concurrent requests; offline jobs batch freely up to
+# the catalog's max_batch_size.
+USE_CASE_MAX_BATCH = {"interactive_chat": 4, "production_api": 32}
+PRODUCTION_MIN_BATCH = 8  # the batch size the seed's guide names as the production minimum
+# Precisions the advisor ranks (BF16/FP32 have no rows; they are answered on request only).
+RANKED_PRECISIONS = ("fp16", "nf4", "int8_pure", "int8_mixed", "fp8")
+# The basis for monthly figures when the question states no workload: per million requests.
+DEFAULT_MONTHLY_REQUESTS = 1_000_000
+
+
+def ds() -> Dataset:
+    return dataset()
+
+
+def gpu_of(key: str | None):
+    if not key:
+        return None
+    try:
+        return catalog.resolve_gpu(key)
+    except catalog.UnknownName:
+        return None
+
+
+def arch_of(q: Query):
+    if not q.model or not q.model_known:
+        return None
+    try:
+        return catalog.resolve_model(q.model)
+    except catalog.UnknownName:
+        return None
+
+
+def model_label(q: Query) -> str:
+    a = arch_of(q)
+    if a is not None:
+        return a.name
+    return q.model_name or (f"a {q.model_params_b:g}B model" if q.model_params_b else "the model")
+
+
+def gpu_label(key: str | None) -> str:
+    g = gpu_of(key)
+    return g.name if g else (key or "any GPU")
+
+
+def plabel(p: str) -> str:
+    return PRECISION_LABEL.get(p, p)
+
+
+def config(q: Query, **over) -> Config:
+    vals = dict(gpu=q.gpu, model=q.model, params_b=q.model_params_b, precision=q.precision, batch_size=q.batch_size,
+                prompt_tokens=q.prompt_tokens, gen_tokens=q.gen_tokens)
+    vals.update(over)
+    return Config(**vals)
+
+
+def est(q: Query, **over) -> Estimate | None:
+    return estimate(config(q, **over))
+
+
+def max_batch() -> int:
+    return int(catalog.factor("max_batch_size"))
+
+
+def batch_candidates(use_case: str | None) -> list[int]:
+    top = USE_CASE_MAX_BATCH.get(use_case or "", max_batch())
+    top = min(top, max_batch())
+    out, b = [], 1
+    while b <= top:
+        out.append(b)
+        b *= 2
+    return out
+
+
+def fits(e: Estimate) -> bool:
+    g = gpu_of(e.config.gpu)
+    return g is None or e.mem_gb is None or e.mem_gb <= g.vram_gb
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers as text
+
+
+def fnum(x: float | None, digits: int = 0) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if digits == 0 and abs(x) < 10 and x != 0:
+        return f"{x:,.2g}" if abs(x) < 1 else f"{x:,.1f}"
+    return f"{x:,.{digits}f}"
+
+
+def fpct(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.1f}%" if abs(x) < 10 else f"{x:+.0f}%"
+
+
+def fusd(x: float) -> str:
+    return f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+
+
+def delta_pct(value: float, base: float) -> float:
+    return (value / base - 1.0) * 100.0
+
+
+# ---------------------------------------------------------------------------------------------
+# workload, money, carbon
+
+
+@dataclass
+class Workload:
+    tokens: float
+    period: str  # "month" or "job"
+    label: str
+    requests: float | None
+    conversions: list[str]
+    defaulted: bool = False
+
+
+def workload(q: Query, e: Estimate | None) -> Workload:
+    """Generated tokens per month (or for a one-off job) from what the user said."""
+    gen = q.gen_tokens or int(catalog.factor("default_gen_tokens"))
+    conv: list[str] = []
+    if q.job_tokens is not None:
+        return Workload(q.job_tokens, "job", f"{fnum(q.job_tokens)} tokens ({q.workload or 'one job'})", None, conv)
+    if q.tokens_per_month is not None:
+        return Workload(q.tokens_per_month, "month", f"{fnum(q.tokens_per_month)} tokens/month", None, conv)
+    if q.requests_per_month is not None:
+        toks = q.requests_per_month * gen
+        conv.append(f"{fnum(q.requests_per_month)} requests/month x {gen} generated tokens per request = "
+                    f"{fnum(toks)} tokens/month")
+        return Workload(toks, "month", f"{fnum(q.requests_per_month)} requests/month", q.requests_per_month, conv)
+    if q.hours_per_day is not None and e is not None and e.throughput_tok_s:
+        dpm = catalog.factor("days_per_month")
+        toks = e.throughput_tok_s * q.hours_per_day * 3600 * dpm
+        conv.append(f"{fnum(e.throughput_tok_s, 1)} tok/s x {q.hours_per_day:g} h/day x 3,600 s/h x {dpm:.2f} days/month "
+                    f"= {fnum(toks)} tokens/month (at the current configuration's throughput)")
+        return Workload(toks, "month", f"{q.hours_per_day:g} hours/day", None, conv)
+    toks = DEFAULT_MONTHLY_REQUESTS * gen
+    conv.append(f"{fnum(DEFAULT_MONTHLY_REQUESTS)} requests/month (no workload stated: figures are per million "
+                f"requests) x {gen} generated tokens per request = {fnum(toks)} tokens/month")
+    return Workload(toks, "month", f"{fnum(DEFAULT_MONTHLY_REQUESTS)} requests/month (basis)", DEFAULT_MONTHLY_REQUESTS,
+                    conv, defaulted=True)
+
+
+@dataclass
+class Grid:
+    price: float
+    gco2: float
+    pue: float
+    label: str
+    citations: list[Citation]
+
+
+def grid(q: Query) -> Grid:
+    region = None
+    if q.region:
+        try:
+            region = catalog.resolve_region(q.region)
+        except catalog.UnknownName:
+            region = None
+    price = q.price_usd_kwh if q.price_usd_kwh is not None else (region.price_usd_kwh if region else None)
+    gco2 = q.grid_gco2_kwh if q.grid_gco2_kwh is not None else (region.grid_gco2_kwh if region else None)
+    if price is None or gco2 is None:  # an explicit price without a region: carbon from the default region
+        fallback = catalog.resolve_region("us")
+        price = price if price is not None else fallback.price_usd_kwh
+        gco2 = gco2 if gco2 is not None else fallback.grid_gco2_kwh
+        region = region or fallback
+    pue = derive.pue_for(region, q.pue)
+    cites = []
+    if region is not None:
+        cites.append(Citation(kind="catalog", ref=f"regions/{region.key}",
+                              detail=f"price: {region.price_source}; carbon: {region.carbon_source}"))
+    pue_key = None if q.pue is not None else ("pue_cloud" if region is not None and region.kind == "cloud" else "pue_local")
+    if pue_key:
+        cites.append(Citation(kind="factor", ref=pue_key, detail=catalog.factors()[pue_key].source))
+    label = (f"{region.name if region else 'custom'}: ${price:g}/kWh, {gco2:g} gCO2/kWh, PUE {pue:g}")
+    return Grid(price, gco2, pue, label, cites)
+
+
+def cost(label: str, e: Estimate, w: Workload, g: Grid) -> CostLine:
+    per = "month" if w.period == "month" else "job"
+    return derive.cost_line(label, e.j_per_1k_tok, w.tokens, g.price, g.gco2, g.pue,
+                            basis=f"{w.label}; {g.label}; per {per}")
+
+
+def cost_conversions(e: Estimate, w: Workload, g: Grid, line: CostLine) -> list[str]:
+    """The arithmetic behind a cost line, in the order derive.py does it."""
+    j = derive.energy_j(e.j_per_1k_tok, w.tokens)
+    eq = line.equivalents
+    return [
+        f"{fnum(w.tokens)} tokens x {fnum(e.j_per_1k_tok)} J/1k tok / 1,000 = {fnum(j)} J",
+        f"{fnum(j)} J x PUE {g.pue:g} / 3,600,000 J/kWh = {line.kwh:,.3g} kWh",
+        f"{line.kwh:,.3g} kWh x ${g.price:g}/kWh = {fusd(line.usd)}",
+        f"{line.kwh:,.3g} kWh x {g.gco2:g} gCO2/kWh / 1,000 = {line.kg_co2:,.3g} kgCO2",
+        f"{line.kg_co2:,.3g} kgCO2 x {catalog.factor('km_driven_per_kgco2'):g} km/kgCO2 = {eq.get('km_driven', 0):,.3g} km "
+        f"driven; {line.kwh:,.3g} kWh / {catalog.factor('smartphone_charge_kwh'):g} kWh = "
+        f"{eq.get('smartphone_charges', 0):,.3g} smartphone charges",
+    ]
+
+
+def factor_citations(*keys: str) -> list[Citation]:
+    f = catalog.factors()
+    return [Citation(kind="factor", ref=k, detail=f[k].source) for k in keys if k in f]
+
+
+# ---------------------------------------------------------------------------------------------
+# code snippets (what to type, per precision)
+
+_LOAD = "model = AutoModelForCausalLM.from_pretrained(model_id, {args}, device_map=\"auto\")"
+
+
+def precision_code(prec: str, model_id: str = "model_id") -> str:
+    mid = f'"{model_id}"' if model_id != "model_id" else "model_id"
+    if prec in ("fp16", "bf16", "fp32"):
+        dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[prec]
+        return ("import torch\nfrom transformers import AutoModelForCausalLM\n\n"
+                f"model = AutoModelForCausalLM.from_pretrained({mid}, torch_dtype=torch.{dtype}, device_map=\"auto\")")
+    if prec == "nf4":
+        return ("import torch\nfrom transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"
+                "bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=\"nf4\",\n"
+                "                         bnb_4bit_compute_dtype=torch.float16)\n"
+                f"model = AutoModelForCausalLM.from_pretrained({mid}, quantization_config=bnb, device_map=\"auto\")")
+    if prec == "int8_pure":
+        return ("from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"
+                "# threshold 0.0 turns off the outlier decomposition that makes default 8-bit slow\n"
+                "bnb = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)\n"
+                f"model = AutoModelForCausalLM.from_pretrained({mid}, quantization_config=bnb, device_map=\"auto\")")
+    if prec == "int8_mixed":
+        return ("from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"
+                "bnb = BitsAndBytesConfig(load_in_8bit=True)  # default threshold 6.0: mixed decomposition\n"
+                f"model = AutoModelForCausalLM.from_pretrained({mid}, quantization_config=bnb, device_map=\"auto\")")
+    if prec == "fp8":
+        return ("# FP8 through a compiled serving stack instead of torchao eager mode\n"
+                "from vllm import LLM\n\n"
+                f"llm = LLM(model={mid}, quantization=\"fp8\")")
+    return ""
+
+
+def batching_code(bs: int, model_id: str = "model_id") -> str:
+    return ("# serve concurrent requests together (continuous batching)\n"
+            "from vllm import LLM, SamplingParams\n\n"
+            f"llm = LLM(model=\"{model_id}\", max_num_seqs={bs})\n"
+            "outputs = llm.generate(prompts, SamplingParams(max_tokens=256))\n"
+            "# or with transformers: tokenizer(prompts, padding=True) and one model.generate() per batch"
+            ) if model_id != "model_id" else (
+            "# serve concurrent requests together (continuous batching)\n"
+            "from vllm import LLM, SamplingParams\n\n"
+            f"llm = LLM(model=model_id, max_num_seqs={bs})\n"
+            "outputs = llm.generate(prompts, SamplingParams(max_tokens=256))")
+
+
+def hub_id(q: Query) -> str:
+    a = arch_of(q)
+    return a.hub_id if a is not None else "model_id"
+
+
+# ---------------------------------------------------------------------------------------------
+# the energy traps
+
+
+@dataclass
+class PairStat:
+    """How precision A compares with B over measured pairs (same GPU, model, batch size)."""
+
+    ratios: list[float]
+    row_ids: list[str]
+    cells: list[tuple[str, str, int, float, float]]  # gpu, model, bs, J_a, J_b
+
+    @property
+    def low(self) -> float:
+        return (min(self.ratios) - 1) * 100
+
+    @property
+    def high(self) -> float:
+        return (max(self.ratios) - 1) * 100
+
+    @property
+    def mid(self) -> float:
+        s = sorted(self.ratios)
+        n = len(s)
+        m = s[n // 2] if n % 2 else math.sqrt(s[n // 2 - 1] * s[n // 2])
+        return (m - 1) * 100
+
+
+def pair_stats(a: str, b: str, gpu: str | None = None, d: Dataset | None = None) -> PairStat | None:
+    d = d or ds()
+    base = {}
+    for p in d.points:
+        if p.precision == b and (gpu is None or p.gpu == gpu):
+            base[(p.gpu, p.model, p.batch_size)] = p
+    ratios, ids, cells = [], [], []
+    for p in d.points:
+        if p.precision != a or (gpu is not None and p.gpu != gpu):
+            continue
+        q = base.get((p.gpu, p.model, p.batch_size))
+        if q is None:
+            continue
+        ratios.append(p.j / q.j)
+        ids += [p.id, q.id]
+        cells.append((p.gpu, p.model, p.batch_size, p.j, q.j))
+    return PairStat(ratios, ids, cells) if ratios else None
+
+
+def _row_cites(ids: Iterable[str], limit: int = 12) -> list[Citation]:
+    out, seen = [], set()
+    for i in ids:
+        if i in seen:
+            continue
+        seen.add(i)
+        out.append(Citation(kind="row", ref=i))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _impact(q: Query, trap: str, fix: dict) -> tuple[float | None, Estimate | None, Estimate | None]:
+    if not q.model_params_b or not q.gpu:
+        return None, None, None
+    cur = est(q)
+    alt = est(q, **fix)
+    if cur is None or alt is None:
+        return None, cur, alt
+    return derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok), cur, alt
+
+
+def detect_traps(q: Query) -> list[Alert]:
+    """The alerts a configuration triggers, worst first. Each carries the measured or estimated
+    extra energy against its fix."""
+    alerts: list[Alert] = []
+    where = f" on {gpu_label(q.gpu)}" if q.gpu else ""
+    mlabel = model_label(q)
+    if q.precision == "int8_mixed" and "precision" not in q.defaulted:
+        imp, cur, alt = _impact(q, "INT8_MIXED", {"precision": "int8_pure"})
+        st = pair_stats("int8_mixed", "int8_pure")
+        st16 = pair_stats("int8_mixed", "fp16")
+        rng = f" Across the measured pairs INT8 mixed costs {fpct(st16.low)} to {fpct(st16.high)} vs FP16." if st16 else ""
+        msg = ("load_in_8bit=True without llm_int8_threshold=0.0 runs LLM.int8() mixed-precision decomposition: "
+               "outlier columns go through FP16 and the rest through INT8 at every linear layer, and the conversions "
+               "cost more time than the smaller weights save.")
+        if imp is not None and cur and alt:
+            msg += (f" For {mlabel}{where} that is {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok with "
+                    f"the fix ({fpct(imp)}).")
+        elif st:
+            imp = st.mid
+            msg += f" Measured: {fpct(st.low)} to {fpct(st.high)} vs pure INT8 (median {fpct(st.mid)})."
+        msg += rng
+        alerts.append(Alert(code="INT8_MIXED", title="INT8 energy paradox", mood=mood_for_waste(imp) if imp is not None else "orange",
+                            message=msg, fix="BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)",
+                            impact_pct=imp, citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else [])
+                                                                 + (st16.row_ids if st16 else []))))
+    if q.precision == "fp8" and "precision" not in q.defaulted and not q.compiled:
+        imp, cur, alt = _impact(q, "FP8_EAGER", {"precision": "fp16"})
+        st = pair_stats("fp8", "fp16", q.gpu if q.gpu and pair_stats("fp8", "fp16", q.gpu) else None)
+        msg = ("FP8 weight-only quantization through torchao in eager mode (a nightly build without its compiled "
+               "extensions) falls back to Python dispatch: the GPU sits at high power waiting for the CPU while "
+               "throughput collapses.")
+        if imp is not None and cur and alt:
+            msg += f" For {mlabel}{where}: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok in FP16 ({fpct(imp)})."
+        if st:
+            if imp is None:
+                imp = st.mid
+            msg += f" Measured penalty vs FP16: {fpct(st.low)} to {fpct(st.high)}, growing with model size."
+        alerts.append(Alert(code="FP8_EAGER", title="FP8 software immaturity", mood=mood_for_waste(imp) if imp is not None else "red",
+                            message=msg, fix="use FP16 (or NF4 at >= the crossover size); if you need FP8, serve it "
+                            "through vLLM/SGLang with torch.compile", impact_pct=imp,
+                            citations=_row_cites((cur.row_ids if cur else []) + (st.row_ids if st else []))))
+    if q.precision == "nf4" and "precision" not in q.defaulted and q.model_params_b:
+        cross = crossover_params(ds(), "nf4", "fp16", q.gpu if q.gpu and crossover_params(ds(), "nf4", "fp16", q.gpu) else None)
+        imp, cur, alt = _impact(q, "NF4_SMALL", {"precision": "fp16"})
+        small = cross is not None and q.model_params_b < cross[0]
+        if small and (imp is None or imp > 0):
+            msg = (f"{mlabel} ({q.model_params_b:g}B) is below the size where NF4 starts saving energy "
+                   f"(about {cross[0]:.1f}B, fitted on the measured NF4/FP16 pairs): at this size the weights fit easily "
+                   "in FP16, so memory bandwidth is not the bottleneck and the 4-bit dequantization at every layer "
+                   "is pure overhead.")
+            if imp is not None and cur and alt:
+                msg += f" {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok in FP16 ({fpct(imp)})."
+            alerts.append(Alert(code="NF4_SMALL", title="NF4 small-model penalty", mood=mood_for_waste(imp) if imp is not None else "orange",
+                                message=msg, fix='torch_dtype=torch.float16 (drop load_in_4bit)', impact_pct=imp,
+                                citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else []) + cross[2])))
+    if q.batch_size == 1 and "batch_size" not in q.defaulted and q.use_case != "interactive_chat":
+        target = min(PRODUCTION_MIN_BATCH, max(batch_candidates(q.use_case)))
+        imp, cur, alt = _impact(q, "BS1_PRODUCTION", {"batch_size": target})
+        msg = (f"Batch size 1 for {USE_CASE_LABEL.get(q.use_case or '', 'production')} leaves the GPU waiting on "
+               "memory latency and kernel launches; every request pays the whole fixed cost alone.")
+        if imp is not None and cur and alt:
+            msg += (f" At batch size {target}: {fnum(alt.j_per_1k_tok)} vs {fnum(cur.j_per_1k_tok)} J/1k tok "
+                    f"({fpct(-100 + 100 * alt.j_per_1k_tok / cur.j_per_1k_tok)}; {alt.tier}).")
+        alerts.append(Alert(code="BS1_PRODUCTION", title="Batch size waste", mood=mood_for_waste(imp) if imp is not None else "yellow",
+                            message=msg, fix=f"batch concurrent requests (batch size >= {target}, e.g. vLLM continuous batching)",
+                            impact_pct=imp, citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else []))))
+    if q.nightly:
+        alerts.append(Alert(code="NIGHTLY_BUILD", title="Nightly build warning", mood="gray",
+                            message="A nightly/dev PyTorch or torchao build may lack compiled C++/CUDA extensions and "
+                            "silently fall back to slow Python paths; figures measured on it are not representative.",
+                            fix="pin stable releases (pip install torch==<stable> torchao==<stable>) and re-measure"))
+    order = {"red": 0, "orange": 1, "yellow": 2, "green": 3, "gray": 4}
+    alerts.sort(key=lambda a: (order[a.mood], -(a.impact_pct or 0)))
+    return alerts
+
+
+# ---------------------------------------------------------------------------------------------
+# charts, citations, provenance
+
+
+def bar_chart(title: str, items: Sequence[tuple[str, float, bool, str]], metric: str = "energy per 1k tokens",
+              unit: str = "J/1k tok") -> Chart:
+    """items: (label, value, is_current, annotation); each bar's mood is its waste vs the best."""
+    best = min(v for _, v, _, _ in items)
+    bars = [BarItem(label=lbl, value=v, mood=mood_for_waste(derive.waste_pct(v, best)), annotation=ann, current=cur)
+            for lbl, v, cur, ann in items]
+    return Chart(title=title, metric=metric, unit=unit, lower_is_better=True, items=bars)
+
+
+def cite_estimates(ans: Answer, ests: Iterable[Estimate], limit: int = 40) -> None:
+    seen = {c.ref for c in ans.citations}
+    for e in ests:
+        for i in e.row_ids:
+            if i not in seen and len(seen) < limit:
+                ans.citations.append(Citation(kind="row", ref=i))
+                seen.add(i)
+
+
+def add_provenance(ans: Answer, ests: Iterable[Estimate]) -> None:
+    subjects = {p.subject for p in ans.provenance}
+    for e in ests:
+        p = e.provenance()
+        if p.subject not in subjects:
+            ans.provenance.append(p)
+            subjects.add(p.subject)
+
+
+def add_bench_hints(ans: Answer, ests: Iterable[Estimate], limit: int = 3) -> None:
+    """For figures that are not measured, the `ecolobster bench` command that would measure them."""
+    cmds = ans.extra.setdefault("bench_commands", [])
+    for e in ests:
+        if e.bench_command and e.bench_command not in cmds and len(cmds) < limit:
+            cmds.append(e.bench_command)
+    if cmds and not any(r.title.startswith("Measure") for r in ans.recommendations):
+        ans.recommendations.append(Recommendation(
+            title="Measure what is estimated here on your own GPU",
+            detail="Some figures are interpolated or extrapolated; one run replaces them with measurements "
+                   "(local rows take precedence over the shipped data).",
+            code="\n".join(cmds), language="bash"))
+
+
+def mood_of(waste: float | None, *ests: Estimate | None) -> Mood:
+    weak = all(e is not None and e.tier == "extrapolated" for e in ests) if ests else False
+    return mood_for_waste(waste, evidence_ok=not weak)
+
+
+def base_answer(q: Query, protocol: str, title: str) -> Answer:
+    ans = Answer(protocol=protocol, title=title, lang=q.lang or "en",  # type: ignore[arg-type]
+                 query=q.model_dump(exclude={"defaulted"}, exclude_none=True), defaults_applied=list(q.defaults_applied),
+                 warnings=list(q.warnings), conversions=list(q.conversions))
+    return ans
+
+
+def data_caveats(ests: Iterable[Estimate]) -> list[str]:
+    out = []
+    for e in ests:
+        for n in e.notes:
+            if n not in out:
+                out.append(n)
+    return out

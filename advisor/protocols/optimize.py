@@ -1,0 +1,173 @@
+"""OPTIMIZE: the greenest configuration (precision x batch size) of a model on a GPU for a use case.
+
+Every candidate is estimated with its provenance, ranked by J per 1,000 generated tokens among
+the batch sizes the use case allows and the memory fits; the answer compares the best with the
+user's (or the default) configuration over a month, and lists the traps to avoid.
+"""
+
+from __future__ import annotations
+
+from advisor import derive
+from advisor.answer import Answer, Recommendation, Table
+from advisor.estimate import Estimate
+from advisor.protocols import common as c
+from advisor.query import USE_CASE_LABEL, Query
+
+
+def candidates(q: Query) -> list[Estimate]:
+    """Estimates of every ranked precision at every batch size the use case allows, that fit."""
+    out = []
+    for prec in c.RANKED_PRECISIONS:
+        for bs in c.batch_candidates(q.use_case):
+            e = c.est(q, precision=prec, batch_size=bs)
+            if e is not None and c.fits(e):
+                out.append(e)
+    return out
+
+
+def best_of(ests: list[Estimate]) -> Estimate:
+    # FP8 in eager mode is never recommended, whatever an extrapolation says
+    pool = [e for e in ests if e.config.precision != "fp8"] or ests
+    return min(pool, key=lambda e: e.j_per_1k_tok)
+
+
+def run(q: Query) -> Answer:
+    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu)
+    ans = c.base_answer(q, "optimize", f"Greenest configuration: {mlabel} on {glabel}")
+    ans.alerts = c.detect_traps(q)
+    current = c.est(q)
+    cands = candidates(q)
+    if current is None or not cands:
+        ans.mood = "gray"
+        ans.headline = (f"No measurement or derivation covers {mlabel} on {glabel} yet.")
+        ans.recommendations.append(Recommendation(
+            title="Measure it", code=f"ecolobster bench --model {q.model} --precision fp16 --batch-size 8 --synthetic",
+            language="bash"))
+        return ans
+    best = best_of(cands)
+    waste = derive.waste_pct(current.j_per_1k_tok, best.j_per_1k_tok)
+    ans.waste_pct = waste
+    ans.mood = c.mood_of(waste, current, best)
+    uc = USE_CASE_LABEL.get(q.use_case or "", q.use_case or "")
+    bc = best.config
+    ans.headline = (f"Use {c.plabel(bc.precision)} at batch size {bc.batch_size}: {c.fnum(best.j_per_1k_tok)} J/1k tok "
+                    f"vs {c.fnum(current.j_per_1k_tok)} for {c.plabel(q.precision or 'fp16')} at batch size {q.batch_size} "
+                    f"({c.fpct(-100 + 100 * best.j_per_1k_tok / current.j_per_1k_tok)} energy; best for {uc}).")
+
+    # the ranking
+    ranked = sorted(cands, key=lambda e: e.j_per_1k_tok)
+    shown = ranked[:8]
+    if current not in shown and all(e.config != current.config for e in shown):
+        shown.append(current)
+    rows = []
+    for e in shown:
+        rank = ranked.index(e) + 1 if e in ranked else "-"
+        cur = " (current)" if e.config == current.config else ""
+        rows.append([rank if rank != "-" else "-", c.plabel(e.config.precision) + cur, e.config.batch_size,
+                     round(e.j_per_1k_tok, 1), _r(e.throughput_tok_s), _r(e.power_w), _r(e.mem_gb, 1),
+                     c.fpct(derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)), e.tier, e.confidence])
+    ans.tables.append(Table(
+        title=f"Ranked configurations for {mlabel} on {glabel} ({uc}: batch sizes {', '.join(map(str, c.batch_candidates(q.use_case)))})",
+        columns=["rank", "precision", "batch size", "J/1k tok", "tok/s", "power W", "memory GB", "vs best", "tier", "confidence"],
+        rows=rows,
+        notes=[f"{len(ranked)} candidate configurations estimated; configurations that do not fit in "
+               f"{c.gpu_of(q.gpu).vram_gb:g} GB are left out." if c.gpu_of(q.gpu) else ""]))
+
+    # chart: each precision at the recommended batch size, plus the current configuration
+    g = c.grid(q)
+    w = c.workload(q, current)
+    items = []
+    for prec in c.RANKED_PRECISIONS:
+        e = next((x for x in cands if x.config.precision == prec and x.config.batch_size == bc.batch_size), None)
+        if e is None:
+            continue
+        line = c.cost("", e, w, g)
+        items.append((f"{c.plabel(prec)} BS={bc.batch_size}", e.j_per_1k_tok, e.config == current.config,
+                      f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"))
+    if not any(cur for _, _, cur, _ in items):
+        line = c.cost("", current, w, g)
+        items.append((f"{c.plabel(current.config.precision)} BS={current.config.batch_size}", current.j_per_1k_tok, True,
+                      f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"))
+    ans.charts.append(c.bar_chart(f"Energy per 1k tokens, {mlabel} on {glabel}", items))
+
+    # money and carbon
+    cur_line = c.cost(f"current: {c.plabel(current.config.precision)}, BS={current.config.batch_size}", current, w, g)
+    best_line = c.cost(f"recommended: {c.plabel(bc.precision)}, BS={bc.batch_size}", best, w, g)
+    ans.costs = [cur_line, best_line]
+    ans.conversions += w.conversions + c.cost_conversions(best, w, g, best_line)
+    if w.defaulted:
+        ans.defaults_applied.append(f"workload: {c.fnum(c.DEFAULT_MONTHLY_REQUESTS)} requests/month (basis for the monthly figures)")
+
+    # why, and what to do
+    code = c.precision_code(bc.precision, c.hub_id(q))
+    if bc.batch_size > 1:
+        code += "\n\n" + c.batching_code(bc.batch_size, c.hub_id(q))
+    save = cur_line.usd - best_line.usd
+    ans.recommendations.append(Recommendation(
+        title=f"Run {c.plabel(bc.precision)} at batch size {bc.batch_size}",
+        detail=_why(q, best, current, cands),
+        code=code,
+        impact=(f"{c.fnum(cur_line.kwh, 1)} -> {c.fnum(best_line.kwh, 1)} kWh, {c.fusd(cur_line.usd)} -> {c.fusd(best_line.usd)}"
+                f" ({c.fusd(save)} saved), {c.fnum(cur_line.kg_co2, 1)} -> {c.fnum(best_line.kg_co2, 1)} kgCO2 per "
+                f"{'month' if w.period == 'month' else 'job'}")))
+    pit = _pitfalls(q, cands, bc.batch_size)
+    if pit:
+        ans.tables.append(pit)
+    ests = [best, current]
+    c.add_provenance(ans, ests)
+    c.cite_estimates(ans, ests)
+    ans.citations += g.citations + c.factor_citations("km_driven_per_kgco2", "smartphone_charge_kwh")
+    c.add_bench_hints(ans, [e for e in ests if e.tier != "measured"])
+    ans.caveats += c.data_caveats(ests)
+    ans.extra["best"] = {"precision": bc.precision, "batch_size": bc.batch_size, "j_per_1k_tok": best.j_per_1k_tok,
+                         "tier": best.tier}
+    ans.extra["current"] = {"precision": current.config.precision, "batch_size": current.config.batch_size,
+                            "j_per_1k_tok": current.j_per_1k_tok, "tier": current.tier}
+    return ans
+
+
+def _r(x: float | None, nd: int = 0) -> float | None:
+    if x is None:
+        return None
+    return round(x, nd) if nd else float(round(x))
+
+
+def _why(q: Query, best: Estimate, current: Estimate, cands: list[Estimate]) -> str:
+    bc = best.config
+    same_bs = {e.config.precision: e for e in cands if e.config.batch_size == bc.batch_size}
+    parts = []
+    fp16 = same_bs.get("fp16")
+    if fp16 and bc.precision != "fp16":
+        parts.append(f"At batch size {bc.batch_size}, {c.plabel(bc.precision)} uses "
+                     f"{c.fpct(-100 + 100 * best.j_per_1k_tok / fp16.j_per_1k_tok)} energy vs FP16.")
+    elif bc.precision == "fp16":
+        others = [e for p, e in same_bs.items() if p != "fp16"]
+        if others:
+            nxt = min(others, key=lambda e: e.j_per_1k_tok)
+            parts.append(f"FP16 beats every quantized format here (next: {c.plabel(nxt.config.precision)}, "
+                         f"{c.fpct(derive.waste_pct(nxt.j_per_1k_tok, best.j_per_1k_tok))}).")
+    one = next((e for e in cands if e.config.precision == bc.precision and e.config.batch_size == 1), None)
+    if one and bc.batch_size > 1:
+        parts.append(f"Batching to {bc.batch_size} cuts energy per token by "
+                     f"{c.fpct(-100 + 100 * best.j_per_1k_tok / one.j_per_1k_tok)} vs batch size 1 ({best.tier}).")
+    parts.append(f"Figures: {best.tier} ({best.method}; confidence {best.confidence}).")
+    return " ".join(parts)
+
+
+def _pitfalls(q: Query, cands: list[Estimate], bs: int) -> Table | None:
+    at = {e.config.precision: e for e in cands if e.config.batch_size == bs}
+    best = min(at.values(), key=lambda e: e.j_per_1k_tok) if at else None
+    if best is None:
+        return None
+    rows = []
+    why = {"int8_mixed": "load_in_8bit without llm_int8_threshold=0.0", "fp8": "torchao FP8 in eager mode",
+           "nf4": "4-bit dequantization overhead on a model this size", "int8_pure": "8-bit weights on this GPU"}
+    for prec, e in sorted(at.items(), key=lambda kv: -kv[1].j_per_1k_tok):
+        w = derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)
+        if prec == best.config.precision or w < 5:
+            continue
+        rows.append([c.plabel(prec), why.get(prec, ""), c.fpct(w), e.tier])
+    if not rows:
+        return None
+    return Table(title=f"Pitfalls to avoid (batch size {bs}, vs the best)", columns=["precision", "trap", "extra energy", "tier"],
+                 rows=rows)

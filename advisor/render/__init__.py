@@ -1,0 +1,50 @@
+"""Render an Answer three ways: rich (terminal), Markdown (reports) and JSON (the model itself).
+
+Renderers are generic: whatever a protocol puts in the Answer (alerts, tables, charts, costs,
+recommendations, provenance, caveats, citations) is shown in the same order, so new protocols
+need no renderer code."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from advisor.answer import Answer
+from advisor.render.json_render import to_json
+from advisor.render.markdown import to_markdown
+
+Format = Literal["rich", "markdown", "json"]
+FORMATS: tuple[str, ...] = ("rich", "markdown", "json")
+
+__all__ = ["FORMATS", "Format", "print_answer", "render", "to_json", "to_markdown"]
+
+
+def render(answer: Answer, fmt: Format = "rich", width: int = 100, color: bool | None = None) -> str:
+    """The answer as text. `color=None` means automatic: off when NO_COLOR is set or stdout is not
+    a terminal."""
+    if fmt == "json":
+        return to_json(answer)
+    if fmt == "markdown":
+        return to_markdown(answer)
+    if fmt == "rich":
+        from advisor.render.rich_render import to_rich
+
+        return to_rich(answer, width=width, color=color)
+    raise ValueError(f"unknown format '{fmt}'. Accepted: {', '.join(FORMATS)}")
+
+
+def print_answer(answer: Answer, fmt: Format = "rich", console: Any = None) -> None:
+    """Print to a rich Console (given, or a new one on stdout) or, for Markdown/JSON, plain stdout."""
+    if fmt == "rich":
+        from rich.console import Console
+
+        from advisor.render.rich_render import renderable
+
+        (console or Console(highlight=False, emoji=False)).print(renderable(answer))
+        return
+    text = render(answer, fmt)
+    if console is not None:
+        console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    else:
+        import sys
+
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")

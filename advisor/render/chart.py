@@ -1,0 +1,42 @@
+"""The mood-annotated ASCII bar chart shared by every renderer.
+
+Bars show relative efficiency: the best item (lowest energy) is a full bar at 100%, an item that
+spends twice as much gets half a bar at 50%. Each line ends with the item's annotation and mood.
+"""
+
+from __future__ import annotations
+
+from advisor.answer import Chart
+
+BAR_WIDTH = 20  # characters of a full bar (layout, not a figure)
+MOOD_TAG = {"green": "[Green]", "yellow": "[Yellow]", "orange": "[Orange]", "red": "[Red]", "gray": "[Gray]"}
+
+
+def bar_lines(chart: Chart, width: int = BAR_WIDTH) -> list[tuple[str, str]]:
+    """(text, mood) per item: `label: [=====     ] 50%  annotation [Mood] <- you`."""
+    if not chart.items:
+        return []
+    vals = [it.value for it in chart.items]
+    best = min(vals) if chart.lower_is_better else max(vals)
+    label_w = max(len(it.label) for it in chart.items)
+    out = []
+    for it in chart.items:
+        if it.value <= 0 or best <= 0:
+            rel = 0.0
+        else:
+            rel = best / it.value if chart.lower_is_better else it.value / best
+        n = max(1, round(rel * width)) if rel > 0 else 0
+        bar = "=" * n + " " * (width - n)
+        text = f"{it.label.ljust(label_w)} [{bar}] {rel * 100:5.0f}%"
+        if it.annotation:
+            text += f"  {it.annotation}"
+        text += f"  {MOOD_TAG.get(it.mood, '')}"
+        if it.current:
+            text += "  <- you are here"
+        out.append((text, it.mood))
+    return out
+
+
+def render_chart(chart: Chart, width: int = BAR_WIDTH) -> str:
+    head = f"{chart.title} (bar = efficiency relative to the best; {chart.metric}, {chart.unit})"
+    return "\n".join([head, *(t for t, _ in bar_lines(chart, width))])

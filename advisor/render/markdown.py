@@ -1,0 +1,94 @@
+"""Answer -> Markdown (copyable into reports). Generic: any protocol's Answer renders the same
+way, in the same order: voice opening, alerts, headline, errors and warnings, tables, charts,
+costs, recommendations with code, conversions, defaults, provenance, caveats, citations."""
+
+from __future__ import annotations
+
+from advisor.answer import Answer, Table
+from advisor.render.chart import MOOD_TAG, render_chart
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 10 else f"{v:,.1f}".rstrip("0").rstrip(".")
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}" if abs(v) >= 10000 else str(v)
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def table_md(t: Table) -> list[str]:
+    out = [f"**{t.title}**", "", "| " + " | ".join(_cell(c) for c in t.columns) + " |",
+           "|" + "|".join("---" for _ in t.columns) + "|"]
+    for r in t.rows:
+        out.append("| " + " | ".join(_cell(v) for v in r) + " |")
+    out += [f"_{n}_" for n in t.notes if n]
+    out.append("")
+    return out
+
+
+def to_markdown(answer: Answer) -> str:
+    a = answer
+    out: list[str] = [f"## {a.title}", ""]
+    tag = MOOD_TAG.get(a.mood, "")
+    if a.voice:
+        out += [f"> {a.voice[0]}", ""]
+    for al in a.alerts:
+        out.append(f"> **{MOOD_TAG.get(al.mood, '')} Alert: {al.title}** ({al.code})")
+        out.append(f"> {al.message}")
+        if al.fix:
+            out.append(f"> Quick fix: `{al.fix}`")
+        out.append("")
+    if a.headline:
+        waste = f" (waste vs best: {a.waste_pct:+.1f}%)" if a.waste_pct is not None else ""
+        out += [f"**{tag}** {a.headline}{waste}", ""]
+    if a.errors:
+        out += ["### Errors", ""] + [f"{i}. {e}" for i, e in enumerate(a.errors, 1)] + [""]
+    if a.warnings:
+        out += ["### Warnings", ""] + [f"- {w}" for w in a.warnings] + [""]
+    for t in a.tables:
+        out += table_md(t)
+    for ch in a.charts:
+        out += ["```text", render_chart(ch), "```", ""]
+    if a.costs:
+        out += ["**Money and carbon**", "", "| configuration | kWh | $ | kgCO2 | km driven | phone charges |",
+                "|---|---|---|---|---|---|"]
+        for c in a.costs:
+            eq = c.equivalents
+            out.append(f"| {_cell(c.label)} | {c.kwh:,.3g} | {c.usd:,.2f} | {c.kg_co2:,.3g} | "
+                       f"{eq.get('km_driven', 0):,.3g} | {eq.get('smartphone_charges', 0):,.3g} |")
+        if a.costs[0].basis:
+            out.append(f"_{a.costs[0].basis}_")
+        out.append("")
+    if a.recommendations:
+        out += ["### Recommendations", ""]
+        for r in a.recommendations:
+            out.append(f"**{r.title}**")
+            if r.detail:
+                out += ["", r.detail]
+            if r.impact:
+                out += ["", f"Expected impact: {r.impact}"]
+            if r.code:
+                out += ["", f"```{r.language}", r.code, "```"]
+            out.append("")
+    if a.conversions:
+        out += ["### How the numbers were derived", ""] + [f"- {c}" for c in a.conversions] + [""]
+    if a.defaults_applied:
+        out += ["### Defaults applied", ""] + [f"- {d}" for d in a.defaults_applied] + [""]
+    if a.provenance:
+        out += ["### Provenance", "", "| figures | tier | method | confidence | rows |", "|---|---|---|---|---|"]
+        for p in a.provenance:
+            out.append(f"| {_cell(p.subject)} | {p.tier} | {_cell(p.method)} | {p.confidence} | "
+                       f"{_cell(', '.join(p.row_ids[:4]) + (' ...' if len(p.row_ids) > 4 else ''))} |")
+        out.append("")
+    if a.caveats:
+        out += ["### Caveats", ""] + [f"- {c}" for c in a.caveats] + [""]
+    if a.citations:
+        out += ["### Sources", ""]
+        for c in a.citations:
+            out.append(f"- {c.kind}: `{c.ref}`" + (f" ({c.detail})" if c.detail else ""))
+        out.append("")
+    if len(a.voice) > 1:
+        out += [f"> {v}" for v in a.voice[1:]] + [""]
+    return "\n".join(out).rstrip() + "\n"
