@@ -272,16 +272,19 @@ def _worse(a: str, b: str, order: dict[str, int]) -> str:
     return a if order[a] >= order[b] else b
 
 
-# Tuning found with benchmarks/estimator_accuracy.py (leave-one-out over the measured rows).
-LOCAL_SPAN = 1.0   # width, in ln(BS), of the weights of the local batch law
+# Tuning chosen with benchmarks/estimator_accuracy.py (leave-one-out over the measured rows).
+LOCAL_SPAN = 1.0   # width, in ln(BS), of the weights of the local batch law (None: one global law)
+TRANSFER = "bw"  # spec behind cross-GPU transfer: "tdp_bw", "bw" or "none"
 
 
 class Dataset:
     """Measured points and the fits over them. `estimate()` uses the shipped + local data; the
     accuracy benchmark builds one per left-out row."""
 
-    def __init__(self, points: Sequence[Point]):
+    def __init__(self, points: Sequence[Point], local_span: float | None = None, transfer: str | None = None):
         self.points = list(points)
+        self.local_span = LOCAL_SPAN if local_span is None else (local_span or None)
+        self.transfer = transfer or TRANSFER
         self.by_gp: dict[tuple[str, str], list[Point]] = defaultdict(list)
         for p in self.points:
             self.by_gp[(p.gpu, p.precision)].append(p)
@@ -292,18 +295,16 @@ class Dataset:
     def _batch_law(self, gpu: str, prec: str, metric: str, target_bs: int) -> tuple[BatchLaw | None, str]:
         """The law for (gpu, precision); else borrowed from the same GPU's other precisions, then
         the same precision on other GPUs, then all rows. Returns (law, scope)."""
-        own = fit_batch_law(self.by_gp.get((gpu, prec), []), metric, target_bs, f"{gpu}/{prec}", LOCAL_SPAN)
+        own = fit_batch_law(self.by_gp.get((gpu, prec), []), metric, target_bs, f"{gpu}/{prec}", self.local_span)
         if own:
             return own, "own"
         same_gpu = [p for p in self.points if p.gpu == gpu]
-        law = fit_batch_law(same_gpu, metric, target_bs, f"{gpu} (all precisions)", LOCAL_SPAN)
+        law = fit_batch_law(same_gpu, metric, target_bs, f"{gpu} (all precisions)", self.local_span)
         if law:
             return law, "gpu"
-        same_prec = [p for p in self.points if p.precision == prec]
-        law = fit_batch_law(same_prec, metric, target_bs, f"{prec} on other GPUs", LOCAL_SPAN)
-        if law:
-            return law, "other_gpu"
-        law = fit_batch_law(self.points, metric, target_bs, "all GPUs and precisions", LOCAL_SPAN)
+        # Borrowed from other GPUs: one law pooled over every precision, so that the precisions'
+        # order measured on this GPU is kept rather than reshuffled by another GPU's sweeps.
+        law = fit_batch_law(self.points, metric, target_bs, "all GPUs and precisions", self.local_span)
         return (law, "other_gpu") if law else (None, "none")
 
     def _same_gp(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str) -> _Cand | None:
@@ -356,6 +357,13 @@ class Dataset:
             else:
                 method = "log-log extrapolation in model size beyond the measured sizes"
                 tier, conf = "extrapolated", "low"
+                ratio = self._ratio_to_baseline(gpu, model, params, prec, b, metric) if prec != "fp16" else None
+                if ratio is not None:
+                    # two extrapolations that tend to err in opposite directions (the value itself,
+                    # and its ratio to FP16): their geometric mean halves the leave-one-out error
+                    y = math.sqrt(y * ratio.value)
+                    method = f"geometric mean of {method} and {ratio.method}"
+                    ids = ids + [i for i in ratio.row_ids if i not in ids]
             cand = _Cand(y, tier, conf, method, ids)
             if b != bs:
                 scaled = self._scale_batch(cand, gpu, prec, b, bs, metric)
@@ -366,6 +374,31 @@ class Dataset:
                 best = cand
             break
         return best
+
+    def _ratio_to_baseline(self, gpu: str, model: str | None, params: float, prec: str, bs: int,
+                           metric: str) -> _Cand | None:
+        """This GPU's FP16 figure at the target size times the precision/FP16 ratio, the ratio
+        fitted against ln(params) by least squares over this GPU's measured pairs."""
+        base = self._same_gp(gpu, model, params, "fp16", bs, metric)
+        if base is None:
+            return None
+        fp16 = {(p.model, p.batch_size): p for p in self.by_gp.get((gpu, "fp16"), [])}
+        xs, ys, ids = [], [], []
+        for p in self.by_gp.get((gpu, prec), []):
+            b = fp16.get((p.model, p.batch_size))
+            va = p.j if metric == "j" else p.tput
+            vb = (b.j if metric == "j" else b.tput) if b else None
+            if va and vb:
+                xs.append(math.log(p.params_b))
+                ys.append(math.log(va / vb))
+                ids += [p.id, b.id]  # type: ignore[union-attr]
+        if not xs:
+            return None
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = _ls_slope(xs, ys) if len(set(xs)) > 1 else 0.0
+        r = math.exp(my + slope * (math.log(params) - mx))
+        return _Cand(base.value * r, "extrapolated", "low",
+                     f"{gpu} FP16 at this size x the {prec}/FP16 ratio fitted on ln(params) over {len(xs)} pairs", ids)
 
     def _batch_from(self, mine: list[Point], gpu: str, prec: str, bs: int, metric: str, val) -> _Cand | None:
         pairs = [(float(p.batch_size), val(p)) for p in mine]
@@ -426,9 +459,14 @@ class Dataset:
             g = catalog.resolve_gpu(gpu)
         except catalog.UnknownName:
             return None
-        # decode at small batches streams the weights once per token: energy per token follows
-        # power per unit of memory bandwidth; throughput follows bandwidth
-        return g.tdp_w / g.mem_bandwidth_gbs if metric == "j" else g.mem_bandwidth_gbs
+        # decode at small batches streams the weights once per token: throughput follows memory
+        # bandwidth and energy per token its inverse (or TDP over it); the exponent is calibrated
+        # on the data, and the benchmark picked 1/bandwidth (lower leave-one-out error)
+        if self.transfer == "none":
+            return 1.0
+        if metric == "j":
+            return g.tdp_w / g.mem_bandwidth_gbs if self.transfer == "tdp_bw" else 1.0 / g.mem_bandwidth_gbs
+        return g.mem_bandwidth_gbs
 
     def transfer_beta(self, metric: str) -> tuple[float, int]:
         """Exponent of the spec ratio, by least squares through the origin on every pair of GPUs
@@ -478,9 +516,13 @@ class Dataset:
         top = [t for t in cands if t[0].rank() == cands[0][0].rank()]
         value = _geo([c.value * f for c, _, f in top])
         refs = ", ".join(g for _, g, _ in top)
-        spec = "TDP / memory bandwidth" if metric == "j" else "memory bandwidth"
-        method = (f"cross-GPU transfer from {refs} ({top[0][0].method}) by the {spec} ratio ^ {beta:.2f} "
-                  f"(exponent fitted on {npairs} pairs of GPUs in the data)")
+        if self.transfer == "none" or spec_t == 1.0:
+            method = f"cross-GPU transfer from {refs} ({top[0][0].method}), unscaled"
+        else:
+            spec = ("TDP / memory bandwidth" if self.transfer == "tdp_bw" else "1 / memory bandwidth") if metric == "j" \
+                else "memory bandwidth"
+            method = (f"cross-GPU transfer from {refs} ({top[0][0].method}) by the {spec} ratio ^ {beta:.2f} "
+                      f"(exponent fitted on {npairs} pairs of GPUs in the data)")
         ids = [i for c, _, _ in top for i in c.row_ids]
         return _Cand(value, "extrapolated", "low", method, ids)
 
@@ -515,14 +557,13 @@ class Dataset:
         if key in self._cache:
             return self._cache[key]
         prec_eff = BF16_AS if prec == "bf16" and not self.by_gp.get((gpu, "bf16")) else prec
+        # this GPU and precision first, whatever its tier: its own rows beat any transfer
         c = self._same_gp(gpu, model, params, prec_eff, bs, metric)
-        if c is None or c.tier == "extrapolated":
+        if c is None:
             alts = [x for x in (self._other_gpu(gpu, model, params, prec_eff, bs, metric),
                                 self._other_precision(gpu, model, params, prec_eff, bs, metric)) if x]
             if alts:
-                combined = _combine(alts) if len(alts) > 1 else alts[0]
-                if c is None or combined.rank() <= c.rank():
-                    c = combined
+                c = _combine(alts) if len(alts) > 1 else alts[0]
         if c is not None and prec_eff != prec:
             c = _Cand(c.value, _worse(c.tier, "interpolated", _TIER_ORDER), c.confidence,
                       f"{c.method}; BF16 taken as FP16 (same bytes per weight and tensor rate)", c.row_ids, c.notes)

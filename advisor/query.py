@@ -631,6 +631,12 @@ def _gpu_for_arch(arch: str) -> str | None:
     return max(cands, key=lambda g: (counts.get(g.key, 0), -len(g.key))).key
 
 
+def _measured_models() -> set[str]:
+    from advisor import estimate
+
+    return {p.model for p in estimate.dataset().points}
+
+
 def _rows_per_gpu() -> dict[str, int]:
     from advisor import estimate
 
@@ -1028,6 +1034,7 @@ def from_fields(protocol: str, **slots: Any) -> Query:
     if lang not in ("en", "zh"):
         errors.append(f"lang '{lang}' is not supported. Accepted: en, zh.")
         lang = "en"
+    errors += _range_errors(out)
     if errors:
         raise QueryError(errors)
     base = {k: v for k, v in (ctx.model_dump().items() if ctx else []) if k in SLOTS and v is not None}
@@ -1076,6 +1083,31 @@ def from_fields(protocol: str, **slots: Any) -> Query:
 
 # ---------------------------------------------------------------------------------------------
 # defaults and validation shared by both entry points
+
+
+def _range_errors(s: dict[str, Any]) -> list[str]:
+    """Out-of-range values: batch size within 1..max_batch_size, positive lengths, PUE >= 1."""
+    errors: list[str] = []
+    max_bs = _defaults().get("max_batch_size")
+    bs = s.get("batch_size")
+    if bs is not None:
+        if bs < 1:
+            errors.append(f"batch_size must be >= 1, got {bs}. Did you mean batch_size=1?")
+        elif max_bs is not None and bs > max_bs:
+            errors.append(f"batch_size={bs} exceeds the maximum supported ({max_bs}). Use batch_size <= {max_bs}, "
+                          "or a continuous-batching server (vLLM) for larger batches.")
+    for slot, typical in (("prompt_tokens", "512 (chat), 1024 (documents), 2048 (long context)"),
+                          ("gen_tokens", "128 (short answers), 256 (default), 512 (detailed answers)")):
+        v = s.get(slot)
+        if v is not None and v < 1:
+            errors.append(f"{slot} must be >= 1, got {v}. Typical values: {typical}.")
+    for slot in ("requests_per_month", "tokens_per_month", "job_tokens"):
+        v = s.get(slot)
+        if v is not None and (not math.isfinite(v) or v < 0):
+            errors.append(f"{slot} must be a non-negative number, got {v}")
+    if s.get("pue") is not None and s["pue"] < 1:
+        errors.append(f"PUE must be >= 1 (1.0 means no facility overhead), got {s['pue']}")
+    return errors
 
 
 def _finish(*, protocol: str, slots: dict[str, Any], lang: str, text: str, warnings: list[str], conversions: list[str],
@@ -1131,29 +1163,12 @@ def _finish(*, protocol: str, slots: dict[str, Any], lang: str, text: str, warni
         default("region", DEFAULT_REGION, "default electricity price and grid carbon; name a region to change")
 
     # hard errors (the seed's parameter guide)
-    max_bs = defaults.get("max_batch_size")
+    errors += _range_errors(s)
     bs = s.get("batch_size")
-    if bs is not None:
-        if bs < 1:
-            errors.append(f"batch_size must be >= 1, got {bs}. Did you mean batch_size=1?")
-        elif max_bs is not None and bs > max_bs:
-            errors.append(f"batch_size={bs} exceeds the maximum supported ({max_bs}). Use batch_size <= {max_bs}, "
-                          "or a continuous-batching server (vLLM) for larger batches.")
-        elif bs & (bs - 1):
-            lo = 1 << (bs.bit_length() - 1)
-            warnings.append(f"batch_size={bs} is not a power of 2; GPU kernels are tuned for powers of two. "
-                            f"Consider {lo} or {lo * 2}.")
-    for slot, typical in (("prompt_tokens", "512 (chat), 1024 (documents), 2048 (long context)"),
-                          ("gen_tokens", "128 (short answers), 256 (default), 512 (detailed answers)")):
-        v = s.get(slot)
-        if v is not None and v < 1:
-            errors.append(f"{slot} must be >= 1, got {v}. Typical values: {typical}.")
-    for slot in ("requests_per_month", "tokens_per_month", "job_tokens"):
-        v = s.get(slot)
-        if v is not None and (not math.isfinite(v) or v < 0):
-            errors.append(f"{slot} must be a non-negative number, got {v}")
-    if s.get("pue") is not None and s["pue"] < 1:
-        errors.append(f"PUE must be >= 1 (1.0 means no facility overhead), got {s['pue']}")
+    if bs is not None and bs >= 1 and bs & (bs - 1):
+        lo = 1 << (bs.bit_length() - 1)
+        warnings.append(f"batch_size={bs} is not a power of 2; GPU kernels are tuned for powers of two. "
+                        f"Consider {lo} or {lo * 2}.")
     if errors:
         raise QueryError(errors)
 
@@ -1169,6 +1184,10 @@ def _finish(*, protocol: str, slots: dict[str, Any], lang: str, text: str, warni
         size = f" ({_fmt(p)}B parameters)" if p else ""
         warnings.append(f"{model_name or s['model']}{size} is not directly measured: figures are derived from other "
                         "model sizes. For accurate results, measure it with `ecolobster bench`.")
+    if arch is not None and arch.key not in _measured_models():
+        warnings.append(f"{arch.name} ({arch.params_b:g}B parameters) has no measurements yet: its figures are "
+                        "derived from measured models of similar size (see the provenance). Measure it with "
+                        "`ecolobster bench` for exact figures.")
     if arch is not None and s.get("prompt_tokens") and s.get("gen_tokens"):
         total = s["prompt_tokens"] + s["gen_tokens"]
         if total > arch.context_length:

@@ -471,9 +471,25 @@ def add_bench_hints(ans: Answer, ests: Iterable[Estimate], limit: int = 3) -> No
             code="\n".join(cmds), language="bash"))
 
 
+def _weak(e: Estimate | None) -> bool:
+    """Too weak to set a mood: extrapolated without a single row of the GPU in question."""
+    if e is None:
+        return True
+    if e.tier != "extrapolated":
+        return False
+    gpus = {p.gpu for p in ds().points if p.id in set(e.row_ids)}
+    return e.config.gpu not in gpus
+
+
 def mood_of(waste: float | None, *ests: Estimate | None) -> Mood:
-    weak = all(e is not None and e.tier == "extrapolated" for e in ests) if ests else False
+    weak = bool(ests) and all(_weak(e) for e in ests)
     return mood_for_waste(waste, evidence_ok=not weak)
+
+
+def config_stated(q: Query) -> bool:
+    """Did the user state a configuration (precision or batch size)? If not, there is nothing of
+    theirs to judge: the mood is the recommendation's, and the default baseline is only a reference."""
+    return "precision" not in q.defaulted or "batch_size" not in q.defaulted
 
 
 def base_answer(q: Query, protocol: str, title: str) -> Answer:

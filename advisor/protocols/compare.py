@@ -59,11 +59,17 @@ def _finish(ans: Answer, q: Query, ests: list[tuple[str, Estimate]], current: Es
     pool = [e for _, e in ranked if e.config.precision != "fp8"] or [best]
     rec = pool[0]
     ref = current or base or ranked[-1][1]
-    waste = derive.waste_pct(ref.j_per_1k_tok, best.j_per_1k_tok)
-    ans.waste_pct = waste
-    ans.mood = c.mood_of(waste, ref, best)
-    best_line = c.cost(f"{ranked[0][0]}", rec, w, g)
-    ref_line = c.cost(f"{[lbl for lbl, e in ests if e is ref][0]}", ref, w, g)
+    if current is not None:
+        waste = max(derive.waste_pct(ref.j_per_1k_tok, rec.j_per_1k_tok), 0.0)
+        ans.waste_pct = waste
+        ans.mood = c.mood_of(waste, ref, rec)
+    else:
+        # nothing of the user's to judge: the mood is the recommendation's
+        ans.waste_pct = 0.0
+        ans.mood = c.mood_of(0.0, rec)
+    label = {id(e): lbl for lbl, e in ests}
+    best_line = c.cost(f"recommended: {label[id(rec)]}", rec, w, g)
+    ref_line = c.cost(f"{'current' if current is not None else 'reference'}: {label[id(ref)]}", ref, w, g)
     ans.costs = [ref_line, best_line] if ref is not rec else [best_line]
     ans.conversions += w.conversions
     if w.defaulted:
@@ -90,7 +96,7 @@ def _precisions(q: Query) -> Answer:
     if not ests:
         return _nothing(ans, q)
     base = next((e for _, e in ests if e.config.precision == "fp16"), None)
-    current = next((e for _, e in ests if e.config.precision == q.precision), None) if "precision" not in q.defaulted else base
+    current = next((e for _, e in ests if e.config.precision == q.precision), None) if "precision" not in q.defaulted else None
     _finish(ans, q, ests, current, f"Precisions for {mlabel} on {glabel} (BS={q.batch_size})", "precision", base)
     ranked = sorted(ests, key=lambda t: t[1].j_per_1k_tok)
     rec = next(e for _, e in ranked if e.config.precision != "fp8")

@@ -46,8 +46,13 @@ def run(q: Query) -> Answer:
         return ans
     best = best_of(cands)
     waste = derive.waste_pct(current.j_per_1k_tok, best.j_per_1k_tok)
-    ans.waste_pct = waste
-    ans.mood = c.mood_of(waste, current, best)
+    if c.config_stated(q):
+        ans.waste_pct = waste
+        ans.mood = c.mood_of(waste, current, best)
+    else:
+        ans.waste_pct = 0.0
+        ans.mood = c.mood_of(0.0, best)
+        ans.extra["default_baseline_waste_pct"] = waste
     uc = USE_CASE_LABEL.get(q.use_case or "", q.use_case or "")
     bc = best.config
     ans.headline = (f"Use {c.plabel(bc.precision)} at batch size {bc.batch_size}: {c.fnum(best.j_per_1k_tok)} J/1k tok "
@@ -62,7 +67,7 @@ def run(q: Query) -> Answer:
     rows = []
     for e in shown:
         rank = ranked.index(e) + 1 if e in ranked else "-"
-        cur = " (current)" if e.config == current.config else ""
+        cur = (" (current)" if c.config_stated(q) else " (default baseline)") if e.config == current.config else ""
         rows.append([rank if rank != "-" else "-", c.plabel(e.config.precision) + cur, e.config.batch_size,
                      round(e.j_per_1k_tok, 1), _r(e.throughput_tok_s), _r(e.power_w), _r(e.mem_gb, 1),
                      c.fpct(derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)), e.tier, e.confidence])
@@ -91,7 +96,7 @@ def run(q: Query) -> Answer:
     ans.charts.append(c.bar_chart(f"Energy per 1k tokens, {mlabel} on {glabel}", items))
 
     # money and carbon
-    cur_line = c.cost(f"current: {c.plabel(current.config.precision)}, BS={current.config.batch_size}", current, w, g)
+    cur_line = c.cost(f"{'current' if c.config_stated(q) else 'default baseline'}: {c.plabel(current.config.precision)}, BS={current.config.batch_size}", current, w, g)
     best_line = c.cost(f"recommended: {c.plabel(bc.precision)}, BS={bc.batch_size}", best, w, g)
     ans.costs = [cur_line, best_line]
     ans.conversions += w.conversions + c.cost_conversions(best, w, g, best_line)
@@ -110,6 +115,11 @@ def run(q: Query) -> Answer:
         impact=(f"{c.fnum(cur_line.kwh, 1)} -> {c.fnum(best_line.kwh, 1)} kWh, {c.fusd(cur_line.usd)} -> {c.fusd(best_line.usd)}"
                 f" ({c.fusd(save)} saved), {c.fnum(cur_line.kg_co2, 1)} -> {c.fnum(best_line.kg_co2, 1)} kgCO2 per "
                 f"{'month' if w.period == 'month' else 'job'}")))
+    if "gpu" in q.defaulted:
+        ans.recommendations.append(Recommendation(
+            title="Tell me your GPU",
+            detail=f"These figures assume the default GPU ({glabel}). Name yours (e.g. 'on an A800') for figures "
+                   "that fit your hardware."))
     pit = _pitfalls(q, cands, bc.batch_size)
     if pit:
         ans.tables.append(pit)
