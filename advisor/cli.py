@@ -13,6 +13,7 @@ import sys
 # One module per command group (see DESIGN.md: keep each command's room easy to find).
 COMMAND_MODULES: tuple[str, ...] = (
     "advisor.cmd_data",
+    "advisor.cmd_audit",
     "advisor.cmd_ask",
     "advisor.cmd_chat",
     "advisor.cmd_schema",

@@ -1,0 +1,349 @@
+"""The audit engine: read each file once, walk its AST once, hand every node to the rules that
+registered for its type, and turn what they report into findings (suppressions, selection,
+severity caps, notebook cell locations). Bad input never stops the run: each problem becomes a
+per-file diagnostic and the scan goes on.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advisor.answer import MOOD_ORDER
+from advisor.audit import configs
+from advisor.audit.context import Context, Hit, Resolver
+from advisor.audit.evidence import Evidence
+from advisor.audit.models import AuditReport, Diagnostic, Finding, Impact
+from advisor.audit.nodes import IndexOption, Requirement, ShellCommand, TrainingConfig
+from advisor.audit.pyindex import Frame, build_index
+from advisor.audit.registry import Rule, all_rules
+from advisor.audit.settings import AuditSettings
+from advisor.audit.sources import Source, decode, kind_for, load_path, notebook_source, sniff_kind
+from advisor.audit.suppress import is_suppressed
+from advisor.audit.walk import FileItem, walk
+
+PSEUDO_TYPES = (ShellCommand, Requirement, IndexOption, TrainingConfig)
+SHELL_CALLS = frozenset({"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
+                         "subprocess.Popen", "os.system", "os.popen"})
+_PY2 = re.compile(r"^\s*(print\s+[^\s(=]|exec\s+[\"']|except\s+[\w.]+\s*,\s*\w+\s*:)|\bur[\"']|^\s*raise\s+\w+\s*,", re.M)
+MAX_PARTIAL_TRIES = 6
+
+
+@dataclass
+class RunState:
+    """What every rule may consult during a run besides its node."""
+
+    settings: AuditSettings
+    rows: list[Any] | None = None
+    pins: dict[str, str] = field(default_factory=dict)  # package -> version spec from requirement files
+    _evidence: Evidence | None = None
+
+    @property
+    def evidence(self) -> Evidence:
+        if self._evidence is None:
+            self._evidence = Evidence(self.settings.gpu, self.rows)
+        return self._evidence
+
+    @property
+    def policy(self):  # noqa: ANN201 - advisor.audit.policy.Policy
+        return self.settings.policy
+
+
+@dataclass
+class FileResult:
+    findings: list[Finding] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    lines: int = 0
+    suppressed: int = 0
+    audited: bool = False
+
+
+def select_rules(settings: AuditSettings) -> list[Rule]:
+    rules = list(all_rules().values())
+    if settings.select:
+        rules = [r for r in rules if any(r.code.startswith(s) for s in settings.select)]
+    if settings.ignore:
+        rules = [r for r in rules if not any(r.code.startswith(s) for s in settings.ignore)]
+    return rules
+
+
+def _py2_hint(text: str) -> str:
+    return " (this looks like Python 2 code; the auditor reads Python 3)" if _PY2.search(text) else ""
+
+
+def parse_python(text: str, display: str) -> tuple[ast.Module | None, list[Diagnostic], int]:
+    """Parse; on a syntax error audit the longest prefix that parses (half-written code), and say
+    so. Returns (tree, diagnostics, number of lines audited)."""
+    lines = text.splitlines()
+    try:
+        return ast.parse(text, filename=display), [], len(lines)
+    except SyntaxError as err:
+        where = f"line {err.lineno}" + (f", column {err.offset}" if err.offset else "")
+        msg = f"syntax error at {where}: {err.msg}{_py2_hint(text)}"
+        err_line = err.lineno
+        stop = min(err.lineno or len(lines), len(lines) + 1)
+    except (ValueError, RecursionError, MemoryError, OverflowError) as err:
+        kind = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        return None, [Diagnostic(path=display, level="error", message=f"cannot parse: {kind}; skipped")], 0
+    starts = [i for i in range(stop - 1, 0, -1) if lines[i - 1][:1] not in ("", " ", "\t", "#", ")", "]", "}")]
+    for k in [stop] + starts[:MAX_PARTIAL_TRIES]:
+        prefix = "\n".join(lines[: k - 1])
+        if not prefix.strip():
+            continue
+        try:
+            tree = ast.parse(prefix, filename=display)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        return tree, [Diagnostic(path=display, level="warning", line=err_line,
+                                 message=f"{msg}; audited lines 1-{k - 1} only")], k - 1
+    return None, [Diagnostic(path=display, level="error", line=err_line, message=f"{msg}; skipped")], 0
+
+
+class Auditor:
+    def __init__(self, settings: AuditSettings | None = None, rows: list[Any] | None = None):
+        self.settings = settings or AuditSettings()
+        self.rules = select_rules(self.settings)
+        self.by_type: dict[type, list[Rule]] = {}
+        for r in self.rules:
+            for t in r.nodes:
+                self.by_type.setdefault(t, []).append(r)
+        self.wanted = {t for t in self.by_type if issubclass(t, ast.AST)} | {ast.Call}
+        self.run = RunState(self.settings, rows)
+
+    # -- one text -----------------------------------------------------------------------------
+    def audit_text(self, text: str, path: str = "<stdin>", kind: str | None = None) -> FileResult:
+        kind = kind or kind_for(path) or sniff_kind(text)
+        res = FileResult(lines=text.count("\n") + (0 if text.endswith("\n") or not text else 1))
+        if not text.strip():
+            res.diagnostics.append(Diagnostic(path=path, level="info", message="empty file; nothing to audit"))
+            return res
+        try:
+            self._audit(text, path, kind, res)
+        except Exception as err:  # a bug of ours must not stop the scan of other files
+            res.diagnostics.append(Diagnostic(path=path, level="error",
+                                              message=f"internal error while auditing ({type(err).__name__}: {err}); "
+                                                      "skipped. Please report it."))
+        return res
+
+    def _audit(self, text: str, path: str, kind: str, res: FileResult) -> None:
+        if kind == "notebook":
+            src, diags = notebook_source(text, path)
+            res.diagnostics.extend(diags)
+            if src is None:
+                return
+            res.lines = sum(1 for _ in src.cell_map or [])
+            self._audit_python(src, res)
+            return
+        src = Source(path, kind, text)
+        if kind == "python":
+            self._audit_python(src, res)
+            return
+        nodes: list[Any]
+        if kind == "requirements":
+            nodes = configs.read_requirements(text)
+        elif kind == "pyproject":
+            nodes, _, diags = configs.read_pyproject(text, path)
+            res.diagnostics.extend(diags)
+        elif kind == "yaml":
+            nodes = configs.read_yaml(text, path)
+        elif kind == "json":
+            nodes, diags = configs.read_json(text, path)
+            res.diagnostics.extend(diags)
+        elif kind in ("shell", "dockerfile"):
+            nodes = configs.read_shell(text, dockerfile=kind == "dockerfile")
+        else:
+            res.diagnostics.append(Diagnostic(path=path, level="info", message=f"no reader for '{kind}' files; skipped"))
+            return
+        res.audited = True
+        if kind in ("requirements", "pyproject"):
+            for n in nodes:
+                if isinstance(n, Requirement) and n.spec:
+                    self.run.pins.setdefault(n.name, n.spec)
+        self._dispatch_pseudo(self._expand(nodes), src, None, res)
+
+    def _expand(self, nodes: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for n in nodes:
+            out.append(n)
+            if isinstance(n, ShellCommand):
+                out.extend(configs.parse_command(n.text, n.line, f"install command ({n.origin})"))
+        return out
+
+    def _audit_python(self, src: Source, res: FileResult) -> None:
+        tree, diags, _ = parse_python(src.text, src.path)
+        for d in diags:
+            if d.line is not None and src.cell_map:
+                line, cell = src.locate(d.line)
+                d = Diagnostic(path=d.path, level=d.level, line=line, message=f"cell {cell}: {d.message}")
+            res.diagnostics.append(d)
+        pseudo: list[Any] = list(src.shell)
+        if tree is None:
+            if pseudo:
+                self._dispatch_pseudo(self._expand(pseudo), src, None, res)
+            return
+        res.audited = True
+        index = build_index(tree, self.wanted)
+        index.lines = len(src.lines)
+        resolver = Resolver(index)
+        # Install commands run from Python (subprocess, os.system) are audited like shell lines.
+        for call, frame in index.nodes(ast.Call):
+            name = resolver.call_name(call)  # type: ignore[arg-type]
+            if (name in SHELL_CALLS or name.endswith(".system")) and call.args:  # type: ignore[attr-defined]
+                cmd = _command_text(resolver.value(call.args[0], frame))  # type: ignore[attr-defined]
+                if cmd and "install" in cmd:
+                    pseudo.append(ShellCommand(cmd, call.lineno, "subprocess call"))  # type: ignore[attr-defined]
+        for t, rules in self.by_type.items():
+            if t in PSEUDO_TYPES:
+                continue
+            for node, frame in index.nodes(t):
+                ctx = Context(node, frame, resolver, src, self.run)
+                for rule in rules:
+                    self._apply(rule, ctx, src, res)
+        if pseudo:
+            self._dispatch_pseudo(self._expand(pseudo), src, resolver, res)
+
+    def _dispatch_pseudo(self, nodes: list[Any], src: Source, resolver: Resolver | None, res: FileResult) -> None:
+        for n in nodes:
+            for rule in self.by_type.get(type(n), ()):
+                ctx = Context(n, None, resolver, src, self.run)
+                self._apply(rule, ctx, src, res)
+
+    def _apply(self, rule: Rule, ctx: Context, src: Source, res: FileResult) -> None:
+        try:
+            hits = list(rule.check(ctx) or ())
+        except RecursionError:
+            hits = []
+            res.diagnostics.append(Diagnostic(path=src.path, level="warning",
+                                              message=f"{rule.code}: expression nested too deeply near line "
+                                                      f"{getattr(ctx.node, 'lineno', getattr(ctx.node, 'line', '?'))}; "
+                                                      "rule skipped there"))
+        except Exception as err:  # one rule's bug must not hide the other findings
+            line = getattr(ctx.node, "lineno", getattr(ctx.node, "line", None))
+            res.diagnostics.append(Diagnostic(path=src.path, level="error", line=line if isinstance(line, int) else None,
+                                              message=f"internal error in rule {rule.code} ({type(err).__name__}: {err}); "
+                                                      "the rest of the file was audited. Please report it."))
+            return
+        for h in hits:
+            f = self._finding(rule, h, src)
+            if f is None:
+                res.suppressed += 1
+            elif not any(x.code == f.code and x.line == f.line and x.cell == f.cell for x in res.findings):
+                res.findings.append(f)
+
+    def _finding(self, rule: Rule, h: Hit, src: Source) -> Finding | None:
+        span = h.span or (h.line, h.line)
+        span = (min(span[0], h.line), max(span[1], h.line))
+        if is_suppressed(rule.code, src.lines, span):
+            return None
+        impact: Impact = h.impact
+        severity = h.severity
+        cap = self.settings.policy.best_practice_mood
+        if impact.basis == "best practice" and severity != "gray" and MOOD_ORDER[severity] > MOOD_ORDER[cap]:
+            severity = cap
+        line, cell = src.locate(h.line)
+        snippet = src.line_text(h.line).strip()
+        return Finding(code=rule.code, name=rule.name, title=rule.title, severity=severity,  # type: ignore[arg-type]
+                       confidence=h.confidence, path=src.path, line=max(1, line), col=max(1, h.col),  # type: ignore[arg-type]
+                       end_line=None, cell=cell, message=h.message, fix=h.fix or rule.fix, impact=impact,
+                       snippet=snippet[:200])
+
+    # -- files --------------------------------------------------------------------------------
+    def audit_file(self, item: FileItem) -> FileResult:
+        data, diags = load_path(item.path, item.display, item.kind, self.settings.policy)
+        res = FileResult(diagnostics=list(diags))
+        if data is None:
+            return res
+        text, ddiags = decode(data, item.display, "python" if item.kind == "python" else item.kind)
+        res.diagnostics.extend(ddiags)
+        if text is None or not text.strip():
+            return res
+        sub = self.audit_text(text, item.display, item.kind)
+        sub.diagnostics = res.diagnostics + sub.diagnostics
+        return sub
+
+    def collect(self, paths: list[str], stdin_name: str | None = None) -> tuple[list[FileItem | tuple[str, str]], list[Diagnostic]]:
+        items: list[FileItem | tuple[str, str]] = []
+        diags: list[Diagnostic] = []
+        for p in paths:
+            if p == "-":
+                data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+                name = stdin_name or "<stdin>"
+                text, dd = decode(data, name, kind_for(name) or "python")
+                diags.extend(dd)
+                if text is not None:
+                    items.append((name, text))
+                continue
+            path = Path(p)
+            if os.path.isdir(path):
+                for it in walk(path, p.rstrip("/") or p, self.settings.exclude, self.settings.respect_gitignore):
+                    (diags if isinstance(it, Diagnostic) else items).append(it)  # type: ignore[arg-type]
+                continue
+            kind = kind_for(p)
+            if kind is None and os.path.isfile(path):
+                try:
+                    with open(path, "rb") as fh:
+                        head = fh.readline(200)
+                except OSError:
+                    head = b""
+                kind = "python" if head.startswith(b"#!") and b"python" in head else None
+            if kind is None:
+                if os.path.lexists(path) and not os.path.exists(path):
+                    kind = "python"  # a broken or looping link: let the reader say which
+                else:
+                    diags.append(Diagnostic(path=p, level="info",
+                                            message="not a file type the auditor reads (accepted: .py, .ipynb, "
+                                                    "requirements*.txt, pyproject.toml, .yaml/.yml, .json, .sh, "
+                                                    "Dockerfile); skipped"))
+                    continue
+            items.append(FileItem(path, p, kind))
+        return items, diags
+
+    def audit_paths(self, paths: list[str], stdin_name: str | None = None) -> AuditReport:
+        t0 = time.perf_counter()
+        items, diags = self.collect(paths, stdin_name)
+        # Requirement files first: their pins (e.g. transformers) inform the Python rules.
+        order = {"requirements": 0, "pyproject": 0}
+        items.sort(key=lambda it: order.get(it.kind, 1) if isinstance(it, FileItem) else 1)
+        report = AuditReport(diagnostics=diags, rules=[r.code for r in self.rules], gpu=self.settings.gpu)
+        for it in items:
+            if isinstance(it, FileItem):
+                res = self.audit_file(it)
+            else:
+                res = self.audit_text(it[1], it[0], kind_for(it[0]) if it[0] != "<stdin>" else None)
+            report.findings.extend(res.findings)
+            report.diagnostics.extend(res.diagnostics)
+            report.suppressed += res.suppressed
+            if res.audited:
+                report.files_scanned += 1
+                report.lines_scanned += res.lines
+        report.findings.sort(key=lambda f: (f.path, f.cell or 0, f.line, f.code))
+        report.elapsed_s = time.perf_counter() - t0
+        return report
+
+    def audit_code(self, code: str, filename: str = "<stdin>") -> AuditReport:
+        t0 = time.perf_counter()
+        res = self.audit_text(code, filename, kind_for(filename) if filename not in ("<stdin>", "<chat>") else None)
+        report = AuditReport(findings=sorted(res.findings, key=lambda f: (f.cell or 0, f.line, f.code)),
+                             diagnostics=res.diagnostics, files_scanned=int(res.audited), lines_scanned=res.lines,
+                             suppressed=res.suppressed, rules=[r.code for r in self.rules], gpu=self.settings.gpu)
+        report.elapsed_s = time.perf_counter() - t0
+        return report
+
+
+def _command_text(v: Any) -> str | None:
+    if v.kind == "const" and isinstance(v.value, str):
+        return v.value
+    if v.kind == "list" and v.value and all(x.kind == "const" and isinstance(x.value, str) for x in v.value):
+        return shlex.join(x.value for x in v.value)
+    return None
+
+
+def frame_for(index: Any, node: ast.AST) -> Frame | None:
+    return index.frames.get(id(node))

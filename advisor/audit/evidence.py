@@ -1,0 +1,244 @@
+"""Impact from the measurements dataset: paired rows, never typed-in figures.
+
+A comparison pairs rows measured in the same configuration (GPU, model, batch size, prompt and
+generation length) that differ only in precision (or only in batch size), and reports the extra
+energy per 1,000 generated tokens of the trap against the fix, with the row ids. Simulated rows
+are never evidence. With a GPU given, that GPU's pairs are used when the dataset has any; the
+answer says when it falls back to other GPUs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from measurements.schema import MeasurementRow
+
+PRECISION_LABEL = {
+    "fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "fp8": "FP8", "nf4": "NF4",
+    "int8_mixed": "INT8 mixed (threshold 6.0)", "int8_pure": "pure INT8 (threshold 0.0)",
+}
+
+
+@dataclass(frozen=True)
+class Pair:
+    gpu: str
+    model_id: str
+    params_b: float
+    batch_size: int
+    trap: MeasurementRow
+    alt: MeasurementRow  # the best alternative measured in the same configuration
+    waste_pct: float
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.trap.id, self.alt.id]
+
+
+@dataclass
+class Comparison:
+    pairs: list[Pair]
+    scope_note: str = ""
+    chosen: Pair | None = None  # the pair closest to the user's model, or the median one
+    gpus: list[str] = field(default_factory=list)
+
+    @property
+    def row_ids(self) -> list[str]:
+        out: list[str] = []
+        for p in self.pairs:
+            for i in p.ids:
+                if i not in out:
+                    out.append(i)
+        return out
+
+    @property
+    def low(self) -> float:
+        return min(p.waste_pct for p in self.pairs)
+
+    @property
+    def high(self) -> float:
+        return max(p.waste_pct for p in self.pairs)
+
+
+def _config_key(r: MeasurementRow) -> tuple:
+    return (r.gpu, r.gpu_count, r.model_id, r.batch_size, r.prompt_tokens, r.gen_tokens, r.weights)
+
+
+class Evidence:
+    """The dataset as the auditor uses it, loaded once per run."""
+
+    def __init__(self, gpu: str | None = None, rows: list[MeasurementRow] | None = None):
+        if rows is None:
+            from measurements.store import load_rows
+
+            rows = load_rows()
+        self.rows = [r for r in rows if r.is_evidence]
+        self.gpu = gpu
+        self.problems: list[str] = []
+
+    # -- names -------------------------------------------------------------------------------
+    @staticmethod
+    def gpu_name(key: str) -> str:
+        try:
+            from measurements import catalog
+
+            return catalog.resolve_gpu(key).name
+        except Exception:  # catalog missing or key unknown: the key is still a faithful name
+            return key
+
+    def params_of(self, model_id: str) -> float | None:
+        """Parameter count (billions) of a model the dataset has measured."""
+        low = model_id.lower()
+        for r in self.rows:
+            if r.model_id.lower() == low:
+                return r.params_b
+        return None
+
+    # -- scope ---------------------------------------------------------------------------------
+    def _scoped(self, pairs: list[Pair]) -> tuple[list[Pair], str]:
+        if not self.gpu:
+            return pairs, ""
+        mine = [p for p in pairs if p.gpu == self.gpu]
+        if mine:
+            return mine, ""
+        if not pairs:
+            return pairs, ""
+        others = ", ".join(sorted({self.gpu_name(p.gpu) for p in pairs}))
+        return pairs, f"no rows for {self.gpu_name(self.gpu)}; figures from {others}"
+
+    @staticmethod
+    def _choose(pairs: list[Pair], params_b: float | None) -> Pair:
+        if params_b:
+            best = min(abs(math.log(p.params_b / params_b)) for p in pairs)
+            near = [p for p in pairs if abs(math.log(p.params_b / params_b)) - best < 1e-9]
+        else:
+            near = pairs
+        ordered = sorted(near, key=lambda p: p.waste_pct)
+        return ordered[(len(ordered) - 1) // 2]
+
+    # -- comparisons ---------------------------------------------------------------------------
+    def precision(self, trap: str, alts: tuple[str, ...], *, params_b: float | None = None,
+                  max_params: float | None = None, task: str = "inference") -> Comparison:
+        """Pairs of `trap` precision against the best of `alts` in the same configuration."""
+        groups: dict[tuple, dict[str, MeasurementRow]] = defaultdict(dict)
+        for r in self.rows:
+            if r.task != task or r.energy_j_per_1k_tok is None:
+                continue
+            groups[_config_key(r)].setdefault(r.precision, r)
+        pairs: list[Pair] = []
+        for g in groups.values():
+            if trap not in g:
+                continue
+            options = [g[a] for a in alts if a in g]
+            if not options:
+                continue
+            t = g[trap]
+            if max_params is not None and t.params_b > max_params:
+                continue
+            alt = min(options, key=lambda r: r.energy_j_per_1k_tok or math.inf)
+            waste = (t.energy_j_per_1k_tok / alt.energy_j_per_1k_tok - 1.0) * 100.0  # type: ignore[operator]
+            pairs.append(Pair(t.gpu, t.model_id, t.params_b, t.batch_size, t, alt, waste))
+        pairs.sort(key=lambda p: (p.gpu, p.params_b, p.batch_size))
+        scoped, note = self._scoped(pairs)
+        comp = Comparison(scoped, note, gpus=sorted({p.gpu for p in scoped}))
+        if scoped:
+            comp.chosen = self._choose(scoped, params_b)
+        return comp
+
+    def nf4_penalty_bound(self) -> tuple[float | None, list[Pair]]:
+        """The largest model size (B params) at which every measured NF4/16-bit pair shows NF4
+        spending more energy, below the smallest size where NF4 saves: the data's crossover."""
+        comp = self.precision("nf4", ("fp16", "bf16"))
+        if not comp.pairs:
+            return None, []
+        saving = [p.params_b for p in comp.pairs if p.waste_pct <= 0]
+        floor = min(saving) if saving else math.inf
+        penalty = [p for p in comp.pairs if p.waste_pct > 0 and p.params_b < floor]
+        if not penalty:
+            return None, []
+        return max(p.params_b for p in penalty), penalty
+
+    def batch(self, *, params_b: float | None = None) -> Comparison:
+        """Batch size 1 against the smallest larger batch measured in the same configuration
+        (the most conservative saving); `extra` pairs against the largest batch are in notes."""
+        groups: dict[tuple, dict[int, MeasurementRow]] = defaultdict(dict)
+        for r in self.rows:
+            if r.task != "inference" or r.energy_j_per_1k_tok is None:
+                continue
+            key = (r.gpu, r.gpu_count, r.model_id, r.precision, r.prompt_tokens, r.gen_tokens, r.weights)
+            groups[key].setdefault(r.batch_size, r)
+        pairs: list[Pair] = []
+        for g in groups.values():
+            if 1 not in g or len(g) < 2:
+                continue
+            nxt = g[min(b for b in g if b > 1)]
+            t = g[1]
+            waste = (t.energy_j_per_1k_tok / nxt.energy_j_per_1k_tok - 1.0) * 100.0  # type: ignore[operator]
+            pairs.append(Pair(t.gpu, t.model_id, t.params_b, nxt.batch_size, t, nxt, waste))
+        scoped, note = self._scoped(pairs)
+        comp = Comparison(scoped, note, gpus=sorted({p.gpu for p in scoped}))
+        if scoped:
+            comp.chosen = min(scoped, key=lambda p: p.waste_pct)
+        return comp
+
+    def batch_curve(self, pair: Pair) -> list[MeasurementRow]:
+        """Every batch size measured in the configuration of `pair`, smallest first."""
+        t = pair.trap
+        rows = [r for r in self.rows if r.task == "inference" and r.energy_j_per_1k_tok is not None
+                and (r.gpu, r.model_id, r.precision, r.prompt_tokens, r.gen_tokens)
+                == (t.gpu, t.model_id, t.precision, t.prompt_tokens, t.gen_tokens)]
+        return sorted(rows, key=lambda r: r.batch_size)
+
+    def finetune(self, trap: str, alt: str, *, params_b: float | None = None) -> Comparison:
+        """Fine-tuning method pairs (e.g. qlora vs lora) on the same GPU, model, batch and
+        sequence length, by energy per processed token (or per step)."""
+        groups: dict[tuple, dict[str, MeasurementRow]] = defaultdict(dict)
+        for r in self.rows:
+            if r.task != "finetune" or r.method is None:
+                continue
+            groups[(r.gpu, r.model_id, r.batch_size, r.seq_len, r.weights)].setdefault(r.method, r)
+        pairs: list[Pair] = []
+        for g in groups.values():
+            if trap in g and alt in g:
+                a, b = g[trap], g[alt]
+                ea, eb = _ft_energy(a), _ft_energy(b)
+                if ea and eb:
+                    pairs.append(Pair(a.gpu, a.model_id, a.params_b, a.batch_size, a, b, (ea / eb - 1) * 100))
+        scoped, note = self._scoped(pairs)
+        comp = Comparison(scoped, note, gpus=sorted({p.gpu for p in scoped}))
+        if scoped:
+            comp.chosen = self._choose(scoped, params_b)
+        return comp
+
+    def nightly_rows(self) -> list[MeasurementRow]:
+        return [r for r in self.rows if r.nightly_build]
+
+    def describe(self, comp: Comparison, trap_label: str, alt_label: str) -> str:
+        """One sentence: the range, the closest configuration, the GPUs, the row ids."""
+        gpus = ", ".join(self.gpu_name(g) for g in comp.gpus)
+        c = comp.chosen
+        assert c is not None
+        rng = (f"{_pct(comp.low)} to {_pct(comp.high)}" if len(comp.pairs) > 1 else _pct(comp.low))
+        near = (f"closest measured: {c.model_id} ({c.params_b:g}B) at batch {c.trap.batch_size} on "
+                f"{self.gpu_name(c.gpu)}, {_pct(c.waste_pct)} ({c.trap.id} vs {c.alt.id})")
+        text = (f"measured: {trap_label} spends {rng} energy per 1k tokens vs {alt_label} across "
+                f"{len(comp.pairs)} paired configuration{'s' if len(comp.pairs) != 1 else ''} on {gpus}; {near}")
+        if comp.scope_note:
+            text += f" ({comp.scope_note})"
+        return text
+
+
+def _ft_energy(r: MeasurementRow) -> float | None:
+    if r.run_energy_wh and r.tokens_processed:
+        return r.run_energy_wh / r.tokens_processed
+    return r.energy_j_per_step
+
+
+def _pct(v: float) -> str:
+    return f"{v:+.0f}%"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

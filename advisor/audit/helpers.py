@@ -1,0 +1,244 @@
+"""Questions several rules ask: is this call a model load, which model, how big, which
+quantization; and the two ways a finding states its impact (measured rows, or best practice)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from advisor.answer import mood_for_waste
+from advisor.audit.context import Arg, Context, Val
+from advisor.audit.evidence import Comparison
+from advisor.audit.models import Impact
+
+_NOT_MODELS = re.compile(r"(Tokenizer|Processor|Config|FeatureExtractor|ImageProcessor|GenerationConfig|Dataset|"
+                         r"PeftModel$|PeftConfig|Adapter)", re.I)
+MODEL_ARG_NAMES = ("pretrained_model_name_or_path", "model_name_or_path", "model_name", "model_id", "model")
+_SIZE_TOKEN = re.compile(r"^(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])$", re.I)
+
+CONF_ORDER = {"low": 0, "medium": 1, "high": 2}
+
+
+def weakest(*confs: str) -> str:
+    return min(confs, key=lambda c: CONF_ORDER[c])
+
+
+def short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def loader_kind(name: str) -> str | None:
+    """'hf' for a transformers/peft model class's from_pretrained, 'unsloth', 'pipeline', else None."""
+    parts = name.split(".")
+    if parts[-1] == "from_pretrained" and len(parts) >= 2:
+        cls = parts[-2]
+        if _NOT_MODELS.search(cls):
+            return None
+        if cls.startswith("Fast") and ("unsloth" in name or cls in ("FastLanguageModel", "FastModel")):
+            return "unsloth"
+        return "hf"
+    if parts[-1] == "pipeline" and (len(parts) == 1 or parts[0] == "transformers"):
+        return "pipeline"
+    return None
+
+
+def model_arg(ctx: Context, call: ast.Call) -> Arg:
+    kind = loader_kind(ctx.call_name(call))
+    if kind == "pipeline":
+        return ctx.kwarg("model", call) if ctx.kwarg("model", call).present is not False else ctx.positional(1, None, call)
+    for n in MODEL_ARG_NAMES:
+        a = ctx.kwarg(n, call)
+        if a.present is not False:
+            return a
+    return ctx.positional(0, None, call)
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    params_b: float | None
+    label: str  # the model as written
+    confidence: str
+    how: str  # "catalog", "dataset", "name", or why it is unknown
+
+
+def params_from_name(text: str) -> float | None:
+    """'Qwen/Qwen2.5-0.5B-Instruct' -> 0.5; 'Mixtral-8x7B' -> 56 (an upper bound); None if no size."""
+    repo = text.rstrip("/").split("/")[-1]
+    best: float | None = None
+    for tok in re.split(r"[-_\s]+", repo):
+        m = _SIZE_TOKEN.match(tok)
+        if not m:
+            continue
+        n = float(m.group(2)) * (int(m.group(1)) if m.group(1) else 1)
+        n = n / 1000.0 if m.group(3).lower() == "m" else n
+        best = n if best is None else max(best, n)
+    return best
+
+
+def model_size(ctx: Context, arg: Arg) -> ModelSize:
+    if arg.present is not True or arg.val is None:
+        return ModelSize(None, "?", "low", arg.val.reason if arg.val is not None else "no model argument")
+    v: Val = arg.val
+    text = v.text if v.kind == "const" else None
+    if text is None:
+        return ModelSize(None, "?", "low", v.reason or "the model name is not a string the code states")
+    conf = v.confidence
+    origin = f", via {v.origin}" if v.origin else ""
+    try:
+        from measurements import catalog
+
+        arch = catalog.model_by_hub_id(text)
+        if arch is None:
+            try:
+                arch = catalog.resolve_model(text)
+            except catalog.UnknownName:
+                arch = None
+        if arch is not None:
+            return ModelSize(arch.params_b, text, conf, f"catalog entry {arch.key}{origin}")
+    except (FileNotFoundError, ValueError):
+        pass
+    rows = ctx.run.evidence.params_of(text)
+    if rows is not None:
+        return ModelSize(rows, text, conf, f"measured rows of {text}{origin}")
+    p = params_from_name(text)
+    if p is not None:
+        return ModelSize(p, text, conf, f"the size in the name '{text}'{origin}")
+    return ModelSize(None, text, "low", f"'{text}' has no size in its name and is not in the catalog")
+
+
+# -- quantization ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Quant:
+    bits: int | None  # 4, 8, or None (not quantized / unknown)
+    certain: bool  # False: the flag could not be read
+    line: int
+    config: ast.Call | None = None  # the BitsAndBytesConfig call, if any
+    confidence: str = "high"
+    reason: str = ""
+
+
+def bnb_bits(ctx: Context, call: ast.Call) -> Quant:
+    """Bits requested by a BitsAndBytesConfig(...) call (or a loader's direct load_in_* kwargs)."""
+    for bits, key in ((4, "load_in_4bit"), (8, "load_in_8bit")):
+        a = ctx.kwarg(key, call)
+        if a.present and a.val is not None:
+            t = a.val.truthy()
+            if t is True:
+                return Quant(bits, True, a.line, call, a.val.confidence)
+            if t is None:
+                return Quant(bits, False, a.line, call, "low", a.val.reason or "value read at run time")
+    return Quant(None, True, call.lineno, call)
+
+
+def loader_quant(ctx: Context, call: ast.Call) -> Quant:
+    """Quantization a model-loading call asks for: direct load_in_* kwargs, or quantization_config
+    resolving to a BitsAndBytesConfig call or a literal dict."""
+    q = bnb_bits(ctx, call)
+    if q.bits is not None:
+        return Quant(q.bits, q.certain, q.line, None, q.confidence, q.reason)
+    qc = ctx.kwarg("quantization_config", call)
+    if qc.present and qc.val is not None:
+        v = qc.val
+        if v.kind == "call" and short(ctx.call_name(v.value)) == "BitsAndBytesConfig":
+            inner = bnb_bits(ctx, v.value)
+            if inner.bits is not None:
+                conf = weakest(inner.confidence, v.confidence)
+                return Quant(inner.bits, inner.certain, qc.line, v.value, conf, inner.reason)
+        elif v.kind == "dict":
+            for bits, key in ((4, "load_in_4bit"), (8, "load_in_8bit")):
+                e = v.value.get(key)
+                if e is not None and e.truthy():
+                    return Quant(bits, True, qc.line, None, weakest(e.confidence, v.confidence))
+        elif v.kind == "unknown":
+            return Quant(None, False, qc.line, None, "low", v.reason)
+    return Quant(None, True, call.lineno)
+
+
+def loaders(ctx: Context) -> list[ast.Call]:
+    memo = ctx.index.memo
+    if "loaders" not in memo:
+        memo["loaders"] = [c for c, _ in ctx.index.nodes(ast.Call)
+                           if loader_kind(ctx.call_name(c)) is not None]  # type: ignore[arg-type]
+    return memo["loaders"]
+
+
+def loader_using(ctx: Context, config_call: ast.Call) -> ast.Call | None:
+    """The model-loading call that takes `config_call` as its quantization_config, if any."""
+    for c in loaders(ctx):
+        qc = ctx.kwarg("quantization_config", c)
+        if qc.present and qc.val is not None and qc.val.kind == "call" and qc.val.value is config_call:
+            return c
+    return None
+
+
+def names_bound_to(ctx: Context, node: ast.AST) -> set[str]:
+    """Variable names assigned the value of `node` (`cfg = BitsAndBytesConfig(...)` -> {'cfg'})."""
+    out: set[str] = set()
+    for table in ctx.index.binds.values():
+        for name, bl in table.items():
+            if any(b.value is node for b in bl):
+                out.add(name)
+    return out
+
+
+def method_calls_on(ctx: Context, names: set[str]) -> list[ast.Call]:
+    """Calls like `model.half()` / `model.to(...)` on any of `names`."""
+    out = []
+    for c, _ in ctx.index.nodes(ast.Call):
+        f = c.func  # type: ignore[attr-defined]
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in names:
+            out.append(c)
+    return out  # type: ignore[return-value]
+
+
+DTYPE_16 = ("torch.float16", "torch.half", "torch.bfloat16", "float16", "bfloat16", "fp16", "bf16", "half")
+DTYPE_32 = ("torch.float32", "torch.float", "float32", "fp32", "float")
+
+
+def dtype_of(v: Val | None) -> str | None:
+    """'16', '32', 'auto' or None (unknown) for a dtype value."""
+    if v is None:
+        return None
+    t = v.text
+    if t is None:
+        return None
+    t = t.lower()
+    if t == "auto":
+        return "auto"
+    if t in DTYPE_16 or t.endswith((".float16", ".bfloat16", ".half")):
+        return "16"
+    if t in DTYPE_32 or t.endswith((".float32",)):
+        return "32"
+    return None
+
+
+def uses_gpu(ctx: Context) -> bool:
+    ix = ctx.index
+    if "cuda" in ix.method_names or any(s.startswith("cuda") for s in ix.strings):
+        return True
+    return any(ctx.kwarg("device_map", c).present for c in loaders(ctx))
+
+
+def is_training(ctx: Context) -> bool:
+    from advisor.audit.training import is_training_module
+
+    memo = ctx.index.memo
+    if "training" not in memo:
+        memo["training"] = is_training_module(ctx)
+    return memo["training"]
+
+
+# -- impact ----------------------------------------------------------------------------------------
+def measured(ctx: Context, comp: Comparison, text: str) -> tuple[Impact, str]:
+    """A measured impact and the mood it implies (the chosen pair's waste)."""
+    c = comp.chosen
+    assert c is not None
+    imp = Impact(basis="measured", text=text, waste_pct=round(c.waste_pct, 1), low_pct=round(comp.low, 1),
+                 high_pct=round(comp.high, 1), row_ids=comp.row_ids,
+                 scope=", ".join(ctx.run.evidence.gpu_name(g) for g in comp.gpus))
+    return imp, mood_for_waste(c.waste_pct)
+
+
+def best_practice(text: str, row_ids: list[str] | None = None) -> Impact:
+    return Impact(basis="best practice", text=f"best practice: {text}", row_ids=row_ids or [])

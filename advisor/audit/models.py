@@ -1,0 +1,90 @@
+"""The auditor's boundary types: a finding, a per-file diagnostic, the impact behind a finding and
+the report of a whole run. Pydantic models, so the JSON and SARIF writers and the chat all read
+the same fields."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from advisor.answer import MOOD_ORDER, Confidence, Mood
+
+Basis = Literal["measured", "best practice"]
+DiagLevel = Literal["error", "warning", "info"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Impact(_Model):
+    """What a finding costs, and how we know.
+
+    `basis` is "measured" when the figures are paired rows of the measurements dataset (their ids
+    in `row_ids`), "best practice" when the dataset holds no evidence for this trap yet.
+    """
+
+    basis: Basis
+    text: str
+    waste_pct: float | None = Field(default=None, description="extra energy vs the fix, percent (drives severity)")
+    low_pct: float | None = None
+    high_pct: float | None = None
+    row_ids: list[str] = Field(default_factory=list)
+    scope: str = Field(default="", description="the GPUs / configurations the figures cover")
+
+
+class Finding(_Model):
+    code: str
+    name: str
+    title: str
+    severity: Mood
+    confidence: Confidence
+    path: str
+    line: int = Field(ge=1)
+    col: int = Field(default=1, ge=1)
+    end_line: int | None = None
+    cell: int | None = Field(default=None, description="notebook cell (1-based); line is then within the cell")
+    message: str
+    fix: str
+    impact: Impact
+    snippet: str = ""
+
+    @property
+    def location(self) -> str:
+        if self.cell is not None:
+            return f"{self.path}:cell {self.cell}:{self.line}"
+        return f"{self.path}:{self.line}"
+
+    def at_or_above(self, threshold: Mood) -> bool:
+        return self.severity != "gray" and MOOD_ORDER[self.severity] >= MOOD_ORDER[threshold]
+
+
+class Diagnostic(_Model):
+    """Something about a file that stopped or limited the audit of it (never a crash)."""
+
+    path: str
+    level: DiagLevel
+    message: str
+    line: int | None = None
+
+
+class AuditReport(_Model):
+    findings: list[Finding] = Field(default_factory=list)
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+    files_scanned: int = 0
+    lines_scanned: int = 0
+    suppressed: int = 0
+    rules: list[str] = Field(default_factory=list, description="codes of the rules that ran")
+    gpu: str | None = None
+    elapsed_s: float = 0.0
+
+    def worst(self) -> Mood:
+        from advisor.answer import worst_mood
+
+        if not self.findings:
+            return "green"
+        return worst_mood(*(f.severity for f in self.findings))
+
+    def failing(self, threshold: Mood) -> list[Finding]:
+        return [f for f in self.findings if f.at_or_above(threshold)]

@@ -1,0 +1,62 @@
+"""The rule registry: one small module per rule under advisor/audit/rules/.
+
+A rule module's docstring is the rule's documentation (what it catches, the patterns, an example
+report, references). Its check function is registered with the `rule` decorator, naming the
+rule's stable code and the node types it wants; the engine walks each file once and hands every
+node of those types to the rule, wrapped in a context object the rule asks questions of.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+CheckFn = Callable[[Any], Iterable[Any]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    title: str
+    nodes: tuple[type, ...]
+    check: CheckFn
+    doc: str
+    fix: str
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else self.title
+
+
+_RULES: dict[str, Rule] = {}
+_LOADED = False
+
+
+def rule(code: str, name: str, title: str, nodes: tuple[type, ...], fix: str) -> Callable[[CheckFn], CheckFn]:
+    """Register `check` as rule `code`, dispatched on `nodes` (AST or config node types)."""
+
+    def deco(fn: CheckFn) -> CheckFn:
+        if code in _RULES and _RULES[code].check is not fn:
+            raise ValueError(f"rule code {code} registered twice ({_RULES[code].check.__module__}, {fn.__module__})")
+        doc = (sys.modules[fn.__module__].__doc__ or "").strip()
+        _RULES[code] = Rule(code=code, name=name, title=title, nodes=tuple(nodes), check=fn, doc=doc, fix=fix)
+        return fn
+
+    return deco
+
+
+def all_rules() -> dict[str, Rule]:
+    """Every registered rule, by code (imports advisor.audit.rules.* once)."""
+    global _LOADED
+    if not _LOADED:
+        from advisor.audit import rules as pkg
+
+        for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+        _LOADED = True
+    return dict(sorted(_RULES.items()))

@@ -1,0 +1,87 @@
+"""ECO104 nightly-build: nightly or dev builds of the GPU stack pinned for running or measuring.
+
+What it catches
+    torch / torchao / torchvision / triton / bitsandbytes / transformers (and friends) pinned to
+    `.dev` versions, installed from a nightly index or conda channel, or from a source checkout,
+    in requirements files, pyproject.toml, conda environments, Dockerfiles, shell scripts, CI
+    steps, notebook `!pip` lines and `subprocess` install commands. Nightly builds can ship
+    without their compiled extensions and fall back to slow Python paths silently.
+
+Patterns
+    torch==2.12.0.dev20260315+cu128                             # requirements.txt
+    --extra-index-url https://<host>/whl/nightly/cu128            # any index URL with /nightly
+    !pip install --pre torchao --index-url .../nightly/cu128      # notebook
+    conda install -c pytorch-nightly pytorch
+    torchao @ git+https://github.com/pytorch/ao                   # a source build is a dev build
+
+Not reported
+    Release pins (torch==2.6.0), dev builds of packages outside the GPU stack, `--pre` in a file
+    that installs nothing from the GPU stack.
+
+Example
+    requirements.txt:3 ECO104 yellow  torch==2.12.0.dev20260315+cu128 pins a nightly/dev build ...
+
+References
+    seed 003: the RTX 5090 five-precision study ran nightly torch/torchao; its FP8 rows record the
+    nightly torchao's disabled C++ extensions (pytorch/ao#4094).
+"""
+
+from __future__ import annotations
+
+import re
+
+from advisor.audit.context import Context
+from advisor.audit.helpers import best_practice
+from advisor.audit.nodes import IndexOption, Requirement
+from advisor.audit.registry import rule
+
+FIX = "pin a release (e.g. torch==<latest stable>) from the stable index; measure and serve on release builds"
+STACK = frozenset({"torch", "torchao", "torchvision", "torchaudio", "triton", "pytorch-triton", "bitsandbytes",
+                   "transformers", "accelerate", "peft", "trl", "vllm", "xformers", "flash-attn", "pytorch",
+                   "torch-nightly", "torchtune"})
+_DEV = re.compile(r"(\.dev\d*|dev\d{6,}|nightly)", re.I)
+_WORD = re.compile(r"\b(torch|torchao|torchvision|triton|bitsandbytes|vllm|pytorch)\b", re.I)
+
+
+def _impact(ctx: Context):
+    rows = ctx.run.evidence.nightly_rows()
+    if not rows:
+        return best_practice("no rows in the dataset record a nightly build yet")
+    versions = sorted({v for r in rows for v in (r.torch_version, r.torchao_version) if v and _DEV.search(v)})
+    fp8 = [r for r in rows if r.precision == "fp8"]
+    text = (f"the dataset's nightly-build rows ({len(rows)}, software {', '.join(versions)}) include FP8 runs whose "
+            "nightly torchao had its C++ extensions disabled and fell back to Python; a nightly-vs-release pair has "
+            "not been measured, so no figure is given")
+    return best_practice(text, [r.id for r in fp8] or [r.id for r in rows][:5])
+
+
+@rule("ECO104", "nightly-build", "Nightly or dev build of the GPU stack", nodes=(Requirement, IndexOption), fix=FIX)
+def check(ctx: Context):
+    n = ctx.node
+    if isinstance(n, Requirement):
+        if n.name not in STACK:
+            return
+        if n.url:
+            if "nightly" in n.url.lower() or _DEV.search(n.url.split("/")[-1]):
+                why = f"{n.name} from a nightly wheel URL"
+            elif n.url.startswith("git+") or n.url.endswith(".git"):
+                why = f"{n.name} built from a source checkout (a dev build)"
+            else:
+                return
+        elif _DEV.search(n.spec):
+            why = f"{n.name}{n.spec} pins a nightly/dev build"
+        else:
+            return
+        yield ctx.hit(n.line, f"{why} ({n.origin})", severity="yellow", confidence="high", impact=_impact(ctx))
+        return
+    if isinstance(n, IndexOption):
+        if n.flag == "--pre":
+            if not _WORD.search(n.raw if "install" in n.raw else ctx.source.text):
+                return
+            yield ctx.hit(n.line, f"--pre lets the installer pick pre-release and dev builds of the GPU stack ({n.origin})",
+                          severity="gray", confidence="low", impact=_impact(ctx))
+            return
+        if "nightly" in n.value.lower():
+            what = {"--channel": "conda channel", "--index-name": "package index"}.get(n.flag, "package index")
+            yield ctx.hit(n.line, f"installs from a nightly {what} ({n.value}; {n.origin})", severity="yellow",
+                          confidence="high", impact=_impact(ctx))

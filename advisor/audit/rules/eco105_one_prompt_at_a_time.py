@@ -1,0 +1,172 @@
+"""ECO105 one-prompt-at-a-time: generation at batch size 1 where many prompts are served.
+
+What it catches
+    A `generate` call (transformers, vLLM) or a text-generation pipeline call inside a loop over
+    prompts, fed one prompt per iteration; a web endpoint (FastAPI, Flask) that runs its own
+    `generate` call per request with no batching in between; and `batch_size=1` given to a
+    pipeline. Batch 1 leaves most of the GPU idle while it draws power.
+
+Patterns
+    for prompt in prompts:
+        ids = tok(prompt, return_tensors="pt").to("cuda")
+        out = model.generate(**ids)                             # the input comes from the loop
+    answers = [pipe(p) for p in prompts]
+    @app.post("/generate")
+    def gen(req): return model.generate(...)                    # one request, one generate
+    pipeline("text-generation", model=mid, batch_size=1)
+
+Not reported
+    Loops over batches (`for batch in batches`, `range(0, n, bs)`), repeated runs
+    (`for _ in range(3)`, a benchmark), generate calls whose input does not depend on the loop
+    variable, endpoints wrapped in a batching decorator.
+
+Example
+    batch_job.py:21 ECO105 orange  model.generate runs once per prompt of the loop over
+    'prompts' (batch size 1) ... measured: batch 1 spends +87% to +294% energy per 1k tokens
+    vs the next measured batch size ...
+
+References
+    seed 003 batch-size guide (A800, Mistral-7B, batch 1 to 64).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from advisor.audit.context import Context
+from advisor.audit.helpers import best_practice, measured, short
+from advisor.audit.pyindex import dotted
+from advisor.audit.registry import rule
+
+FIX = ("batch the prompts: tokenizer(list_of_prompts, padding=True) + one generate call, pipeline(..., batch_size=N) "
+       "on the whole list, or a server with continuous batching (vLLM, TGI)")
+_ROUTE = ("get", "post", "put", "route", "websocket", "api_route", "patch")
+
+
+def _pipelines(ctx: Context) -> set[str]:
+    memo = ctx.index.memo
+    if "pipelines" not in memo:
+        names: set[str] = set()
+        for table in ctx.index.binds.values():
+            for name, bl in table.items():
+                for b in bl:
+                    v = b.value
+                    if isinstance(v, ast.Call) and short(ctx.call_name(v)) == "pipeline":
+                        names.add(name)
+        memo["pipelines"] = names
+    return memo["pipelines"]
+
+
+def generation_call(ctx: Context, call: ast.Call) -> str | None:
+    """'model.generate' / 'pipe' when `call` generates text, else None."""
+    f = call.func
+    if isinstance(f, ast.Attribute) and f.attr in ("generate", "generate_content") and not (
+            isinstance(f.value, ast.Name) and "token" in f.value.id.lower()):
+        return dotted(f) or "generate"
+    if isinstance(f, ast.Name) and f.id in _pipelines(ctx):
+        return f.id
+    return None
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _loop_vars(loop: ast.AST) -> tuple[set[str], list[ast.AST], str]:
+    if isinstance(loop, (ast.For, ast.AsyncFor)):
+        return _names_in(loop.target), loop.body, ast.unparse(loop.iter)
+    if isinstance(loop, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        names: set[str] = set()
+        for g in loop.generators:
+            names |= _names_in(g.target)
+        return names, [], ast.unparse(loop.generators[0].iter)
+    return set(), [], ""
+
+
+def _batched_iter(loop: ast.AST, it: str) -> bool:
+    low = it.lower()
+    if "batch" in low or "chunk" in low:
+        return True
+    if isinstance(loop, (ast.For, ast.AsyncFor)) and isinstance(loop.iter, ast.Call):
+        f = loop.iter.func
+        if isinstance(f, ast.Name) and f.id == "range" and len(loop.iter.args) == 3:
+            return True
+    return False
+
+
+def _tainted(loop_names: set[str], body: list[ast.AST]) -> set[str]:
+    tainted = set(loop_names)
+    assigns = sorted((n for stmt in body for n in ast.walk(stmt) if isinstance(n, (ast.Assign, ast.AnnAssign))),
+                     key=lambda n: (n.lineno, n.col_offset))
+    for _ in range(2):  # two passes reach names assigned before they feed each other
+        for a in assigns:
+            if a.value is not None and _names_in(a.value) & tainted:
+                targets = a.targets if isinstance(a, ast.Assign) else [a.target]
+                for t in targets:
+                    tainted |= _names_in(t)
+    return tainted
+
+
+def _impact(ctx: Context):
+    ev = ctx.run.evidence
+    comp = ev.batch()
+    if not comp.pairs:
+        return best_practice("the dataset has no batch-size sweep yet"), "yellow"
+    c = comp.chosen
+    assert c is not None
+    curve = ev.batch_curve(c)
+    steps = ", ".join(f"bs{r.batch_size} {r.energy_j_per_1k_tok:,.0f} J" for r in curve)
+    gpus = ", ".join(ev.gpu_name(g) for g in comp.gpus)
+    text = (f"measured: batch 1 spends {comp.low:+.0f}% to {comp.high:+.0f}% energy per 1k tokens vs the next "
+            f"measured batch size, over {len(comp.pairs)} configuration(s) on {gpus}; {c.model_id} "
+            f"{c.trap.precision} per 1k tokens: {steps} (rows {', '.join(r.id for r in curve)})")
+    if comp.scope_note:
+        text += f" ({comp.scope_note})"
+    return measured(ctx, comp, text)
+
+
+@rule("ECO105", "one-prompt-at-a-time", "Generation one prompt at a time (batch size 1)", nodes=(ast.Call,), fix=FIX)
+def check(ctx: Context):
+    call = ctx.node
+    span = ctx.node_span()
+    f = call.func
+    # pipeline(..., batch_size=1) or pipe(inputs, batch_size=1)
+    is_pipe_ctor = short(ctx.call_name()) == "pipeline"
+    gen = generation_call(ctx, call)
+    if is_pipe_ctor or (gen and isinstance(f, ast.Name)):
+        bs = ctx.kwarg("batch_size")
+        if bs.present and bs.val is not None and bs.val.number == 1.0:
+            impact, mood = _impact(ctx)
+            yield ctx.hit(bs.line, "batch_size=1 makes the pipeline run one input per forward pass",
+                          severity=mood, confidence="medium", impact=impact, span=span)
+            return
+    if gen is None:
+        return
+    for loop in reversed(ctx.loops):
+        names, body, it = _loop_vars(loop)
+        names.discard("_")
+        if not names or _batched_iter(loop, it) or any("batch" in n.lower() for n in names):
+            continue
+        used = set()
+        for a in list(call.args) + [k.value for k in call.keywords]:
+            used |= _names_in(a)
+        tainted = _tainted(names, body) if isinstance(loop, (ast.For, ast.AsyncFor)) else names
+        if used & tainted:
+            impact, mood = _impact(ctx)
+            yield ctx.hit(call.lineno, f"{gen} runs once per item of the loop over '{it}' (batch size 1)",
+                          severity=mood, confidence="high", impact=impact, span=span)
+            return
+    if ctx.loops:
+        return
+    for fn in reversed(ctx.enclosing_functions()):
+        for d in getattr(fn, "decorator_list", []):
+            target = d.func if isinstance(d, ast.Call) else d
+            dn = dotted(target) or ""
+            if "batch" in dn.lower():
+                return
+            if dn.rsplit(".", 1)[-1] in _ROUTE and "." in dn:
+                impact, mood = _impact(ctx)
+                yield ctx.hit(call.lineno, f"the endpoint {fn.name}() runs its own {gen} call per request (batch "
+                                           "size 1): concurrent requests are not batched together",
+                              severity=mood, confidence="medium", impact=impact, span=span)
+                return

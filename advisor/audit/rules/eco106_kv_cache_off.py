@@ -1,0 +1,73 @@
+"""ECO106 kv-cache-off: the key/value cache disabled in generation.
+
+What it catches
+    `use_cache=False` given to `generate`, a `GenerationConfig` or a pipeline call, or set on a
+    model's `generation_config`; and `model.config.use_cache = False` in a script that
+    generates text and does not train. Without the cache every new token recomputes attention
+    over the whole sequence so far.
+
+Patterns
+    model.generate(**inputs, max_new_tokens=256, use_cache=False)
+    gen_cfg = GenerationConfig(use_cache=False)
+    model.generation_config.use_cache = False
+
+Not reported
+    `model.config.use_cache = False` in training scripts (the usual companion of gradient
+    checkpointing), `use_cache=True`.
+
+Example
+    chat.py:30 ECO106 yellow  generate(..., use_cache=False) disables the KV cache ...
+    best practice: no cache-on vs cache-off pair has been measured yet ...
+
+References
+    transformers generation docs (use_cache); seed 003 AUDIT protocol ("no KV cache").
+"""
+
+from __future__ import annotations
+
+import ast
+
+from advisor.audit.context import Context
+from advisor.audit.helpers import best_practice, is_training, short
+from advisor.audit.pyindex import dotted
+from advisor.audit.registry import rule
+from advisor.audit.rules.eco105_one_prompt_at_a_time import generation_call
+
+FIX = "leave use_cache at its default (True) for generation"
+IMPACT = ("the dataset has no cache-on vs cache-off pair yet; without the cache each generated token re-encodes "
+          "the whole sequence, so the work per token grows with the sequence length")
+
+
+@rule("ECO106", "kv-cache-off", "KV cache disabled in generation", nodes=(ast.Call, ast.Assign), fix=FIX)
+def check(ctx: Context):
+    node = ctx.node
+    span = ctx.node_span()
+    if isinstance(node, ast.Call):
+        name = short(ctx.call_name())
+        if not (generation_call(ctx, node) or name in ("GenerationConfig", "pipeline")):
+            return
+        a = ctx.kwarg("use_cache")
+        if not a.present or a.val is None:
+            return
+        t = a.val.truthy()
+        if t is False:
+            yield ctx.hit(a.line, f"use_cache=False in {name}(...) disables the KV cache", severity="yellow",
+                          confidence=a.val.confidence, impact=best_practice(IMPACT), span=span)
+        elif t is None and a.val.kind == "unknown":
+            yield ctx.hit(a.line, f"use_cache in {name}(...) is {a.val.reason}; if it is False the KV cache is off",
+                          severity="gray", confidence="low", impact=best_practice(IMPACT), span=span)
+        return
+    for tgt in node.targets:
+        d = dotted(tgt) or ""
+        if not d.endswith(".use_cache"):
+            continue
+        v = ctx.value(node.value)
+        if v.truthy() is not False:
+            continue
+        if d.endswith("generation_config.use_cache"):
+            yield ctx.hit(node.lineno, f"{d} = False disables the KV cache for every generate call",
+                          severity="yellow", confidence="high", impact=best_practice(IMPACT), span=span)
+        elif d.endswith("config.use_cache") and not is_training(ctx) and "generate" in ctx.index.method_names:
+            yield ctx.hit(node.lineno, f"{d} = False in a script that generates text and does not train disables "
+                                       "the KV cache", severity="yellow", confidence="medium",
+                          impact=best_practice(IMPACT), span=span)

@@ -1,0 +1,112 @@
+"""ECO201 frequent-checkpoints: checkpoints saved very often.
+
+What it catches
+    `save_steps` small against the run (`max_steps / save_steps` above the policy's
+    max-checkpoints-per-run, 20 by default), a `save_steps` ratio below 1/20, or, when the run
+    length is not in the code, a save every fewer than min-save-interval-steps (50) steps; in
+    plain loops, `torch.save` / `save_pretrained` / `save_state` under `if step % N == 0` with
+    a small N. Every save stalls the GPU (power spikes, idle draw) and writes gigabytes.
+
+Patterns
+    TrainingArguments(output_dir="out", max_steps=1000, save_steps=10)
+    SFTConfig(..., save_steps=SAVE_EVERY)                       # a constant is followed
+    save_steps: 5                                               # YAML / JSON training config
+    if step % 10 == 0: model.save_pretrained(...)
+
+Not reported
+    save_strategy "epoch" / "no", the transformers default (500) on runs of up to 20 x 500 steps.
+
+Example
+    train.py:40 ECO201 yellow  save_steps=10 with max_steps=1000 writes 100 checkpoints ...
+
+References
+    seed 000 (simulated white paper) describes checkpoint-save power spikes; simulated figures
+    are never used as evidence, so this rule is labelled best practice until measured.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from advisor.audit.context import Context
+from advisor.audit.helpers import best_practice
+from advisor.audit.nodes import TrainingConfig
+from advisor.audit.registry import rule
+from advisor.audit.training import training_spec
+
+FIX = "save every few hundred steps or once per epoch (save_strategy=\"epoch\"), sized to the run"
+IMPACT = ("the dataset has no measured checkpoint-save overhead yet (the white paper's spike figures are "
+          "simulated and never used as evidence)")
+_SAVES = ("save", "save_pretrained", "save_state", "save_model", "save_checkpoint")
+
+
+def _strategy(spec, key: str) -> str | None:
+    a = spec.get(key)
+    if a.present and a.val is not None and a.val.text:
+        return a.val.text.rsplit(".", 1)[-1].lower()
+    return None
+
+
+def _plain_loop(ctx: Context):
+    node = ctx.node
+    if not ctx.loops or not isinstance(node.test, ast.Compare) or len(node.test.ops) != 1:
+        return
+    left = node.test.left
+    if not (isinstance(node.test.ops[0], ast.Eq) and isinstance(left, ast.BinOp) and isinstance(left.op, ast.Mod)):
+        return
+    saves = [c for stmt in node.body for c in ast.walk(stmt) if isinstance(c, ast.Call)
+             and isinstance(c.func, (ast.Attribute, ast.Name))
+             and (c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id) in _SAVES]
+    if not saves:
+        return
+    n = ctx.value(left.right).number
+    if n is None or n >= ctx.run.policy.min_save_interval_steps:
+        return
+    yield ctx.hit(saves[0].lineno, f"a checkpoint is saved every {n:g} steps of the training loop (the run "
+                                   "length is not in the code)", severity="yellow", confidence="medium",
+                  impact=best_practice(IMPACT), span=(node.lineno, saves[0].lineno))
+
+
+@rule("ECO201", "frequent-checkpoints", "Checkpoints saved very often", nodes=(ast.Call, ast.If, TrainingConfig), fix=FIX)
+def check(ctx: Context):
+    if isinstance(ctx.node, ast.If):
+        yield from _plain_loop(ctx)
+        return
+    spec = training_spec(ctx)
+    if spec is None:
+        return
+    policy = ctx.run.policy
+    span = ctx.node_span() if isinstance(ctx.node, ast.Call) else None
+    if spec.library == "axolotl":
+        per_epoch, a = spec.number("saves_per_epoch")
+        epochs, _ = spec.number("num_train_epochs")
+        if per_epoch and per_epoch * (epochs or 1) > policy.max_checkpoints_per_run:
+            yield ctx.hit(a.line, f"saves_per_epoch={per_epoch:g} writes {per_epoch * (epochs or 1):g} checkpoints",
+                          severity="yellow", confidence="high", impact=best_practice(IMPACT))
+            return
+    strategy = _strategy(spec, "save_strategy")
+    if strategy not in (None, "steps"):
+        return
+    given = spec.given("save_steps")
+    save, a = spec.number("save_steps")
+    if save is None or save <= 0:
+        return
+    max_steps, _ = spec.number("max_steps")
+    conf = a.val.confidence if a.val is not None else "high"
+    if save < 1:
+        count = 1 / save
+        if count > policy.max_checkpoints_per_run:
+            yield ctx.hit(a.line, f"save_steps={save:g} is a ratio of the run: {count:.0f} checkpoints",
+                          severity="yellow", confidence=conf, impact=best_practice(IMPACT), span=span)
+        return
+    if max_steps and max_steps > 0:
+        count = max_steps / save
+        if count > policy.max_checkpoints_per_run:
+            yield ctx.hit(a.line, f"save_steps={save:g} with max_steps={max_steps:g} writes {count:.0f} checkpoints "
+                                  f"(more than {policy.max_checkpoints_per_run} per run)",
+                          severity="yellow", confidence=conf, impact=best_practice(IMPACT), span=span)
+        return
+    if given.present and save < policy.min_save_interval_steps:
+        yield ctx.hit(a.line, f"save_steps={save:g}: a checkpoint every {save:g} steps (the run length is not in "
+                              "the code, so the count is unknown)", severity="yellow", confidence="medium",
+                      impact=best_practice(IMPACT), span=span)

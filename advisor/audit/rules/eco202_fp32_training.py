@@ -1,0 +1,112 @@
+"""ECO202 fp32-training: training in FP32 on a GPU that supports BF16/FP16.
+
+What it catches
+    transformers `TrainingArguments` (and YAML/JSON training configs, DeepSpeed configs) with
+    neither `bf16` nor `fp16` turned on; TRL configs with both explicitly off (TRL turns bf16 on
+    by default); plain PyTorch loops with a backward pass on the GPU and no autocast, no
+    `Accelerator(mixed_precision=...)` and no 16-bit weights. Every CUDA GPU since Volta runs
+    FP16 on tensor cores and Ampere onwards runs BF16; FP32 training leaves them unused.
+
+Patterns
+    TrainingArguments(output_dir="out", per_device_train_batch_size=8)    # no bf16/fp16
+    SFTConfig(..., bf16=False, fp16=False)
+    for batch in loader: loss = model(**batch).loss; loss.backward()      # no autocast
+
+Not reported
+    bf16/fp16 on (or set from a variable: the user made it configurable), `use_cpu=True`,
+    models loaded in 16-bit (`torch_dtype=torch.bfloat16`), TRL configs that leave bf16 unset.
+
+Example
+    finetune.py:52 ECO202 yellow  TrainingArguments without bf16=True or fp16=True trains in FP32 ...
+
+References
+    transformers TrainingArguments (bf16, fp16); TRL configs (bf16 defaults to True).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from advisor.audit.context import Context
+from advisor.audit.helpers import best_practice, dtype_of, loaders, uses_gpu
+from advisor.audit.nodes import TrainingConfig
+from advisor.audit.registry import rule
+from advisor.audit.training import training_spec
+
+FIX = "turn on mixed precision: bf16=True (Ampere and newer) or fp16=True (older GPUs)"
+IMPACT = ("the dataset has no FP32 vs BF16 fine-tuning pair yet; FP32 leaves the tensor cores' 16-bit paths "
+          "unused and doubles activation memory")
+
+
+def _gpu_fix(ctx: Context) -> str:
+    gpu = ctx.run.settings.gpu
+    if not gpu:
+        return FIX
+    try:
+        from measurements import catalog
+
+        g = catalog.resolve_gpu(gpu)
+    except Exception:  # catalog unavailable: the generic fix still holds
+        return FIX
+    return (f"turn on mixed precision: bf16=True ({g.name} supports BF16)" if g.bf16_support
+            else f"turn on mixed precision: fp16=True ({g.name} has no BF16)")
+
+
+def _weights_16(ctx: Context) -> bool:
+    for c in loaders(ctx):
+        for key in ("torch_dtype", "dtype"):
+            a = ctx.kwarg(key, c)
+            if a.present and dtype_of(a.val) == "16":
+                return True
+    return "half" in ctx.index.method_names or "bfloat16" in ctx.index.method_names
+
+
+def _plain_loop(ctx: Context):
+    call = ctx.node
+    if not (isinstance(call.func, ast.Attribute) and call.func.attr == "backward" and ctx.loops):
+        return
+    memo = ctx.index.memo
+    if memo.get("eco202_loop"):
+        return
+    memo["eco202_loop"] = True
+    names = " ".join(ctx.index.call_names)
+    if "autocast" in names or "GradScaler" in names or _weights_16(ctx) or not uses_gpu(ctx):
+        return
+    for c, _ in ctx.index.nodes(ast.Call):
+        if ctx.call_name(c).endswith("Accelerator"):
+            mp = ctx.kwarg("mixed_precision", c)
+            if mp.present is not False and not (mp.val is not None and mp.val.text == "no"):
+                return
+    yield ctx.hit(call.lineno, "the training loop runs its backward pass in FP32 (no torch.autocast, no "
+                               "Accelerator(mixed_precision=...), no 16-bit weights)", severity="yellow",
+                  confidence="medium", impact=best_practice(IMPACT), fix="wrap the forward pass in "
+                  "torch.autocast('cuda', dtype=torch.bfloat16), or use Accelerator(mixed_precision='bf16')")
+
+
+@rule("ECO202", "fp32-training", "FP32 training on a GPU with BF16/FP16", nodes=(ast.Call, TrainingConfig), fix=FIX)
+def check(ctx: Context):
+    spec = training_spec(ctx)
+    if spec is None:
+        if isinstance(ctx.node, ast.Call):
+            yield from _plain_loop(ctx)
+        return
+    cpu = spec.given("use_cpu")
+    if cpu.present and cpu.val is not None and cpu.val.truthy():
+        return
+    flags = {k: spec.given(k) for k in ("bf16", "fp16")}
+    for a in flags.values():
+        if a.present is None:
+            return  # behind an unreadable **kwargs: the flags may well be there
+        if a.present and a.val is not None and a.val.truthy() is not False:
+            return  # on, "auto", or configurable at run time
+    explicit_off = all(a.present for a in flags.values()) or (flags["bf16"].present and spec.library == "trl")
+    if spec.library == "trl" and not explicit_off:
+        return  # TRL turns bf16 on when neither flag is set
+    if spec.call is not None and _weights_16(ctx):
+        return
+    line = max((a.line for a in flags.values() if a.present), default=spec.line)
+    owner = spec.owner
+    msg = (f"{owner} turns both bf16 and fp16 off: the run trains in FP32" if explicit_off
+           else f"{owner} without bf16=True or fp16=True trains in FP32")
+    yield ctx.hit(line, msg, severity="yellow", confidence="high", impact=best_practice(IMPACT), fix=_gpu_fix(ctx),
+                  span=ctx.node_span() if spec.call is not None else None)

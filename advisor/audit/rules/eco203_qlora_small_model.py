@@ -1,0 +1,110 @@
+"""ECO203 qlora-small-model: QLoRA (4-bit base) on a model small enough for 16-bit LoRA.
+
+What it catches
+    A training script (peft adapters, a Trainer, or a backward pass) that loads its base model
+    in 4-bit when 16-bit LoRA would fit: with --gpu, when the model's 16-bit weights take at most
+    the policy's share of the GPU's memory (lora16-weight-share, half by default); without a
+    GPU, when the model is at or below the data's NF4 crossover (the bound ECO102 uses). Each
+    training step then pays dequantization on every linear layer.
+
+Impact
+    Measured when the dataset holds QLoRA and LoRA fine-tuning rows of the same configuration
+    (the engine's fine-tuning benchmark writes them); until then "best practice", quoting the
+    measured inference NF4 overhead of small models as the nearest evidence.
+
+Patterns
+    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B", quantization_config=bnb4)
+    model = prepare_model_for_kbit_training(model); model = get_peft_model(model, lora_cfg)
+    FastLanguageModel.from_pretrained(model_name="unsloth/Llama-3.2-1B", load_in_4bit=True)
+
+Not reported
+    4-bit bases that would not fit in 16-bit (a 7B model on a 16 GB GPU), inference scripts
+    (ECO102).
+
+Example
+    qlora.py:27 ECO203 yellow  QLoRA on Qwen/Qwen2.5-1.5B (1.5B parameters): 16-bit LoRA fits ...
+
+References
+    seed 002 and 004 (LoRA vs QLoRA trade-offs); seed 003 NF4 inference rows.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from advisor.audit.context import Context
+from advisor.audit.helpers import (
+    best_practice,
+    is_training,
+    loader_kind,
+    loader_quant,
+    measured,
+    model_arg,
+    model_size,
+    weakest,
+)
+from advisor.audit.policy import BYTES_FP16
+from advisor.audit.registry import rule
+
+FIX = "train 16-bit LoRA (load the base in torch.bfloat16, no 4-bit quantization_config) when it fits the GPU"
+
+
+def _fits(ctx: Context, params_b: float) -> tuple[bool | None, str]:
+    ev = ctx.run.evidence
+    gpu = ctx.run.settings.gpu
+    need = params_b * BYTES_FP16
+    if gpu:
+        try:
+            from measurements import catalog
+
+            g = catalog.resolve_gpu(gpu)
+            share = ctx.run.policy.lora16_weight_share
+            return need <= g.vram_gb * share, (f"its 16-bit weights take about {need:.1f} GB of the {g.name}'s "
+                                               f"{g.vram_gb:g} GB")
+        except Exception:  # catalog unavailable: fall back to the data's small-model bound
+            pass
+    bound, _ = ev.nf4_penalty_bound()
+    if bound is None:
+        return None, ""
+    return params_b <= bound, (f"its 16-bit weights take about {need:.1f} GB, and at or below {bound:g}B NF4 "
+                               "costs more energy than 16-bit in the measured data")
+
+
+def _impact(ctx: Context, params_b: float | None):
+    ev = ctx.run.evidence
+    ft = ev.finetune("qlora", "lora", params_b=params_b)
+    if ft.pairs:
+        return measured(ctx, ft, ev.describe(ft, "QLoRA", "16-bit LoRA").replace("per 1k tokens", "per trained token"))
+    bound, _ = ev.nf4_penalty_bound()
+    inf = ev.precision("nf4", ("fp16", "bf16"), params_b=params_b, max_params=bound) if bound else None
+    if inf is not None and inf.pairs:
+        text = ("the dataset has no QLoRA vs LoRA fine-tuning pair yet; the nearest evidence is inference, where "
+                f"NF4 spends {inf.low:+.0f}% to {inf.high:+.0f}% energy per 1k tokens vs FP16 on models up to "
+                f"{bound:g}B")
+        return best_practice(text, inf.row_ids), "yellow"
+    return best_practice("the dataset has no QLoRA vs LoRA fine-tuning pair yet"), "yellow"
+
+
+@rule("ECO203", "qlora-small-model", "QLoRA on a model where 16-bit LoRA fits", nodes=(ast.Call,), fix=FIX)
+def check(ctx: Context):
+    call = ctx.node
+    if loader_kind(ctx.call_name()) is None or not is_training(ctx):
+        return
+    q = loader_quant(ctx, call)
+    if q.bits != 4:
+        return
+    size = model_size(ctx, model_arg(ctx, call))
+    span = ctx.node_span()
+    if size.params_b is None:
+        impact, _ = _impact(ctx, None)
+        yield ctx.hit(call.lineno, f"QLoRA (4-bit base) on a model whose size cannot be read statically ({size.how}); "
+                                   "16-bit LoRA may fit and run faster", severity="gray", confidence="low",
+                      impact=impact, span=span)
+        return
+    fits, why = _fits(ctx, size.params_b)
+    if not fits:
+        return
+    impact, mood = _impact(ctx, size.params_b)
+    yield ctx.hit(call.lineno, f"QLoRA (4-bit base) on {size.label} ({size.params_b:g}B parameters): {why}, so "
+                               "16-bit LoRA fits", severity=mood if q.certain else "gray",
+                  confidence=weakest(size.confidence, q.confidence), impact=impact, span=span)

@@ -1,0 +1,122 @@
+"""`ecolobster audit`: the static code auditor on files, folders or stdin.
+
+Exit codes: 0 when no finding is at or above --fail-on, 1 when some are, 2 for usage errors
+(unknown rule codes, an unknown GPU, a path that does not exist, bad settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from advisor.cli import UsageError
+
+FORMATS = ("rich", "markdown", "json", "sarif")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit", help="find energy traps in inference and fine-tuning code (never runs it)",
+        description="Read Python files, notebooks, requirements/pyproject files, YAML/JSON training configs and "
+                    "install commands, and report energy traps with line, fix and data-backed impact. "
+                    "Folders honour .gitignore; '-' reads stdin. Suppress a line with '# eco: ignore[ECO101]'. "
+                    "Defaults come from [tool.ecolobster] in pyproject.toml.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to audit; '-' reads stdin")
+    p.add_argument("--format", choices=FORMATS, default=None, help="output format (default rich; sarif for CI)")
+    p.add_argument("--fail-on", choices=("yellow", "orange", "red"), default=None,
+                   help="exit 1 when a finding is at or above this severity (default yellow)")
+    p.add_argument("--select", help="only these rule codes or prefixes, comma-separated (e.g. ECO101,ECO2)")
+    p.add_argument("--ignore", help="skip these rule codes or prefixes, comma-separated")
+    p.add_argument("--gpu", help="the GPU the code runs on (sharpens impact estimates), e.g. a800, 4090d, h100")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help=".gitignore-style pattern to skip when walking folders (repeatable)")
+    p.add_argument("--stdin-filename", metavar="NAME",
+                   help="the name of what stdin holds, to pick its reader (e.g. requirements.txt, train.yaml)")
+    p.add_argument("--config", metavar="PYPROJECT", help="read [tool.ecolobster] from this file")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--list-rules", action="store_true", help="list the rules and exit")
+    p.add_argument("--explain", metavar="CODE", help="print a rule's documentation and exit")
+    p.set_defaults(handler=cmd_audit)
+
+
+def _split(v: str | None) -> list[str] | None:
+    return [c for c in v.replace(",", " ").split() if c] if v else None
+
+
+def _list_rules(fmt: str) -> str:
+    from advisor.audit import all_rules
+
+    rules = all_rules()
+    if fmt == "json":
+        import json
+
+        return json.dumps([{"code": r.code, "name": r.name, "title": r.title, "fix": r.fix} for r in rules.values()],
+                          indent=2)
+    width = max(len(r.name) for r in rules.values())
+    return "\n".join(f"{r.code}  {r.name:<{width}}  {r.title}" for r in rules.values())
+
+
+def _explain(code: str) -> str:
+    import difflib
+
+    from advisor.audit import all_rules
+
+    rules = all_rules()
+    r = rules.get(code.upper())
+    if r is None:
+        near = difflib.get_close_matches(code.upper(), list(rules), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(near)}?" if near else ""
+        raise UsageError(f"unknown rule code '{code}'.{hint} Accepted: {', '.join(rules)}.")
+    return f"{r.code} {r.name}: {r.title}\n\n{r.doc}\n\nFix: {r.fix}"
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from advisor.audit import Auditor, SettingsError, load_settings
+
+    fmt = args.format or "rich"
+    out_text: str
+    if args.list_rules:
+        return _emit(_list_rules("json" if fmt == "json" else "text"), args.output)
+    if args.explain:
+        return _emit(_explain(args.explain), args.output)
+    if not args.paths:
+        raise UsageError("give at least one PATH to audit (a file, a folder, or '-' for stdin); "
+                         "`ecolobster audit --list-rules` lists the rules")
+    if args.paths.count("-") > 1:
+        raise UsageError("'-' (stdin) can be given only once")
+    for p in args.paths:
+        if p != "-" and not os.path.lexists(p):
+            raise UsageError(f"no such file or folder: {p}")
+    try:
+        settings = load_settings(args.paths, select=_split(args.select), ignore=_split(args.ignore),
+                                 fail_on=args.fail_on, gpu=args.gpu, exclude=args.exclude,
+                                 config=Path(args.config) if args.config else None)
+    except SettingsError as err:
+        raise UsageError(str(err)) from None
+    report = Auditor(settings).audit_paths(args.paths, stdin_name=args.stdin_filename)
+    if fmt == "sarif":
+        from advisor.audit.sarif import dumps
+
+        out_text = dumps(report)
+    else:
+        from advisor.protocols.audit import report_to_answer
+        from advisor.render import render
+
+        subject = ", ".join(args.paths) if len(args.paths) <= 3 else f"{len(args.paths)} paths"
+        answer = report_to_answer(report, query={"paths": args.paths, "gpu": settings.gpu,
+                                                 "fail_on": settings.fail_on}, subject=subject)
+        out_text = render(answer, fmt)  # type: ignore[arg-type]
+    _emit(out_text, args.output)
+    return 1 if report.failing(settings.fail_on) else 0
+
+
+def _emit(text: str, output: str | None) -> int:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
