@@ -163,6 +163,8 @@ def points_from_rows(rows: Iterable[MeasurementRow], local_ids: set[str] | froze
 
 
 def _geo(values: Sequence[float]) -> float:
+    if len(values) == 1 or len(set(values)) == 1:  # exact: a measured value comes back unchanged
+        return values[0]
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 

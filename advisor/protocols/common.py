@@ -118,7 +118,7 @@ def fnum(x: float | None, digits: int = 0) -> str:
 def fpct(x: float | None) -> str:
     if x is None:
         return "-"
-    return f"{x:+.1f}%" if abs(x) < 10 else f"{x:+.0f}%"
+    return f"{x:+.1f}%" if abs(x) < 100 else f"{x:+.0f}%"
 
 
 def fusd(x: float) -> str:

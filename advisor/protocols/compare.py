@@ -152,7 +152,8 @@ def _across_batches(q: Query) -> Answer:
     ests = [(f"BS={b}", e) for b in sizes if (e := c.est(q, batch_size=b)) is not None and c.fits(e)]
     if not ests:
         return _nothing(ans, q)
-    current = next((e for _, e in ests if e.config.batch_size == q.batch_size), None)
+    current = (next((e for _, e in ests if e.config.batch_size == q.batch_size), None)
+               if "batch_size" not in q.defaulted else None)
     _finish(ans, q, ests, current, f"{mlabel} on {glabel}, {c.plabel(q.precision or 'fp16')} by batch size", "batch size", None)
     one = next((e for _, e in ests if e.config.batch_size == 1), None)
     best = min((e for _, e in ests), key=lambda e: e.j_per_1k_tok)

@@ -1,0 +1,131 @@
+"""The estimator: tiers, named methods, local rows first, simulated rows never, and accuracy."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from advisor import estimate as E
+from measurements import catalog, store
+from measurements.schema import MeasurementRow
+
+
+def cfg(gpu: str, model: str, prec: str, bs: int = 1) -> E.Config:
+    m = catalog.resolve_model(model)
+    return E.Config(gpu=gpu, model=m.key, params_b=m.params_b, precision=prec, batch_size=bs)
+
+
+def test_measured_rows_come_back_exactly_with_their_ids():
+    e = E.estimate(cfg("rtx5090", "qwen2.5-7b", "fp8"))
+    assert e.tier == "measured" and e.j_per_1k_tok == 42711
+    assert e.row_ids == ["seed003-rtx5090-qwen2.5-7b-fp8-bs1"]
+    assert e.power_w == pytest.approx(448.3)  # the measured power, not a derived one
+    assert e.bench_command is None
+    e2 = E.estimate(cfg("rtx4090d", "mistral-7b", "fp16"))
+    assert e2.j_per_1k_tok == 5661 and e2.energy_spread == 143 and e2.confidence == "high"
+
+
+def test_interpolation_between_measured_batch_sizes_is_log_log():
+    e = E.estimate(cfg("a800", "mistral-7b", "int8_pure", 12))
+    assert e.tier == "interpolated" and "between measured batch sizes 8 and 16" in e.method
+    expected = math.exp(math.log(827) + (math.log(452) - math.log(827)) * (math.log(12 / 8) / math.log(2)))
+    assert e.j_per_1k_tok == pytest.approx(expected)
+    assert e.bench_command == "ecolobster bench --model mistral-7b-v0.2 --precision int8_pure --batch-size 12 --synthetic"
+
+
+def test_batch_power_law_is_fitted_on_the_gpu_and_precision_rows():
+    e = E.estimate(cfg("a800", "mistral-7b", "fp16", 16))
+    assert e.tier == "interpolated" and "batch power law" in e.method and "a800/fp16" in e.method
+    assert e.j_per_1k_tok < 628  # more batching, less energy per token than the measured BS=8
+    law = E.fit_batch_law(E.dataset().by_gp[("a800", "fp16")], "j")
+    assert law is not None and -1.0 < law.slope < -0.6 and law.n_rows == 3
+
+
+def test_model_size_interpolation_on_the_same_gpu():
+    e = E.estimate(cfg("rtx5090", "yi-1.5-6b", "fp16"))
+    assert e.tier == "interpolated" and "model size" in e.method
+    assert 4908 * 0.8 < e.j_per_1k_tok < 5331 * 1.2
+
+
+def test_other_gpu_is_extrapolated_with_low_confidence_and_a_bench_command():
+    e = E.estimate(cfg("h100_sxm", "mistral-7b", "fp16"))
+    assert e.tier == "extrapolated" and e.confidence == "low"
+    assert "cross-GPU transfer" in e.method and e.bench_command
+    e2 = E.estimate(cfg("a800", "qwen2-1.5b", "nf4"))  # no NF4 row on the A800 at all
+    assert e2.tier == "extrapolated"
+
+
+def test_bf16_is_answered_as_fp16_and_says_so():
+    e = E.estimate(cfg("a800", "mistral-7b", "bf16"))
+    assert e.j_per_1k_tok == 4334 and "BF16 taken as FP16" in e.method and e.tier == "interpolated"
+
+
+def _point(**kw) -> E.Point:
+    base = dict(id="x", gpu="rtx4090d", model="mistral-7b-v0.2", params_b=7.242, precision="fp16", batch_size=1,
+                j=1000.0, tput=50.0, power=50.0, mem=None, spread=None, tput_std=None, n_runs=10, local=False,
+                prompt_tokens=512, gen_tokens=256, software="")
+    base.update(kw)
+    return E.Point(**base)
+
+
+def test_local_rows_take_precedence_over_shipped_rows():
+    ds = E.Dataset([_point(id="shipped", j=1000.0), _point(id="mine", j=800.0, local=True)])
+    c = ds.estimate_metric("rtx4090d", "mistral-7b-v0.2", 7.242, "fp16", 1, "j")
+    assert c.value == 800.0 and c.row_ids == ["mine"] and c.method == "measured on your GPU"
+
+
+def test_local_store_rows_reach_the_default_dataset(tmp_path):
+    row = MeasurementRow(id="local-test-1", source="ecolobster bench", kind="measured", task="inference", gpu="rtx4090d",
+                         model_id="mistralai/Mistral-7B-Instruct-v0.2", params_b=7.2, precision="fp16", batch_size=1,
+                         energy_j_per_1k_tok=4000.0, throughput_tok_s=30.0, n_runs=10)
+    store.append_rows([row])
+    e = E.estimate(cfg("rtx4090d", "mistral-7b", "fp16"))
+    assert e.j_per_1k_tok == 4000.0 and e.local and e.row_ids == ["local-test-1"]
+
+
+def test_simulated_rows_are_never_evidence():
+    rows = store.load_rows(include_local=False)
+    assert any(r.kind == "simulated" for r in rows)
+    pts = E.points_from_rows(rows)
+    sim_ids = {r.id for r in rows if r.kind == "simulated"}
+    assert pts and not sim_ids & {p.id for p in pts}
+
+
+def test_net_energy_subtracts_idle_power():
+    e = E.estimate(cfg("rtx5090", "qwen2.5-7b", "fp16"))
+    idle = catalog.resolve_gpu("rtx5090").idle_power_w
+    assert e.j_per_1k_tok_net == pytest.approx(5331 - idle * 1000 / 69.97)
+
+
+def test_memory_need_grows_with_batch_and_precision_bytes():
+    fp16 = E.memory_need_gb("qwen2.5-7b", 7.616, "fp16", 1, 768)
+    nf4 = E.memory_need_gb("qwen2.5-7b", 7.616, "nf4", 1, 768)
+    big = E.memory_need_gb("qwen2.5-7b", 7.616, "fp16", 64, 4096)
+    assert nf4 < fp16 < big
+    assert 12 < fp16 < 20  # the 5090 row measured 15.22 GB
+
+
+def test_nf4_crossover_is_fitted_from_pairs():
+    cross, slope, ids = E.crossover_params(E.dataset(), "nf4")
+    assert 2 < cross < 8 and slope < 0 and len(ids) >= 10
+
+
+def test_unknown_gpu_in_a_row_does_not_break_estimation():
+    ds = E.Dataset([_point(gpu="mystery9000")])
+    assert ds.estimate_metric("rtx4090d", "mistral-7b-v0.2", 7.242, "fp16", 1, "j") is None
+
+
+def test_leave_one_out_accuracy_stays_within_bounds():
+    """The benchmark's figures, guarded: a regression in the estimator fails here."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "estimator_accuracy.py"
+    spec = importlib.util.spec_from_file_location("estimator_accuracy", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = {(r["scenario"], r["tier"]): r for r in mod.summary(mod.run())}
+    assert rows[("leave-one-out", "interpolated")]["median_abs_pct_err"] < 15
+    assert rows[("leave-one-out", "all")]["median_abs_pct_err"] < 15
+    assert rows[("hide GPU+precision", "extrapolated")]["median_abs_pct_err"] < 35

@@ -1,0 +1,265 @@
+"""The question parser: protocols, slots, synonyms, workload units (English and Chinese), the
+seed's validation rules and follow-up context."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.query import Context, Query, QueryError, from_fields, normalize_text, parse
+from measurements import catalog
+
+
+def test_normalize_text_converts_chinese_numerals_and_full_width():
+    assert normalize_text("一百万字") == "100 万字"
+    assert normalize_text("ＲＴＸ　５０９０") == "rtx 5090"
+    assert normalize_text("三千个请求") == "3000 个请求"
+
+
+@pytest.mark.parametrize(
+    ("text", "protocol", "model", "gpu", "precision"),
+    [
+        ("Lobster, I want to deploy Qwen2.5-3B on an RTX 5090. What's the greenest config?", "optimize", "qwen2.5-3b", "rtx5090", "fp16"),
+        ("How much will Mistral-7B on A800 cost me for 1 million requests per month?", "estimate", "mistral-7b-v0.2", "a800", "fp16"),
+        ("Compare all 5 precisions for Qwen2.5-7B on RTX 5090.", "compare", "qwen2.5-7b", "rtx5090", "fp16"),
+        ("I'm running load_in_8bit=True and my GPU bill is crazy high. Help!", "diagnose", None, "rtx4090d", "int8_mixed"),
+        ("Should I use FP8 on my Blackwell GPU? I heard it's faster.", "compare", None, "rtx5090", "fp8"),
+        ("Lobster, tell me why 4-bit quantization is sometimes WORSE for energy.", "compare", None, None, "nf4"),
+        ("I want to run 100 wan zi through Yi-6B. How much does that cost?", "estimate", "yi-1.5-6b", "rtx4090d", "fp16"),
+        ("我想在RTX 5090上部署Qwen2.5-3B，最省电的配置是什么？", "optimize", "qwen2.5-3b", "rtx5090", "fp16"),
+        ("Mistral-7B 在 A800 上每月100万次请求要花多少钱？", "estimate", "mistral-7b-v0.2", "a800", "fp16"),
+        ("对比Qwen2.5-7B在RTX 5090上的全部5种精度", "compare", "qwen2.5-7b", "rtx5090", "fp16"),
+        ("我用了load_in_8bit=True，GPU电费高得离谱，怎么办？", "diagnose", None, "rtx4090d", "int8_mixed"),
+        ("我的Blackwell显卡应该用FP8吗？听说更快。", "compare", None, "rtx5090", "fp8"),
+        ("为什么4位量化有时候反而更费电？", "compare", None, None, "nf4"),
+        ("我想用Yi-6B跑100万字，要花多少钱？", "estimate", "yi-1.5-6b", "rtx4090d", "fp16"),
+    ],
+)
+def test_try_it_now_prompts_are_understood(text, protocol, model, gpu, precision):
+    q = parse(text)
+    assert q.protocol == protocol
+    assert q.model == model
+    assert q.gpu == gpu
+    assert q.precision == precision
+    assert q.lang == ("zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en")
+
+
+def test_explain_questions_compare_across_model_sizes():
+    for text in ("Lobster, tell me why 4-bit quantization is sometimes WORSE for energy.", "为什么4位量化有时候反而更费电？"):
+        q = parse(text)
+        assert q.explain and q.compare_axis == "model_size"
+
+
+def test_all_precisions_flag_and_defaults_are_listed():
+    q = parse("Compare all 5 precisions for Qwen2.5-7B on RTX 5090.")
+    assert q.compare_precisions == []  # all of them
+    assert "precision" in q.defaulted and "batch_size" in q.defaulted
+    assert any(d.startswith("batch size: 1") for d in q.defaults_applied)
+    assert "gpu" not in q.defaulted
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Qwen2.5-7B with load_in_8bit on a 4090", "int8_mixed"),
+        ("Qwen2.5-7B with llm_int8_threshold=0.0 on a 4090", "int8_pure"),
+        ("load_in_8bit=True, llm_int8_threshold=0.0 for mistral 7b", "int8_pure"),
+        ("mistral 7b in 8-bit", "int8_mixed"),
+        ("mistral 7b 4-bit", "nf4"),
+        ("mistral 7b with QLoRA weights", "nf4"),
+        ("mistral 7b bfloat16 on a800", "bf16"),
+        ("mistral 7b half precision", "fp16"),
+        ("mistral 7b pure int8", "int8_pure"),
+        ("mistral 7b int8-mixed", "int8_mixed"),
+        ("Float8WeightOnlyConfig with qwen2.5-3b", "fp8"),
+    ],
+)
+def test_precision_synonyms(text, expected):
+    assert parse(text).precision == expected
+
+
+@pytest.mark.parametrize(("bad", "hint"), [("int4", "nf4"), ("int8", "int8_pure"), ("gptq", "nf4")])
+def test_bad_precisions_are_errors_with_a_hint(bad, hint):
+    with pytest.raises(QueryError) as ei:
+        parse(f"mistral 7b {bad} on a800")
+    assert any(bad in e and hint in e for e in ei.value.errors)
+
+
+def test_gpu_aliases_and_unknown_gpu():
+    assert parse("qwen2.5-7b on a 4090d").gpu == "rtx4090d"
+    assert parse("qwen2.5-7b on a 4090").gpu == "rtx4090"
+    assert parse("qwen2.5-7b on H100").gpu == "h100_sxm"
+    with pytest.raises(QueryError) as ei:
+        parse("qwen2.5-7b on a GTX 1080")
+    err = ei.value.errors[0]
+    assert "gtx 1080" in err.lower() and "rtx4090d" in err and "a800" in err
+
+
+def test_unknown_model_with_size_warns_and_generic_size_model():
+    q = parse("greenest config for Llama-2-13B on A800")
+    assert q.model_params_b == 13 and not q.model_known
+    assert any("not directly measured" in w for w in q.warnings)
+    q2 = parse("what's the best setup for a 7B model on an RTX 4090D?")
+    assert q2.model_params_b == 7 and q2.protocol == "optimize"
+
+
+@pytest.mark.parametrize(
+    ("text", "slot", "value"),
+    [
+        ("Mistral-7B on A800 with 1 million requests per month", "requests_per_month", 1e6),
+        ("Mistral-7B on A800, 50k requests a month", "requests_per_month", 5e4),
+        ("Mistral-7B 在 A800 上每月100万次请求", "requests_per_month", 1e6),
+        ("run 1 million Chinese characters through Yi-6B", "job_tokens", 5e5),
+        ("我想用Yi-6B跑100万字", "job_tokens", 5e5),
+        ("我想用Yi-6B跑1亿字", "job_tokens", 5e7),
+        ("what does 2M tokens a month on Qwen2.5-7B cost", "tokens_per_month", 2e6),
+    ],
+)
+def test_workload_units(text, slot, value):
+    q = parse(text)
+    assert getattr(q, slot) == pytest.approx(value)
+
+
+def test_users_per_day_use_the_requests_per_user_factor_and_show_it():
+    q = parse("I want to serve 10,000 users/day with Mistral-7B on A800. What will it cost?")
+    rpu = catalog.factor("requests_per_user_day")
+    dpm = catalog.factor("days_per_month")
+    assert q.requests_per_month == pytest.approx(10_000 * rpu * dpm)
+    assert any("requests_per_user_day" in c for c in q.conversions)
+    q_zh = parse("每天1万个用户，用Mistral-7B在A800上要花多少钱？")
+    assert q_zh.requests_per_month == pytest.approx(q.requests_per_month)
+
+
+def test_gb_of_text_and_requests_per_day():
+    q = parse("how much to process 1 GB of text with Qwen2.5-7B on A800?")
+    assert q.job_tokens == pytest.approx(catalog.factor("english_tokens_per_gb"))
+    assert any("english_tokens_per_gb" in c for c in q.conversions)
+    q2 = parse("Mistral-7B on A800, 1000 requests per day, monthly cost?")
+    assert q2.requests_per_month == pytest.approx(1000 * catalog.factor("days_per_month"))
+    assert any("requests per day" in c for c in q2.conversions)
+
+
+def test_hours_per_day_and_lengths_and_batch():
+    q = parse("Qwen2.5-7B on RTX 4090D, batch size 8, 1024 input tokens, generate 512 tokens, 8 hours a day: cost?")
+    assert (q.batch_size, q.prompt_tokens, q.gen_tokens, q.hours_per_day) == (8, 1024, 512, 8)
+    assert q.protocol == "estimate"
+
+
+def test_region_price_grid_and_pue():
+    q = parse("Mistral-7B on A800 in China, 1M requests/month, cost?")
+    assert q.region == "china"
+    q2 = parse("Mistral-7B on A800 at $0.20/kWh and 100 gCO2/kWh with PUE 1.3, 1M requests a month")
+    assert (q2.price_usd_kwh, q2.grid_gco2_kwh, q2.pue) == (0.2, 100, 1.3)
+
+
+@pytest.mark.parametrize(("text", "use_case"), [
+    ("deploy qwen2.5-7b on a800 for a production API", "production_api"),
+    ("qwen2.5-7b chatbot on a 4090", "interactive_chat"),
+    ("offline batch processing with qwen2.5-7b on a800", "offline_batch"),
+])
+def test_use_cases(text, use_case):
+    assert parse(text).use_case == use_case
+
+
+def test_validation_errors_and_warnings_from_text():
+    with pytest.raises(QueryError) as ei:
+        parse("mistral 7b on a800 batch size 0")
+    assert "batch_size must be >= 1" in ei.value.errors[0]
+    with pytest.raises(QueryError) as ei:
+        parse("mistral 7b on a800 batch size 128")
+    assert "exceeds the maximum" in ei.value.errors[0]
+    q = parse("mistral 7b on a800 batch size 5")
+    assert any("not a power of 2" in w for w in q.warnings)
+    q = parse("phi-3-mini on rtx 4090d, 8000 input tokens")
+    assert any("context window" in w for w in q.warnings)
+    q = parse("qwen2.5-7b bf16 on a V100")
+    assert any("BF16 is not supported" in w for w in q.warnings)
+    q = parse("Llama-3.1-70B fp16 on an RTX 4090D")
+    assert any("GB of GPU memory" in w and "24 GB" in w for w in q.warnings)
+
+
+def test_empty_and_meaningless_text_are_clear_errors():
+    for text in ("", "   ", "hello there"):
+        with pytest.raises(QueryError) as ei:
+            parse(text)
+        assert ei.value.errors and all(isinstance(e, str) and e for e in ei.value.errors)
+
+
+def test_follow_up_context_keeps_the_model_and_replaces_the_gpu():
+    q1 = parse("greenest config for Mistral-7B on RTX 4090D with NF4?")
+    ctx = q1.to_context()
+    assert ctx.model == "mistral-7b-v0.2" and ctx.gpu == "rtx4090d" and ctx.precision == "nf4"
+    assert ctx.batch_size is None  # defaults are not carried
+    q2 = parse("and on an A800?", ctx)
+    assert (q2.model, q2.gpu, q2.precision, q2.protocol) == ("mistral-7b-v0.2", "a800", "nf4", "optimize")
+    q3 = parse("what about Qwen2.5-7B?", q2.to_context())
+    assert q3.model == "qwen2.5-7b" and q3.model_params_b == catalog.resolve_model("qwen2.5-7b").params_b
+
+
+def test_context_round_trips_as_json():
+    ctx = parse("Mistral-7B on A800, 1M requests per month, cost?").to_context()
+    again = Context.model_validate_json(ctx.model_dump_json())
+    assert again == ctx and again.requests_per_month == 1e6
+
+
+# --- structured fields: the seed's four example requests ------------------------------------
+
+
+def test_example_1_minimal_request_gets_documented_defaults():
+    q = from_fields("optimize", model_id="Qwen/Qwen2-7B")
+    assert (q.gpu, q.precision, q.batch_size, q.prompt_tokens, q.gen_tokens) == (
+        "rtx4090d", "fp16", 1, int(catalog.factor("default_prompt_tokens")), int(catalog.factor("default_gen_tokens")))
+    assert {"gpu", "precision", "batch_size", "prompt_tokens", "gen_tokens"} <= set(q.defaulted)
+    assert any("no measurements yet" in w for w in q.warnings)
+
+
+def test_example_2_full_specification_is_valid():
+    q = from_fields("optimize", model_id="mistralai/Mistral-7B-Instruct-v0.2", hardware_platform="a800",
+                    quantization="int8_pure", batch_size=32, sequence_length=1024, generation_length=512)
+    assert (q.model, q.gpu, q.precision, q.batch_size, q.prompt_tokens, q.gen_tokens) == (
+        "mistral-7b-v0.2", "a800", "int8_pure", 32, 1024, 512)
+    assert q.warnings == []
+
+
+def test_example_3_every_invalid_parameter_is_reported():
+    with pytest.raises(QueryError) as ei:
+        from_fields("optimize", model_id="", hardware_platform="gtx1080", quantization="int4", batch_size=128,
+                    sequence_length=-1)
+    errs = ei.value.errors
+    assert len(errs) == 5
+    assert "model is required" in errs[0]
+    assert "gtx1080" in errs[1] and "rtx5090" in errs[1]
+    assert "int4" in errs[2] and "nf4" in errs[2]
+    assert "128" in errs[3] and "64" in errs[3]
+    assert "prompt_tokens must be >= 1" in errs[4]
+
+
+def test_example_4_warnings_for_nf4_small_model_and_batch_one():
+    q = from_fields("optimize", model_id="Qwen/Qwen2-1.5B", hardware_platform="a800", quantization="nf4", batch_size=1)
+    assert q.precision == "nf4" and q.model == "qwen2-1.5b"
+    assert any("batch size 1" in w for w in q.warnings)
+
+
+def test_structured_precision_int8_and_conflicts():
+    with pytest.raises(QueryError) as ei:
+        from_fields("optimize", model="mistral-7b", precision="int8")
+    assert "quantization method, not a precision" in ei.value.errors[0]
+    q = from_fields("optimize", model="qwen2.5-7b", precision="fp32", quantization="nf4")
+    assert q.precision == "nf4" and any("conflicting" in w for w in q.warnings)
+    assert from_fields("optimize", model="qwen2.5-7b", quantization="int8_default").precision == "int8_mixed"
+
+
+def test_structured_workloads_and_unknown_fields():
+    q = from_fields("estimate", model="mistral-7b", gpu="a800", users_per_day=1000)
+    assert q.requests_per_month == pytest.approx(1000 * catalog.factor("requests_per_user_day") * catalog.factor("days_per_month"))
+    q = from_fields("estimate", model="yi-6b", chinese_characters=1_000_000)
+    assert q.job_tokens == pytest.approx(1_000_000 / catalog.factor("chinese_chars_per_token"))
+    with pytest.raises(QueryError) as ei:
+        from_fields("estimate", model="yi-6b", colour="blue")
+    assert "unknown field" in ei.value.errors[0] and "colour" in ei.value.errors[0]
+    with pytest.raises(QueryError):
+        from_fields("estimate", gpu="a800")  # no model
+
+
+def test_query_is_a_context():
+    q = parse("Qwen2.5-7B on A800")
+    assert isinstance(q, Query) and isinstance(q, Context)
