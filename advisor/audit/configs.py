@@ -215,10 +215,12 @@ def read_pyproject(text: str, display: str) -> tuple[list[Any], dict[str, Any] |
     uv = tool.get("uv") if isinstance(tool.get("uv"), dict) else {}
     if uv.get("prerelease") == "allow":
         nodes.append(IndexOption("--pre", "", _find_line(lines, "prerelease"), "prerelease = \"allow\"", origin))
+    sources_at = _find_line(lines, "[tool.uv.sources]") - 1
     for name, src in (uv.get("sources") or {}).items():
         for s in src if isinstance(src, list) else [src]:
             if isinstance(s, dict) and isinstance(s.get("index"), str):
-                nodes.append(IndexOption("--index-name", s["index"], _find_line(lines, name), f"{name} = {s}", origin))
+                nodes.append(IndexOption("--index-name", s["index"], _find_line(lines, f"{name} =", sources_at),
+                                         f"{name} = {s}", origin))
     settings = tool.get("ecolobster") if isinstance(tool.get("ecolobster"), dict) else None
     return nodes, settings, []
 
@@ -270,6 +272,7 @@ def read_yaml(text: str, display: str) -> list[Any]:
     nodes: list[Any] = []
     stack: list[tuple[int, str]] = []  # (indent, key)
     in_deps = -1  # indent of a `dependencies:` / `pip:` list, -1 when outside
+    in_channels = -1  # indent of a conda `channels:` list
     block: tuple[int, int] | None = None  # (indent of the run: key, first line) while in a block scalar
     block_lines: list[tuple[int, str]] = []
     lines = text.splitlines()
@@ -295,8 +298,13 @@ def read_yaml(text: str, display: str) -> list[Any]:
         indent = len(line) - len(line.lstrip())
         stripped = line.strip()
         if stripped.startswith("- ") and not _YAML_KEY.match(line):
-            if in_deps >= 0 and indent >= in_deps:
-                item = stripped[2:].strip().strip("\"'")
+            item = stripped[2:].strip().strip("\"'")
+            if in_channels >= 0 and indent >= in_channels:
+                nodes.append(IndexOption("--channel", item, n, stripped, "conda environment"))
+            elif in_deps >= 0 and indent >= in_deps:
+                if "::" in item:
+                    channel, _, item = item.partition("::")
+                    nodes.append(IndexOption("--channel", channel, n, stripped, "conda environment"))
                 if item.startswith("-"):
                     nodes.extend(_pip_options(item.split(), n, item, "conda environment"))
                 else:
@@ -315,6 +323,10 @@ def read_yaml(text: str, display: str) -> list[Any]:
             stack.pop()
         if in_deps >= 0 and indent < in_deps and key not in ("pip",):
             in_deps = -1
+        if in_channels >= 0 and indent <= in_channels:
+            in_channels = -1
+        if key == "channels" and not value:
+            in_channels = indent
         path = ".".join([k for _, k in stack] + [key])
         if key in ("dependencies", "pip") and not value:
             in_deps = indent

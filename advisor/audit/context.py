@@ -249,6 +249,8 @@ class Resolver:
             d = dotted(node.value)
             if d and self.qualname(node.value) == "os.environ":
                 return Val.unknown("read from an environment variable", node)
+            if d and self.qualname(node.value) == "sys.argv":
+                return Val.unknown("read from the command line (sys.argv)", node)
             return Val.unknown("an item that cannot be read statically", node)
         if t is ast.IfExp:
             a, b = self.value(node.body, frame, depth + 1), self.value(node.orelse, frame, depth + 1)

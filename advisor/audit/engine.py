@@ -234,8 +234,12 @@ class Auditor:
             f = self._finding(rule, h, src)
             if f is None:
                 res.suppressed += 1
-            elif not any(x.code == f.code and x.line == f.line and x.cell == f.cell for x in res.findings):
+                continue
+            same = [i for i, x in enumerate(res.findings) if x.code == f.code and x.line == f.line and x.cell == f.cell]
+            if not same:
                 res.findings.append(f)
+            elif _rank(f) > _rank(res.findings[same[0]]):  # one finding per code and line: the most severe
+                res.findings[same[0]] = f
 
     def _finding(self, rule: Rule, h: Hit, src: Source) -> Finding | None:
         span = h.span or (h.line, h.line)
@@ -335,6 +339,10 @@ class Auditor:
                              suppressed=res.suppressed, rules=[r.code for r in self.rules], gpu=self.settings.gpu)
         report.elapsed_s = time.perf_counter() - t0
         return report
+
+
+def _rank(f: Finding) -> int:
+    return MOOD_ORDER[f.severity]
 
 
 def _command_text(v: Any) -> str | None:

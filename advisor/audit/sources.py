@@ -116,8 +116,9 @@ def decode(data: bytes, display: str, kind: str) -> tuple[str | None, list[Diagn
     if kind == "python":
         try:
             encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        except SyntaxError as err:  # an unknown coding cookie
-            diags.append(_diag(display, "warning", f"{err.msg}; read as UTF-8"))
+        except SyntaxError as err:  # an unknown coding cookie, or bytes that are not UTF-8
+            if "unknown encoding" in str(err.msg):
+                diags.append(_diag(display, "warning", f"{err.msg}; read as UTF-8"))
             encoding = "utf-8"
     try:
         codecs.lookup(encoding)
@@ -180,9 +181,9 @@ def notebook_source(text: str, display: str) -> tuple[Source | None, list[Diagno
     shell: list[ShellCommand] = []
     code_index = 0
     for cell in cells:
+        code_index += 1  # cells are numbered as the notebook shows them: markdown cells count too
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        code_index += 1
         lines = _cell_source(cell).splitlines() or [""]
         magic = lines[0].strip()
         mode = "python"

@@ -99,12 +99,12 @@ def check(ctx: Context):
         impact, mood = best_practice("the dataset has no INT8 mixed vs pure pairs yet"), "yellow"
     what = "8-bit loading without llm_int8_threshold=0.0 runs LLM.int8() mixed-precision decomposition"
     if not q.certain:
-        yield ctx.hit(q.line, f"{what} if 8-bit loading is on: load_in_8bit is {q.reason}, so this cannot be "
-                              "confirmed statically", severity="gray", confidence="low", impact=impact, span=span)
+        yield ctx.hit(q.line, f"{what} if 8-bit loading is on; load_in_8bit cannot be read statically "
+                              f"({q.reason})", severity="gray", confidence="low", impact=impact, span=span)
         return
     if thr_present and thr_val is not None and not thr_val.known:
-        yield ctx.hit(thr.line or q.line, f"{what} unless the threshold is 0.0: llm_int8_threshold is "
-                                          f"{thr_val.reason}", severity="gray", confidence="low", impact=impact, span=span)
+        yield ctx.hit(thr.line or q.line, f"{what} unless the threshold is 0.0; llm_int8_threshold cannot be read "
+                                          f"statically ({thr_val.reason})", severity="gray", confidence="low", impact=impact, span=span)
         return
     if thr_present is None:
         yield ctx.hit(q.line, f"{what} unless the threshold arrives through {thr.via}, which cannot be read statically",

@@ -40,6 +40,12 @@ STACK = frozenset({"torch", "torchao", "torchvision", "torchaudio", "triton", "p
                    "transformers", "accelerate", "peft", "trl", "vllm", "xformers", "flash-attn", "pytorch",
                    "torch-nightly", "torchtune"})
 _DEV = re.compile(r"(\.dev\d*|dev\d{6,}|nightly)", re.I)
+# Source repositories of the stack, for `pkg @ git+https://...` and bare git URLs.
+REPOS = {"pytorch/ao": "torchao", "pytorch/pytorch": "torch", "pytorch/vision": "torchvision",
+         "huggingface/transformers": "transformers", "huggingface/peft": "peft", "huggingface/trl": "trl",
+         "huggingface/accelerate": "accelerate", "bitsandbytes-foundation/bitsandbytes": "bitsandbytes",
+         "timdettmers/bitsandbytes": "bitsandbytes", "vllm-project/vllm": "vllm", "triton-lang/triton": "triton"}
+_RELEASE_REF = re.compile(r"@v?\d+(\.\d+)+([.-]?post\d+)?(#|$)")
 _WORD = re.compile(r"\b(torch|torchao|torchvision|triton|bitsandbytes|vllm|pytorch)\b", re.I)
 
 
@@ -59,13 +65,17 @@ def _impact(ctx: Context):
 def check(ctx: Context):
     n = ctx.node
     if isinstance(n, Requirement):
-        if n.name not in STACK:
+        name = n.name
+        if n.url:
+            low = n.url.lower()
+            name = next((pkg for repo, pkg in REPOS.items() if repo in low), name)
+        if name not in STACK:
             return
         if n.url:
             if "nightly" in n.url.lower() or _DEV.search(n.url.split("/")[-1]):
-                why = f"{n.name} from a nightly wheel URL"
-            elif n.url.startswith("git+") or n.url.endswith(".git"):
-                why = f"{n.name} built from a source checkout (a dev build)"
+                why = f"{name} from a nightly wheel URL"
+            elif (n.url.startswith("git+") or ".git" in n.url) and not _RELEASE_REF.search(n.url):
+                why = f"{name} built from a source checkout (a dev build)"
             else:
                 return
         elif _DEV.search(n.spec):

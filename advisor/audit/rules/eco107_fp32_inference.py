@@ -99,6 +99,12 @@ def check(ctx: Context):
     kind = loader_kind(ctx.call_name())
     if kind not in ("hf", "pipeline") or is_training(ctx) or _cpu_only(ctx, call):
         return
+    if kind == "pipeline":
+        from advisor.audit.helpers import model_arg
+
+        m = model_arg(ctx, call)
+        if not (m.present and m.val is not None and m.val.kind == "const"):
+            return  # a model object loaded elsewhere (its own load is checked there) or no model at all
     span = ctx.node_span()
     impact = best_practice(IMPACT)
     dt = None

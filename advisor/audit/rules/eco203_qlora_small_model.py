@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import ast
 
-from advisor.audit.context import Context
+from advisor.audit.context import MISSING, Arg, Context, Val
 from advisor.audit.helpers import (
+    Quant,
     best_practice,
     is_training,
     loader_kind,
@@ -43,6 +44,7 @@ from advisor.audit.helpers import (
     model_size,
     weakest,
 )
+from advisor.audit.nodes import TrainingConfig
 from advisor.audit.policy import BYTES_FP16
 from advisor.audit.registry import rule
 
@@ -85,19 +87,44 @@ def _impact(ctx: Context, params_b: float | None):
     return best_practice("the dataset has no QLoRA vs LoRA fine-tuning pair yet"), "yellow"
 
 
-@rule("ECO203", "qlora-small-model", "QLoRA on a model where 16-bit LoRA fits", nodes=(ast.Call,), fix=FIX)
+def _axolotl(ctx: Context):
+    cfg: TrainingConfig = ctx.node
+    if cfg.flavour != "axolotl":
+        return None
+    e = cfg.entries
+    four = e.get("load_in_4bit")
+    adapter = e.get("adapter")
+    if not ((four is not None and four.value is True) or (adapter is not None and adapter.value == "qlora")):
+        return None
+    base = e.get("base_model")
+    arg = Arg(True, Val("const", base.value), base.line) if base is not None and isinstance(base.value, str) else MISSING
+    line = four.line if four is not None else adapter.line  # type: ignore[union-attr]
+    return arg, line
+
+
+@rule("ECO203", "qlora-small-model", "QLoRA on a model where 16-bit LoRA fits", nodes=(ast.Call, TrainingConfig),
+      fix=FIX)
 def check(ctx: Context):
     call = ctx.node
-    if loader_kind(ctx.call_name()) is None or not is_training(ctx):
-        return
-    q = loader_quant(ctx, call)
-    if q.bits != 4:
-        return
-    size = model_size(ctx, model_arg(ctx, call))
-    span = ctx.node_span()
+    if isinstance(call, TrainingConfig):
+        found = _axolotl(ctx)
+        if found is None:
+            return
+        arg, line = found
+        q = Quant(4, True, line)
+        span = None
+    else:
+        if loader_kind(ctx.call_name()) is None or not is_training(ctx):
+            return
+        q = loader_quant(ctx, call)
+        if q.bits != 4:
+            return
+        arg, line = model_arg(ctx, call), call.lineno
+        span = ctx.node_span()
+    size = model_size(ctx, arg)
     if size.params_b is None:
         impact, _ = _impact(ctx, None)
-        yield ctx.hit(call.lineno, f"QLoRA (4-bit base) on a model whose size cannot be read statically ({size.how}); "
+        yield ctx.hit(line, f"QLoRA (4-bit base) on a model whose size cannot be read statically ({size.how}); "
                                    "16-bit LoRA may fit and run faster", severity="gray", confidence="low",
                       impact=impact, span=span)
         return
@@ -105,6 +132,6 @@ def check(ctx: Context):
     if not fits:
         return
     impact, mood = _impact(ctx, size.params_b)
-    yield ctx.hit(call.lineno, f"QLoRA (4-bit base) on {size.label} ({size.params_b:g}B parameters): {why}, so "
+    yield ctx.hit(line, f"QLoRA (4-bit base) on {size.label} ({size.params_b:g}B parameters): {why}, so "
                                "16-bit LoRA fits", severity=mood if q.certain else "gray",
                   confidence=weakest(size.confidence, q.confidence), impact=impact, span=span)
