@@ -26,15 +26,15 @@ _OPEN = {
 }
 _ALERT = {
     "en": {
-        "INT8_MIXED": "Default load_in_8bit is a classic trap: a small config change cools me down.",
-        "FP8_EAGER": "FP8 in eager mode makes my shell glow: the hardware is ready, the software path is not.",
+        "INT8_MIXED": "Default mixed-precision decomposition is a classic trap: a small config change cools me down.",
+        "FP8_EAGER": "Low-precision float weights in eager mode make my shell glow: the hardware is ready, the software path is not.",
         "NF4_SMALL": "Low-bit weights on a small model are the wrong tool: the dequantization tax outweighs the savings.",
         "BS1_PRODUCTION": "Serving requests individually keeps the water boiling: batch them up.",
         "NIGHTLY_BUILD": "A nightly build makes me nervous: pin stable releases before trusting any figure.",
     },
     "zh": {
-        "INT8_MIXED": "默认的 load_in_8bit 是经典陷阱：改动配置就能让我凉快下来。",
-        "FP8_EAGER": "eager 模式下的 FP8 让我的壳发烫：硬件准备好了，软件路径还没有。",
+        "INT8_MIXED": "默认的混合精度分解是经典陷阱：改动配置就能让我凉快下来。",
+        "FP8_EAGER": "eager 模式下的低精度浮点权重让我的壳发烫：硬件准备好了，软件路径还没有。",
         "NF4_SMALL": "小模型用低比特量化是用错了工具：反量化的开销超过了节省。",
         "BS1_PRODUCTION": "请求逐个处理会让水持续沸腾：把请求合并成批吧。",
         "NIGHTLY_BUILD": "夜间构建版让我很紧张：先换成稳定版本，再相信测量结果。",

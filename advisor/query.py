@@ -20,7 +20,7 @@ import re
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from measurements.schema import PRECISIONS, Precision
 
@@ -187,7 +187,8 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", t).strip()
 
 
-_NUM = r"(\d[\d,]*(?:\.\d+)?|\.\d+)"
+# a number that does not start inside a word ("a800" holds no quantity)
+_NUM = r"(?<![a-z0-9_.])(\d[\d,]*(?:\.\d+)?|\.\d+)"
 _MULT_RE = r"(?:\s*(thousand|million|billion|mil|mn|bn|k|m|b|千万|百万|万|亿|千|wan|yi)(?![a-z]))?"
 
 
@@ -1107,6 +1108,13 @@ def _range_errors(s: dict[str, Any]) -> list[str]:
             errors.append(f"{slot} must be a non-negative number, got {v}")
     if s.get("pue") is not None and s["pue"] < 1:
         errors.append(f"PUE must be >= 1 (1.0 means no facility overhead), got {s['pue']}")
+    h = s.get("hours_per_day")
+    if h is not None and not 0 < h <= 24:
+        errors.append(f"hours per day must be between 0 and 24, got {h:g}")
+    for slot in ("price_usd_kwh", "grid_gco2_kwh"):
+        v = s.get(slot)
+        if v is not None and (not math.isfinite(v) or v < 0 or (slot == "price_usd_kwh" and v == 0)):
+            errors.append(f"{slot} must be a positive number, got {v}")
     return errors
 
 
@@ -1212,6 +1220,17 @@ def _finish(*, protocol: str, slots: dict[str, Any], lang: str, text: str, warni
     if s.get("batch_size") == 1 and s.get("use_case") in ("production_api", "offline_batch") and "batch_size" not in defaulted:
         warnings.append(f"batch size 1 for {USE_CASE_LABEL[s['use_case']]}: batching concurrent requests is the "
                         "largest energy saving available (see the batch comparison).")
+    try:
+        return _build(protocol, text, lang, defaults_applied, defaulted, warnings, conversions, axis, compare_precisions,
+                      gpus, batch_sizes, explain, symptoms, reported_tok_s, reported_power_w, reported_j_per_1k_tok,
+                      nightly, compiled, model_name, arch, model_known, s)
+    except ValidationError as err:  # a value no rule above caught: still a clear error, never a crash
+        raise QueryError([f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]) from None
+
+
+def _build(protocol, text, lang, defaults_applied, defaulted, warnings, conversions, axis, compare_precisions, gpus,
+           batch_sizes, explain, symptoms, reported_tok_s, reported_power_w, reported_j_per_1k_tok, nightly, compiled,
+           model_name, arch, model_known, s) -> Query:
     q = Query(
         protocol=protocol,  # type: ignore[arg-type]
         text=text,
