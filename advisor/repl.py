@@ -245,9 +245,22 @@ CONTEXT_LABELS: tuple[tuple[str, str], ...] = (
     ("prompt_tokens", "prompt tok"),
     ("gen_tokens", "gen tok"),
     ("workload", "workload"),
+    ("requests_per_month", "requests/month"),
+    ("tokens_per_month", "tokens/month"),
+    ("job_tokens", "job tokens"),
+    ("hours_per_day", "hours/day"),
     ("region", "region"),
-    ("use_case", "use"),
+    ("price_usd_kwh", "$/kWh"),
+    ("pue", "PUE"),
+    ("use_case", "use case"),
+    ("model_params_b", "params (B)"),
 )
+# Slots the toolbar leaves out (they show in /context); slots nobody needs to see at all.
+TOOLBAR_SKIP: frozenset[str] = frozenset({
+    "prompt_tokens", "gen_tokens", "use_case", "model_params_b", "requests_per_month", "tokens_per_month",
+    "job_tokens", "hours_per_day", "price_usd_kwh", "pue",
+})
+CONTEXT_HIDDEN: frozenset[str] = frozenset({"lang", "last_protocol"})
 
 
 def msg(language: str, key: str, **kw: Any) -> str:
@@ -525,21 +538,25 @@ class Chat:
         ans = self.state.last_answer
         return getattr(ans, "mood", None) if ans is not None else None
 
-    def context_items(self) -> list[tuple[str, str]]:
-        """(label, value) of every context slot that holds something, in display order."""
+    def context_items(self, brief: bool = False) -> list[tuple[str, str]]:
+        """(label, value) of the context slots that hold something, in display order.
+
+        `brief` keeps to what the toolbar has room for; otherwise every slot is listed, including
+        ones added to Context after this was written."""
         ctx = self.state.context
         if ctx is None:
             return []
         data = ctx.model_dump(exclude_none=True) if hasattr(ctx, "model_dump") else dict(vars(ctx))
         out: list[tuple[str, str]] = []
-        seen = set()
         for key, label in CONTEXT_LABELS:
-            seen.add(key)
             value = data.get(key)
-            if value not in (None, "", [], {}):
+            if value not in (None, "", [], {}) and not (brief and key in TOOLBAR_SKIP):
                 out.append((label, _short(value)))
-        for key, value in data.items():  # slots added to Context later still show up
-            if key not in seen and key != "lang" and value not in (None, "", [], {}, False):
+        if brief:
+            return out
+        known = {k for k, _ in CONTEXT_LABELS} | CONTEXT_HIDDEN
+        for key, value in data.items():
+            if key not in known and value not in (None, "", [], {}, False):
                 out.append((key.replace("_", " "), _short(value)))
         return out
 
@@ -769,13 +786,18 @@ class Chat:
 
     def _cmd_context(self, rest: str) -> bool:
         items = self.context_items()
+        session = [("lang", self.state.lang), ("format", self.state.fmt),
+                   (self.t("mood"), self.mood or self.t("no_answer_yet"))]
+        col = max(cell_width(label) for label, _ in items + session) + 2
+        width = self.width()
+
+        def row(label: str, value: str) -> str:
+            return wrap(f"  {label}{' ' * (col - cell_width(label))}{value}", width, indent=2 + col)
+
         lines = [self.t("context_title") if items else self.t("context_empty")]
-        lines += [f"  {label:<12} {value}" for label, value in items]
-        mood = self.mood or self.t("no_answer_yet")
-        lines += ["", self.t("session_title"),
-                  f"  {'lang':<12} {self.state.lang}", f"  {'format':<12} {self.state.fmt}",
-                  f"  {self.t('mood'):<12} {mood}"]
-        self.say("\n".join(lines))
+        lines += [row(label, value) for label, value in items]
+        lines += ["", self.t("session_title")] + [row(label, value) for label, value in session]
+        self.say("\n".join(lines), wrapped=False)
         return True
 
     def _cmd_reset(self, rest: str) -> bool:
@@ -1085,7 +1107,7 @@ def toolbar_fragments(chat: Chat, columns: int = 80) -> list[tuple[str, str]]:
     """The bottom toolbar: the lobster's mood, then the carried context, cut to the width."""
     mood = chat.mood
     mood_text = f" 🦞 {mood} " if mood else " 🦞 "
-    items = chat.context_items()
+    items = chat.context_items(brief=True)
     ctx = " · ".join(f"{label} {value}" for label, value in items) if items else chat.t("context_empty").split(".")[0]
     tail = f"  [{chat.state.lang} · {chat.state.fmt}] /help "
     room = max(columns - len(mood_text) - 2 - len(tail) - 2, 10)
