@@ -12,6 +12,7 @@ import re
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,21 @@ def _py2_hint(text: str) -> str:
     return " (this looks like Python 2 code; the auditor reads Python 3)" if _PY2.search(text) else ""
 
 
+def _parse(text: str, display: str) -> ast.Module:
+    with warnings.catch_warnings():  # the user's invalid escapes are not our warnings to print
+        warnings.simplefilter("ignore")
+        return ast.parse(text, filename=display)
+
+
 def parse_python(text: str, display: str) -> tuple[ast.Module | None, list[Diagnostic], int]:
     """Parse; on a syntax error audit the longest prefix that parses (half-written code), and say
     so. Returns (tree, diagnostics, number of lines audited)."""
     lines = text.splitlines()
     try:
-        return ast.parse(text, filename=display), [], len(lines)
+        return _parse(text, display), [], len(lines)
     except SyntaxError as err:
+        if err.lineno is None:  # e.g. NUL bytes in text passed directly
+            return None, [Diagnostic(path=display, level="error", message=f"cannot parse: {err.msg}; skipped")], 0
         where = f"line {err.lineno}" + (f", column {err.offset}" if err.offset else "")
         msg = f"syntax error at {where}: {err.msg}{_py2_hint(text)}"
         err_line = err.lineno
@@ -98,7 +107,7 @@ def parse_python(text: str, display: str) -> tuple[ast.Module | None, list[Diagn
         if not prefix.strip():
             continue
         try:
-            tree = ast.parse(prefix, filename=display)
+            tree = _parse(prefix, display)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         return tree, [Diagnostic(path=display, level="warning", line=err_line,
