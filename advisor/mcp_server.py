@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import traceback
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +216,24 @@ class DiagnoseInput(_Workload, _Config):
     compiled: bool | None = Field(default=None, description="a compiled serving path (vLLM, SGLang, torch.compile)")
 
 
+class BenchmarkInput(ToolInput):
+    """Measure inference on this machine's GPU (runs `ecolobster bench` in a child process)."""
+
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS,
+                       description="catalog key or alias; with synthetic=false also a hub id or a local path "
+                                   "under the server's root")
+    synthetic: bool = Field(default=True, description="build the model from the architecture catalog with random "
+                                                      "weights (no download; throughput and energy depend on shapes)")
+    precisions: list[Precision] = Field(default=["fp16"], min_length=1, max_length=len(typing.get_args(Precision)))
+    batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(default=[1], min_length=1, max_length=MAX_LIST)
+    prompt_tokens: int | None = Field(default=None, ge=1, le=131_072)
+    gen_tokens: int | None = Field(default=None, ge=2, le=131_072)
+    runs: int | None = Field(default=None, ge=1, le=100, description="measured runs per configuration (default 10)")
+    warmup: int | None = Field(default=None, ge=0, le=20, description="warm-up runs (default 3)")
+    timeout_s: int = Field(default=1800, ge=10, le=4 * 3600,
+                           description="stop the measurement after this many seconds; finished configurations stay stored")
+
+
 # --------------------------------------------------------------------------------------------
 # Tools
 # --------------------------------------------------------------------------------------------
@@ -225,15 +244,17 @@ class ToolSpec:
     title: str
     description: str
     input_model: type[ToolInput]
-    run: Callable[[Any, ServerContext], Answer]
+    run: Callable[..., Any]  # (input, ServerContext) -> Answer; a coroutine function when is_async
     read_only: bool = True
+    is_async: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class ServerContext:
     """What a tool may touch: the root its file access is confined to."""
 
     guard: PathGuard
+    bench_running: bool = False
 
 
 class PathGuard:
@@ -241,7 +262,8 @@ class PathGuard:
 
     A path is refused when it names anything outside the root: `..` that climbs out, an absolute
     path elsewhere, or a symlink (of the file or of a folder on the way) whose target lies
-    outside. The refusal does not say whether the outside path exists.
+    outside. The refusal does not say whether the outside path exists. Folders are walked without
+    following links, honouring the auditor's default excludes and .gitignore files.
     """
 
     def __init__(self, root: Path | str):
@@ -276,52 +298,84 @@ class PathGuard:
                 "under it (start the server with `ecolobster mcp --root DIR` to choose another), "
                 "or pass the source as 'code'")
 
+    def display(self, real: Path) -> str:
+        rel = real.relative_to(self.root).as_posix()
+        return rel if rel != "." else "."
+
     def source_files(self, real: Path) -> tuple[list[Path], list[str]]:
-        """The auditable files at `real` (a file, or a folder walked without following links), and
-        notes about what was skipped."""
+        """The files the auditor reads at `real` (a file, or a folder walked without following
+        links), and notes about what was left out for lying outside the root."""
+        from advisor.audit.sources import kind_for
+        from advisor.audit.walk import DEFAULT_EXCLUDES, IgnoreRules
+
         if real.is_file():
-            if real.suffix not in AUDIT_SUFFIXES:
-                raise ToolError(f"'{real.name}' is not a Python file; accepted: {', '.join(AUDIT_SUFFIXES)} files or a folder")
-            self._check_size(real)
+            if kind_for(real.name) is None:
+                raise ToolError(f"'{self.display(real)}' is not a file type the auditor reads; accepted: .py, "
+                                ".ipynb, requirements*.txt, pyproject.toml, .yaml/.yml, .json, .sh, Dockerfile, "
+                                "or a folder")
             return [real], []
+        rules = IgnoreRules()
+        rules.extend(list(DEFAULT_EXCLUDES))
         files: list[Path] = []
         skipped: list[str] = []
         for dirpath, dirnames, filenames in os.walk(real, followlinks=False):
             here = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+            rel = here.relative_to(real).as_posix()
+            rel = "" if rel == "." else rel
+            gitignore = here / ".gitignore"
+            if gitignore.is_file() and self._inside(gitignore.resolve()):
+                rules.extend(gitignore.read_text(encoding="utf-8", errors="replace").splitlines(), rel)
+            kept = []
+            for d in sorted(dirnames):
+                drel = f"{rel}/{d}" if rel else d
+                if rules.ignored(drel, True):
+                    continue
+                if (here / d).is_symlink():  # never followed; say so when it leads outside
+                    if not self._inside((here / d).resolve()):
+                        skipped.append(f"{self.display(here / d)}: a link to outside the root, not read")
+                    continue
+                kept.append(d)
+            dirnames[:] = kept
             for name in sorted(filenames):
-                if not name.endswith(AUDIT_SUFFIXES):
+                frel = f"{rel}/{name}" if rel else name
+                if kind_for(name) is None or rules.ignored(frel, False):
                     continue
                 f = here / name
-                target = f.resolve()
-                if not self._inside(target):
-                    skipped.append(f"{f.relative_to(self.root)}: a link to outside the root, not read")
+                if not self._inside(f.resolve()):
+                    skipped.append(f"{self.display(f)}: a link to outside the root, not read")
                     continue
-                if f.stat().st_size > MAX_FILE_BYTES:
-                    skipped.append(f"{f.relative_to(self.root)}: larger than {MAX_FILE_BYTES:,} bytes, not read")
-                    continue
-                files.append(target)
+                files.append(f)
                 if len(files) > MAX_AUDIT_FILES:
-                    raise ToolError(f"'{real.relative_to(self.root) or '.'}' holds more than {MAX_AUDIT_FILES} "
-                                    "Python files; audit a smaller folder")
+                    raise ToolError(f"'{self.display(real)}' holds more than {MAX_AUDIT_FILES} files the auditor "
+                                    "reads; audit a smaller folder")
         if not files:
-            raise ToolError(f"no {'/'.join(AUDIT_SUFFIXES)} files under '{real}'")
+            raise ToolError(f"no file the auditor reads under '{self.display(real)}' (Python, notebooks, "
+                            "requirements, pyproject, YAML/JSON configs, shell scripts, Dockerfiles)")
         return files, skipped
 
-    def _check_size(self, f: Path) -> None:
-        if f.stat().st_size > MAX_FILE_BYTES:
-            raise ToolError(f"'{f.name}' is larger than {MAX_FILE_BYTES:,} bytes; audit a smaller file")
+
+def _answer_query(protocol: str, inp: ToolInput) -> Answer:
+    from advisor.api import answer_query
+    from advisor.query import from_fields
+
+    query = from_fields(protocol, **inp.model_dump(exclude_none=True))
+    return answer_query(query, query.lang)
 
 
-def _run_protocol(protocol: str) -> Callable[[ToolInput, ServerContext], Answer]:
-    def run(inp: ToolInput, ctx: ServerContext) -> Answer:
-        from advisor.protocols import run as run_query
-        from advisor.query import from_fields
+def _tool_optimize(inp: OptimizeInput, ctx: ServerContext) -> Answer:
+    return _answer_query("optimize", inp)
 
-        return run_query(from_fields(protocol, **inp.model_dump(exclude_none=True)))
 
-    run.__name__ = f"_tool_{protocol}"
-    return run
+def _tool_compare(inp: CompareInput, ctx: ServerContext) -> Answer:
+    return _answer_query("compare", inp)
+
+
+def _tool_estimate(inp: EstimateInput, ctx: ServerContext) -> Answer:
+    return _answer_query("estimate", inp)
+
+
+def _tool_diagnose(inp: DiagnoseInput, ctx: ServerContext) -> Answer:
+    return _answer_query("diagnose", inp)
 
 
 def _tool_ask(inp: AskInput, ctx: ServerContext) -> Answer:
@@ -342,7 +396,10 @@ def _tool_audit(inp: AuditInput, ctx: ServerContext) -> Answer:
     files, skipped = ctx.guard.source_files(real)
     from advisor.protocols.audit import audit_paths
 
-    answer = audit_paths([str(f) for f in files], gpu=inp.gpu)
+    # Relative to the root when it is the working directory (`serve` makes it so): findings then
+    # name files as the user sees them.
+    relative = Path.cwd().resolve() == ctx.guard.root
+    answer = audit_paths([ctx.guard.display(f) if relative else str(f) for f in files], gpu=inp.gpu)
     if skipped:
         answer = answer.model_copy(update={"warnings": [*answer.warnings, *skipped]})
     return answer
@@ -361,11 +418,30 @@ ROW_COLUMNS = ("id", "kind", "gpu", "model_id", "precision", "batch_size", "thro
                "power_w", "energy_j_per_1k_tok", "source")
 
 
+def rows_answer(rows: list[Any], total: int, query: dict[str, Any], title: str, headline: str) -> Answer:
+    """An Answer listing measurement rows with their provenance (query_measurements, benchmark)."""
+    table = Table(title=title, columns=list(ROW_COLUMNS), rows=[[getattr(r, c) for c in ROW_COLUMNS] for r in rows],
+                  notes=[f"{len(rows)} of {total} matching rows"])
+    provenance = []
+    for kind in ("measured", "derived", "simulated"):
+        ids = [r.id for r in rows if r.kind == kind]
+        if ids:
+            tier, method, confidence = _row_tier(kind)
+            provenance.append(Provenance(subject=f"{len(ids)} {kind} row(s)", tier=tier, method=method,  # type: ignore[arg-type]
+                                         confidence=confidence, row_ids=ids))  # type: ignore[arg-type]
+    return Answer(
+        protocol="data", title=title, query=query, mood="gray", headline=headline,
+        tables=[table] if rows else [], provenance=provenance,
+        citations=[Citation(kind="row", ref=r.id, detail=r.source) for r in rows],
+        extra={"rows": [r.model_dump(mode="json") for r in rows], "total": total, "returned": len(rows)},
+    )
+
+
 def _tool_query_measurements(inp: QueryMeasurementsInput, ctx: ServerContext) -> Answer:
     import argparse
 
     from advisor.cli import UsageError
-    from advisor.cmd_data import _filtered
+    from advisor.cmd_data import _filtered  # the CLI's filters, so both list the same rows
 
     ns = argparse.Namespace(gpu=inp.gpu, model=inp.model, precision=inp.precision, source=None,
                             kind=inp.kind, task=inp.task)
@@ -374,35 +450,81 @@ def _tool_query_measurements(inp: QueryMeasurementsInput, ctx: ServerContext) ->
     except UsageError as err:
         raise ToolError(str(err)) from None
     shown = rows[: inp.limit]
-    filters = {k: v for k, v in inp.model_dump().items() if v is not None and k != "limit"}
-    table = Table(
-        title="Measurement rows",
-        columns=list(ROW_COLUMNS),
-        rows=[[getattr(r, c) for c in ROW_COLUMNS] for r in shown],
-        notes=[f"{len(shown)} of {len(rows)} matching rows" + (f" (limit {inp.limit})" if len(rows) > len(shown) else "")],
-    )
-    provenance = []
-    for kind in ("measured", "derived", "simulated"):
-        ids = [r.id for r in shown if r.kind == kind]
-        if ids:
-            tier, method, confidence = _row_tier(kind)
-            provenance.append(Provenance(subject=f"{len(ids)} {kind} row(s)", tier=tier, method=method,  # type: ignore[arg-type]
-                                         confidence=confidence, row_ids=ids))  # type: ignore[arg-type]
     counts = {k: sum(r.kind == k for r in rows) for k in ("measured", "derived", "simulated")}
     headline = (f"{len(rows)} row(s) match: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)) if rows \
         else "no rows match these filters"
-    return Answer(
-        protocol="data",
-        title="Measurements",
-        query=filters,
-        mood="gray",
-        headline=headline,
-        tables=[table] if shown else [],
-        provenance=provenance,
-        citations=[Citation(kind="row", ref=r.id, detail=r.source) for r in shown],
-        warnings=[] if rows else ["no rows match; `query_measurements` with fewer filters lists what the data covers"],
-        extra={"rows": [r.model_dump(mode="json") for r in shown], "total": len(rows), "returned": len(shown)},
-    )
+    answer = rows_answer(shown, len(rows), {k: v for k, v in inp.model_dump().items() if v is not None and k != "limit"},
+                         "Measurements", headline)
+    if not rows:
+        answer.warnings.append("no rows match; call query_measurements with fewer filters to see what the data covers")
+    return answer
+
+
+def benchmark_available() -> bool:
+    """The engine and torch are installed and torch sees a CUDA GPU. The cheap checks come first, so
+    a machine without an NVIDIA driver never imports torch."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("engine") is None or importlib.util.find_spec("torch") is None:
+        return False
+    if not (Path("/proc/driver/nvidia").exists() or shutil.which("nvidia-smi")):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken torch install means no benchmark, not a dead server
+        return False
+
+
+async def _tool_benchmark(inp: BenchmarkInput, ctx: ServerContext) -> Answer:
+    import anyio
+
+    if ctx.bench_running:
+        raise ToolError("a benchmark is already running on this GPU; measurements must not overlap. Try again "
+                        "when it has finished.")
+    model = inp.model
+    if not inp.synthetic and (Path(model).is_absolute() or model.startswith((".", "~"))
+                              or (ctx.guard.root / model).exists()):
+        model = str(ctx.guard.resolve(model))  # a local checkpoint must lie under the root; else a hub id
+    argv = [sys.executable, "-m", "advisor.cli", "bench", "--model", model, "--format", "json",
+            "--precision", *inp.precisions, "--batch-size", *map(str, inp.batch_sizes)]
+    if inp.synthetic:
+        argv.append("--synthetic")
+    for flag, value in (("--prompt-tokens", inp.prompt_tokens), ("--gen-tokens", inp.gen_tokens),
+                        ("--runs", inp.runs), ("--warmup", inp.warmup)):
+        if value is not None:
+            argv += [flag, str(value)]
+    ctx.bench_running = True
+    try:
+        # A child process: a crash or OOM in the engine cannot take the server down, and a
+        # cancelled call (or a timeout) kills the measurement.
+        with anyio.fail_after(inp.timeout_s):
+            proc = await anyio.run_process(argv, check=False, cwd=str(ctx.guard.root))
+    except TimeoutError:
+        raise ToolError(f"the benchmark ran past timeout_s={inp.timeout_s} s and was stopped; configurations it "
+                        "finished are in the local dataset (query_measurements shows them)") from None
+    finally:
+        ctx.bench_running = False
+    err = proc.stderr.decode(errors="replace").strip()
+    if proc.returncode == 2:
+        raise ToolError(err.removeprefix("error: ") or "the benchmark refused these arguments")
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        raise ToolError(f"the benchmark failed (exit {proc.returncode}): {err[-2000:]}") from None
+    from measurements.store import load_rows
+
+    ids = set(report.get("row_ids") or [])
+    rows = [r for r in load_rows() if r.id in ids]
+    failed = [r for r in report.get("results", []) if r.get("status") != "ok"]
+    answer = rows_answer(rows, len(rows), inp.model_dump(), "Benchmark on this GPU",
+                         f"{len(rows)} configuration(s) measured and stored"
+                         + (f"; {len(failed)} failed" if failed else ""))
+    answer.extra.update({"results_file": report.get("results_file"), "results": report.get("results", [])})
+    answer.warnings.extend(f"{r.get('key')}: {r.get('status')} {r.get('error') or ''}".strip() for r in failed)
+    return answer
 
 
 def tool_specs(include_benchmark: bool | None = None) -> list[ToolSpec]:
@@ -413,33 +535,43 @@ def tool_specs(include_benchmark: bool | None = None) -> list[ToolSpec]:
                  "The greenest (and cheapest) way to serve a model on a GPU for a use: ranked configurations "
                  "(precision, batch size) with energy per 1k tokens, monthly kWh, cost and CO2, the traps to avoid "
                  "and where every figure comes from.",
-                 OptimizeInput, _run_protocol("optimize")),
+                 OptimizeInput, _tool_optimize),
         ToolSpec("compare", "Compare configurations",
                  "Compare precisions, GPUs or batch sizes for a model side by side: throughput, energy per 1k "
                  "tokens, change vs FP16, tokens per joule, memory, power, rank, and a recommendation.",
-                 CompareInput, _run_protocol("compare")),
+                 CompareInput, _tool_compare),
         ToolSpec("estimate", "Estimate energy, cost and CO2",
                  "Energy (kWh), cost ($) and CO2 (kg) of a workload (requests, tokens, characters or GB of text per "
                  "day/month or one-off), for the stated configuration and the optimized one, with the unit "
                  "conversions shown.",
-                 EstimateInput, _run_protocol("estimate")),
+                 EstimateInput, _tool_estimate),
         ToolSpec("diagnose", "Diagnose slow or costly inference",
                  "Why inference is slow, power-hungry or expensive: the matching known trap with its confidence, "
                  "expected vs reported figures, fixes in priority order and how to verify them.",
-                 DiagnoseInput, _run_protocol("diagnose")),
+                 DiagnoseInput, _tool_diagnose),
         ToolSpec("ask", "Ask EcoLobster",
                  "Answer a free-text question (English or Chinese) about the energy, cost or CO2 of running or "
                  "fine-tuning an LLM on a GPU; routes to optimize/compare/estimate/diagnose/plan.",
                  AskInput, _tool_ask),
         ToolSpec("audit", "Audit code for energy traps",
-                 "Statically audit Python code (never executed) for known LLM energy traps: a file or folder under "
-                 "the server's root, or the source text. Findings come with line, severity, fix and data-backed impact.",
+                 "Statically audit code (never executed) for known LLM energy traps: a file or folder under the "
+                 "server's root (Python, notebooks, requirements, configs, shell scripts, Dockerfiles), or Python "
+                 "source text. Findings come with line, severity, fix and data-backed impact.",
                  AuditInput, _tool_audit),
         ToolSpec("query_measurements", "Query the measurements",
                  "List the measurement rows behind every answer, filtered by GPU, model, precision, kind and task; "
                  "each row carries its source, kind (measured/simulated/derived), software versions and spread.",
                  QueryMeasurementsInput, _tool_query_measurements),
     ]
+    if include_benchmark is None:
+        include_benchmark = benchmark_available()
+    if include_benchmark:
+        specs.append(ToolSpec(
+            "benchmark", "Measure on this GPU",
+            "Measure throughput and energy of a model on this machine's GPU (NVML energy counter, warm-up, repeated "
+            "runs, quality gates) and add the rows to the local dataset, for configurations the data lacks. Takes "
+            "minutes; one at a time.",
+            BenchmarkInput, _tool_benchmark, read_only=False, is_async=True))
     return specs
 
 
@@ -472,11 +604,24 @@ def error_answer(tool: str, message: str) -> Answer:
                   errors=[message])
 
 
-def call_tool(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: ServerContext) -> Outcome:
-    """Validate `arguments`, run the tool, and turn every failure into an error Outcome."""
+def _long_string(value: Any, limit: int, where: str = "") -> str | None:
+    """The first string longer than `limit` anywhere in `value`, named by its path."""
+    if isinstance(value, str):
+        return where if len(value) > limit else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        hit = _long_string(v, limit, f"{where}.{k}" if where else str(k))
+        if hit is not None:
+            return hit
+    return None
+
+
+def prepare(specs: dict[str, ToolSpec], name: str, arguments: Any) -> tuple[ToolSpec, ToolInput] | Outcome:
+    """Check and validate a call's arguments: the tool's input, or the error to answer with."""
     spec = specs.get(name)
     if spec is None:
-        return Outcome(error_answer(name, f"unknown tool '{name[:MAX_NAME_CHARS]}'; tools: {', '.join(specs)}"), True)
+        return Outcome(error_answer(name[:MAX_NAME_CHARS], f"unknown tool '{name[:MAX_NAME_CHARS]}'; tools: "
+                                                           f"{', '.join(specs)}"), True)
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
@@ -488,20 +633,56 @@ def call_tool(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: Server
     if size > MAX_ARGUMENTS_BYTES:
         return Outcome(error_answer(name, f"arguments for '{name}' are {size:,} bytes; the limit is "
                                           f"{MAX_ARGUMENTS_BYTES:,}"), True)
+    # Every string is capped, whatever the model says; only source code may be long.
+    long = _long_string({k: v for k, v in arguments.items() if k != "code"}, MAX_TEXT_CHARS)
+    if long is not None:
+        return Outcome(error_answer(name, f"invalid arguments for tool '{name}':\n- '{long}': longer than "
+                                          f"{MAX_TEXT_CHARS:,} characters"), True)
     try:
-        inp = spec.input_model.model_validate(arguments)
+        return spec, spec.input_model.model_validate(arguments)
     except ValidationError as err:
         return Outcome(error_answer(name, describe_validation_error(name, spec.input_model, err)), True)
+
+
+def _failure(name: str, err: Exception) -> Outcome:
+    if isinstance(err, ToolError):
+        return Outcome(error_answer(name, str(err)), True)
+    known = _known_error(err)
+    if known is not None:
+        return Outcome(error_answer(name, known), True)
+    log.error("tool %s failed:\n%s", name, traceback.format_exc())
+    return Outcome(error_answer(name, f"internal error in '{name}': {err.__class__.__name__}: {err}"), True)
+
+
+def call_tool(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: ServerContext) -> Outcome:
+    """Validate `arguments` and run a synchronous tool; every failure becomes an error Outcome."""
+    prepared = prepare(specs, name, arguments)
+    if isinstance(prepared, Outcome):
+        return prepared
+    spec, inp = prepared
     try:
         answer = spec.run(inp, ctx)
-    except ToolError as err:
-        return Outcome(error_answer(name, str(err)), True)
     except Exception as err:  # noqa: BLE001 - one failing call must not take the server down
-        known = _known_error(err)
-        if known is not None:
-            return Outcome(error_answer(name, known), True)
-        log.error("tool %s failed:\n%s", name, traceback.format_exc())
-        return Outcome(error_answer(name, f"internal error in '{name}': {err.__class__.__name__}: {err}"), True)
+        return _failure(name, err)
+    return Outcome(answer, answer.protocol == "error")
+
+
+async def call_tool_async(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: ServerContext) -> Outcome:
+    import anyio
+
+    spec = specs.get(name)
+    if spec is None or not spec.is_async:
+        # Protocol code is synchronous; a worker thread keeps the server answering (pings,
+        # cancellations) meanwhile. A cancelled call is abandoned, not waited for.
+        return await anyio.to_thread.run_sync(call_tool, specs, name, arguments, ctx, abandon_on_cancel=True)
+    prepared = prepare(specs, name, arguments)
+    if isinstance(prepared, Outcome):
+        return prepared
+    spec, inp = prepared
+    try:
+        answer = await spec.run(inp, ctx)
+    except Exception as err:  # noqa: BLE001
+        return _failure(name, err)
     return Outcome(answer, answer.protocol == "error")
 
 
@@ -510,8 +691,8 @@ def _known_error(err: Exception) -> str | None:
     names = {c.__name__ for c in type(err).__mro__}
     if "QueryError" in names:
         errors = getattr(err, "errors", None) or [str(err)]
-        return "; ".join(str(e) for e in errors)
-    if names & {"UnknownName", "UsageError", "DataError"}:
+        return "invalid parameters:\n" + "\n".join(f"- {e}" for e in errors)
+    if names & {"UnknownName", "UsageError", "DataError", "SettingsError"}:
         return str(err)
     return None
 
@@ -531,7 +712,6 @@ def answer_output_schema() -> dict[str, Any]:
 
 
 def build_server(root: Path | str, include_benchmark: bool | None = None) -> Server:
-    import anyio
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
@@ -555,10 +735,7 @@ def build_server(root: Path | str, include_benchmark: bool | None = None) -> Ser
         return types.ListToolsResult(tools=tools)
 
     async def on_call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        # Protocol code is synchronous; a worker thread keeps the server answering (pings,
-        # cancellations) meanwhile. A cancelled call is abandoned, not waited for.
-        outcome = await anyio.to_thread.run_sync(
-            call_tool, specs, params.name, params.arguments, ctx, abandon_on_cancel=True)
+        outcome = await call_tool_async(specs, params.name, params.arguments, ctx)
         data = outcome.answer.model_dump(mode="json")
         text = outcome.answer.errors[0] if outcome.is_error and outcome.answer.errors else None
         if text is None:
@@ -591,11 +768,13 @@ def _version() -> str:
 
 
 def serve(root: Path | str, include_benchmark: bool | None = None) -> None:
-    """Serve over stdio until the client closes the connection."""
+    """Serve over stdio until the client closes the connection. The root becomes the working
+    directory, so audit findings name files relative to it."""
     import anyio
     from mcp.server.stdio import stdio_server
 
     server = build_server(root, include_benchmark)
+    os.chdir(Path(root).expanduser().resolve())
 
     async def main() -> None:
         async with stdio_server() as (read, write):

@@ -30,9 +30,10 @@ from advisor.answer import Answer  # noqa: E402
 from measurements.store import load_rows  # noqa: E402
 
 ECOLOBSTER = Path(sys.executable).parent / "ecolobster"
-EXPECTED_TOOLS = {"ask", "audit", "query_measurements"}
+EXPECTED_TOOLS = {"optimize", "compare", "estimate", "diagnose", "ask", "audit", "query_measurements"}
 
-TRAP_CODE = "from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained('x')\n"
+TRAP_CODE = ("from transformers import AutoModelForCausalLM\n"
+             "model = AutoModelForCausalLM.from_pretrained('mistralai/Mistral-7B-Instruct-v0.2', load_in_8bit=True)\n")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def server_params(root: Path, data: Path) -> StdioServerParameters:
 
 # name -> (tool, arguments). Valid calls first, then invalid ones; a final call checks the
 # server still answers after all of them.
-CALLS: dict[str, tuple[str, Any]] = {
+VALID: dict[str, tuple[str, Any]] = {
     "qm_all": ("query_measurements", {"limit": 500}),
     "qm_gpu": ("query_measurements", {"gpu": "4090d", "precision": "nf4"}),
     "qm_limit": ("query_measurements", {"limit": 3}),
@@ -75,7 +76,17 @@ CALLS: dict[str, tuple[str, Any]] = {
     "audit_dir": ("audit", {"path": "pkg"}),
     "audit_root": ("audit", {"path": "."}),
     "ask_en": ("ask", {"text": "greenest way to serve mistral-7b on an rtx 4090d"}),
-    # invalid
+    "ask_zh": ("ask", {"text": "在A800上运行Mistral-7B，每天一万个请求，电费多少？"}),
+    "optimize": ("optimize", {"model": "mistral-7b", "gpu": "4090d", "use_case": "production_api",
+                              "requests_per_day": 10000}),
+    "compare": ("compare", {"model": "mistral-7b", "gpu": "a800", "compare_precisions": ["fp16", "int8_mixed", "int8_pure"]}),
+    "estimate": ("estimate", {"model": "mistral-7b", "gpu": "4090d", "precision": "nf4", "tokens_per_month": 1e8,
+                              "region": "eu"}),
+    "diagnose": ("diagnose", {"model": "mistral-7b", "gpu": "a800", "precision": "int8_mixed",
+                              "symptoms": ["slow", "high_bill"]}),
+    "path_abs_in": ("audit", {"path": "<root>/serve.py"}),
+}
+INVALID: dict[str, tuple[str, Any]] = {
     "unknown_tool": ("no_such_tool", {}),
     "unknown_field": ("query_measurements", {"gpu": "4090d", "colour": "green"}),
     "wrong_type": ("query_measurements", {"limit": "many"}),
@@ -95,10 +106,17 @@ CALLS: dict[str, tuple[str, Any]] = {
     "path_missing": ("audit", {"path": "nope.py"}),
     "path_not_python": ("audit", {"path": "notes.txt"}),
     "path_nul": ("audit", {"path": "serve\x00.py"}),
-    "path_abs_in": ("audit", {"path": "<root>/serve.py"}),
     "ask_wrong_lang": ("ask", {"text": "hi", "lang": "fr"}),
-    "after_errors": ("query_measurements", {"limit": 1}),
+    "ask_gibberish": ("ask", {"text": "qwzx plfm"}),
+    "optimize_no_model": ("optimize", {"gpu": "4090d"}),
+    "optimize_bad_model": ("optimize", {"model": "no-such-model"}),
+    "compare_bad_gpu": ("compare", {"model": "mistral-7b", "compare_gpus": ["a800", "gtx-9999"]}),
+    "diagnose_bad_symptom": ("diagnose", {"symptoms": ["sad"]}),
+    "estimate_negative": ("estimate", {"model": "mistral-7b", "requests_per_day": -5}),
+    "long_name": ("optimize", {"model": "m" * (mcp_server.MAX_TEXT_CHARS + 1)}),
+    "nested_long": ("compare", {"model": "mistral-7b", "compare_gpus": ["a800", "g" * (mcp_server.MAX_TEXT_CHARS + 1)]}),
 }
+CALLS = {**VALID, **INVALID, "after_errors": ("query_measurements", {"limit": 1})}
 
 
 async def _run_session(tree: dict[str, Path]) -> dict[str, Any]:
@@ -168,11 +186,7 @@ def test_server_identifies_itself_and_instructs_on_provenance(session_results):
 # ---------------------------------------------------------------- valid calls
 
 
-@pytest.mark.parametrize("key", [k for k in CALLS if not k.startswith(("unknown", "wrong", "limit_too", "bad",
-                                                                      "ask_missing", "ask_huge", "code_huge",
-                                                                      "args_huge", "audit_both", "audit_neither",
-                                                                      "path_", "ask_wrong"))]
-                         + ["path_abs_in"])
+@pytest.mark.parametrize("key", [*VALID, "after_errors"])
 def test_valid_calls_return_answer_json_and_markdown(session_results, key):
     result = session_results[key]
     assert not result.is_error, result.content[0].text
@@ -238,7 +252,7 @@ def test_unknown_field_is_refused_with_the_accepted_fields(session_results):
     ("limit_too_big", f"less than or equal to {mcp_server.MAX_ROWS}"),
     ("bad_enum", "'precision'"),
     ("ask_missing", "'text': required"),
-    ("ask_huge", f"at most {mcp_server.MAX_TEXT_CHARS} characters"),
+    ("ask_huge", f"'text': longer than {mcp_server.MAX_TEXT_CHARS:,} characters"),
     ("code_huge", f"at most {mcp_server.MAX_CODE_CHARS} characters"),
     ("args_huge", "the limit is"),
     ("audit_both", "exactly one of 'path'"),
@@ -262,7 +276,7 @@ def test_paths_escaping_the_root_are_refused(session_results, tree, key):
 
 def test_missing_and_non_python_paths(session_results):
     assert "no file or folder 'nope.py'" in error_text(session_results["path_missing"])
-    assert "not a Python file" in error_text(session_results["path_not_python"])
+    assert "not a file type the auditor reads" in error_text(session_results["path_not_python"])
     assert "NUL" in error_text(session_results["path_nul"])
 
 
@@ -388,7 +402,8 @@ def test_path_guard_allows_inside_and_refuses_outside(tree):
     files, skipped = guard.source_files(guard.resolve("."))
     names = sorted(f.name for f in files)
     assert names == ["serve.py", "train.py"]
-    assert len(skipped) == 2 and all("outside the root" in s for s in skipped)
+    assert sorted(s.split(":")[0] for s in skipped) == ["link_out.py", "linkdir", "pkg/link_out.py"]
+    assert all("a link to outside the root" in s for s in skipped)
 
 
 def test_mcp_command_refuses_a_missing_root(tmp_path):
@@ -405,3 +420,53 @@ def test_list_tools_without_serving(tmp_path):
     listed = json.loads(proc.stdout)
     assert {t["name"] for t in listed} == EXPECTED_TOOLS
     assert all(t["input_schema"]["additionalProperties"] is False for t in listed)
+
+
+# ---------------------------------------------------------------- what the protocols answer
+
+
+@pytest.mark.parametrize("key", list(INVALID))
+def test_every_invalid_call_is_a_clear_error_result(session_results, key):
+    text = error_text(session_results[key])
+    assert "internal error" not in text, text
+    answer = answer_of(session_results[key])
+    assert answer.protocol == "error" and answer.errors and answer.mood == "gray"
+
+
+def test_protocol_tools_answer_with_provenance_and_citations(session_results):
+    known_rows = {r.id for r in load_rows()}
+    for key in ("optimize", "compare", "estimate", "diagnose"):
+        answer = answer_of(session_results[key])
+        assert answer.protocol == key
+        assert answer.query.get("model") == "mistral-7b-v0.2", answer.query
+        assert answer.provenance, key
+        cited = {c.ref for c in answer.citations if c.kind == "row"}
+        assert cited and cited <= known_rows, key
+
+
+def test_structured_tools_match_the_cli(session_results, capsys):
+    """The MCP tool and the command with the same fields give the same Answer (voice aside)."""
+    from advisor.cli import main
+
+    capsys.readouterr()
+    assert main(["optimize", "--model", "mistral-7b", "--gpu", "4090d", "--use-case", "production_api",
+                 "--requests-per-day", "10000", "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    tool = session_results["optimize"].structured_content
+    drop = ("voice",)
+    assert {k: v for k, v in tool.items() if k not in drop} == {k: v for k, v in cli.items() if k not in drop}
+
+
+def test_specific_answers(session_results):
+    compare = answer_of(session_results["compare"])
+    blob = json.dumps(compare.tables[0].model_dump())
+    assert all(p in blob.lower() for p in ("fp16", "int8"))
+    estimate = answer_of(session_results["estimate"])
+    assert estimate.costs and all(c.kwh > 0 for c in estimate.costs)
+    assert estimate.query.get("region") == "eu"
+    audit = answer_of(session_results["audit_code"])
+    assert "ECO101" in {a.code for a in audit.alerts}
+    assert answer_of(session_results["ask_zh"]).lang == "zh"
+    assert "model" in error_text(session_results["optimize_no_model"])
+    assert "gtx-9999" in error_text(session_results["compare_bad_gpu"])
+    assert "longer than" in error_text(session_results["nested_long"])
