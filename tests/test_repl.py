@@ -29,9 +29,17 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def new_chat(write=lambda s: None, lang: str = "en", **kw) -> repl.Chat:
+    """A chat that starts in `lang` but, like a user's, follows the language of the questions
+    (passing lang= to Chat would pin it, as `ecolobster chat --lang` does)."""
+    chat = repl.Chat(write, **kw)
+    chat.state.lang = lang  # type: ignore[assignment]
+    return chat
+
+
 def make_chat(lang: str = "en", fmt: str = "rich") -> tuple[repl.Chat, list[str]]:
     out: list[str] = []
-    return repl.Chat(out.append, lang=lang, fmt=fmt, width=lambda: 80), out  # type: ignore[arg-type]
+    return new_chat(out.append, lang=lang, fmt=fmt, width=lambda: 80), out
 
 
 class CaptureOutput(Vt100_Output):
@@ -56,7 +64,7 @@ def drive(keys: str | list[str], chat: repl.Chat | None = None, history: Path | 
     `keys` is one string, or chunks typed one after another with a pause between (so history
     suggestions and answers have time to appear, as when a person types)."""
     out = CaptureOutput(columns=columns)
-    chat = chat or repl.Chat(lambda s: None, lang="en")
+    chat = chat or new_chat()
     chunks = [keys] if isinstance(keys, str) else keys
     with create_pipe_input() as inp:
         def typist() -> None:
@@ -188,6 +196,7 @@ def test_lang_and_format_validate_their_argument():
     assert out[-1].strip() == "Usage: /lang en|zh (now: en)."
     chat.handle("/lang zh")
     assert chat.state.lang == "zh" and chat.state.lang_forced and "中文" in out[-1]
+    assert not make_chat()[0].state.lang_forced and repl.Chat(print, lang="en").state.lang_forced
     chat.handle("/format yaml")
     assert "rich|markdown|json" in out[-1] and chat.state.fmt == "rich"
     chat.handle("/format md")
