@@ -61,12 +61,17 @@ def model_label(q: Query) -> str:
     a = arch_of(q)
     if a is not None:
         return a.name
-    return q.model_name or (f"a {q.model_params_b:g}B model" if q.model_params_b else "the model")
+    return q.model_name or (f"a {q.model_params_b:g}B model" if q.model_params_b else "your model")
 
 
 def gpu_label(key: str | None) -> str:
     g = gpu_of(key)
     return g.name if g else (key or "any GPU")
+
+
+def gpu_short(key: str | None) -> str:
+    """The GPU's name without the vendor words, for table cells."""
+    return gpu_label(key).replace("NVIDIA ", "").replace("GeForce ", "")
 
 
 def plabel(p: str) -> str:

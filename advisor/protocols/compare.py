@@ -135,7 +135,7 @@ def _across_gpus(q: Query) -> Answer:
     gpus = q.compare_gpus or ([q.gpu] if q.gpu else [])
     ans = c.base_answer(q, "compare", f"GPUs for {mlabel} ({c.plabel(q.precision or 'fp16')}, BS={q.batch_size})")
     ans.alerts = c.detect_traps(q)
-    ests = [(c.gpu_label(g), e) for g in gpus if (e := c.est(q, gpu=g)) is not None]
+    ests = [(c.gpu_short(g), e) for g in gpus if (e := c.est(q, gpu=g)) is not None]
     if not ests:
         return _nothing(ans, q)
     _finish(ans, q, ests, None, f"{mlabel}, {c.plabel(q.precision or 'fp16')}, BS={q.batch_size} by GPU", "GPU", None)
@@ -185,10 +185,9 @@ def _across_sizes(q: Query) -> Answer:
         p_ratio = (pa.j * pa.tput) / (pb.j * pb.tput) if pa.tput and pb.tput else None
         delta = c.delta_pct(ja, jb)
         wastes.append(derive.waste_pct(ja, min(ja, jb)))
-        rows.append([c.gpu_label(gpu_k), model, pa.params_b, round(jb), round(ja), c.fpct(delta),
+        rows.append([c.gpu_short(gpu_k), model, pa.params_b, round(jb), round(ja), c.fpct(delta),
                      None if t_ratio is None else round(t_ratio, 2), None if p_ratio is None else round(p_ratio, 2)])
-        items.append((f"{model} ({c.gpu_label(gpu_k).replace('NVIDIA ', '').replace('GeForce ', '')})", 100 + delta, False,
-                      c.fpct(delta)))
+        items.append((f"{focus} {model} ({c.gpu_short(gpu_k)})", 100 + delta, False, c.fpct(delta) + " vs FP16"))
     ans.tables.append(Table(
         title=f"{c.plabel(focus)} vs FP16, measured pairs (same GPU, model, batch size)",
         columns=["GPU", "model", "params B", "FP16 J/1k tok", f"{focus} J/1k tok", "Δ energy", "time ratio (FP16 tok/s ÷ this)",
@@ -196,8 +195,9 @@ def _across_sizes(q: Query) -> Answer:
         rows=rows,
         notes=["energy ratio = time ratio x power ratio: a format that draws less power still costs more energy "
                "when it slows generation down more than it saves in watts"]))
-    ans.charts.append(c.bar_chart(f"{c.plabel(focus)} energy as % of FP16 (100 = FP16)", items,
-                                  metric="energy vs FP16", unit="% of FP16"))
+    items.insert(0, ("FP16 (baseline, every model)", 100.0, False, "= 100"))
+    ans.charts.append(c.bar_chart(f"{c.plabel(focus)} energy as % of FP16 on the same model", items,
+                                  metric="energy relative to FP16", unit="% of FP16"))
     cross = crossover_params(d, focus, "fp16", gpu)
     waste_mid = median(wastes)
     ans.waste_pct = waste_mid

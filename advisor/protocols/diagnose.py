@@ -189,6 +189,6 @@ def _evidence(code: str) -> Table | None:
     st = c.pair_stats(a, b)
     if st is None:
         return None
-    rows = [[c.gpu_label(g), m, bs, round(ja), round(jb), c.fpct(c.delta_pct(ja, jb))] for g, m, bs, ja, jb in st.cells]
+    rows = [[c.gpu_short(g), m, bs, round(ja), round(jb), c.fpct(c.delta_pct(ja, jb))] for g, m, bs, ja, jb in st.cells]
     return Table(title=f"Evidence: {c.plabel(a)} vs {c.plabel(b)} in the measurements ({len(rows)} pairs)",
                  columns=["GPU", "model", "batch size", f"{a} J/1k tok", f"{b} J/1k tok", "Δ energy"], rows=rows)

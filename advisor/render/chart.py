@@ -7,12 +7,13 @@ spends twice as much gets half a bar at 50%. Each line ends with the item's anno
 from __future__ import annotations
 
 from advisor.answer import Chart
+from advisor.render.labels import label
 
 BAR_WIDTH = 20  # characters of a full bar (layout, not a figure)
 MOOD_TAG = {"green": "[Green]", "yellow": "[Yellow]", "orange": "[Orange]", "red": "[Red]", "gray": "[Gray]"}
 
 
-def bar_lines(chart: Chart, width: int = BAR_WIDTH) -> list[tuple[str, str]]:
+def bar_lines(chart: Chart, width: int = BAR_WIDTH, lang: str = "en") -> list[tuple[str, str]]:
     """(text, mood) per item: `label: [=====     ] 50%  annotation [Mood] <- you`."""
     if not chart.items:
         return []
@@ -32,11 +33,14 @@ def bar_lines(chart: Chart, width: int = BAR_WIDTH) -> list[tuple[str, str]]:
             text += f"  {it.annotation}"
         text += f"  {MOOD_TAG.get(it.mood, '')}"
         if it.current:
-            text += "  <- you are here"
+            text += f"  {label(lang, 'here')}"
         out.append((text, it.mood))
     return out
 
 
-def render_chart(chart: Chart, width: int = BAR_WIDTH) -> str:
-    head = f"{chart.title} (bar = efficiency relative to the best; {chart.metric}, {chart.unit})"
-    return "\n".join([head, *(t for t, _ in bar_lines(chart, width))])
+def chart_head(chart: Chart, lang: str = "en") -> str:
+    return f"{chart.title} ({label(lang, 'bar')}; {chart.metric}, {chart.unit})"
+
+
+def render_chart(chart: Chart, width: int = BAR_WIDTH, lang: str = "en") -> str:
+    return "\n".join([chart_head(chart, lang), *(t for t, _ in bar_lines(chart, width, lang))])

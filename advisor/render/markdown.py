@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from advisor.answer import Answer, Table
 from advisor.render.chart import MOOD_TAG, render_chart
+from advisor.render.labels import label
 
 
 def _cell(v: object) -> str:
@@ -14,7 +15,7 @@ def _cell(v: object) -> str:
     if isinstance(v, float):
         return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 10 else f"{v:,.1f}".rstrip("0").rstrip(".")
     if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}" if abs(v) >= 10000 else str(v)
+        return f"{v:,}"
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
@@ -30,29 +31,33 @@ def table_md(t: Table) -> list[str]:
 
 def to_markdown(answer: Answer) -> str:
     a = answer
+
+    def L(key: str) -> str:
+        return label(a.lang, key)
+
     out: list[str] = [f"## {a.title}", ""]
     tag = MOOD_TAG.get(a.mood, "")
     if a.voice:
         out += [f"> {a.voice[0]}", ""]
     for al in a.alerts:
-        out.append(f"> **{MOOD_TAG.get(al.mood, '')} Alert: {al.title}** ({al.code})")
+        out.append(f"> **{MOOD_TAG.get(al.mood, '')} {L('alert')}: {al.title}** ({al.code})")
         out.append(f"> {al.message}")
         if al.fix:
-            out.append(f"> Quick fix: `{al.fix}`")
+            out.append(f"> {L('quick_fix')}: `{al.fix}`")
         out.append("")
     if a.headline:
-        waste = f" (waste vs best: {a.waste_pct:+.1f}%)" if a.waste_pct is not None else ""
+        waste = f" ({L('waste')}: {a.waste_pct:+.1f}%)" if a.waste_pct is not None else ""
         out += [f"**{tag}** {a.headline}{waste}", ""]
     if a.errors:
-        out += ["### Errors", ""] + [f"{i}. {e}" for i, e in enumerate(a.errors, 1)] + [""]
+        out += [f"### {L('errors')}", ""] + [f"{i}. {e}" for i, e in enumerate(a.errors, 1)] + [""]
     if a.warnings:
-        out += ["### Warnings", ""] + [f"- {w}" for w in a.warnings] + [""]
+        out += [f"### {L('warnings')}", ""] + [f"- {w}" for w in a.warnings] + [""]
     for t in a.tables:
         out += table_md(t)
     for ch in a.charts:
-        out += ["```text", render_chart(ch), "```", ""]
+        out += ["```text", render_chart(ch, lang=a.lang), "```", ""]
     if a.costs:
-        out += ["**Money and carbon**", "", "| configuration | kWh | $ | kgCO2 | km driven | phone charges |",
+        out += [f"**{L('money')}**", "", f"| {L('configuration')} | kWh | $ | kgCO2 | {L('km')} | {L('phones')} |",
                 "|---|---|---|---|---|---|"]
         for c in a.costs:
             eq = c.equivalents
@@ -62,30 +67,31 @@ def to_markdown(answer: Answer) -> str:
             out.append(f"_{a.costs[0].basis}_")
         out.append("")
     if a.recommendations:
-        out += ["### Recommendations", ""]
+        out += [f"### {L('recommendations')}", ""]
         for r in a.recommendations:
             out.append(f"**{r.title}**")
             if r.detail:
                 out += ["", r.detail]
             if r.impact:
-                out += ["", f"Expected impact: {r.impact}"]
+                out += ["", f"{L('impact')}: {r.impact}"]
             if r.code:
                 out += ["", f"```{r.language}", r.code, "```"]
             out.append("")
     if a.conversions:
-        out += ["### How the numbers were derived", ""] + [f"- {c}" for c in a.conversions] + [""]
+        out += [f"### {L('derived')}", ""] + [f"- {c}" for c in a.conversions] + [""]
     if a.defaults_applied:
-        out += ["### Defaults applied", ""] + [f"- {d}" for d in a.defaults_applied] + [""]
+        out += [f"### {L('defaults')}", ""] + [f"- {d}" for d in a.defaults_applied] + [""]
     if a.provenance:
-        out += ["### Provenance", "", "| figures | tier | method | confidence | rows |", "|---|---|---|---|---|"]
+        out += [f"### {L('provenance')}", "",
+                f"| {L('figures')} | {L('tier')} | {L('method')} | {L('confidence')} | {L('rows')} |", "|---|---|---|---|---|"]
         for p in a.provenance:
             out.append(f"| {_cell(p.subject)} | {p.tier} | {_cell(p.method)} | {p.confidence} | "
                        f"{_cell(', '.join(p.row_ids[:4]) + (' ...' if len(p.row_ids) > 4 else ''))} |")
         out.append("")
     if a.caveats:
-        out += ["### Caveats", ""] + [f"- {c}" for c in a.caveats] + [""]
+        out += [f"### {L('caveats')}", ""] + [f"- {c}" for c in a.caveats] + [""]
     if a.citations:
-        out += ["### Sources", ""]
+        out += [f"### {L('sources')}", ""]
         for c in a.citations:
             out.append(f"- {c.kind}: `{c.ref}`" + (f" ({c.detail})" if c.detail else ""))
         out.append("")

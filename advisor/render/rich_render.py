@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 from advisor.answer import Answer
-from advisor.render.chart import bar_lines
+from advisor.render.chart import bar_lines, chart_head
+from advisor.render.labels import label
 from advisor.render.markdown import _cell
 
 MOOD_STYLE = {"green": "green", "yellow": "yellow", "orange": "dark_orange", "red": "red", "gray": "grey58"}
@@ -35,6 +36,10 @@ def renderable(answer: Answer):
     from rich.text import Text
 
     a = answer
+
+    def L(key: str) -> str:
+        return label(a.lang, key)
+
     style = MOOD_STYLE.get(a.mood, "grey58")
     parts: list[Any] = []
     if a.voice:
@@ -42,19 +47,19 @@ def renderable(answer: Answer):
     for al in a.alerts:
         body = Text(al.message)
         if al.fix:
-            body.append("\nQuick fix: ", style="bold")
+            body.append(f"\n{L('quick_fix')}: ", style="bold")
             body.append(al.fix, style="cyan")
-        parts.append(Panel(body, title=f"Alert: {al.title} ({al.code})", border_style=MOOD_STYLE.get(al.mood, "grey58"),
+        parts.append(Panel(body, title=f"{L('alert')}: {al.title} ({al.code})", border_style=MOOD_STYLE.get(al.mood, "grey58"),
                            title_align="left"))
     if a.headline:
         line = Text(a.headline, style="bold")
         if a.waste_pct is not None:
-            line.append(f"  (waste vs best: {a.waste_pct:+.1f}%)", style=style)
+            line.append(f"  ({L('waste')}: {a.waste_pct:+.1f}%)", style=style)
         parts.append(line)
     for e in a.errors:
-        parts.append(Text(f"error: {e}", style="bold red"))
+        parts.append(Text(f"{L('error')}: {e}", style="bold red"))
     for w in a.warnings:
-        parts.append(Text(f"warning: {w}", style="yellow"))
+        parts.append(Text(f"{L('warning')}: {w}", style="yellow"))
     for t in a.tables:
         rt = RTable(title=t.title, title_justify="left", show_lines=False, header_style="bold")
         for col in t.columns:
@@ -66,13 +71,13 @@ def renderable(answer: Answer):
             if n:
                 parts.append(Text(n, style="dim"))
     for ch in a.charts:
-        txt = Text(f"{ch.title} (bar = efficiency relative to the best; {ch.metric}, {ch.unit})\n", style="bold")
-        for line, mood in bar_lines(ch):
+        txt = Text(chart_head(ch, a.lang) + "\n", style="bold")
+        for line, mood in bar_lines(ch, lang=a.lang):
             txt.append(line + "\n", style=MOOD_STYLE.get(mood, ""))
         parts.append(txt)
     if a.costs:
-        ct = RTable(title="Money and carbon", title_justify="left", header_style="bold")
-        for col in ("configuration", "kWh", "$", "kgCO2", "km driven", "phone charges"):
+        ct = RTable(title=L("money"), title_justify="left", header_style="bold")
+        for col in (L("configuration"), "kWh", "$", "kgCO2", L("km"), L("phones")):
             ct.add_column(col, overflow="fold")
         for c in a.costs:
             eq = c.equivalents
@@ -87,19 +92,18 @@ def renderable(answer: Answer):
         if r.detail:
             t.append(r.detail + "\n")
         if r.impact:
-            t.append(f"Expected impact: {r.impact}\n", style="green")
+            t.append(f"{L('impact')}: {r.impact}\n", style="green")
         if r.code:
             t.append(r.code + "\n", style="cyan")
         parts.append(t)
-    for title, items in (("How the numbers were derived", a.conversions), ("Defaults applied", a.defaults_applied),
-                         ("Caveats", a.caveats)):
+    for key, items in (("derived", a.conversions), ("defaults", a.defaults_applied), ("caveats", a.caveats)):
         if items:
-            t = Text(title + "\n", style="bold")
+            t = Text(L(key) + "\n", style="bold")
             for it in items:
-                t.append(f"- {it}\n", style="dim" if title != "Caveats" else "")
+                t.append(f"- {it}\n", style="dim" if key != "caveats" else "")
             parts.append(t)
     if a.provenance:
-        t = Text("Provenance\n", style="bold")
+        t = Text(L("provenance") + "\n", style="bold")
         for p in a.provenance:
             ids = ", ".join(p.row_ids[:3]) + (" ..." if len(p.row_ids) > 3 else "")
             t.append(f"- {p.subject}: {p.tier} ({p.confidence}) - {p.method}" + (f" [{ids}]" if ids else "") + "\n",
@@ -107,11 +111,11 @@ def renderable(answer: Answer):
         parts.append(t)
     if a.citations:
         refs = ", ".join(c.ref for c in a.citations[:12]) + (f" (+{len(a.citations) - 12} more)" if len(a.citations) > 12 else "")
-        parts.append(Text(f"Sources: {refs}", style="dim"))
+        parts.append(Text(f"{L('sources')}: {refs}", style="dim"))
     for v in a.voice[1:]:
         parts.append(Text(v, style=style))
     return Panel(Group(*parts), title=f"EcoLobster - {a.protocol.upper()}: {a.title}", title_align="left",
-                 border_style=style, subtitle=f"mood: {a.mood}", subtitle_align="right")
+                 border_style=style, subtitle=f"{L('mood')}: {a.mood}", subtitle_align="right")
 
 
 def to_rich(answer: Answer, width: int = 100, color: bool | None = None) -> str:
