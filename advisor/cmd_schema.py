@@ -39,8 +39,8 @@ def _measurements() -> dict[str, Any]:
 
 # name -> (what it describes, schema factory)
 OUTPUTS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-    "answer": ("the Answer: `--format json` of ask, optimize, compare, estimate, diagnose, audit, plan "
-               "and bench, and the structured result of every MCP tool", _answer),
+    "answer": ("the Answer: `--format json` of ask, optimize, compare, estimate, diagnose, audit and plan, "
+               "and the structured result of every MCP tool", _answer),
     "measurement": ("one measurement row: `data show ID --format json`", _measurement),
     "measurements": ("an array of rows: `data list|export --format json`", _measurements),
 }

@@ -74,6 +74,45 @@ def test_data_commands_validate(capsys, schemas):
     validator(schemas["outputs"]["measurements"]).validate(exported)
 
 
+QUESTIONS = [
+    ["ask", "greenest way to serve mistral-7b on an rtx 4090d for a chat app"],
+    ["ask", "在A800上运行Qwen2.5-7B每月一亿个token要多少电费"],
+    ["optimize", "--model", "mistral-7b", "--gpu", "4090d", "--use-case", "interactive_chat", "--requests-per-day", "5000"],
+    ["compare", "--model", "mistral-7b", "--gpu", "a800", "--axis", "precision"],
+    ["compare", "--model", "mistral-7b", "--axis", "gpu", "--gpus", "rtx4090d,a800"],
+    ["estimate", "--model", "qwen2.5-7b", "--gpu", "a800", "--precision", "nf4", "--tokens-per-month", "50000000",
+     "--region", "eu"],
+    ["diagnose", "--model", "mistral-7b", "--gpu", "a800", "--precision", "int8_mixed", "--reported-tok-s", "10"],
+]
+
+
+@pytest.mark.parametrize("argv", QUESTIONS, ids=lambda a: a[0] + ":" + (a[1] if a[0] == "ask" else a[2]))
+def test_question_commands_print_valid_answers(capsys, schemas, argv):
+    answer = run_json(capsys, *argv, "--format", "json")
+    validator(schemas["outputs"]["answer"]).validate(answer)
+    assert answer["protocol"] != "error", answer["errors"]
+    if argv[0] != "ask":
+        assert answer["protocol"] == argv[0]
+    assert answer["provenance"], "an answer with figures names their provenance"
+
+
+def test_audit_and_error_answers_validate(capsys, schemas, tmp_path):
+    v = validator(schemas["outputs"]["answer"])
+    src = tmp_path / "serve.py"
+    src.write_text("from transformers import AutoModelForCausalLM\n"
+                   "m = AutoModelForCausalLM.from_pretrained('mistralai/Mistral-7B-Instruct-v0.2', load_in_8bit=True)\n")
+    capsys.readouterr()
+    rc = main(["audit", str(src), "--format", "json"])
+    assert rc == 1  # a finding at or above the default --fail-on
+    audit = json.loads(capsys.readouterr().out)
+    v.validate(audit)
+    assert audit["protocol"] == "audit" and audit["alerts"]
+    assert main(["ask", "qwzx plfm", "--format", "json"]) == 2
+    error = json.loads(capsys.readouterr().out)
+    v.validate(error)
+    assert error["protocol"] == "error" and error["errors"]
+
+
 def test_schema_catches_a_broken_answer(schemas):
     v = validator(schemas["outputs"]["answer"])
     ok = {"protocol": "data", "title": "t"}

@@ -102,8 +102,10 @@ def test_every_command_in_the_code_blocks_parses(skill):
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
-        except SystemExit as exc:  # argparse's way of saying no
-            pytest.fail(f"skill.md shows `ecolobster {shlex.join(argv)}`, which the CLI refuses (exit {exc.code})")
+        except SystemExit as exc:  # argparse's way of saying no (or, with 0, of --version/--help done)
+            if exc.code != 0:
+                pytest.fail(f"skill.md shows `ecolobster {shlex.join(argv)}`, which the CLI refuses (exit {exc.code})")
+            continue
         if argv and not argv[0].startswith("-"):
             assert getattr(args, "handler", None), f"`ecolobster {shlex.join(argv)}` runs nothing"
 
@@ -127,6 +129,17 @@ def test_inline_commands_exist_with_their_flags(skill):
 
 def _nested(sp):
     return next((a for a in sp._actions if a.__class__.__name__ == "_SubParsersAction"), None)
+
+
+def test_shared_flags_exist_on_every_structured_command(skill):
+    _, body = skill
+    para = next(p for p in body.split("\n\n") if p.startswith("The structured commands share these flags"))
+    flags = set(re.findall(r"`(--[a-z-]+)", para))
+    assert {"--model", "--gpu", "--precision", "--region", "--format"} <= flags
+    subs = subparsers()
+    for name in ("optimize", "compare", "estimate", "diagnose"):
+        missing = flags - set(subs[name]._option_string_actions)
+        assert not missing, f"`ecolobster {name}` lacks {missing}"
 
 
 def test_names_every_question_command_and_shows_json(skill):
