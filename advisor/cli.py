@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "advisor.cmd_chat",
     "advisor.cmd_schema",
     "advisor.cmd_mcp",
+    "advisor.cmd_bench",
 )
 
 

@@ -1,0 +1,340 @@
+"""`ecolobster bench`: measure inference (or fine-tuning steps) on this machine's GPU.
+
+This is the one advisor module that imports the engine, and only inside the handler, so the
+rest of the advisor never loads torch. Results go to a JSON-lines file (``--out``; an
+interrupted sweep resumes from it) and, as measurement rows, to the local store, where the
+advisor prefers them over shipped rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from advisor.cli import UsageError
+
+PRECISION_CHOICES = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="measure energy and throughput of a model on this GPU (needs the engine extra)",
+        description="Measure inference (or, with --finetune, training steps) on this machine and add the "
+                    "results to the local dataset. NVML energy counter + 10 Hz power trace, idle baseline, "
+                    "warm-up, repeated runs with CV gates. Without a GPU, --device cpu measures throughput only.")
+    p.add_argument("--model", required=True, help="catalog key or alias (with --synthetic), else a hub id or local path")
+    p.add_argument("--synthetic", action="store_true",
+                   help="build the model from the architecture catalog with random weights (no download)")
+    p.add_argument("--arch-override", action="append", default=[], metavar="KEY=INT",
+                   help="change one shape of a synthetic model (layers, hidden, heads, kv_heads, head_dim, "
+                        "intermediate, vocab); repeatable")
+    p.add_argument("--precision", nargs="+", default=["fp16"], metavar="P",
+                   help=f"one or more of {', '.join(PRECISION_CHOICES)} (default fp16)")
+    p.add_argument("--batch-size", nargs="+", type=int, default=[1], metavar="N", help="one or more batch sizes")
+    p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length per sequence (default 128)")
+    p.add_argument("--gen-tokens", type=int, default=256, help="generated tokens per sequence (default 256)")
+    p.add_argument("--runs", type=int, default=None, help="measured runs (default 10)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 3; fine-tuning: 2 steps)")
+    p.add_argument("--pause", type=float, default=30.0, help="stabilisation pause after each model load, s")
+    p.add_argument("--idle", type=float, default=5.0, help="idle baseline before each configuration, s (0: none)")
+    p.add_argument("--sample-hz", type=float, default=10.0, help="power sampler frequency (default 10)")
+    p.add_argument("--cv-throughput", type=float, default=0.02, help="CV gate on throughput (default 0.02)")
+    p.add_argument("--cv-power", type=float, default=0.05, help="CV gate on power (default 0.05)")
+    p.add_argument("--max-reruns", type=int, default=2, help="re-runs of the measured set when a gate fails")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="where to run (default cuda)")
+    p.add_argument("--compute-dtype", choices=["fp16", "bf16", "fp32"], default=None,
+                   help="compute dtype of quantised models (default fp16; fine-tuning: bf16)")
+    p.add_argument("--double-quant", action="store_true", help="NF4 with double quantisation")
+    p.add_argument("--fp8-mode", choices=["dynamic", "weight_only"], default="dynamic",
+                   help="torchao FP8 scheme (default dynamic activation + weight)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the forward pass")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow custom model code from the hub (off by default: it runs code you did not read)")
+    p.add_argument("--region", default="us", help="region for CodeCarbon's CPU/RAM CO2 (catalog key; default us)")
+    p.add_argument("--no-carbon", action="store_true", help="do not run CodeCarbon beside the GPU measurement")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results file (JSON lines); an existing file resumes: finished configurations are skipped")
+    p.add_argument("--no-store", action="store_true", help="do not add the rows to the local dataset")
+    p.add_argument("--format", choices=["rich", "markdown", "json"], default="rich", dest="fmt")
+    ft = p.add_argument_group("fine-tuning (with --finetune)")
+    ft.add_argument("--finetune", action="store_true", help="measure training steps instead of inference")
+    ft.add_argument("--method", nargs="+", default=["lora"], choices=["lora", "qlora", "full"])
+    ft.add_argument("--rank", nargs="+", type=int, default=[16], help="LoRA ranks")
+    ft.add_argument("--alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
+    ft.add_argument("--seq-len", nargs="+", type=int, default=[512], help="sequence lengths")
+    ft.add_argument("--grad-checkpointing", nargs="+", choices=["on", "off"], default=["off"])
+    ft.add_argument("--optimizer", nargs="+", default=["adamw"],
+                    choices=["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd"])
+    ft.add_argument("--quant", choices=["nf4", "int8"], default="nf4", help="QLoRA base weights")
+    ft.add_argument("--steps", type=int, default=5, help="measured training steps (default 5)")
+    ft.add_argument("--lr", type=float, default=2e-4)
+    ft.add_argument("--save-every", type=int, default=None, help="save the adapter every N steps (spike study)")
+    p.set_defaults(handler=cmd_bench)
+
+
+# --- validation (no engine imports) ------------------------------------------------------------
+
+def _check_args(args: argparse.Namespace) -> None:
+    bad = [x for x in args.precision if x.lower() not in PRECISION_CHOICES]
+    if any(x.lower() == "int8" for x in args.precision):
+        raise UsageError("'int8' is ambiguous: use int8_mixed (threshold 6.0) or int8_pure (threshold 0.0)")
+    if bad:
+        raise UsageError(f"unknown precision {', '.join(bad)}; accepted: {', '.join(PRECISION_CHOICES)}")
+    for name in ("batch_size", "rank", "seq_len"):
+        vals = getattr(args, name)
+        if any(v < 1 for v in vals):
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1 (got {vals})")
+    for name, lo in (("prompt_tokens", 1), ("gen_tokens", 2), ("steps", 1)):
+        if getattr(args, name) < lo:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {lo} (got {getattr(args, name)})")
+    if args.runs is not None and args.runs < 1:
+        raise UsageError(f"--runs must be >= 1 (got {args.runs})")
+    if args.warmup is not None and args.warmup < 0:
+        raise UsageError(f"--warmup must be >= 0 (got {args.warmup})")
+    if args.sample_hz <= 0:
+        raise UsageError(f"--sample-hz must be > 0 (got {args.sample_hz})")
+    if args.arch_override and not args.synthetic:
+        raise UsageError("--arch-override changes a synthetic model: add --synthetic")
+    if args.device == "cpu" and any(x in ("nf4", "int8_mixed", "int8_pure", "fp8") for x in args.precision) \
+            and not args.finetune:
+        raise UsageError("quantised precisions need a CUDA GPU; on --device cpu use fp32, fp16 or bf16")
+    if args.finetune and args.device == "cpu" and "qlora" in args.method:
+        raise UsageError("QLoRA needs a CUDA GPU (bitsandbytes); on --device cpu use --method lora or full")
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if args.finetune and any(m != "full" for m in args.method):
+        missing += [m for m in ("peft",) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"measuring needs the engine extra ({', '.join(missing)} missing): "
+                         "pip install \"ecolobster[engine]\"")
+
+
+def _resolve_model(args: argparse.Namespace) -> str:
+    if not args.synthetic:
+        return args.model
+    from measurements import catalog
+
+    try:
+        return catalog.resolve_model(args.model).key
+    except catalog.UnknownName as err:
+        raise UsageError(f"{err} (--synthetic builds a model from the architecture catalog)") from None
+
+
+# --- the handler -------------------------------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    _check_args(args)
+    model = _resolve_model(args)
+
+    from rich.console import Console
+
+    from engine.models import ModelLoadError, parse_overrides
+    from engine.power import EnergyMonitor, NvmlUnavailable
+    from engine.protocol import ProtocolSettings
+    from engine.provenance import capture
+    from measurements.store import data_home
+
+    err_console = Console(stderr=True)
+    try:
+        overrides = parse_overrides(args.arch_override)
+    except ModelLoadError as err:
+        raise UsageError(str(err)) from None
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("no CUDA GPU is visible (or torch is a CPU build). To measure throughput on this "
+                             "machine anyway, use --device cpu (energy is then marked unavailable). The advisor "
+                             "keeps answering from the shipped measurements.")
+    settings = ProtocolSettings(
+        warmup=args.warmup if args.warmup is not None else (2 if args.finetune else 3),
+        runs=args.runs if args.runs is not None else 10, pause_s=args.pause,
+        idle_s=args.idle if args.device == "cuda" else 0.0, sample_interval_s=1.0 / args.sample_hz,
+        cv_max_throughput=args.cv_throughput, cv_max_power=args.cv_power, max_reruns=args.max_reruns)
+    monitor = EnergyMonitor.time_only()
+    names: list[str] = []
+    driver = None
+    if args.device == "cuda":
+        try:
+            monitor = EnergyMonitor.open(settings.sample_interval_s,
+                                         min_counter_window_s=settings.min_counter_window_s)
+            names = monitor.reader.names()  # type: ignore[union-attr]
+            driver = monitor.reader.driver_version()  # type: ignore[union-attr]
+        except NvmlUnavailable as err:
+            err_console.print(f"[yellow]warning:[/] {err}. Measuring throughput only; energy is marked unavailable.")
+    prov = capture(args.device, names, driver, settings.describe())
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or (data_home() / "bench" / f"bench-{stamp}.jsonl")
+    trace_dir = out.with_name(out.stem + "-traces")
+    try:
+        if args.finetune:
+            results, rows = _run_finetune(args, model, overrides, settings, monitor, prov, out, trace_dir, err_console)
+        else:
+            results, rows = _run_inference(args, model, overrides, settings, monitor, prov, out, trace_dir,
+                                           err_console)
+    finally:
+        monitor.close()
+    stored = 0
+    where: Path | None = None
+    if rows and not args.no_store:
+        from measurements.store import append_rows, local_store_path
+
+        stored = append_rows(rows)
+        where = local_store_path()
+    _show(args, results, rows, out, stored, where)
+    if results and all(r.status == "error" for r in results):
+        return 1
+    return 0
+
+
+def _progress(console: Any, monitor: Any):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
+
+    class PowerColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            s = monitor.sampler
+            w = s.latest_power_w() if s is not None else None
+            return Text("power n/a" if w is None else f"{w:6.1f} W", style="green")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), PowerColumn(),
+                    TimeElapsedColumn(), console=console, transient=False, refresh_per_second=5)
+
+
+def _events(progress: Any, per_config: int):
+    state: dict[str, Any] = {"task": None}
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "config_start":
+            c = payload["config"]
+            if state["task"] is not None:
+                progress.update(state["task"], visible=False)
+            state["task"] = progress.add_task(f"[{payload['index']}/{payload['total']}] {c.key()}", total=per_config)
+        elif kind == "run" and state["task"] is not None:
+            progress.advance(state["task"])
+        elif kind == "load":
+            progress.console.print(f"loading {payload['config'].model} ({payload['config'].precision})")
+        elif kind == "skip":
+            progress.console.print(f"already measured in the results file, skipped: {payload['key']}")
+        elif kind == "config_done":
+            r = payload["result"]
+            if r.status != "ok":
+                progress.console.print(f"[red]{r.status.upper()}[/] {r.key}: {r.error}")
+
+    return on_event
+
+
+def _run_inference(args, model, overrides, settings, monitor, prov, out, trace_dir, console):
+    from engine.inference import InferenceConfig, Sweep
+    from engine.rows import inference_row
+
+    configs = [InferenceConfig(model=model, precision=p.lower(), batch_size=b, prompt_tokens=args.prompt_tokens,
+                               gen_tokens=args.gen_tokens, synthetic=args.synthetic, overrides=overrides,
+                               double_quant=args.double_quant, compute_dtype=args.compute_dtype or "fp16",
+                               fp8_mode=args.fp8_mode, compile=args.compile,
+                               trust_remote_code=args.trust_remote_code)
+               for p in args.precision for b in args.batch_size]
+    region = None if args.no_carbon else args.region
+    if region:
+        _check_region(region)
+    with _progress(console, monitor) as progress:
+        sweep = Sweep(configs, settings, args.device, out, trace_dir, monitor=monitor, provenance=prov,
+                      on_event=_events(progress, settings.warmup + settings.runs), carbon_region=region)
+        results = sweep.run()
+    src = f"ecolobster bench on {prov.gpu_names[0] if prov.gpu_names else args.device} ({out.name})"
+    rows = [inference_row(r, src, trace_prefix=str(trace_dir) + "/") for r in results if r.status == "ok"]
+    return results, rows
+
+
+def _run_finetune(args, model, overrides, settings, monitor, prov, out, trace_dir, console):
+    from engine.finetune import FinetuneConfig, FinetuneSweep
+    from engine.rows import finetune_row
+
+    dtype = args.compute_dtype or ("bf16" if args.device == "cuda" else "fp32")
+    configs = [FinetuneConfig(model=model, method=m, rank=r, alpha=args.alpha, seq_len=s,
+                              batch_size=b, grad_checkpointing=(g == "on"), optimizer=o, quant=args.quant,
+                              double_quant=args.double_quant, dtype=dtype, steps=args.steps,
+                              warmup_steps=settings.warmup, lr=args.lr, save_every=args.save_every,
+                              synthetic=args.synthetic, overrides=overrides,
+                              trust_remote_code=args.trust_remote_code)
+               for m in args.method for r in (args.rank if m != "full" else args.rank[:1])
+               for s in args.seq_len for b in args.batch_size for g in args.grad_checkpointing
+               for o in args.optimizer]
+    with _progress(console, monitor) as progress:
+        sweep = FinetuneSweep(configs, settings, args.device, out, trace_dir, monitor=monitor, provenance=prov,
+                              on_event=_events(progress, settings.warmup + args.steps))
+        results = sweep.run()
+    src = f"ecolobster bench --finetune on {prov.gpu_names[0] if prov.gpu_names else args.device} ({out.name})"
+    rows = [finetune_row(r, src, trace_prefix=str(trace_dir) + "/") for r in results if r.status == "ok"]
+    return results, rows
+
+
+def _check_region(region: str) -> None:
+    from measurements import catalog
+
+    try:
+        catalog.resolve_region(region)
+    except catalog.UnknownName as err:
+        raise UsageError(f"--region: {err}") from None
+
+
+def _fmt(v: float | None, spec: str = ".1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _table_rows(results: list[Any]) -> tuple[list[str], list[list[str]]]:
+    if results and hasattr(results[0], "step_time_s"):
+        head = ["configuration", "status", "step s", "tok/s", "W", "J/step", "J/1k tok", "peak GB"]
+        body = [[r.key, r.status, _fmt(r.step_time_s, ".3f"), _fmt(r.tokens_per_s, ".0f"), _fmt(r.power_w),
+                 _fmt(r.energy_j_per_step), _fmt(r.energy_j_per_token * 1000 if r.energy_j_per_token else None),
+                 _fmt(r.peak_mem_alloc_gb, ".2f")] for r in results]
+        return head, body
+    head = ["configuration", "status", "tok/s", "prefill ms", "decode tok/s", "W", "J/1k tok", "± CI95", "net J/1k"]
+    body = [[r.key, r.status, _fmt(r.throughput_tok_s), _fmt(r.prefill_ms), _fmt(r.decode_tok_s), _fmt(r.power_w),
+             _fmt(r.energy_j_per_1k_tok), _fmt(r.energy_ci95), _fmt(r.energy_net_j_per_1k_tok)] for r in results]
+    return head, body
+
+
+def _show(args: argparse.Namespace, results: list[Any], rows: list[Any], out: Path, stored: int,
+          where: Path | None) -> None:
+    if args.fmt == "json":
+        print(json.dumps({"results_file": str(out), "stored_rows": stored, "store": str(where) if where else None,
+                          "row_ids": [r.id for r in rows],
+                          "results": [r.model_dump(mode="json", exclude={"runs", "steps"}) for r in results]},
+                         indent=2, default=str))
+        return
+    head, body = _table_rows(results)
+    if args.fmt == "markdown":
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for b in body:
+            print("| " + " | ".join(b) + " |")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="ecolobster bench")
+        for h in head:
+            t.add_column(h, overflow="fold")
+        for b in body:
+            t.add_row(*b)
+        Console().print(t)
+    if not results:
+        print(f"nothing to measure: every configuration is already in {out}")
+    print(f"results: {out}")
+    if stored:
+        print(f"{stored} row(s) added to the local dataset ({where}); the advisor now answers these "
+              "configurations from them (tier measured).")
+    if any(r.status == "ok" and r.energy_method is None for r in results):
+        print("energy unavailable on this device: throughput only.", file=sys.stderr)

@@ -1,0 +1,73 @@
+"""Sweep results on disk: one JSON line per configuration, written so a killed sweep resumes.
+
+A result line is appended (one write, flushed and fsynced) only when its configuration is
+finished; on restart the configurations whose key already has an ``ok`` or ``oom`` line are
+skipped, and those that failed with an error are tried again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+DONE_STATUSES = ("ok", "oom")
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(record, default=str, sort_keys=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size:  # a writer killed mid-line left no newline: start on a fresh one
+            with open(path, "rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    data = b"\n" + data
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every parseable line; a torn last line (killed writer) is skipped."""
+    path = Path(path)
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def done_keys(path: str | Path) -> set[str]:
+    return {r["key"] for r in read_jsonl(path) if r.get("status") in DONE_STATUSES and "key" in r}
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._+-]+", "-", text.strip().lower()).strip("-")
+    return s or "x"
+
+
+def local_row_id(host: str, when: dt.datetime, body: str) -> str:
+    """Local row ids never collide with shipped ones or with each other: host tag + UTC time."""
+    return f"local-{host}-{when.strftime('%Y%m%dT%H%M%S')}-{slug(body)}"
+
+
+def gb(n_bytes: float | None) -> float | None:
+    """Bytes -> GB (1e9 bytes, the unit of every *_gb field the engine writes)."""
+    return None if n_bytes is None else n_bytes / 1e9

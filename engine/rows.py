@@ -1,0 +1,186 @@
+"""Engine results -> measurement rows (the contract the advisor reads), with provenance and notes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from engine.finetune import FinetuneResult
+from engine.inference import InferenceResult, default_settings_note
+from engine.provenance import describe, row_fields
+from engine.results import local_row_id, slug
+from measurements.schema import MeasurementRow
+
+
+def gpu_key(res: InferenceResult | FinetuneResult) -> str:
+    if res.device == "cpu":
+        return "cpu"
+    p = res.provenance
+    if p is not None and p.gpu_key:
+        return p.gpu_key
+    if p is not None and p.gpu_names:
+        return slug(p.gpu_names[0]).replace("-", "_")
+    return "unknown_gpu"
+
+
+def params_b(res: InferenceResult | FinetuneResult) -> float:
+    """The catalog's parameter count for an unmodified synthetic architecture (so rows match the
+    catalog), the counted one otherwise."""
+    if res.arch_key and not res.config.overrides:
+        try:
+            from measurements.catalog import resolve_model
+
+            return resolve_model(res.arch_key).params_b
+        except Exception:
+            pass
+    return max(res.params_b or 0.0, 1e-9)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2%}"
+
+
+def _common_notes(res: InferenceResult | FinetuneResult) -> list[str]:
+    notes: list[str] = []
+    if res.weights == "synthetic":
+        notes.append(f"synthetic weights: random initialisation with the exact catalog shapes of {res.model_id}")
+    notes.append(default_settings_note(res.settings))
+    if res.config.note:
+        notes.append(res.config.note)
+    return notes
+
+
+def _energy_notes(res: InferenceResult | FinetuneResult, what: str) -> list[str]:
+    notes: list[str] = []
+    if res.energy_method is None:
+        notes.append(f"energy unavailable (device {res.device}: no GPU energy reading); {what} only")
+        return notes
+    notes.append(f"GPU energy from {res.energy_method}, all GPUs of the run summed; the 10 Hz sampler's "
+                 f"integral differs from the counter by {_pct(res.counter_vs_sampler)} on average")
+    if res.idle_power_w is not None:
+        notes.append(f"idle {res.idle_power_w:.1f} W measured for {res.settings.idle_s:g} s before the "
+                     "configuration (net = gross - idle x time)")
+    return notes
+
+
+def _gate_note(res: InferenceResult | FinetuneResult) -> str:
+    if res.gate_failed:
+        return "CV GATE FAILED after re-runs: " + " | ".join(res.gate_notes)
+    if res.gate_notes:
+        return f"CV gates passed after {res.attempts} attempts ({' | '.join(res.gate_notes)})"
+    return "CV gates passed"
+
+
+def _mem_note(res: InferenceResult | FinetuneResult) -> str | None:
+    parts = []
+    for label, v in (("torch allocated", res.peak_mem_alloc_gb), ("reserved", res.peak_mem_reserved_gb),
+                     ("NVML", res.peak_mem_nvml_gb)):
+        if v is not None:
+            parts.append(f"{label} {v:.2f}")
+    return f"peak memory GB (1e9 bytes): {', '.join(parts)}" if parts else None
+
+
+def _finish(notes: list[str], res: InferenceResult | FinetuneResult) -> str:
+    m = _mem_note(res)
+    if m:
+        notes.append(m)
+    notes += [n for n in res.notes if n]
+    if res.provenance is not None:
+        notes.append(describe(res.provenance))
+    return "; ".join(notes)
+
+
+def row_id_for(res: InferenceResult | FinetuneResult, prefix: str | None) -> str:
+    """Shipped rows: ``<prefix>-<key>``; local rows: host tag + time, so they never collide."""
+    if prefix:
+        return f"{prefix}-{res.key}"
+    host = res.provenance.host if res.provenance is not None else "nohost"
+    when = res.provenance.measured_at if res.provenance is not None else dt.datetime.now(dt.UTC)
+    return local_row_id(host, when, res.key)
+
+
+def inference_row(res: InferenceResult, source: str, id_prefix: str | None = None,
+                  trace_prefix: str = "") -> MeasurementRow:
+    if res.status != "ok":
+        raise ValueError(f"configuration {res.key} did not complete ({res.status}: {res.error}); no row")
+    c = res.config
+    notes = _common_notes(res)
+    if res.prefill_ms is not None and res.decode_tok_s is not None:
+        pe = f", {res.prefill_energy_j:.2f} J" if res.prefill_energy_j is not None else ""
+        notes.append(f"prefill (time to first token) {res.prefill_ms:.1f} ms{pe}; decode {res.decode_tok_s:.1f} tok/s")
+    notes += _energy_notes(res, "throughput")
+    notes.append(_gate_note(res))
+    if res.cpu_ram_energy_j is not None:
+        notes.append(f"CodeCarbon CPU+RAM {res.cpu_ram_energy_j:.1f} J over the measured runs")
+    fields: dict[str, Any] = dict(
+        id=row_id_for(res, id_prefix), source=source, kind="measured", task="inference",
+        gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
+        model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
+        precision=c.precision, batch_size=c.batch_size, prompt_tokens=c.prompt_tokens, gen_tokens=c.gen_tokens,
+        throughput_tok_s=res.throughput_tok_s, throughput_std=res.throughput_std, prefill_ms=res.prefill_ms,
+        decode_tok_s=res.decode_tok_s, power_w=res.power_w, idle_power_w=res.idle_power_w,
+        energy_j_per_1k_tok=res.energy_j_per_1k_tok, energy_std=res.energy_std, energy_ci95=res.energy_ci95,
+        energy_net_j_per_1k_tok=res.energy_net_j_per_1k_tok, energy_method=res.energy_method,
+        gpu_mem_gb=res.peak_mem_alloc_gb, peak_mem_alloc_gb=res.peak_mem_alloc_gb,
+        peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
+        n_runs=res.n_runs or None, trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
+        notes=_finish(notes, res))
+    if res.device == "cpu":
+        fields["gpu_count"] = 1
+    if res.provenance is not None:
+        fields.update(row_fields(res.provenance))
+    return MeasurementRow.model_validate(fields)
+
+
+def finetune_row(res: FinetuneResult, source: str, id_prefix: str | None = None,
+                 trace_prefix: str = "") -> MeasurementRow:
+    if res.status != "ok":
+        raise ValueError(f"configuration {res.key} did not complete ({res.status}: {res.error}); no row")
+    c = res.config
+    notes = _common_notes(res)
+    desc = {"lora": f"LoRA on a {c.dtype} base", "full": f"full fine-tuning in {c.dtype}",
+            "qlora": f"QLoRA on a {c.quant}{' double-quantised' if c.double_quant else ''} base, compute {c.dtype}"}
+    notes.append(desc[c.method] + (f", r={c.rank} alpha={c.lora_alpha} dropout={c.dropout} targets={c.target_modules}"
+                                   if c.method != "full" else "") +
+                 f", trainable parameters {res.trainable_params}")
+    notes.append(f"{c.warmup_steps} warm-up + {c.steps} measured steps, batch {c.batch_size} x {c.seq_len} tokens, "
+                 f"optimizer {c.optimizer} lr {c.lr:g}; gradient checkpointing "
+                 f"{'on' if c.grad_checkpointing else 'off'} (verified in train mode: {res.gc_verified})")
+    if c.save_every:
+        notes.append(f"adapter saved every {c.save_every} steps inside the step window")
+    notes += _energy_notes(res, "step time")
+    if res.energy_net_j_per_token is not None:
+        notes.append(f"net energy {res.energy_net_j_per_token * 1000:.1f} J per 1k trained tokens")
+    if res.spikes:
+        notes.append(f"{len(res.spikes)} power spike(s) detected in the trace")
+    notes.append(_gate_note(res))
+    tokens = c.batch_size * c.seq_len
+    total_s = sum(s.step_time_s for s in res.steps) if res.steps else None
+    total_j = sum(s.energy_j or 0.0 for s in res.steps) if res.energy_method else None
+    fields: dict[str, Any] = dict(
+        id=row_id_for(res, id_prefix), source=source, kind="measured", task="finetune",
+        gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
+        model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
+        precision=c.precision, batch_size=c.batch_size, method=c.method,
+        lora_rank=None if c.method == "full" else c.rank, seq_len=c.seq_len,
+        grad_checkpointing=c.grad_checkpointing, optimizer=c.optimizer,
+        throughput_tok_s=res.tokens_per_s, throughput_std=(res.step_time_std or 0) * tokens / res.step_time_s ** 2
+        if res.step_time_s else None,
+        step_time_s=res.step_time_s, energy_j_per_step=res.energy_j_per_step, power_w=res.power_w,
+        idle_power_w=res.idle_power_w,
+        energy_j_per_1k_tok=res.energy_j_per_token * 1000 if res.energy_j_per_token else None,
+        energy_std=res.energy_std / tokens * 1000 if res.energy_std is not None else None,
+        energy_ci95=res.energy_ci95 / tokens * 1000 if res.energy_ci95 is not None else None,
+        energy_net_j_per_1k_tok=(res.energy_net_j_per_token * 1000 if res.energy_net_j_per_token is not None
+                                 else None),
+        energy_method=res.energy_method, gpu_mem_gb=res.peak_mem_alloc_gb,
+        peak_mem_alloc_gb=res.peak_mem_alloc_gb, peak_mem_reserved_gb=res.peak_mem_reserved_gb,
+        peak_mem_nvml_gb=res.peak_mem_nvml_gb, n_runs=res.n_steps or None,
+        run_energy_wh=total_j / 3600 if total_j else None,
+        run_duration_h=total_s / 3600 if total_s else None,
+        tokens_processed=tokens * res.n_steps if res.n_steps else None,
+        trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
+        notes=_finish(notes, res))
+    if res.provenance is not None:
+        fields.update(row_fields(res.provenance))
+    return MeasurementRow.model_validate(fields)
