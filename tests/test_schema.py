@@ -151,3 +151,24 @@ SAMPLES = {
 
 def test_every_tool_has_a_sample_here():
     assert set(SAMPLES) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)} - {"benchmark", "plan_finetune"}
+
+
+def _format_choices(parser) -> list[str] | None:
+    action = parser._option_string_actions.get("--format")
+    return list(action.choices) if action is not None and action.choices else None
+
+
+def test_every_command_takes_format_json():
+    """JSON everywhere: each command (and each `data` action) accepts --format json."""
+    from advisor.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    missing = []
+    for name, sp in subs.items():
+        nested = next((a for a in sp._actions if a.__class__.__name__ == "_SubParsersAction"), None)
+        for label, p in ([(f"{name} {n}", q) for n, q in nested.choices.items()] if nested else [(name, sp)]):
+            if "json" not in (_format_choices(p) or []):
+                missing.append(label)
+    assert not missing, f"commands without --format json: {missing}"
+    assert {"ask", "optimize", "compare", "estimate", "diagnose", "audit", "data", "schema", "mcp"} <= set(subs)
