@@ -405,3 +405,16 @@ def test_toolbar_without_context_and_cut_to_width():
     text = "".join(t for _, t in frags)
     assert "No context yet" in text and "[en · rich]" in text
     assert frags[0][0] == "class:mood.none"
+
+
+def test_bench_with_the_engine_installed_runs_ecolobster_bench():
+    import importlib.util
+
+    assert importlib.util.find_spec("torch") is not None, "the dev environment installs the engine extra"
+    chat, out = make_chat()
+    chat.handle("/bench --help")
+    text = "".join(out)
+    assert "usage: ecolobster bench" in text and "--model" in text
+    assert not chat.had_error
+    chat.handle("/bench --precision fp99")  # argparse rejects it: the chat reports the exit status
+    assert "exit code 2" in out[-1] and chat.had_error

@@ -213,3 +213,71 @@ def test_answers_fit_an_80_column_terminal():
         repl.run_interactive(chat, history=None, input=inp, output=out, warm_up=False)
     for line in re.split(r"[\r\n]", plain(out.buffer.getvalue())):
         assert get_cwidth(line.rstrip()) <= 80, line
+
+
+INT8_CODE = (
+    "from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n"
+    "\n"
+    "model = AutoModelForCausalLM.from_pretrained(\n"
+    "    \"mistralai/Mistral-7B-Instruct-v0.2\",\n"
+    "    quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n"
+    ")\n"
+)
+
+
+def test_pasted_code_is_audited_with_the_gpu_in_context(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    keys = ("greenest for Mistral-7B on an A800" + ENTER
+            + paste(INT8_CODE) + ENTER
+            + "/save audit.md" + ENTER + CTRL_D)
+    screen, chat = drive(keys)
+    assert "AUDIT: Audit of <pasted>" in screen
+    assert "ECO101" in screen and "llm_int8_threshold=0.0" in flat(screen)
+    assert "A800" in flat(screen.split("AUDIT: Audit of <pasted>")[1])  # impact judged on the GPU in context
+    assert chat.state.last_answer.protocol == "audit" and chat.state.last_answer.mood == "red"
+    md = (tmp_path / "audit.md").read_text(encoding="utf-8")
+    assert "ECO101" in md and "<pasted>:5" in md
+
+
+def test_typed_code_fence_keeps_enter_adding_lines_until_it_closes():
+    # Enter inside an open ``` fence inserts a newline; the Enter after the closing fence sends.
+    typed = "```python" + ENTER + INT8_CODE.replace("\n", ENTER) + "```" + ENTER + CTRL_D
+    screen, chat = drive(typed)
+    assert "AUDIT: Audit of <pasted>" in screen and "ECO101" in screen
+    assert chat.state.turns == 1  # one input, not one per line
+
+
+def test_audit_path_command_audits_files_and_folders(tmp_path):
+    project = tmp_path / "my project"
+    project.mkdir()
+    (project / "serve.py").write_text(INT8_CODE, encoding="utf-8")
+    (project / "clean.py").write_text("print('hello')\n", encoding="utf-8")
+    lines = [f'/audit "{project}"', "/audit nowhere/at/all.py"]
+    screen, chat = drive(ENTER.join(lines) + ENTER + CTRL_D, columns=200)
+    out = flat(screen)
+    assert "AUDIT" in out and "serve.py:5" in out and "ECO101" in out
+    assert "No such file or folder: nowhere/at/all.py." in out
+    assert chat.state.last_answer.protocol == "audit"
+
+
+@pytest.mark.parametrize(("command", "protocol"), [
+    ("/compare", "compare"),
+    ("/estimate 1M requests a month", "estimate"),
+    ("/diagnose my GPU bill is high", "diagnose"),
+    ("/optimize", "optimize"),
+])
+def test_protocol_commands_route_to_their_protocol_with_the_context(command, protocol):
+    chat = new_chat(width=lambda: 80)
+    chat.handle("compare precisions for Qwen2.5-7B on an RTX 5090" if protocol != "compare"
+                else "greenest for Qwen2.5-7B on an RTX 5090")
+    chat.handle(command)
+    answer = chat.state.last_answer
+    assert answer.protocol == protocol
+    assert chat.state.context.gpu == "rtx5090" and chat.state.context.model.startswith("qwen2.5-7b")
+
+
+def test_protocol_command_without_context_or_question_says_how_to_use_it():
+    out: list[str] = []
+    chat = new_chat(out.append)
+    chat.handle("/compare")
+    assert flat(out[-1]) == "Usage: /compare QUESTION (or just ask the question)."
