@@ -397,22 +397,54 @@ def clean_text(text: str) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def reads_like_prose(line: str) -> bool:
+    """A line that ends a code block when it follows one: a question, Chinese text, a command."""
+    stripped = line.strip()
+    return stripped.startswith("/") or stripped.endswith(("?", "？")) or bool(_CJK.search(stripped))
+
+
+def _bracket_balance(line: str) -> int:
+    code = line.split("#", 1)[0]  # rough: a '#' inside a string cuts it short, which only ends a block early
+    return sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
+
+
+def _parses(text: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _ends_code(block: list[str], line: str) -> bool:
+    """True when `block` is complete Python and `line` would break it: the line is not code."""
+    text = "\n".join(block)
+    return _parses(text) and not _parses(text + "\n" + line)
+
+
 def iter_units(lines: Iterable[str]) -> Iterator[str]:
     """Split piped input into questions, as it streams in.
 
     A plain line is a question of its own and is yielded at once. A line that opens a ``` fence
-    or reads like code starts a block that runs until the fence closes, or until a blank line
-    that is not followed by more code; the block is yielded whole (it will be audited).
+    or reads like code starts a block; the block is yielded whole (it will be audited) when the
+    fence closes, or when a question, a command or, after a blank line, a line that does not read
+    like code comes next (never while a bracket is still open).
     """
     block: list[str] = []
     in_fence = False
     pending_blank = False
+    depth = 0
 
     def flush() -> Iterator[str]:
-        nonlocal block
+        nonlocal block, depth
         if block:
             text = "\n".join(block).strip("\n")
-            block = []
+            block, depth = [], 0
             if text.strip():
                 yield text
 
@@ -429,15 +461,16 @@ def iter_units(lines: Iterable[str]) -> Iterator[str]:
                 pending_blank = True
             continue
         if block:
-            if looks_like_code_line(line) or line[:1] in (" ", "\t") or line.strip().startswith("#"):
+            codeish = (looks_like_code_line(line) or line[:1] in (" ", "\t")
+                       or line.lstrip().startswith(("#", ")", "]", "}")))
+            if depth > 0 or codeish or not (pending_blank or reads_like_prose(line) or _ends_code(block, line)):
                 if pending_blank:
                     block.append("")
                 pending_blank = False
                 block.append(line)
-                if line.strip().startswith(_FENCE):
-                    in_fence = True
+                depth += _bracket_balance(line)
                 continue
-            # Prose after a code block: the block is done, this line is a question of its own.
+            # A question or prose after a code block: the block is done; this line is new.
             pending_blank = False
             yield from flush()
         if line.strip().startswith(_FENCE):
@@ -448,6 +481,7 @@ def iter_units(lines: Iterable[str]) -> Iterator[str]:
             continue
         if looks_like_code_line(line) and not line.lstrip().startswith("/"):
             block.append(line)
+            depth = _bracket_balance(line)
             continue
         yield line
     yield from flush()
@@ -1225,7 +1259,9 @@ def run_pipe(chat: Chat, stream: Any) -> int:
         if echo:
             first = unit.splitlines()[0] if unit else ""
             more = " …" if "\n" in unit else ""
-            chat.say(f"> {first[:200]}{'…' if len(first) > 200 else ''}{more}")
+            shown = f"{first[:200]}{'…' if len(first) > 200 else ''}{more}"
+            # The question as a header line, so a saved transcript reads as a conversation.
+            chat.say(f"**> {shown}**\n" if chat.state.fmt == "markdown" else f"> {shown}", wrapped=False)
         if not chat.handle(unit):
             break
         if echo:

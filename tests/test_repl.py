@@ -418,3 +418,22 @@ def test_bench_with_the_engine_installed_runs_ecolobster_bench():
     assert not chat.had_error
     chat.handle("/bench --precision fp99")  # argparse rejects it: the chat reports the exit status
     assert "exit code 2" in out[-1] and chat.had_error
+
+
+def test_iter_units_keeps_a_piped_python_file_whole_up_to_the_next_question():
+    code = (
+        "from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n"
+        "\n"
+        "model = AutoModelForCausalLM.from_pretrained(\n"
+        "    \"mistralai/Mistral-7B-Instruct-v0.2\",\n"
+        "\n"
+        "    quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n"
+        ")\n"
+        "model.eval()\n"
+        "print(model)\n"
+    )
+    text = code + "and on an A800?\n" + code + "greenest for Mistral-7B on an A800\n换成 NF4 呢\n"
+    units = list(repl.iter_units(text.splitlines(keepends=True)))
+    assert units == [code.rstrip("\n"), "and on an A800?", code.rstrip("\n"), "greenest for Mistral-7B on an A800",
+                     "换成 NF4 呢"]
+    assert repl.extract_code(units[0]) == units[0]
