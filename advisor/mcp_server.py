@@ -230,6 +230,10 @@ class BenchmarkInput(ToolInput):
     gen_tokens: int | None = Field(default=None, ge=2, le=131_072)
     runs: int | None = Field(default=None, ge=1, le=100, description="measured runs per configuration (default 10)")
     warmup: int | None = Field(default=None, ge=0, le=20, description="warm-up runs (default 3)")
+    pause_s: float | None = Field(default=None, ge=0, le=600,
+                                  description="stabilisation pause after loading the model, s (default 30)")
+    idle_s: float | None = Field(default=None, ge=0, le=120,
+                                 description="idle-power baseline before each configuration, s (default 5; 0: none)")
     timeout_s: int = Field(default=1800, ge=10, le=4 * 3600,
                            description="stop the measurement after this many seconds; finished configurations stay stored")
 
@@ -493,7 +497,8 @@ async def _tool_benchmark(inp: BenchmarkInput, ctx: ServerContext) -> Answer:
     if inp.synthetic:
         argv.append("--synthetic")
     for flag, value in (("--prompt-tokens", inp.prompt_tokens), ("--gen-tokens", inp.gen_tokens),
-                        ("--runs", inp.runs), ("--warmup", inp.warmup)):
+                        ("--runs", inp.runs), ("--warmup", inp.warmup), ("--pause", inp.pause_s),
+                        ("--idle", inp.idle_s)):
         if value is not None:
             argv += [flag, str(value)]
     ctx.bench_running = True

@@ -30,6 +30,9 @@ from advisor.answer import Answer  # noqa: E402
 from measurements.store import load_rows  # noqa: E402
 
 ECOLOBSTER = Path(sys.executable).parent / "ecolobster"
+# The venv's console script; where the package is not installed (the GPU machine runs the tests
+# from a copy of the tree) the same entry point through the interpreter.
+SERVER_CMD = [str(ECOLOBSTER)] if ECOLOBSTER.exists() else [sys.executable, "-m", "advisor.cli"]
 EXPECTED_TOOLS = {"optimize", "compare", "estimate", "diagnose", "ask", "audit", "query_measurements"}
 
 TRAP_CODE = ("from transformers import AutoModelForCausalLM\n"
@@ -58,10 +61,11 @@ def tree(tmp_path_factory) -> dict[str, Path]:
 
 
 def server_params(root: Path, data: Path) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=str(ECOLOBSTER), args=["mcp", "--root", str(root)], cwd=str(root),
-        env={"ECOLOBSTER_DATA_DIR": str(data), "XDG_STATE_HOME": str(data / "state"), "NO_COLOR": "1"},
-    )
+    env = {"ECOLOBSTER_DATA_DIR": str(data), "XDG_STATE_HOME": str(data / "state"), "NO_COLOR": "1"}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return StdioServerParameters(command=SERVER_CMD[0], args=[*SERVER_CMD[1:], "mcp", "--root", str(root)],
+                                 cwd=str(root), env=env)
 
 
 # name -> (tool, arguments). Valid calls first, then invalid ones; a final call checks the
@@ -295,7 +299,7 @@ class RawServer:
 
     def __init__(self, root: Path, data: Path):
         env = {**os.environ, "ECOLOBSTER_DATA_DIR": str(data), "NO_COLOR": "1"}
-        self.proc = subprocess.Popen([str(ECOLOBSTER), "mcp", "--root", str(root)], cwd=root, env=env,
+        self.proc = subprocess.Popen([*SERVER_CMD, "mcp", "--root", str(root)], cwd=root, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def send(self, msg: dict[str, Any] | str) -> None:
@@ -407,14 +411,14 @@ def test_path_guard_allows_inside_and_refuses_outside(tree):
 
 
 def test_mcp_command_refuses_a_missing_root(tmp_path):
-    proc = subprocess.run([str(ECOLOBSTER), "mcp", "--root", str(tmp_path / "nope")],
+    proc = subprocess.run([*SERVER_CMD, "mcp", "--root", str(tmp_path / "nope")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "is not a directory" in proc.stderr
 
 
 def test_list_tools_without_serving(tmp_path):
-    proc = subprocess.run([str(ECOLOBSTER), "mcp", "--list-tools", "--format", "json"],
+    proc = subprocess.run([*SERVER_CMD, "mcp", "--list-tools", "--format", "json"],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     listed = json.loads(proc.stdout)
@@ -470,3 +474,113 @@ def test_specific_answers(session_results):
     assert "model" in error_text(session_results["optimize_no_model"])
     assert "gtx-9999" in error_text(session_results["compare_bad_gpu"])
     assert "longer than" in error_text(session_results["nested_long"])
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+def _bench_ctx(tmp_path: Path) -> tuple[dict, mcp_server.ServerContext]:
+    specs = {s.name: s for s in mcp_server.tool_specs(include_benchmark=True)}
+    return specs, mcp_server.ServerContext(guard=mcp_server.PathGuard(tmp_path))
+
+
+def test_benchmark_tool_is_typed_and_async():
+    spec = {s.name: s for s in mcp_server.tool_specs(include_benchmark=True)}["benchmark"]
+    assert spec.is_async and not spec.read_only
+    schema = spec.input_model.model_json_schema()
+    assert schema["additionalProperties"] is False and schema["required"] == ["model"]
+    assert set(schema["properties"]["precisions"]["items"]["enum"]) == {
+        "fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure"}
+
+
+def test_benchmark_refuses_bad_input_before_measuring(tmp_path):
+    specs, ctx = _bench_ctx(tmp_path)
+
+    async def go():
+        return [await mcp_server.call_tool_async(specs, "benchmark", args, ctx) for args in (
+            {"model": "qwen2.5-0.5b", "precisions": ["int8"]},
+            {"model": "qwen2.5-0.5b", "batch_sizes": [0]},
+            {"model": "qwen2.5-0.5b", "precisions": []},
+            {"model": "../weights", "synthetic": False},
+            {"model": "qwen2.5-0.5b", "gpu": "h100"},
+        )]
+
+    bad_precision, bad_batch, empty, outside, unknown = anyio.run(go)
+    assert all(o.is_error for o in (bad_precision, bad_batch, empty, outside, unknown))
+    assert "'precisions.0'" in bad_precision.answer.errors[0]
+    assert "'batch_sizes.0'" in bad_batch.answer.errors[0]
+    assert "'precisions'" in empty.answer.errors[0]
+    assert "outside the server's root" in outside.answer.errors[0]
+    assert "'gpu': unknown field" in unknown.answer.errors[0]
+
+
+def test_benchmark_one_at_a_time(tmp_path):
+    specs, ctx = _bench_ctx(tmp_path)
+    ctx.bench_running = True
+    out = anyio.run(mcp_server.call_tool_async, specs, "benchmark", {"model": "qwen2.5-0.5b"}, ctx)
+    assert out.is_error and "already running" in out.answer.errors[0]
+
+
+@pytest.mark.skipif(mcp_server.benchmark_available(), reason="checks the no-GPU path")
+def test_benchmark_without_a_gpu_reports_the_child_error(tmp_path):
+    """The real `ecolobster bench` child runs and refuses; its message reaches the agent."""
+    specs, ctx = _bench_ctx(tmp_path)
+    out = anyio.run(mcp_server.call_tool_async, specs, "benchmark",
+                    {"model": "qwen2.5-0.5b", "runs": 1, "warmup": 0, "pause_s": 0, "idle_s": 0}, ctx)
+    assert out.is_error
+    text = out.answer.errors[0]
+    assert "CUDA" in text or "engine extra" in text, text
+    assert not ctx.bench_running
+
+
+async def _gpu_session(tree: dict[str, Path]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    args = {"model": "qwen2.5-0.5b", "precisions": ["fp16", "bf16"], "batch_sizes": [1, 4], "prompt_tokens": 64,
+            "gen_tokens": 32, "runs": 3, "warmup": 1, "pause_s": 0, "idle_s": 1, "timeout_s": 500}
+    async with stdio_client(server_params(tree["root"], tree["data"])) as (r, w), ClientSession(r, w) as s:
+        await s.initialize()
+        out["tools"] = {t.name for t in (await s.list_tools()).tools}
+        results: list[Any] = []
+
+        async def call(a: dict[str, Any]) -> None:
+            results.append(await s.call_tool("benchmark", a))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, args)
+            await anyio.sleep(1.0)
+            tg.start_soon(call, {**args, "batch_sizes": [8]})  # while the first one measures
+        out["first"], out["second"] = sorted(results, key=lambda r: r.is_error)
+        out["rows"] = await s.call_tool("query_measurements", {"model": "qwen2.5-0.5b", "kind": "measured"})
+        with anyio.move_on_after(3):  # a cancelled benchmark must kill its child process
+            await s.call_tool("benchmark", {**args, "batch_sizes": [2], "runs": 50})
+        await anyio.sleep(3)
+        out["children"] = [p.name for p in Path("/proc").glob("[0-9]*") if b"advisor.cli\x00bench" in _cmdline(p)]
+        out["after"] = await s.call_tool("query_measurements", {"limit": 1})
+    return out
+
+
+def _cmdline(p: Path) -> bytes:
+    try:
+        return (p / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not mcp_server.benchmark_available(), reason="needs the engine and a CUDA GPU")
+def test_benchmark_tool_measures_on_the_gpu(tree):
+    out = anyio.run(_gpu_session, tree)
+    assert "benchmark" in out["tools"]
+    first, second = out["first"], out["second"]
+    assert not first.is_error, first.content[0].text
+    assert second.is_error and "already running" in second.content[0].text
+    answer = answer_of(first)
+    assert answer.extra["returned"] == 4, answer.extra  # 2 precisions x 2 batch sizes
+    rows = answer.extra["rows"]
+    assert all(r["kind"] == "measured" and r["weights"] == "synthetic" for r in rows)
+    assert all(r["energy_j_per_1k_tok"] > 0 and r["throughput_tok_s"] > 0 for r in rows)
+    assert {p.tier for p in answer.provenance} == {"measured"}
+    stored = {r["id"] for r in answer_of(out["rows"]).extra["rows"]}
+    assert {r["id"] for r in rows} <= stored  # the local dataset now answers from them
+    assert out["children"] == [], "a cancelled benchmark left its child process running"
+    assert not out["after"].is_error
