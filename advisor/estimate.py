@@ -210,7 +210,7 @@ def _ls_slope(xs: Sequence[float], ys: Sequence[float], weights: Sequence[float]
 @dataclass
 class BatchLaw:
     """J per 1k tok (or throughput) = c * BS^slope, fitted by least squares in log-log space with
-    the model as a fixed effect, weighting the batch sizes nearest the target most."""
+    each GPU x model x precision as a fixed effect, weighting the batch sizes nearest the target most."""
 
     slope: float
     n_rows: int
@@ -223,13 +223,13 @@ class BatchLaw:
                 f"(BS {bs})")
 
 
-def fit_batch_law(pts: Sequence[Point], metric: str, target_bs: int | None = None, where: str = "",
+def fit_batch_law(pts: Sequence[Point], metric: str, target_bs: float | None = None, where: str = "",
                   local_span: float | None = None) -> BatchLaw | None:
-    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
     for p in pts:
         v = p.j if metric == "j" else p.tput
         if v:
-            groups[p.model].append((math.log(p.batch_size), math.log(v)))
+            groups[(p.gpu, p.model, p.precision)].append((math.log(p.batch_size), math.log(v)))
     xs, ys, ws = [], [], []
     n = 0
     bss: set[int] = set()
@@ -290,20 +290,29 @@ class Dataset:
         self.by_gp: dict[tuple[str, str], list[Point]] = defaultdict(list)
         for p in self.points:
             self.by_gp[(p.gpu, p.precision)].append(p)
-        self._cache: dict[tuple, _Cand | None] = {}
+        self._cache: dict[tuple, object] = {}
         self._beta: dict[str, tuple[float, int]] = {}
 
     # -- batch ---------------------------------------------------------------------------------
-    def _batch_law(self, gpu: str, prec: str, metric: str, target_bs: int) -> tuple[BatchLaw | None, str]:
+    def _batch_law(self, gpu: str, prec: str, metric: str, target_bs: float) -> tuple[BatchLaw | None, str]:
         """The law for (gpu, precision); else borrowed from the same GPU's other precisions, then
         the same precision on other GPUs, then all rows. Returns (law, scope)."""
+        key = ("law", gpu, prec, metric, round(target_bs, 3))
+        if key not in self._cache:
+            self._cache[key] = self._batch_law_uncached(gpu, prec, metric, target_bs)  # type: ignore[assignment]
+        return self._cache[key]  # type: ignore[return-value]
+
+    def _batch_law_uncached(self, gpu: str, prec: str, metric: str, target_bs: float) -> tuple[BatchLaw | None, str]:
         own = fit_batch_law(self.by_gp.get((gpu, prec), []), metric, target_bs, f"{gpu}/{prec}", self.local_span)
-        if own:
-            return own, "own"
         same_gpu = [p for p in self.points if p.gpu == gpu]
-        law = fit_batch_law(same_gpu, metric, target_bs, f"{gpu} (all precisions)", self.local_span)
-        if law:
-            return law, "gpu"
+        pooled = fit_batch_law(same_gpu, metric, target_bs, f"{gpu} (all precisions)", self.local_span)
+        if own and (min(own.batch_sizes) <= target_bs <= max(own.batch_sizes) or pooled is None
+                    or not min(pooled.batch_sizes) <= target_bs <= max(pooled.batch_sizes)):
+            return own, "own"
+        if pooled:
+            # beyond this precision's own sweep, the GPU's longer sweeps (other precisions) know
+            # where the gains flatten out
+            return pooled, "gpu"
         # Borrowed from other GPUs: one law pooled over every precision, so that the precisions'
         # order measured on this GPU is kept rather than reshuffled by another GPU's sweeps.
         law = fit_batch_law(self.points, metric, target_bs, "all GPUs and precisions", self.local_span)
@@ -418,16 +427,33 @@ class Dataset:
         return self._scale_batch(cand, gpu, prec, nearest, bs, metric)
 
     def _scale_batch(self, cand: _Cand, gpu: str, prec: str, from_bs: int, to_bs: int, metric: str) -> _Cand | None:
-        law, scope = self._batch_law(gpu, prec, metric, to_bs)
-        if law is None:
-            return None
-        y = cand.value * (to_bs / from_bs) ** law.slope
+        # Walk from one batch size to the other in steps of at most a doubling, each step with the
+        # law fitted around its own midpoint: the law flattens at large batches, so one exponent
+        # for the whole span would over- or under-shoot.
+        n = max(1, math.ceil(abs(math.log2(to_bs / from_bs)) - 1e-9))
+        y = cand.value
+        law = None
+        scope = "own"
+        order = {"own": 0, "gpu": 1, "other_gpu": 2, "none": 3}
+        for k in range(n):
+            a = from_bs * (to_bs / from_bs) ** (k / n)
+            b = from_bs * (to_bs / from_bs) ** ((k + 1) / n)
+            step, sc = self._batch_law(gpu, prec, metric, math.sqrt(a * b))
+            if step is None:
+                return None
+            y *= (b / a) ** step.slope
+            law = law or step
+            scope = sc if order[sc] > order[scope] else scope
+        assert law is not None
         tier = "interpolated" if scope in ("own", "gpu") else "extrapolated"
         tier = _worse(tier, cand.tier, _TIER_ORDER)
         conf = "medium" if scope == "own" else "low"
         conf = _worse(conf, cand.confidence, _CONF_ORDER)
         base = cand.method if cand.tier != "measured" else f"measured at BS={from_bs}"
-        return _Cand(y, tier, conf, f"{base}; scaled to BS={to_bs} by the {law.describe('J/1k tok' if metric == 'j' else 'tok/s')}",
+        how = law.describe("J/1k tok" if metric == "j" else "tok/s")
+        if n > 1:
+            how += f", refitted around each of {n} steps"
+        return _Cand(y, tier, conf, f"{base}; scaled to BS={to_bs} by the {how}",
                      cand.row_ids, cand.notes)
 
     def _size_slope(self, metric: str, prec: str) -> float | None:
