@@ -126,6 +126,7 @@ class Resolver:
 
     def __init__(self, index: ModuleIndex):
         self.ix = index
+        self._names: dict[int, str] = {}  # id(call) -> qualified name: every rule asks, compute once
 
     # -- names -------------------------------------------------------------------------------
     def qualname(self, node: ast.AST) -> str | None:
@@ -141,6 +142,13 @@ class Resolver:
         return f"{q}.{rest}" if rest else q
 
     def call_name(self, call: ast.Call) -> str:
+        key = id(call)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = self._call_name(call)
+        return name
+
+    def _call_name(self, call: ast.Call) -> str:
         f = call.func
         q = self.qualname(f)
         if q is not None:
@@ -294,8 +302,7 @@ class Resolver:
         if not v.known:
             return v
         origin = v.origin or f"{name} at line {last.line}"
-        distinct = {ast.dump(b.value) if b.value is not None else "?" for b in bl}
-        if len(distinct) > 1:
+        if len(bl) > 1 and len({ast.dump(b.value) if b.value is not None else "?" for b in bl}) > 1:
             return v.weaker("medium", f"'{name}', assigned more than once (last at line {last.line})")
         if v.kind == "dict":
             v = self._apply_item_binds(name, v, node.lineno, frame, depth)

@@ -125,6 +125,7 @@ class Auditor:
                 self.by_type.setdefault(t, []).append(r)
         self.wanted = {t for t in self.by_type if issubclass(t, ast.AST)} | {ast.Call}
         self.run = RunState(self.settings, rows)
+        self._call_rules: dict[str, list[Rule]] = {}  # call name (last part) -> rules that read it
 
     # -- one text -----------------------------------------------------------------------------
     def audit_text(self, text: str, path: str = "<stdin>", kind: str | None = None) -> FileResult:
@@ -211,7 +212,15 @@ class Auditor:
         for t, rules in self.by_type.items():
             if t in PSEUDO_TYPES:
                 continue
+            is_call = t is ast.Call
             for node, frame in index.nodes(t):
+                if is_call:
+                    last = resolver.call_name(node).rsplit(".", 1)[-1]  # type: ignore[arg-type]
+                    rules = self._call_rules.get(last)
+                    if rules is None:
+                        rules = self._call_rules[last] = [r for r in self.by_type[t] if r.calls is None or last in r.calls]
+                    if not rules:
+                        continue
                 ctx = Context(node, frame, resolver, src, self.run)
                 for rule in rules:
                     self._apply(rule, ctx, src, res)

@@ -77,6 +77,12 @@ class Evidence:
         self.rows = [r for r in rows if r.is_evidence]
         self.gpu = gpu
         self.problems: list[str] = []
+        self._memo: dict[tuple, object] = {}  # comparisons are asked for once per finding: compute once per run
+
+    def _cached(self, key: tuple, fn):  # noqa: ANN001, ANN202
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
 
     # -- names -------------------------------------------------------------------------------
     @staticmethod
@@ -122,6 +128,11 @@ class Evidence:
     def precision(self, trap: str, alts: tuple[str, ...], *, params_b: float | None = None,
                   max_params: float | None = None, task: str = "inference") -> Comparison:
         """Pairs of `trap` precision against the best of `alts` in the same configuration."""
+        return self._cached(("precision", trap, alts, params_b, max_params, task),  # type: ignore[return-value]
+                            lambda: self._precision(trap, alts, params_b, max_params, task))
+
+    def _precision(self, trap: str, alts: tuple[str, ...], params_b: float | None, max_params: float | None,
+                   task: str) -> Comparison:
         groups: dict[tuple, dict[str, MeasurementRow]] = defaultdict(dict)
         for r in self.rows:
             if r.task != task or r.energy_j_per_1k_tok is None:
@@ -150,6 +161,9 @@ class Evidence:
     def nf4_penalty_bound(self) -> tuple[float | None, list[Pair]]:
         """The largest model size (B params) at which every measured NF4/16-bit pair shows NF4
         spending more energy, below the smallest size where NF4 saves: the data's crossover."""
+        return self._cached(("nf4_bound",), self._nf4_penalty_bound)  # type: ignore[return-value]
+
+    def _nf4_penalty_bound(self) -> tuple[float | None, list[Pair]]:
         comp = self.precision("nf4", ("fp16", "bf16"))
         if not comp.pairs:
             return None, []
@@ -162,7 +176,10 @@ class Evidence:
 
     def batch(self, *, params_b: float | None = None) -> Comparison:
         """Batch size 1 against the smallest larger batch measured in the same configuration
-        (the most conservative saving); `extra` pairs against the largest batch are in notes."""
+        (the most conservative saving)."""
+        return self._cached(("batch",), self._batch)  # type: ignore[return-value]
+
+    def _batch(self) -> Comparison:
         groups: dict[tuple, dict[int, MeasurementRow]] = defaultdict(dict)
         for r in self.rows:
             if r.task != "inference" or r.energy_j_per_1k_tok is None:

@@ -260,15 +260,24 @@ def build_index(tree: ast.Module, wanted: set[type]) -> ModuleIndex:
             else:
                 push((node.elt, looped))
             continue
-        for name in node._fields:
+        if t is Name or t is Constant:
+            continue  # leaves: nothing below them matters
+        fields = _FIELDS.get(t)
+        if fields is None:
+            # `ctx` (Load/Store singletons) and annotations-only fields hold nothing a rule reads
+            fields = _FIELDS[t] = tuple(f for f in t._fields if f not in ("ctx", "type_comment", "type_ignores"))
+        for name in fields:
             v = getattr(node, name, None)
-            if type(v) is list:
+            if v.__class__ is list:
                 for item in reversed(v):
                     if isinstance(item, AST):
                         push((item, frame))
-            elif isinstance(v, AST):
+            elif v is not None and isinstance(v, AST):
                 push((v, frame))
     return idx
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def dotted(node: ast.AST) -> str | None:

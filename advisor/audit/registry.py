@@ -27,6 +27,7 @@ class Rule:
     check: CheckFn
     doc: str
     fix: str
+    calls: frozenset[str] | None = None  # for ast.Call: the call names (last part) the rule reads
 
     @property
     def summary(self) -> str:
@@ -37,14 +38,20 @@ _RULES: dict[str, Rule] = {}
 _LOADED = False
 
 
-def rule(code: str, name: str, title: str, nodes: tuple[type, ...], fix: str) -> Callable[[CheckFn], CheckFn]:
-    """Register `check` as rule `code`, dispatched on `nodes` (AST or config node types)."""
+def rule(code: str, name: str, title: str, nodes: tuple[type, ...], fix: str,
+         calls: frozenset[str] | set[str] | None = None) -> Callable[[CheckFn], CheckFn]:
+    """Register `check` as rule `code`, dispatched on `nodes` (AST or config node types).
+
+    `calls` narrows the dispatch of ast.Call nodes to calls whose resolved name ends in one of
+    these names (after import aliases: `B(...)` for `BitsAndBytesConfig as B` counts), so a rule
+    is not handed every call in the file."""
 
     def deco(fn: CheckFn) -> CheckFn:
         if code in _RULES and _RULES[code].check is not fn:
             raise ValueError(f"rule code {code} registered twice ({_RULES[code].check.__module__}, {fn.__module__})")
         doc = (sys.modules[fn.__module__].__doc__ or "").strip()
-        _RULES[code] = Rule(code=code, name=name, title=title, nodes=tuple(nodes), check=fn, doc=doc, fix=fix)
+        _RULES[code] = Rule(code=code, name=name, title=title, nodes=tuple(nodes), check=fn, doc=doc, fix=fix,
+                            calls=frozenset(calls) if calls is not None else None)
         return fn
 
     return deco

@@ -21,6 +21,7 @@ TRL_ARG_CLASSES = frozenset({
     "GKDConfig", "RLOOConfig", "OnlineDPOConfig", "PPOConfig", "BCOConfig", "PRMConfig", "NashMDConfig",
     "XPOConfig",
 })
+TRAINING_ARG_CALLS = HF_ARG_CLASSES | TRL_ARG_CLASSES
 TRAINER_CLASSES = frozenset({"Trainer", "Seq2SeqTrainer", "SFTTrainer", "DPOTrainer", "ORPOTrainer", "KTOTrainer",
                              "CPOTrainer", "GRPOTrainer", "RewardTrainer", "PPOTrainer", "UnslothTrainer"})
 

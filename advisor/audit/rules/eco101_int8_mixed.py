@@ -61,7 +61,8 @@ def _threshold_set_later(ctx: Context, call: ast.Call):
 
 
 @rule("ECO101", "int8-mixed-precision", "INT8 mixed-precision decomposition (8-bit without threshold 0.0)",
-      nodes=(ast.Call,), fix=FIX)
+      nodes=(ast.Call,), fix=FIX,
+      calls={"BitsAndBytesConfig", "from_pretrained"})
 def check(ctx: Context):
     call = ctx.node
     name = ctx.call_name()

@@ -49,7 +49,8 @@ from advisor.audit.registry import rule
 FIX = "load small models in FP16/BF16 (torch_dtype=torch.float16); keep 4-bit for models too large for the GPU"
 
 
-@rule("ECO102", "nf4-small-model", "4-bit (NF4) loading of a small model", nodes=(ast.Call,), fix=FIX)
+@rule("ECO102", "nf4-small-model", "4-bit (NF4) loading of a small model", nodes=(ast.Call,), fix=FIX,
+      calls={"from_pretrained", "pipeline"})
 def check(ctx: Context):
     call = ctx.node
     if loader_kind(ctx.call_name()) is None or is_training(ctx):

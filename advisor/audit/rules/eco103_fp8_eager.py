@@ -51,7 +51,8 @@ def _compiled(ctx: Context) -> bool:
             or "vllm" in ix.imported or "sglang" in ix.imported)
 
 
-@rule("ECO103", "fp8-eager", "torchao FP8 in eager mode (no torch.compile)", nodes=(ast.Call,), fix=FIX)
+@rule("ECO103", "fp8-eager", "torchao FP8 in eager mode (no torch.compile)", nodes=(ast.Call,), fix=FIX,
+      calls={"quantize_", "quantize", "TorchAoConfig"})
 def check(ctx: Context):
     call = ctx.node
     name = ctx.call_name()

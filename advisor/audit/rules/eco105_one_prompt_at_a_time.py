@@ -128,11 +128,13 @@ def _impact(ctx: Context):
 @rule("ECO105", "one-prompt-at-a-time", "Generation one prompt at a time (batch size 1)", nodes=(ast.Call,), fix=FIX)
 def check(ctx: Context):
     call = ctx.node
-    span = ctx.node_span()
     f = call.func
     # pipeline(..., batch_size=1) or pipe(inputs, batch_size=1)
     is_pipe_ctor = short(ctx.call_name()) == "pipeline"
     gen = generation_call(ctx, call)
+    if gen is None and not is_pipe_ctor:
+        return
+    span = ctx.node_span()
     if is_pipe_ctor or (gen and isinstance(f, ast.Name)):
         bs = ctx.kwarg("batch_size")
         if bs.present and bs.val is not None and bs.val.number == 1.0:

@@ -41,6 +41,11 @@ IMPACT = ("the dataset has no cache-on vs cache-off pair yet; without the cache 
 @rule("ECO106", "kv-cache-off", "KV cache disabled in generation", nodes=(ast.Call, ast.Assign), fix=FIX)
 def check(ctx: Context):
     node = ctx.node
+    if isinstance(node, ast.Call):
+        if not any(k.arg == "use_cache" or k.arg is None for k in node.keywords):
+            return  # cheap exit: most calls say nothing about the cache
+    elif not any(isinstance(t, ast.Attribute) and t.attr == "use_cache" for t in node.targets):
+        return
     span = ctx.node_span()
     if isinstance(node, ast.Call):
         name = short(ctx.call_name())

@@ -93,7 +93,8 @@ def _cast_later(ctx: Context, call: ast.Call) -> str | None:
     return None
 
 
-@rule("ECO107", "fp32-inference", "FP32 inference", nodes=(ast.Call,), fix=FIX)
+@rule("ECO107", "fp32-inference", "FP32 inference", nodes=(ast.Call,), fix=FIX,
+      calls={"from_pretrained", "pipeline"})
 def check(ctx: Context):
     call = ctx.node
     kind = loader_kind(ctx.call_name())

@@ -32,7 +32,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
-from advisor.audit.training import training_spec
+from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
 
 FIX = "save every few hundred steps or once per epoch (save_strategy=\"epoch\"), sized to the run"
 IMPACT = ("the dataset has no measured checkpoint-save overhead yet (the white paper's spike figures are "
@@ -67,7 +67,8 @@ def _plain_loop(ctx: Context):
                   impact=best_practice(IMPACT), span=(node.lineno, saves[0].lineno))
 
 
-@rule("ECO201", "frequent-checkpoints", "Checkpoints saved very often", nodes=(ast.Call, ast.If, TrainingConfig), fix=FIX)
+@rule("ECO201", "frequent-checkpoints", "Checkpoints saved very often", nodes=(ast.Call, ast.If, TrainingConfig), fix=FIX,
+      calls=TRAINING_ARG_CALLS)
 def check(ctx: Context):
     if isinstance(ctx.node, ast.If):
         yield from _plain_loop(ctx)

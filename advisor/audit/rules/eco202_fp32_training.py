@@ -31,7 +31,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice, dtype_of, loaders, uses_gpu
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
-from advisor.audit.training import training_spec
+from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
 
 FIX = "turn on mixed precision: bf16=True (Ampere and newer) or fp16=True (older GPUs)"
 IMPACT = ("the dataset has no FP32 vs BF16 fine-tuning pair yet; FP32 leaves the tensor cores' 16-bit paths "
@@ -83,7 +83,8 @@ def _plain_loop(ctx: Context):
                   "torch.autocast('cuda', dtype=torch.bfloat16), or use Accelerator(mixed_precision='bf16')")
 
 
-@rule("ECO202", "fp32-training", "FP32 training on a GPU with BF16/FP16", nodes=(ast.Call, TrainingConfig), fix=FIX)
+@rule("ECO202", "fp32-training", "FP32 training on a GPU with BF16/FP16", nodes=(ast.Call, TrainingConfig), fix=FIX,
+      calls=TRAINING_ARG_CALLS | {"backward"})
 def check(ctx: Context):
     spec = training_spec(ctx)
     if spec is None:

@@ -103,7 +103,7 @@ def _axolotl(ctx: Context):
 
 
 @rule("ECO203", "qlora-small-model", "QLoRA on a model where 16-bit LoRA fits", nodes=(ast.Call, TrainingConfig),
-      fix=FIX)
+      fix=FIX, calls={"from_pretrained", "pipeline"})
 def check(ctx: Context):
     call = ctx.node
     if isinstance(call, TrainingConfig):

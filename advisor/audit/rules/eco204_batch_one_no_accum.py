@@ -29,7 +29,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
-from advisor.audit.training import training_spec
+from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
 
 FIX = ("raise the per-device batch size as far as memory allows, and use gradient_accumulation_steps to reach the "
        "effective batch you want")
@@ -38,7 +38,7 @@ IMPACT = ("the dataset has no fine-tuning batch-size sweep yet (its inference sw
 
 
 @rule("ECO204", "batch-one-no-accumulation", "Per-device batch size 1 without gradient accumulation",
-      nodes=(ast.Call, TrainingConfig), fix=FIX)
+      nodes=(ast.Call, TrainingConfig), fix=FIX, calls=TRAINING_ARG_CALLS)
 def check(ctx: Context):
     spec = training_spec(ctx)
     if spec is None:

@@ -29,7 +29,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
-from advisor.audit.training import training_spec
+from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
 
 FIX = "evaluate every few hundred steps or per epoch, and log every 10-50 steps"
 IMPACT = "the dataset has no measurement of evaluation or logging overhead yet"
@@ -41,7 +41,8 @@ def _text(a) -> str | None:
     return None
 
 
-@rule("ECO205", "eval-logging-every-step", "Evaluation or logging every step", nodes=(ast.Call, TrainingConfig), fix=FIX)
+@rule("ECO205", "eval-logging-every-step", "Evaluation or logging every step", nodes=(ast.Call, TrainingConfig), fix=FIX,
+      calls=TRAINING_ARG_CALLS)
 def check(ctx: Context):
     spec = training_spec(ctx)
     if spec is None:

@@ -50,7 +50,8 @@ def _trainer_names(ctx: Context) -> set[str]:
     return names
 
 
-@rule("ECO206", "no-energy-telemetry", "Long training job without energy telemetry", nodes=(ast.Call,), fix=FIX)
+@rule("ECO206", "no-energy-telemetry", "Long training job without energy telemetry", nodes=(ast.Call,), fix=FIX,
+      calls={"train", "backward"})
 def check(ctx: Context):
     call = ctx.node
     f = call.func
