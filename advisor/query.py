@@ -135,7 +135,6 @@ class Query(Context):
 # ---------------------------------------------------------------------------------------------
 # text helpers
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff"
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_BIG = {"万": 10**4, "亿": 10**8}
@@ -182,9 +181,25 @@ def normalize_text(text: str) -> str:
     t = unicodedata.normalize("NFKC", text or "")
     t = t.replace("\u3000", " ").lower()
     t = _replace_cn_numerals(t)
-    t = re.sub(rf"([{_CJK}])([a-z0-9$])", r"\1 \2", t)
-    t = re.sub(rf"([a-z0-9%)])([{_CJK}])", r"\1 \2", t)
-    return re.sub(r"\s+", " ", t).strip()
+    # a space between CJK and Latin/digits, so "在RTX 5090上" reads as words (a loop: a regex with
+    # CJK ranges costs milliseconds to compile in every fresh process)
+    out: list[str] = []
+    prev = ""
+    for ch in t:
+        if prev and ((_is_cjk(prev) and (ch.isascii() and (ch.isalnum() or ch == "$")))
+                     or (_is_cjk(ch) and prev.isascii() and (prev.isalnum() or prev in "%)"))):
+            out.append(" ")
+        out.append(ch)
+        prev = ch
+    return " ".join("".join(out).split())
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u4dbf" or "\u4e00" <= ch <= "\u9fff"
+
+
+def has_cjk(text: str) -> bool:
+    return any(_is_cjk(ch) for ch in text)
 
 
 # a number that does not start inside a word ("a800" holds no quantity)
@@ -202,6 +217,11 @@ def _fmt(v: float) -> str:
     if v >= 100 or v == int(v):
         return f"{v:,.0f}"
     return f"{v:,.3g}"
+
+
+def _mentions(text: str, *words: str) -> bool:
+    """A cheap substring test that decides whether a (costly to compile) pattern is worth trying."""
+    return any(w in text for w in words)
 
 
 def _blank(text: str, m: re.Match[str]) -> str:
@@ -356,7 +376,7 @@ class _Draft:
 
 
 def _detect_lang(text: str) -> Lang:
-    return "zh" if re.search(rf"[{_CJK}]", text or "") else "en"
+    return "zh" if has_cjk(text or "") else "en"
 
 
 def _read_precisions(d: _Draft) -> None:
@@ -391,8 +411,10 @@ def _read_precisions(d: _Draft) -> None:
 
 def _read_batch_and_lengths(d: _Draft) -> None:
     t = d.t
-    m = re.search(r"(?:batch[\s_-]*size|\bbs\b|批大小|批量大小|批次大小|批量|batch)\s*(?:=|:|of|is|to|为|是|设为)?\s*(-?\d+)", t) \
-        or re.search(r"(-?\d+)\s*(?:concurrent\s+requests|并发)", t)
+    m = None
+    if _mentions(t, "batch", "bs", "批", "concurrent", "并发"):
+        m = re.search(r"(?:batch[\s_-]*size|\bbs\b|批大小|批量大小|批次大小|批量|batch)\s*(?:=|:|of|is|to|为|是|设为)?\s*(-?\d+)", t) \
+            or re.search(r"(-?\d+)\s*(?:concurrent\s+requests|并发)", t)
     if m:
         d.slots["batch_size"] = int(m.group(1))
         t = _blank(t, m)
@@ -401,7 +423,7 @@ def _read_batch_and_lengths(d: _Draft) -> None:
         r"(-?\d+)[\s-]*(?:input|prompt)[\s-]*tokens?",
         r"(-?\d+)[\s-]*token\s+prompts?",
     ]
-    for p in pat_prompt:
+    for p in pat_prompt if _mentions(t, "prompt", "input", "seq", "输入") else ():
         m = re.search(p, t)
         if m:
             d.slots["prompt_tokens"] = int(m.group(1))
@@ -411,7 +433,7 @@ def _read_batch_and_lengths(d: _Draft) -> None:
         r"(?:max_new_tokens|generation[\s_-]*length|gen[\s_-]*len(?:gth)?|output|generat(?:e|ing)|生成|输出)\s*(?:tokens?|length|长度)?\s*(?:=|:|of|is|为)?\s*(-?\d+)\s*(?:tokens?)?",
         r"(-?\d+)[\s-]*(?:output|generated|new|completion)[\s-]*tokens?",
     ]
-    for p in pat_gen:
+    for p in pat_gen if _mentions(t, "gen", "output", "new", "completion", "生成", "输出") else ():
         m = re.search(p, t)
         if m:
             d.slots["gen_tokens"] = int(m.group(1))
@@ -422,7 +444,8 @@ def _read_batch_and_lengths(d: _Draft) -> None:
 
 def _read_reported(d: _Draft) -> None:
     t = d.t
-    m = re.search(_NUM + r"\s*(?:tok/s|tokens?/s(?:ec)?|tokens?\s+per\s+second|t/s|tps\b|个?token每秒)", t)
+    m = re.search(_NUM + r"\s*(?:tok/s|tokens?/s(?:ec)?|tokens?\s+per\s+second|t/s|tps\b|个?token每秒)", t) \
+        if _mentions(t, "/s", "second", "tps", "每秒") else None
     if m:
         d.extra["reported_tok_s"] = float(m.group(1).replace(",", ""))
         t = _blank(t, m)
@@ -431,7 +454,7 @@ def _read_reported(d: _Draft) -> None:
         v = float(m.group(1).replace(",", ""))
         d.extra["reported_power_w"] = v * (1000 if m.group(2) == "kw" else 1)
         t = _blank(t, m)
-    m = re.search(_NUM + r"\s*j\s*(?:/|per)\s*1k", t)
+    m = re.search(_NUM + r"\s*j\s*(?:/|per)\s*1k", t) if _mentions(t, "1k") else None
     if m:
         d.extra["reported_j_per_1k_tok"] = float(m.group(1).replace(",", ""))
         t = _blank(t, m)
@@ -440,6 +463,8 @@ def _read_reported(d: _Draft) -> None:
 
 def _read_money_and_grid(d: _Draft) -> None:
     t = d.t
+    if not _mentions(t, "kwh", "度", "pue"):
+        return
     m = re.search(r"\$\s*" + _NUM + r"\s*(?:/|per|a)\s*kwh", t) or re.search(
         _NUM + r"\s*(?:usd|\$|dollars?|美元)\s*(?:/|per|a|每)\s*(?:kwh|度)", t)
     if m:
@@ -488,8 +513,10 @@ def _read_workload(d: _Draft) -> None:
     t = d.t
     conv = d.conversions
     # users per day x requests per user per day
-    m = re.search(_NUM + _MULT_RE + r"\s*(?:daily\s+)?(?:active\s+)?(?:users?|people|customers|个?用户|人)" + _PERIOD_RE, t)
-    lead = re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:个?用户|人|users?)", t) if not m else None
+    people = _mentions(t, "user", "people", "customer", "用户", "人")
+    m = re.search(_NUM + _MULT_RE + r"\s*(?:daily\s+)?(?:active\s+)?(?:users?|people|customers|个?用户|人)" + _PERIOD_RE, t) \
+        if people else None
+    lead = re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:个?用户|人|users?)", t) if people and not m else None
     if m or lead:
         if m:
             n, per = _number(m.group(1), m.group(2)), _period(m.group(3)) or "day"
@@ -507,8 +534,10 @@ def _read_workload(d: _Draft) -> None:
         d.t = t
         return
     # requests
-    m = re.search(_NUM + _MULT_RE + r"\s*(?:requests?|reqs?|calls?|queries|inferences|prompts|次请求|个请求|次调用|次推理|请求|次)" + _PERIOD_RE, t)
-    lead = None if m else re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:次|个)?(?:请求|调用|推理|requests?|calls?)", t)
+    asks = _mentions(t, "req", "call", "quer", "inference", "prompt", "请求", "调用", "推理", "次")
+    m = re.search(_NUM + _MULT_RE + r"\s*(?:requests?|reqs?|calls?|queries|inferences|prompts|次请求|个请求|次调用|次推理|请求|次)" + _PERIOD_RE, t) \
+        if asks else None
+    lead = None if m or not asks else re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:次|个)?(?:请求|调用|推理|requests?|calls?)", t)
     if m or lead:
         if m:
             n, per = _number(m.group(1), m.group(2)), _period(m.group(3))
@@ -524,7 +553,8 @@ def _read_workload(d: _Draft) -> None:
         d.t = t
         return
     # characters (Chinese 字 / 万字 / "wan zi" or English characters)
-    m = re.search(_NUM + _MULT_RE + r"\s*(?:(chinese)\s+)?(characters|chars|汉字|个字|字|zi)(?![a-z])" + _PERIOD_RE, t)
+    m = re.search(_NUM + _MULT_RE + r"\s*(?:(chinese)\s+)?(characters|chars|汉字|个字|字|zi)(?![a-z])" + _PERIOD_RE, t) \
+        if _mentions(t, "char", "字", "zi") else None
     if m:
         chars = _number(m.group(1), m.group(2))
         chinese = bool(m.group(3)) or m.group(4) in ("汉字", "个字", "字", "zi") or (m.group(2) or "") in ("万", "亿", "wan", "yi")
@@ -539,7 +569,8 @@ def _read_workload(d: _Draft) -> None:
         d.t = _blank(t, m)
         return
     # bytes of text
-    m = re.search(_NUM + r"\s*(kb|mb|gb|tb|gigabytes?|megabytes?|terabytes?)\b\s*(?:of\s+)?(?:text|data|corpus|文本|数据)?" + _PERIOD_RE, t)
+    m = re.search(_NUM + r"\s*(kb|mb|gb|tb|gigabytes?|megabytes?|terabytes?)\b\s*(?:of\s+)?(?:text|data|corpus|文本|数据)?" + _PERIOD_RE, t) \
+        if _mentions(t, "b ", "byte") or t.endswith("b") else None
     if m:
         unit = m.group(2)[0] + "b"
         gb = float(m.group(1).replace(",", "")) * _BYTES[unit] / _BYTES["gb"]
@@ -551,13 +582,15 @@ def _read_workload(d: _Draft) -> None:
         d.t = _blank(t, m)
         return
     # tokens
-    m = re.search(_NUM + _MULT_RE + r"\s*(?:tokens?|toks?|个?token|词元)" + _PERIOD_RE, t)
+    m = re.search(_NUM + _MULT_RE + r"\s*(?:tokens?|toks?|个?token|词元)" + _PERIOD_RE, t) if _mentions(t, "tok", "词元") else None
     if m:
         tokens = _number(m.group(1), m.group(2))
         _set_tokens(d, tokens, _period(m.group(3)), m.group(0).strip())
         d.t = _blank(t, m)
         return
     # hours a day of continuous generation
+    if not _mentions(t, "h", "小时"):
+        return
     m = re.search(_NUM + r"\s*(?:hours?|hrs?|h|小时)\s*(?:a|per|/|each|every|每)?\s*(?:day|天|日)", t) or re.search(
         r"(?:每天|每日|a day)\s*" + _NUM + r"\s*(?:hours?|小时)", t)
     if m:
@@ -791,7 +824,7 @@ def parse(text: str, context: Context | None = None) -> Query:
             for k in ("requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day", "workload"):
                 base.pop(k, None)
     merged = {**base, **d.slots}
-    lang = context.lang if (context is not None and context.lang and not re.search(rf"[{_CJK}]", text)
+    lang = context.lang if (context is not None and context.lang and not has_cjk(text)
                             and _detect_lang(text) == "en" and not re.search(r"[a-z]{3}", d.t)) else _detect_lang(text)
     extra = d.extra
     model_known = extra.get("model_known")
