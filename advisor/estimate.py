@@ -717,13 +717,30 @@ def memory_need_gb(model: str | None, params_b: float, precision: str, batch_siz
 
 
 def bench_command(cfg: Config) -> str:
-    model = cfg.model if cfg.model and " " not in cfg.model else f"{cfg.params_b:g}b"
+    """The `ecolobster bench` call that would measure `cfg` on the user's GPU. Catalog models are
+    built synthetically from their architecture; another hub id is loaded as is; a bare size uses
+    the catalog architecture nearest in size."""
+    from measurements import catalog
+
+    synthetic = True
+    try:
+        model = catalog.resolve_model(cfg.model).key if cfg.model else None
+    except catalog.UnknownName:
+        model = None
+        if cfg.model and "/" in cfg.model and " " not in cfg.model:
+            model, synthetic = cfg.model, False
+    if model is None:
+        arch = _arch_for(None, cfg.params_b)
+        model = arch.key if arch is not None else f"{cfg.params_b:g}b"
     parts = [f"ecolobster bench --model {model} --precision {cfg.precision} --batch-size {cfg.batch_size}"]
     if cfg.prompt_tokens:
         parts.append(f"--prompt-tokens {cfg.prompt_tokens}")
     if cfg.gen_tokens:
         parts.append(f"--gen-tokens {cfg.gen_tokens}")
-    parts.append("--synthetic")
+    if cfg.precision == "fp8":
+        parts.append("--fp8-mode weight_only")  # the FP8 path the shipped rows measured
+    if synthetic:
+        parts.append("--synthetic")
     return " ".join(parts)
 
 

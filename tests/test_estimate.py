@@ -134,3 +134,13 @@ def test_leave_one_out_accuracy_stays_within_bounds():
     assert rows[("leave-one-out", "interpolated")]["median_abs_pct_err"] < 15
     assert rows[("leave-one-out", "all")]["median_abs_pct_err"] < 15
     assert rows[("hide GPU+precision", "extrapolated")]["median_abs_pct_err"] < 35
+
+
+def test_bench_commands_fit_the_engine_cli():
+    known = E.bench_command(cfg("a800", "mistral-7b", "nf4", 8))
+    assert known == "ecolobster bench --model mistral-7b-v0.2 --precision nf4 --batch-size 8 --synthetic"
+    hub = E.bench_command(E.Config(gpu="a800", model="meta-llama/Llama-2-13b-hf", params_b=13, precision="fp8"))
+    assert "--model meta-llama/Llama-2-13b-hf" in hub and "--synthetic" not in hub and "--fp8-mode weight_only" in hub
+    size_only = E.bench_command(E.Config(gpu="a800", model="13B model", params_b=13, precision="fp16"))
+    arch = catalog.resolve_model(size_only.split("--model ")[1].split()[0])
+    assert size_only.endswith("--synthetic") and 10 < arch.params_b < 17
