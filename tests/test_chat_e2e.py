@@ -57,7 +57,7 @@ class Terminal:
     def prompt(self) -> str:
         return self.read_until(PROMPT)
 
-    def ask(self, line: str, until: str = r"mood: \w+") -> str:
+    def ask(self, line: str, until: str = r"(?:mood|心情): \w+ ─╯\n") -> str:
         """Type a line and Enter; return what was shown until `until` and the next prompt."""
         self.child.sendline(line)
         return self.read_until(until + r"[\s\S]*?" + PROMPT)
@@ -78,7 +78,7 @@ def test_chat_in_a_terminal_carries_context_across_follow_ups(tmp_path):
     term.read_until(r"🦞 (green|yellow|orange|red|gray) +model mistral-7b-v0.2 · gpu a800")
 
     follow = term.ask("what about batch 16?")
-    assert "batch size 16" in flat(follow) and "A800" in follow
+    assert "batch size 16" in flat(re.sub(r"[│╭╮╰╯─]", " ", follow)) and "A800" in follow
     term.read_until(r"gpu a800 · batch 16")
 
     context = term.ask("/context", until=r"mood\s+\w+")
