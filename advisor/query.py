@@ -270,7 +270,8 @@ _ARCH_WORDS = {"blackwell": "Blackwell", "ada": "Ada Lovelace", "ada lovelace": 
 _PROTOCOL_CUES: dict[str, list[str]] = {
     "compare": [r"\bcompare", r"\bcomparison", r"\bvs\.?\b", r"\bversus\b", r"side[\s-]by[\s-]side", r"对比", r"比较",
                 r"which\s+(?:precision|quantization|gpu|batch)", r"哪个(?:精度|量化|显卡|更)"],
-    "diagnose": [r"\bslow", r"\bbill\b.*\b(?:high|crazy|huge|insane)", r"(?:high|crazy|huge|insane)\b.*\bbill\b",
+    "diagnose": [r"\b(?:usage|consumption|energy|power|bill|costs?)\b[^.?!]{0,30}\b(?:high|huge|crazy|insane|through the roof)",
+                 r"\bslow", r"\bbill\b.*\b(?:high|crazy|huge|insane)", r"(?:high|crazy|huge|insane)\b.*\bbill\b",
                  r"\bhelp\b", r"\bburn", r"\boverheat", r"too\s+(?:much|high|hot)", r"\bproblem", r"\bwrong\b",
                  r"\bdiagnos", r"\bwhy\s+(?:is|does)\s+my", r"\bissue\b", r"\bsluggish", r"\blow\s+throughput",
                  r"慢", r"高得", r"离谱", r"怎么办", r"诊断", r"太高", r"很高", r"问题", r"烫"],
@@ -764,7 +765,9 @@ def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
         # a "why" about a format is answered with the evidence across model sizes
         return ("compare" if not d.extra.get("symptoms") else "diagnose"), True
     has_workload = any(k in d.slots for k in ("requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day"))
-    if hit["diagnose"] or (d.extra.get("reported_tok_s") or d.extra.get("reported_power_w")):
+    trap_config = d.slots.get("precision") in ("int8_mixed", "fp8") and re.search(r"\b(?:i'?m|i am|my|we)\b|我", t)
+    if hit["diagnose"] or (d.extra.get("reported_tok_s") or d.extra.get("reported_power_w")) or (
+            trap_config and d.extra.get("symptoms")):
         return "diagnose", False
     if hit["estimate"] and (has_workload or not hit["optimize"]):
         return "estimate", False

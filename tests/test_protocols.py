@@ -286,3 +286,22 @@ def test_cold_process_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "advisor.cli", "ask", "Compare all 5 precisions for Qwen2.5-7B on RTX 5090.",
                         "--format", "markdown"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "42,711" in r.stdout
+
+
+def test_seed_example_conversation_int8_on_4090d_uses_the_measured_rows():
+    a, _ = ask("I'm running Mistral-7B with load_in_8bit=True on an RTX 4090D and my energy usage seems really high.")
+    assert a.protocol == "diagnose" and a.alerts[0].code == "INT8_MIXED"
+    assert a.alerts[0].impact_pct == pytest.approx((7401 / 5212 - 1) * 100)
+    row = next(t for t in a.tables if t.title == "Matched traps").rows[0]
+    assert row[3:5] == ["7,401", "5,212"]
+    assert {"seed003-rtx4090d-mistral-7b-int8_mixed-bs1", "seed003-rtx4090d-mistral-7b-int8_pure-bs1"} <= {
+        c.ref for c in a.citations}
+    assert a.costs[0].kwh / a.costs[1].kwh == pytest.approx(7401 / 5212)
+
+
+def test_a_precision_never_measured_on_the_gpu_is_only_suggested_for_measurement():
+    a, _ = ask("greenest config for Mistral-7B on an A800?")
+    assert a.extra["best"]["precision"] in ("fp16", "int8_pure")  # both measured on the A800
+    worth = [r for r in a.recommendations if r.title.startswith("Worth measuring")]
+    if worth:
+        assert worth[0].code.startswith("ecolobster bench") and "never measured" in worth[0].detail

@@ -25,10 +25,33 @@ def candidates(q: Query) -> list[Estimate]:
     return out
 
 
+# Product policy: a precision never measured on this GPU is recommended over a measured one only
+# when it is estimated to save more than this fraction, about the median error of cross-GPU and
+# cross-precision transfer in benchmarks/estimator_accuracy.py (README, Benchmarks).
+EXTRAPOLATION_MARGIN = 0.25
+
+
+def _measured_here(e: Estimate) -> bool:
+    return bool(c.ds().by_gp.get((e.config.gpu, e.config.precision)))
+
+
 def best_of(ests: list[Estimate]) -> Estimate:
     # FP8 in eager mode is never recommended, whatever an extrapolation says
     pool = [e for e in ests if e.config.precision != "fp8"] or ests
-    return min(pool, key=lambda e: e.j_per_1k_tok)
+    best = min(pool, key=lambda e: e.j_per_1k_tok)
+    backed = [e for e in pool if _measured_here(e)]
+    if backed and not _measured_here(best):
+        safe = min(backed, key=lambda e: e.j_per_1k_tok)
+        if best.j_per_1k_tok > safe.j_per_1k_tok * (1 - EXTRAPOLATION_MARGIN):
+            return safe
+    return best
+
+
+def unmeasured_alternative(ests: list[Estimate], chosen: Estimate) -> Estimate | None:
+    """A cheaper-looking configuration whose precision was never measured on this GPU."""
+    pool = [e for e in ests if e.config.precision != "fp8" and not _measured_here(e)
+            and e.j_per_1k_tok < chosen.j_per_1k_tok]
+    return min(pool, key=lambda e: e.j_per_1k_tok) if pool else None
 
 
 def run(q: Query) -> Answer:
@@ -115,6 +138,16 @@ def run(q: Query) -> Answer:
         impact=(f"{c.fnum(cur_line.kwh, 1)} -> {c.fnum(best_line.kwh, 1)} kWh, {c.fusd(cur_line.usd)} -> {c.fusd(best_line.usd)}"
                 f" ({c.fusd(save)} saved), {c.fnum(cur_line.kg_co2, 1)} -> {c.fnum(best_line.kg_co2, 1)} kgCO2 per "
                 f"{'month' if w.period == 'month' else 'job'}")))
+    alt = unmeasured_alternative(cands, best)
+    if alt is not None:
+        ac = alt.config
+        ans.recommendations.append(Recommendation(
+            title=f"Worth measuring: {c.plabel(ac.precision)} at batch size {ac.batch_size}",
+            detail=(f"Estimated at {c.fnum(alt.j_per_1k_tok)} J/1k tok "
+                    f"({c.fpct(c.delta_pct(alt.j_per_1k_tok, best.j_per_1k_tok))} vs the recommendation), but "
+                    f"{c.plabel(ac.precision)} was never measured on {glabel}: the figure is {alt.tier} "
+                    f"({alt.method}). Measure it before switching."),
+            code=alt.bench_command, language="bash"))
     if "gpu" in q.defaulted:
         ans.recommendations.append(Recommendation(
             title="Tell me your GPU",
@@ -174,7 +207,7 @@ def _pitfalls(q: Query, cands: list[Estimate], bs: int) -> Table | None:
            "nf4": "4-bit dequantization overhead on a model this size", "int8_pure": "8-bit weights on this GPU"}
     for prec, e in sorted(at.items(), key=lambda kv: -kv[1].j_per_1k_tok):
         w = derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)
-        if prec == best.config.precision or w < 5:
+        if prec == best.config.precision or w < 5 or prec not in why:
             continue
         rows.append([c.plabel(prec), why.get(prec, ""), c.fpct(w), e.tier])
     if not rows:
