@@ -641,6 +641,15 @@ def _memory_fit(points: Sequence[Point]) -> dict[str, tuple[float, float, int]]:
     return out
 
 
+def _catalog_key(model: str) -> str | None:
+    from measurements import catalog
+
+    try:
+        return catalog.resolve_model(model).key
+    except catalog.UnknownName:
+        return None
+
+
 def kv_cache_gb(model: str | None, params_b: float, tokens: int) -> float:
     arch = _arch_for(model, params_b)
     if arch is None:
@@ -654,6 +663,9 @@ def memory_gb(ds: Dataset, model: str | None, params_b: float, precision: str, b
     cache of the extra sequences and tokens beyond a single measured sequence."""
     fits = _memory_fit(ds.points)
     prec = BF16_AS if precision == "bf16" else precision
+    arch = _arch_for(model, params_b) if model else None
+    if arch is not None and model and arch.key == _catalog_key(model):
+        params_b = arch.params_b  # every expert of a mixture-of-experts model sits in memory
     if prec in fits:
         a, k, n = fits[prec]
         base = a + k * params_b

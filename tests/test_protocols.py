@@ -305,3 +305,21 @@ def test_a_precision_never_measured_on_the_gpu_is_only_suggested_for_measurement
     worth = [r for r in a.recommendations if r.title.startswith("Worth measuring")]
     if worth:
         assert worth[0].code.startswith("ecolobster bench") and "never measured" in worth[0].detail
+
+
+def test_a_model_that_fits_nowhere_says_so_with_the_memory_needed():
+    a, _ = ask("greenest config for Llama-3.1-70B on an RTX 4090D")
+    assert a.protocol == "optimize" and a.mood == "gray" and "does not fit" in a.headline
+    need = {r[0]: r[1] for r in a.tables[0].rows}
+    assert need["NF4 (4-bit)"] > 24 and need["FP16"] > need["NF4 (4-bit)"]
+
+
+def test_mixture_of_experts_uses_active_parameters_for_energy():
+    a, _ = ask("Mixtral-8x7B on A100 in NF4, cost of 1M requests a month?")
+    arch = catalog.resolve_model("mixtral-8x7b")
+    assert a.protocol == "estimate"
+    assert any("mixture of experts" in c for c in a.caveats)
+    assert a.provenance[0].subject.startswith("a100_80gb / mixtral-8x7b / nf4")
+    dense, _ = ask("Qwen2.5-14B on A100 in NF4, cost of 1M requests a month?")  # ~ the active size, dense
+    assert arch.active_params_b < 14.77 < arch.params_b
+    assert a.costs[0].kwh < 2 * dense.costs[0].kwh

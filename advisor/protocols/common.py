@@ -79,14 +79,23 @@ def plabel(p: str) -> str:
 
 
 def config(q: Query, **over) -> Config:
-    vals = dict(gpu=q.gpu, model=q.model, params_b=q.model_params_b, precision=q.precision, batch_size=q.batch_size,
+    # energy and speed follow the parameters a token actually touches: the active ones of a
+    # mixture-of-experts model (memory still counts them all, in advisor.estimate.memory_gb)
+    a = arch_of(q)
+    params = a.active_params_b if a is not None else q.model_params_b
+    vals = dict(gpu=q.gpu, model=q.model, params_b=params, precision=q.precision, batch_size=q.batch_size,
                 prompt_tokens=q.prompt_tokens, gen_tokens=q.gen_tokens)
     vals.update(over)
     return Config(**vals)
 
 
 def est(q: Query, **over) -> Estimate | None:
-    return estimate(config(q, **over))
+    e = estimate(config(q, **over))
+    a = arch_of(q)
+    if e is not None and a is not None and a.active_params_b < a.params_b:
+        e.notes.append(f"mixture of experts: energy and speed scaled by the {a.active_params_b:g}B parameters active "
+                       f"per token (of {a.params_b:g}B); memory counts all of them")
+    return e
 
 
 def max_batch() -> int:

@@ -60,6 +60,19 @@ def run(q: Query) -> Answer:
     ans.alerts = c.detect_traps(q)
     current = c.est(q)
     cands = candidates(q)
+    if current is not None and not cands:
+        g = c.gpu_of(q.gpu)
+        needs = [(p, c.est(q, precision=p, batch_size=1)) for p in ("fp16", "int8_pure", "nf4")]
+        rows = [[c.plabel(p), round(e.mem_gb, 1) if e and e.mem_gb else None] for p, e in needs]
+        ans.mood = "gray"
+        ans.headline = (f"{mlabel} does not fit in the {g.vram_gb:g} GB of the {glabel} in any measured format, "
+                        "even at batch size 1." if g else f"{mlabel} does not fit on {glabel}.")
+        ans.tables.append(Table(title=f"Estimated GPU memory for {mlabel} at batch size 1",
+                                columns=["precision", "GB needed"], rows=rows))
+        ans.recommendations.append(Recommendation(
+            title="Use a GPU with more memory, or several",
+            detail="Compare GPUs with enough memory, e.g. ask \"compare H100 vs A800 for this model in NF4\"."))
+        return ans
     if current is None or not cands:
         ans.mood = "gray"
         ans.headline = (f"No measurement or derivation covers {mlabel} on {glabel} yet.")
