@@ -1213,15 +1213,15 @@ def run_interactive(
         output=out,
     )
 
-    warmed = [not warm_up]
+    import threading
 
-    def warm() -> None:
-        # Once the first prompt is on screen, load the advisor in the background so the first
-        # answer does not pay for the imports; the user is still typing.
-        if warmed[0]:
+    warm_thread: list[threading.Thread] = []
+
+    def warm(_app: Any = None) -> None:
+        # After the first prompt is drawn (not before: the imports would hold the GIL while it
+        # renders), load the advisor in the background so the first answer does not pay for it.
+        if warm_thread or not warm_up:
             return
-        warmed[0] = True
-        import threading
 
         def load() -> None:
             try:
@@ -1230,12 +1230,15 @@ def run_interactive(
             except Exception:
                 pass  # reported when the first answer needs them
 
-        threading.Thread(target=load, name="ecolobster-warm-up", daemon=True).start()
+        warm_thread.append(threading.Thread(target=load, name="ecolobster-warm-up", daemon=True))
+        warm_thread[0].start()
+
+    session.app.after_render += warm
 
     hinted = False
     while True:
         try:
-            text = session.prompt(pre_run=warm)
+            text = session.prompt()
         except KeyboardInterrupt:
             if not hinted:
                 chat.say(chat.t("line_cancelled"))
@@ -1249,6 +1252,10 @@ def run_interactive(
         except KeyboardInterrupt:
             chat.say(chat.t("answer_cancelled"))
     chat.say(chat.t("bye"))
+    if warm_thread:
+        # Leaving while the advisor still loads: let the import finish rather than stopping the
+        # interpreter in the middle of it.
+        warm_thread[0].join()
     return 0
 
 
