@@ -998,6 +998,11 @@ def history_path() -> Path:
 def check_history_file(path: Path) -> str | None:
     """Why `path` cannot serve as the history file, or None when it can (creating its folder)."""
     try:
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"{parent} is a file, not a folder"
+                break
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             return "it is a folder"

@@ -131,3 +131,31 @@ def test_piped_questions_are_answered_one_per_line(tmp_path):
     assert out.count("> ") >= 3 and "> what about batch 16?" in out
     assert re.search(r"batch\s+16", out) and re.search(r"gpu\s+a800", out)
     assert not (tmp_path / "state" / "ecolobster" / "chat_history").exists()  # pipes keep no history
+
+
+def test_a_corrupt_or_unusable_history_never_blocks_start_up(tmp_path):
+    hist = tmp_path / "state" / "ecolobster" / "chat_history"
+    hist.parent.mkdir(parents=True)
+    hist.write_bytes(bytes(range(256)) * 64 + b"\n+/context\n")  # garbage around one good entry
+    term = Terminal(tmp_path, extra_env={"NO_COLOR": "1"})
+    term.prompt()
+    assert "can't be used" not in term.shown
+    out = term.ask("/context", until=r"mood\s+\S+")
+    assert "No context yet" in out
+    term.child.sendcontrol("d")
+    term.child.expect(pexpect.EOF)
+    assert hist.read_bytes().endswith(b"+/context\n")
+
+    broken = tmp_path / "other"
+    broken.mkdir()
+    (broken / "state").mkdir()
+    (broken / "state" / "ecolobster").write_text("a file where the folder should be")
+    term = Terminal(broken, extra_env={"NO_COLOR": "1"})
+    first = term.prompt()
+    blocker = broken / "state" / "ecolobster"
+    assert f"can't be used ({blocker} is a file, not a folder)" in flat(first) and "in memory only" in flat(first)
+    assert "No context yet" in term.ask("/context", until=r"mood\s+\S+")
+    term.child.sendline("/quit")
+    term.child.expect(pexpect.EOF)
+    term.child.close()
+    assert term.child.exitstatus == 0

@@ -316,7 +316,7 @@ def test_history_whose_folder_cannot_be_made_falls_back_to_memory(tmp_path):
     blocker = tmp_path / "state"
     blocker.write_text("a file where the folder should be")
     hist, problem = repl.make_history(blocker / "ecolobster" / "chat_history")
-    assert isinstance(hist, InMemoryHistory) and problem == "Not a directory"
+    assert isinstance(hist, InMemoryHistory) and problem == f"{blocker} is a file, not a folder"
 
 
 def test_history_file_that_cannot_be_opened_falls_back_to_memory(tmp_path, monkeypatch):
