@@ -286,3 +286,24 @@ def test_protocol_command_without_context_or_question_says_how_to_use_it():
     chat = new_chat(out.append)
     chat.handle("/compare")
     assert flat(out[-1]) == "Usage: /compare QUESTION (or just ask the question)."
+
+
+def test_plan_runs_fine_tuning_planning_when_it_is_installed(monkeypatch):
+    import importlib.util
+
+    out: list[str] = []
+    chat = new_chat(out.append, width=lambda: 80)
+    chat.handle("/plan")
+    installed = importlib.util.find_spec("advisor.protocols.plan") is not None
+    if installed:
+        assert out[-1].startswith("Usage: /plan QUESTION")
+        chat.handle("/plan LoRA or QLoRA for Mistral-7B on an RTX 4090, budget $50")
+        assert chat.state.last_answer.protocol == "plan"
+    else:
+        assert "Fine-tuning planning is not part of this installation yet." in out[-1]
+    # Either way, asking for it where it is missing says so plainly.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "advisor.protocols.plan" else real(name, *a))
+    chat.handle("/plan LoRA for Mistral-7B")
+    assert "Fine-tuning planning is not part of this installation yet." in out[-1]
