@@ -90,7 +90,8 @@ def analyze(paths: list[Path]) -> dict[str, Any]:
 
 # --- 2 and 3: measured on the GPU ---------------------------------------------------------------
 
-def measure(out: Path, model: str = "qwen2.5-1.5b", reps: int = 6) -> dict[str, Any]:
+def measure(out: Path, model: str = "qwen2.5-1.5b", reps: int = 6, batch_sizes: tuple[int, ...] = (1, 8),
+            cc_seconds: float = 20.0) -> dict[str, Any]:
     import torch
 
     from engine.carbon import CarbonTracker
@@ -103,7 +104,7 @@ def measure(out: Path, model: str = "qwen2.5-1.5b", reps: int = 6) -> dict[str, 
     on = EnergyMonitor.open(0.1)
     reader = on.reader
     assert reader is not None and on.sampler is not None
-    off = EnergyMonitor(reader, None)
+    off = EnergyMonitor(reader, None, align_counter=True)
     lm = load_model(model, "fp16", "cuda")
     settings = ProtocolSettings(warmup=0, runs=3, pause_s=0, idle_s=0, max_reruns=0)
     result: dict[str, Any] = {"model": lm.model_id, "precision": "fp16", "gpu": reader.names()}
@@ -118,7 +119,7 @@ def measure(out: Path, model: str = "qwen2.5-1.5b", reps: int = 6) -> dict[str, 
     time.sleep(2.0)
     result["sampler_rate_hz"] = (len(on.sampler.samples()) - n0) / 2.0 / max(1, len(reader.gpu_indices()))
 
-    for bs in (1, 8):
+    for bs in batch_sizes:
         cfg = InferenceConfig(model=model, precision="fp16", batch_size=bs, prompt_tokens=128, gen_tokens=64)
         measure_inference(lm.model, cfg, on, settings.model_copy(update={"runs": 1}), "cuda")  # warm-up
         with_s: list[float] = []
@@ -140,11 +141,11 @@ def measure(out: Path, model: str = "qwen2.5-1.5b", reps: int = 6) -> dict[str, 
             "overhead": -w.rel_diff, "welch_t": w.t, "welch_df": w.df, "p_value": w.p_value}
         print(json.dumps({f"overhead_bs{bs}": result[f"overhead_bs{bs}"]}), flush=True)
 
-    # CodeCarbon's GPU figure vs the counter, over ~20 s of batch-8 generation.
+    # CodeCarbon's GPU figure vs the counter, over cc_seconds of batch-8 generation.
     ids, mask = make_prompt(8, 128, lm.model.config.vocab_size, "cuda")
     tracker = CarbonTracker("us", measure_power_secs=1.0).start()
     on.begin_window("codecarbon")
-    t_end = time.monotonic() + 20.0
+    t_end = time.monotonic() + cc_seconds
     n = 0
     with torch.inference_mode():
         while time.monotonic() < t_end:
@@ -171,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("action", nargs="?", default="analyze", choices=["analyze", "measure"])
     ap.add_argument("paths", nargs="*", type=Path)
     ap.add_argument("--out", type=Path, default=Path("out"))
+    ap.add_argument("--model", default="qwen2.5-1.5b")
+    ap.add_argument("--reps", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--cc-seconds", type=float, default=20.0)
     args = ap.parse_args(argv)
     if args.action == "measure":
         import torch
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("engine_accuracy measure: needs a CUDA GPU; nothing measured")
             return 0
-        measure(args.out)
+        measure(args.out, args.model, args.reps, tuple(args.batch_size), args.cc_seconds)
         return 0
     paths = args.paths or ([RAW] if RAW.exists() else [])
     if not paths:
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if MEASURED.exists():
         m = json.loads(MEASURED.read_text())
         print("measured on the H100 (benchmarks/engine_accuracy_h100.json):")
-        for bs in (1, 8):
+        for bs in (1, 2, 4, 8, 16, 32, 64):
             o = m.get(f"overhead_bs{bs}")
             if o:
                 print(f"  sampler overhead, batch {bs}: {o['overhead']:+.2%} (p={o['p_value']:.3g})")

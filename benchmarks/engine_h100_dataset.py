@@ -30,10 +30,10 @@ QWEN = ("qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b")
 GRID_PRECISIONS = ("fp16", "bf16", "nf4", "int8_pure", "int8_mixed")
 PROMPT, GEN, GEN_INT8_MIXED = 128, 64, 32
 SWEEP_BS = (1, 2, 4, 8, 16, 32, 64)
-FT_MODELS = ("qwen2.5-1.5b", "phi-3-mini", "qwen2.5-7b")
+FT_MODELS = ("qwen2.5-7b", "qwen2.5-1.5b", "phi-3-mini")  # in order of priority
 
 
-def inference_configs() -> list[Any]:
+def inference_configs(only: str | None = None) -> list[Any]:
     from engine.inference import InferenceConfig
 
     cap = (f"int8_mixed generation capped at {GEN_INT8_MIXED} new tokens (LLM.int8() decomposition is slow at "
@@ -54,10 +54,14 @@ def inference_configs() -> list[Any]:
         for bs in (1, 8):
             out.append(InferenceConfig(model=m, precision="fp8", batch_size=bs, prompt_tokens=PROMPT, gen_tokens=GEN,
                                        compute_dtype="bf16", fp8_mode="dynamic"))
+    if only:
+        # Priority order for a short run: the 7B sweeps first, then the rest of its grid.
+        order = {"fp16": 0, "int8_pure": 1, "nf4": 2, "bf16": 3, "int8_mixed": 4, "fp8": 5}
+        out = sorted((c for c in out if c.model == only), key=lambda c: order[c.precision])
     return out
 
 
-def finetune_configs() -> list[Any]:
+def finetune_configs(steps: int = 5, warmup: int = 2) -> list[Any]:
     from engine.finetune import FinetuneConfig
 
     out = []
@@ -67,18 +71,24 @@ def finetune_configs() -> list[Any]:
                 for r in (16, 64):
                     for gc in (False, True):
                         out.append(FinetuneConfig(model=m, method=method, rank=r, alpha=16, seq_len=s,
-                                                  grad_checkpointing=gc, steps=5, warmup_steps=2))
+                                                  grad_checkpointing=gc, steps=steps, warmup_steps=warmup))
     # Extras, in order of interest, if time is left: issue 7's other axes.
     out += [
         FinetuneConfig(model="qwen2.5-7b", method="qlora", rank=16, alpha=16, seq_len=512, steps=8, warmup_steps=2,
                        save_every=3, note="adapter saved every 3 steps: the checkpoint-spike study (seed 000)"),
-        FinetuneConfig(model="qwen2.5-7b", method="qlora", double_quant=True, rank=16, alpha=16, seq_len=512),
-        FinetuneConfig(model="qwen2.5-7b", method="qlora", quant="int8", rank=16, alpha=16, seq_len=512),
-        FinetuneConfig(model="qwen2.5-7b", method="qlora", rank=16, alpha=16, seq_len=512, optimizer="paged_adamw_8bit"),
-        FinetuneConfig(model="qwen2.5-1.5b", method="full", seq_len=512),
-        FinetuneConfig(model="qwen2.5-1.5b", method="full", seq_len=512, grad_checkpointing=True),
-        FinetuneConfig(model="qwen2.5-7b", method="qlora", rank=8, alpha=16, seq_len=512),
-        FinetuneConfig(model="qwen2.5-7b", method="qlora", rank=32, alpha=16, seq_len=512),
+        FinetuneConfig(model="qwen2.5-1.5b", method="full", seq_len=512, steps=steps, warmup_steps=warmup),
+        FinetuneConfig(model="qwen2.5-7b", method="qlora", double_quant=True, rank=16, alpha=16, seq_len=512,
+                       steps=steps, warmup_steps=warmup),
+        FinetuneConfig(model="qwen2.5-7b", method="qlora", rank=16, alpha=16, seq_len=512, optimizer="paged_adamw_8bit",
+                       steps=steps, warmup_steps=warmup),
+        FinetuneConfig(model="qwen2.5-7b", method="qlora", quant="int8", rank=16, alpha=16, seq_len=512,
+                       steps=steps, warmup_steps=warmup),
+        FinetuneConfig(model="qwen2.5-1.5b", method="full", seq_len=512, grad_checkpointing=True, steps=steps,
+                       warmup_steps=warmup),
+        FinetuneConfig(model="qwen2.5-7b", method="qlora", rank=8, alpha=16, seq_len=512, steps=steps,
+                       warmup_steps=warmup),
+        FinetuneConfig(model="qwen2.5-7b", method="qlora", rank=32, alpha=16, seq_len=512, steps=steps,
+                       warmup_steps=warmup),
     ]
     return out
 
@@ -137,20 +147,20 @@ def _cold_idle(mon: Any, out: Path, phase: str, prov: Any) -> None:
     """Idle power before anything ran in this process (the GPU may still be clocked up)."""
     w = mon.measure_idle(3.0)
     rec = {"phase": phase, "cold_idle_w": w.power_w, "method": w.method, "provenance": prov.model_dump(mode="json")}
-    (out / f"{phase}_env.json").write_text(json.dumps(rec, indent=2, default=str))
-    print(f"cold idle {w.power_w:.1f} W ({w.method})", flush=True)
+    print("ENV " + json.dumps(rec, default=str), flush=True)
 
 
-def run_inference(out: Path, budget_s: float, resume: Path | None) -> None:
+def run_inference(out: Path, budget_s: float, resume: Path | None, only: str | None = None) -> None:
     from engine.inference import Sweep
     from engine.protocol import ProtocolSettings
 
-    settings = ProtocolSettings(warmup=1, runs=3, pause_s=1.0, idle_s=1.0, max_reruns=1)
+    # The second H100 session (only=7B) had less device time left: no re-runs, gates flagged.
+    settings = ProtocolSettings(warmup=1, runs=3, pause_s=1.0, idle_s=1.0, max_reruns=0 if only else 1)
     results, traces = _setup(out, "inference", resume)
     mon, prov = _monitor_and_provenance(settings)
     _cold_idle(mon, out, "inference", prov)
     try:
-        Sweep(inference_configs(), settings, "cuda", results, traces, monitor=mon, provenance=prov,
+        Sweep(inference_configs(only), settings, "cuda", results, traces, monitor=mon, provenance=prov,
               on_event=_logger("inference", traces, out / "inference_traces.tar.gz"),
               deadline=time.monotonic() + budget_s).run()
     finally:
@@ -158,16 +168,16 @@ def run_inference(out: Path, budget_s: float, resume: Path | None) -> None:
         _tar(traces, out / "inference_traces.tar.gz")
 
 
-def run_finetune(out: Path, budget_s: float, resume: Path | None) -> None:
+def run_finetune(out: Path, budget_s: float, resume: Path | None, fast: bool = False) -> None:
     from engine.finetune import FinetuneSweep
     from engine.protocol import ProtocolSettings
 
-    settings = ProtocolSettings(pause_s=1.0, idle_s=1.0, max_reruns=0)
+    settings = ProtocolSettings(pause_s=0.5 if fast else 1.0, idle_s=0.5 if fast else 1.0, max_reruns=0)
     results, traces = _setup(out, "finetune", resume)
     mon, prov = _monitor_and_provenance(settings)
     _cold_idle(mon, out, "finetune", prov)
     try:
-        FinetuneSweep(finetune_configs(), settings, "cuda", results, traces, monitor=mon, provenance=prov,
+        FinetuneSweep(finetune_configs(*((4, 1) if fast else (5, 2))), settings, "cuda", results, traces, monitor=mon, provenance=prov,
                       on_event=_logger("finetune", traces, out / "finetune_traces.tar.gz"),
                       deadline=time.monotonic() + budget_s).run()
     finally:
@@ -181,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
     ap.add_argument("--budget-s", type=float, default=540.0)
     ap.add_argument("--resume", type=Path, default=None)
+    ap.add_argument("--only", default=None, help="inference: one model key (its configurations, priority order)")
+    ap.add_argument("--fast", action="store_true", help="finetune: 1 warm-up + 4 measured steps, 0.5 s idle")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -192,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
               "nothing measured here")
         return 0
     if args.phase == "inference":
-        run_inference(args.out, args.budget_s, args.resume)
+        run_inference(args.out, args.budget_s, args.resume, args.only)
     else:
-        run_finetune(args.out, args.budget_s, args.resume)
+        run_finetune(args.out, args.budget_s, args.resume, args.fast)
     return 0
 
 
