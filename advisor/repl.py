@@ -28,7 +28,7 @@ import shlex
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +74,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "binary": "That looks like binary data ({n:,} unreadable characters), not a question. "
                   "Type a question in English or Chinese, or /help.",
         "unknown_cmd": "Unknown command {cmd}.",
+        "path_hint": "{path} is a path, not a command. To check it for energy traps: /audit {path}",
         "did_you_mean": " Did you mean {near}?",
         "help_hint": " /help lists the commands.",
         "lang_set": "Language: English. I'll answer in English from now on.",
@@ -134,6 +135,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "code_too_long": "这段代码有 {n:,} 个字符；粘贴的代码最多审查 {max:,} 个字符。请保存为文件后用 /audit 路径。",
         "binary": "这看起来是二进制数据（{n:,} 个无法识别的字符），不是问题。请用中文或英文提问，或输入 /help。",
         "unknown_cmd": "未知命令 {cmd}。",
+        "path_hint": "{path} 是一个路径，不是命令。要检查其中的能耗陷阱：/audit {path}",
         "did_you_mean": "你是想用 {near} 吗？",
         "help_hint": "输入 /help 查看所有命令。",
         "lang_set": "语言：中文。之后我用中文回答。",
@@ -500,7 +502,6 @@ class ChatState:
     fmt: Fmt = "rich"
     last_answer: Any = None  # advisor.answer.Answer
     turns: int = 0
-    notices: list[str] = field(default_factory=list)
 
 
 class Chat:
@@ -667,6 +668,9 @@ class Chat:
         name = _ALIASES.get(name, name)
         handler = self._handlers.get(name)
         if handler is None:
+            if "/" in head[1:] and Path(head).expanduser().exists():  # a path typed on its own
+                self.say(self.t("path_hint", path=head))
+                return True
             candidates = list(COMMAND_NAMES) + list(_ALIASES)
             near = difflib.get_close_matches(name, candidates, n=2, cutoff=0.5)
             near = list(dict.fromkeys(_ALIASES.get(n, n) for n in near))

@@ -437,3 +437,11 @@ def test_iter_units_keeps_a_piped_python_file_whole_up_to_the_next_question():
     assert units == [code.rstrip("\n"), "and on an A800?", code.rstrip("\n"), "greenest for Mistral-7B on an A800",
                      "换成 NF4 呢"]
     assert repl.extract_code(units[0]) == units[0]
+
+
+def test_a_path_typed_alone_points_to_audit(tmp_path):
+    script = tmp_path / "serve.py"
+    script.write_text("x = 1\n")
+    chat, out = make_chat()
+    chat.handle(str(script))
+    assert flat(out[-1]) == f"{script} is a path, not a command. To check it for energy traps: /audit {script}"
