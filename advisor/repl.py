@@ -1067,7 +1067,7 @@ def _completer(chat: Chat) -> Any:
             vocab.extend(completion_words())
         return vocab
 
-    helps = {c.name: (c.help_zh if chat.state.lang == "zh" else c.help_en) for c in COMMANDS}
+    by_name = {c.name: c for c in COMMANDS}
 
     class ChatCompleter(Completer):
         def get_completions(self, document: Any, complete_event: Any) -> Iterator[Any]:
@@ -1075,7 +1075,9 @@ def _completer(chat: Chat) -> Any:
             if text.startswith("/") and " " not in text:
                 for name in COMMAND_NAMES:
                     if name.startswith(text.lower()):
-                        yield Completion(name, start_position=-len(text), display_meta=helps[name])
+                        c = by_name[name]
+                        meta = c.help_zh if chat.state.lang == "zh" else c.help_en  # follows /lang
+                        yield Completion(name, start_position=-len(text), display_meta=meta)
                 return
             if text.startswith("/"):
                 cmd, _, rest = text.partition(" ")
