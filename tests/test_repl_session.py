@@ -307,3 +307,11 @@ def test_plan_runs_fine_tuning_planning_when_it_is_installed(monkeypatch):
                         lambda name, *a: None if name == "advisor.protocols.plan" else real(name, *a))
     chat.handle("/plan LoRA for Mistral-7B")
     assert "Fine-tuning planning is not part of this installation yet." in out[-1]
+
+
+def test_tab_completes_commands_and_model_names_in_the_running_session():
+    # Keys in separate chunks, as a person types them: Tab after the text it completes.
+    screen, chat = drive(["/con", "\t", "\r", "greenest for Yi-1", "\t", " on an RTX 4090D\r", CTRL_D], pause=0.3)
+    assert "ecolobster> /context\r\n" in screen and "No context yet" in screen
+    assert "ecolobster> greenest for Yi-1.5-6B on an RTX 4090D\r\n" in screen
+    assert chat.state.context.model == "yi-1.5-6b" and chat.state.context.gpu == "rtx4090d"
