@@ -315,3 +315,18 @@ def test_tab_completes_commands_and_model_names_in_the_running_session():
     assert "ecolobster> /context\r\n" in screen and "No context yet" in screen
     assert "ecolobster> greenest for Yi-1.5-6B on an RTX 4090D\r\n" in screen
     assert chat.state.context.model == "yi-1.5-6b" and chat.state.context.gpu == "rtx4090d"
+
+
+def test_the_answer_panel_is_coloured_by_its_mood():
+    out: list[str] = []
+    chat = new_chat(out.append, width=lambda: 80, color=True)
+    borders = {}
+    # A recommendation with no stated configuration is green; load_in_8bit's default is a trap.
+    for question in ("greenest for Mistral-7B on an A800",
+                     "I run Mistral-7B with load_in_8bit=True on an RTX 4090D and my bill is high"):
+        chat.handle(question)
+        m = re.match(r"(\x1b\[[0-9;]*m)╭─", out[-1])
+        assert m, repr(out[-1][:80])
+        borders[chat.mood] = m.group(1)
+    assert len(borders) == 2 and borders["green"] == "\x1b[32m"
+    assert len(set(borders.values())) == 2  # the trap's panel has another colour
