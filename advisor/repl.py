@@ -52,7 +52,7 @@ MIN_WIDTH = 40
 DATA_ROWS_SHOWN = 25
 
 HISTORY_FILE = "chat_history"
-PROMPT = "ecolobster> "
+PROMPT_NAME = "ecolobster"  # the prompt reads "ecolobster> "
 
 # --------------------------------------------------------------------------------------------
 # Words the chat itself says (answers bring their own words). English and Chinese.
@@ -544,6 +544,10 @@ class Chat:
         }
 
     # ---- output -------------------------------------------------------------------------
+
+    def attach(self, write: Callable[[str], None], width: Callable[[], int]) -> None:
+        """Send output somewhere else (the interactive session writes through prompt-toolkit)."""
+        self._write, self._width = write, width
 
     def say(self, text: str, *, wrapped: bool = True) -> None:
         """Write a message of the chat's own, wrapped to the width (answers come pre-rendered)."""
@@ -1185,8 +1189,7 @@ def run_interactive(
         out.write_raw(text)
         out.flush()
 
-    chat._write = write
-    chat._width = lambda: out.get_size().columns
+    chat.attach(write, lambda: out.get_size().columns)
 
     hist, problem = make_history(history)
     chat.say(chat.welcome())
@@ -1211,7 +1214,7 @@ def run_interactive(
         "mood.none": "bg:#444444 fg:ansiwhite",
     })
     session: Any = PromptSession(
-        message=[("class:prompt", PROMPT.rstrip("> ")), ("", "> ")],
+        message=[("class:prompt", PROMPT_NAME), ("", "> ")],
         history=hist,
         auto_suggest=AutoSuggestFromHistory(),
         completer=_completer(chat),
