@@ -11,8 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "chat",
         help="talk to EcoLobster: questions in English or Chinese, follow-ups keep the context",
         description="Chat with EcoLobster. On a terminal: a prompt with history, completion and slash "
-                    "commands (/help lists them). From a pipe: one question per line, or blocks "
-                    "separated by blank lines; code blocks are audited.",
+                    "commands (/help lists them). From a pipe: one question per line; code (fenced "
+                    "with ``` or not) is kept together until the next question and audited.",
     )
     p.add_argument("--lang", choices=["en", "zh"], help="answer language (default: follow the user)")
     p.add_argument("--format", choices=["rich", "markdown", "json"], default="rich", dest="fmt",
