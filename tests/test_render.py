@@ -128,3 +128,34 @@ def test_persona_adds_words_only():
     assert again.voice != a.voice and again.lang == "zh"
     assert again.model_dump(exclude={"voice", "lang"}) == a.model_dump(exclude={"voice", "lang"})
     assert "混合精度分解" in again.voice[1]  # the alert's line, in Chinese
+
+
+def test_rich_at_80_columns_fits_and_never_splits_a_word():
+    from rich.cells import cell_len
+
+    from advisor.audit import Auditor, load_settings
+    from advisor.protocols.audit import report_to_answer
+
+    compare, _ = ask("Compare all 5 precisions for Qwen2.5-7B on RTX 5090.")
+    out = render(compare, "rich", width=80, color=False)
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
+    # the headers, the tier and the figures each survive whole
+    for token in ("precision", "measured", "INT8", "5,331", "42,711", "(threshold=0.0)", "(load_in_8bit"):
+        assert token in out, token  # a word cut by a line break or a border would not match
+    assert "precision: FP16" in out and "J/1k tok: 5,331" in out  # a row as a block of "column: value"
+    assert "tier: measured (every row)" in out  # the column every row shares became a note
+    assert "Comparison: Qwen2.5-7B on NVIDIA GeForce RTX 5090, batch size 1" in out  # title kept whole
+
+    path = "tests/corpus/audit/hf_fastapi_server.py"
+    audit = report_to_answer(Auditor(load_settings([path])).audit_paths([path]), query={"paths": [path]}, subject=path)
+    out = render(audit, "rich", width=80, color=False)
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
+    for token in ("ECO101", "ECO105", "measured", "INT8", "llm_int8_threshold=0.0", "seed003-a800-mistral-7b-fp16-bs1);",
+                  "tests/corpus/audit/hf_fastapi_server.py:14"):
+        assert token in out, token  # a word cut by a line break or a border would not match
+    assert "INT8 mixed-precision decomposition (8-bit without threshold 0.0)" in out  # alert title not cut
+
+
+def test_rich_keeps_the_table_when_it_fits():
+    out = render(sample(), "rich", width=80, color=False)
+    assert "┃ line ┃ rule   ┃ severity ┃" in out

@@ -18,9 +18,10 @@ FORMATS: tuple[str, ...] = ("rich", "markdown", "json")
 __all__ = ["FORMATS", "Format", "print_answer", "render", "to_json", "to_markdown"]
 
 
-def render(answer: Answer, fmt: Format = "rich", width: int = 100, color: bool | None = None) -> str:
-    """The answer as text. `color=None` means automatic: off when NO_COLOR is set or stdout is not
-    a terminal."""
+def render(answer: Answer, fmt: Format = "rich", width: int | None = None, color: bool | None = None) -> str:
+    """The answer as text. `width=None` means the terminal's width (COLUMNS when set, else the
+    terminal, else 100 columns); `color=None` means automatic: off when NO_COLOR is set or stdout
+    is not a terminal."""
     if fmt == "json":
         return to_json(answer)
     if fmt == "markdown":
@@ -28,6 +29,10 @@ def render(answer: Answer, fmt: Format = "rich", width: int = 100, color: bool |
     if fmt == "rich":
         from advisor.render.rich_render import to_rich
 
+        if width is None:
+            import shutil
+
+            width = shutil.get_terminal_size((100, 24)).columns
         return to_rich(answer, width=width, color=color)
     raise ValueError(f"unknown format '{fmt}'. Accepted: {', '.join(FORMATS)}")
 
@@ -39,7 +44,8 @@ def print_answer(answer: Answer, fmt: Format = "rich", console: Any = None) -> N
 
         from advisor.render.rich_render import renderable
 
-        (console or Console(highlight=False, emoji=False)).print(renderable(answer))
+        console = console or Console(highlight=False, emoji=False)
+        console.print(renderable(answer, console.width))
         return
     text = render(answer, fmt)
     if console is not None:

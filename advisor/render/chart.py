@@ -13,8 +13,9 @@ BAR_WIDTH = 20  # characters of a full bar (layout, not a figure)
 MOOD_TAG = {"green": "[Green]", "yellow": "[Yellow]", "orange": "[Orange]", "red": "[Red]", "gray": "[Gray]"}
 
 
-def bar_lines(chart: Chart, width: int = BAR_WIDTH, lang: str = "en") -> list[tuple[str, str]]:
-    """(text, mood) per item: `label: [=====     ] 50%  annotation [Mood] <- you`."""
+def bar_lines(chart: Chart, width: int = BAR_WIDTH, lang: str = "en", stacked: bool = False) -> list[tuple[str, str]]:
+    """(text, mood) per item: `label: [=====     ] 50%  annotation [Mood] <- you`. `stacked` puts
+    the label on a line of its own and the bar, indented, under it (for narrow terminals)."""
     if not chart.items:
         return []
     vals = [it.value for it in chart.items]
@@ -28,7 +29,8 @@ def bar_lines(chart: Chart, width: int = BAR_WIDTH, lang: str = "en") -> list[tu
             rel = best / it.value if chart.lower_is_better else it.value / best
         n = max(1, round(rel * width)) if rel > 0 else 0
         bar = "=" * n + " " * (width - n)
-        text = f"{it.label.ljust(label_w)} [{bar}] {rel * 100:5.0f}%"
+        head = f"{it.label}\n  " if stacked else f"{it.label.ljust(label_w)} "
+        text = f"{head}[{bar}] {rel * 100:5.0f}%"
         if it.annotation:
             text += f"  {it.annotation}"
         text += f"  {MOOD_TAG.get(it.mood, '')}"

@@ -15,6 +15,12 @@ from advisor.render.chart import bar_lines, chart_head
 from advisor.render.labels import label
 from advisor.render.markdown import _cell
 
+# Columns a panel takes from the console width: a border and a space of padding on each side.
+PANEL_FRAME = 4
+# Columns a rich table adds around its cells: one separator per column plus the closing one, and a
+# space of padding either side of every cell.
+TABLE_FRAME_PER_COL = 3
+
 MOOD_STYLE = {"green": "green", "yellow": "yellow", "orange": "dark_orange", "red": "red", "gray": "grey58"}
 
 
@@ -29,13 +35,84 @@ def color_default(stream: Any = None) -> bool:
         return False
 
 
-def renderable(answer: Answer):
-    from rich.console import Group
-    from rich.panel import Panel
+def _longest_token(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(w) for w in text.split()), default=0)
+
+
+def _table_min_width(columns: list[str], rows: list[list[str]]) -> int:
+    """The narrowest the table can be without splitting a word: every column as wide as its longest
+    token (header included)."""
+    widths = [max([_longest_token(c)] + [_longest_token(r[i]) for r in rows if i < len(r)]) for i, c in enumerate(columns)]
+    return sum(widths) + TABLE_FRAME_PER_COL * len(columns) + 1
+
+
+def _pack(fields: list[str], width: int, sep: str = "   ") -> list[str]:
+    """Greedily pack "label: value" fields into lines of at most `width` columns; a field longer
+    than a line gets a line of its own (rich then wraps it between words)."""
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    cur = ""
+    for f in fields:
+        if cur and cell_len(cur) + len(sep) + cell_len(f) <= width:
+            cur += sep + f
+        else:
+            if cur:
+                lines.append(cur)
+            cur = f
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+def table_parts(title: str, columns: list[str], rows: list[list[str]], notes: list[str], avail: int) -> list[Any]:
+    """A table as rich renderables that fit `avail` columns without breaking a word: the full table
+    when it fits; else the same table without the columns whose value is the same on every row
+    (said once, as a note); else one block per row: the first column's "column: value" in bold,
+    the others' under it."""
     from rich.table import Table as RTable
     from rich.text import Text
 
+    notes = [n for n in notes if n]
+    if _table_min_width(columns, rows) > avail and len(rows) > 1:
+        keep = [i for i, _ in enumerate(columns) if i == 0 or len({r[i] if i < len(r) else "" for r in rows}) > 1]
+        if len(keep) < len(columns):
+            same = [f"{columns[i]}: {rows[0][i]}" for i in range(len(columns)) if i not in keep]
+            columns = [columns[i] for i in keep]
+            rows = [[r[i] if i < len(r) else "" for i in keep] for r in rows]
+            notes = notes + ["; ".join(same) + " (every row)"]
+    out: list[Any] = []
+    if _table_min_width(columns, rows) <= avail:
+        rt = RTable(title=title, title_justify="left", show_lines=False, header_style="bold")
+        for col in columns:
+            rt.add_column(col, overflow="fold")
+        for r in rows:
+            rt.add_row(*r)
+        out.append(rt)
+    else:
+        from rich.padding import Padding
+
+        out.append(Text(title, style="bold italic"))
+        for r in rows:
+            out.append(Text(f"{columns[0]}: {r[0] if r else '-'}", style="bold"))
+            fields = [f"{c}: {v}" for c, v in zip(columns[1:], r[1:], strict=False) if v not in ("", "-")]
+            # indented as a block, so a field that wraps stays under its row
+            out += [Padding(Text(line), (0, 0, 0, 2)) for line in _pack(fields, avail - 2)]
+    out += [Text(n, style="dim") for n in notes]
+    return out
+
+
+def renderable(answer: Answer, width: int = 100):
+    """The answer as one rich Panel laid out for a console `width` columns wide."""
+    from rich.cells import cell_len
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
     a = answer
+    avail = max(20, width - PANEL_FRAME)
 
     def L(key: str) -> str:
         return label(a.lang, key)
@@ -45,12 +122,17 @@ def renderable(answer: Answer):
     if a.voice:
         parts.append(Text(a.voice[0], style=f"bold {style}"))
     for al in a.alerts:
-        body = Text(al.message)
+        title = f"{L('alert')}: {al.title} ({al.code})"
+        body = Text()
+        # rich cuts a title longer than the border with an ellipsis: move it into the body instead
+        if cell_len(title) > avail - PANEL_FRAME - 2:
+            body.append(al.title + "\n", style="bold")
+            title = f"{L('alert')} ({al.code})"
+        body.append(al.message)
         if al.fix:
             body.append(f"\n{L('quick_fix')}: ", style="bold")
             body.append(al.fix, style="cyan")
-        parts.append(Panel(body, title=f"{L('alert')}: {al.title} ({al.code})", border_style=MOOD_STYLE.get(al.mood, "grey58"),
-                           title_align="left"))
+        parts.append(Panel(body, title=title, border_style=MOOD_STYLE.get(al.mood, "grey58"), title_align="left"))
     if a.headline:
         line = Text(a.headline, style="bold")
         if a.waste_pct is not None:
@@ -61,31 +143,23 @@ def renderable(answer: Answer):
     for w in a.warnings:
         parts.append(Text(f"{L('warning')}: {w}", style="yellow"))
     for t in a.tables:
-        rt = RTable(title=t.title, title_justify="left", show_lines=False, header_style="bold")
-        for col in t.columns:
-            rt.add_column(str(col), overflow="fold")
-        for r in t.rows:
-            rt.add_row(*(_cell(v) for v in r))
-        parts.append(rt)
-        for n in t.notes:
-            if n:
-                parts.append(Text(n, style="dim"))
+        parts += table_parts(t.title, [str(c) for c in t.columns], [[_cell(v) for v in r] for r in t.rows], t.notes, avail)
     for ch in a.charts:
         txt = Text(chart_head(ch, a.lang) + "\n", style="bold")
-        for line, mood in bar_lines(ch, lang=a.lang):
+        lines = bar_lines(ch, lang=a.lang)
+        if any(cell_len(line) > avail for line, _ in lines):
+            lines = bar_lines(ch, lang=a.lang, stacked=True)
+        for line, mood in lines:
             txt.append(line + "\n", style=MOOD_STYLE.get(mood, ""))
         parts.append(txt)
     if a.costs:
-        ct = RTable(title=L("money"), title_justify="left", header_style="bold")
-        for col in (L("configuration"), "kWh", "$", "kgCO2", L("km"), L("phones")):
-            ct.add_column(col, overflow="fold")
+        rows = []
         for c in a.costs:
             eq = c.equivalents
-            ct.add_row(c.label, f"{c.kwh:,.3g}", f"{c.usd:,.2f}", f"{c.kg_co2:,.3g}", f"{eq.get('km_driven', 0):,.3g}",
-                       f"{eq.get('smartphone_charges', 0):,.3g}")
-        parts.append(ct)
-        if a.costs[0].basis:
-            parts.append(Text(a.costs[0].basis, style="dim"))
+            rows.append([c.label, f"{c.kwh:,.3g}", f"{c.usd:,.2f}", f"{c.kg_co2:,.3g}", f"{eq.get('km_driven', 0):,.3g}",
+                         f"{eq.get('smartphone_charges', 0):,.3g}"])
+        parts += table_parts(L("money"), [L("configuration"), "kWh", "$", "kgCO2", L("km"), L("phones")], rows,
+                             [a.costs[0].basis], avail)
     for r in a.recommendations:
         t = Text()
         t.append(f"> {r.title}\n", style="bold green")
@@ -114,7 +188,12 @@ def renderable(answer: Answer):
         parts.append(Text(f"{L('sources')}: {refs}", style="dim"))
     for v in a.voice[1:]:
         parts.append(Text(v, style=style))
-    return Panel(Group(*parts), title=f"EcoLobster - {a.protocol.upper()}: {a.title}", title_align="left",
+    title = f"EcoLobster - {a.protocol.upper()}: {a.title}"
+    if cell_len(title) > avail - 2:
+        # too long for the border (rich would cut it mid-word): the full title opens the body
+        parts.insert(0, Text(a.title, style="bold"))
+        title = f"EcoLobster - {a.protocol.upper()}"
+    return Panel(Group(*parts), title=title, title_align="left",
                  border_style=style, subtitle=f"{L('mood')}: {a.mood}", subtitle_align="right")
 
 
@@ -126,5 +205,5 @@ def to_rich(answer: Answer, width: int = 100, color: bool | None = None) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
                       no_color=not color, highlight=False, emoji=False, legacy_windows=False)
-    console.print(renderable(answer))
+    console.print(renderable(answer, width))
     return buf.getvalue()
