@@ -29,11 +29,13 @@ def answer_query(query: Query, lang: str | None = None) -> Answer:
     return persona.apply(ans, lang or query.lang or "en")
 
 
-def ask(text: str, context: Context | None = None, lang: str | None = None) -> tuple[Answer, Context]:
+def ask(text: str, context: Context | None = None, lang: str | None = None,
+        protocol: str | None = None) -> tuple[Answer, Context]:
     """Answer a question in English or Chinese. Returns the answer and the context to pass with the
-    next question (follow-ups like "and on an A800?" reuse it)."""
+    next question (follow-ups like "and on an A800?" reuse it). `protocol` forces the protocol
+    (the chat's /compare, /diagnose, ...) instead of reading it from the words."""
     try:
-        q = parse(text, context)
+        q = parse(text, context, protocol=protocol)
     except QueryError as err:
         from advisor.query import _detect_lang
 

@@ -9,7 +9,8 @@ Public API (other modules code against these names):
 - `Context`: the slots carried from one question to the next (the chat's follow-ups).
 - `Query`: a Context plus the protocol, what was defaulted, warnings and unit conversions.
 - `QueryError(ValueError)` with `.errors: list[str]`.
-- `parse(text, context=None) -> Query` and `from_fields(protocol, **slots) -> Query`.
+- `parse(text, context=None, protocol=None) -> Query` (`protocol` forces the protocol instead of
+  reading it from the words) and `from_fields(protocol, **slots) -> Query`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ QueryProtocol = Literal["optimize", "diagnose", "compare", "estimate", "audit", 
 Lang = Literal["en", "zh"]
 
 USE_CASES: tuple[str, ...] = ("production_api", "interactive_chat", "offline_batch")
+QUERY_PROTOCOLS: tuple[str, ...] = ("optimize", "diagnose", "compare", "estimate", "audit", "plan")
 USE_CASE_LABEL = {
     "production_api": "production API",
     "interactive_chat": "interactive chat",
@@ -751,6 +753,28 @@ def _read_flags(d: _Draft) -> None:
         d.extra["all_precisions"] = True
 
 
+# what the reader functions record besides slots when the text states something
+_STATED_EXTRAS: tuple[str, ...] = ("precisions", "all_precisions", "gpus", "models", "model_name", "symptoms",
+                                   "reported_tok_s", "reported_power_w", "reported_j_per_1k_tok", "nightly", "compiled")
+
+
+def _states_something(d: _Draft) -> bool:
+    return bool(d.slots) or any(d.extra.get(k) for k in _STATED_EXTRAS)
+
+
+def _not_a_follow_up(d: _Draft, last_protocol: str) -> str:
+    shown = d.raw.strip()
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    if has_cjk(d.raw):
+        return (f"没看懂“{shown}”：它没有提到模型、GPU、精度、批大小、地区或负载，所以无法接着上一个问题（{last_protocol}）回答。"
+                "可以这样追问：“批大小 16 呢？”、“换成 NF4 呢？”、“换成 A800 呢？”，或者问一个新问题，"
+                "例如“RTX 4090 上 Qwen2.5-7B 最省电的配置是什么？”")
+    return (f"I did not understand \"{shown}\": it names no model, GPU, precision, batch size, region or workload, "
+            f"so it cannot change the last question ({last_protocol}). Follow up with e.g. \"what about batch 16?\", "
+            "\"and on an A800?\", \"switch to NF4\" or \"in France?\", or ask a new question such as "
+            "\"greenest config for Qwen2.5-7B on an RTX 4090D\".")
+
+
 def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
     t = d.t
     hit = {k: any(rx.search(t) for rx in rxs) for k, rxs in _CUE_RES.items()}
@@ -778,20 +802,29 @@ def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
     if has_workload:
         return "estimate", False
     if context is not None and context.last_protocol:
-        return context.last_protocol, False
+        # a follow-up keeps the last protocol only when it changes something; words that state
+        # nothing ("foo bar") must not silently repeat the previous answer
+        if _states_something(d):
+            return context.last_protocol, False
+        raise QueryError([_not_a_follow_up(d, context.last_protocol)])
     if "model" in d.slots or "gpu" in d.slots or "precision" in d.slots:
         return "optimize", False
     return None, explain
 
 
-def parse(text: str, context: Context | None = None) -> Query:
-    """Read a question in English or Chinese; merge it over `context` (the previous slots)."""
+def parse(text: str, context: Context | None = None, protocol: str | None = None) -> Query:
+    """Read a question in English or Chinese; merge it over `context` (the previous slots).
+    `protocol` (one of QUERY_PROTOCOLS) forces the protocol, as the chat's /compare etc. do; with a
+    context the text may then be empty ("run the last configuration through this protocol")."""
     if not isinstance(text, str):
         raise QueryError([f"the question must be text, not {type(text).__name__}"])
+    if protocol is not None and protocol not in QUERY_PROTOCOLS:
+        raise QueryError([f"protocol '{protocol}' is not known. Accepted: {', '.join(QUERY_PROTOCOLS)}."])
     if len(text) > 20000:
         raise QueryError(["the question is longer than 20,000 characters: ask about one configuration at a time"])
     d = _Draft(text)
-    if not d.t:
+    forced = protocol
+    if not d.t and not (forced and context is not None):
         raise QueryError(["the question is empty: ask e.g. \"What's the greenest config for Qwen2.5-7B on an RTX 4090?\""])
     try:
         _read_flags(d)
@@ -804,7 +837,12 @@ def parse(text: str, context: Context | None = None) -> Query:
         _read_model(d)
         _read_region(d)
         _read_use_case(d)
-        protocol, explain = _classify(d, context)
+        if forced:
+            # the reader functions ran: the slots are known; the words only still decide "why?"
+            explain = bool(_CUE_RES["explain"][0].search(d.t)) and not re.search(r"\bwhy\s+(?:is|does)\s+my|为什么我的", d.t)
+            protocol = forced
+        else:
+            protocol, explain = _classify(d, context)
     except QueryError:
         raise
     except (ValueError, OverflowError, ArithmeticError) as err:  # a number too odd to use

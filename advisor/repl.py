@@ -229,13 +229,10 @@ COMMANDS: tuple[Command, ...] = (
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)
 _ALIASES: dict[str, str] = {a: c.name for c in COMMANDS for a in c.aliases}
 
-# The protocol slash commands put their protocol's verb in front of the question, so the parser
-# routes it there even when the question alone would read differently.
-PROTOCOL_VERBS: dict[str, dict[str, str]] = {
-    "/optimize": {"en": "optimize", "zh": "优化"},
-    "/compare": {"en": "compare", "zh": "比较"},
-    "/estimate": {"en": "estimate the cost of", "zh": "估算"},
-    "/diagnose": {"en": "diagnose", "zh": "诊断"},
+# The protocol slash commands force their protocol on the question, so it goes there even when
+# the words alone would read as another one ("/diagnose ... compare ...").
+SLASH_PROTOCOLS: dict[str, str] = {
+    "/optimize": "optimize", "/compare": "compare", "/estimate": "estimate", "/diagnose": "diagnose",
 }
 
 # Context slots shown in the toolbar and by /context, in this order, with short labels.
@@ -635,10 +632,10 @@ class Chat:
 
     # ---- answering ----------------------------------------------------------------------
 
-    def _ask(self, text: str) -> None:
+    def _ask(self, text: str, protocol: str | None = None) -> None:
         api = _need("advisor.api", "part_api")
         lang = self.state.lang if self.state.lang_forced else None
-        answer, context = api.ask(text, self.state.context, lang=lang)
+        answer, context = api.ask(text, self.state.context, lang=lang, protocol=protocol)
         if context is not None:
             self.state.context = context
         self.show(answer)
@@ -700,8 +697,7 @@ class Chat:
         if not rest and self.state.context is None:
             self.say(self.t("ask_usage", cmd=name))
             return True
-        verb = PROTOCOL_VERBS[name][self.state.lang]
-        self._ask(f"{verb} {rest}".strip())
+        self._ask(rest, protocol=SLASH_PROTOCOLS[name])
         return True
 
     def _cmd_plan(self, rest: str) -> bool:

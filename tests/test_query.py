@@ -263,3 +263,54 @@ def test_structured_workloads_and_unknown_fields():
 def test_query_is_a_context():
     q = parse("Qwen2.5-7B on A800")
     assert isinstance(q, Query) and isinstance(q, Context)
+
+
+@pytest.mark.parametrize("follow_up", ["what about batch 16?", "and on an A800?", "换成 NF4 呢？", "in France?"])
+def test_a_real_follow_up_keeps_the_last_protocol(follow_up):
+    ctx = parse("Compare all 5 precisions for Qwen2.5-7B on RTX 5090.").to_context()
+    q = parse(follow_up, ctx)
+    assert q.protocol == "compare" and q.model.startswith("qwen2.5-7b")
+
+
+@pytest.mark.parametrize(("text", "shown"), [("foo bar", "I did not understand \"foo bar\""), ("嗯嗯嗯", "没看懂“嗯嗯嗯”")])
+def test_words_that_state_nothing_are_not_answered_as_a_follow_up(text, shown):
+    from advisor.api import ask
+
+    ctx = parse("Compare all 5 precisions for Qwen2.5-7B on RTX 5090.").to_context()
+    with pytest.raises(QueryError) as err:
+        parse(text, ctx)
+    assert err.value.errors[0].startswith(shown)
+    answer, kept = ask(text, ctx)
+    assert answer.protocol == "error" and answer.errors == err.value.errors
+    assert ("batch 16" in answer.errors[0]) or ("批大小 16" in answer.errors[0])  # examples of what works
+    assert kept == ctx  # the context survives the misunderstanding
+
+
+def test_a_protocol_can_be_forced_over_the_words():
+    from advisor.api import ask
+
+    text = "my bill is crazy high, compare FP16 and NF4 for Qwen2.5-7B on RTX 5090"
+    assert parse(text).protocol == "compare"
+    assert parse(text, protocol="diagnose").protocol == "diagnose"
+    answer, ctx = ask(text, protocol="estimate")
+    assert answer.protocol == "estimate" and ctx.last_protocol == "estimate"
+    # with a context the forced protocol needs no words at all
+    assert parse("", ctx, protocol="optimize").protocol == "optimize"
+    with pytest.raises(QueryError, match="question is empty"):
+        parse("", None, protocol="optimize")
+    with pytest.raises(QueryError, match="protocol 'explode' is not known. Accepted: optimize, diagnose"):
+        parse(text, protocol="explode")
+
+
+def test_the_chats_slash_commands_force_their_protocol():
+    from tests.test_repl import new_chat
+
+    chat = new_chat(width=lambda: 80)
+    chat.handle("/diagnose my bill is crazy high, compare FP16 and NF4 for Qwen2.5-7B on RTX 5090")
+    assert chat.state.last_answer.protocol == "diagnose"
+    assert chat.state.context.gpu == "rtx5090"
+    chat.handle("/compare")  # no words: the context, through the forced protocol
+    assert chat.state.last_answer.protocol == "compare"
+    chat.handle("foo bar")
+    assert chat.state.last_answer.protocol == "error"
+    assert chat.state.context.last_protocol == "compare"
