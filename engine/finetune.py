@@ -410,7 +410,7 @@ class FinetuneSweep:
         t_end = mon.clock()
         measured = records[-cfg.steps:]
         upd: dict[str, Any] = dict(
-            n_steps=len(measured), attempts=proto.attempts, gate_failed=proto.gate_failed,
+            settings=settings, n_steps=len(measured), attempts=proto.attempts, gate_failed=proto.gate_failed,
             gate_notes=proto.gate_notes, steps=measured, idle_power_w=idle_w,
             loss_first=records[0].loss if records else None, loss_last=records[-1].loss if records else None)
         st = summarize([r.step_time_s for r in measured])

@@ -44,7 +44,10 @@ def _common_notes(res: InferenceResult | FinetuneResult) -> list[str]:
     notes: list[str] = []
     if res.weights == "synthetic":
         notes.append(f"synthetic weights: random initialisation with the exact catalog shapes of {res.model_id}")
-    notes.append(default_settings_note(res.settings))
+    settings = res.settings
+    if isinstance(res, FinetuneResult):  # a fine-tuning run's warm-up and measured counts are steps
+        settings = settings.model_copy(update={"warmup": res.config.warmup_steps, "runs": res.config.steps})
+    notes.append(default_settings_note(settings))
     if res.config.note:
         notes.append(res.config.note)
     return notes
@@ -57,6 +60,10 @@ def _energy_notes(res: InferenceResult | FinetuneResult, what: str) -> list[str]
         return notes
     notes.append(f"GPU energy from {res.energy_method}, all GPUs of the run summed; the 10 Hz sampler's "
                  f"integral differs from the counter by {_pct(res.counter_vs_sampler)} on average")
+    if res.counter_vs_sampler is not None and res.counter_vs_sampler > 0.03:
+        notes.append("that gap comes from sub-second windows with bursty power, which 10 Hz instantaneous "
+                     "readings under-sample; the counter, interpolated to the window edges from its 100 ms "
+                     "steps, is the figure used")
     if res.idle_power_w is not None:
         notes.append(f"idle {res.idle_power_w:.1f} W measured for {res.settings.idle_s:g} s before the "
                      "configuration (net = gross - idle x time)")
