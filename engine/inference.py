@@ -164,9 +164,13 @@ def _vocab(model: Any) -> int:
 
 
 def measure_inference(model: Any, cfg: InferenceConfig, monitor: EnergyMonitor, settings: ProtocolSettings,
-                      device: str, on_event: Event | None = None) -> tuple[ProtocolResult, list[RunRecord],
-                                                                          dict[str, Any]]:
-    """Idle baseline, warm-up and measured runs of one configuration on a loaded model."""
+                      device: str, on_event: Event | None = None, t_origin: float | None = None
+                      ) -> tuple[ProtocolResult, list[RunRecord], dict[str, Any]]:
+    """Idle baseline, warm-up and measured runs of one configuration on a loaded model.
+
+    Run times are recorded relative to ``t_origin`` (the trace's origin; default: now)."""
+    if t_origin is None:
+        t_origin = monitor.clock()
     import torch
     from transformers import LogitsProcessorList
 
@@ -181,7 +185,6 @@ def measure_inference(model: Any, cfg: InferenceConfig, monitor: EnergyMonitor, 
         torch.cuda.reset_peak_memory_stats()
     ids, mask = make_prompt(cfg.batch_size, cfg.prompt_tokens, _vocab(model), device)
     tokens = cfg.batch_size * cfg.gen_tokens
-    t_origin = monitor.clock()
     records: list[RunRecord] = []
 
     def once(i: int) -> RunMeasurement:
@@ -370,7 +373,7 @@ class Sweep:
                 base.notes.append(str(err))
         try:
             proto, runs, info = measure_inference(lm.model, cfg, self.monitor, self.settings, self.device,
-                                                  self.on_event)
+                                                  self.on_event, t_origin=t_start)
         except Exception as err:
             if tracker is not None:
                 with contextlib.suppress(Exception):

@@ -528,8 +528,11 @@ class EnergyMonitor:
     def __init__(self, reader: PowerReader | None, sampler: PowerSampler | None = None,
                  sync: Callable[[], None] = cuda_sync, clock: Callable[[], float] = time.monotonic,
                  min_counter_window_s: float = 0.1, align_counter: bool = False,
-                 align_timeout_s: float = 0.25):
+                 align_timeout_s: float = 0.25, edge_ticks: bool = True):
         self.reader, self.sampler, self.sync, self.clock = reader, sampler, sync, clock
+        # A sample at each window edge keeps the integral exact there; a replay turns this off
+        # because the recorded trace already holds those samples.
+        self.edge_ticks = edge_ticks
         self.min_counter_window_s = min_counter_window_s
         # The counter steps at a fixed period (100 ms on the H100 measured here): aligning window
         # edges to its steps removes up to one period of energy error at each edge.
@@ -594,7 +597,7 @@ class EnergyMonitor:
         step to the start time at the power read then (the GPU is idle in between)."""
         assert self.reader is not None
         steps = self._next_steps()
-        if self.sampler is not None:
+        if self.sampler is not None and self.edge_ticks:
             self.sampler.tick()  # a sample at the edge keeps the integral exact there
         t0 = self.clock()
         out: dict[int, float | None] = {}
@@ -627,7 +630,7 @@ class EnergyMonitor:
             t0, counters, aligned = self._aligned_begin()
         else:
             counters, aligned = self._counters(), False
-            if self.sampler is not None:
+            if self.sampler is not None and self.edge_ticks:
                 self.sampler.tick()
             t0 = self.clock()
         self._open[name] = _Open(t0, counters, aligned=aligned)
@@ -641,7 +644,7 @@ class EnergyMonitor:
         t = self.clock()
         c = self._counters()
         total = None if not c or any(v is None for v in c.values()) else sum(c.values())  # type: ignore[arg-type]
-        if self.sampler is not None:
+        if self.sampler is not None and self.edge_ticks:
             self.sampler.tick()
         self._open[window].marks[label] = (t, total)
 
@@ -657,12 +660,12 @@ class EnergyMonitor:
         w = self._open.pop(name)
         if self.reader is not None and w.aligned:
             p_end = {g: self._power(g) for g in self.reader.gpu_indices()}
-            if self.sampler is not None:
+            if self.sampler is not None and self.edge_ticks:
                 self.sampler.tick()
             c1, w.aligned = self._aligned_end(t1, p_end)
         else:
             c1 = self._counters()
-            if self.sampler is not None:
+            if self.sampler is not None and self.edge_ticks:
                 self.sampler.tick()
         c0 = None if not w.counters or any(v is None for v in w.counters.values()) else sum(
             v for v in w.counters.values() if v is not None)

@@ -13,14 +13,13 @@ from measurements.schema import MeasurementRow
 
 
 def gpu_key(res: InferenceResult | FinetuneResult) -> str:
-    if res.device == "cpu":
-        return "cpu"
+    """The GPU whose energy the row reports; "cpu" for a CPU run that read no GPU at all."""
     p = res.provenance
     if p is not None and p.gpu_key:
         return p.gpu_key
     if p is not None and p.gpu_names:
         return slug(p.gpu_names[0]).replace("-", "_")
-    return "unknown_gpu"
+    return "cpu" if res.device == "cpu" else "unknown_gpu"
 
 
 def params_b(res: InferenceResult | FinetuneResult) -> float:
@@ -132,8 +131,6 @@ def inference_row(res: InferenceResult, source: str, id_prefix: str | None = Non
         peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
         n_runs=res.n_runs or None, trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
         notes=_finish(notes, res))
-    if res.device == "cpu":
-        fields["gpu_count"] = 1
     if res.provenance is not None:
         fields.update(row_fields(res.provenance))
     return MeasurementRow.model_validate(fields)
