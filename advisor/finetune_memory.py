@@ -669,14 +669,17 @@ def estimate_training(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
         "forward (loss)": base + grads_in_fwd + act.saved_all + act.final_norm + head_cast + loss_fwd,
         "backward (loss)": base + grads_in_fwd + act.saved_all + act.final_norm + head_cast + loss_bwd,
     }
-    # a layer's backward: under checkpointing the layer is recomputed on top of the checkpoints
+    # a layer's backward: under checkpointing the layer is recomputed on top of the checkpoints;
+    # in full fine-tuning weight gradients grow while saved activations shrink (max at either end)
     layer_transient = _layer_backward_transient(arch, setup)
-    if setup.grad_checkpointing:
-        layer_live = act.saved_all + act.layer + layer_transient
+    layer_live = act.saved_all + (act.layer if setup.grad_checkpointing else 0.0)
+    if setup.method == "full":
+        held = max(layer_live + grads_in_fwd, grads + (act.layer if setup.grad_checkpointing else 0.0))
     else:
-        layer_live = act.saved_all + layer_transient
-    grads_by_then = grads if setup.method == "full" else grads
-    phases["backward (layers)"] = base + grads_by_then + layer_live + head_grad_in
+        held = layer_live + grads
+    phases["backward (layers)"] = base + held + layer_transient + head_grad_in
+    if setup.grad_checkpointing:  # the forward of one layer runs without keeping its tensors
+        phases["forward (layers)"] = base + grads_in_fwd + act.saved_all + _layer_forward_working_set(arch, setup)
     step_grads = grads
     if master:
         step_grads = grads + trainable * BYTES["bf16"]
@@ -706,21 +709,57 @@ def estimate_training(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
     )
 
 
-def _layer_backward_transient(arch: ModelArch, setup: TrainSetup) -> float:
-    """Live gradients while one layer runs backward: the MLP's intermediate gradients dominate.
+def _mlp_dtypes(setup: TrainSetup) -> tuple[str, str, str]:
+    """(base output, LoRA output, their sum) dtypes in the gated MLP on this code path."""
+    p = _path(setup)
+    x = _promote(p.norm_w, p.res)
+    base = x if (p.quantised or not p.autocast) else p.compute
+    lora = p.compute if p.autocast else p.lora
+    return base, lora, _promote(base, lora)
 
-    At the multiply of the gated MLP, autograd holds the gradient of the product and produces the
-    gradients of both factors (intermediate-sized each); a bnb layer also dequantises its weight.
+
+def _layer_backward_transient(arch: ModelArch, setup: TrainSetup) -> float:
+    """Gradients alive on top of one layer's saved tensors while it runs backward.
+
+    The gated MLP's backward is the widest point: at the multiply autograd holds the gradient of
+    the product and creates those of both factors (intermediate-sized, in the activation dtype)
+    while the product's own saved copy is already released; the down projection's LoRA branch
+    creates the fp32 gradient of its (fp32) input. The residual stream's gradient comes on top.
     """
     p = _path(setup)
     t = setup.tokens_per_micro_step
     i = arch.intermediate
-    gdt = BYTES[p.lora] if (setup.method != "full" and not p.autocast) else BYTES[p.compute]
-    grads = 3 * i * gdt * t
-    deq = 0.0
-    if p.quantised:
-        deq = max(lin.d_in * lin.d_out for lin in layer_linears(arch)) * BYTES[p.compute]
-    return grads + deq
+    base, _, _ = _mlp_dtypes(setup)
+    act_b = BYTES[base]
+    lora_in_b = BYTES[p.compute] if p.autocast else BYTES[p.lora]
+    lora_down = setup.method != "full" and "down" in setup.target_modules
+    widest = max(lora_in_b * i if lora_down else 0.0, 2 * i * act_b)
+    return (widest + arch.hidden * BYTES[p.res]) * t
+
+
+def _layer_forward_working_set(arch: ModelArch, setup: TrainSetup) -> float:
+    """Tensors alive at once in one layer's forward when nothing is kept (checkpointing).
+
+    The widest moment is the MLP's second input projection: the first one's output is alive while
+    the base output, the LoRA branch output and their sum exist together (a bitsandbytes layer
+    also holds its 16-bit output before casting it back to the fp32 input dtype).
+    """
+    p = _path(setup)
+    t = setup.tokens_per_micro_step
+    i = arch.intermediate
+    base, lora, summed = _mlp_dtypes(setup)
+    bnb_tmp = BYTES[p.compute] if (p.quantised and base == "fp32") else 0
+    fused = arch.model_type in _FUSED_GATE_UP
+    lora_up = setup.method != "full" and "up" in setup.target_modules
+    width = 2 * i if fused else i
+    proj = width * (BYTES[base] + bnb_tmp + ((BYTES[lora] + BYTES[summed]) if lora_up else 0))
+    if fused:
+        act = 4 * i * BYTES[summed if lora_up else base]  # gate_up output, silu and product
+        ws = max(proj, act)
+    else:
+        ws = i * BYTES[summed if lora_up else base] + proj  # the gate output is alive meanwhile
+        ws = max(ws, 3 * i * BYTES[summed if lora_up else base])
+    return ws * t
 
 
 def estimate_inference(arch: ModelArch, weights: WeightFormat = "bf16", batch_size: int = 1, context: int = 2048,
