@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  sampler overhead, batch {bs}: {o['overhead']:+.2%} (p={o['p_value']:.3g})")
         cc = m.get("codecarbon") or {}
         if cc.get("ratio_codecarbon_to_counter"):
-            print(f"  CodeCarbon GPU energy / NVML counter: {cc['ratio_codecarbon_to_counter']:.3f}")
+            each = ", ".join(f"{c['ratio']:.3f}" for c in cc.get("configs", []))
+            print(f"  CodeCarbon GPU energy / NVML counter: {cc['ratio_codecarbon_to_counter']:.3f}"
+                  + (f" (per configuration: {each})" if each else ""))
     return 0
 
 
