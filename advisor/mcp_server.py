@@ -247,7 +247,7 @@ class ToolSpec:
     name: str
     title: str
     description: str
-    input_model: type[ToolInput]
+    input_model: type[BaseModel]
     run: Callable[..., Any]  # (input, ServerContext) -> Answer; a coroutine function when is_async
     read_only: bool = True
     is_async: bool = False
@@ -464,6 +464,28 @@ def _tool_query_measurements(inp: QueryMeasurementsInput, ctx: ServerContext) ->
     return answer
 
 
+def plan_input_model() -> type[BaseModel] | None:
+    """The fine-tuning planner's request model, strict about unknown fields; None where the
+    planner is not part of this build."""
+    import importlib.util
+
+    if importlib.util.find_spec("advisor.protocols.plan") is None:
+        return None
+    from advisor.protocols.plan import PlanRequest
+
+    if PlanRequest.model_config.get("extra") == "forbid":
+        return PlanRequest
+    return type("PlanFinetuneInput", (PlanRequest,), {"__doc__": PlanRequest.__doc__,
+                                                      "model_config": ConfigDict(extra="forbid")})
+
+
+def _tool_plan_finetune(inp: BaseModel, ctx: ServerContext) -> Answer:
+    from advisor.protocols.plan import PlanRequest, plan
+
+    request = inp if type(inp) is PlanRequest else PlanRequest.model_validate(inp.model_dump(exclude_unset=True))
+    return plan(request)
+
+
 def benchmark_available() -> bool:
     """The engine and torch are installed and torch sees a CUDA GPU. The cheap checks come first, so
     a machine without an NVIDIA driver never imports torch."""
@@ -568,6 +590,13 @@ def tool_specs(include_benchmark: bool | None = None) -> list[ToolSpec]:
                  "each row carries its source, kind (measured/simulated/derived), software versions and spread.",
                  QueryMeasurementsInput, _tool_query_measurements),
     ]
+    plan_model = plan_input_model()
+    if plan_model is not None:
+        specs.append(ToolSpec(
+            "plan_finetune", "Plan a fine-tuning run",
+            "Plan LoRA, QLoRA or full fine-tuning of a model: GPU memory breakdown per strategy, which GPUs it fits "
+            "on, time, energy and cost per run, and the recommended configuration, with provenance.",
+            plan_model, _tool_plan_finetune))
     if include_benchmark is None:
         include_benchmark = benchmark_available()
     if include_benchmark:
