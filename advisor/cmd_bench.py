@@ -293,15 +293,24 @@ def _fmt(v: float | None, spec: str = ".1f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _label(r: Any) -> str:
+    c = r.config
+    if hasattr(c, "method"):
+        rank = "" if c.method == "full" else f" r{c.rank}"
+        return (f"{c.model} {c.method}{rank} {c.precision} seq {c.seq_len} bs {c.batch_size} "
+                f"gc {'on' if c.grad_checkpointing else 'off'} {c.optimizer}")
+    return f"{c.model} {c.precision} bs {c.batch_size} ({c.prompt_tokens}->{c.gen_tokens} tok)"
+
+
 def _table_rows(results: list[Any]) -> tuple[list[str], list[list[str]]]:
     if results and hasattr(results[0], "step_time_s"):
         head = ["configuration", "status", "step s", "tok/s", "W", "J/step", "J/1k tok", "peak GB"]
-        body = [[r.key, r.status, _fmt(r.step_time_s, ".3f"), _fmt(r.tokens_per_s, ".0f"), _fmt(r.power_w),
+        body = [[_label(r), r.status, _fmt(r.step_time_s, ".3f"), _fmt(r.tokens_per_s, ".0f"), _fmt(r.power_w),
                  _fmt(r.energy_j_per_step), _fmt(r.energy_j_per_token * 1000 if r.energy_j_per_token else None),
                  _fmt(r.peak_mem_alloc_gb, ".2f")] for r in results]
         return head, body
     head = ["configuration", "status", "tok/s", "prefill ms", "decode tok/s", "W", "J/1k tok", "± CI95", "net J/1k"]
-    body = [[r.key, r.status, _fmt(r.throughput_tok_s), _fmt(r.prefill_ms), _fmt(r.decode_tok_s), _fmt(r.power_w),
+    body = [[_label(r), r.status, _fmt(r.throughput_tok_s), _fmt(r.prefill_ms), _fmt(r.decode_tok_s), _fmt(r.power_w),
              _fmt(r.energy_j_per_1k_tok), _fmt(r.energy_ci95), _fmt(r.energy_net_j_per_1k_tok)] for r in results]
     return head, body
 
