@@ -474,6 +474,21 @@ def _linear(w: _Walk, x: _T, d_in: int, d_out: int, p: _Path, lora: bool, rank: 
     return w.new(base_dt)
 
 
+def sdpa_kernel(arch: ModelArch, dtype: str) -> str:
+    """The kernel PyTorch's SDPA picks on a CUDA GPU for causal training without a padding mask.
+
+    Flash attention takes 16-bit inputs. For fp32 inputs (QLoRA after the k-bit preparation, without
+    autocast) the memory-efficient kernel serves plain multi-head attention, but transformers asks
+    for native grouped-query attention (enable_gqa), which that kernel does not support: SDPA falls
+    back to the math kernel, which keeps the full probability matrix. The measured H100 rows show
+    it (QLoRA without checkpointing on Qwen2.5, a GQA model, needs heads x seq^2 x 4 bytes more
+    per layer; Phi-3-mini, plain multi-head, does not).
+    """
+    if dtype in ("bf16", "fp16"):
+        return "flash"
+    return "math" if arch.kv_heads < arch.heads else "efficient"
+
+
 def layer_saved_bytes_per_token(arch: ModelArch, setup: TrainSetup, first_layer_grad: bool = True) -> float:
     """Bytes autograd keeps for one decoder layer, per token (multiply by batch x seq)."""
     p = _path(setup)
@@ -504,15 +519,26 @@ def layer_saved_bytes_per_token(arch: ModelArch, setup: TrainSetup, first_layer_
         q_rot, k_rot = w.new(p.compute), w.new(p.compute)
         v_store, v_elems = w.new(p.compute), hkv
     attn_dt = q_rot.dt
-    w.save(q_rot, hq)
-    w.save(k_rot, hkv)
-    w.save(v_store, v_elems)
-    if setup.attention == "sdpa":
+    s = setup.seq_len
+    kernel = sdpa_kernel(arch, attn_dt) if setup.attention == "sdpa" else "eager"
+    if kernel in ("flash", "efficient"):
+        w.save(q_rot, hq)
+        w.save(k_rot, hkv)
+        w.save(v_store, v_elems)
         attn_out = w.new(attn_dt)
         w.save(attn_out, hq)
         w.save(w.new("fp32"), arch.heads)  # log-sum-exp per head
-    else:  # eager: fp32 softmax probabilities and their 16-bit copy, seq x heads per token
-        s = setup.seq_len
+    elif kernel == "math":
+        # ATen's math kernel: scaled q, the expanded and scaled k, the expanded v, and the
+        # softmax probabilities (heads x seq per token) in the attention dtype
+        for _ in range(3):
+            w.save(w.new(attn_dt), hq)
+        w.save(w.new(attn_dt), arch.heads * s)
+        attn_out = w.new(attn_dt)
+    else:  # eager (transformers' own): fp32 softmax probabilities and their 16-bit copy
+        w.save(q_rot, hq)
+        w.save(k_rot, hkv)
+        w.save(v_store, v_elems)
         w.save(w.new("fp32"), arch.heads * s)
         w.save(w.new(attn_dt), arch.heads * s)
         attn_out = w.new(attn_dt)
