@@ -183,10 +183,18 @@ def validate_all() -> tuple[dict[str, int], list[str], list[str]]:
         except (DataError, FileNotFoundError) as err:
             errors.append(f"catalog {name}: {err}")
     if "gpus" in counts:
+        from measurements.store import shipped_rows
+
         known = {g.key for g in catalog.gpus()}
+        shipped = {r.id for r in shipped_rows()}
         for r in rows:
-            if r.gpu not in known:
+            if r.gpu in known or r.gpu == "cpu":  # "cpu": a CPU-only engine run (energy unavailable)
+                continue
+            if r.id in shipped:
                 errors.append(f"row '{r.id}': gpu '{r.gpu}' is not in the GPU catalog")
+            else:  # a local measurement of a GPU the catalog lacks is kept, but cannot be matched
+                problems.append(f"local row '{r.id}': gpu '{r.gpu}' is not in the GPU catalog; "
+                                "answers about catalog GPUs will not use it")
     if "gpus" in counts and "gpu_prices" in counts:
         known = {g.key for g in catalog.gpus()}
         errors.extend(f"gpu_prices.csv: gpu '{p.gpu}' is not in the GPU catalog"

@@ -28,7 +28,7 @@ class MeasurementRow(BaseModel):
     source: str = Field(min_length=3, description="where the figures come from (file, table, run)")
     kind: Kind
     task: Task
-    gpu: str = Field(min_length=1, description="GPU catalog key")
+    gpu: str = Field(min_length=1, description="GPU catalog key, or 'cpu' for a CPU-only run")
     gpu_count: int = Field(default=1, ge=1)
     model_id: str = Field(min_length=1, description="hub id of the model")
     params_b: float = Field(gt=0, description="total parameters, billions")

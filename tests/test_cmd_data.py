@@ -111,3 +111,17 @@ def test_validate_passes_and_reports_corrupt_local_lines_without_losing_rows(cap
     assert len(report["warnings"]) == 1 and ":2:" in report["warnings"][0]
     code, out, _ = run(capsys, "data", "show", "local-ok", "--format", "json")
     assert code == 0 and json.loads(out)["id"] == "local-ok"
+
+
+def test_validate_accepts_cpu_runs_and_warns_on_local_rows_of_unknown_gpus(capsys):
+    base = dict(source="ecolobster bench", kind="measured", task="inference", model_id="x/y", params_b=0.5,
+                precision="fp32", batch_size=1)
+    append_rows([
+        MeasurementRow(id="local-cpu", gpu="cpu", notes="CPU run: energy unavailable", **base),
+        MeasurementRow(id="local-odd", gpu="nvidia_gtx_1080", energy_j_per_1k_tok=900.0, **base),
+    ])
+    code, out, _ = run(capsys, "data", "validate", "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"]
+    assert [w for w in report["warnings"] if "local-odd" in w and "not in the GPU catalog" in w]
+    assert not [w for w in report["warnings"] if "local-cpu" in w]

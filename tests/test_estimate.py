@@ -54,11 +54,20 @@ def test_model_size_interpolation_on_the_same_gpu():
 
 
 def test_other_gpu_is_extrapolated_with_low_confidence_and_a_bench_command():
-    e = E.estimate(cfg("h100_sxm", "mistral-7b", "fp16"))
+    e = E.estimate(cfg("l40s", "mistral-7b", "fp16"))  # no L40S rows at all
     assert e.tier == "extrapolated" and e.confidence == "low"
     assert "cross-GPU transfer" in e.method and e.bench_command
     e2 = E.estimate(cfg("a800", "qwen2-1.5b", "nf4"))  # no NF4 row on the A800 at all
     assert e2.tier == "extrapolated"
+
+
+def test_h100_questions_are_answered_from_the_measured_h100_rows():
+    e = E.estimate(cfg("h100_sxm", "qwen2.5-7b", "fp16", 8))
+    assert e.tier == "measured" and e.row_ids == ["h100-syn-qwen2.5-7b-fp16-bs8-p128-g64"]
+    row = next(r for r in store.load_rows() if r.id == e.row_ids[0])
+    assert e.j_per_1k_tok == pytest.approx(row.energy_j_per_1k_tok) and e.bench_command is None
+    e2 = E.estimate(cfg("h100_sxm", "qwen2.5-1.5b", "nf4"))
+    assert e2.tier == "measured" and e2.row_ids[0].startswith("h100-syn-qwen2.5-1.5b-nf4")
 
 
 def test_bf16_is_answered_as_fp16_and_says_so():
