@@ -847,3 +847,39 @@ def setup_from_row(row) -> TrainSetup:  # row: measurements.schema.MeasurementRo
         kbit_fp32_upcast=upcast,
         keep_logits=False,
     )
+
+
+# --- what nvidia-smi adds on top of the allocator's peak -------------------------------------------
+
+
+class DeviceOverheads(BaseModel):
+    """Allocator reserve and CUDA context, from measured fine-tuning rows (median over rows)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reserve_ratio: float = Field(description="peak reserved / peak allocated")
+    context_gb: float = Field(description="NVML used - peak reserved: CUDA context, library handles")
+    row_ids: list[str]
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.row_ids)
+
+
+def device_overheads(rows) -> DeviceOverheads:  # rows: list[MeasurementRow]
+    ratios: list[float] = []
+    contexts: list[float] = []
+    ids: list[str] = []
+    for r in rows:
+        if r.task != "finetune" or r.kind != "measured":
+            continue
+        if r.peak_mem_alloc_gb and r.peak_mem_reserved_gb and r.peak_mem_nvml_gb:
+            ratios.append(r.peak_mem_reserved_gb / r.peak_mem_alloc_gb)
+            contexts.append(r.peak_mem_nvml_gb - r.peak_mem_reserved_gb)
+            ids.append(r.id)
+    if not ids:
+        # nothing measured yet: the allocator's peak alone (said so by the caller)
+        return DeviceOverheads(reserve_ratio=1.0, context_gb=0.0, row_ids=[])
+    ratios.sort()
+    contexts.sort()
+    return DeviceOverheads(reserve_ratio=ratios[len(ratios) // 2], context_gb=contexts[len(contexts) // 2], row_ids=ids)
