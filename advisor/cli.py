@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "advisor.cmd_schema",
     "advisor.cmd_mcp",
     "advisor.cmd_bench",
+    "advisor.cmd_plan",
 )
 
 

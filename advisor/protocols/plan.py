@@ -1,0 +1,759 @@
+"""PLAN: "LoRA or QLoRA (or full fine-tuning) for model X on my GPU, with budget B?"
+
+The answer holds, for each strategy: the VRAM breakdown by component (advisor.finetune_memory),
+a fit matrix over every catalog GPU (fits / tight / OOM, with and without gradient checkpointing),
+time, energy, cost and CO2 per run on each GPU where it fits (advisor.finetune_time, from the
+measured fine-tuning rows), a recommendation with its reasons and a ready configuration (peft +
+transformers Python and YAML), and the risks.
+
+Entry points: `plan(PlanRequest)`, `plan_from_text(text)` and `run(query)` (the protocols
+dispatcher and the chat's /plan).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from advisor import derive
+from advisor.answer import Alert, Answer, Citation, Provenance, Recommendation, Table, mood_for_waste
+from advisor.finetune_memory import (
+    DeviceOverheads,
+    MemoryEstimate,
+    TrainSetup,
+    device_overheads,
+    estimate_training,
+    module_names,
+    normalize_optimizer,
+    parse_target_modules,
+    setup_from_row,
+)
+from advisor.finetune_time import Calibration, RunEstimate, Workload, calibrations, estimate_run
+from measurements import catalog
+from measurements.catalog import UnknownName
+from measurements.schema import GPU, ModelArch, Region
+from measurements.store import load_rows
+
+# Product policy (like the mood thresholds): a run whose predicted device memory comes within this
+# share of the card's VRAM is "tight": allocator fragmentation and short-lived buffers the estimate
+# does not list can tip it over.
+TIGHT_SHARE = 0.10
+STRATEGIES: tuple[str, ...] = ("full", "lora", "qlora")
+LABEL = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}
+
+
+class PlanRequest(BaseModel):
+    """What a fine-tuning plan needs; everything but the model has a stated default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)
+    examples: int | None = Field(default=None, ge=1)
+    avg_tokens: float | None = Field(default=None, gt=0)
+    tokens: float | None = Field(default=None, gt=0, description="tokens per epoch, instead of examples")
+    seq_len: int | None = Field(default=None, ge=16, le=1_048_576)
+    epochs: float = Field(default=1, gt=0, le=1000)
+    method: Literal["full", "lora", "qlora", "compare"] = "compare"
+    rank: int = Field(default=16, ge=1, le=1024)
+    target_modules: str = "all-linear"
+    batch_size: int = Field(default=1, ge=1, le=4096)
+    grad_accum: int = Field(default=1, ge=1, le=4096)
+    grad_checkpointing: bool | None = Field(default=None, description="None: off where it fits, else on")
+    optimizer: str = "adamw"
+    double_quant: bool = True
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    gpus: list[str] = Field(default_factory=list)
+    vram_gb: float | None = Field(default=None, gt=0, le=1024)
+    budget_usd: float | None = Field(default=None, gt=0)
+    region: str | None = None
+    pue: float | None = Field(default=None, ge=1)
+    gpu_price_usd_h: float | None = Field(default=None, gt=0, description="rental price overriding the catalog")
+    lang: Literal["en", "zh"] = "en"
+
+    @field_validator("optimizer")
+    @classmethod
+    def _opt(cls, v: str) -> str:
+        return normalize_optimizer(v)
+
+    @field_validator("target_modules")
+    @classmethod
+    def _targets(cls, v: str) -> str:
+        parse_target_modules(v)
+        return v
+
+
+class Option(BaseModel):
+    """One strategy on one GPU: the setting chosen for it, its memory and its run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str
+    gpu: str
+    grad_checkpointing: bool
+    status: Literal["fits", "tight", "OOM"]
+    device_gb: float
+    vram_gb: float
+    run: RunEstimate | None = None
+
+    @property
+    def kwh(self) -> float | None:
+        return self.run.cost.kwh if self.run and self.run.cost else None
+
+    @property
+    def usd(self) -> float | None:
+        return self.run.total_usd if self.run else None
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _evidence() -> tuple[tuple[Calibration, ...], DeviceOverheads, tuple[float, int]]:
+    """Calibration rows, device overheads and the estimator's validation over the measured rows."""
+    rows = load_rows()
+    cal = tuple(calibrations(rows))
+    ov = device_overheads(rows)
+    errs = []
+    for r in rows:
+        if r.task == "finetune" and r.kind == "measured" and r.peak_mem_alloc_gb:
+            arch = catalog.model_by_hub_id(r.model_id)
+            if arch is None:
+                continue
+            try:
+                est = estimate_training(arch, setup_from_row(r))
+            except ValueError:
+                continue
+            errs.append(abs(est.peak_allocated_gb / r.peak_mem_alloc_gb - 1) * 100)
+    return cal, ov, (max(errs) if errs else float("nan"), len(errs))
+
+
+def _setup(req: PlanRequest, strategy: str, seq: int, gc: bool, gpu: GPU | None = None) -> TrainSetup:
+    fp16 = gpu is not None and not gpu.bf16_support
+    weights = None
+    if strategy != "qlora" and fp16:
+        weights = "fp16"
+    return TrainSetup(method=strategy, weights=weights, double_quant=req.double_quant,  # type: ignore[arg-type]
+                      lora_rank=req.rank, target_modules=parse_target_modules(req.target_modules),
+                      lora_dropout=req.lora_dropout if strategy != "full" else 0.0, batch_size=req.batch_size,
+                      seq_len=seq, grad_accum=req.grad_accum, grad_checkpointing=gc,
+                      optimizer=req.optimizer)  # type: ignore[arg-type]
+
+
+def _device_gb(est: MemoryEstimate, ov: DeviceOverheads) -> float:
+    return est.device_total_gb(ov.reserve_ratio, ov.context_gb)
+
+
+def _status(device_gb: float, vram: float) -> Literal["fits", "tight", "OOM"]:
+    if device_gb <= vram * (1 - TIGHT_SHARE):
+        return "fits"
+    return "tight" if device_gb <= vram else "OOM"
+
+
+_RANK = {"fits": 0, "tight": 1, "OOM": 2}
+
+
+def _fmt_h(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} s"
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours:.1f} h"
+
+
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"${x:,.2f}" if x >= 0.01 else f"${x:.4f}"
+
+
+def plan(req: PlanRequest) -> Answer:
+    """The fine-tuning plan for `req` (see the module docstring)."""
+    try:
+        arch = catalog.resolve_model(req.model)
+    except UnknownName as err:
+        return _error(req, str(err))
+    if arch.num_experts:
+        return _error(req, f"{arch.name} is a mixture-of-experts model; fine-tuning plans cover dense models "
+                           "(Llama, Mistral, Qwen2.5, Phi-3, OLMo, Gemma style) for now")
+    try:
+        user_gpus = [catalog.resolve_gpu(g) for g in req.gpus]
+        region = catalog.resolve_region(req.region or "us")
+    except UnknownName as err:
+        return _error(req, str(err))
+
+    defaults: list[str] = []
+    seq = req.seq_len or min(2048, arch.context_length)
+    if req.seq_len is None:
+        defaults.append(f"sequence length {seq} tokens (not given; the smaller of 2,048 and the model's context)")
+    if req.seq_len and req.seq_len > arch.context_length:
+        return _error(req, f"sequence length {req.seq_len} is longer than {arch.name}'s context of "
+                           f"{arch.context_length} tokens")
+    if req.examples is None and req.tokens is None:
+        work = Workload(tokens=1_000_000, epochs=req.epochs)
+        defaults.append("dataset: 1,000,000 trained tokens per epoch (not given; give examples and average "
+                        "tokens, or total tokens)")
+    elif req.tokens is not None:
+        work = Workload(tokens=req.tokens, epochs=req.epochs)
+    else:
+        if req.avg_tokens is None:
+            defaults.append(f"average example length: {seq} tokens (not given; every example fills the sequence)")
+        work = Workload(examples=req.examples, avg_tokens=req.avg_tokens or seq, epochs=req.epochs)
+    if req.region is None:
+        defaults.append(f"region: {region.name} (electricity ${region.price_usd_kwh:g}/kWh, "
+                        f"{region.grid_gco2_kwh:g} gCO2/kWh)")
+    strategies = list(STRATEGIES) if req.method == "compare" else [req.method]
+    gc_options = [False, True] if req.grad_checkpointing is None else [req.grad_checkpointing]
+
+    cal, ov, (val_max, val_n) = _evidence()
+    all_gpus = list(catalog.gpus())
+    if req.vram_gb is not None and not user_gpus:
+        user_gpus = [g for g in all_gpus if abs(g.vram_gb - req.vram_gb) <= 0.5]
+    targets = user_gpus or all_gpus
+
+    # memory per strategy and checkpointing setting (the 16-bit dtype does not change the bytes)
+    mem: dict[tuple[str, bool], MemoryEstimate] = {}
+    for s in strategies:
+        for gc in (False, True):
+            mem[(s, gc)] = estimate_training(arch, _setup(req, s, seq, gc))
+
+    # fit matrix over the catalog: the better status of the allowed checkpointing settings
+    options: dict[tuple[str, str], Option] = {}
+    for g in all_gpus:
+        for s in strategies:
+            best: Option | None = None
+            for gc in gc_options:
+                dev = _device_gb(mem[(s, gc)], ov)
+                o = Option(strategy=s, gpu=g.key, grad_checkpointing=gc, status=_status(dev, g.vram_gb),
+                           device_gb=dev, vram_gb=g.vram_gb)
+                # the better status; among out-of-memory settings the smaller need
+                if best is None or _RANK[o.status] < _RANK[best.status] or (
+                        o.status == best.status == "OOM" and o.device_gb < best.device_gb):
+                    best = o
+            assert best is not None
+            options[(s, g.key)] = best
+
+    # runs where it fits, on the GPUs the user has (or all of them)
+    for g in targets:
+        for s in strategies:
+            o = options[(s, g.key)]
+            if o.status == "OOM":
+                continue
+            price = req.gpu_price_usd_h if (req.gpu_price_usd_h and len(targets) == 1) else None
+            o.run = estimate_run(arch, _setup(req, s, seq, o.grad_checkpointing, g), g, work, region, req.pue,
+                                 price, list(cal))
+
+    ans = Answer(protocol="plan", title=f"Fine-tuning plan: {arch.name}", lang=req.lang,
+                 query=req.model_dump(exclude_none=True), defaults_applied=defaults)
+    ans.query["model_key"] = arch.key
+    ans.query["seq_len"] = seq
+    ans.query["trained_tokens"] = work.total_tokens(seq)
+    _breakdown_table(ans, arch, strategies, mem, ov, gc_options)
+    _fit_table(ans, arch, strategies, options, all_gpus, {g.key for g in user_gpus})
+    runs = [o for g in targets for s in strategies if (o := options[(s, g.key)]).run is not None]
+    _runs_table(ans, runs)
+    _recommend(ans, req, arch, strategies, options, targets, runs, region, work, seq)
+    _risks(ans, req, arch, strategies, options, targets, mem, seq, cal)
+    _provenance(ans, arch, mem, ov, runs, val_max, val_n, region)
+    _seed004(ans, arch, mem, ov)
+    return ans
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+
+_COMPONENT_ROWS: tuple[tuple[str, str], ...] = (
+    ("weights", "base weights, 16-bit"),
+    ("weights_quantised", "base weights, quantised"),
+    ("quant_state", "quantisation state"),
+    ("weights_unquantised", "embeddings, lm_head, norms (not quantised)"),
+    ("master_weights", "fp32 master weights"),
+    ("lora_adapters", "LoRA adapters (fp32)"),
+    ("gradients", "gradients"),
+    ("optimizer", "optimizer states"),
+    ("optimizer_step_temp", "optimizer step buffer"),
+    ("activations", "activations"),
+    ("logits", "logits and fp32 loss copies"),
+    ("transient", "backward temporaries"),
+)
+
+
+def _breakdown_table(ans: Answer, arch: ModelArch, strategies: list[str], mem: dict, ov: DeviceOverheads,
+                     gc_options: list[bool]) -> None:
+    """One column per strategy (with checkpointing on where the user allowed it, else as asked)."""
+    gc = True in gc_options
+    ests = {s: mem[(s, gc)] for s in strategies}
+    present = {c.key for e in ests.values() for c in e.components}
+    rows: list[list] = []
+    for key, label in _COMPONENT_ROWS:
+        if key not in present:
+            continue
+        row: list = [label]
+        for s in strategies:
+            try:
+                row.append(round(ests[s].component(key).gb, 2))
+            except KeyError:
+                row.append(None)
+        rows.append(row)
+    rows.append(["peak allocated (PyTorch)", *[round(ests[s].peak_allocated_gb, 2) for s in strategies]])
+    rows.append(["peak phase", *[ests[s].peak_phase for s in strategies]])
+    rows.append(["on the device (nvidia-smi)", *[round(_device_gb(ests[s], ov), 2) for s in strategies]])
+    notes = [
+        "Components are what each holds at its own largest; the peak is the largest of the training phases "
+        "(forward, loss backward, a layer's backward, optimizer step), not their sum.",
+        f"Gradient checkpointing {'on' if gc else 'off'}; batch {ests[strategies[0]].setup.batch_size} x "
+        f"{ests[strategies[0]].setup.seq_len} tokens; LoRA r={ests[strategies[0]].setup.lora_rank}.",
+    ]
+    if ov.measured:
+        notes.append(f"Device total = allocated x {ov.reserve_ratio:.3f} (allocator reserve) + {ov.context_gb:.2f} GB "
+                     f"(CUDA context and libraries), medians of {len(ov.row_ids)} measured rows.")
+    else:
+        notes.append("No measured row gives the allocator reserve and CUDA context yet: the device total is the "
+                     "allocator's peak alone and under-states what nvidia-smi shows.")
+    ans.tables.append(Table(title=f"VRAM breakdown (GB), {arch.name}", columns=["component", *[LABEL[s] for s in strategies]],
+                            rows=rows, notes=notes))
+
+
+def _fit_table(ans: Answer, arch: ModelArch, strategies: list[str], options: dict, gpus: list[GPU],
+               yours: set[str]) -> None:
+    rows = []
+    for g in sorted(gpus, key=lambda g: (g.vram_gb, g.key)):
+        cells: list = [g.name + (" (yours)" if g.key in yours else ""), g.vram_gb]
+        for s in strategies:
+            o = options[(s, g.key)]
+            cells.append(f"{o.status} {o.device_gb:.1f} GB" + (" (checkpointing)" if o.grad_checkpointing else ""))
+        rows.append(cells)
+    ans.tables.append(Table(
+        title="GPU fit matrix", columns=["GPU", "VRAM GB", *[LABEL[s] for s in strategies]], rows=rows,
+        notes=[f"fits: at most {100 * (1 - TIGHT_SHARE):.0f}% of VRAM; tight: between that and 100%; OOM: over. "
+               "Gradient checkpointing is used only where it is needed to fit."]))
+    ans.extra["fit_matrix"] = {g.key: {s: options[(s, g.key)].status for s in strategies} for g in gpus}
+    ans.extra["device_gb"] = {s: {g.key: round(options[(s, g.key)].device_gb, 3) for g in gpus} for s in strategies}
+
+
+def _runs_table(ans: Answer, runs: list[Option]) -> None:
+    rows = []
+    for o in sorted(runs, key=lambda o: (o.kwh if o.kwh is not None else math.inf)):
+        r = o.run
+        assert r is not None
+        rows.append([LABEL[o.strategy], o.gpu, "on" if o.grad_checkpointing else "off", round(o.device_gb, 1),
+                     _fmt_h(r.hours), None if o.kwh is None else round(o.kwh, 4),
+                     _usd(r.rental_usd), _usd(r.cost.usd if r.cost else None),
+                     None if not r.cost else round(r.cost.kg_co2, 4), r.step.tier])
+    ans.tables.append(Table(
+        title="Per run where it fits", rows=rows,
+        columns=["strategy", "GPU", "checkpointing", "device GB", "time", "kWh", "cloud $", "electricity $",
+                 "kg CO2", "tier"],
+        notes=["cloud $: the cheapest listed hourly price x time (electricity included in the price); "
+               "electricity $: your own GPU at the region's price; kWh includes the PUE.",
+               "Time counts the training steps only (no model loading, evaluation or saving)."]))
+    ans.extra["runs"] = [
+        {"strategy": o.strategy, "gpu": o.gpu, "grad_checkpointing": o.grad_checkpointing, "status": o.status,
+         "device_gb": round(o.device_gb, 3), "hours": o.run.hours if o.run else None, "kwh": o.kwh,
+         "usd": o.usd, "rental_usd": o.run.rental_usd if o.run else None,
+         "electricity_usd": o.run.cost.usd if o.run and o.run.cost else None,
+         "kg_co2": o.run.cost.kg_co2 if o.run and o.run.cost else None,
+         "tier": o.run.step.tier if o.run else None,
+         "row_ids": o.run.step.row_ids if o.run else []}
+        for o in runs]
+
+
+# --- recommendation and ready configuration --------------------------------------------------------
+
+
+def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str], options: dict,
+               targets: list[GPU], runs: list[Option], region: Region, work: Workload, seq: int) -> None:
+    fitting = [o for o in runs if o.kwh is not None]
+    if not any(options[(s, g.key)].status != "OOM" for s in strategies for g in targets):
+        _no_fit(ans, req, arch, strategies, options, targets, seq)
+        return
+    if not fitting:
+        ans.mood = "gray"
+        ans.headline = (f"{arch.name} fits, but no measured fine-tuning row exists to time it: run "
+                        "`ecolobster bench --finetune` on your GPU.")
+        ans.warnings.append("time, energy and cost need at least one measured fine-tuning row")
+        return
+    within = fitting
+    if req.budget_usd is not None:
+        within = [o for o in fitting if o.usd is not None and o.usd <= req.budget_usd]
+        over = [o for o in fitting if o not in within]
+        if over:
+            cheapest_over = min(over, key=lambda o: o.usd or math.inf)
+            ans.alerts.append(Alert(
+                code="FT_BUDGET", title="Over budget", mood="orange" if within else "red",
+                message=f"{len(over)} of {len(fitting)} fitting options cost more than ${req.budget_usd:,.2f} per run "
+                        f"(the cheapest of them: {LABEL[cheapest_over.strategy]} on {cheapest_over.gpu}, "
+                        f"{_usd(cheapest_over.usd)}).",
+                fix="Fewer epochs or tokens, a smaller rank, or a cheaper GPU from the table."))
+        if not within:
+            best_cost = min(fitting, key=lambda o: o.usd or math.inf)
+            ans.mood = "red"
+            ans.headline = (f"No option fits the ${req.budget_usd:,.2f} budget: the cheapest run is "
+                            f"{LABEL[best_cost.strategy]} on {best_cost.gpu} at {_usd(best_cost.usd)}.")
+            ans.extra["recommended"] = None
+            return
+    # the greenest run that fits (and fits the budget); money breaks ties
+    best = min(within, key=lambda o: (o.kwh, o.usd if o.usd is not None else math.inf, _RANK[o.status]))
+    assert best.run is not None and best.kwh is not None
+    g = catalog.resolve_gpu(best.gpu)
+    reasons = [f"peak {best.device_gb:.1f} GB of {g.vram_gb:g} GB ({best.status})"
+               + (", with gradient checkpointing" if best.grad_checkpointing else ""),
+               f"{_fmt_h(best.run.hours)} for {work.total_tokens(seq):,.0f} trained tokens, "
+               f"{best.kwh:.3g} kWh, {best.run.cost.kg_co2:.3g} kg CO2 in {region.name}" if best.run.cost else ""]
+    if best.run.rental_usd is not None and best.run.price is not None:
+        reasons.append(f"{_usd(best.run.rental_usd)} at {best.run.price.provider}'s ${best.run.price.usd_per_hour:g}/h "
+                       f"({best.run.price.as_of})")
+    others = [o for o in within if o is not best and o.kwh]
+    for s in strategies:
+        alt = [o for o in others if o.strategy == s and o.strategy != best.strategy]
+        if alt:
+            a = min(alt, key=lambda o: o.kwh or math.inf)
+            reasons.append(f"{LABEL[s]} would take {_fmt_h(a.run.hours)} and {a.kwh:.3g} kWh on {a.gpu} "  # type: ignore[union-attr]
+                           f"({(a.kwh / best.kwh - 1) * 100:+.0f}% energy)")
+    if best.strategy == "qlora":
+        reasons.append("QLoRA trains on a 4-bit base: the QLoRA paper reports 16-bit-level quality, but check "
+                       "your own eval (we measure energy, not quality)")
+    ans.recommendations.append(Recommendation(
+        title=f"{LABEL[best.strategy]} on {g.name}" + (" with gradient checkpointing" if best.grad_checkpointing else ""),
+        detail="; ".join(r for r in reasons if r),
+        impact=f"{best.kwh:.3g} kWh, {_usd(best.usd)} per run"))
+    setup = _setup(req, best.strategy, seq, best.grad_checkpointing, g)
+    ans.recommendations.append(Recommendation(title="Ready configuration (peft + transformers)",
+                                              code=_python_config(arch, setup, req, work), language="python"))
+    ans.recommendations.append(Recommendation(title="The same as YAML", code=_yaml_config(arch, setup, req, work),
+                                              language="yaml"))
+    # waste of what the user asked for, against the recommendation
+    asked = [o for o in within if req.method != "compare" and o.strategy == req.method]
+    waste = 0.0
+    if asked:
+        waste = derive.waste_pct(min(o.kwh for o in asked if o.kwh), best.kwh)
+    ans.waste_pct = waste if req.method != "compare" else None
+    ans.mood = mood_for_waste(waste, evidence_ok=best.run.step.confidence != "low")
+    ans.headline = (f"{LABEL[best.strategy]} on {g.name}: {best.device_gb:.1f} GB, {_fmt_h(best.run.hours)}, "
+                    f"{best.kwh:.3g} kWh, {_usd(best.usd)} per run.")
+    ans.extra["recommended"] = {"strategy": best.strategy, "gpu": best.gpu, "grad_checkpointing": best.grad_checkpointing,
+                                "device_gb": round(best.device_gb, 3), "kwh": best.kwh, "usd": best.usd,
+                                "hours": best.run.hours, "tier": best.run.step.tier}
+
+
+def _no_fit(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str], options: dict,
+            targets: list[GPU], seq: int) -> None:
+    need = min(options[(s, g.key)].device_gb for s in strategies for g in targets)
+    where = ", ".join(sorted({g.key for g in targets}))
+    ans.mood = "gray"
+    ans.extra["recommended"] = None
+    ans.headline = (f"{arch.name} does not fit on {where if len(targets) < 6 else 'any catalog GPU'} with "
+                    f"{' or '.join(LABEL[s] for s in strategies)}: it needs at least {need:.1f} GB.")
+    fixes = []
+    if "qlora" not in strategies:
+        q = estimate_training(arch, _setup(req, "qlora", seq, True))
+        fixes.append(f"QLoRA with gradient checkpointing would need {q.peak_allocated_gb:.1f} GB allocated")
+    if req.batch_size > 1:
+        fixes.append("batch size 1 with gradient accumulation")
+    if seq > 512:
+        fixes.append(f"a shorter sequence than {seq}")
+    fixes.append("several GPUs (FSDP / DeepSpeed ZeRO-3 shard weights, gradients and optimizer states)")
+    ans.alerts.append(Alert(code="FT_NO_FIT", title="Does not fit", mood="red",
+                            message=ans.headline, fix="; ".join(fixes)))
+    ans.errors.append("no strategy fits the available GPUs")
+
+
+def _targets_list(arch: ModelArch, setup: TrainSetup) -> list[str]:
+    return module_names(arch.model_type, setup.target_modules)
+
+
+_HF_OPT = {"adamw": "adamw_torch", "adamw_fused": "adamw_torch_fused", "adamw_8bit": "adamw_bnb_8bit",
+           "paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit", "sgd": "sgd"}
+
+
+def _python_config(arch: ModelArch, setup: TrainSetup, req: PlanRequest, work: Workload) -> str:
+    dtype = "float16" if setup.weight_format == "fp16" else "bfloat16"
+    lines = ["import torch", "from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training",
+             "from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainingArguments", ""]
+    if setup.method == "qlora":
+        lines += ["quant = BitsAndBytesConfig(",
+                  '    load_in_4bit=True, bnb_4bit_quant_type="nf4",',
+                  f"    bnb_4bit_compute_dtype=torch.{dtype}, bnb_4bit_use_double_quant={setup.double_quant},",
+                  ")",
+                  f'model = AutoModelForCausalLM.from_pretrained("{arch.hub_id}", quantization_config=quant,',
+                  f"                                             dtype=torch.{dtype})",
+                  "# casts embeddings, norms and lm_head to fp32 (counted in the plan's memory)",
+                  "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing="
+                  f"{setup.grad_checkpointing})"]
+    else:
+        lines += [f'model = AutoModelForCausalLM.from_pretrained("{arch.hub_id}", dtype=torch.{dtype})']
+    if setup.method != "full":
+        lines += ["lora = LoraConfig(",
+                  f"    r={setup.lora_rank}, lora_alpha={2 * setup.lora_rank}, lora_dropout={setup.lora_dropout},",
+                  f"    target_modules={_targets_list(arch, setup)!r},",
+                  '    bias="none", task_type="CAUSAL_LM",', ")",
+                  "model = get_peft_model(model, lora)", "model.print_trainable_parameters()"]
+    lines += ["",
+              "args = TrainingArguments(",
+              '    output_dir="out",',
+              f"    num_train_epochs={work.epochs:g},",
+              f"    per_device_train_batch_size={setup.batch_size},",
+              f"    gradient_accumulation_steps={setup.grad_accum},",
+              f"    gradient_checkpointing={setup.grad_checkpointing},",
+              '    gradient_checkpointing_kwargs={"use_reentrant": False},',
+              f'    optim="{_HF_OPT[setup.optimizer]}",',
+              "    learning_rate=2e-4," if setup.method != "full" else "    learning_rate=1e-5,",
+              "    # the plan's memory and time follow a loop without autocast, as measured on the H100;",
+              "    # bf16=True (autocast) changes the activation dtypes",
+              "    bf16=False,",
+              '    save_strategy="epoch",  # rare saves: each one is a power and time spike',
+              ")",
+              f"# tokenize to at most {setup.seq_len} tokens per example, then Trainer(model=model, args=args, ...)"]
+    return "\n".join(lines)
+
+
+def _yaml_config(arch: ModelArch, setup: TrainSetup, req: PlanRequest, work: Workload) -> str:
+    out = [f"model: {arch.hub_id}", f"method: {setup.method}"]
+    if setup.method == "qlora":
+        out += ["quantization:", "  load_in_4bit: true", "  bnb_4bit_quant_type: nf4",
+                "  bnb_4bit_compute_dtype: bfloat16", f"  bnb_4bit_use_double_quant: {str(setup.double_quant).lower()}",
+                "  prepare_model_for_kbit_training: true"]
+    if setup.method != "full":
+        out += ["lora:", f"  r: {setup.lora_rank}", f"  lora_alpha: {2 * setup.lora_rank}",
+                f"  lora_dropout: {setup.lora_dropout}", "  target_modules: [" + ", ".join(_targets_list(arch, setup)) + "]"]
+    out += ["training:", f"  max_seq_length: {setup.seq_len}", f"  num_train_epochs: {work.epochs:g}",
+            f"  per_device_train_batch_size: {setup.batch_size}", f"  gradient_accumulation_steps: {setup.grad_accum}",
+            f"  gradient_checkpointing: {str(setup.grad_checkpointing).lower()}",
+            f"  optim: {_HF_OPT[setup.optimizer]}", "  bf16: false", "  save_strategy: epoch"]
+    return "\n".join(out) + "\n"
+
+
+# --- risks, provenance, the seed document ------------------------------------------------------------
+
+
+def _risks(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str], options: dict,
+           targets: list[GPU], mem: dict, seq: int, cal: tuple[Calibration, ...]) -> None:
+    rec = ans.extra.get("recommended")
+    if rec:
+        o = options[(rec["strategy"], rec["gpu"])]
+        margin = (o.vram_gb - o.device_gb) / o.vram_gb * 100
+        if o.status == "tight" or margin < 20:
+            ans.alerts.append(Alert(
+                code="FT_OOM_MARGIN", title="Small memory margin", mood="yellow" if o.status == "fits" else "orange",
+                message=f"The recommended run leaves {margin:.0f}% of {o.vram_gb:g} GB free; longer examples, a "
+                        "larger batch or another program on the GPU can run it out of memory.",
+                fix="Turn on gradient checkpointing, lower the batch size or sequence length, or use an 8-bit optimizer."))
+    # QLoRA's slower steps, from measured pairs on the same GPU and configuration
+    ratios, ids = [], []
+    for q in cal:
+        if q.method != "qlora":
+            continue
+        for lo in cal:
+            if (lo.method == "lora" and lo.gpu == q.gpu and lo.arch == q.arch and lo.setup.seq_len == q.setup.seq_len
+                    and lo.setup.lora_rank == q.setup.lora_rank and lo.setup.grad_checkpointing == q.setup.grad_checkpointing
+                    and lo.setup.batch_size == q.setup.batch_size):
+                ratios.append(q.step_time_s / lo.step_time_s)
+                ids += [q.row_id, lo.row_id]
+    if "qlora" in strategies and ratios:
+        ratios.sort()
+        med = ratios[len(ratios) // 2]
+        ans.alerts.append(Alert(
+            code="FT_QLORA_SLOWER", title="QLoRA steps are slower", mood="yellow",
+            message=f"On the measured pairs QLoRA's step took {ratios[0]:.2f}x to {ratios[-1]:.2f}x LoRA's "
+                    f"(median {med:.2f}x, {len(ratios)} pairs): dequantising the 4-bit weights and the fp32 "
+                    "non-quantised parts cost time; it saves memory, not energy per token.",
+            impact_pct=(med - 1) * 100,
+            citations=[Citation(kind="row", ref=i) for i in sorted(set(ids))[:8]]))
+    if "qlora" in strategies and arch.kv_heads < arch.heads and (False in [o.grad_checkpointing for o in options.values()
+                                                                          if o.strategy == "qlora"]):
+        extra = mem[("qlora", False)].peak_allocated_gb - estimate_training(
+            arch, _setup(req, "qlora", seq, False).model_copy(update={"autocast": True})).peak_allocated_gb
+        if extra > 0.5:
+            ans.alerts.append(Alert(
+                code="FT_FP32_ATTENTION", title="fp32 attention in QLoRA without checkpointing", mood="orange",
+                message=f"After prepare_model_for_kbit_training the activations are fp32; for {arch.name}'s "
+                        "grouped-query attention PyTorch then uses its math kernel, which keeps every layer's "
+                        f"attention probabilities: {extra:.1f} GB more at {seq} tokens than under bf16 autocast "
+                        "(measured on Qwen2.5 QLoRA rows on the H100).",
+                fix="Gradient checkpointing, or bf16 autocast (TrainingArguments bf16=True)."))
+    if "full" in strategies:
+        full = mem[("full", True)]
+        ans.alerts.append(Alert(
+            code="FT_FULL_STATES", title="Full fine-tuning keeps states for every weight", mood="yellow",
+            message=f"Full fine-tuning of {arch.name} holds {full.component('gradients').gb:.1f} GB of gradients and "
+                    f"{full.component('optimizer').gb:.1f} GB of AdamW states next to the weights; "
+                    "LoRA trains {:.2%} as many parameters.".format(
+                        mem[("lora", True)].params_trainable / full.params_trainable) if ("lora", True) in mem else
+                    f"Full fine-tuning of {arch.name} holds gradients and optimizer states for every weight.",
+            fix="LoRA or QLoRA unless the task needs every weight to move."))
+    saving = [r for r in load_rows() if r.task == "finetune" and r.kind == "measured" and "saved every" in (r.notes or "")]
+    if saving:
+        ans.caveats.append("Checkpoint saves are spikes of time and power: rows "
+                           + ", ".join(r.id for r in saving[:3])
+                           + " measured steps that save the adapter; save per epoch rather than every few steps.")
+
+
+def _provenance(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads, runs: list[Option], val_max: float,
+                val_n: int, region: Region) -> None:
+    note = (f"validated against {val_n} measured fine-tuning rows (largest error {val_max:.1f}% of peak allocated)"
+            if val_n else "no measured fine-tuning row to validate against yet")
+    ans.provenance.append(Provenance(subject=f"{arch.key} / fine-tuning memory", tier="interpolated" if val_n else "extrapolated",
+                                     method="saved-tensor walk (advisor.finetune_memory)",
+                                     confidence="high" if val_n else "medium", note=note))
+    for o in runs:
+        if o.run is None:
+            continue
+        st = o.run.step
+        ans.provenance.append(Provenance(subject=f"{arch.key} / {o.strategy} / {o.gpu}", tier=st.tier, method=st.method,
+                                         confidence=st.confidence, row_ids=st.row_ids, note=st.note))
+    ans.citations.append(Citation(kind="derivation", ref="saved-tensor walk", detail=note))
+    ans.citations.append(Citation(kind="derivation", ref="training FLOPs: 2F / 3F",
+                                  detail="time from the nearest measured row's utilisation (advisor.finetune_time)"))
+    ans.citations.append(Citation(kind="catalog", ref=f"models/{arch.key}", detail=arch.source))
+    ans.citations.append(Citation(kind="catalog", ref=f"regions/{region.key}",
+                                  detail=f"price: {region.price_source}; carbon: {region.carbon_source}"))
+    prices = {o.run.price.gpu: o.run.price for o in runs if o.run and o.run.price}
+    for p in prices.values():
+        ans.citations.append(Citation(kind="catalog", ref=f"gpu_prices/{p.gpu}/{p.provider}",
+                                      detail=f"${p.usd_per_hour:g}/h as of {p.as_of}: {p.source}"))
+    ans.citations.append(Citation(kind="reference", ref="references/finetuning.md"))
+    ans.conversions.append("kWh = J/1k trained tokens x trained tokens / 1000 x PUE / 3.6e6; cost and CO2 from "
+                           "advisor.derive")
+
+
+def _seed004(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads) -> None:
+    """Where our figures differ from the LoRA-vs-QLoRA decision document (seed 004), and why."""
+    if arch.key != "olmo-7b":
+        return
+    lines = ["Seed 004 (LoRA vs QLoRA for OLMo-7B) counts 50 layers; OLMo-7B has 32, so its adapter count "
+             "(~125M parameters at r=16) is about three times ours."]
+    if ("lora", True) in mem:
+        lo = mem[("lora", True)]
+        lines.append(f"Seed 004 puts LoRA at 28-32 GB and out of memory on 24 GB cards; with gradient checkpointing "
+                     f"we predict {lo.peak_allocated_gb:.1f} GB allocated ({_device_gb(lo, ov):.1f} GB on the device) "
+                     "because training keeps no KV cache (it counted 1.6 GB), checkpointing keeps one hidden state "
+                     "per layer rather than 8-10 GB, and the CUDA overhead is measured, not 2-3 GB.")
+    if ("qlora", True) in mem:
+        q = mem[("qlora", True)]
+        lines.append(f"Seed 004 puts QLoRA at 10-12 GB; we predict {q.peak_allocated_gb:.1f} GB allocated, including "
+                     f"{q.component('weights_unquantised').gb:.1f} GB of fp32 embeddings and lm_head that "
+                     "prepare_model_for_kbit_training up-casts, which the document leaves out.")
+    lines.append("Seed 004's step count (36 steps of 16 x 2,048 tokens for 140 examples over 2 epochs) assumes every "
+                 "example is padded to 2,048 tokens; we count the trained tokens (examples x average length x epochs).")
+    ans.caveats.extend(lines)
+
+
+def _error(req: PlanRequest | None, msg: str) -> Answer:
+    return Answer(protocol="plan", title="Fine-tuning plan", mood="gray", errors=[msg],
+                  query=req.model_dump(exclude_none=True) if req else {}, lang=req.lang if req else "en")
+
+
+# --- free text ---------------------------------------------------------------------------------------
+
+_NUM = r"(\d[\d,]*(?:\.\d+)?)\s*([kmb]|thousand|million|billion|万|千)?"
+_MULT = {None: 1, "": 1, "k": 1e3, "thousand": 1e3, "千": 1e3, "m": 1e6, "million": 1e6, "万": 1e4, "b": 1e9,
+         "billion": 1e9}
+
+
+def _num(value: str, mult: str | None) -> float:
+    return float(value.replace(",", "")) * _MULT[(mult or "").lower() or None]
+
+
+def request_from_text(text: str) -> tuple[PlanRequest | None, list[str]]:
+    """Read a fine-tuning question into a PlanRequest; the second item lists what was wrong."""
+    from advisor.query import QueryError, parse
+
+    t = " " + text.lower().replace("，", ",").replace("＄", "$") + " "
+    fields: dict[str, object] = {}
+    problems: list[str] = []
+    try:
+        q = parse(text, protocol="plan")
+    except QueryError as err:
+        q = None
+        problems.extend(err.errors)
+    if q is not None and q.model and q.model_known:
+        fields["model"] = q.model
+        if q.region and "region" not in q.defaulted:
+            fields["region"] = q.region
+        gpus = list(q.compare_gpus) or ([q.gpu] if q.gpu and "gpu" not in q.defaulted else [])
+        if gpus:
+            fields["gpus"] = gpus
+    elif q is not None and q.model:
+        problems.append(f"'{q.model_name or q.model}' is not in the model catalog; fine-tuning plans need its "
+                        "architecture (layers, hidden size, heads, vocabulary)")
+    if "model" not in fields and not problems:
+        problems.append("name the model to fine-tune, e.g. 'LoRA or QLoRA for Qwen2.5-7B on a 24 GB GPU'")
+    methods = [m for m, pat in (("qlora", r"\bq-?lora\b"), ("lora", r"(?<![q-])\blora\b"),
+                                ("full", r"\bfull(?:[\s-]+(?:fine[\s-]?tun\w*|parameter\w*|ft))|全参数|全量"))
+               if re.search(pat, t)]
+    if len(methods) == 1 and not re.search(r"\b(?:or|vs\.?|versus|compare)\b|还是|对比", t):
+        fields["method"] = methods[0]
+    vram = re.search(r"(\d+(?:\.\d+)?)\s*(?:gb|g)\b\s*(?:of\s+)?(?:vram|gpu|card|graphics|显卡|显存)", t)
+    if vram and not fields.get("gpus"):
+        fields["vram_gb"] = float(vram.group(1))
+    if m := re.search(r"(?:budget|under|at most|max(?:imum)?|预算)\D{0,12}\$?\s*(\d[\d,]*(?:\.\d+)?)", t) or \
+            re.search(r"\$\s*(\d[\d,]*(?:\.\d+)?)\s*(?:budget)?", t):
+        fields["budget_usd"] = float(m.group(1).replace(",", ""))
+    if m := re.search(_NUM + r"\s*(?:training\s+)?(?:examples|samples|rows|conversations|条(?:样本|数据)?|个样本)", t):
+        fields["examples"] = int(_num(m.group(1), m.group(2)))
+    if m := re.search(r"(?:of|averag\w*|avg|~|about|每条)\s*~?\s*" + _NUM + r"\s*tokens?", t):
+        fields["avg_tokens"] = _num(m.group(1), m.group(2))
+    elif "examples" not in fields and (m := re.search(_NUM + r"\s*tokens?\b", t)):
+        fields["tokens"] = _num(m.group(1), m.group(2))
+    if m := re.search(r"(?:seq(?:uence)?(?:[\s_-]*len(?:gth)?)?|max[\s_-]*len(?:gth)?|context|序列长度)\s*(?:of|=|:)?\s*(\d[\d,]*)", t):
+        fields["seq_len"] = int(m.group(1).replace(",", ""))
+    if m := re.search(r"(\d+(?:\.\d+)?)\s*(?:epochs?|轮)", t):
+        fields["epochs"] = float(m.group(1))
+    if m := re.search(r"\b(?:r|rank)\s*(?:=|of)?\s*(\d+)", t):
+        fields["rank"] = int(m.group(1))
+    if m := re.search(r"(?:batch(?:[\s_-]*size)?|bs)\s*(?:=|of)?\s*(\d+)", t):
+        fields["batch_size"] = int(m.group(1))
+    if m := re.search(r"(?:grad(?:ient)?[\s_-]*accum\w*|accumulation)\s*(?:=|of)?\s*(\d+)", t):
+        fields["grad_accum"] = int(m.group(1))
+    if re.search(r"(?:no|without)\s+(?:gradient\s+|activation\s+)?checkpointing", t):
+        fields["grad_checkpointing"] = False
+    elif re.search(r"(?:gradient|activation)[\s_-]*checkpointing", t):
+        fields["grad_checkpointing"] = True
+    if m := re.search(r"\b(paged[\s_-]*adamw[\s_-]*(?:8|32)bit|adamw[\s_-]*8bit|adam8bit|8[\s-]*bit adam\w*|sgd)\b", t):
+        fields["optimizer"] = "adamw_8bit" if "8" in m.group(1) and "paged" not in m.group(1) else m.group(1)
+    if re.search(r"[\u4e00-\u9fff]", text):
+        fields["lang"] = "zh"
+    if problems and "model" not in fields:
+        return None, problems
+    try:
+        return PlanRequest(**fields), []  # type: ignore[arg-type]
+    except ValidationError as err:
+        return None, [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]
+    except ValueError as err:
+        return None, [str(err)]
+
+
+def plan_from_text(text: str) -> Answer:
+    """Answer a free-text fine-tuning question, e.g. 'LoRA or QLoRA for OLMo-7B on a 24GB GPU, budget $20'."""
+    req, problems = request_from_text(text)
+    if req is None:
+        ans = _error(None, "; ".join(problems))
+        ans.query = {"text": text}
+        return ans
+    ans = plan(req)
+    ans.query["text"] = text
+    return ans
+
+
+def run(query) -> Answer:  # query: advisor.query.Query
+    """The protocols dispatcher's entry: the question's text, with the slots the parser stated."""
+    req, problems = request_from_text(query.text or "")
+    if req is None and query.model and getattr(query, "model_known", False):
+        req = PlanRequest(model=query.model)
+    if req is None:
+        ans = _error(None, "; ".join(problems))
+        ans.query = {"text": query.text}
+        return ans
+    upd: dict[str, object] = {}
+    if query.model and getattr(query, "model_known", False):
+        upd["model"] = query.model
+    if query.region and "region" not in query.defaulted:
+        upd["region"] = query.region
+    if query.pue is not None:
+        upd["pue"] = query.pue
+    ans = plan(req.model_copy(update=upd))
+    ans.query["text"] = query.text
+    return ans
