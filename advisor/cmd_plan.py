@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grad-accum", type=int, help="gradient accumulation steps (default 1)")
     p.add_argument("--grad-checkpointing", type=_tristate, default="auto", metavar="on|off|auto",
                    help="auto (default): off where it fits, on where it is needed")
+    p.add_argument("--double-quant", type=_tristate, default="auto", metavar="on|off",
+                   help="QLoRA double quantisation of the NF4 absmax values (default on)")
     p.add_argument("--optimizer", help="adamw (default), adamw_fused, adamw_8bit, paged_adamw_8bit, "
                                        "paged_adamw_32bit, sgd")
     p.add_argument("--gpu", action="append", default=[], help="a GPU you have (repeat for several)")
@@ -88,6 +90,8 @@ def request_from_args(args: argparse.Namespace):
                 fields.pop(k, None)
     if args.gpu:
         fields["gpus"] = [g for item in args.gpu for g in item.split(",") if g.strip()]
+    if args.double_quant not in ("auto", None):
+        fields["double_quant"] = args.double_quant
     if args.grad_checkpointing != "auto":
         fields["grad_checkpointing"] = args.grad_checkpointing
     if "model" not in fields:

@@ -98,6 +98,7 @@ class Option(BaseModel):
     device_gb: float
     vram_gb: float
     run: RunEstimate | None = None
+    owned: bool = Field(default=False, description="the user's own GPU: the run costs its electricity")
 
     @property
     def kwh(self) -> float | None:
@@ -105,7 +106,12 @@ class Option(BaseModel):
 
     @property
     def usd(self) -> float | None:
-        return self.run.total_usd if self.run else None
+        """Own GPU: the electricity. Otherwise the rental (electricity included); None without a price."""
+        if self.run is None:
+            return None
+        if self.owned:
+            return self.run.cost.usd if self.run.cost else None
+        return self.run.rental_usd
 
 
 # --- the plan -----------------------------------------------------------------------------------
@@ -243,6 +249,7 @@ def plan(req: PlanRequest) -> Answer:
             if o.status == "OOM":
                 continue
             price = req.gpu_price_usd_h if (req.gpu_price_usd_h and len(targets) == 1) else None
+            o.owned = bool(req.gpus) and price is None
             o.run = estimate_run(arch, _setup(req, s, seq, o.grad_checkpointing, g), g, work, region, req.pue,
                                  price, list(cal))
 
@@ -379,7 +386,11 @@ def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[
     within = fitting
     if req.budget_usd is not None:
         within = [o for o in fitting if o.usd is not None and o.usd <= req.budget_usd]
-        over = [o for o in fitting if o not in within]
+        over = [o for o in fitting if o.usd is not None and o not in within]
+        unpriced = [o for o in fitting if o.usd is None]
+        if unpriced:
+            ans.caveats.append(f"{len(unpriced)} fitting option(s) have no rental price in the catalog and were left "
+                               "out of the budget check: " + ", ".join(sorted({o.gpu for o in unpriced})))
         if over:
             cheapest_over = min(over, key=lambda o: o.usd or math.inf)
             ans.alerts.append(Alert(
@@ -389,21 +400,32 @@ def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[
                         f"{_usd(cheapest_over.usd)}).",
                 fix="Fewer epochs or tokens, a smaller rank, or a cheaper GPU from the table."))
         if not within:
-            best_cost = min(fitting, key=lambda o: o.usd or math.inf)
+            best_cost = min((o for o in fitting if o.usd is not None), key=lambda o: o.usd or math.inf)
             ans.mood = "red"
             ans.headline = (f"No option fits the ${req.budget_usd:,.2f} budget: the cheapest run is "
                             f"{LABEL[best_cost.strategy]} on {best_cost.gpu} at {_usd(best_cost.usd)}.")
             ans.extra["recommended"] = None
             return
-    # the greenest run that fits (and fits the budget); money breaks ties
-    best = min(within, key=lambda o: (o.kwh, o.usd if o.usd is not None else math.inf, _RANK[o.status]))
+    # the greenest run that fits (and fits the budget); money breaks ties. Runs timed from rows on
+    # the same GPU come first: a transfer to another GPU is a low-confidence guess of its power.
+    priced = [o for o in within if o.usd is not None] or within
+    sure = [o for o in priced if o.run and o.run.step.confidence != "low"] or priced
+    best = min(sure, key=lambda o: (o.kwh, o.usd if o.usd is not None else math.inf, _RANK[o.status]))
+    if sure is not priced:
+        greener = [o for o in priced if o not in sure and o.kwh is not None and o.kwh < best.kwh]
+        if greener:
+            g0 = min(greener, key=lambda o: o.kwh or math.inf)
+            ans.caveats.append(f"{LABEL[g0.strategy]} on {g0.gpu} may use less energy ({g0.kwh:.3g} kWh), but only "
+                               "by transferring H100 measurements to a GPU we have not measured (low confidence).")
     assert best.run is not None and best.kwh is not None
     g = catalog.resolve_gpu(best.gpu)
     reasons = [f"peak {best.device_gb:.1f} GB of {g.vram_gb:g} GB ({best.status})"
                + (", with gradient checkpointing" if best.grad_checkpointing else ""),
                f"{_fmt_h(best.run.hours)} for {work.total_tokens(seq):,.0f} trained tokens, "
                f"{best.kwh:.3g} kWh, {best.run.cost.kg_co2:.3g} kg CO2 in {region.name}" if best.run.cost else ""]
-    if best.run.rental_usd is not None and best.run.price is not None:
+    if best.owned and best.run.cost:
+        reasons.append(f"{_usd(best.run.cost.usd)} of electricity on your own GPU")
+    elif best.run.rental_usd is not None and best.run.price is not None:
         reasons.append(f"{_usd(best.run.rental_usd)} at {best.run.price.provider}'s ${best.run.price.usd_per_hour:g}/h "
                        f"({best.run.price.as_of})")
     others = [o for o in within if o is not best and o.kwh]
@@ -636,6 +658,9 @@ def _seed004(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads) -> No
         lines.append(f"Seed 004 puts QLoRA at 10-12 GB; we predict {q.peak_allocated_gb:.1f} GB allocated, including "
                      f"{q.component('weights_unquantised').gb:.1f} GB of fp32 embeddings and lm_head that "
                      "prepare_model_for_kbit_training up-casts, which the document leaves out.")
+    lines.append("Seed 004 recommends QLoRA for its lower cost; on the measured H100 rows QLoRA's steps take longer "
+                 "than LoRA's (see the alert), so where LoRA fits, it is the greener and cheaper run; QLoRA is the "
+                 "choice when only a 16 GB card is at hand.")
     lines.append("Seed 004's step count (36 steps of 16 x 2,048 tokens for 140 examples over 2 epochs) assumes every "
                  "example is padded to 2,048 tokens; we count the trained tokens (examples x average length x epochs).")
     ans.caveats.extend(lines)

@@ -1,0 +1,159 @@
+"""`ecolobster plan` and the PLAN protocol, asserted on the JSON Answer: seed 004's OLMo-7B scenario,
+a run timed straight from a measured row, a model that fits nowhere, budget limits, free text."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from advisor.cli import main
+from advisor.finetune_time import calibrations, estimate_step
+from advisor.protocols.plan import PlanRequest, plan, plan_from_text, request_from_text
+from measurements import catalog
+from measurements.store import load_rows
+
+
+def plan_json(capsys, *args: str) -> dict:
+    assert main(["plan", *args, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_seed004_scenario_olmo7b(capsys):
+    """Seed 004: OLMo-7B, ~140 examples of ~1,500 tokens, sequence 2,048, 2 epochs, LoRA vs QLoRA."""
+    a = plan_json(capsys, "--model", "olmo-7b", "--examples", "140", "--avg-tokens", "1500", "--seq-len", "2048",
+                  "--epochs", "2")
+    assert a["protocol"] == "plan" and not a["errors"]
+    assert a["query"]["trained_tokens"] == 140 * 1500 * 2
+    fit = a["extra"]["fit_matrix"]
+    dev = a["extra"]["device_gb"]
+    # The document says LoRA runs out of memory on 24 GB cards; with checkpointing it fits.
+    assert fit["rtx4090"]["lora"] == "fits" and dev["lora"]["rtx4090"] < 24
+    assert fit["rtx4090"]["qlora"] == "fits" and 7 < dev["qlora"]["rtx4090"] < 12
+    assert fit["rtx4090"]["full"] == "OOM" and fit["t4"]["lora"] == "OOM" and fit["t4"]["qlora"] == "fits"
+    rec = a["extra"]["recommended"]
+    assert rec["strategy"] in ("lora", "qlora") and rec["kwh"] > 0 and rec["usd"] > 0
+    assert rec["tier"] in ("measured", "interpolated")
+    # every priced run is consistent: cloud cost = hours x the cheapest catalog price for that GPU
+    for r in a["extra"]["runs"]:
+        prices = [p.usd_per_hour for p in catalog.gpu_prices() if p.gpu == r["gpu"]]
+        if prices:
+            assert r["rental_usd"] == pytest.approx(r["hours"] * min(prices))
+    # the ready configuration and where we differ from the document
+    codes = {rc["language"]: rc["code"] for rc in a["recommendations"] if rc.get("code")}
+    assert "get_peft_model" in codes["python"] and "'q_proj'" in codes["python"]
+    assert "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]" in codes["yaml"]
+    seed = [c for c in a["caveats"] if "Seed 004" in c]
+    assert len(seed) >= 4 and any("32" in c and "50 layers" in c for c in seed)
+    assert {al["code"] for al in a["alerts"]} >= {"FT_QLORA_SLOWER"}
+    titles = [t["title"] for t in a["tables"]]
+    assert titles[:3] == ["VRAM breakdown (GB), OLMo-7B", "GPU fit matrix", "Per run where it fits"]
+
+
+def test_seed004_scenario_on_a_24gb_card_from_text():
+    a = plan_from_text("LoRA or QLoRA for OLMo-7B on a 24GB GPU, 140 examples of ~1,500 tokens, seq 2048, "
+                       "2 epochs, budget $20").model_dump()
+    assert a["protocol"] == "plan" and not a["errors"]
+    assert a["query"]["vram_gb"] == 24 and a["query"]["budget_usd"] == 20
+    fit_table = next(t for t in a["tables"] if t["title"] == "GPU fit matrix")
+    yours = [row[0] for row in fit_table["rows"] if "(yours)" in row[0]]
+    assert len(yours) >= 4  # every 24 GB catalog GPU
+    rec = a["extra"]["recommended"]
+    assert catalog.resolve_gpu(rec["gpu"]).vram_gb == 24 and rec["usd"] <= 20
+
+
+def test_a_run_timed_straight_from_a_measured_row(capsys):
+    a = plan_json(capsys, "--model", "qwen2.5-7b", "--method", "qlora", "--seq-len", "512", "--gpu", "h100_sxm",
+                  "--grad-checkpointing", "on", "--double-quant", "off", "--examples", "1000", "--avg-tokens", "512")
+    (run,) = a["extra"]["runs"]
+    assert run["tier"] == "measured"
+    row = next(r for r in load_rows() if r.id == run["row_ids"][0])
+    assert (row.method, row.precision, row.seq_len, row.lora_rank, row.grad_checkpointing) == ("qlora", "nf4", 512, 16,
+                                                                                                True)
+    tokens = 1000 * 512
+    assert run["hours"] == pytest.approx(tokens / row.throughput_tok_s / 3600)
+    # your own GPU: the cost is its electricity (region us, PUE 1 for a local machine)
+    region = catalog.resolve_region("us")
+    kwh = row.energy_j_per_step / (row.batch_size * row.seq_len) * tokens / 3.6e6
+    assert run["kwh"] == pytest.approx(kwh)
+    assert run["usd"] == pytest.approx(kwh * region.price_usd_kwh)
+    assert a["mood"] == "green"
+
+
+def test_a_model_that_fits_nowhere(capsys):
+    a = plan_json(capsys, "--model", "llama-3.1-70b", "--method", "full", "--tokens", "1000000")
+    assert a["extra"]["recommended"] is None
+    assert all(v == {"full": "OOM"} for v in a["extra"]["fit_matrix"].values())
+    alert = next(al for al in a["alerts"] if al["code"] == "FT_NO_FIT")
+    assert "QLoRA with gradient checkpointing would need" in alert["fix"]
+    assert a["errors"] == ["no strategy fits the available GPUs"]
+    need = float(a["headline"].split("needs at least ")[1].split(" GB")[0])
+    assert need > 141  # more than the largest catalog GPU (H200)
+
+
+def test_budget_limits_the_plan(capsys):
+    args = ["--model", "qwen2.5-7b", "--tokens", "50000000", "--epochs", "3"]
+    free = plan_json(capsys, *args)["extra"]
+    cheapest = min(r["usd"] for r in free["runs"] if r["usd"] is not None)
+    # a budget below every priced run: nothing to recommend, the cheapest is named
+    a = plan_json(capsys, *args, "--budget-usd", f"{cheapest * 0.5:.2f}")
+    assert a["extra"]["recommended"] is None and a["mood"] == "red"
+    assert f"${cheapest:,.2f}" in a["headline"]
+    # a budget between the cheapest and the rest: the plan stays within it and says what it left out
+    budget = cheapest * 1.05
+    b = plan_json(capsys, *args, "--budget-usd", f"{budget:.2f}")
+    rec = b["extra"]["recommended"]
+    assert rec is not None and rec["usd"] <= budget
+    over = next(al for al in b["alerts"] if al["code"] == "FT_BUDGET")
+    n_over = sum(1 for r in free["runs"] if r["usd"] is not None and r["usd"] > round(budget, 2))
+    assert over["message"].startswith(f"{n_over} of ")
+
+
+def test_protocols_dispatcher_runs_plan():
+    from advisor.protocols import run
+    from advisor.query import parse
+
+    q = parse("LoRA or QLoRA for Mistral-7B on an RTX 4090, budget $50", protocol="plan")
+    a = run(q)
+    assert a.protocol == "plan" and a.query["model_key"] == "mistral-7b-v0.2"
+    assert a.extra["fit_matrix"]["rtx4090"]["qlora"] == "fits"
+
+
+def test_free_text_fields():
+    req, problems = request_from_text("fine-tune Qwen2.5-7B with QLoRA on an RTX 4090 and an A100 80GB, "
+                                      "140 examples of 1,500 tokens, 2 epochs, seq 2048, r=64, batch size 2")
+    assert not problems
+    assert (req.model, req.method, req.rank, req.examples, req.avg_tokens, req.epochs, req.seq_len, req.batch_size) == \
+        ("qwen2.5-7b", "qlora", 64, 140, 1500, 2, 2048, 2)
+    assert req.gpus == ["rtx4090", "a100_80gb"]
+    req, _ = request_from_text("LoRA for Mistral-7B on 50M tokens, 3 epochs, budget $20 with gradient checkpointing")
+    assert (req.tokens, req.budget_usd, req.grad_checkpointing, req.method) == (50e6, 20, True, "lora")
+
+
+def test_bad_input_is_named(capsys):
+    a = plan(PlanRequest(model="gpt-17"))
+    assert a.errors and "Unknown model 'gpt-17'" in a.errors[0] and "Accepted:" in a.errors[0]
+    assert main(["plan", "--model", "olmo-7b", "--rank", "0"]) == 2
+    assert "--rank: Input should be greater than or equal to 1" in capsys.readouterr().err
+    assert main(["plan", "--model", "olmo-7b", "--seq-len", "9000"]) == 2
+    assert "longer than OLMo-7B's context of 2048" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plan", "--model", "olmo-7b", "--grad-checkpointing", "maybe"])
+    assert "accepted on, off or auto" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        PlanRequest(model="olmo-7b", optimizer="lion")
+
+
+def test_step_time_transfer_between_measured_rows():
+    """Leave-one-out on the measured rows: each row's step time predicted from the others."""
+    cal = calibrations()
+    assert len(cal) >= 20
+    errors = []
+    for c in cal:
+        others = [o for o in cal if o.row_id != c.row_id and not (o.arch == c.arch and o.setup == c.setup)]
+        est = estimate_step(catalog.resolve_model(c.arch), c.setup, catalog.resolve_gpu(c.gpu), others)
+        assert est is not None and est.tier != "measured"
+        errors.append(abs(est.step_time_s / c.step_time_s - 1))
+    assert statistics.median(errors) < 0.15
+    assert max(errors) < 0.5
