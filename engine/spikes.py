@@ -201,7 +201,7 @@ def detect_step_spikes(
     *,
     power_w: float | Sequence[float] | None = None,
     window: int = 21,
-    k: float = 5.0,
+    k: float = 3.0,
     min_rel: float = 0.05,
     period_tol: float = 0.2,
 ) -> list[Spike]:
@@ -209,7 +209,8 @@ def detect_step_spikes(
 
     `step_times_s[i]` is the duration of step i. With `power_w` (one mean power, or one per step)
     each spike's extra time is priced in joules. Times are placed on the run's clock (cumulative
-    step times), so `period_s` is in seconds and `period_steps` in steps.
+    step times), so `period_s` is in seconds and `period_steps` in steps. Step times are far less
+    noisy than power samples, so the default threshold is the usual 3 noise units.
     """
     n = len(step_times_s)
     ends: list[float] = []
