@@ -698,7 +698,7 @@ def call_tool(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: Server
         answer = spec.run(inp, ctx)
     except Exception as err:  # noqa: BLE001 - one failing call must not take the server down
         return _failure(name, err)
-    return Outcome(answer, answer.protocol == "error")
+    return Outcome(answer, unanswered(answer))
 
 
 async def call_tool_async(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: ServerContext) -> Outcome:
@@ -717,7 +717,12 @@ async def call_tool_async(specs: dict[str, ToolSpec], name: str, arguments: Any,
         answer = await spec.run(inp, ctx)
     except Exception as err:  # noqa: BLE001
         return _failure(name, err)
-    return Outcome(answer, answer.protocol == "error")
+    return Outcome(answer, unanswered(answer))
+
+
+def unanswered(answer: Answer) -> bool:
+    """An Answer that carries errors did not answer the question (protocols put nothing else there)."""
+    return answer.protocol == "error" or bool(answer.errors)
 
 
 def _known_error(err: Exception) -> str | None:
@@ -771,7 +776,7 @@ def build_server(root: Path | str, include_benchmark: bool | None = None) -> Ser
     async def on_call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         outcome = await call_tool_async(specs, params.name, params.arguments, ctx)
         data = outcome.answer.model_dump(mode="json")
-        text = outcome.answer.errors[0] if outcome.is_error and outcome.answer.errors else None
+        text = "\n".join(outcome.answer.errors) if outcome.is_error and outcome.answer.errors else None
         if text is None:
             try:
                 text = render_markdown(outcome.answer)

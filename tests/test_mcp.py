@@ -33,7 +33,7 @@ ECOLOBSTER = Path(sys.executable).parent / "ecolobster"
 # The venv's console script; where the package is not installed (the GPU machine runs the tests
 # from a copy of the tree) the same entry point through the interpreter.
 SERVER_CMD = [str(ECOLOBSTER)] if ECOLOBSTER.exists() else [sys.executable, "-m", "advisor.cli"]
-EXPECTED_TOOLS = {"optimize", "compare", "estimate", "diagnose", "ask", "audit", "query_measurements"}
+EXPECTED_TOOLS = {"optimize", "compare", "estimate", "diagnose", "ask", "audit", "query_measurements", "plan_finetune"}
 
 TRAP_CODE = ("from transformers import AutoModelForCausalLM\n"
              "model = AutoModelForCausalLM.from_pretrained('mistralai/Mistral-7B-Instruct-v0.2', load_in_8bit=True)\n")
@@ -89,6 +89,8 @@ VALID: dict[str, tuple[str, Any]] = {
     "diagnose": ("diagnose", {"model": "mistral-7b", "gpu": "a800", "precision": "int8_mixed",
                               "symptoms": ["slow", "high_bill"]}),
     "path_abs_in": ("audit", {"path": "<root>/serve.py"}),
+    "plan": ("plan_finetune", {"model": "qwen2.5-7b", "examples": 10000, "avg_tokens": 512, "gpus": ["4090d", "a800"],
+                               "budget_usd": 50}),
 }
 INVALID: dict[str, tuple[str, Any]] = {
     "unknown_tool": ("no_such_tool", {}),
@@ -118,6 +120,10 @@ INVALID: dict[str, tuple[str, Any]] = {
     "diagnose_bad_symptom": ("diagnose", {"symptoms": ["sad"]}),
     "estimate_negative": ("estimate", {"model": "mistral-7b", "requests_per_day": -5}),
     "long_name": ("optimize", {"model": "m" * (mcp_server.MAX_TEXT_CHARS + 1)}),
+    "plan_bad_method": ("plan_finetune", {"model": "qwen2.5-7b", "method": "dora"}),
+    "plan_unknown_model": ("plan_finetune", {"model": "no-such-model"}),
+    "plan_extra": ("plan_finetune", {"model": "qwen2.5-7b", "learning_rate": 1e-4}),
+    "plan_seq_short": ("plan_finetune", {"model": "qwen2.5-7b", "seq_len": 4}),
     "nested_long": ("compare", {"model": "mistral-7b", "compare_gpus": ["a800", "g" * (mcp_server.MAX_TEXT_CHARS + 1)]}),
 }
 CALLS = {**VALID, **INVALID, "after_errors": ("query_measurements", {"limit": 1})}
@@ -434,7 +440,8 @@ def test_every_invalid_call_is_a_clear_error_result(session_results, key):
     text = error_text(session_results[key])
     assert "internal error" not in text, text
     answer = answer_of(session_results[key])
-    assert answer.protocol == "error" and answer.errors and answer.mood == "gray"
+    assert answer.errors and answer.mood == "gray"
+    assert answer.protocol in ("error", CALLS[key][0].removesuffix("_finetune"))
 
 
 def test_protocol_tools_answer_with_provenance_and_citations(session_results):
@@ -474,6 +481,12 @@ def test_specific_answers(session_results):
     assert "model" in error_text(session_results["optimize_no_model"])
     assert "gtx-9999" in error_text(session_results["compare_bad_gpu"])
     assert "longer than" in error_text(session_results["nested_long"])
+    plan = answer_of(session_results["plan"])
+    assert plan.protocol == "plan" and plan.tables and plan.provenance
+    assert plan.query["model"] == "qwen2.5-7b" and plan.query["gpus"] == ["4090d", "a800"]
+    assert "'method'" in error_text(session_results["plan_bad_method"])
+    assert "Unknown model 'no-such-model'" in error_text(session_results["plan_unknown_model"])
+    assert "'learning_rate': unknown field" in error_text(session_results["plan_extra"])
 
 
 # ---------------------------------------------------------------- benchmark

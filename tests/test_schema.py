@@ -83,6 +83,7 @@ QUESTIONS = [
     ["estimate", "--model", "qwen2.5-7b", "--gpu", "a800", "--precision", "nf4", "--tokens-per-month", "50000000",
      "--region", "eu"],
     ["diagnose", "--model", "mistral-7b", "--gpu", "a800", "--precision", "int8_mixed", "--reported-tok-s", "10"],
+    ["plan", "--model", "olmo-7b", "--examples", "20000", "--avg-tokens", "512", "--gpu", "4090d", "--budget-usd", "20"],
 ]
 
 
@@ -146,11 +147,12 @@ SAMPLES = {
     "compare": {"model": "mistral-7b", "gpu": "rtx5090", "compare_precisions": ["fp16", "nf4", "int8_pure"]},
     "estimate": {"model": "mistral-7b", "tokens_per_month": 1e8, "region": "eu"},
     "diagnose": {"model": "mistral-7b", "precision": "int8_mixed", "symptoms": ["slow", "high_bill"]},
+    "plan_finetune": {"model": "olmo-7b", "examples": 20000, "method": "qlora", "gpus": ["4090d"], "budget_usd": 20},
 }
 
 
 def test_every_tool_has_a_sample_here():
-    assert set(SAMPLES) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)} - {"benchmark", "plan_finetune"}
+    assert set(SAMPLES) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)} - {"benchmark"}
 
 
 def _format_choices(parser) -> list[str] | None:
@@ -171,4 +173,4 @@ def test_every_command_takes_format_json():
             if "json" not in (_format_choices(p) or []):
                 missing.append(label)
     assert not missing, f"commands without --format json: {missing}"
-    assert {"ask", "optimize", "compare", "estimate", "diagnose", "audit", "data", "schema", "mcp"} <= set(subs)
+    assert {"ask", "optimize", "compare", "estimate", "diagnose", "audit", "plan", "bench", "chat", "data", "schema", "mcp"} <= set(subs)
