@@ -883,3 +883,29 @@ def device_overheads(rows) -> DeviceOverheads:  # rows: list[MeasurementRow]
     ratios.sort()
     contexts.sort()
     return DeviceOverheads(reserve_ratio=ratios[len(ratios) // 2], context_gb=contexts[len(contexts) // 2], row_ids=ids)
+
+
+def validation_table() -> str:
+    """The README's per-row table: predicted vs measured peak allocated memory of every measured
+    fine-tuning row (`python -m advisor.finetune_memory` prints it)."""
+    from measurements import catalog
+    from measurements.store import load_rows
+
+    lines = ["| row (h100-ft-syn-...) | method | seq | ckpt | measured GB | predicted GB | error |",
+             "|---|---|---|---|---|---|---|"]
+    for r in load_rows(include_local=False):
+        if r.task != "finetune" or r.kind != "measured" or not r.peak_mem_alloc_gb:
+            continue
+        arch = catalog.model_by_hub_id(r.model_id)
+        if arch is None:
+            continue
+        est = estimate_training(arch, setup_from_row(r))
+        err = (est.peak_allocated_gb / r.peak_mem_alloc_gb - 1) * 100
+        lines.append(f"| {r.id.removeprefix('h100-ft-syn-')} | {r.method} {r.precision} | {r.seq_len} | "
+                     f"{'on' if r.grad_checkpointing else 'off'} | {r.peak_mem_alloc_gb:.2f} | "
+                     f"{est.peak_allocated_gb:.2f} | {err:+.1f}% |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(validation_table())

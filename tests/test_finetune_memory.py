@@ -297,3 +297,15 @@ def test_saved_tensor_walk_matches_the_real_code_on_cpu(setup, kv_heads, tmp_pat
     predicted = estimate_training(arch, setup).peak_allocated_gb * 1e9
     real = _real_peak(arch, setup, tmp_path)
     assert math.isclose(predicted, real, rel_tol=0.05), f"predicted {predicted / 1e6:.2f} MB, real {real / 1e6:.2f} MB"
+
+
+def test_readme_reports_the_current_error_of_every_row():
+    from pathlib import Path
+
+    from advisor.finetune_memory import validation_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:plan -->")[1].split("<!-- /section:plan -->")[0]
+    assert validation_table() in section, (
+        "the README's per-row memory table is stale: paste the output of `python -m advisor.finetune_memory` "
+        "into the plan section")
