@@ -78,7 +78,13 @@ def test_a_run_timed_straight_from_a_measured_row(capsys):
     kwh = row.energy_j_per_step / (row.batch_size * row.seq_len) * tokens / 3.6e6
     assert run["kwh"] == pytest.approx(kwh)
     assert run["usd"] == pytest.approx(kwh * region.price_usd_kwh)
-    assert a["mood"] == "green"
+    # the same configuration with LoRA was measured too, and uses less energy: the answer says so
+    lora = next(r for r in load_rows() if r.id == row.id.replace("qlora-nf4", "lora"))
+    waste = row.energy_j_per_step / lora.energy_j_per_step * 100 - 100
+    assert waste > 30
+    alert = next(al for al in a["alerts"] if al["code"] == "FT_GREENER_METHOD")
+    assert alert["impact_pct"] == pytest.approx(waste) and a["waste_pct"] == pytest.approx(waste)
+    assert a["mood"] == ("orange" if waste < 100 else "red")
 
 
 def test_a_model_that_fits_nowhere(capsys):

@@ -264,6 +264,8 @@ def plan(req: PlanRequest) -> Answer:
     _runs_table(ans, runs)
     _recommend(ans, req, arch, strategies, options, targets, runs, region, work, seq)
     _risks(ans, req, arch, strategies, options, targets, mem, seq, cal)
+    if req.method in ("lora", "qlora") and ans.extra.get("recommended"):
+        _greener_method(ans, req, arch, targets, seq, work, region, cal, ov, gc_options)
     _provenance(ans, arch, mem, ov, runs, val_max, val_n, region)
     _seed004(ans, arch, mem, ov)
     return ans
@@ -461,6 +463,39 @@ def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[
                                 "hours": best.run.hours, "tier": best.run.step.tier}
 
 
+def _greener_method(ans: Answer, req: PlanRequest, arch: ModelArch, targets: list[GPU], seq: int, work: Workload,
+                    region: Region, cal: tuple[Calibration, ...], ov: DeviceOverheads, gc_options: list[bool]) -> None:
+    """The user asked for one of LoRA / QLoRA: would the other fit on the same GPU and use less energy?"""
+    rec = ans.extra["recommended"]
+    other = "qlora" if req.method == "lora" else "lora"
+    g = catalog.resolve_gpu(rec["gpu"])
+    best: Option | None = None
+    for gc in gc_options:
+        dev = _device_gb(estimate_training(arch, _setup(req, other, seq, gc)), ov)
+        o = Option(strategy=other, gpu=g.key, grad_checkpointing=gc, status=_status(dev, g.vram_gb), device_gb=dev,
+                   vram_gb=g.vram_gb)
+        if o.status == "OOM":
+            continue
+        o.run = estimate_run(arch, _setup(req, other, seq, gc, g), g, work, region, req.pue, None, list(cal))
+        if o.kwh is not None and (best is None or o.kwh < (best.kwh or math.inf)):
+            best = o
+    if best is None or best.kwh is None or best.kwh >= rec["kwh"]:
+        return
+    waste = derive.waste_pct(rec["kwh"], best.kwh)
+    ans.waste_pct = waste
+    ans.mood = mood_for_waste(waste, evidence_ok=best.run is not None and best.run.step.confidence != "low")
+    ans.extra["alternative"] = {"strategy": other, "gpu": g.key, "grad_checkpointing": best.grad_checkpointing,
+                                "status": best.status, "device_gb": round(best.device_gb, 3), "kwh": best.kwh}
+    ans.alerts.append(Alert(
+        code="FT_GREENER_METHOD", title=f"{LABEL[other]} would use less energy", mood=ans.mood,
+        message=f"{LABEL[other]} also fits on {g.name} ({best.status}, {best.device_gb:.1f} GB"
+                + (", with gradient checkpointing" if best.grad_checkpointing else "")
+                + f") and needs {best.kwh:.3g} kWh against {rec['kwh']:.3g} kWh: {LABEL[req.method]} costs "
+                  f"{waste:.0f}% more energy.",
+        fix=f"--method {other}" + (" (tight on memory: check the margin)" if best.status == "tight" else ""),
+        impact_pct=waste))
+
+
 def _no_fit(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str], options: dict,
             targets: list[GPU], seq: int) -> None:
     need = min(options[(s, g.key)].device_gb for s in strategies for g in targets)
@@ -584,8 +619,10 @@ def _risks(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str]
                     "non-quantised parts cost time; it saves memory, not energy per token.",
             impact_pct=(med - 1) * 100,
             citations=[Citation(kind="row", ref=i) for i in sorted(set(ids))[:8]]))
-    if "qlora" in strategies and arch.kv_heads < arch.heads and (False in [o.grad_checkpointing for o in options.values()
-                                                                          if o.strategy == "qlora"]):
+    target_keys = {g.key for g in targets}
+    qlora_no_gc = [o for o in options.values() if o.strategy == "qlora" and o.gpu in target_keys
+                   and o.status != "OOM" and not o.grad_checkpointing]
+    if "qlora" in strategies and arch.kv_heads < arch.heads and qlora_no_gc:
         extra = mem[("qlora", False)].peak_allocated_gb - estimate_training(
             arch, _setup(req, "qlora", seq, False).model_copy(update={"autocast": True})).peak_allocated_gb
         if extra > 0.5:
