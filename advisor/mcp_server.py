@@ -46,19 +46,11 @@ SERVER_NAME = "ecolobster"
 MAX_TEXT_CHARS = 4_000
 MAX_CODE_CHARS = 200_000
 MAX_NAME_CHARS = 200
-MAX_PATH_CHARS = 4_096
+MAX_PATH_CHARS = MAX_TEXT_CHARS
 MAX_ARGUMENTS_BYTES = 1_000_000
 MAX_AUDIT_FILES = 500
-MAX_FILE_BYTES = 1_000_000
 MAX_ROWS = 500
 DEFAULT_ROWS = 50
-
-# Directories an audit of a folder never walks into: environments, caches and VCS data, not the
-# user's code.
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", "node_modules", "__pycache__",
-                       ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", "build", "dist",
-                       "site-packages"})
-AUDIT_SUFFIXES = (".py", ".ipynb")
 
 INSTRUCTIONS = (
     "EcoLobster answers energy, cost and CO2 questions about running or fine-tuning LLMs on GPUs "
