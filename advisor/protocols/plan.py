@@ -192,9 +192,11 @@ def plan(req: PlanRequest) -> Answer:
         return _error(req, str(err))
 
     defaults: list[str] = []
-    seq = req.seq_len or min(2048, arch.context_length)
+    default_seq = int(catalog.factor("default_finetune_seq_len"))
+    seq = req.seq_len or min(default_seq, arch.context_length)
     if req.seq_len is None:
-        defaults.append(f"sequence length {seq} tokens (not given; the smaller of 2,048 and the model's context)")
+        defaults.append(f"sequence length {seq} tokens (not given; the smaller of {default_seq:,} and the model's "
+                        "context)")
     if req.seq_len and req.seq_len > arch.context_length:
         return _error(req, f"sequence length {req.seq_len} is longer than {arch.name}'s context of "
                            f"{arch.context_length} tokens")
