@@ -16,7 +16,7 @@ from advisor.api import answer_query, ask
 from advisor.cli import main
 from advisor.query import from_fields
 from advisor.render import to_json
-from measurements import catalog
+from measurements import catalog, store
 
 PROMPTS = {
     "optimize_3b": ("Lobster, I want to deploy Qwen2.5-3B on an RTX 5090. What's the greenest config?",
@@ -108,7 +108,11 @@ def test_load_in_8bit_bill_is_diagnosed_as_the_int8_paradox(i):
     assert a["mood"] in ("orange", "red")
     assert "llm_int8_threshold=0.0" in a["recommendations"][0]["code"]
     ev = table(a, "Evidence")
-    assert len(ev["rows"]) == 9 and all(r[-1].startswith("+") for r in ev["rows"])
+    # one evidence row per measured (GPU, model, batch) pair of INT8 mixed and FP16/BF16 rows
+    rows = [r for r in store.load_rows() if r.task == "inference" and r.kind == "measured"]
+    pairs = {(r.gpu, r.model_id, r.batch_size) for r in rows if r.precision == "int8_mixed"} & {
+        (r.gpu, r.model_id, r.batch_size) for r in rows if r.precision == "fp16"}
+    assert len(ev["rows"]) == len(pairs) >= 13 and all(r[-1].startswith("+") for r in ev["rows"])
     assert a["extra"]["matched"][0] == "INT8_MIXED"
 
 
