@@ -333,11 +333,13 @@ def test_int8_trap_on_a800_is_measured_against_fp16_the_best_alternative():
     """On the A800 pure INT8 still spends more than FP16, so the waste (and mood) of default
     INT8 is against FP16, and the first fix says so."""
     a = json.loads(to_json(answer_query(from_fields("diagnose", model="mistral-7b", gpu="a800",
-                                                      precision="int8_mixed", batch_size=1))))
+                                                      precision="int8_mixed", batch_size=1,
+                                                      use_case="interactive_chat"))))
     assert a["waste_pct"] == pytest.approx(derive.waste_pct(9608, 4334))
     assert a["mood"] == mood_for_waste(a["waste_pct"]) == "red"
     assert a["recommendations"][0]["title"].startswith("1. Load in FP16")
     b = json.loads(to_json(answer_query(from_fields("diagnose", model="mistral-7b", gpu="rtx4090d",
-                                                      precision="int8_mixed", batch_size=1))))
+                                                      precision="int8_mixed", batch_size=1,
+                                                      use_case="interactive_chat"))))
     assert b["waste_pct"] == pytest.approx(derive.waste_pct(7401, 5212))  # pure INT8 wins on the 4090D
     assert "llm_int8_threshold=0.0" in b["recommendations"][0]["title"]
