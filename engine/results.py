@@ -9,30 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
+
+from measurements.store import append_lines
 
 DONE_STATUSES = ("ok", "oom")
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(record, default=str, sort_keys=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size:  # a writer killed mid-line left no newline: start on a fresh one
-            with open(path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
-                    data = b"\n" + data
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_lines(Path(path), (json.dumps(record, default=str) + "\n").encode("utf-8"))
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

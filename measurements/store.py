@@ -137,19 +137,14 @@ def load_rows(include_local: bool = True, problems: list[str] | None = None) -> 
     return rows
 
 
-def append_rows(rows: Iterable[MeasurementRow], path: Path | None = None) -> int:
-    """Append rows to the local store atomically.
+def append_lines(path: Path, data: bytes) -> None:
+    """Append complete lines to `path` atomically.
 
-    Each row is one JSON line written with a single O_APPEND write under an exclusive lock, and
-    fsynced: a killed writer leaves at most a partial final line (skipped on read), and two
-    concurrent writers never interleave or lose rows.
+    One O_APPEND write under an exclusive lock, fsynced: a killed writer leaves at most a partial
+    final line (skipped on read, and the next write starts on a fresh line), and two concurrent
+    writers never interleave or lose lines.
     """
-    path = path or local_store_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = "".join(r.model_dump_json() + "\n" for r in rows)
-    if not payload:
-        return 0
-    data = payload.encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         try:
@@ -158,7 +153,6 @@ def append_rows(rows: Iterable[MeasurementRow], path: Path | None = None) -> int
             fcntl.flock(fd, fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - non-POSIX
             pass
-        # A previous writer killed mid-line leaves no trailing newline: start on a fresh line.
         size = os.fstat(fd).st_size
         if size:
             with open(path, "rb") as fh:
@@ -169,4 +163,11 @@ def append_rows(rows: Iterable[MeasurementRow], path: Path | None = None) -> int
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_rows(rows: Iterable[MeasurementRow], path: Path | None = None) -> int:
+    """Append rows to the local store atomically (see append_lines); returns how many."""
+    payload = "".join(r.model_dump_json() + "\n" for r in rows)
+    if payload:
+        append_lines(path or local_store_path(), payload.encode("utf-8"))
     return payload.count("\n")
