@@ -20,18 +20,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import tempfile
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.inference import Event, is_oom
-from engine.power import EnergyMonitor, relative_gap
+from engine.inference import is_oom
+from engine.power import relative_gap
 from engine.protocol import ProtocolSettings, RunMeasurement, pause, run_protocol, summarize
 from engine.provenance import Provenance
-from engine.results import append_jsonl, done_keys, gb, slug
+from engine.results import SweepBase, done_keys, gb, slug
 
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
 
@@ -210,45 +209,10 @@ def _checkpointing_active(model: Any) -> bool:
     return _checkpointing_flag(model) and bool(model.training)
 
 
-class FinetuneSweep:
+class FinetuneSweep(SweepBase):
     """Loads each base model once, then wraps, measures and unwraps one configuration at a time."""
 
-    def __init__(self, configs: Iterable[FinetuneConfig], settings: ProtocolSettings, device: str,
-                 out_path: str | Path, trace_dir: str | Path | None = None,
-                 monitor: EnergyMonitor | None = None, loader: Callable[..., Any] | None = None,
-                 provenance: Provenance | None = None, on_event: Event | None = None,
-                 deadline: float | None = None):
-        self.configs = list(configs)
-        self.settings, self.device = settings, device
-        self.out_path = Path(out_path)
-        self.trace_dir = Path(trace_dir) if trace_dir else None
-        self.monitor = monitor if monitor is not None else EnergyMonitor.time_only()
-        if loader is None:
-            from engine.models import load_model
-
-            loader = load_model
-        self.loader = loader
-        self.provenance = provenance
-        self.on_event = on_event
-        # Monotonic time after which no new configuration starts (it is left for a resumed run).
-        self.deadline = deadline
-
-    def _past_deadline(self) -> bool:
-        return self.deadline is not None and time.monotonic() > self.deadline
-
-    def _emit(self, kind: str, **payload: Any) -> None:
-        if self.on_event:
-            self.on_event(kind, payload)
-
-    def _save(self, res: FinetuneResult) -> FinetuneResult:
-        append_jsonl(self.out_path, res.model_dump(mode="json"))
-        self._emit("config_done", result=res)
-        return res
-
-    def _base(self, cfg: FinetuneConfig, status: str, **kw: Any) -> FinetuneResult:
-        return FinetuneResult(key=cfg.key(), status=status, config=cfg, device=self.device,  # type: ignore[arg-type]
-                              started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
-                              settings=self.settings, provenance=self.provenance, **kw)
+    result_cls = FinetuneResult
 
     def _load(self, cfg: FinetuneConfig) -> Any:
         lm = self.loader(cfg.model, cfg.precision, self.device, synthetic=cfg.synthetic,

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.power import EnergyMonitor, relative_gap
 from engine.protocol import ProtocolResult, ProtocolSettings, RunMeasurement, pause, run_protocol
 from engine.provenance import Provenance
-from engine.results import append_jsonl, done_keys, gb, slug
+from engine.results import SweepBase, done_keys, gb, slug
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -273,8 +273,10 @@ def summarise_result(res: InferenceResult, proto: ProtocolResult, runs: list[Run
     return res.model_copy(update=upd)
 
 
-class Sweep:
+class Sweep(SweepBase):
     """Runs configurations in order, loading each model once for all its batch sizes."""
+
+    result_cls = InferenceResult
 
     def __init__(self, configs: Iterable[InferenceConfig], settings: ProtocolSettings, device: str,
                  out_path: str | Path, trace_dir: str | Path | None = None,
@@ -282,38 +284,9 @@ class Sweep:
                  provenance: Provenance | None = None, on_event: Event | None = None,
                  deadline: float | None = None,
                  carbon_region: str | None = None):
-        self.configs = list(configs)
-        self.settings, self.device = settings, device
-        self.out_path = Path(out_path)
-        self.trace_dir = Path(trace_dir) if trace_dir else None
-        self.monitor = monitor if monitor is not None else EnergyMonitor.time_only()
-        if loader is None:
-            from engine.models import load_model
-
-            loader = load_model
-        self.loader = loader
-        self.provenance = provenance
-        self.on_event = on_event
-        # Monotonic time after which no new configuration starts (it is left for a resumed run).
-        self.deadline = deadline
+        super().__init__(configs, settings, device, out_path, trace_dir, monitor, loader, provenance,
+                         on_event, deadline)
         self.carbon_region = carbon_region
-
-    def _past_deadline(self) -> bool:
-        return self.deadline is not None and time.monotonic() > self.deadline
-
-    def _emit(self, kind: str, **payload: Any) -> None:
-        if self.on_event:
-            self.on_event(kind, payload)
-
-    def _save(self, res: InferenceResult) -> InferenceResult:
-        append_jsonl(self.out_path, res.model_dump(mode="json"))
-        self._emit("config_done", result=res)
-        return res
-
-    def _base(self, cfg: InferenceConfig, status: str, **kw: Any) -> InferenceResult:
-        return InferenceResult(key=cfg.key(), status=status, config=cfg, device=self.device,  # type: ignore[arg-type]
-                               started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
-                               settings=self.settings, provenance=self.provenance, **kw)
 
     def run(self) -> list[InferenceResult]:
         from engine.models import free_memory

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,47 @@ def local_row_id(host: str, when: dt.datetime, body: str) -> str:
 def gb(n_bytes: float | None) -> float | None:
     """Bytes -> GB (1e9 bytes, the unit of every *_gb field the engine writes)."""
     return None if n_bytes is None else n_bytes / 1e9
+
+
+class SweepBase:
+    """What the inference and fine-tuning sweeps share: their settings, the resumable result file,
+    the progress events and the deadline after which no new configuration starts."""
+
+    result_cls: Any = None  # the pydantic result model of the sweep
+
+    def __init__(self, configs: Any, settings: Any, device: str, out_path: str | Path,
+                 trace_dir: str | Path | None = None, monitor: Any = None, loader: Any = None,
+                 provenance: Any = None, on_event: Any = None, deadline: float | None = None):
+        from engine.power import EnergyMonitor
+
+        self.configs = list(configs)
+        self.settings, self.device = settings, device
+        self.out_path = Path(out_path)
+        self.trace_dir = Path(trace_dir) if trace_dir else None
+        self.monitor = monitor if monitor is not None else EnergyMonitor.time_only()
+        if loader is None:
+            from engine.models import load_model
+
+            loader = load_model
+        self.loader = loader
+        self.provenance = provenance
+        self.on_event = on_event
+        # Monotonic time after which no new configuration starts (it is left for a resumed run).
+        self.deadline = deadline
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def _emit(self, kind: str, **payload: Any) -> None:
+        if self.on_event:
+            self.on_event(kind, payload)
+
+    def _save(self, res: Any) -> Any:
+        append_jsonl(self.out_path, res.model_dump(mode="json"))
+        self._emit("config_done", result=res)
+        return res
+
+    def _base(self, cfg: Any, status: str, **kw: Any) -> Any:
+        return self.result_cls(key=cfg.key(), status=status, config=cfg, device=self.device,
+                               started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+                               settings=self.settings, provenance=self.provenance, **kw)
