@@ -778,8 +778,7 @@ def request_from_text(text: str) -> tuple[PlanRequest | None, list[str]]:
         fields["grad_checkpointing"] = True
     if m := re.search(r"\b(paged[\s_-]*adamw[\s_-]*(?:8|32)bit|adamw[\s_-]*8bit|adam8bit|8[\s-]*bit adam\w*|sgd)\b", t):
         fields["optimizer"] = "adamw_8bit" if "8" in m.group(1) and "paged" not in m.group(1) else m.group(1)
-    if re.search(r"[\u4e00-\u9fff]", text):
-        fields["lang"] = "zh"
+    # The plan's text is English for now; a Chinese question gets the same (English) plan.
     if problems and "model" not in fields:
         return None, problems
     try:
