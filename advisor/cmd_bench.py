@@ -343,7 +343,11 @@ def _show(args: argparse.Namespace, results: list[Any], rows: list[Any], out: Pa
         print(f"nothing to measure: every configuration is already in {out}")
     print(f"results: {out}")
     if stored:
-        print(f"{stored} row(s) added to the local dataset ({where}); the advisor now answers these "
-              "configurations from them (tier measured).")
+        if args.device == "cpu":  # no energy figure: the rows record throughput, not J/1k tok
+            print(f"{stored} row(s) added to the local dataset ({where}); they record throughput only "
+                  "(`ecolobster data list --gpu cpu`), so energy answers still come from GPU rows.")
+        else:
+            print(f"{stored} row(s) added to the local dataset ({where}); the advisor now answers these "
+                  "configurations from them (tier measured).")
     if any(r.status == "ok" and r.energy_method is None for r in results):
         print("energy unavailable on this device: throughput only.", file=sys.stderr)

@@ -56,9 +56,10 @@ def _filtered(args: argparse.Namespace) -> list[Any]:
         raise UsageError(f"the dataset does not load: {err}") from None
     if getattr(args, "gpu", None):
         try:
-            key = catalog.resolve_gpu(args.gpu).key
+            # "cpu" selects the engine's CPU-only runs, which have no GPU catalog entry
+            key = "cpu" if args.gpu.strip().lower() == "cpu" else catalog.resolve_gpu(args.gpu).key
         except catalog.UnknownName as err:
-            raise UsageError(str(err)) from None
+            raise UsageError(f"{err} (or 'cpu' for CPU-only runs)") from None
         rows = [r for r in rows if r.gpu == key]
     if getattr(args, "model", None):
         needle = args.model.lower()

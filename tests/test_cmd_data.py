@@ -125,3 +125,5 @@ def test_validate_accepts_cpu_runs_and_warns_on_local_rows_of_unknown_gpus(capsy
     assert code == 0 and report["ok"]
     assert [w for w in report["warnings"] if "local-odd" in w and "not in the GPU catalog" in w]
     assert not [w for w in report["warnings"] if "local-cpu" in w]
+    code, out, _ = run(capsys, "data", "list", "--gpu", "cpu", "--format", "json")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == ["local-cpu"]
