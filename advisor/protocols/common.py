@@ -27,12 +27,12 @@ from measurements import catalog
 # sizes count as "the same job" for each use case. Interactive chat can only batch the few users
 # who arrive together; an API server batches concurrent requests; offline jobs batch freely up to
 # the catalog's max_batch_size.
-USE_CASE_MAX_BATCH = {"interactive_chat": 4, "production_api": 32}
-PRODUCTION_MIN_BATCH = 8  # the batch size the seed's guide names as the production minimum
+# batch caps per use case and the production minimum come from factors.csv (seed 003's batch guide)
+USE_CASE_MAX_BATCH_FACTOR = {"interactive_chat": "chat_max_batch_size", "production_api": "api_max_batch_size"}
 # Precisions the advisor ranks (BF16/FP32 have no rows; they are answered on request only).
 RANKED_PRECISIONS = ("fp16", "nf4", "int8_pure", "int8_mixed", "fp8")
 # The basis for monthly figures when the question states no workload: per million requests.
-DEFAULT_MONTHLY_REQUESTS = 1_000_000
+DEFAULT_MONTHLY_REQUESTS = int(catalog.factor("default_monthly_requests"))
 
 
 def ds() -> Dataset:
@@ -98,12 +98,17 @@ def est(q: Query, **over) -> Estimate | None:
     return e
 
 
+def production_min_batch() -> int:
+    return int(catalog.factor("production_min_batch_size"))
+
+
 def max_batch() -> int:
     return int(catalog.factor("max_batch_size"))
 
 
 def batch_candidates(use_case: str | None) -> list[int]:
-    top = USE_CASE_MAX_BATCH.get(use_case or "", max_batch())
+    key = USE_CASE_MAX_BATCH_FACTOR.get(use_case or "")
+    top = int(catalog.factor(key)) if key else max_batch()
     top = min(top, max_batch())
     out, b = [], 1
     while b <= top:
@@ -420,7 +425,7 @@ def detect_traps(q: Query) -> list[Alert]:
                                 message=msg, fix='torch_dtype=torch.float16 (drop load_in_4bit)', impact_pct=imp,
                                 citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else []) + cross[2])))
     if q.batch_size == 1 and "batch_size" not in q.defaulted and q.use_case != "interactive_chat":
-        target = min(PRODUCTION_MIN_BATCH, max(batch_candidates(q.use_case)))
+        target = min(production_min_batch(), max(batch_candidates(q.use_case)))
         imp, cur, alt = _impact(q, "BS1_PRODUCTION", {"batch_size": target})
         msg = (f"Batch size 1 for {USE_CASE_LABEL.get(q.use_case or '', 'production')} leaves the GPU waiting on "
                "memory latency and kernel launches; every request pays the whole fixed cost alone.")

@@ -24,7 +24,7 @@ def _fix_for(q: Query, code: str) -> dict:
         if pure is not None and half is not None and half.j_per_1k_tok < pure.j_per_1k_tok:
             return {"precision": "fp16"}
     if code == "BS1_PRODUCTION":
-        return {"batch_size": min(c.PRODUCTION_MIN_BATCH, max(c.batch_candidates(q.use_case)))}
+        return {"batch_size": min(c.production_min_batch(), max(c.batch_candidates(q.use_case)))}
     return dict(_FIX.get(code, {}))
 
 

@@ -12,6 +12,7 @@ from advisor.answer import Answer, Recommendation, Table
 from advisor.estimate import Estimate
 from advisor.protocols import common as c
 from advisor.query import USE_CASE_LABEL, Query
+from measurements import catalog
 
 
 def candidates(q: Query) -> list[Estimate]:
@@ -28,7 +29,6 @@ def candidates(q: Query) -> list[Estimate]:
 # Product policy: a precision never measured on this GPU is recommended over a measured one only
 # when it is estimated to save more than this fraction, about the median error of cross-GPU and
 # cross-precision transfer in benchmarks/estimator_accuracy.py (README, Benchmarks).
-EXTRAPOLATION_MARGIN = 0.25
 
 
 def _measured_here(e: Estimate) -> bool:
@@ -42,7 +42,7 @@ def best_of(ests: list[Estimate]) -> Estimate:
     backed = [e for e in pool if _measured_here(e)]
     if backed and not _measured_here(best):
         safe = min(backed, key=lambda e: e.j_per_1k_tok)
-        if best.j_per_1k_tok > safe.j_per_1k_tok * (1 - EXTRAPOLATION_MARGIN):
+        if best.j_per_1k_tok > safe.j_per_1k_tok * (1 - catalog.factor("extrapolation_margin_pct") / 100):
             return safe
     return best
 
