@@ -511,6 +511,19 @@ def config_stated(q: Query) -> bool:
     return "precision" not in q.defaulted or "batch_size" not in q.defaulted
 
 
+def judge(ans: Answer, q: Query, current: Estimate, best: Estimate) -> None:
+    """Set the answer's waste and mood: against the best alternative when the user stated a
+    configuration, else the recommendation's own (the default baseline's waste goes in extra)."""
+    waste = derive.waste_pct(current.j_per_1k_tok, best.j_per_1k_tok)
+    if config_stated(q):
+        ans.waste_pct = waste
+        ans.mood = mood_of(waste, current, best)
+    else:
+        ans.waste_pct = 0.0
+        ans.mood = mood_of(0.0, best)
+        ans.extra["default_baseline_waste_pct"] = waste
+
+
 def base_answer(q: Query, protocol: str, title: str) -> Answer:
     ans = Answer(protocol=protocol, title=title, lang=q.lang or "en",  # type: ignore[arg-type]
                  query=q.model_dump(exclude={"defaulted"}, exclude_none=True), defaults_applied=list(q.defaults_applied),

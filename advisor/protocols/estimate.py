@@ -30,14 +30,7 @@ def run(q: Query) -> Answer:
     cur_line = c.cost(f"{'current' if c.config_stated(q) else 'default baseline'}: {c.plabel(current.config.precision)}, BS={current.config.batch_size}", current, w, g)
     best_line = c.cost(f"optimized: {c.plabel(best.config.precision)}, BS={best.config.batch_size}", best, w, g)
     ans.costs = [cur_line, best_line]
-    waste = derive.waste_pct(current.j_per_1k_tok, best.j_per_1k_tok)
-    if c.config_stated(q):
-        ans.waste_pct = waste
-        ans.mood = c.mood_of(waste, current, best)
-    else:
-        ans.waste_pct = 0.0
-        ans.mood = c.mood_of(0.0, best)
-        ans.extra["default_baseline_waste_pct"] = waste
+    c.judge(ans, q, current, best)
     ans.headline = (f"{w.label}: {c.fnum(cur_line.kwh, 1)} kWh, {c.fusd(cur_line.usd)} and {c.fnum(cur_line.kg_co2, 1)} kgCO2 "
                     f"per {per} as configured; {c.fusd(best_line.usd)} optimized "
                     f"({c.plabel(best.config.precision)}, batch size {best.config.batch_size}).")

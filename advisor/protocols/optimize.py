@@ -81,14 +81,7 @@ def run(q: Query) -> Answer:
             language="bash"))
         return ans
     best = best_of(cands)
-    waste = derive.waste_pct(current.j_per_1k_tok, best.j_per_1k_tok)
-    if c.config_stated(q):
-        ans.waste_pct = waste
-        ans.mood = c.mood_of(waste, current, best)
-    else:
-        ans.waste_pct = 0.0
-        ans.mood = c.mood_of(0.0, best)
-        ans.extra["default_baseline_waste_pct"] = waste
+    c.judge(ans, q, current, best)
     uc = USE_CASE_LABEL.get(q.use_case or "", q.use_case or "")
     bc = best.config
     ans.headline = (f"Use {c.plabel(bc.precision)} at batch size {bc.batch_size}: {c.fnum(best.j_per_1k_tok)} J/1k tok "
