@@ -52,14 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _emit(answer, args) -> int:
-    from advisor.render import print_answer, render
+    from advisor.render import write_answer
 
-    if args.format == "rich" and args.width is None:
-        print_answer(answer, "rich")
-    else:
-        sys.stdout.write(render(answer, args.format, width=args.width or 100))
-        if args.format == "json":
-            sys.stdout.write("\n")
+    write_answer(answer, args.format, args.width)
     return 0
 
 

@@ -106,17 +106,12 @@ def request_from_args(args: argparse.Namespace):
 def _plan(args: argparse.Namespace) -> int:
     from advisor.cli import UsageError
     from advisor.protocols.plan import plan
-    from advisor.render import print_answer, render
+    from advisor.render import render, write_answer
 
     answer = plan(request_from_args(args))
     if answer.errors and not answer.tables:  # nothing planned: the message alone (JSON still gets the Answer)
         if args.format == "json":
             sys.stdout.write(render(answer, "json") + "\n")
         raise UsageError("; ".join(answer.errors))
-    if args.format == "rich" and args.width is None:
-        print_answer(answer, "rich")
-    else:
-        sys.stdout.write(render(answer, args.format, width=args.width or 100))
-        if args.format == "json":
-            sys.stdout.write("\n")
+    write_answer(answer, args.format, args.width)
     return 0

@@ -54,3 +54,16 @@ def print_answer(answer: Answer, fmt: Format = "rich", console: Any = None) -> N
         import sys
 
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def write_answer(answer: Answer, fmt: Format, width: int | None = None) -> None:
+    """What the CLI commands print: rich at the terminal's width unless one is given, else the
+    text of the format (JSON ends with a newline)."""
+    import sys
+
+    if fmt == "rich" and width is None:
+        print_answer(answer, "rich")
+        return
+    sys.stdout.write(render(answer, fmt, width=width or 100))
+    if fmt == "json":
+        sys.stdout.write("\n")
