@@ -631,6 +631,7 @@ def _read_gpu(d: _Draft) -> None:
                 gpus.append(key)
                 d.conversions.append(f"'{word}' read as {key}, the {arch} GPU with the most measurements")
     if not hits:
+        unknown: list[str] = []  # one error for all unknown names, the supported list said once
         for m in _GPUISH_RE.finditer(d.t):
             name = m.group(0).strip()
             try:
@@ -638,11 +639,17 @@ def _read_gpu(d: _Draft) -> None:
             except cat.UnknownName as err:
                 if re.fullmatch(r"[abhlv]\d{2,3}[a-z]?", name) and name[0] in "abhlv" and not _looks_like_gpu(name):
                     continue
-                d.errors.append(f"GPU '{name}' is not supported.{_near(err)} Supported: {_gpu_list()}. "
-                                "For another GPU, measure it with `ecolobster bench`.")
+                if all(not u.startswith(f"'{name}'") for u in unknown):
+                    hint = f" (did you mean {', '.join(repr(n) for n in err.nearest)}?)" if err.nearest else ""
+                    unknown.append(f"'{name}'{hint}")
                 continue
             if g.key not in gpus:
                 gpus.append(g.key)
+        if unknown:
+            more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+            d.errors.append(f"GPU {', '.join(unknown[:5])}{more} {'is' if len(unknown) == 1 else 'are'} not "
+                            f"supported. Supported: {_gpu_list()}. For another GPU, measure it with "
+                            "`ecolobster bench`.")
     if gpus:
         d.slots["gpu"] = gpus[0]
         d.extra["gpus"] = gpus

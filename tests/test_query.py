@@ -314,3 +314,18 @@ def test_the_chats_slash_commands_force_their_protocol():
     chat.handle("foo bar")
     assert chat.state.last_answer.protocol == "error"
     assert chat.state.context.last_protocol == "compare"
+
+
+def test_several_unknown_gpus_give_one_error_with_the_list_once():
+    from advisor.query import QueryError, parse
+
+    try:
+        parse("mistral 7b on l49z and h70")
+    except QueryError as err:
+        errs = err.errors
+    else:
+        raise AssertionError("unknown GPUs must be an error")
+    gpu_errs = [e for e in errs if e.startswith("GPU ")]
+    assert len(gpu_errs) == 1
+    assert "'l49z' (did you mean 'l4'?)" in gpu_errs[0] and "'h70'" in gpu_errs[0]
+    assert gpu_errs[0].count("rtx4090d") == 1
