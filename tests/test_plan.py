@@ -135,6 +135,10 @@ def test_free_text_fields():
     assert req.gpus == ["rtx4090", "a100_80gb"]
     req, _ = request_from_text("LoRA for Mistral-7B on 50M tokens, 3 epochs, budget $20 with gradient checkpointing")
     assert (req.tokens, req.budget_usd, req.grad_checkpointing, req.method) == (50e6, 20, True, "lora")
+    # the same question in Chinese: "fine-tune OLMo-7B on a 24GB card, LoRA or QLoRA? budget $20"
+    req, problems = request_from_text("在24GB显卡上微调OLMo-7B，用LoRA还是QLoRA？预算20美元")
+    assert not problems
+    assert (req.model, req.vram_gb, req.budget_usd, req.method) == ("olmo-7b", 24, 20, "compare")
 
 
 def test_bad_input_is_named(capsys):

@@ -750,7 +750,8 @@ def request_from_text(text: str) -> tuple[PlanRequest | None, list[str]]:
                if re.search(pat, t)]
     if len(methods) == 1 and not re.search(r"\b(?:or|vs\.?|versus|compare)\b|还是|对比", t):
         fields["method"] = methods[0]
-    vram = re.search(r"(\d+(?:\.\d+)?)\s*(?:gb|g)\b\s*(?:of\s+)?(?:vram|gpu|card|graphics|显卡|显存)", t)
+    # (?![a-z]) rather than \b: in "24gb显卡" the CJK character is a word character too
+    vram = re.search(r"(\d+(?:\.\d+)?)\s*(?:gb|g)(?![a-z])\s*(?:of\s+)?(?:的\s*)?(?:vram|gpu|card|graphics|显卡|显存)", t)
     if vram and not fields.get("gpus"):
         fields["vram_gb"] = float(vram.group(1))
     if m := re.search(r"(?:budget|under|at most|max(?:imum)?|预算)\D{0,12}\$?\s*(\d[\d,]*(?:\.\d+)?)", t) or \
