@@ -11,6 +11,7 @@ from advisor.answer import Alert, Answer, Recommendation, Table, mood_for_waste,
 from advisor.estimate import Estimate
 from advisor.protocols import common as c
 from advisor.query import Query
+from measurements import catalog
 
 # the fix each trap calls for, as a change of configuration
 _FIX = {"INT8_MIXED": {"precision": "int8_pure"}, "FP8_EAGER": {"precision": "fp16"}, "NF4_SMALL": {"precision": "fp16"}}
@@ -186,7 +187,7 @@ def _confidence(q: Query, a: Alert, current: Estimate | None, inferred: bool) ->
     why = stated.get(a.code, "configuration matches")
     if current is not None and q.reported_tok_s and current.throughput_tok_s:
         dev = abs(c.delta_pct(q.reported_tok_s, current.throughput_tok_s))
-        if dev <= 25:
+        if dev <= catalog.factor("diagnose_match_tolerance_pct"):
             return "high", f"{why}; reported throughput within {dev:.0f}% of the trap's expected figure"
         return "medium", f"{why}; reported throughput {dev:.0f}% away from the trap's expected figure"
     return "high", why
