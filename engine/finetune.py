@@ -18,7 +18,6 @@ Pitfalls handled here, because they silently change what is measured:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.inference import is_oom
 from engine.power import relative_gap
-from engine.protocol import ProtocolSettings, RunMeasurement, pause, run_protocol, summarize
-from engine.provenance import Provenance
-from engine.results import SweepBase, done_keys, gb, slug
+from engine.protocol import RunMeasurement, pause, run_protocol, summarize
+from engine.results import ResultBase, SweepBase, done_keys, gb, slug
 
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
 
@@ -98,49 +96,20 @@ class StepRecord(BaseModel):
     aligned: bool = False
 
 
-class FinetuneResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    status: Literal["ok", "oom", "error"]
+class FinetuneResult(ResultBase):
     config: FinetuneConfig
-    error: str | None = None
-    device: str
-    model_id: str | None = None
-    arch_key: str | None = None
-    params_b: float | None = None
-    weights: str | None = None
-    load_s: float | None = None
-    started_at: dt.datetime
-    settings: ProtocolSettings
-    provenance: Provenance | None = None
     trainable_params: int | None = None
     gc_verified: bool | None = None
     n_steps: int = 0
-    attempts: int = 0
-    gate_failed: bool = False
-    gate_notes: list[str] = []
     step_time_s: float | None = None
     step_time_std: float | None = None
     tokens_per_s: float | None = None
-    power_w: float | None = None
-    power_std: float | None = None
-    idle_power_w: float | None = None
     energy_j_per_step: float | None = None
-    energy_std: float | None = None
-    energy_ci95: float | None = None
     energy_j_per_token: float | None = None
     energy_net_j_per_token: float | None = None
-    energy_method: str | None = None
-    counter_vs_sampler: float | None = None
-    peak_mem_alloc_gb: float | None = None
-    peak_mem_reserved_gb: float | None = None
-    peak_mem_nvml_gb: float | None = None
     loss_first: float | None = None
     loss_last: float | None = None
     spikes: list[dict[str, Any]] = []
-    trace_file: str | None = None
-    notes: list[str] = []
     steps: list[StepRecord] = []
 
 

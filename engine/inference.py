@@ -10,7 +10,6 @@ the window up to that mark is the prefill (time to first token), the rest is dec
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.power import EnergyMonitor, relative_gap
 from engine.protocol import ProtocolResult, ProtocolSettings, RunMeasurement, pause, run_protocol
 from engine.provenance import Provenance
-from engine.results import SweepBase, done_keys, gb, slug
+from engine.results import ResultBase, SweepBase, done_keys, gb, slug
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -75,49 +74,20 @@ class RunRecord(BaseModel):
     aligned: bool = False
 
 
-class InferenceResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    status: Literal["ok", "oom", "error"]
+class InferenceResult(ResultBase):
     config: InferenceConfig
-    error: str | None = None
-    device: str
-    model_id: str | None = None
-    arch_key: str | None = None
-    params_b: float | None = None
-    weights: str | None = None
-    load_s: float | None = None
-    started_at: dt.datetime
-    settings: ProtocolSettings
-    provenance: Provenance | None = None
     n_runs: int = 0
-    attempts: int = 0
-    gate_failed: bool = False
-    gate_notes: list[str] = []
     throughput_tok_s: float | None = None
     throughput_std: float | None = None
     prefill_ms: float | None = None
     prefill_ms_std: float | None = None
     decode_tok_s: float | None = None
-    power_w: float | None = None
-    power_std: float | None = None
-    idle_power_w: float | None = None
     energy_per_run_j: float | None = None
     energy_j_per_1k_tok: float | None = None
-    energy_std: float | None = None
-    energy_ci95: float | None = None
     energy_net_j_per_1k_tok: float | None = None
     prefill_energy_j: float | None = None
-    energy_method: str | None = None
-    counter_vs_sampler: float | None = Field(default=None, description="mean |sampler - counter| / counter")
-    peak_mem_alloc_gb: float | None = None
-    peak_mem_reserved_gb: float | None = None
-    peak_mem_nvml_gb: float | None = None
     cpu_ram_energy_j: float | None = None
     codecarbon_gpu_j: float | None = None
-    trace_file: str | None = None
-    notes: list[str] = []
     runs: list[RunRecord] = []
 
 

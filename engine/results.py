@@ -12,8 +12,12 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.protocol import ProtocolSettings
+from engine.provenance import Provenance
 from measurements.store import append_lines
 
 DONE_STATUSES = ("ok", "oom")
@@ -103,3 +107,37 @@ class SweepBase:
         return self.result_cls(key=cfg.key(), status=status, config=cfg, device=self.device,
                                started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
                                settings=self.settings, provenance=self.provenance, **kw)
+
+
+class ResultBase(BaseModel):
+    """The fields every configuration's result line has, inference or fine-tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    status: Literal["ok", "oom", "error"]
+    error: str | None = None
+    device: str
+    model_id: str | None = None
+    arch_key: str | None = None
+    params_b: float | None = None
+    weights: str | None = None
+    load_s: float | None = None
+    started_at: dt.datetime
+    settings: ProtocolSettings
+    provenance: Provenance | None = None
+    attempts: int = 0
+    gate_failed: bool = False
+    gate_notes: list[str] = []
+    power_w: float | None = None
+    power_std: float | None = None
+    idle_power_w: float | None = None
+    energy_std: float | None = None
+    energy_ci95: float | None = None
+    energy_method: str | None = None
+    counter_vs_sampler: float | None = Field(default=None, description="mean |sampler - counter| / counter")
+    peak_mem_alloc_gb: float | None = None
+    peak_mem_reserved_gb: float | None = None
+    peak_mem_nvml_gb: float | None = None
+    trace_file: str | None = None
+    notes: list[str] = []
