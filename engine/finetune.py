@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.inference import is_oom
 from engine.power import relative_gap
-from engine.protocol import RunMeasurement, pause, run_protocol, summarize
-from engine.results import ResultBase, SweepBase, done_keys, gb, slug
+from engine.protocol import RunMeasurement, run_protocol, summarize
+from engine.results import ResultBase, SweepBase, gb, slug
 
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
 
@@ -193,43 +193,6 @@ class FinetuneSweep(SweepBase):
             lm.model = prepare_model_for_kbit_training(lm.model, use_gradient_checkpointing=False)
             lm.notes.append("prepare_model_for_kbit_training applied (non-quantised parameters up-cast to FP32)")
         return lm
-
-    def run(self) -> list[FinetuneResult]:
-        from engine.models import free_memory
-
-        done = done_keys(self.out_path)
-        for c in self.configs:
-            if c.key() in done:
-                self._emit("skip", key=c.key())
-        todo = [c for c in self.configs if c.key() not in done]
-        groups: dict[tuple[Any, ...], list[FinetuneConfig]] = {}
-        for c in todo:
-            groups.setdefault(c.load_key(), []).append(c)
-        results: list[FinetuneResult] = []
-        index = 0
-        for group in groups.values():
-            if self._past_deadline():
-                self._emit("deadline", left=sum(len(g) for g in groups.values()))
-                break
-            self._emit("load", config=group[0])
-            try:
-                lm = self._load(group[0])
-            except Exception as err:
-                status = "oom" if is_oom(err) else "error"
-                for c in group:
-                    results.append(self._save(self._base(c, status, error=f"load: {type(err).__name__}: {err}")))
-                free_memory()
-                continue
-            pause(self.settings.pause_s)
-            for c in group:
-                if self._past_deadline():
-                    break
-                index += 1
-                self._emit("config_start", config=c, index=index, total=len(todo))
-                results.append(self._save(self._one(lm, c)))
-            del lm
-            free_memory()
-        return results
 
     def _one(self, lm: Any, cfg: FinetuneConfig) -> FinetuneResult:
         import torch

@@ -18,9 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.power import EnergyMonitor, relative_gap
-from engine.protocol import ProtocolResult, ProtocolSettings, RunMeasurement, pause, run_protocol
+from engine.protocol import ProtocolResult, ProtocolSettings, RunMeasurement, run_protocol
 from engine.provenance import Provenance
-from engine.results import ResultBase, SweepBase, done_keys, gb, slug
+from engine.results import ResultBase, SweepBase, gb, slug
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -258,47 +258,11 @@ class Sweep(SweepBase):
                          on_event, deadline)
         self.carbon_region = carbon_region
 
-    def run(self) -> list[InferenceResult]:
-        from engine.models import free_memory
-
-        done = done_keys(self.out_path)
-        results: list[InferenceResult] = []
-        todo = [c for c in self.configs if c.key() not in done]
-        for c in self.configs:
-            if c.key() in done:
-                self._emit("skip", key=c.key())
-        groups: dict[tuple[Any, ...], list[InferenceConfig]] = {}
-        for c in todo:
-            groups.setdefault(c.load_key(), []).append(c)
-        index = 0
-        for group in groups.values():
-            first = group[0]
-            if self._past_deadline():
-                self._emit("deadline", left=sum(len(g) for g in groups.values()))
-                break
-            self._emit("load", config=first)
-            try:
-                lm = self.loader(first.model, first.precision, self.device, synthetic=first.synthetic,
-                                 overrides=first.overrides or None, compute_dtype=first.compute_dtype,
-                                 double_quant=first.double_quant, fp8_mode=first.fp8_mode,
-                                 compile_model=first.compile, trust_remote_code=first.trust_remote_code)
-            except Exception as err:
-                status = "oom" if is_oom(err) else "error"
-                for c in group:
-                    index += 1
-                    results.append(self._save(self._base(c, status, error=f"load: {type(err).__name__}: {err}")))
-                free_memory()
-                continue
-            pause(self.settings.pause_s)
-            for c in group:
-                if self._past_deadline():
-                    break
-                index += 1
-                self._emit("config_start", config=c, index=index, total=len(todo))
-                results.append(self._save(self._one(lm, c)))
-            del lm
-            free_memory()
-        return results
+    def _load(self, cfg: InferenceConfig) -> Any:
+        return self.loader(cfg.model, cfg.precision, self.device, synthetic=cfg.synthetic,
+                           overrides=cfg.overrides or None, compute_dtype=cfg.compute_dtype,
+                           double_quant=cfg.double_quant, fp8_mode=cfg.fp8_mode,
+                           compile_model=cfg.compile, trust_remote_code=cfg.trust_remote_code)
 
     def _one(self, lm: Any, cfg: InferenceConfig) -> InferenceResult:
         from engine.models import free_memory

@@ -103,6 +103,55 @@ class SweepBase:
         self._emit("config_done", result=res)
         return res
 
+    def _load(self, cfg: Any) -> Any:
+        raise NotImplementedError
+
+    def _one(self, lm: Any, cfg: Any) -> Any:
+        raise NotImplementedError
+
+    def run(self) -> list[Any]:
+        """Skip finished configurations, load each model once for its group of configurations, record
+        a failed load (OOM or error) for every configuration of the group, and stop starting new
+        ones past the deadline."""
+        from engine.inference import is_oom
+        from engine.models import free_memory
+        from engine.protocol import pause
+
+        done = done_keys(self.out_path)
+        for c in self.configs:
+            if c.key() in done:
+                self._emit("skip", key=c.key())
+        todo = [c for c in self.configs if c.key() not in done]
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for c in todo:
+            groups.setdefault(c.load_key(), []).append(c)
+        results: list[Any] = []
+        index = 0
+        for group in groups.values():
+            if self._past_deadline():
+                self._emit("deadline", left=sum(len(g) for g in groups.values()))
+                break
+            self._emit("load", config=group[0])
+            try:
+                lm = self._load(group[0])
+            except Exception as err:
+                status = "oom" if is_oom(err) else "error"
+                for c in group:
+                    index += 1
+                    results.append(self._save(self._base(c, status, error=f"load: {type(err).__name__}: {err}")))
+                free_memory()
+                continue
+            pause(self.settings.pause_s)
+            for c in group:
+                if self._past_deadline():
+                    break
+                index += 1
+                self._emit("config_start", config=c, index=index, total=len(todo))
+                results.append(self._save(self._one(lm, c)))
+            del lm
+            free_memory()
+        return results
+
     def _base(self, cfg: Any, status: str, **kw: Any) -> Any:
         return self.result_cls(key=cfg.key(), status=status, config=cfg, device=self.device,
                                started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
