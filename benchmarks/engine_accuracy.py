@@ -90,56 +90,103 @@ def analyze(paths: list[Path]) -> dict[str, Any]:
 
 # --- 2 and 3: measured on the GPU ---------------------------------------------------------------
 
-def measure(out: Path, model: str = "qwen2.5-1.5b", reps: int = 6, batch_sizes: tuple[int, ...] = (1, 8),
-            cc_seconds: float = 20.0) -> dict[str, Any]:
+OVERHEAD_MODES = {"off": None, "10hz": 0.1, "100hz": 0.01}
+
+
+def overhead_workloads(lm: Any, vocab: int) -> dict[str, Any]:
+    """Three workloads of about 0.3-1 s each: a Python loop of tiny kernels (the launch-bound
+    shape of batch-1 decoding, where a thread competing for the GIL would show first), a
+    GPU-bound bf16 matmul loop, and the real thing, batch-1 greedy generation."""
+    import torch
+
+    from engine.inference import make_prompt
+
+    x = torch.zeros(256, device="cuda")
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    c = torch.empty_like(a)
+    ids, mask = make_prompt(1, 128, vocab, "cuda")
+
+    def launch() -> None:
+        for _ in range(20_000):
+            x.add_(1.0)
+        torch.cuda.synchronize()
+
+    def matmul() -> None:
+        for _ in range(300):
+            torch.mm(a, a, out=c)
+        torch.cuda.synchronize()
+
+    def generate() -> None:
+        with torch.inference_mode():
+            lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=32, min_new_tokens=32,
+                              do_sample=False, pad_token_id=0)
+        torch.cuda.synchronize()
+
+    return {"launch_loop": launch, "matmul_bf16": matmul, "generate_bs1": generate}
+
+
+def measure_overhead(reader: Any, workloads: dict[str, Any], blocks: int) -> dict[str, Any]:
+    """Each block runs every mode once (sampler off, 10 Hz, 100 Hz), the order rotated block by
+    block; the overhead of a mode is the median over blocks of its time / the off time, with a
+    bootstrap 95% CI. 100 Hz is a stress case: ten times the reads of the default."""
+    from engine.power import PowerSampler
+    from engine.protocol import paired_ratio, summarize
+
+    modes = list(OVERHEAD_MODES)
+    out: dict[str, Any] = {}
+    for name, fn in workloads.items():
+        fn()  # warm-up (allocator, kernels, generate's caches)
+        times: dict[str, list[float]] = {m: [] for m in modes}
+        rates: dict[str, list[float]] = {m: [] for m in modes if OVERHEAD_MODES[m]}
+        for b in range(blocks):
+            for m in modes[b % 3:] + modes[:b % 3]:
+                interval = OVERHEAD_MODES[m]
+                sampler = PowerSampler(reader, interval).start() if interval else None
+                time.sleep(0.05)  # the thread is up and sampling before the clock starts (both arms)
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                if sampler is not None:
+                    sampler.stop()
+                    n = len(sampler.samples()) / max(1, len(reader.gpu_indices()))
+                    rates[m].append(n / (dt + 0.05))
+                times[m].append(dt)
+        res: dict[str, Any] = {"blocks": blocks, "off_s": summarize(times["off"]).as_dict()}
+        for m in modes[1:]:
+            r = paired_ratio(times[m], times["off"])
+            res[m] = {"time_ratio": r.as_dict(), "overhead": r.median - 1.0,
+                      "overhead_ci95": [r.ci_low - 1.0, r.ci_high - 1.0],
+                      "achieved_hz": statistics.median(rates[m])}
+        out[name] = res
+        print(json.dumps({"overhead": {name: res}}), flush=True)
+    return out
+
+
+def measure(out: Path, model: str = "qwen2.5-0.5b", blocks: int = 25, cc_seconds: float = 12.0) -> dict[str, Any]:
     import torch
 
     from engine.carbon import CarbonTracker
-    from engine.inference import InferenceConfig, make_prompt, measure_inference
+    from engine.inference import make_prompt
     from engine.models import load_model
     from engine.power import EnergyMonitor, PowerSampler
-    from engine.protocol import ProtocolSettings, summarize, welch_t_test
 
     out.mkdir(parents=True, exist_ok=True)
     on = EnergyMonitor.open(0.1)
     reader = on.reader
     assert reader is not None and on.sampler is not None
-    off = EnergyMonitor(reader, None, align_counter=True)
     lm = load_model(model, "fp16", "cuda")
-    settings = ProtocolSettings(warmup=0, runs=3, pause_s=0, idle_s=0, max_reruns=0)
     result: dict[str, Any] = {"model": lm.model_id, "precision": "fp16", "gpu": reader.names()}
 
-    # Sampler cost per tick, and the rate it actually achieves.
-    t0 = time.perf_counter()
+    # Sampler cost per tick (one read of every field of every GPU), timed synchronously.
     probe = PowerSampler(reader, 0.1)
-    for _ in range(50):
+    t0 = time.perf_counter()
+    for _ in range(200):
         probe.tick()
-    result["sampler_tick_ms"] = (time.perf_counter() - t0) / 50 * 1000
-    n0 = len(on.sampler.samples())
-    time.sleep(2.0)
-    result["sampler_rate_hz"] = (len(on.sampler.samples()) - n0) / 2.0 / max(1, len(reader.gpu_indices()))
+    result["sampler_tick_ms"] = (time.perf_counter() - t0) / 200 * 1000
 
-    for bs in batch_sizes:
-        cfg = InferenceConfig(model=model, precision="fp16", batch_size=bs, prompt_tokens=128, gen_tokens=64)
-        measure_inference(lm.model, cfg, on, settings.model_copy(update={"runs": 1}), "cuda")  # warm-up
-        with_s: list[float] = []
-        without: list[float] = []
-        for rep in range(reps):
-            for mode in (("on", "off") if rep % 2 == 0 else ("off", "on")):
-                if mode == "on":
-                    on.sampler.start()
-                    proto, _, _ = measure_inference(lm.model, cfg, on, settings, "cuda")
-                    with_s += [r.throughput_tok_s for r in proto.runs]
-                else:
-                    on.sampler.stop()
-                    proto, _, _ = measure_inference(lm.model, cfg, off, settings, "cuda")
-                    without += [r.throughput_tok_s for r in proto.runs]
-        on.sampler.start()
-        w = welch_t_test(with_s, without)
-        result[f"overhead_bs{bs}"] = {
-            "with_sampler_tok_s": summarize(with_s).as_dict(), "without_sampler_tok_s": summarize(without).as_dict(),
-            "overhead": -w.rel_diff, "welch_t": w.t, "welch_df": w.df, "p_value": w.p_value}
-        print(json.dumps({f"overhead_bs{bs}": result[f"overhead_bs{bs}"]}), flush=True)
+    on.sampler.stop()  # the overhead study starts and stops its own samplers
+    result["overhead"] = measure_overhead(reader, overhead_workloads(lm, lm.model.config.vocab_size), blocks)
+    on.sampler.start()
 
     # CodeCarbon's GPU figure vs the counter, over cc_seconds of batch-8 generation.
     ids, mask = make_prompt(8, 128, lm.model.config.vocab_size, "cuda")
@@ -172,10 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("action", nargs="?", default="analyze", choices=["analyze", "measure"])
     ap.add_argument("paths", nargs="*", type=Path)
     ap.add_argument("--out", type=Path, default=Path("out"))
-    ap.add_argument("--model", default="qwen2.5-1.5b")
-    ap.add_argument("--reps", type=int, default=6)
-    ap.add_argument("--batch-size", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--cc-seconds", type=float, default=20.0)
+    ap.add_argument("--model", default="qwen2.5-0.5b")
+    ap.add_argument("--blocks", type=int, default=25, help="overhead: blocks of (off, 10 Hz, 100 Hz) runs")
+    ap.add_argument("--cc-seconds", type=float, default=12.0)
     args = ap.parse_args(argv)
     if args.action == "measure":
         import torch
@@ -183,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("engine_accuracy measure: needs a CUDA GPU; nothing measured")
             return 0
-        measure(args.out, args.model, args.reps, tuple(args.batch_size), args.cc_seconds)
+        measure(args.out, args.model, args.blocks, args.cc_seconds)
         return 0
     paths = args.paths or ([RAW] if RAW.exists() else [])
     if not paths:

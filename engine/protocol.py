@@ -287,3 +287,32 @@ def pause(seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
     """The stabilisation pause between model loads (clocks and temperature settle)."""
     if seconds > 0:
         sleep(seconds)
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """Median of per-pair ratios a_i / b_i with a bootstrap 95% CI: for A/B runs interleaved in
+    time, where pairing cancels the slow drift that dominates run-to-run noise on a shared VM."""
+
+    n: int
+    median: float
+    ci_low: float
+    ci_high: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"n": self.n, "median": self.median, "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0) -> PairedRatio:
+    """Median of a_i / b_i over pairs, with a percentile bootstrap 95% CI of that median."""
+    import random
+
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"paired_ratio needs two equal-length samples of at least 2 (got {len(a)} and {len(b)})")
+    if any(v <= 0 for v in b):
+        raise ValueError("paired_ratio needs positive denominators")
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    lo, hi = meds[int(0.025 * resamples)], meds[min(resamples - 1, int(0.975 * resamples))]
+    return PairedRatio(len(ratios), statistics.median(ratios), lo, hi)

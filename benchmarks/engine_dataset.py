@@ -1,14 +1,15 @@
-"""Measure the H100 dataset on a CUDA machine: the inference grid of issue 6, the fine-tuning
-grid of issue 7, and the engine's overhead and CodeCarbon cross-check.
+"""Measure a GPU dataset on a CUDA machine: the inference grid of issue 6 and the fine-tuning
+grid of issue 7 (run on an H100 on 2026-11-23 and on an H200 on 2026-12-01).
 
-    python benchmarks/engine_h100_dataset.py inference --out DIR [--budget-s 540] [--resume FILE]
-    python benchmarks/engine_h100_dataset.py finetune  --out DIR [--budget-s 540] [--resume FILE]
+    python benchmarks/engine_dataset.py inference --out DIR [--budget-s 540] [--resume FILE] [--order h200]
+    python benchmarks/engine_dataset.py finetune  --out DIR [--budget-s 540] [--resume FILE]
 
 Results are JSON lines (one per configuration, written as each finishes) in DIR; the power
 traces are kept in DIR/<phase>_traces.tar.gz, refreshed after every configuration, so a run
 killed at its time limit keeps what it measured. ``--resume`` seeds the results file with an
 earlier run's lines: finished configurations are skipped. ``--budget-s`` stops starting new
-configurations after that many seconds. Without CUDA this prints a note and exits 0 (so
+configurations after that many seconds. ``--order h200`` runs the groups in the H200 session's
+priority (H200_ORDER). Without CUDA this prints a note and exits 0 (so
 ``make bench`` passes on machines without a GPU).
 """
 
@@ -31,9 +32,16 @@ GRID_PRECISIONS = ("fp16", "bf16", "nf4", "int8_pure", "int8_mixed")
 PROMPT, GEN, GEN_INT8_MIXED = 128, 64, 32
 SWEEP_BS = (1, 2, 4, 8, 16, 32, 64)
 FT_MODELS = ("qwen2.5-7b", "qwen2.5-1.5b", "phi-3-mini")  # in order of priority
+# The H200 session: first the (model, precision) groups the H100 sessions did not reach, with
+# the 7B fp16 sweep and the 0.5B fp16 pair early as anchors (same configurations as H100 rows, so
+# the two GPUs are compared on equal terms); the slow LLM.int8() groups and the rest last.
+H200_ORDER = (("qwen2.5-7b", "fp16"), ("qwen2.5-7b", "int8_pure"), ("qwen2.5-7b", "nf4"), ("qwen2.5-7b", "bf16"),
+              ("qwen2.5-0.5b", "fp16"), ("qwen2.5-3b", "fp16"), ("qwen2.5-3b", "bf16"), ("qwen2.5-3b", "nf4"),
+              ("qwen2.5-3b", "int8_pure"), ("qwen2.5-7b", "fp8"), ("qwen2.5-0.5b", "fp8"),
+              ("qwen2.5-7b", "int8_mixed"), ("qwen2.5-3b", "int8_mixed"))
 
 
-def inference_configs(only: str | None = None) -> list[Any]:
+def inference_configs(only: str | None = None, order: str = "grid") -> list[Any]:
     from engine.inference import InferenceConfig
 
     cap = (f"int8_mixed generation capped at {GEN_INT8_MIXED} new tokens (LLM.int8() decomposition is slow at "
@@ -54,6 +62,9 @@ def inference_configs(only: str | None = None) -> list[Any]:
         for bs in (1, 8):
             out.append(InferenceConfig(model=m, precision="fp8", batch_size=bs, prompt_tokens=PROMPT, gen_tokens=GEN,
                                        compute_dtype="bf16", fp8_mode="dynamic"))
+    if order == "h200":
+        rank = {g: i for i, g in enumerate(H200_ORDER)}
+        out.sort(key=lambda c: rank.get((c.model, c.precision), len(rank)))  # stable: grid order inside
     if only:
         # Priority order for a short run: the 7B sweeps first, then the rest of its grid.
         order = {"fp16": 0, "int8_pure": 1, "nf4": 2, "bf16": 3, "int8_mixed": 4, "fp8": 5}
@@ -150,17 +161,20 @@ def _cold_idle(mon: Any, out: Path, phase: str, prov: Any) -> None:
     print("ENV " + json.dumps(rec, default=str), flush=True)
 
 
-def run_inference(out: Path, budget_s: float, resume: Path | None, only: str | None = None) -> None:
+def run_inference(out: Path, budget_s: float, resume: Path | None, only: str | None = None,
+                  order: str = "grid", reruns: int | None = None) -> None:
     from engine.inference import Sweep
     from engine.protocol import ProtocolSettings
 
     # The second H100 session (only=7B) had less device time left: no re-runs, gates flagged.
-    settings = ProtocolSettings(warmup=1, runs=3, pause_s=1.0, idle_s=1.0, max_reruns=0 if only else 1)
+    # The H200 session (order=h200) used the same settings as that second H100 session.
+    settings = ProtocolSettings(warmup=1, runs=3, pause_s=1.0, idle_s=1.0,
+                                max_reruns=reruns if reruns is not None else (0 if only else 1))
     results, traces = _setup(out, "inference", resume)
     mon, prov = _monitor_and_provenance(settings)
     _cold_idle(mon, out, "inference", prov)
     try:
-        Sweep(inference_configs(only), settings, "cuda", results, traces, monitor=mon, provenance=prov,
+        Sweep(inference_configs(only, order), settings, "cuda", results, traces, monitor=mon, provenance=prov,
               on_event=_logger("inference", traces, out / "inference_traces.tar.gz"),
               deadline=time.monotonic() + budget_s).run()
     finally:
@@ -192,19 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=540.0)
     ap.add_argument("--resume", type=Path, default=None)
     ap.add_argument("--only", default=None, help="inference: one model key (its configurations, priority order)")
+    ap.add_argument("--order", choices=["grid", "h200"], default="grid",
+                    help="inference: the order of the (model, precision) groups")
+    ap.add_argument("--reruns", type=int, default=None, help="inference: re-runs when a CV gate fails")
     ap.add_argument("--fast", action="store_true", help="finetune: 1 warm-up + 4 measured steps, 0.5 s idle")
     args = ap.parse_args(argv)
     try:
         import torch
     except ImportError:
-        print("engine_h100_dataset: torch is not installed; nothing measured")
+        print("engine_dataset: torch is not installed; nothing measured")
         return 0
     if not torch.cuda.is_available() or args.phase is None:
-        print("engine_h100_dataset: needs a CUDA GPU and a phase (inference or finetune); "
+        print("engine_dataset: needs a CUDA GPU and a phase (inference or finetune); "
               "nothing measured here")
         return 0
     if args.phase == "inference":
-        run_inference(args.out, args.budget_s, args.resume, args.only)
+        run_inference(args.out, args.budget_s, args.resume, args.only, args.order, args.reruns)
     else:
         run_finetune(args.out, args.budget_s, args.resume, args.fast)
     return 0
