@@ -1,33 +1,53 @@
-"""Turn the H100 sessions' raw results into the shipped dataset.
+"""Turn a GPU session's raw results into the shipped dataset.
 
-    python benchmarks/engine_h100_rows.py RESULTS_DIR...     # dirs holding *.jsonl and *_traces.tar.gz
+    python benchmarks/engine_rows.py --gpu h200 RESULTS_DIR...   # dirs holding *.jsonl, *_traces.tar.gz, *.log
+    python benchmarks/engine_rows.py                             # check every GPU's CSVs against its archive
 
-Writes measurements/data/h100_inference.csv and h100_finetune.csv (one measured row per finished
-configuration, full provenance in the row) and measurements/data/h100_raw.tar.gz (every result
+Writes measurements/data/<gpu>_inference.csv and <gpu>_finetune.csv (one measured row per finished
+configuration, full provenance in the row) and measurements/data/<gpu>_raw.tar.gz (every result
 line, the power traces, the logs) that the rows' ``trace_file`` points into. Later directories
-win where a configuration appears twice. Without arguments it re-reads the committed raw archive
-and checks that the CSVs are what it would write (so ``make bench`` verifies the conversion).
+win where a configuration appears twice. Without arguments it re-reads each committed raw archive
+and checks that the CSVs are what it would write (``make bench`` verifies the conversion).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT / "measurements" / "data"
-RAW = DATA / "h100_raw.tar.gz"
-SOURCE = ("ecolobster engine on an NVIDIA H100 80GB HBM3 (SXM), device sessions of 2026-11-23; "
-          "benchmarks/engine_h100_dataset.py {phase}; raw results and traces: measurements/data/h100_raw.tar.gz")
-SESSION_NOTE = ("idle baseline measured right after the previous configuration, when the H100 still holds its "
-                "clocks (about 120 W); the same GPU read {cold:.1f} W before anything ran in the session, so the "
+
+
+class Session(NamedTuple):
+    """What a GPU's rows say about where and how they were measured."""
+
+    gpu: str  # the name used in notes
+    described: str  # the GPU as the source column names it
+    dates: str
+    warm_idle: str  # the idle draw right after a configuration (seen in the traces)
+
+
+SESSIONS = {
+    "h100": Session("H100", "an NVIDIA H100 80GB HBM3 (SXM)", "2026-11-23", "about 120 W"),
+    "h200": Session("H200", "an NVIDIA H200 141GB HBM3e (SXM)", "2026-12-01", "about 125 W"),
+}
+SOURCE = ("ecolobster engine on {described}, device sessions of {dates}; "
+          "benchmarks/engine_dataset.py {phase}; raw results and traces: measurements/data/{key}_raw.tar.gz")
+SESSION_NOTE = ("idle baseline measured right after the previous configuration, when the {gpu} still holds its "
+                "clocks ({warm_idle}); the same GPU read {cold:.1f} W before anything ran in the session, so the "
                 "net figures are net of that warm idle, not of a cold one")
+
+
+def raw_path(key: str) -> Path:
+    return DATA / f"{key}_raw.tar.gz"
 
 
 def _results(dirs: list[Path], phase: str) -> dict[str, dict[str, Any]]:
@@ -43,22 +63,25 @@ def _results(dirs: list[Path], phase: str) -> dict[str, dict[str, Any]]:
 
 
 def _cold_idle(dirs: list[Path]) -> float | None:
+    """The lowest idle read at the start of any phase: the coldest the GPU was seen."""
+    seen: list[float] = []
     for d in dirs:
         for log in d.glob("*.log"):
             for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
                 if line.startswith("ENV "):
-                    return float(json.loads(line[4:])["cold_idle_w"])
+                    seen.append(float(json.loads(line[4:])["cold_idle_w"]))
         env = d / "inference_env.json"
         if env.exists():
-            return float(json.loads(env.read_text())["cold_idle_w"])
-    return None
+            seen.append(float(json.loads(env.read_text())["cold_idle_w"]))
+    return min(seen) if seen else None
 
 
-def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | None) -> list[Any]:
+def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | None, key: str = "h100") -> list[Any]:
     from engine.finetune import FinetuneResult
     from engine.inference import InferenceResult
     from engine.rows import finetune_row, inference_row
 
+    sess = SESSIONS[key]
     rows = []
     for rec in records.values():
         if rec.get("status") != "ok":
@@ -70,8 +93,10 @@ def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | 
             res = FinetuneResult.model_validate(rec)
             conv = finetune_row
         if cold_idle is not None:
-            res = res.model_copy(update={"notes": [*res.notes, SESSION_NOTE.format(cold=cold_idle)]})
-        rows.append(conv(res, SOURCE.format(phase=phase), id_prefix="h100", trace_prefix="h100_raw.tar.gz:traces/"))
+            note = SESSION_NOTE.format(cold=cold_idle, **sess._asdict())
+            res = res.model_copy(update={"notes": [*res.notes, note]})
+        rows.append(conv(res, SOURCE.format(phase=phase, key=key, **sess._asdict()), id_prefix=key,
+                         trace_prefix=f"{key}_raw.tar.gz:traces/"))
     return sorted(rows, key=lambda r: (r.model_id, r.precision, r.method or "", r.batch_size, r.id))
 
 
@@ -89,8 +114,9 @@ def render_csv(rows: list[Any]) -> str:
     return buf.getvalue()
 
 
-def build_raw(dirs: list[Path], records: dict[str, dict[str, dict[str, Any]]], cold: float | None) -> None:
-    with tarfile.open(RAW, "w:gz") as out:
+def build_raw(raw: Path, dirs: list[Path], records: dict[str, dict[str, dict[str, Any]]],
+              cold: float | None) -> None:
+    with tarfile.open(raw, "w:gz") as out:
         meta = json.dumps({"cold_idle_w": cold}).encode()
         info = tarfile.TarInfo("session.json")
         info.size = len(meta)
@@ -120,10 +146,10 @@ def build_raw(dirs: list[Path], records: dict[str, dict[str, dict[str, Any]]], c
                 out.addfile(info, io.BytesIO(payload))
 
 
-def from_raw() -> tuple[dict[str, dict[str, dict[str, Any]]], float | None]:
+def from_raw(raw: Path) -> tuple[dict[str, dict[str, dict[str, Any]]], float | None]:
     recs: dict[str, dict[str, dict[str, Any]]] = {}
     cold = None
-    with tarfile.open(RAW) as tf:
+    with tarfile.open(raw) as tf:
         for m in tf.getmembers():
             f = tf.extractfile(m) if m.isfile() else None
             if f is None:
@@ -136,30 +162,43 @@ def from_raw() -> tuple[dict[str, dict[str, dict[str, Any]]], float | None]:
     return recs, cold
 
 
+def check(key: str) -> bool:
+    """True when the committed CSVs of this GPU are what its raw archive converts to."""
+    recs, cold = from_raw(raw_path(key))
+    ok = True
+    for phase in ("inference", "finetune"):
+        rows = rows_for(recs.get(phase, {}), phase, cold, key)
+        path = DATA / f"{key}_{phase}.csv"
+        want = path.read_text(encoding="utf-8") if path.exists() else ""
+        same = render_csv(rows) == want if rows else not path.exists()
+        ok &= same
+        print(f"{path.name}: {len(rows)} rows, {'matches' if same else 'DIFFERS FROM'} the raw archive")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = [Path(a) for a in (argv if argv is not None else sys.argv[1:])]
-    if not args:
-        if not RAW.exists():
-            print("engine_h100_rows: no raw archive to check")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpu", choices=sorted(SESSIONS), help="the session's GPU (needed with RESULTS_DIR)")
+    ap.add_argument("dirs", nargs="*", type=Path)
+    args = ap.parse_args(argv)
+    if not args.dirs:
+        keys = [k for k in SESSIONS if raw_path(k).exists()]
+        if not keys:
+            print("engine_rows: no raw archive to check")
             return 0
-        recs, cold = from_raw()
-        bad = 0
-        for phase in ("inference", "finetune"):
-            rows = rows_for(recs.get(phase, {}), phase, cold)
-            path = DATA / f"h100_{phase}.csv"
-            want = path.read_text(encoding="utf-8") if path.exists() else ""
-            same = render_csv(rows) == want
-            bad += not same
-            print(f"{path.name}: {len(rows)} rows, {'matches' if same else 'DIFFERS FROM'} the raw archive")
-        return 1 if bad else 0
-    cold = _cold_idle(args)
-    recs = {phase: _results(args, phase) for phase in ("inference", "finetune")}
+        return 0 if all([check(k) for k in keys]) else 1
+    if args.gpu is None:
+        ap.error("--gpu is required with RESULTS_DIR (accepted: " + ", ".join(sorted(SESSIONS)) + ")")
+    key = args.gpu
+    cold = _cold_idle(args.dirs)
+    recs = {phase: _results(args.dirs, phase) for phase in ("inference", "finetune")}
     for phase, r in recs.items():
-        rows = rows_for(r, phase, cold)
-        (DATA / f"h100_{phase}.csv").write_text(render_csv(rows), encoding="utf-8")
-        print(f"h100_{phase}.csv: {len(rows)} rows")
-    build_raw(args, recs, cold)
-    print(f"{RAW.name}: {RAW.stat().st_size / 1e3:.0f} kB")
+        rows = rows_for(r, phase, cold, key)
+        if rows:
+            (DATA / f"{key}_{phase}.csv").write_text(render_csv(rows), encoding="utf-8")
+        print(f"{key}_{phase}.csv: {len(rows)} rows")
+    build_raw(raw_path(key), args.dirs, recs, cold)
+    print(f"{raw_path(key).name}: {raw_path(key).stat().st_size / 1e3:.0f} kB")
     return 0
 
 
