@@ -29,6 +29,7 @@ from engine.power import (
 from engine.protocol import (
     ProtocolSettings,
     RunMeasurement,
+    paired_ratio,
     run_protocol,
     summarize,
     t_quantile,
@@ -229,6 +230,57 @@ def test_t_quantiles_and_welch_match_tables_and_hand_computation():
     assert "lower" in w.sentence("nf4", "fp16")
     with pytest.raises(ValueError, match="at least 2"):
         welch_t_test([1.0], [1.0, 2.0])
+
+
+def test_paired_ratio_cancels_drift_and_brackets_the_true_overhead():
+    import random
+
+    rng = random.Random(7)
+    # A slow drift of +-30% (what pairing is for) and 1% noise; the "on" arm is truly 2% slower.
+    drift = [1.0 + 0.3 * math.sin(i / 3) for i in range(40)]
+    off = [d * (1 + rng.gauss(0, 0.01)) for d in drift]
+    on = [d * 1.02 * (1 + rng.gauss(0, 0.01)) for d in drift]
+    r = paired_ratio(on, off)
+    assert r.n == 40 and r.ci_low < 1.02 < r.ci_high and r.ci_high - r.ci_low < 0.02
+    assert abs(r.median - 1.02) < 0.01
+    # Welch on the same numbers cannot see it: the drift swamps a 2% difference.
+    assert welch_t_test(on, off).p_value > 0.5
+    assert paired_ratio([2.0, 4.0, 6.0], [1.0, 2.0, 3.0]).as_dict() == {"n": 3, "median": 2.0, "ci_low": 2.0,
+                                                                       "ci_high": 2.0}
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_ratio([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        paired_ratio([1.0, 2.0], [1.0, 0.0])
+
+
+def _benchmark(name: str) -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_shipped_gpu_csvs_are_what_their_raw_archives_convert_to(capsys):
+    rows = _benchmark("engine_rows")
+    assert rows.main([]) == 0
+    out = capsys.readouterr().out
+    assert "h100_inference.csv: 27 rows, matches" in out and "h200_inference.csv: 54 rows, matches" in out
+    assert "DIFFERS" not in out
+
+
+def test_h200_session_order_runs_the_missing_groups_first_and_keeps_every_configuration():
+    ds = _benchmark("engine_dataset")
+    grid, h200 = ds.inference_configs(), ds.inference_configs(order="h200")
+    assert sorted(c.key() for c in grid) == sorted(c.key() for c in h200) and len(h200) == 54
+    groups: list[tuple[str, str]] = []
+    for c in h200:
+        if (c.model, c.precision) not in groups:
+            groups.append((c.model, c.precision))
+    assert groups[:len(ds.H200_ORDER)] == list(ds.H200_ORDER)
+    assert [c.batch_size for c in h200[:7]] == [1, 8, 2, 4, 16, 32, 64]  # 7B fp16: grid pair, then the sweep
 
 
 def test_protocol_reruns_until_gates_pass_and_flags_when_they_never_do():
@@ -462,3 +514,27 @@ def test_importing_the_advisor_and_bench_command_loads_no_engine_or_torch():
             "print([m for m in ('torch', 'transformers', 'bitsandbytes', 'engine.power') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_sampler_overhead_study_runs_every_mode_in_rotated_blocks():
+    acc = _benchmark("engine_accuracy")
+    calls: list[int] = []
+
+    class Reader:
+        def gpu_indices(self) -> list[int]:
+            return [0]
+
+        def read(self, gpu: int) -> Reading:
+            return Reading(power_w=100.0)
+
+    def work() -> None:
+        calls.append(1)
+        time.sleep(0.03)
+
+    res = acc.measure_overhead(Reader(), {"sleep": work}, blocks=3)["sleep"]
+    assert len(calls) == 1 + 3 * 3  # one warm-up, then every mode once per block
+    assert res["blocks"] == 3 and res["off_s"]["n"] == 3
+    for mode in ("10hz", "100hz"):
+        lo, hi = res[mode]["overhead_ci95"]
+        assert lo <= res[mode]["overhead"] <= hi and abs(res[mode]["overhead"]) < 0.5
+    assert res["100hz"]["achieved_hz"] > 3 * res["10hz"]["achieved_hz"]  # the stress arm really samples faster

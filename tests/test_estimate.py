@@ -70,6 +70,27 @@ def test_h100_questions_are_answered_from_the_measured_h100_rows():
     assert e2.tier == "measured" and e2.row_ids[0].startswith("h100-syn-qwen2.5-1.5b-nf4")
 
 
+@pytest.mark.parametrize(("model", "prec", "bs"), [
+    ("qwen2.5-3b", "nf4", 8), ("qwen2.5-3b", "int8_mixed", 1), ("qwen2.5-7b", "int8_pure", 32),
+    ("qwen2.5-7b", "bf16", 1), ("qwen2.5-7b", "fp8", 8), ("qwen2.5-0.5b", "fp16", 1)])
+def test_h200_questions_are_answered_from_the_measured_h200_rows(model, prec, bs):
+    e = E.estimate(cfg("h200", model, prec, bs))
+    assert e.tier == "measured" and len(e.row_ids) == 1 and e.row_ids[0].startswith(f"h200-syn-{model}-{prec}")
+    row = next(r for r in store.load_rows() if r.id == e.row_ids[0])
+    assert row.gpu == "h200" and row.kind == "measured" and row.batch_size == bs
+    assert e.j_per_1k_tok == pytest.approx(row.energy_j_per_1k_tok) and e.bench_command is None
+
+
+def test_h200_and_h100_differ_where_memory_bandwidth_matters():
+    """Same code, same configuration: the 7B at batch 64 is faster on the H200 (4.8 vs 3.35 TB/s),
+    while the launch-bound 0.5B at batch 1 is not far apart (both rows are measured)."""
+    big = [E.estimate(cfg(g, "qwen2.5-7b", "fp16", 64)) for g in ("h100_sxm", "h200")]
+    assert [e.tier for e in big] == ["measured", "measured"]
+    assert big[1].throughput_tok_s > big[0].throughput_tok_s * 1.05
+    small = [E.estimate(cfg(g, "qwen2.5-0.5b", "fp16", 1)) for g in ("h100_sxm", "h200")]
+    assert 0.5 < small[1].j_per_1k_tok / small[0].j_per_1k_tok < 1.5
+
+
 def test_bf16_is_answered_as_fp16_and_says_so():
     e = E.estimate(cfg("a800", "mistral-7b", "bf16"))
     assert e.j_per_1k_tok == 4334 and "BF16 taken as FP16" in e.method and e.tier == "interpolated"

@@ -343,3 +343,19 @@ def test_int8_trap_on_a800_is_measured_against_fp16_the_best_alternative():
                                                       use_case="interactive_chat"))))
     assert b["waste_pct"] == pytest.approx(derive.waste_pct(7401, 5212))  # pure INT8 wins on the 4090D
     assert "llm_int8_threshold=0.0" in b["recommendations"][0]["title"]
+
+
+def test_compare_ranks_bf16_on_gpus_where_it_was_measured():
+    a = answer_json("compare precisions for qwen2.5-7b on h200")
+    t = a["tables"][0]
+    cols = t["columns"]
+    by = {r[0].split(" (")[0]: r for r in t["rows"]}
+    assert set(by) == {"FP16", "BF16", "NF4", "INT8 pure", "INT8 mixed", "FP8"}
+    want = {r.precision: r.energy_j_per_1k_tok for r in store.load_rows(include_local=False)
+            if r.id.startswith("h200-syn-qwen2.5-7b-") and r.batch_size == 1}
+    for name, prec in (("BF16", "bf16"), ("FP16", "fp16")):  # cells read "4,375 ± 675" where rows have spread
+        assert by[name][cols.index("J/1k tok")].startswith(f"{want[prec]:,.0f} ± ")
+    assert all(p["tier"] == "measured" for p in a["provenance"])
+    # The A800 has no BF16 rows: BF16 there would only be FP16 relabelled, so it is not ranked.
+    b = answer_json("compare precisions for mistral-7b on a800")
+    assert "BF16" not in {r[0].split(" (")[0] for r in b["tables"][0]["rows"]}

@@ -29,7 +29,8 @@ from measurements import catalog
 # the catalog's max_batch_size.
 # batch caps per use case and the production minimum come from factors.csv (seed 003's batch guide)
 USE_CASE_MAX_BATCH_FACTOR = {"interactive_chat": "chat_max_batch_size", "production_api": "api_max_batch_size"}
-# Precisions the advisor ranks (BF16/FP32 have no rows; they are answered on request only).
+# Precisions the advisor ranks everywhere. BF16 joins them on GPUs where it was measured (the H100
+# and H200 rows): elsewhere it would only be a transfer of FP16. FP32 is answered on request only.
 RANKED_PRECISIONS = ("fp16", "nf4", "int8_pure", "int8_mixed", "fp8")
 # The basis for monthly figures when the question states no workload: per million requests.
 DEFAULT_MONTHLY_REQUESTS = int(catalog.factor("default_monthly_requests"))
@@ -37,6 +38,14 @@ DEFAULT_MONTHLY_REQUESTS = int(catalog.factor("default_monthly_requests"))
 
 def ds() -> Dataset:
     return dataset()
+
+
+def ranked_precisions(gpu: str | None) -> list[str]:
+    """The precisions ranked for a GPU: RANKED_PRECISIONS, with BF16 after FP16 where it has rows."""
+    precs = list(RANKED_PRECISIONS)
+    if gpu and ds().by_gp.get((gpu, "bf16")):
+        precs.insert(1, "bf16")
+    return precs
 
 
 def gpu_of(key: str | None):
