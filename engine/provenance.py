@@ -10,6 +10,7 @@ import re
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +34,9 @@ class Provenance(BaseModel):
     nightly_build: bool = False
     nightly_packages: list[str] = []
     host: str = ""
+    # Batch-1 decoding with eager generate is paced by the host CPU, so two machines with the same
+    # GPU can differ (references/h200_measurements.md): the CPU model is part of the provenance.
+    cpu_model: str = ""
     measured_at: dt.datetime
     protocol: str = ""
 
@@ -80,6 +84,18 @@ def gpu_catalog_key(names: Sequence[str]) -> str | None:
     return None
 
 
+def cpu_model() -> str:
+    """The host CPU's model name (Linux /proc/cpuinfo, else what platform reports)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.lower().startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def capture(device: str, gpu_names: Sequence[str] = (), driver: str | None = None,
             protocol: str = "") -> Provenance:
     versions = {p: package_version(p) for p in PACKAGES}
@@ -93,7 +109,7 @@ def capture(device: str, gpu_names: Sequence[str] = (), driver: str | None = Non
         device=device, gpu_names=list(gpu_names), gpu_count=len(gpu_names),
         gpu_key=gpu_catalog_key(gpu_names) if gpu_names else None,
         driver_version=driver, cuda_version=cuda, versions=versions,
-        nightly_build=bool(nightly), nightly_packages=nightly, host=host_hash(),
+        nightly_build=bool(nightly), nightly_packages=nightly, host=host_hash(), cpu_model=cpu_model(),
         measured_at=dt.datetime.now(dt.UTC).replace(microsecond=0), protocol=protocol,
     )
 
@@ -112,6 +128,8 @@ def row_fields(p: Provenance) -> dict[str, Any]:
 def describe(p: Provenance) -> str:
     """One sentence for a row's notes: what the versions columns cannot hold."""
     parts = [f"GPUs: {', '.join(p.gpu_names) or 'none'}", f"python {p.python_version}"]
+    if p.cpu_model:
+        parts.insert(1, f"CPU: {p.cpu_model}")
     for k in ("accelerate", "codecarbon", "nvidia-ml-py"):
         if p.versions.get(k):
             parts.append(f"{k} {p.versions[k]}")

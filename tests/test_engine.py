@@ -491,6 +491,8 @@ def test_engine_rows_reach_the_advisor_as_measured_local_evidence(tmp_path):
     est = estimate(Config(gpu="h100_sxm", model="qwen2.5-0.5b", params_b=0.494, precision="fp32", batch_size=1))
     assert est is not None and est.tier == "measured" and est.local and est.row_ids == [row.id]
     assert est.j_per_1k_tok == pytest.approx(row.energy_j_per_1k_tok)
+    # The host CPU paces batch-1 decoding, so the row says which CPU it ran on.
+    assert prov.cpu_model and f"CPU: {prov.cpu_model}" in row.notes
 
 
 def test_finetune_on_cpu_with_checkpointing_verified(tmp_path):

@@ -41,7 +41,7 @@ def test_readme_command_parses(cmd):
 
 def test_readme_row_ids_exist():
     ids = {r.id for r in load_rows(include_local=False)}
-    named = set(re.findall(r"\b(seed00[03]-[a-z0-9._-]+|h100-[a-z0-9._-]+)", README.read_text(encoding="utf-8")))
+    named = set(re.findall(r"\b(seed00[03]-[a-z0-9._-]+|h[12]00-[a-z0-9._-]+)", README.read_text(encoding="utf-8")))
     named = {n.rstrip(".") for n in named if not n.endswith("-")}
     missing = {n for n in named if n not in ids and not any(i.startswith(n) for i in ids)}
     assert not missing
