@@ -345,7 +345,7 @@ def test_int8_trap_on_a800_is_measured_against_fp16_the_best_alternative():
     assert "llm_int8_threshold=0.0" in b["recommendations"][0]["title"]
 
 
-def test_compare_ranks_bf16_on_gpus_where_it_was_measured():
+def test_compare_ranks_bf16_where_it_was_measured_for_the_model():
     a = answer_json("compare precisions for qwen2.5-7b on h200")
     t = a["tables"][0]
     cols = t["columns"]
@@ -356,6 +356,8 @@ def test_compare_ranks_bf16_on_gpus_where_it_was_measured():
     for name, prec in (("BF16", "bf16"), ("FP16", "fp16")):  # cells read "4,375 ± 675" where rows have spread
         assert by[name][cols.index("J/1k tok")].startswith(f"{want[prec]:,.0f} ± ")
     assert all(p["tier"] == "measured" for p in a["provenance"])
-    # The A800 has no BF16 rows: BF16 there would only be FP16 relabelled, so it is not ranked.
-    b = answer_json("compare precisions for mistral-7b on a800")
-    assert "BF16" not in {r[0].split(" (")[0] for r in b["tables"][0]["rows"]}
+    # No BF16 row of the model on the GPU: BF16 would be FP16 relabelled (A800) or extrapolated
+    # across sizes (H100 7B; its BF16 rows are 0.5B and 1.5B), so it is not ranked there.
+    for q in ("compare precisions for mistral-7b on a800", "compare precisions for qwen2.5-7b on h100"):
+        assert "BF16" not in {r[0].split(" (")[0] for r in answer_json(q)["tables"][0]["rows"]}, q
+    assert "BF16" in {r[0].split(" (")[0] for r in answer_json("compare precisions for qwen2.5-1.5b on h100")["tables"][0]["rows"]}

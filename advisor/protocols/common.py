@@ -29,8 +29,9 @@ from measurements import catalog
 # the catalog's max_batch_size.
 # batch caps per use case and the production minimum come from factors.csv (seed 003's batch guide)
 USE_CASE_MAX_BATCH_FACTOR = {"interactive_chat": "chat_max_batch_size", "production_api": "api_max_batch_size"}
-# Precisions the advisor ranks everywhere. BF16 joins them on GPUs where it was measured (the H100
-# and H200 rows): elsewhere it would only be a transfer of FP16. FP32 is answered on request only.
+# Precisions the advisor ranks everywhere. BF16 joins them where it was measured for the model on
+# the GPU (H100 and H200 rows): elsewhere it is FP16 relabelled or extrapolated across sizes, which
+# could put a guess ahead of a measurement of the same job. FP32 is answered on request only.
 RANKED_PRECISIONS = ("fp16", "nf4", "int8_pure", "int8_mixed", "fp8")
 # The basis for monthly figures when the question states no workload: per million requests.
 DEFAULT_MONTHLY_REQUESTS = int(catalog.factor("default_monthly_requests"))
@@ -40,10 +41,12 @@ def ds() -> Dataset:
     return dataset()
 
 
-def ranked_precisions(gpu: str | None) -> list[str]:
-    """The precisions ranked for a GPU: RANKED_PRECISIONS, with BF16 after FP16 where it has rows."""
+def ranked_precisions(q: Query) -> list[str]:
+    """The precisions ranked for a question: RANKED_PRECISIONS, with BF16 after FP16 where the
+    dataset has a BF16 row of this model on this GPU."""
     precs = list(RANKED_PRECISIONS)
-    if gpu and ds().by_gp.get((gpu, "bf16")):
+    model = config(q).model
+    if q.gpu and any(p.model == model for p in ds().by_gp.get((q.gpu, "bf16"), [])):
         precs.insert(1, "bf16")
     return precs
 

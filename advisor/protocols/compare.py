@@ -87,7 +87,7 @@ def _finish(ans: Answer, q: Query, ests: list[tuple[str, Estimate]], current: Es
 
 def _precisions(q: Query) -> Answer:
     mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu)
-    precs = q.compare_precisions if len(q.compare_precisions) > 1 else c.ranked_precisions(q.gpu)
+    precs = q.compare_precisions if len(q.compare_precisions) > 1 else c.ranked_precisions(q)
     if q.precision and q.precision not in precs:
         precs.append(q.precision)
     ans = c.base_answer(q, "compare", f"Comparison: {mlabel} on {glabel}, batch size {q.batch_size}")

@@ -18,7 +18,7 @@ from measurements import catalog
 def candidates(q: Query) -> list[Estimate]:
     """Estimates of every ranked precision at every batch size the use case allows, that fit."""
     out = []
-    for prec in c.ranked_precisions(q.gpu):
+    for prec in c.ranked_precisions(q):
         for bs in c.batch_candidates(q.use_case):
             e = c.est(q, precision=prec, batch_size=bs)
             if e is not None and c.fits(e):
@@ -111,7 +111,7 @@ def run(q: Query) -> Answer:
     g = c.grid(q)
     w = c.workload(q, current)
     items = []
-    for prec in c.ranked_precisions(q.gpu):
+    for prec in c.ranked_precisions(q):
         e = next((x for x in cands if x.config.precision == prec and x.config.batch_size == bc.batch_size), None)
         if e is None:
             continue
