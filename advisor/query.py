@@ -262,7 +262,9 @@ _ALL_PRECISIONS_RE = re.compile(
 
 _USE_CASE_RES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"offline|batch[\s-]?(?:job|processing|inference)|bulk|summari[sz]e\s+[\d,]+|process(?:ing)?\s+[\d,.]+\s*(?:k|m|million)?\s*(?:documents|docs|files)|离线|批处理|批量处理"), "offline_batch"),
-    (re.compile(r"interactive|chat\s?bot|chat\s+app|real[\s-]?time|聊天|对话|交互"), "interactive_chat"),
+    # a bare "chat" too (the defaults line tells users to say it), but not a model name's "-chat" suffix
+    (re.compile(r"interactive|chat\s?bot|chat\s+app|(?<![-_\w])chat(?:ting)?\b(?![-_])|real[\s-]?time|聊天|对话|交互"),
+     "interactive_chat"),
     (re.compile(r"production|\bapi\b|serv(?:e|ing)|endpoint|deploy(?:ment)?\s+for\s+users|线上|生产|服务"), "production_api"),
 ]
 

@@ -154,6 +154,8 @@ def test_region_price_grid_and_pue():
 @pytest.mark.parametrize(("text", "use_case"), [
     ("deploy qwen2.5-7b on a800 for a production API", "production_api"),
     ("qwen2.5-7b chatbot on a 4090", "interactive_chat"),
+    ("greenest way to run qwen2.5-7b on h100 for chat", "interactive_chat"),
+    ("llama-2-7b-chat on an a800", "production_api"),
     ("offline batch processing with qwen2.5-7b on a800", "offline_batch"),
 ])
 def test_use_cases(text, use_case):
