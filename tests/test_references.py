@@ -45,6 +45,8 @@ OWNED = (
     "paradoxes.md",
     "methodology.md",
     "data_caveats.md",
+    "h100_measurements.md",
+    "h200_measurements.md",
 )
 
 # Table header -> MeasurementRow field. The first seven are the project's convention; the rest
