@@ -5,8 +5,8 @@
 
 Writes measurements/data/<gpu>_inference.csv and <gpu>_finetune.csv (one measured row per finished
 configuration, full provenance in the row) and measurements/data/<gpu>_raw.tar.gz (every result
-line, the power traces, the logs) that the rows' ``trace_file`` points into. Later directories
-win where a configuration appears twice. Without arguments it re-reads each committed raw archive
+line, the power traces, the logs) that the rows' ``trace_file`` points into. What the GPU's archive
+already holds is kept; later directories win where a configuration appears twice. Without arguments it re-reads each committed raw archive
 and checks that the CSVs are what it would write (``make bench`` verifies the conversion).
 """
 
@@ -92,7 +92,7 @@ def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | 
         else:
             res = FinetuneResult.model_validate(rec)
             conv = finetune_row
-        if cold_idle is not None:
+        if cold_idle is not None and not any(n.startswith(SESSION_NOTE[:40]) for n in res.notes):
             note = SESSION_NOTE.format(cold=cold_idle, **sess._asdict())
             res = res.model_copy(update={"notes": [*res.notes, note]})
         rows.append(conv(res, SOURCE.format(phase=phase, key=key, **sess._asdict()), id_prefix=key,
@@ -114,36 +114,41 @@ def render_csv(rows: list[Any]) -> str:
     return buf.getvalue()
 
 
+def _add(out: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    out.addfile(info, io.BytesIO(payload))
+
+
 def build_raw(raw: Path, dirs: list[Path], records: dict[str, dict[str, dict[str, Any]]],
               cold: float | None) -> None:
-    with tarfile.open(raw, "w:gz") as out:
-        meta = json.dumps({"cold_idle_w": cold}).encode()
-        info = tarfile.TarInfo("session.json")
-        info.size = len(meta)
-        out.addfile(info, io.BytesIO(meta))
+    """Write the archive: the merged result lines, then every trace and log. What an existing
+    archive holds is kept (new directories win on a name clash), and the file is replaced only
+    once the new one is complete, so a rebuild from new directories never loses earlier data."""
+    files: dict[str, bytes] = {}
+    if raw.exists():
+        with tarfile.open(raw) as tf:
+            for m in tf.getmembers():
+                f = tf.extractfile(m) if m.isfile() else None
+                if f is not None and m.name.startswith(("traces/", "logs/")):
+                    files[m.name] = f.read()
+    for d in dirs:  # in order: later sessions win
+        for tgz in sorted(d.glob("*_traces.tar.gz")):
+            with tarfile.open(tgz) as tf:
+                for m in tf.getmembers():
+                    f = tf.extractfile(m) if m.isfile() else None
+                    if f is not None:
+                        files[f"traces/{m.name}"] = f.read()
+        for log in sorted(d.glob("*.log")):
+            files[f"logs/{d.name}-{log.name}"] = log.read_bytes()
+    tmp = raw.with_name(raw.name + ".partial")
+    with tarfile.open(tmp, "w:gz") as out:
+        _add(out, "session.json", json.dumps({"cold_idle_w": cold}).encode())
         for phase, recs in records.items():
-            data = "".join(json.dumps(r) + "\n" for r in recs.values()).encode()
-            info = tarfile.TarInfo(f"{phase}.jsonl")
-            info.size = len(data)
-            out.addfile(info, io.BytesIO(data))
-        seen: set[str] = set()
-        for d in reversed(dirs):  # later sessions win
-            for tgz in sorted(d.glob("*_traces.tar.gz")):
-                with tarfile.open(tgz) as tf:
-                    for m in tf.getmembers():
-                        if m.isfile() and m.name not in seen:
-                            seen.add(m.name)
-                            f = tf.extractfile(m)
-                            assert f is not None
-                            m2 = tarfile.TarInfo(f"traces/{m.name}")
-                            payload = f.read()
-                            m2.size = len(payload)
-                            out.addfile(m2, io.BytesIO(payload))
-            for log in sorted(d.glob("*.log")):
-                payload = log.read_bytes()
-                info = tarfile.TarInfo(f"logs/{d.name}-{log.name}")
-                info.size = len(payload)
-                out.addfile(info, io.BytesIO(payload))
+            _add(out, f"{phase}.jsonl", "".join(json.dumps(r) + "\n" for r in recs.values()).encode())
+        for name in sorted(files):
+            _add(out, name, files[name])
+    tmp.replace(raw)
 
 
 def from_raw(raw: Path) -> tuple[dict[str, dict[str, dict[str, Any]]], float | None]:
@@ -190,8 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu is None:
         ap.error("--gpu is required with RESULTS_DIR (accepted: " + ", ".join(sorted(SESSIONS)) + ")")
     key = args.gpu
-    cold = _cold_idle(args.dirs)
-    recs = {phase: _results(args.dirs, phase) for phase in ("inference", "finetune")}
+    # Rows already shipped for this GPU stay: the archive's records are the base, new dirs win.
+    # Their session's cold idle stays in session.json; the new records carry their own in a note.
+    merging = raw_path(key).exists()
+    base, base_cold = from_raw(raw_path(key)) if merging else ({}, None)
+    cold_new = _cold_idle(args.dirs)
+    recs = {}
+    for phase in ("inference", "finetune"):
+        new = _results(args.dirs, phase)
+        if merging and cold_new is not None:
+            note = SESSION_NOTE.format(cold=cold_new, **SESSIONS[key]._asdict())
+            new = {k: r if r.get("status") != "ok" or note in r.get("notes", []) else {**r, "notes": [*r.get("notes", []), note]}
+                   for k, r in new.items()}
+        recs[phase] = {**base.get(phase, {}), **new}
+    cold = base_cold if merging else cold_new
     for phase, r in recs.items():
         rows = rows_for(r, phase, cold, key)
         if rows:

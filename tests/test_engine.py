@@ -540,3 +540,41 @@ def test_sampler_overhead_study_runs_every_mode_in_rotated_blocks():
         lo, hi = res[mode]["overhead_ci95"]
         assert lo <= res[mode]["overhead"] <= hi and abs(res[mode]["overhead"]) < 0.5
     assert res["100hz"]["achieved_hz"] > 3 * res["10hz"]["achieved_hz"]  # the stress arm really samples faster
+
+
+def test_rebuilding_a_gpu_archive_from_new_results_keeps_what_it_held(tmp_path, monkeypatch, capsys):
+    import io
+    import tarfile
+
+    rows_mod = _benchmark("engine_rows")
+    recs, _ = rows_mod.from_raw(rows_mod.raw_path("h200"))
+    # As the engine writes them: without the session note the conversion adds.
+    inference = [{**r, "notes": [n for n in r["notes"] if "before anything ran" not in n]}
+                 for r in recs["inference"].values()]
+    monkeypatch.setattr(rows_mod, "DATA", tmp_path)
+
+    def session(name: str, lines: list[dict[str, Any]], cold: float) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "inference.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        (d / "inference.log").write_text("ENV " + json.dumps({"cold_idle_w": cold}) + "\n")
+        with tarfile.open(d / "inference_traces.tar.gz", "w:gz") as tf:
+            payload = f"trace of {name}\n".encode()
+            info = tarfile.TarInfo(f"{name}.csv")
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+        return d
+
+    assert rows_mod.main(["--gpu", "h200", str(session("first", inference[:30], 80.0))]) == 0
+    first_csv = (tmp_path / "h200_inference.csv").read_text()
+    assert rows_mod.main(["--gpu", "h200", str(session("second", inference[30:], 77.0))]) == 0
+    merged = (tmp_path / "h200_inference.csv").read_text()
+    assert merged.count("\nh200-syn-") == 54  # 30 kept + 24 new, nothing lost
+    kept = [line for line in first_csv.splitlines()[1:]]
+    assert all(line in merged for line in kept)  # the first session's rows are unchanged, notes included
+    assert "read 77.0 W before anything ran" in merged and "read 80.0 W before anything ran" in merged
+    with tarfile.open(tmp_path / "h200_raw.tar.gz") as tf:
+        names = set(tf.getnames())
+    assert {"traces/first.csv", "traces/second.csv", "logs/first-inference.log", "logs/second-inference.log"} <= names
+    assert rows_mod.check("h200")
+    capsys.readouterr()
