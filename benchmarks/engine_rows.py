@@ -6,8 +6,9 @@
 Writes measurements/data/<gpu>_inference.csv and <gpu>_finetune.csv (one measured row per finished
 configuration, full provenance in the row) and measurements/data/<gpu>_raw.tar.gz (every result
 line, the power traces, the logs) that the rows' ``trace_file`` points into. What the GPU's archive
-already holds is kept; later directories win where a configuration appears twice. Without arguments it re-reads each committed raw archive
-and checks that the CSVs are what it would write (``make bench`` verifies the conversion).
+already holds is kept; later directories win where a configuration appears twice. Without
+arguments it re-reads each committed raw archive and checks that the CSVs are what it would write
+(``make bench`` verifies the conversion).
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ SESSION_NOTE = ("idle baseline measured right after the previous configuration, 
                 "net figures are net of that warm idle, not of a cold one")
 
 
+def session_note(key: str, cold: float) -> str:
+    return SESSION_NOTE.format(cold=cold, **SESSIONS[key]._asdict())
+
+
+def has_session_note(notes: list[str]) -> bool:
+    return any(n.startswith(SESSION_NOTE.split("{")[0]) for n in notes)
+
+
 def raw_path(key: str) -> Path:
     return DATA / f"{key}_raw.tar.gz"
 
@@ -76,7 +85,7 @@ def _cold_idle(dirs: list[Path]) -> float | None:
     return min(seen) if seen else None
 
 
-def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | None, key: str = "h100") -> list[Any]:
+def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | None, key: str) -> list[Any]:
     from engine.finetune import FinetuneResult
     from engine.inference import InferenceResult
     from engine.rows import finetune_row, inference_row
@@ -92,9 +101,8 @@ def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | 
         else:
             res = FinetuneResult.model_validate(rec)
             conv = finetune_row
-        if cold_idle is not None and not any(n.startswith(SESSION_NOTE[:40]) for n in res.notes):
-            note = SESSION_NOTE.format(cold=cold_idle, **sess._asdict())
-            res = res.model_copy(update={"notes": [*res.notes, note]})
+        if cold_idle is not None and not has_session_note(res.notes):  # else it came with its own session
+            res = res.model_copy(update={"notes": [*res.notes, session_note(key, cold_idle)]})
         rows.append(conv(res, SOURCE.format(phase=phase, key=key, **sess._asdict()), id_prefix=key,
                          trace_prefix=f"{key}_raw.tar.gz:traces/"))
     return sorted(rows, key=lambda r: (r.model_id, r.precision, r.method or "", r.batch_size, r.id))
@@ -204,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     for phase in ("inference", "finetune"):
         new = _results(args.dirs, phase)
         if merging and cold_new is not None:
-            note = SESSION_NOTE.format(cold=cold_new, **SESSIONS[key]._asdict())
-            new = {k: r if r.get("status") != "ok" or note in r.get("notes", []) else {**r, "notes": [*r.get("notes", []), note]}
-                   for k, r in new.items()}
+            note = session_note(key, cold_new)
+            new = {k: r if r.get("status") != "ok" or has_session_note(r.get("notes", []))
+                   else {**r, "notes": [*r.get("notes", []), note]} for k, r in new.items()}
         recs[phase] = {**base.get(phase, {}), **new}
     cold = base_cold if merging else cold_new
     for phase, r in recs.items():

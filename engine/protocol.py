@@ -10,6 +10,7 @@ scipy.
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -305,8 +306,6 @@ class PairedRatio:
 
 def paired_ratio(a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0) -> PairedRatio:
     """Median of a_i / b_i over pairs, with a percentile bootstrap 95% CI of that median."""
-    import random
-
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"paired_ratio needs two equal-length samples of at least 2 (got {len(a)} and {len(b)})")
     if any(v <= 0 for v in b):
