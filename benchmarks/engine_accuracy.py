@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         measure(args.out, args.model, args.blocks, args.cc_seconds)
         return 0
     if args.paths:
+        missing = [str(p) for p in args.paths if not p.is_file()]
+        if missing:
+            ap.error(f"no such results file: {', '.join(missing)} (give *.jsonl result lines or a raw *.tar.gz)")
         print(json.dumps(analyze(args.paths), indent=2))
         return 0
     for key, path in MEASURED.items():

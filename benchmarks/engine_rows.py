@@ -60,15 +60,9 @@ def raw_path(key: str) -> Path:
 
 
 def _results(dirs: list[Path], phase: str) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for d in dirs:
-        f = d / f"{phase}.jsonl"
-        if f.exists():
-            for line in f.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    r = json.loads(line)
-                    out[r["key"]] = r
-    return out
+    from engine.results import read_jsonl  # skips a torn last line, as a resumed sweep does
+
+    return {r["key"]: r for d in dirs for r in read_jsonl(d / f"{phase}.jsonl") if "key" in r}
 
 
 def _cold_idle(dirs: list[Path]) -> float | None:
@@ -203,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu is None:
         ap.error("--gpu is required with RESULTS_DIR (accepted: " + ", ".join(sorted(SESSIONS)) + ")")
     key = args.gpu
+    bad = [str(d) for d in args.dirs if not d.is_dir() or not any(d.glob("*.jsonl")) and not any(d.glob("*.log"))]
+    if bad:
+        ap.error(f"not a results directory (no *.jsonl or *.log): {', '.join(bad)}; nothing was written")
     # Rows already shipped for this GPU stay: the archive's records are the base, new dirs win.
     # Their session's cold idle stays in session.json; the new records carry their own in a note.
     merging = raw_path(key).exists()

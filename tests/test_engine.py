@@ -578,3 +578,21 @@ def test_rebuilding_a_gpu_archive_from_new_results_keeps_what_it_held(tmp_path, 
     assert {"traces/first.csv", "traces/second.csv", "logs/first-inference.log", "logs/second-inference.log"} <= names
     assert rows_mod.check("h200")
     capsys.readouterr()
+
+
+def test_benchmark_scripts_reject_missing_inputs_and_write_nothing(tmp_path, capsys):
+    rows_mod, acc = _benchmark("engine_rows"), _benchmark("engine_accuracy")
+    archive = rows_mod.raw_path("h200")
+    before = archive.read_bytes()
+    (tmp_path / "empty").mkdir()
+    for argv in (["--gpu", "h200", str(tmp_path / "missing")], ["--gpu", "h200", str(tmp_path / "empty")],
+                 [str(tmp_path / "empty")]):
+        with pytest.raises(SystemExit) as err:
+            rows_mod.main(argv)
+        assert err.value.code == 2
+    assert archive.read_bytes() == before
+    err_text = capsys.readouterr().err
+    assert "not a results directory" in err_text and "--gpu is required" in err_text
+    with pytest.raises(SystemExit):
+        acc.main(["analyze", str(tmp_path / "none.jsonl")])
+    assert "no such results file" in capsys.readouterr().err
