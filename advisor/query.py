@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from measurements.schema import PRECISIONS, Precision
+from measurements.schema import PRECISIONS, Framework, Precision
 
 UseCase = Literal["production_api", "interactive_chat", "offline_batch"]
 CompareAxis = Literal["precision", "gpu", "batch_size", "model_size"]
@@ -83,6 +83,8 @@ class Context(BaseModel):
     model: str | None = Field(default=None, description="catalog key, or the name as typed when not in the catalog")
     model_params_b: float | None = Field(default=None, gt=0)
     gpu: str | None = Field(default=None, description="GPU catalog key")
+    gpu_count: int | None = Field(default=None, ge=1, description="GPUs serving one replica (tensor parallel size)")
+    framework: Framework | None = Field(default=None, description="serving framework / regime")
     precision: Precision | None = None
     batch_size: int | None = None
     prompt_tokens: int | None = None
@@ -97,6 +99,9 @@ class Context(BaseModel):
     grid_gco2_kwh: float | None = Field(default=None, ge=0)
     pue: float | None = Field(default=None, ge=1)
     use_case: UseCase | None = None
+    itl_target_ms: float | None = Field(default=None, gt=0, description="per-token latency target (inter-token latency)")
+    itl_percentile: float | None = Field(default=None, gt=0, le=100, description="percentile the ITL target applies to")
+    e2e_target_s: float | None = Field(default=None, gt=0, description="end-to-end latency target per answer")
     lang: Lang | None = None
     last_protocol: QueryProtocol | None = None
 
@@ -127,6 +132,9 @@ class Query(Context):
     compiled: bool = Field(default=False, description="a compiled serving path (vLLM, SGLang, torch.compile)")
     model_name: str | None = Field(default=None, description="display name of the model")
     model_known: bool = Field(default=False, description="the model is in the catalog")
+    not_understood: list[str] = Field(
+        default_factory=list, description="facts the user stated that could not be used (shown before the answer)"
+    )
 
     def to_context(self) -> Context:
         """The slots the user stated, for the next question."""

@@ -17,6 +17,14 @@ Kind = Literal["measured", "simulated", "derived"]
 Task = Literal["inference", "finetune"]
 Weights = Literal["real", "synthetic"]
 FinetuneMethod = Literal["full", "lora", "qlora"]
+# The serving regime is a dimension of every row (DESIGN: "the framework is a dimension"): a row
+# of one framework never silently stands in for another.
+Framework = Literal[
+    "hf-eager", "hf-static-cache", "hf-continuous-batching", "vllm", "sglang", "tgi", "trt-llm", "llama.cpp"
+]
+FRAMEWORKS: tuple[str, ...] = (
+    "hf-eager", "hf-static-cache", "hf-continuous-batching", "vllm", "sglang", "tgi", "trt-llm", "llama.cpp"
+)
 
 
 class MeasurementRow(BaseModel):
