@@ -4,6 +4,8 @@ costs, recommendations with code, conversions, defaults, provenance, caveats, ci
 
 from __future__ import annotations
 
+import re
+
 from advisor.answer import Answer, Table
 from advisor.render.chart import MOOD_TAG, render_chart
 from advisor.render.labels import label
@@ -19,12 +21,22 @@ def _cell(v: object) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+def _fence(code: str) -> str:
+    """A backtick fence longer than any run of backticks in the code, so the block always closes."""
+    longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def table_md(t: Table) -> list[str]:
     out = [f"**{t.title}**", "", "| " + " | ".join(_cell(c) for c in t.columns) + " |",
            "|" + "|".join("---" for _ in t.columns) + "|"]
     for r in t.rows:
         out.append("| " + " | ".join(_cell(v) for v in r) + " |")
-    out += [f"_{n}_" for n in t.notes if n]
+    # A blank line ends the table: a caption written right under the last row would parse as
+    # one more row (GFM tables run until a blank line).
+    notes = [f"_{n}_" for n in t.notes if n]
+    if notes:
+        out += ["", *notes]
     out.append("")
     return out
 
@@ -55,7 +67,9 @@ def to_markdown(answer: Answer) -> str:
     for t in a.tables:
         out += table_md(t)
     for ch in a.charts:
-        out += ["```text", render_chart(ch, lang=a.lang), "```", ""]
+        text = render_chart(ch, lang=a.lang)
+        fence = _fence(text)
+        out += [f"{fence}text", text, fence, ""]
     if a.costs:
         out += [f"**{L('money')}**", "", f"| {L('configuration')} | kWh | $ | kgCO2 | {L('km')} | {L('phones')} |",
                 "|---|---|---|---|---|---|"]
@@ -64,7 +78,7 @@ def to_markdown(answer: Answer) -> str:
             out.append(f"| {_cell(c.label)} | {c.kwh:,.3g} | {c.usd:,.2f} | {c.kg_co2:,.3g} | "
                        f"{eq.get('km_driven', 0):,.3g} | {eq.get('smartphone_charges', 0):,.3g} |")
         if a.costs[0].basis:
-            out.append(f"_{a.costs[0].basis}_")
+            out += ["", f"_{a.costs[0].basis}_"]
         out.append("")
     if a.recommendations:
         out += [f"### {L('recommendations')}", ""]
@@ -75,7 +89,8 @@ def to_markdown(answer: Answer) -> str:
             if r.impact:
                 out += ["", f"{L('impact')}: {r.impact}"]
             if r.code:
-                out += ["", f"```{r.language}", r.code, "```"]
+                fence = _fence(r.code)
+                out += ["", f"{fence}{r.language}", r.code, fence]
             out.append("")
     if a.conversions:
         out += [f"### {L('derived')}", ""] + [f"- {c}" for c in a.conversions] + [""]
