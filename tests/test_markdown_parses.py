@@ -79,3 +79,13 @@ def test_caption_under_a_table_is_not_a_row_and_backticks_in_code_close_the_fenc
                recommendations=[Recommendation(title="r", code='s = """```"""\nprint(s)')])
     _check(a)
     assert _tables(_md().parse(to_markdown(a))) == [2]
+
+
+def test_you_are_here_only_on_a_stated_configuration_and_percentages_carry_one_sign():
+    bare, _ = ask("greenest config for Qwen2.5-7B on an RTX 5090?")
+    assert not any(b.current for ch in bare.charts for b in ch.items)
+    stated, _ = ask("greenest config for Qwen2.5-7B on an RTX 5090? I run FP16 at batch size 1")
+    assert sum(b.current for ch in stated.charts for b in ch.items) == 1
+    for a in (bare, stated):
+        text = to_markdown(a)
+        assert "by -" not in text and "by +" not in text

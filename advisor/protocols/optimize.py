@@ -111,14 +111,16 @@ def run(q: Query) -> Answer:
     g = c.grid(q)
     w = c.workload(q, current)
     items = []
+    # "you are here" marks only a configuration the user stated, never the defaults
+    stated = not {"precision", "batch_size"} <= set(q.defaulted)
     for prec in c.ranked_precisions(q):
         e = next((x for x in cands if x.config.precision == prec and x.config.batch_size == bc.batch_size), None)
         if e is None:
             continue
         line = c.cost("", e, w, g)
-        items.append((f"{c.plabel(prec)} BS={bc.batch_size}", e.j_per_1k_tok, e.config == current.config,
+        items.append((f"{c.plabel(prec)} BS={bc.batch_size}", e.j_per_1k_tok, stated and e.config == current.config,
                       f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"))
-    if not any(cur for _, _, cur, _ in items):
+    if stated and not any(cur for _, _, cur, _ in items):
         line = c.cost("", current, w, g)
         items.append((f"{c.plabel(current.config.precision)} BS={current.config.batch_size}", current.j_per_1k_tok, True,
                       f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"))
@@ -197,8 +199,10 @@ def _why(q: Query, best: Estimate, current: Estimate, cands: list[Estimate]) -> 
                          f"{c.fpct(derive.waste_pct(nxt.j_per_1k_tok, best.j_per_1k_tok))}).")
     one = next((e for e in cands if e.config.precision == bc.precision and e.config.batch_size == 1), None)
     if one and bc.batch_size > 1:
-        parts.append(f"Batching to {bc.batch_size} cuts energy per token by "
-                     f"{c.fpct(-100 + 100 * best.j_per_1k_tok / one.j_per_1k_tok)} vs batch size 1 ({best.tier}).")
+        cut = 100 - 100 * best.j_per_1k_tok / one.j_per_1k_tok
+        verb = "cuts" if cut >= 0 else "raises"
+        parts.append(f"Batching to {bc.batch_size} {verb} energy per token by "
+                     f"{c.fpct(abs(cut)).lstrip('+')} vs batch size 1 ({best.tier}).")
     parts.append(f"Figures: {best.tier} ({best.method}; confidence {best.confidence}).")
     return " ".join(parts)
 
