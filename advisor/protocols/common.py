@@ -267,49 +267,58 @@ def factor_citations(*keys: str) -> list[Citation]:
 _LOAD = "model = AutoModelForCausalLM.from_pretrained(model_id, {args}, device_map=\"auto\")"
 
 
-def precision_code(prec: str, model_id: str = "model_id") -> str:
-    mid = f'"{model_id}"' if model_id != "model_id" else "model_id"
-    if prec in ("fp16", "bf16", "fp32"):
-        dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[prec]
-        return ("import torch\nfrom transformers import AutoModelForCausalLM\n\n"
-                f"model = AutoModelForCausalLM.from_pretrained({mid}, torch_dtype=torch.{dtype}, device_map=\"auto\")")
-    if prec == "nf4":
-        return ("import torch\nfrom transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"
-                "bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=\"nf4\",\n"
-                "                         bnb_4bit_compute_dtype=torch.float16)\n"
-                f"model = AutoModelForCausalLM.from_pretrained({mid}, quantization_config=bnb, device_map=\"auto\")")
-    if prec == "int8_pure":
-        return ("from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"
-                "# threshold 0.0 turns off the outlier decomposition that makes default 8-bit slow\n"
-                "bnb = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)\n"
-                f"model = AutoModelForCausalLM.from_pretrained({mid}, quantization_config=bnb, device_map=\"auto\")")
-    if prec == "int8_mixed":
-        return ("from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"
-                "bnb = BitsAndBytesConfig(load_in_8bit=True)  # default threshold 6.0: mixed decomposition\n"
-                f"model = AutoModelForCausalLM.from_pretrained({mid}, quantization_config=bnb, device_map=\"auto\")")
+_PLACEHOLDER_MODEL = "your-org/your-model"
+_DTYPE = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+
+
+def _load_lines(prec: str) -> list[str]:
+    """The lines that load `model` in one format (after `model_id` is defined): one load only."""
+    if prec in _DTYPE:
+        return [f'model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.{_DTYPE[prec]}, device_map="auto")']
+    bnb = {
+        "nf4": ['bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",',
+                "                         bnb_4bit_compute_dtype=torch.float16)"],
+        # threshold 0.0 turns off the outlier decomposition that makes default 8-bit slow
+        "int8_pure": ["bnb = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)  # pure INT8"],
+        "int8_mixed": ["bnb = BitsAndBytesConfig(load_in_8bit=True)  # default threshold 6.0: mixed decomposition"],
+    }[prec]
+    return [*bnb, 'model = AutoModelForCausalLM.from_pretrained(model_id, quantization_config=bnb, device_map="auto")']
+
+
+def config_code(prec: str, model_id: str | None = None, batch_size: int = 1, gen_tokens: int = 256) -> str:
+    """One runnable snippet for one configuration, the same wherever an answer shows it: it
+    defines every name it uses and loads the model once. Transformers `generate` on a padded
+    batch is the regime the shipped rows measured; FP8 goes through vLLM because only a compiled
+    stack avoids the eager-mode FP8 trap."""
+    mid = model_id if model_id and model_id != "model_id" else _PLACEHOLDER_MODEL
+    prompts = f'prompts = ["Summarise the energy cost of this request."] * {batch_size}'
     if prec == "fp8":
-        return ("# FP8 through a compiled serving stack instead of torchao eager mode\n"
-                "from vllm import LLM\n\n"
-                f"llm = LLM(model={mid}, quantization=\"fp8\")")
-    return ""
+        return "\n".join([
+            "# FP8 through a compiled serving stack (vLLM) instead of torchao eager mode",
+            "from vllm import LLM, SamplingParams", "",
+            f'model_id = "{mid}"',
+            prompts,
+            f'llm = LLM(model=model_id, quantization="fp8", max_num_seqs={max(batch_size, 1)})',
+            f"outputs = llm.generate(prompts, SamplingParams(max_tokens={gen_tokens}))",
+        ])
+    imports = ["import torch"] if prec in _DTYPE or prec == "nf4" else []
+    imports.append("from transformers import AutoModelForCausalLM, AutoTokenizer"
+                   + (", BitsAndBytesConfig" if prec not in _DTYPE else ""))
+    lines = [*imports, "", f'model_id = "{mid}"',
+             'tokenizer = AutoTokenizer.from_pretrained(model_id, padding_side="left")',
+             "tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token",
+             *_load_lines(prec), ""]
+    if batch_size > 1:
+        lines.append(f"# {batch_size} requests per generate call: batching is the largest lever at small batch")
+    lines += [prompts,
+              'batch = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)',
+              f"outputs = model.generate(**batch, max_new_tokens={gen_tokens})"]
+    return "\n".join(lines)
 
 
-def batching_code(bs: int, model_id: str = "model_id") -> str:
-    return ("# serve concurrent requests together (continuous batching)\n"
-            "from vllm import LLM, SamplingParams\n\n"
-            f"llm = LLM(model=\"{model_id}\", max_num_seqs={bs})\n"
-            "outputs = llm.generate(prompts, SamplingParams(max_tokens=256))\n"
-            "# or with transformers: tokenizer(prompts, padding=True) and one model.generate() per batch"
-            ) if model_id != "model_id" else (
-            "# serve concurrent requests together (continuous batching)\n"
-            "from vllm import LLM, SamplingParams\n\n"
-            f"llm = LLM(model=model_id, max_num_seqs={bs})\n"
-            "outputs = llm.generate(prompts, SamplingParams(max_tokens=256))")
-
-
-def hub_id(q: Query) -> str:
+def hub_id(q: Query) -> str | None:
     a = arch_of(q)
-    return a.hub_id if a is not None else "model_id"
+    return a.hub_id if a is not None else None
 
 
 # ---------------------------------------------------------------------------------------------

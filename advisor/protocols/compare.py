@@ -105,7 +105,7 @@ def _precisions(q: Query) -> Answer:
     ans.recommendations.append(Recommendation(
         title=f"Use {c.plabel(rec.config.precision)} for {mlabel} on {glabel}",
         detail=_reasons(ranked, base),
-        code=c.precision_code(rec.config.precision, c.hub_id(q))))
+        code=c.config_code(rec.config.precision, c.hub_id(q), rec.config.batch_size)))
     for lbl, e in ranked:
         if base and e.config.precision != "fp16" and c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok) > 30:
             ans.caveats.append(f"{lbl}: {c.fpct(c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok))} energy vs FP16 "
@@ -236,7 +236,7 @@ def _mechanism(focus: str, cross) -> list[Recommendation]:
                    "A small model already fits in memory in FP16, so there is little bandwidth to save and the extra "
                    "compute dominates: generation slows more than power drops. Large models are limited by streaming "
                    "weights from memory, where 4-bit weights pay off.",
-            code=c.precision_code("fp16"),
+            code=c.config_code("fp16"),
             impact="use FP16 for small models; keep NF4 for models above the crossover or when memory is tight")]
     if focus == "fp8":
         return [Recommendation(
@@ -244,13 +244,13 @@ def _mechanism(focus: str, cross) -> list[Recommendation]:
             detail="The measured FP8 path (torchao weight-only FP8, eager mode, nightly build without compiled "
                    "extensions) dispatches from Python; the GPU idles at high power between kernels while throughput "
                    "collapses, and the penalty grows with model size. Compiled paths were not measured.",
-            code=c.precision_code("fp8"),
+            code=c.config_code("fp8"),
             impact="use FP16 (or NF4 above the crossover); measure a compiled FP8 stack before adopting it")]
     if focus == "int8_mixed":
         return [Recommendation(title="Why: mixed-precision decomposition",
                                detail="LLM.int8() splits outlier features into FP16 and the rest into INT8 at every "
                                       "linear layer; the conversions cost more time than 8-bit weights save.",
-                               code=c.precision_code("int8_pure"))]
+                               code=c.config_code("int8_pure"))]
     return []
 
 

@@ -31,12 +31,12 @@ def _fix_for(q: Query, code: str) -> dict:
 
 def _code_for(q: Query, code: str, fix: dict) -> tuple[str, str]:
     if code == "BS1_PRODUCTION":
-        return c.batching_code(fix["batch_size"], c.hub_id(q)), "python"
+        return c.config_code(q.precision or "fp16", c.hub_id(q), fix["batch_size"], q.gen_tokens or 256), "python"
     if code == "NIGHTLY_BUILD":
         return ("python -c \"import torch; print(torch.__version__)\"   # '.dev' means nightly\n"
                 "pip install --upgrade torch torchao   # stable releases"), "bash"
     if "precision" in fix:
-        return c.precision_code(fix["precision"], c.hub_id(q)), "python"
+        return c.config_code(fix["precision"], c.hub_id(q), q.batch_size or 1, q.gen_tokens or 256), "python"
     return "", "python"
 
 

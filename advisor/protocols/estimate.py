@@ -75,9 +75,7 @@ def run(q: Query) -> Answer:
     if best.config.batch_size != current.config.batch_size:
         steps.append(f"batch size {current.config.batch_size} -> {best.config.batch_size}")
     if steps:
-        code = c.precision_code(best.config.precision, c.hub_id(q))
-        if best.config.batch_size > 1:
-            code += "\n\n" + c.batching_code(best.config.batch_size, c.hub_id(q))
+        code = c.config_code(best.config.precision, c.hub_id(q), best.config.batch_size, q.gen_tokens or 256)
         ans.recommendations.append(Recommendation(
             title="Optimization: " + "; ".join(steps),
             detail=f"{c.fnum(current.j_per_1k_tok)} -> {c.fnum(best.j_per_1k_tok)} J/1k tok ({best.tier}, {best.method}).",

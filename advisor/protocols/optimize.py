@@ -135,9 +135,7 @@ def run(q: Query) -> Answer:
         ans.defaults_applied.append(f"workload: {c.fnum(c.DEFAULT_MONTHLY_REQUESTS)} requests/month (basis for the monthly figures)")
 
     # why, and what to do
-    code = c.precision_code(bc.precision, c.hub_id(q))
-    if bc.batch_size > 1:
-        code += "\n\n" + c.batching_code(bc.batch_size, c.hub_id(q))
+    code = c.config_code(bc.precision, c.hub_id(q), bc.batch_size, q.gen_tokens or 256)
     save = cur_line.usd - best_line.usd
     ans.recommendations.append(Recommendation(
         title=f"Run {c.plabel(bc.precision)} at batch size {bc.batch_size}",
