@@ -125,6 +125,7 @@ class GPU(BaseModel):
     fp16_tflops: float = Field(gt=0, le=5000, description="dense FP16 tensor TFLOPS")
     bf16_tflops: float | None = Field(default=None, ge=0, le=5000)
     int8_tops: float | None = Field(default=None, ge=0, le=10000)
+    fp8_tflops: float | None = Field(default=None, ge=0, le=10000, description="dense FP8 tensor TFLOPS")
     fp8_support: bool
     bf16_support: bool
     segment: Literal["consumer", "datacenter", "workstation"]
