@@ -123,6 +123,8 @@ class Answer(_Model):
     lang: Lang = "en"
     query: dict[str, Any] = Field(default_factory=dict, description="the resolved query")
     defaults_applied: list[str] = Field(default_factory=list)
+    not_understood: list[str] = Field(
+        default_factory=list, description="facts the user stated that this answer could not use (shown before it)")
     mood: Mood = "gray"
     waste_pct: float | None = None
     headline: str = ""

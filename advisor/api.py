@@ -34,6 +34,10 @@ def ask(text: str, context: Context | None = None, lang: str | None = None,
     """Answer a question in English or Chinese. Returns the answer and the context to pass with the
     next question (follow-ups like "and on an A800?" reuse it). `protocol` forces the protocol
     (the chat's /compare, /diagnose, ...) instead of reading it from the words."""
+    if isinstance(text, str):
+        from advisor.query import clean_text
+
+        text = clean_text(text)
     try:
         q = parse(text, context, protocol=protocol)
     except QueryError as err:

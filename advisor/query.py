@@ -16,6 +16,7 @@ Public API (other modules code against these names):
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import re
 import unicodedata
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from measurements.schema import PRECISIONS, Framework, Precision
+from measurements.schema import FRAMEWORKS, PRECISIONS, Framework, Precision
 
 UseCase = Literal["production_api", "interactive_chat", "offline_batch"]
 CompareAxis = Literal["precision", "gpu", "batch_size", "model_size"]
@@ -62,7 +63,7 @@ _MULT = {
 }
 # Hours per day, days per week and months per year are calendar definitions; days per month
 # comes from the factors catalog (days_per_month).
-_PERIOD_IN_DAYS = {"day": 1.0, "hour": 1 / 24, "week": 7.0}
+_PERIOD_IN_DAYS = {"day": 1.0, "hour": 1 / 24, "minute": 1 / 1440, "second": 1 / 86400, "week": 7.0}
 _BYTES = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}
 
 
@@ -204,6 +205,16 @@ def normalize_text(text: str) -> str:
     return " ".join("".join(out).split())
 
 
+def clean_text(text: str) -> str:
+    """Text that can always be printed and serialised: lone surrogates (bytes that were not UTF-8)
+    and control characters other than newlines and tabs become U+FFFD / spaces."""
+    if text.isascii() and text.isprintable():
+        return text
+    t = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ("\ufffd" if unicodedata.category(ch) == "Cs" else " ")
+                   for ch in t)
+
+
 def _is_cjk(ch: str) -> bool:
     return "\u3400" <= ch <= "\u4dbf" or "\u4e00" <= ch <= "\u9fff"
 
@@ -213,13 +224,23 @@ def has_cjk(text: str) -> bool:
 
 
 # a number that does not start inside a word ("a800" holds no quantity)
-_NUM = r"(?<![a-z0-9_.])(\d[\d,]*(?:\.\d+)?|\.\d+)"
+_NUM = r"(?<![a-z0-9_.])(\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+)"
 _MULT_RE = r"(?:\s*(thousand|million|billion|mil|mn|bn|k|m|b|千万|百万|万|亿|千|wan|yi)(?![a-z]))?"
 
 
-def _number(num: str, mult: str | None) -> float:
-    v = float(num.replace(",", ""))
-    return v * _MULT.get((mult or "").strip(), 1.0)
+def _number(num: str, mult: str | None = None) -> float:
+    """A stated number with its multiplier word; an absurd one (a 400-digit "size") is a QueryError."""
+    digits = num.replace(",", "")
+    if len(digits) > 24:
+        raise QueryError([f"the number '{digits[:12]}...' ({len(digits)} digits) is too long to be a real quantity"])
+    v = float(digits) * _MULT.get((mult or "").strip(), 1.0)
+    if not math.isfinite(v):
+        raise QueryError([f"the number '{num}' is too large to be a real quantity"])
+    return v
+
+
+def _int(num: str, mult: str | None = None) -> int:
+    return int(_number(num, mult))
 
 
 def _fmt(v: float) -> str:
@@ -234,9 +255,11 @@ def _mentions(text: str, *words: str) -> bool:
     return any(w in text for w in words)
 
 
-def _blank(text: str, m: re.Match[str]) -> str:
-    """Remove a matched span so later rules do not read it twice."""
-    return text[: m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+def _blank(text: str, m: re.Match[str] | tuple[int, int]) -> str:
+    """Remove a matched span so later rules do not read it twice (and what is left over can be
+    reported as not understood)."""
+    start, end = (m.start(), m.end()) if isinstance(m, re.Match) else m
+    return text[:start] + " " * (end - start) + text[end:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +285,18 @@ _BAD_PRECISION = {
     "int8": "'int8' is ambiguous: use 'int8_mixed' (load_in_8bit default, threshold 6.0) or 'int8_pure' (llm_int8_threshold=0.0).",
 }
 _ACCEPTED_PRECISIONS = "fp16, bf16, fp32, fp8, nf4, int8_mixed (alias int8_default), int8_pure"
+# quantisation formats users name that have no measurements: (pattern, name shown, nearest measured format)
+_UNMEASURED_FORMATS: list[tuple[str, str, str]] = [
+    (r"\bgguf\s*q\d(?:_k)?(?:_[msl0])?\b|\bq[2-8]_k(?:_[msl])?\b|\bq[48]_0\b", "GGUF (llama.cpp k-quants)", "nf4"),
+    (r"\bgptq\b", "GPTQ", "nf4"),
+    (r"\bawq\b", "AWQ", "nf4"),
+    (r"\bexl2\b", "EXL2", "nf4"),
+    (r"\bhqq\b", "HQQ", "nf4"),
+    (r"\b(?:nv|mx)fp4\b|\bfp4\b", "FP4", "nf4"),
+    (r"\bw4a16\b|\bint[\s-]?4\b|\b4[\s-]?bit\s+int(?:eger)?\b", "INT4", "nf4"),
+    (r"\bw8a8\b|\bsmoothquant\b", "W8A8 (SmoothQuant)", "int8_mixed"),
+]
+_UNMEASURED_RES = [(re.compile(p), n, k) for p, n, k in _UNMEASURED_FORMATS]
 
 _ALL_PRECISIONS_RE = re.compile(
     r"(?:all|every|each|the)\s+(?:\d+|five|four)?\s*(?:precisions|quantizations|quantisation|quantization methods|formats)"
@@ -333,25 +368,21 @@ def _defaults() -> dict[str, int]:
     return out
 
 
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9][a-z0-9._/+-]*[a-z0-9+]|[a-z0-9]", text)
+_TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9._/+-]*[a-z0-9+]|[a-z0-9]")
 
 
-def _ngrams(tokens: list[str], n_max: int = 4) -> list[tuple[int, int, str]]:
-    out = []
-    for i in range(len(tokens)):
-        for n in range(min(n_max, len(tokens) - i), 0, -1):
-            out.append((i, i + n, " ".join(tokens[i: i + n])))
-    return out
-
-
-def _find_in_index(text: str, idx: dict[str, Any], min_len: int = 3) -> list[Any]:
-    """Catalog entries named in `text`, longest names first, in reading order, without overlaps."""
+def _find_spans(text: str, idx: dict[str, Any], min_len: int = 3, plural: bool = False) -> list[tuple[Any, int, int, str]]:
+    """Catalog entries named in `text` as (entry, start, end, words), longest names first, in
+    reading order, without overlaps. `plural` also reads "A100s" as "A100"."""
     cat = _catalog()
-    toks = _tokens(text)
+    toks = [(m.start(), m.end(), m.group(0)) for m in _TOKEN_RE.finditer(text)]
+    grams = []
+    for i in range(len(toks)):
+        for n in range(min(5, len(toks) - i), 0, -1):
+            grams.append((i, i + n, " ".join(t[2] for t in toks[i: i + n])))
+    grams.sort(key=lambda g: -(g[1] - g[0]) * 1000 - len(g[2]))
     taken: set[int] = set()
-    hits: list[tuple[int, Any]] = []
-    grams = sorted(_ngrams(toks), key=lambda g: -(g[1] - g[0]) * 1000 - len(g[2]))
+    hits: list[tuple[Any, int, int, str]] = []
     for start, end, gram in grams:
         if any(i in taken for i in range(start, end)):
             continue
@@ -359,13 +390,20 @@ def _find_in_index(text: str, idx: dict[str, Any], min_len: int = 3) -> list[Any
         if len(key) < min_len:
             continue
         entry = idx.get(key)
+        if entry is None and plural and key.endswith("s") and len(key) > min_len:
+            entry = idx.get(key[:-1])
         if entry is None:
             continue
         taken.update(range(start, end))
-        hits.append((start, entry))
-    hits.sort(key=lambda h: h[0])
+        hits.append((entry, toks[start][0], toks[end - 1][1], gram))
+    hits.sort(key=lambda h: h[1])
+    return hits
+
+
+def _find_in_index(text: str, idx: dict[str, Any], min_len: int = 3) -> list[Any]:
+    """Catalog entries named in `text`, in reading order, each once."""
     seen: list[Any] = []
-    for _, e in hits:
+    for e, *_ in _find_spans(text, idx, min_len):
         if e not in seen:
             seen.append(e)
     return seen
@@ -380,8 +418,11 @@ class _Draft:
 
     def __init__(self, text: str):
         self.raw = text
-        self.t = normalize_text(text)
+        # "2xH100" reads as "2x H100"; "8x7b" (Mixtral) stays a name
+        self.t = re.sub(r"(?<![a-z0-9])(\d{1,4})\s*[x×*](?=[a-z])", r"\1x ", normalize_text(text))
+        self.norm = self.t
         self.slots: dict[str, Any] = {}
+        self.not_understood: list[str] = []
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.conversions: list[str] = []
@@ -399,12 +440,52 @@ def _read_precisions(d: _Draft) -> None:
         for m in list(rx.finditer(t)):
             found.append((m.start(), key))
             t = _blank(t, m)
-    for bad, hint in _BAD_PRECISION.items():
+    # formats with no rows: named once, answered on the nearest measured one only inside a comparison
+    unmeasured: list[tuple[int, str, str]] = []
+    for rx, name, nearest in _UNMEASURED_RES:
+        for m in list(rx.finditer(t)):
+            unmeasured.append((m.start(), name, nearest))
+            t = _blank(t, m)
+    for bad in ("tf32",):
         m = re.search(rf"(?<![a-z0-9_]){bad}(?![a-z0-9_])", t)
         if m:
-            d.errors.append(f"precision '{bad}' is not accepted. {hint} Accepted: {_ACCEPTED_PRECISIONS}.")
+            d.errors.append(f"precision '{bad}' is not accepted. {_BAD_PRECISION[bad]} Accepted: {_ACCEPTED_PRECISIONS}.")
             t = _blank(t, m)
+    # a bare "int8": both bitsandbytes variants in a list; alone, the load_in_8bit default
+    bare_int8 = [m.start() for m in re.finditer(r"(?<![a-z0-9_])int[\s-]?8(?![a-z0-9_])|(?<![a-z0-9_])8[\s-]?bit\s+int", t)]
+    t = re.sub(r"(?<![a-z0-9_])int[\s-]?8(?![a-z0-9_])", lambda m: " " * len(m.group(0)), t)
     d.t = t
+    listed = len({k for _, k in found}) + len(bare_int8 and [1]) + len(unmeasured)
+    for pos in bare_int8:
+        if listed > 1:
+            found += [(pos, "int8_mixed"), (pos, "int8_pure")]
+            note = ("'INT8' compared as both bitsandbytes INT8 variants: int8_mixed (load_in_8bit default, outlier "
+                    "threshold 6.0) and int8_pure (llm_int8_threshold=0.0)")
+        else:
+            found.append((pos, "int8_mixed"))
+            note = ("'INT8' read as bitsandbytes load_in_8bit with its default outlier threshold 6.0 (int8_mixed); "
+                    "say 'int8_pure' for llm_int8_threshold=0.0")
+        if note not in d.conversions:
+            d.conversions.append(note)
+    if unmeasured:
+        names = list(dict.fromkeys(n for _, n, _ in unmeasured))
+        measured = {k for _, k in found}
+        if measured:
+            for pos, _name, nearest in unmeasured:
+                if nearest not in measured:
+                    found.append((pos, nearest))
+            subs = ", ".join(f"{n} on {dict((x, y) for _, x, y in unmeasured)[n].upper()}" for n in names)
+            d.warnings.append(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} not measured in the dataset: "
+                              f"compared on the nearest measured format ({subs}); real {', '.join(names)} kernels "
+                              "differ, so measure them with `ecolobster bench` before deciding")
+            d.not_understood.append(f"{', '.join(names)}: no measurements; the comparison uses the nearest measured "
+                                    "format instead")
+        else:
+            nearest = list(dict.fromkeys(x.upper() for _, _, x in unmeasured))
+            d.errors.append(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} not measured in the dataset, so "
+                            f"there are no figures for {'it' if len(names) == 1 else 'them'}. The nearest measured format "
+                            f"is {' / '.join(nearest)} (bitsandbytes); ask about that, compare it with FP16, or measure "
+                            f"yours with `ecolobster bench`. Measured formats: {_ACCEPTED_PRECISIONS}.")
     order: list[str] = []
     for _, key in sorted(found):
         if key not in order:
@@ -422,37 +503,114 @@ def _read_precisions(d: _Draft) -> None:
         d.conversions.append("'4-bit' read as bitsandbytes NF4 (the QLoRA weight format)")
 
 
+_LEN_NUM = r"~?\s*(\d[\d,]*(?:\.\d+)?)\s*(k|千)?(?![a-z\d])"
+_LEN_FILL = r"(?:\s*(?:of|with|at|around|about|roughly|approx\.?|approximately|averag\w*|avg|typically|usually|up\s+to|" \
+            r"under|below|max(?:imum)?|length|len|size|is|are|=|:|~|为|是|约|大约|大概|长度|平均|左右)\s*)*"
+_PROMPT_WORDS = (r"(?:prompts?|inputs?|input\s+length|context(?:\s+length|\s+window)?|sequence[\s_-]*length|seq[\s_-]*len(?:gth)?|"
+                 r"prefill|输入|提示词?|上下文|序列长度)")
+_GEN_WORDS = (r"(?:max_new_tokens|answers?|responses?|outputs?|output\s+length|completions?|generations?|generation[\s_-]*length|"
+              r"gen[\s_-]*len(?:gth)?|repl(?:y|ies)|generat(?:e|es|ing)|new\s+tokens|输出|生成|回答|回复|答案)")
+_TOK = r"(?:\s*(?:-\s*)?(?:tokens?|toks?|个?\s*token|词元))"
+
+
+def _length_patterns(words: str) -> list[re.Pattern[str]]:
+    return [
+        # "1,500-token prompts", "300 token answers", "1500 input tokens", "8k context"
+        re.compile(_LEN_NUM + _TOK + r"[\s-]+(?:long\s+)?" + words + r"(?![a-z])"),
+        re.compile(_LEN_NUM + r"[\s-]*" + words + r"[\s-]*(?:tokens?|toks?)(?![a-z])"),
+        re.compile(_LEN_NUM + r"[\s-]*(?:context|上下文)(?![a-z])") if "context" in words else None,
+        # "prompts of 1500 tokens", "input 2k", "answers of about 300 tokens", "输入 1500 token"
+        re.compile(words + r"(?![a-z])" + _LEN_FILL + _LEN_NUM + r"(?:" + _TOK + r")?"),
+    ]
+
+
+_PROMPT_RES = [p for p in _length_patterns(_PROMPT_WORDS) if p is not None]
+_GEN_RES = [p for p in _length_patterns(_GEN_WORDS) if p is not None]
+
+
 def _read_batch_and_lengths(d: _Draft) -> None:
     t = d.t
     m = None
-    if _mentions(t, "batch", "bs", "批", "concurrent", "并发"):
-        m = re.search(r"(?:batch[\s_-]*size|\bbs\b|批大小|批量大小|批次大小|批量|batch)\s*(?:=|:|of|is|to|为|是|设为)?\s*(-?\d+)", t) \
-            or re.search(r"(-?\d+)\s*(?:concurrent\s+requests|并发)", t)
+    if _mentions(t, "batch", "bs", "批", "concurrent", "并发", "concurrency"):
+        m = re.search(r"(?:batch[\s_-]*size|\bbs\b|批大小|批量大小|批次大小|批量|batch|concurrency|并发数?)\s*"
+                      r"(?:=|:|of|is|to|at|为|是|设为)?\s*(-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)", t) \
+            or re.search(r"(-?\d[\d,]*)\s*(?:concurrent\s+(?:requests|users|sequences|streams)|并发)", t)
     if m:
-        d.slots["batch_size"] = int(m.group(1))
+        raw = m.group(1).replace(",", "")
+        v = _number(raw.lstrip("-")) * (-1 if raw.startswith("-") else 1)
+        if v != int(v):
+            d.errors.append(f"batch size must be a whole number of requests, got {raw}")
+        else:
+            d.slots["batch_size"] = int(v)
         t = _blank(t, m)
-    pat_prompt = [
-        r"(?:prompt|input|sequence[\s_-]*length|seq[\s_-]*len(?:gth)?|输入)\s*(?:tokens?|length|长度)?\s*(?:=|:|of|is|为)?\s*(-?\d+)\s*(?:tokens?)?",
-        r"(-?\d+)[\s-]*(?:input|prompt)[\s-]*tokens?",
-        r"(-?\d+)[\s-]*token\s+prompts?",
-    ]
-    for p in pat_prompt if _mentions(t, "prompt", "input", "seq", "输入") else ():
-        m = re.search(p, t)
+    for slot, rxs, trigger in (("prompt_tokens", _PROMPT_RES, ("prompt", "input", "context", "seq", "prefill", "输入",
+                                                                "提示", "上下文", "序列")),
+                               ("gen_tokens", _GEN_RES, ("new_tokens", "answer", "respon", "output", "complet", "generat",
+                                                         "gen", "repl", "输出", "生成", "回答", "回复", "答案"))):
+        if not _mentions(t, *trigger):
+            continue
+        for rx in rxs:
+            m = rx.search(t)
+            if m:
+                v = _number(m.group(1), "k" if m.group(2) else None)
+                if v != int(v) or v < 1:
+                    d.errors.append(f"{slot} must be a whole number of tokens >= 1, got '{m.group(0).strip()}'")
+                else:
+                    d.slots[slot] = int(v)
+                    if m.group(2):
+                        d.conversions.append(f"'{m.group(0).strip()}' read as {int(v):,} tokens ({slot.replace('_', ' ')})")
+                t = _blank(t, m)
+                break
+    # "input 2k output 500" / "2k in, 500 out"
+    if "prompt_tokens" not in d.slots or "gen_tokens" not in d.slots:
+        m = re.search(_LEN_NUM + r"\s*(?:tokens?\s*)?(?:in|input)\s*[,/]?\s*(?:and\s+)?" + _LEN_NUM + r"\s*(?:tokens?\s*)?"
+                      r"(?:out|output)\b", t)
         if m:
-            d.slots["prompt_tokens"] = int(m.group(1))
+            d.slots.setdefault("prompt_tokens", int(_number(m.group(1), "k" if m.group(2) else None)))
+            d.slots.setdefault("gen_tokens", int(_number(m.group(3), "k" if m.group(4) else None)))
             t = _blank(t, m)
-            break
-    pat_gen = [
-        r"(?:max_new_tokens|generation[\s_-]*length|gen[\s_-]*len(?:gth)?|output|generat(?:e|ing)|生成|输出)\s*(?:tokens?|length|长度)?\s*(?:=|:|of|is|为)?\s*(-?\d+)\s*(?:tokens?)?",
-        r"(-?\d+)[\s-]*(?:output|generated|new|completion)[\s-]*tokens?",
-    ]
-    for p in pat_gen if _mentions(t, "gen", "output", "new", "completion", "生成", "输出") else ():
-        m = re.search(p, t)
-        if m:
-            d.slots["gen_tokens"] = int(m.group(1))
-            t = _blank(t, m)
-            break
     d.t = t
+
+
+_PCT_RE = re.compile(r"\bp(\d{2}(?:\.\d+)?)\b|(\d{2}(?:\.\d+)?)(?:th|%)?\s*percentile|百分位\s*(\d{2})|(\d{2})\s*分位")
+
+
+def _read_latency(d: _Draft) -> None:
+    """Latency targets: per token ("p90 under 50 ms per token", "ITL 40ms") and per answer
+    ("under 2 s per answer"). Time to first token has no slot yet: reported, not dropped."""
+    if not _mentions(d.t, "ms", "sec", " s", "毫秒", "秒", "latency", "延迟"):
+        return
+    for m in list(re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(ms|milliseconds?|毫秒|s|secs?|seconds?|秒)(?![a-z])", d.t)):
+        lo, hi = max(0, m.start() - 45), min(len(d.t), m.end() + 25)
+        around = d.t[lo:hi]
+        value = _number(m.group(1))
+        unit_s = value / 1000 if m.group(2) in ("ms", "millisecond", "milliseconds", "毫秒") else value
+        pct = _PCT_RE.search(around)
+        span = (m.start(), m.end())
+        after = d.t[m.end():m.end() + 22]
+        itl_cue = (r"per[\s-]*token|/\s*tok|\bitl\b|tpot|inter[\s-]*token|token[\s-]*latency|每\s*个?\s*token|逐字")
+        e2e_cue = (r"answer|response|request|reply|completion|end[\s-]*to[\s-]*end|\be2e\b|回答|响应|请求|回复")
+        # the words right after the number decide first ("50 ms per token and 2 s per answer")
+        if re.search(itl_cue, after) and "itl_target_ms" not in d.slots or re.search(e2e_cue, after) and "e2e_target_s" not in d.slots:
+            around = after
+        if re.search(r"first\s+token|ttft|首\s*token|首字", around):
+            d.not_understood.append(f"'{around.strip()}': a time-to-first-token target; the advisor has no TTFT slot yet, "
+                                    "so it is not checked")
+        elif re.search(r"per[\s-]*token|/\s*tok|\bitl\b|tpot|inter[\s-]*token|token[\s-]*latency|每\s*个?\s*token|逐字",
+                       around):
+            d.slots["itl_target_ms"] = unit_s * 1000
+            if pct:
+                d.slots["itl_percentile"] = _number(next(g for g in pct.groups() if g))
+        elif re.search(r"answer|response|request|reply|completion|end[\s-]*to[\s-]*end|\be2e\b|回答|响应|请求|回复|延迟|"
+                       r"latency", around):
+            d.slots["e2e_target_s"] = unit_s
+            if pct:
+                d.extra["e2e_percentile"] = _number(next(g for g in pct.groups() if g))
+        else:
+            continue
+        d.t = _blank(d.t, span)
+        if pct:
+            d.t = _blank(d.t, (lo + pct.start(), lo + pct.end()))
 
 
 def _read_reported(d: _Draft) -> None:
@@ -460,16 +618,15 @@ def _read_reported(d: _Draft) -> None:
     m = re.search(_NUM + r"\s*(?:tok/s|tokens?/s(?:ec)?|tokens?\s+per\s+second|t/s|tps\b|个?token每秒)", t) \
         if _mentions(t, "/s", "second", "tps", "每秒") else None
     if m:
-        d.extra["reported_tok_s"] = float(m.group(1).replace(",", ""))
+        d.extra["reported_tok_s"] = _number(m.group(1))
         t = _blank(t, m)
     m = re.search(_NUM + r"\s*(kw|w|watts?|瓦)(?![a-z])(?!\s*h)", t)
     if m:
-        v = float(m.group(1).replace(",", ""))
-        d.extra["reported_power_w"] = v * (1000 if m.group(2) == "kw" else 1)
+        d.extra["reported_power_w"] = _number(m.group(1)) * (1000 if m.group(2) == "kw" else 1)
         t = _blank(t, m)
     m = re.search(_NUM + r"\s*j\s*(?:/|per)\s*1k", t) if _mentions(t, "1k") else None
     if m:
-        d.extra["reported_j_per_1k_tok"] = float(m.group(1).replace(",", ""))
+        d.extra["reported_j_per_1k_tok"] = _number(m.group(1))
         t = _blank(t, m)
     d.t = t
 
@@ -481,23 +638,31 @@ def _read_money_and_grid(d: _Draft) -> None:
     m = re.search(r"\$\s*" + _NUM + r"\s*(?:/|per|a)\s*kwh", t) or re.search(
         _NUM + r"\s*(?:usd|\$|dollars?|美元)\s*(?:/|per|a|每)\s*(?:kwh|度)", t)
     if m:
-        d.slots["price_usd_kwh"] = float(m.group(1).replace(",", ""))
+        d.slots["price_usd_kwh"] = _number(m.group(1))
         t = _blank(t, m)
     m = re.search(_NUM + r"\s*(?:g|grams?|克)\s*(?:co2e?|co₂)?\s*(?:/|per|每)\s*(?:kwh|度)", t)
     if m:
-        d.slots["grid_gco2_kwh"] = float(m.group(1).replace(",", ""))
+        d.slots["grid_gco2_kwh"] = _number(m.group(1))
         t = _blank(t, m)
     m = re.search(r"\bpue\s*(?:of|=|:|is|为)?\s*" + _NUM, t)
     if m:
-        d.slots["pue"] = float(m.group(1).replace(",", ""))
+        d.slots["pue"] = _number(m.group(1))
         t = _blank(t, m)
     d.t = t
 
 
-_PERIOD_RE = r"(?:\s*(?:per|/|a|an|each|every|每)\s*(month|mo|day|daily|hour|hr|week|year|月|天|日|小时|周|年))?"
-_PERIOD_WORD = {"month": "month", "mo": "month", "月": "month", "day": "day", "daily": "day", "天": "day", "日": "day",
-                "hour": "hour", "hr": "hour", "小时": "hour", "week": "week", "周": "week", "year": "year", "年": "year"}
-_LEAD_PERIOD_RE = r"(?:(?:每|一个?)\s*(月|天|日|小时|周|年)|(?:per|every|each|a)\s+(month|day|hour|week|year))\s*"
+_PERIOD_RE = (r"(?:\s*(?:(?:per|/|an?|each|every|in\s+an?|每)\s*(?:single\s+)?)?(second|secs?|s|minute|mins?|month|mo|"
+              r"days?|hours?|hrs?|h|weeks?|wk|years?|yr|秒|秒钟|分钟|月|天|日|小时|周|年|daily|monthly|hourly|weekly|"
+              r"yearly|annually|per\s+annum)(?![a-z0-9]))?")
+_PERIOD_WORD = {"month": "month", "mo": "month", "月": "month", "monthly": "month",
+                "day": "day", "days": "day", "daily": "day", "天": "day", "日": "day",
+                "hour": "hour", "hours": "hour", "hr": "hour", "hrs": "hour", "h": "hour", "hourly": "hour", "小时": "hour",
+                "week": "week", "weeks": "week", "wk": "week", "weekly": "week", "周": "week",
+                "year": "year", "years": "year", "yr": "year", "yearly": "year", "annually": "year", "per annum": "year",
+                "年": "year", "second": "second", "sec": "second", "secs": "second", "s": "second", "秒": "second",
+                "秒钟": "second", "minute": "minute", "min": "minute", "mins": "minute", "分钟": "minute"}
+_LEAD_PERIOD_RE = (r"(?:(?:每|一个?)\s*(月|天|日|小时|周|年|秒|秒钟|分钟)|(?:per|every|each|a)\s+(month|day|hour|week|year|"
+                   r"second|minute))\s*(?:有|约|大约|大概|处理|接收|收到)?\s*")
 
 
 def _period(word: str | None) -> str | None:
@@ -525,8 +690,24 @@ def _monthly(value: float, period: str | None) -> float:
 def _read_workload(d: _Draft) -> None:
     t = d.t
     conv = d.conversions
+    people = _mentions(t, "user", "people", "customer", "employee", "用户", "人")
+    # N users each sending M messages a day: both stated, no factor needed
+    m = re.search(_NUM + _MULT_RE + r"\s*(?:daily\s+)?(?:active\s+)?(?:users?|people|customers|employees|个?用户|人)"
+                  r"[\s,，]*(?:who\s+)?(?:each|every\s+one|每人|每个人?)?\s*(?:send(?:s|ing)?|mak(?:es|ing)|ask(?:s|ing)?|"
+                  r"with|having|do(?:es|ing)?|发|发送|问)?\s*(?:about|around|~|roughly|约)?\s*" + _NUM + _MULT_RE
+                  + r"\s*(?:messages|requests|queries|questions|chats|prompts|calls|条消息|次请求|个问题|条|次)" + _PERIOD_RE, t) \
+        if people else None
+    if m:
+        users, each = _number(m.group(1), m.group(2)), _number(m.group(3), m.group(4))
+        per = _period(m.group(5)) or "day"
+        rpm = users * each * _per_month(per)
+        d.slots["requests_per_month"] = rpm
+        d.slots["workload"] = m.group(0).strip()
+        conv.append(f"{_fmt(users)} users x {_fmt(each)} requests per user per {per} x {_fmt(_per_month(per))} "
+                    f"{per}s/month = {_fmt(rpm)} requests/month")
+        d.t = _blank(t, m)
+        return
     # users per day x requests per user per day
-    people = _mentions(t, "user", "people", "customer", "用户", "人")
     m = re.search(_NUM + _MULT_RE + r"\s*(?:daily\s+)?(?:active\s+)?(?:users?|people|customers|个?用户|人)" + _PERIOD_RE, t) \
         if people else None
     lead = re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:个?用户|人|users?)", t) if people and not m else None
@@ -546,24 +727,40 @@ def _read_workload(d: _Draft) -> None:
         t = _blank(t, m or lead)  # type: ignore[arg-type]
         d.t = t
         return
-    # requests
-    asks = _mentions(t, "req", "call", "quer", "inference", "prompt", "请求", "调用", "推理", "次")
-    m = re.search(_NUM + _MULT_RE + r"\s*(?:requests?|reqs?|calls?|queries|inferences|prompts|次请求|个请求|次调用|次推理|请求|次)" + _PERIOD_RE, t) \
-        if asks else None
-    lead = None if m or not asks else re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:次|个)?(?:请求|调用|推理|requests?|calls?)", t)
-    if m or lead:
+    # requests (and what users call them: messages, chats, queries), QPS / RPS
+    asks = _mentions(t, "req", "call", "quer", "inference", "prompt", "messag", "chat", "conversation", "question",
+                     "completion", "qps", "rps", "请求", "调用", "推理", "次", "消息", "对话", "问题")
+    noun = (r"(?:requests?|reqs?|calls?|queries|query|inferences|prompts|messages|msgs|chats|conversations|questions|"
+            r"completions|generations|次请求|个请求|次调用|次推理|条消息|次对话|个问题|请求|消息|次)")
+    m = lead = None
+    per_second = re.search(r"(?:\b(?:qps|rps)\s*(?:of|=|:|is|about|around|~|at|peak|峰值|为|约)?\s*~?" + _NUM + _MULT_RE
+                           + r"|" + _NUM + _MULT_RE + r"\s*(?:qps|rps|req/s|requests/s)\b)", t) \
+        if _mentions(t, "qps", "rps", "/s") else None
+    if per_second:
+        num, mult = (per_second.group(1), per_second.group(2)) if per_second.group(1) else (per_second.group(3),
+                                                                                           per_second.group(4))
+        n, per = _number(num, mult), "second"
+    elif asks:
+        m = re.search(_NUM + _MULT_RE + r"\s*(?:[a-z-]+\s+){0,2}?" + noun + _PERIOD_RE, t)
+        if m is None or m.group(3) is None:  # "每秒 10 个请求": the period comes first
+            lead = re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:次|个|条)?(?:[\u4e00-\u9fff]{0,4}?)?"
+                             r"(?:请求|调用|推理|消息|对话|问题|requests?|calls?|messages|queries)", t)
+            m = None if lead else m
         if m:
             n, per = _number(m.group(1), m.group(2)), _period(m.group(3))
-        else:
-            assert lead is not None
+        elif lead:
             n, per = _number(lead.group(3), lead.group(4)), _period(lead.group(1) or lead.group(2))
+    hit = per_second or m or lead
+    if hit:
         rpm = _monthly(n, per)
         d.slots["requests_per_month"] = rpm
-        d.slots["workload"] = (m or lead).group(0).strip()  # type: ignore[union-attr]
+        d.slots["workload"] = hit.group(0).strip()
         if per and per != "month":
-            conv.append(f"{_fmt(n)} requests per {per} x {_fmt(_per_month(per))} = {_fmt(rpm)} requests/month")
-        t = _blank(t, m or lead)  # type: ignore[arg-type]
-        d.t = t
+            conv.append(f"{_fmt(n)} requests per {per} x {_fmt(_per_month(per))} {per}s/month = "
+                        f"{_fmt(rpm)} requests/month")
+        elif per is None:
+            conv.append(f"'{hit.group(0).strip()}' states no period: read as per month")
+        d.t = _blank(t, hit)
         return
     # characters (Chinese 字 / 万字 / "wan zi" or English characters)
     m = re.search(_NUM + _MULT_RE + r"\s*(?:(chinese)\s+)?(characters|chars|汉字|个字|字|zi)(?![a-z])" + _PERIOD_RE, t) \
@@ -582,11 +779,12 @@ def _read_workload(d: _Draft) -> None:
         d.t = _blank(t, m)
         return
     # bytes of text
-    m = re.search(_NUM + r"\s*(kb|mb|gb|tb|gigabytes?|megabytes?|terabytes?)\b\s*(?:of\s+)?(?:text|data|corpus|文本|数据)?" + _PERIOD_RE, t) \
+    m = re.search(_NUM + r"\s*(kb|mb|gb|tb|gigabytes?|megabytes?|terabytes?)\b\s*(?:of\s+)?(?:\w+\s+)?(?:text|data|corpus|"
+                  r"documents|logs|文本|数据|语料)" + _PERIOD_RE, t) \
         if _mentions(t, "b ", "byte") or t.endswith("b") else None
     if m:
         unit = m.group(2)[0] + "b"
-        gb = float(m.group(1).replace(",", "")) * _BYTES[unit] / _BYTES["gb"]
+        gb = _number(m.group(1)) * _BYTES[unit] / _BYTES["gb"]
         tpg = _factor("english_tokens_per_gb")
         tokens = gb * tpg
         conv.append(f"{m.group(0).strip()} = {_fmt(gb)} GB x {_fmt(tpg)} tokens per GB of English text "
@@ -607,7 +805,7 @@ def _read_workload(d: _Draft) -> None:
     m = re.search(_NUM + r"\s*(?:hours?|hrs?|h|小时)\s*(?:a|per|/|each|every|每)?\s*(?:day|天|日)", t) or re.search(
         r"(?:每天|每日|a day)\s*" + _NUM + r"\s*(?:hours?|小时)", t)
     if m:
-        d.slots["hours_per_day"] = float(m.group(1).replace(",", ""))
+        d.slots["hours_per_day"] = _number(m.group(1))
         d.slots["workload"] = m.group(0).strip()
         d.t = _blank(t, m)
 
@@ -629,10 +827,36 @@ _GPUISH_RE = re.compile(
 )
 
 
+_COUNT_WORDS = {"one": 1, "single": 1, "a single": 1, "two": 2, "dual": 2, "a pair of": 2, "pair of": 2, "twin": 2,
+                "three": 3, "four": 4, "quad": 4, "six": 6, "eight": 8, "sixteen": 16, "两": 2, "双": 2, "四": 4, "八": 8}
+_COUNT_RE = r"(\d{1,5}|a single|a pair of|pair of|single|one|two|dual|twin|three|four|quad|six|eight|sixteen|两|双)"
+# the count right before a GPU's name: "2x H100", "8 A100s", "a node of 8 H100", "两张A800", "4块4090"
+_COUNT_BEFORE_RE = re.compile(_COUNT_RE + r"\s*(?:x|×|\*|张|块|卡|个)?\s*(?:nvidia\s+|geforce\s+|tesla\s+)?$")
+_GPU_COUNT_RES = [
+    re.compile(r"(?:tensor[\s_-]*parallel(?:ism)?(?:[\s_-]*(?:size|degree))?|\btp(?:[\s_-]*size)?)\s*(?:=|:|of|is|为)?\s*(\d{1,5})\b"),
+    re.compile(r"\btp(\d{1,3})\b"),
+    re.compile(_COUNT_RE + r"\s*(?:x\s*)?(?:gpus|gpu's|graphics cards|cards|devices|accelerators|张卡|块卡|卡|张显卡|块显卡)(?![a-z])"),
+]
+# a word before "GPU" that names no GPU we know ("mars gpu"): an unknown GPU, never a default one
+_NOT_A_GPU_NAME = set(["a", "an", "the", "my", "our", "your", "their", "his", "her", "its", "this", "that", "these", "those", "one", "single", "same", "each", "per", "any", "every", "which", "what", "whose", "another", "other", "different", "new", "old", "older", "newer", "modern", "current", "latest", "desktop", "laptop", "gaming", "server", "workstation", "dedicated", "shared", "home", "free", "spare", "extra", "consumer", "datacenter", "data-center", "cloud", "local", "remote", "big", "small", "large", "tiny", "cheap", "cheaper", "cheapest", "best", "better", "fastest", "faster", "slower", "slowest", "more", "fewer", "multiple", "several", "many", "few", "some", "all", "no", "only", "first", "second", "third", "right", "wrong", "good", "bad", "nvidia", "amd", "intel", "rented", "rent", "own", "existing", "available", "strong", "weak", "powerful", "modest", "high-end", "low-end", "mid-range", "entry-level", "budget", "decent", "same-size", "whole", "full", "entire", "typical", "standard", "different-size", "integrated", "discrete", "external", "internal", "virtual", "physical", "bare", "multi", "single-gpu", "multi-gpu", "per-gpu", "on", "of", "in", "for", "with", "to", "from", "at", "by", "as", "is", "are", "was", "be", "and", "or", "not", "my-own", "of-the", "24gb", "16gb", "48gb", "80gb", "vram", "memory", "enough", "idle", "hot", "blackwell", "hopper", "ampere", "ada", "lovelace", "turing", "volta", "pascal"])
+
+
 def _read_gpu(d: _Draft) -> None:
     cat = _catalog()
-    hits = _find_in_index(d.t, cat._gpu_index(), min_len=3)
-    gpus = [g.key for g in hits]
+    hits = _find_spans(d.t, cat._gpu_index(), min_len=2, plural=True)
+    gpus: list[str] = []
+    counts: list[tuple[int, str]] = []
+    for g, start, end, _words in hits:
+        if g.key not in gpus:
+            gpus.append(g.key)
+        before = _COUNT_BEFORE_RE.search(d.t[max(0, start - 24):start])
+        if before:
+            word = before.group(1)
+            n = _COUNT_WORDS.get(word) or (_int(word) if word.isdigit() else 0)
+            if n:
+                counts.append((n, f"{word} {_words}"))
+                start = max(0, start - 24) + before.start()
+        d.t = _blank(d.t, (start, end))
     # architecture names ("my Blackwell GPU"): the GPU of that architecture with the most rows
     for word, arch in _ARCH_WORDS.items():
         if re.search(rf"\b{word}\b", d.t) and not gpus:
@@ -640,8 +864,8 @@ def _read_gpu(d: _Draft) -> None:
             if key:
                 gpus.append(key)
                 d.conversions.append(f"'{word}' read as {key}, the {arch} GPU with the most measurements")
+    unknown: list[str] = []  # one error for all unknown names, the supported list said once
     if not hits:
-        unknown: list[str] = []  # one error for all unknown names, the supported list said once
         for m in _GPUISH_RE.finditer(d.t):
             name = m.group(0).strip()
             try:
@@ -655,14 +879,62 @@ def _read_gpu(d: _Draft) -> None:
                 continue
             if g.key not in gpus:
                 gpus.append(g.key)
-        if unknown:
-            more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
-            d.errors.append(f"GPU {', '.join(unknown[:5])}{more} {'is' if len(unknown) == 1 else 'are'} not "
-                            f"supported. Supported: {_gpu_list()}. For another GPU, measure it with "
-                            "`ecolobster bench`.")
+    if not gpus:
+        for m in re.finditer(r"(?<![\w.-])([a-z][a-z0-9-]{1,20})\s+(?:gpus?|graphics\s+cards?|显卡)\b", d.t):
+            word = m.group(1)
+            if (word in _NOT_A_GPU_NAME or word in _ARCH_WORDS or re.search(r"(?:er|est|ed|ing|ly|ful|al)$", word)
+                    or any(u.startswith(f"'{word}'") for u in unknown)):
+                continue
+            near = difflib.get_close_matches(cat.norm(word), list(cat._gpu_index()), n=3, cutoff=0.6)
+            keys = list(dict.fromkeys(cat._gpu_index()[n].key for n in near))
+            hint = f" (did you mean {', '.join(repr(k) for k in keys)}?)" if keys else ""
+            unknown.append(f"'{word}'{hint}")
+    if unknown:
+        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        d.errors.append(f"GPU {', '.join(unknown[:5])}{more} {'is' if len(unknown) == 1 else 'are'} not "
+                        f"supported. Supported: {_gpu_list()}. For another GPU, measure it with "
+                        "`ecolobster bench`.")
     if gpus:
         d.slots["gpu"] = gpus[0]
         d.extra["gpus"] = gpus
+    _read_gpu_count(d, counts)
+
+
+def _read_gpu_count(d: _Draft, counts: list[tuple[int, str]]) -> None:
+    """GPUs per replica: tensor parallel size first ("8 GPUs, tensor parallel 4" is two replicas of
+    four), else the count stated with the GPU or as "N GPUs"."""
+    tp: tuple[int, str] | None = None
+    total: list[tuple[int, str]] = list(counts)
+    for i, rx in enumerate(_GPU_COUNT_RES):
+        for m in list(rx.finditer(d.t)):
+            word = m.group(1)
+            n = _COUNT_WORDS.get(word) or (_int(word) if word.isdigit() else 0)
+            if not n:
+                continue
+            if i < 2:
+                tp = tp or (n, m.group(0).strip())
+            else:
+                total.append((n, m.group(0).strip()))
+            d.t = _blank(d.t, m)
+    if tp is not None:
+        d.slots["gpu_count"] = tp[0]
+        d.extra["gpu_count_words"] = tp[1]
+        others = sorted({n for n, _ in total if n != tp[0]})
+        for n in others:
+            if n % tp[0] == 0:
+                d.conversions.append(f"{n} GPUs at tensor parallel {tp[0]} = {n // tp[0]} replicas of {tp[0]} GPUs; "
+                                     "figures are per replica")
+            else:
+                d.warnings.append(f"{n} GPUs and tensor parallel {tp[0]} were both stated; {n} is not a multiple of "
+                                  f"{tp[0]}: answered for {tp[0]} GPUs per replica")
+        return
+    values = sorted({n for n, _ in total})
+    if len(values) == 1:
+        d.slots["gpu_count"] = values[0]
+        d.extra["gpu_count_words"] = next(w for n, w in total if n == values[0])
+    elif len(values) > 1:
+        d.errors.append(f"the GPU count is stated more than once with different values ({', '.join(map(str, values))}): "
+                        "say how many GPUs serve one copy of the model (e.g. '2x H100' or 'tensor parallel 4')")
 
 
 def _looks_like_gpu(name: str) -> bool:
@@ -703,14 +975,19 @@ _SIZE_RE = re.compile(r"(?<![\w.])(?:(?P<name>[a-z][\w.]*?(?:[-_ /][\w.]+?)*?)[-
 
 def _read_model(d: _Draft) -> None:
     cat = _catalog()
-    hits = _find_in_index(d.t, cat._model_index(), min_len=4)
-    if hits:
-        m = hits[0]
+    spans = _find_spans(d.t, cat._model_index(), min_len=4)
+    if spans:
+        m = spans[0][0]
         d.slots["model"] = m.key
         d.slots["model_params_b"] = m.params_b
         d.extra["model_name"] = m.name
         d.extra["model_known"] = True
-        d.extra["models"] = [h.key for h in hits]
+        d.extra["models"] = list(dict.fromkeys(h[0].key for h in spans))
+        for e, start, end, words in spans:
+            d.t = _blank(d.t, (start, end))
+            if e.key != m.key:
+                d.not_understood.append(f"'{words}': a second model; comparing models is not supported, so the answer "
+                                        f"is for {m.name} only (ask about {e.name} separately)")
         return
     # a hub id we do not know: take the size from the name
     hm = re.search(r"\b([a-z0-9][\w.-]*/[a-z0-9][\w.-]*)", d.t)
@@ -724,39 +1001,126 @@ def _read_model(d: _Draft) -> None:
         sm = re.search(r"(\d+(?:\.\d+)?)b(?![a-z0-9])", name.split("/")[-1])
         if not sm:
             continue
-        size = float(sm.group(1))
-        if size <= 0:
+        size = _model_size(sm.group(1), d)
+        if size is None:
             continue
+        # a mixture of experts named by its active parameters ("Qwen3-30B-A3B"): total size first
         d.slots["model"] = name
         d.slots["model_params_b"] = size
         d.extra["model_name"] = name
         d.extra["model_known"] = False
+        active = re.search(r"-a(\d+(?:\.\d+)?)b(?![a-z0-9])", name)
+        if active:
+            d.not_understood.append(f"'{name}': a mixture of experts with {active.group(1)}B active parameters; it is "
+                                    f"not in the catalog, so its figures are scaled from its {_fmt(size)}B total as a "
+                                    "dense model and overstate energy per token")
+        d.t = d.t.replace(name, " " * len(name), 1)
         return
     # "a 7B model", "7b 模型"
     m = re.search(r"(?<![\w.])(\d+(?:\.\d+)?)\s*b\b(?:[\s-]*(?:param(?:eter)?s?|model|llm|模型|参数))?", d.t)
-    if m and float(m.group(1)) > 0 and not re.search(r"\d\s*b\s*(?:yte|it)", d.t[m.start():m.end() + 4]):
-        size = float(m.group(1))
+    if m and not re.search(r"\d\s*b\s*(?:yte|it)", d.t[m.start():m.end() + 4]) and _model_size(m.group(1), d):
+        size = _number(m.group(1))
+        d.t = _blank(d.t, m)
         d.slots["model"] = f"{_fmt(size)}B model"
         d.slots["model_params_b"] = size
         d.extra["model_name"] = f"a {_fmt(size)}B model"
         d.extra["model_known"] = False
 
 
+def _model_size(num: str, d: _Draft) -> float | None:
+    """Billions of parameters from a name; a size no model has is an error, not a crash."""
+    size = _number(num)
+    if size <= 0:
+        return None
+    top = _factor("max_model_params_b")
+    if size > top:
+        d.errors.append(f"a model of {_fmt(size)}B parameters is beyond any model we can reason about "
+                        f"(up to {_fmt(top)}B): check the size")
+        return None
+    return size
+
+
+_US_PRONOUN_RE = re.compile(r"\b(?:tell|told|tells|help|helps|let|lets|give|gives|gave|show|shows|for|to|with|of|from|"
+                            r"by|among|charge|charges|charged|cost|costs|bill|bills|billed)\s+us\b")
+
+
 def _read_region(d: _Draft) -> None:
+    """A region only when the question names one: a two-letter code must be written as one ("US",
+    "EU", "in the us"), never read from the pronoun "us" or a unit ("80 GB")."""
     cat = _catalog()
-    hits = _find_in_index(d.t, cat._region_index(), min_len=2)
-    # two-letter names only when written as a word ("in the US", "EU")
-    for r in hits:
+    raw = d.raw
+    for r, start, end, words in _find_spans(d.t, cat._region_index(), min_len=2):
+        if len(cat.norm(words)) <= 2:
+            code = words.strip()
+            upper = re.search(rf"(?<![A-Za-z]){re.escape(code.upper())}(?![A-Za-z])", raw)
+            lower_ok = re.search(rf"\b(?:in|the|across|region|grid)\s+(?:the\s+)?{re.escape(code)}\b", d.t)
+            if re.search(r"\d\s*$", d.t[:start]) or not (upper or lower_ok):
+                continue
+            if code == "us" and _US_PRONOUN_RE.search(d.t[max(0, start - 12):end]) and not lower_ok:
+                continue
         d.slots["region"] = r.key
+        d.t = _blank(d.t, (start, end))
         return
-    if re.search(r"中国|国内|china", d.t):
+    if re.search(r"中国|国内", d.t):
         with contextlib.suppress(cat.UnknownName):
             d.slots["region"] = cat.resolve_region("china").key
+            return
+    m = re.search(r"\b(?:region|grid|located|datacenter|data\s+center)\s*(?:is|=|:|of|in|at)?\s*(?:the\s+)?([a-z][a-z_-]{1,20})\b", d.t)
+    if m and m.group(1) not in ("is", "of", "in", "at", "the", "a", "my", "our", "and", "carbon", "intensity", "price",
+                                "mix", "average", "where", "with", "power", "electricity", "emissions", "which", "what"):
+        try:
+            d.slots["region"] = cat.resolve_region(m.group(1)).key
+        except cat.UnknownName as err:
+            d.errors.append(f"region '{m.group(1)}' is not in the catalog.{_near(err)} Accepted: "
+                            f"{', '.join(x.key for x in cat.regions())}; or state the price ($/kWh) and grid "
+                            "intensity (gCO2/kWh) yourself.")
+        d.t = _blank(d.t, m)
+
+
+# serving frameworks as users name them -> measurements.schema.FRAMEWORKS; the most specific first
+_FRAMEWORK_PHRASES: list[tuple[str, str, str | None]] = [
+    (r"tensorrt[\s_-]*llm|trt[\s_-]*llm|\btensorrt\b|triton[\s-]+(?:inference[\s-]+)?server", "trt-llm", None),
+    (r"\bvllm\b", "vllm", None),
+    (r"\bsglang\b", "sglang", None),
+    (r"text[\s-]*generation[\s-]*inference|\btgi\b", "tgi", None),
+    (r"llama[\s._-]?cpp|llamacpp|\bgguf\b", "llama.cpp", None),
+    (r"\bollama\b", "llama.cpp", "Ollama runs llama.cpp: read as the llama.cpp framework"),
+    (r"(?:hf|hugging\s*face|transformers)[^.?!,]{0,30}continuous[\s-]*batching|continuous[\s-]*batching[^.?!,]{0,30}"
+     r"(?:hf|hugging\s*face|transformers)", "hf-continuous-batching", None),
+    (r"static[\s_-]*cache|cuda[\s-]*graphs?|torch\.compile|torch\s+compile", "hf-static-cache", None),
+    (r"hugging\s*face\s+transformers|\bhf\s+transformers|\btransformers\b|\bhf\s+generate|\.generate\(\)|"
+     r"model\.generate|\bhf\s+eager|eager\s+mode", "hf-eager", None),
+]
+_FRAMEWORK_RES = [(re.compile(p), k, note) for p, k, note in _FRAMEWORK_PHRASES]
+# frameworks whose kernels run compiled (CUDA graphs, fused kernels): the FP8 eager-mode trap does not apply
+_COMPILED_FRAMEWORKS = ("vllm", "sglang", "tgi", "trt-llm", "hf-static-cache")
+
+
+def _read_framework(d: _Draft) -> None:
+    if not _mentions(d.t, "llm", "lang", "tgi", "text", "llama", "gguf", "ollama", "batching", "cache", "graph",
+                     "compile", "transformers", "hf", "eager", "generate", "tensorrt", "triton", "trt"):
+        return
+    found: list[tuple[int, str, str]] = []
+    for rx, key, note in _FRAMEWORK_RES:
+        for m in list(rx.finditer(d.t)):
+            found.append((m.start(), key, m.group(0).strip()))
+            if note and note not in d.conversions:
+                d.conversions.append(note)
+            d.t = _blank(d.t, m)
+    if not found:
+        return
+    found.sort()
+    keys = list(dict.fromkeys(k for _, k, _ in found))
+    d.slots["framework"] = keys[0]
+    d.extra["framework_words"] = found[0][2]
+    for k in keys[1:]:
+        words = next(w for _, kk, w in found if kk == k)
+        d.not_understood.append(f"'{words}': a second serving framework; the answer is for {keys[0]} only")
 
 
 def _read_use_case(d: _Draft) -> None:
     for rx, key in _USE_CASE_RES:
-        if rx.search(d.t):
+        if rx.search(d.norm):  # the words as written: "chat requests" was read as a rate already
             d.slots["use_case"] = key
             return
 
@@ -764,7 +1128,8 @@ def _read_use_case(d: _Draft) -> None:
 def _read_flags(d: _Draft) -> None:
     raw = d.raw.lower()
     d.extra["nightly"] = bool(re.search(r"nightly|\.dev\d*|dev\s+build|预览版|夜间版", raw))
-    d.extra["compiled"] = bool(re.search(r"vllm|sglang|torch\.compile|tensorrt|transformer\s+engine", raw))
+    d.extra["compiled"] = bool(re.search(r"vllm|sglang|torch\.compile|tensorrt|transformer\s+engine|\btgi\b|"
+                                         r"text[\s-]*generation[\s-]*inference|trt[\s_-]*llm|cuda[\s-]*graphs?", raw))
     d.extra["symptoms"] = [key for rx, key in _SYMPTOM_RES if rx.search(d.t)]
     if _ALL_PRECISIONS_RE.search(d.t):
         d.extra["all_precisions"] = True
@@ -800,7 +1165,8 @@ def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
         return "audit", explain
     if hit["plan"] and not hit["compare"]:
         return "plan", explain
-    if hit["compare"] or d.extra.get("all_precisions") or len(d.extra.get("gpus", [])) > 1:
+    if (hit["compare"] or d.extra.get("all_precisions") or len(d.extra.get("gpus", [])) > 1
+            or len(d.extra.get("precisions", [])) > 1):
         return "compare", explain
     if explain:
         # a "why" about a format is answered with the evidence across model sizes
@@ -829,12 +1195,34 @@ def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
     return None, explain
 
 
+# what a stated quantity looks like: a number with a unit, or money
+_LEFTOVER_RE = re.compile(
+    r"(?:[$€£¥]\s*\d[\d,]*(?:\.\d+)?(?:\s*(?:k|m|million|thousand|/\s*[a-z]+))?)"
+    r"|(?<![\w.])\d[\d,]*(?:\.\d+)?\s*(?:k|m|b|thousand|million|billion|万|亿)?\s*"
+    r"(?:tokens?|toks?|tok/s|ms|milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
+    r"gb|tb|mb|gib|w|kw|mw|watts?|kwh|mwh|%|percent|users?|requests?|calls?|queries|messages|gpus?|nodes?|replicas?|"
+    r"servers?|instances?|epochs?|examples?|documents?|docs|pages|files|images|usd|dollars?|eur|euros?|yuan|rmb|元|"
+    r"cents?|gco2|kgco2|tco2|tonnes?|秒|毫秒|分钟|小时|天|个月|年|块|张|台|用户|请求|条|次|字)(?![a-z])"
+)
+
+
+def _leftover_facts(t: str) -> list[str]:
+    """Quantities still in the text after every reader took its part: stated, but not used."""
+    out = []
+    for m in _LEFTOVER_RE.finditer(t):
+        words = " ".join(m.group(0).split())
+        out.append(f"'{words}': a stated quantity the advisor could not place in the question; the answer does not "
+                   "use it")
+    return out
+
+
 def parse(text: str, context: Context | None = None, protocol: str | None = None) -> Query:
     """Read a question in English or Chinese; merge it over `context` (the previous slots).
     `protocol` (one of QUERY_PROTOCOLS) forces the protocol, as the chat's /compare etc. do; with a
     context the text may then be empty ("run the last configuration through this protocol")."""
     if not isinstance(text, str):
         raise QueryError([f"the question must be text, not {type(text).__name__}"])
+    text = clean_text(text)
     if protocol is not None and protocol not in QUERY_PROTOCOLS:
         raise QueryError([f"protocol '{protocol}' is not known. Accepted: {', '.join(QUERY_PROTOCOLS)}."])
     if len(text) > 20000:
@@ -848,8 +1236,10 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         _read_precisions(d)
         _read_reported(d)
         _read_money_and_grid(d)
+        _read_latency(d)
         _read_batch_and_lengths(d)
         _read_workload(d)
+        _read_framework(d)
         _read_gpu(d)
         _read_model(d)
         _read_region(d)
@@ -871,6 +1261,8 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
             "or \"what do 1M requests a month on Mistral-7B cost?\"")
     if d.errors:
         raise QueryError(d.errors)
+    if protocol != "plan":  # the fine-tuning reader takes its own figures (budget, examples, epochs)
+        d.not_understood += _leftover_facts(d.t)
     base: dict[str, Any] = {}
     if context is not None:
         base = {k: v for k, v in context.model_dump().items() if k in SLOTS and v is not None}
@@ -907,6 +1299,7 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         compiled=bool(extra.get("compiled")),
         model_name=extra.get("model_name"),
         model_known=bool(model_known),
+        not_understood=d.not_understood,
     )
 
 
@@ -956,6 +1349,16 @@ def _norm_precision(value: Any, field: str, errors: list[str]) -> str | None:
     near = difflib.get_close_matches(v, list(PRECISIONS) + list(_PRECISION_ALIASES), n=2, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(_PRECISION_ALIASES.get(n, n)) for n in near)}?" if near else ""
     errors.append(f"{field} '{value}' is not recognised.{hint} Accepted: {_ACCEPTED_PRECISIONS}.")
+    return None
+
+
+def _norm_framework(value: Any) -> str | None:
+    v = str(value).strip().lower()
+    if v in FRAMEWORKS:
+        return v
+    for rx, key, _note in _FRAMEWORK_RES:
+        if rx.fullmatch(v) or rx.search(v):
+            return key
     return None
 
 
@@ -1030,6 +1433,9 @@ def from_fields(protocol: str, **slots: Any) -> Query:
                 sm = re.search(r"(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z0-9])", name.split("/")[-1])
                 if sm and float(sm.group(1)) > 0:
                     out["model"], out["model_params_b"], model_name = name, float(sm.group(1)), name
+                    if err.nearest:  # a typo of a catalog name is answered as typed, never swapped: say so
+                        warnings.append(f"model '{name}' is not in the catalog: answered as an uncatalogued "
+                                        f"{sm.group(1)}B model.{_near(err)}")
                 elif given.get("model_params_b"):
                     out["model"], model_name = name, name
                 else:
@@ -1064,16 +1470,30 @@ def from_fields(protocol: str, **slots: Any) -> Query:
             errors.append(f"precision '{prec}' and quantization '{quant}' conflict: give one of them.")
     elif prec or quant:
         out["precision"] = quant or prec
-    for name in ("batch_size", "prompt_tokens", "gen_tokens"):
+    for name in ("batch_size", "prompt_tokens", "gen_tokens", "gpu_count"):
         if name in given:
             v = _int_field(given[name], name, errors)
             if v is not None:
                 out[name] = v
+    if "framework" in given:
+        fw = _norm_framework(given["framework"])
+        if fw is None:
+            errors.append(f"framework '{given['framework']}' is not known. Accepted: {', '.join(FRAMEWORKS)} (or vLLM, "
+                          "TGI, SGLang, TensorRT-LLM, llama.cpp, Ollama, HF transformers).")
+        else:
+            out["framework"] = fw
+    rates = [n for n in ("requests_per_month", "requests_per_day", "users_per_day", "tokens_per_month", "tokens_per_day")
+             if n in given]
+    if len(rates) > 1:
+        errors.append(f"{' and '.join(rates)} were both given: state the workload once (one of them).")
     for name in ("requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day", "price_usd_kwh",
-                 "grid_gco2_kwh", "pue", "reported_tok_s", "reported_power_w"):
+                 "grid_gco2_kwh", "pue", "reported_tok_s", "reported_power_w", "itl_target_ms", "itl_percentile",
+                 "e2e_target_s"):
         if name in given:
             v = _float_field(given[name], name, errors)
-            if v is not None:
+            if v is not None and name.startswith(("reported_", "itl_", "e2e_")) and v <= 0:
+                errors.append(f"{name} must be a positive number, got {given[name]!r}")
+            elif v is not None:
                 out[name] = v
     for name, slot, label in (("requests_per_day", "requests_per_month", "requests"), ("tokens_per_day", "tokens_per_month", "tokens")):
         if name in given:
@@ -1181,23 +1601,34 @@ def from_fields(protocol: str, **slots: Any) -> Query:
 def _range_errors(s: dict[str, Any]) -> list[str]:
     """Out-of-range values: batch size within 1..max_batch_size, positive lengths, PUE >= 1."""
     errors: list[str] = []
-    max_bs = _defaults().get("max_batch_size")
+    top_bs = int(_factor("max_accepted_batch_size"))
     bs = s.get("batch_size")
     if bs is not None:
         if bs < 1:
             errors.append(f"batch_size must be >= 1, got {bs}. Did you mean batch_size=1?")
-        elif max_bs is not None and bs > max_bs:
-            errors.append(f"batch_size={bs} exceeds the maximum supported ({max_bs}). Use batch_size <= {max_bs}, "
-                          "or a continuous-batching server (vLLM) for larger batches.")
+        elif bs > top_bs:
+            errors.append(f"batch_size={bs} exceeds the maximum accepted ({top_bs} concurrent requests). Use "
+                          f"batch_size <= {top_bs}; for more traffic, add replicas (the capacity answer counts them).")
+    top_tok = _factor("max_query_tokens")
     for slot, typical in (("prompt_tokens", "512 (chat), 1024 (documents), 2048 (long context)"),
                           ("gen_tokens", "128 (short answers), 256 (default), 512 (detailed answers)")):
         v = s.get(slot)
         if v is not None and v < 1:
             errors.append(f"{slot} must be >= 1, got {v}. Typical values: {typical}.")
+        elif v is not None and v > top_tok:
+            errors.append(f"{slot}={_fmt(v) if v < 1e30 else '1e30+'} is longer than any model's context window "
+                          f"(up to {_fmt(top_tok)} tokens). Typical values: {typical}.")
+    gc = s.get("gpu_count")
+    if gc is not None and not 1 <= gc <= 4096:
+        errors.append(f"gpu_count must be between 1 and 4096 GPUs per replica, got {gc}")
+    top_rate = _factor("max_monthly_requests")
     for slot in ("requests_per_month", "tokens_per_month", "job_tokens"):
         v = s.get(slot)
         if v is not None and (not math.isfinite(v) or v < 0):
             errors.append(f"{slot} must be a non-negative number, got {v}")
+        elif v is not None and v > top_rate * (1 if slot == "requests_per_month" else 1e4):
+            errors.append(f"{slot}={v:.3g} is beyond any real workload (the bound is "
+                          f"{top_rate * (1 if slot == 'requests_per_month' else 1e4):.0e}): check the figure")
     if s.get("pue") is not None and s["pue"] < 1:
         errors.append(f"PUE must be >= 1 (1.0 means no facility overhead), got {s['pue']}")
     h = s.get("hours_per_day")
@@ -1214,7 +1645,8 @@ def _finish(*, protocol: str, slots: dict[str, Any], lang: str, text: str, warni
             explain: bool, precisions: list[str], all_precisions: bool, gpus: list[str], symptoms: list[str],
             reported_tok_s: float | None, reported_power_w: float | None, reported_j_per_1k_tok: float | None,
             nightly: bool, compiled: bool, model_name: str | None, model_known: bool,
-            axis: str | None = None, batch_sizes: list[int] | None = None) -> Query:
+            axis: str | None = None, batch_sizes: list[int] | None = None,
+            not_understood: list[str] | None = None) -> Query:
     cat = _catalog()
     errors: list[str] = []
     warnings = list(warnings)
@@ -1269,6 +1701,9 @@ def _finish(*, protocol: str, slots: dict[str, Any], lang: str, text: str, warni
         lo = 1 << (bs.bit_length() - 1)
         warnings.append(f"batch_size={bs} is not a power of 2; GPU kernels are tuned for powers of two. "
                         f"Consider {lo} or {lo * 2}.")
+    if bs is not None and defaults.get("max_batch_size") and bs > defaults["max_batch_size"]:
+        warnings.append(f"batch_size={bs} is beyond the measured range (up to {defaults['max_batch_size']}): its "
+                        "figures are extrapolated, not measured; check them with `ecolobster bench`.")
     if errors:
         raise QueryError(errors)
 
@@ -1296,26 +1731,32 @@ def _finish(*, protocol: str, slots: dict[str, Any], lang: str, text: str, warni
     gpu = None
     if s.get("gpu"):
         gpu = cat.resolve_gpu(s["gpu"])
-    if gpu is not None and s.get("precision") == "bf16" and not gpu.bf16_support:
+    named = {s.get("precision"), *compare_precisions}
+    if gpu is not None and "bf16" in named and not gpu.bf16_support:
         warnings.append(f"BF16 is not supported natively on {gpu.name} ({gpu.architecture}); use FP16.")
-    if gpu is not None and s.get("precision") == "fp8" and not gpu.fp8_support:
+    if gpu is not None and "fp8" in named and not gpu.fp8_support:
         warnings.append(f"{gpu.name} ({gpu.architecture}) has no FP8 tensor cores; FP8 weights would be emulated.")
     if gpu is not None and s.get("model_params_b") and s.get("precision"):
         from advisor import estimate as est
 
         need = est.memory_need_gb(s.get("model"), s["model_params_b"], s["precision"], s.get("batch_size") or 1,
                                   (s.get("prompt_tokens") or 0) + (s.get("gen_tokens") or 0))
-        if need is not None and need > gpu.vram_gb:
+        n_gpu = s.get("gpu_count") or 1
+        if need is not None and need > gpu.vram_gb * n_gpu:
+            have = f"{n_gpu} x {gpu.name}'s {gpu.vram_gb * n_gpu:g} GB" if n_gpu > 1 else f"{gpu.name}'s {gpu.vram_gb:g} GB"
             warnings.append(f"{model_name or s['model']} in {s['precision']} at batch size {s.get('batch_size')} needs "
-                            f"about {need:.1f} GB of GPU memory (estimated), more than the {gpu.name}'s "
-                            f"{gpu.vram_gb:g} GB. Consider a smaller batch, shorter sequences or a 4-bit/8-bit format.")
+                            f"about {need:.1f} GB of GPU memory (estimated), more than the {have}. Consider more "
+                            "GPUs, a smaller batch, shorter sequences or a 4-bit/8-bit format.")
     if s.get("batch_size") == 1 and s.get("use_case") in ("production_api", "offline_batch") and "batch_size" not in defaulted:
         warnings.append(f"batch size 1 for {USE_CASE_LABEL[s['use_case']]}: batching concurrent requests is the "
                         "largest energy saving available (see the batch comparison).")
+    compiled = compiled or s.get("framework") in _COMPILED_FRAMEWORKS
     try:
-        return _build(protocol, text, lang, defaults_applied, defaulted, warnings, conversions, axis, compare_precisions,
-                      gpus, batch_sizes, explain, symptoms, reported_tok_s, reported_power_w, reported_j_per_1k_tok,
-                      nightly, compiled, model_name, arch, model_known, s)
+        q = _build(protocol, text, lang, defaults_applied, defaulted, warnings, conversions, axis, compare_precisions,
+                   gpus, batch_sizes, explain, symptoms, reported_tok_s, reported_power_w, reported_j_per_1k_tok,
+                   nightly, compiled, model_name, arch, model_known, s)
+        q.not_understood = list(dict.fromkeys(not_understood or []))
+        return q
     except ValidationError as err:  # a value no rule above caught: still a clear error, never a crash
         raise QueryError([f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]) from None
 

@@ -77,11 +77,18 @@ def test_precision_synonyms(text, expected):
     assert parse(text).precision == expected
 
 
-@pytest.mark.parametrize(("bad", "hint"), [("int4", "nf4"), ("int8", "int8_pure"), ("gptq", "nf4")])
-def test_bad_precisions_are_errors_with_a_hint(bad, hint):
+@pytest.mark.parametrize(("bad", "shown"), [("int4", "INT4"), ("gptq", "GPTQ"), ("awq", "AWQ"), ("gguf q4_k_m", "GGUF")])
+def test_unmeasured_formats_are_one_clear_error_naming_the_nearest_measured_one(bad, shown):
     with pytest.raises(QueryError) as ei:
         parse(f"mistral 7b {bad} on a800")
-    assert any(bad in e and hint in e for e in ei.value.errors)
+    assert len(ei.value.errors) == 1
+    assert shown in ei.value.errors[0] and "not measured" in ei.value.errors[0] and "NF4" in ei.value.errors[0]
+
+
+def test_a_bare_int8_is_the_load_in_8bit_default_and_says_so():
+    q = parse("mistral 7b int8 on a800")
+    assert q.precision == "int8_mixed"
+    assert any("int8_pure" in c and "threshold" in c for c in q.conversions)
 
 
 def test_gpu_aliases_and_unknown_gpu():
@@ -167,7 +174,7 @@ def test_validation_errors_and_warnings_from_text():
         parse("mistral 7b on a800 batch size 0")
     assert "batch_size must be >= 1" in ei.value.errors[0]
     with pytest.raises(QueryError) as ei:
-        parse("mistral 7b on a800 batch size 128")
+        parse("mistral 7b on a800 batch size 4097")
     assert "exceeds the maximum" in ei.value.errors[0]
     q = parse("mistral 7b on a800 batch size 5")
     assert any("not a power of 2" in w for w in q.warnings)
@@ -224,14 +231,14 @@ def test_example_2_full_specification_is_valid():
 
 def test_example_3_every_invalid_parameter_is_reported():
     with pytest.raises(QueryError) as ei:
-        from_fields("optimize", model_id="", hardware_platform="gtx1080", quantization="int4", batch_size=128,
+        from_fields("optimize", model_id="", hardware_platform="gtx1080", quantization="int4", batch_size=8192,
                     sequence_length=-1)
     errs = ei.value.errors
     assert len(errs) == 5
     assert "model is required" in errs[0]
     assert "gtx1080" in errs[1] and "rtx5090" in errs[1]
     assert "int4" in errs[2] and "nf4" in errs[2]
-    assert "128" in errs[3] and "64" in errs[3]
+    assert "8192" in errs[3] and "4096" in errs[3]
     assert "prompt_tokens must be >= 1" in errs[4]
 
 

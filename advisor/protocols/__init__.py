@@ -36,7 +36,49 @@ def run(query: Query) -> Answer:
     runner = getattr(mod, "run", None)
     if runner is None:
         return _unavailable(query, f"{name} has no run(query)")
-    return runner(query)
+    return report_unused(runner(query), query, getattr(mod, "READS_SLOTS", ()))
+
+
+# Slots the parser fills that a protocol module must declare it reads (`READS_SLOTS = ("gpu_count", ...)`);
+# a stated one that its module does not read is listed as not understood, never silently dropped.
+DECLARED_SLOTS = ("gpu_count", "framework", "itl_target_ms", "itl_percentile", "e2e_target_s")
+# fields of the resolved query every answer's JSON carries, stated or not
+RESOLVED_FIELDS = ("gpu_count", "framework", "requests_per_month", "prompt_tokens", "gen_tokens", "reported_tok_s",
+                   "reported_power_w", "not_understood")
+
+
+def report_unused(ans: Answer, query: Query, reads: tuple[str, ...] | set[str] = ()) -> Answer:
+    """Copy the question's not-understood facts onto the answer, add the stated slots the protocol
+    did not use, and make the mood gray when any of them could change the figures."""
+    out = list(query.not_understood)
+    stated = [s for s in DECLARED_SLOTS if getattr(query, s, None) is not None and s not in query.defaulted
+              and s not in reads]
+    if "gpu_count" in stated and query.gpu_count == 1:
+        stated.remove("gpu_count")
+    if "itl_percentile" in stated and "itl_target_ms" in stated:
+        stated.remove("itl_percentile")
+    what = {
+        "gpu_count": f"{query.gpu_count} GPUs per replica (gpu_count): this answer does not model several GPUs yet; "
+                     "its figures are for one GPU",
+        "framework": f"the {query.framework} framework: this answer's figures come from rows of other serving "
+                     f"regimes; {query.framework} is not modelled in it",
+        "itl_target_ms": f"a per-token latency target of {query.itl_target_ms:g} ms"
+                         + (f" (p{query.itl_percentile:g})" if query.itl_percentile else "")
+                         + ": not checked by this answer" if query.itl_target_ms else "",
+        "itl_percentile": f"a latency percentile (p{query.itl_percentile:g}) with no target: not used"
+                          if query.itl_percentile else "",
+        "e2e_target_s": f"an end-to-end latency target of {query.e2e_target_s:g} s per answer: not checked by this "
+                        "answer" if query.e2e_target_s else "",
+    }
+    out += [what[s] for s in stated if what[s]]
+    ans.not_understood = list(dict.fromkeys(ans.not_understood + out))
+    if ans.protocol != "error":
+        for k in RESOLVED_FIELDS:
+            ans.query.setdefault(k, getattr(query, k, None))
+        ans.query["not_understood"] = list(ans.not_understood)
+        if ans.not_understood:
+            ans.mood = "gray"
+    return ans
 
 
 def _unavailable(query: Query, why: str) -> Answer:

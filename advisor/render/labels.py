@@ -12,6 +12,7 @@ LABELS: dict[str, dict[str, str]] = {
         "provenance": "Provenance", "figures": "figures", "tier": "tier", "method": "method", "confidence": "confidence",
         "rows": "rows", "caveats": "Caveats", "sources": "Sources", "mood": "mood", "here": "<- you are here",
         "bar": "bar = efficiency relative to the best",
+        "not_understood": "Stated but not used in this answer",
     },
     "zh": {
         "alert": "警报", "quick_fix": "快速修复", "waste": "相对最佳的浪费", "errors": "错误", "warnings": "警告",
@@ -21,6 +22,7 @@ LABELS: dict[str, dict[str, str]] = {
         "provenance": "数据来源与推导", "figures": "数据", "tier": "层级", "method": "方法", "confidence": "置信度",
         "rows": "测量行", "caveats": "注意事项", "sources": "引用", "mood": "心情", "here": "<- 你在这里",
         "bar": "条形 = 相对最佳的效率",
+        "not_understood": "你提到但本回答未能使用的信息",
     },
 }
 

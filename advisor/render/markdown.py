@@ -49,6 +49,8 @@ def to_markdown(answer: Answer) -> str:
 
     out: list[str] = [f"## {a.title}", ""]
     tag = MOOD_TAG.get(a.mood, "")
+    if a.not_understood:  # before the answer: the user must see what it does not account for
+        out += [f"**{L('not_understood')}:**", ""] + [f"- {n}" for n in a.not_understood] + [""]
     if a.voice:
         out += [f"> {a.voice[0]}", ""]
     for al in a.alerts:

@@ -119,6 +119,8 @@ def renderable(answer: Answer, width: int = 100):
 
     style = MOOD_STYLE.get(a.mood, "grey58")
     parts: list[Any] = []
+    if a.not_understood:  # before the answer: the user must see what it does not account for
+        parts.append(Text(L("not_understood") + ":\n" + "\n".join(f"- {n}" for n in a.not_understood), style="bold yellow"))
     if a.voice:
         parts.append(Text(a.voice[0], style=f"bold {style}"))
     for al in a.alerts:
