@@ -85,6 +85,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not args.paths:
         raise UsageError("give at least one PATH to audit (a file, a folder, or '-' for stdin); "
                          "`ecolobster audit --list-rules` lists the rules")
+    if args.output:
+        check_output(args.output)
     if args.paths.count("-") > 1:
         raise UsageError("'-' (stdin) can be given only once")
     for p in args.paths:
@@ -113,10 +115,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if report.failing(settings.fail_on) else 0
 
 
+def check_output(output: str) -> None:
+    """Refuse an -o path that cannot be written before any work is done (exit 2, not a traceback
+    after the scan)."""
+    parent = os.path.dirname(os.path.abspath(output)) or "."
+    if os.path.isdir(output):
+        raise UsageError(f"cannot write the report to '{output}': it is a folder; give a file path such as "
+                         f"{os.path.join(output, 'eco.sarif')}")
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write the report to '{output}': the folder '{parent}' does not exist")
+    if os.path.exists(output) and not os.access(output, os.W_OK):
+        raise UsageError(f"cannot write the report to '{output}': permission denied")
+
+
 def _emit(text: str, output: str | None) -> int:
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
+        check_output(output)
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text if text.endswith("\n") else text + "\n")
+        except OSError as err:  # permission, a full disk, a read-only file system
+            raise UsageError(f"cannot write the report to '{output}': {err.strerror or err}") from None
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

@@ -302,7 +302,7 @@ class PathGuard:
         """The files the auditor reads at `real` (a file, or a folder walked without following
         links), and notes about what was left out for lying outside the root."""
         from advisor.audit.sources import kind_for
-        from advisor.audit.walk import DEFAULT_EXCLUDES, IgnoreRules
+        from advisor.audit.walk import DEFAULT_EXCLUDES, IgnoreRules, real_path
 
         if real.is_file():
             if kind_for(real.name) is None:
@@ -319,7 +319,8 @@ class PathGuard:
             rel = here.relative_to(real).as_posix()
             rel = "" if rel == "." else rel
             gitignore = here / ".gitignore"
-            if gitignore.is_file() and self._inside(gitignore.resolve()):
+            gi_real = real_path(gitignore)
+            if gi_real is not None and gitignore.is_file() and self._inside(gi_real):
                 rules.extend(gitignore.read_text(encoding="utf-8", errors="replace").splitlines(), rel)
             kept = []
             for d in sorted(dirnames):
@@ -327,7 +328,8 @@ class PathGuard:
                 if rules.ignored(drel, True):
                     continue
                 if (here / d).is_symlink():  # never followed; say so when it leads outside
-                    if not self._inside((here / d).resolve()):
+                    target = real_path(here / d)
+                    if target is None or not self._inside(target):
                         skipped.append(f"{self.display(here / d)}: a link to outside the root, not read")
                     continue
                 kept.append(d)
@@ -337,7 +339,11 @@ class PathGuard:
                 if kind_for(name) is None or rules.ignored(frel, False):
                     continue
                 f = here / name
-                if not self._inside(f.resolve()):
+                target = real_path(f)
+                if target is None:
+                    skipped.append(f"{self.display(f)}: a symlink loop, not read")
+                    continue
+                if not self._inside(target):
                     skipped.append(f"{self.display(f)}: a link to outside the root, not read")
                     continue
                 files.append(f)

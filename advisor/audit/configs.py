@@ -74,27 +74,54 @@ def read_requirements(text: str, origin: str = "requirements file") -> list[Any]
 
 def _pip_options(tokens: list[str], line: int, raw: str, origin: str) -> list[IndexOption]:
     out: list[IndexOption] = []
+    seen: set[tuple[str, str]] = set()  # `--pre --pre ...` is one option, not one node per token
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         flag, _, inline = tok.partition("=")
+        opt: tuple[str, str] | None = None
         if tok == "--pre":
-            out.append(IndexOption("--pre", "", line, raw, origin))
+            opt = ("--pre", "")
         elif flag in _PIP_OPTS_WITH_VALUE:
-            value = inline or (tokens[i + 1] if i + 1 < len(tokens) else "")
-            out.append(IndexOption(_PIP_OPTS_WITH_VALUE[flag], value, line, raw, origin))
+            opt = (_PIP_OPTS_WITH_VALUE[flag], inline or (tokens[i + 1] if i + 1 < len(tokens) else ""))
             i += 0 if inline else 1
+        if opt is not None and opt not in seen:
+            seen.add(opt)
+            out.append(IndexOption(opt[0], opt[1], line, raw, origin))
         i += 1
     return out
 
 
+# Shell words without shlex's character-at-a-time loop, for very long lines: a quoted run or a run
+# of non-blanks (linear: the alternatives start with different characters).
+_WORDS = re.compile(r"""'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"]+""")
+SHLEX_MAX_CHARS = 4096
+
+
+def shell_words(text: str) -> list[str]:
+    if len(text) <= SHLEX_MAX_CHARS:
+        try:
+            return shlex.split(text, comments=True, posix=True)
+        except ValueError:  # unbalanced quotes: fall back to whitespace
+            return text.split()
+    hash_at = re.search(r"(^|\s)#", text)
+    body = text[: hash_at.start()] if hash_at else text
+    return [w[1:-1] if w[:1] in "'\"" and len(w) >= 2 else w for w in _WORDS.findall(body)]
+
+
 def parse_command(text: str, line: int, origin: str) -> list[Any]:
     """Requirements and index options of the pip / uv / conda install commands in a shell line."""
-    try:
-        tokens = shlex.split(text, comments=True, posix=True)
-    except ValueError:  # unbalanced quotes: fall back to whitespace
-        tokens = text.split()
+    tokens = shell_words(text)
     out: list[Any] = []
+    seen: set[Any] = set()  # a requirement or option repeated on one line is one node
+
+    def add(node: Any) -> None:
+        key = (type(node), getattr(node, "flag", None), getattr(node, "value", None), getattr(node, "raw", None)
+               if isinstance(node, Requirement) else None)
+        if key not in seen:
+            seen.add(key)
+            out.append(node)
+
     cmds: list[list[str]] = [[]]
     for tok in tokens:
         if tok in ("&&", "||", ";", "|"):
@@ -121,16 +148,16 @@ def parse_command(text: str, line: int, origin: str) -> list[Any]:
             flag, _, inline = w.partition("=")
             if is_conda and w in ("-c", "--channel"):
                 if j + 1 < len(rest):
-                    out.append(IndexOption("--channel", rest[j + 1], line, text, origin))
+                    add(IndexOption("--channel", rest[j + 1], line, text, origin))
                 j += 2
                 continue
             if w == "--pre" or w == "--prerelease=allow" or (w == "--prerelease" and rest[j + 1:j + 2] == ["allow"]):
-                out.append(IndexOption("--pre", "", line, text, origin))
+                add(IndexOption("--pre", "", line, text, origin))
                 j += 1 if w != "--prerelease" else 2
                 continue
             if flag in _PIP_OPTS_WITH_VALUE:
                 value = inline or (rest[j + 1] if j + 1 < len(rest) else "")
-                out.append(IndexOption(_PIP_OPTS_WITH_VALUE[flag], value, line, text, origin))
+                add(IndexOption(_PIP_OPTS_WITH_VALUE[flag], value, line, text, origin))
                 j += 1 if inline else 2
                 continue
             if flag in _PIP_SKIP_WITH_VALUE:
@@ -141,12 +168,12 @@ def parse_command(text: str, line: int, origin: str) -> list[Any]:
                 continue
             if is_conda and "::" in w:
                 channel, _, pkg = w.partition("::")
-                out.append(IndexOption("--channel", channel, line, text, origin))
+                add(IndexOption("--channel", channel, line, text, origin))
                 w = pkg
             req = parse_requirement(w.replace("=", "==", 1) if is_conda and "=" in w and "==" not in w else w,
                                     line, origin)
             if req is not None:
-                out.append(req)
+                add(req)
             j += 1
     return out
 
@@ -253,6 +280,8 @@ def yaml_scalar(raw: str) -> Any:
 
 
 def _yaml_strip_comment(line: str) -> str:
+    if "#" not in line:
+        return line.rstrip()
     out, quote = [], ""
     for i, ch in enumerate(line):
         if quote:
@@ -380,11 +409,14 @@ def read_json(text: str, display: str) -> tuple[list[Any], list[Diagnostic]]:
         return [], []
     # Key lines in document order: every string followed by ':' is a key.
     key_lines: list[tuple[str, int]] = []
+    line_no, counted_to = 1, 0  # lines counted incrementally: one pass over the text, not one per key
     for m in _JSON_STRING.finditer(text):
         rest = text[m.end(): m.end() + 64].lstrip()
         if rest.startswith(":"):
+            line_no += text.count("\n", counted_to, m.start())
+            counted_to = m.start()
             try:
-                key_lines.append((json.loads(m.group(0)), text.count("\n", 0, m.start()) + 1))
+                key_lines.append((json.loads(m.group(0)), line_no))
             except json.JSONDecodeError:
                 continue
     cursor = 0

@@ -10,9 +10,13 @@ import ast
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,48 @@ _PY2 = re.compile(r"^\s*(print\s+[^\s(=]|exec\s+[\"']|except\s+[\w.]+\s*,\s*\w+\
 MAX_PARTIAL_TRIES = 6
 
 
+class OverBudget(BaseException):
+    """A file's time budget is spent. A BaseException, so a rule's `except Exception` (which
+    turns a rule's bug into a diagnostic) cannot swallow it."""
+
+
+class Budget:
+    """The time one file may take. Checked between nodes and rules (cheap); a SIGALRM backstop
+    covers long stretches without a check when the audit runs on the main thread."""
+
+    __slots__ = ("seconds", "deadline")
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.perf_counter() + seconds
+
+    def check(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise OverBudget
+
+
+@contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise OverBudget
+
+    try:
+        old = signal.signal(signal.SIGALRM, on_alarm)
+    except ValueError:  # not the main interpreter: the cooperative checks still hold
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 @dataclass
 class RunState:
     """What every rule may consult during a run besides its node."""
@@ -44,6 +90,8 @@ class RunState:
     settings: AuditSettings
     rows: list[Any] | None = None
     pins: dict[str, str] = field(default_factory=dict)  # package -> version spec from requirement files
+    memo: dict[str, Any] = field(default_factory=dict)  # per-run scratch space shared by rules
+    budget: Budget | None = None
     _evidence: Evidence | None = None
 
     @property
@@ -64,6 +112,7 @@ class FileResult:
     lines: int = 0
     suppressed: int = 0
     audited: bool = False
+    seen: dict[tuple[str, int, int | None], int] = field(default_factory=dict)  # (code, line, cell) -> index
 
 
 def select_rules(settings: AuditSettings) -> list[Rule]:
@@ -85,7 +134,8 @@ def _parse(text: str, display: str) -> ast.Module:
         return ast.parse(text, filename=display)
 
 
-def parse_python(text: str, display: str) -> tuple[ast.Module | None, list[Diagnostic], int]:
+def parse_python(text: str, display: str, budget: Budget | None = None
+                 ) -> tuple[ast.Module | None, list[Diagnostic], int]:
     """Parse; on a syntax error audit the longest prefix that parses (half-written code), and say
     so. Returns (tree, diagnostics, number of lines audited)."""
     lines = text.splitlines()
@@ -103,6 +153,8 @@ def parse_python(text: str, display: str) -> tuple[ast.Module | None, list[Diagn
         return None, [Diagnostic(path=display, level="error", message=f"cannot parse: {kind}; skipped")], 0
     starts = [i for i in range(stop - 1, 0, -1) if lines[i - 1][:1] not in ("", " ", "\t", "#", ")", "]", "}")]
     for k in [stop] + starts[:MAX_PARTIAL_TRIES]:
+        if budget is not None:
+            budget.check()
         prefix = "\n".join(lines[: k - 1])
         if not prefix.strip():
             continue
@@ -129,6 +181,25 @@ class Auditor:
 
     # -- one text -----------------------------------------------------------------------------
     def audit_text(self, text: str, path: str = "<stdin>", kind: str | None = None) -> FileResult:
+        return self._budgeted(path, lambda: self._audit_text(text, path, kind))
+
+    def _budgeted(self, path: str, work: Any) -> FileResult:
+        """Run one file's audit within the policy's time budget; over it, the file is reported as
+        skipped (its partial findings are dropped: a half-audited file would look clean)."""
+        seconds = self.settings.policy.time_budget_s
+        self.run.budget = Budget(seconds)
+        try:
+            with _alarm(seconds + 0.05):
+                return work()
+        except OverBudget:
+            return FileResult(diagnostics=[Diagnostic(
+                path=path, level="warning",
+                message=f"over the {seconds:g} s time budget for one file; skipped (raise time-budget-s in "
+                        "[tool.ecolobster] or --time-budget to audit it)")])
+        finally:
+            self.run.budget = None
+
+    def _audit_text(self, text: str, path: str, kind: str | None) -> FileResult:
         kind = kind or kind_for(path) or sniff_kind(text)
         res = FileResult(lines=text.count("\n") + (0 if text.endswith("\n") or not text else 1))
         if not text.strip():
@@ -187,7 +258,8 @@ class Auditor:
         return out
 
     def _audit_python(self, src: Source, res: FileResult) -> None:
-        tree, diags, _ = parse_python(src.text, src.path)
+        budget = self.run.budget
+        tree, diags, _ = parse_python(src.text, src.path, budget)
         for d in diags:
             if d.line is not None and src.cell_map:
                 line, cell = src.locate(d.line)
@@ -199,7 +271,7 @@ class Auditor:
                 self._dispatch_pseudo(self._expand(pseudo), src, None, res)
             return
         res.audited = True
-        index = build_index(tree, self.wanted)
+        index = build_index(tree, self.wanted, budget)
         index.lines = len(src.lines)
         resolver = Resolver(index)
         # Install commands run from Python (subprocess, os.system) are audited like shell lines.
@@ -214,6 +286,8 @@ class Auditor:
                 continue
             is_call = t is ast.Call
             for node, frame in index.nodes(t):
+                if budget is not None:
+                    budget.check()
                 if is_call:
                     last = resolver.call_name(node).rsplit(".", 1)[-1]  # type: ignore[arg-type]
                     rules = self._call_rules.get(last)
@@ -228,7 +302,10 @@ class Auditor:
             self._dispatch_pseudo(self._expand(pseudo), src, resolver, res)
 
     def _dispatch_pseudo(self, nodes: list[Any], src: Source, resolver: Resolver | None, res: FileResult) -> None:
+        budget = self.run.budget
         for n in nodes:
+            if budget is not None:
+                budget.check()
             for rule in self.by_type.get(type(n), ()):
                 ctx = Context(n, None, resolver, src, self.run)
                 self._apply(rule, ctx, src, res)
@@ -253,11 +330,13 @@ class Auditor:
             if f is None:
                 res.suppressed += 1
                 continue
-            same = [i for i, x in enumerate(res.findings) if x.code == f.code and x.line == f.line and x.cell == f.cell]
-            if not same:
+            key = (f.code, f.line, f.cell)
+            at = res.seen.get(key)
+            if at is None:
+                res.seen[key] = len(res.findings)
                 res.findings.append(f)
-            elif _rank(f) > _rank(res.findings[same[0]]):  # one finding per code and line: the most severe
-                res.findings[same[0]] = f
+            elif _rank(f) > _rank(res.findings[at]):  # one finding per code and line: the most severe
+                res.findings[at] = f
 
     def _finding(self, rule: Rule, h: Hit, src: Source) -> Finding | None:
         span = h.span or (h.line, h.line)
@@ -278,6 +357,9 @@ class Auditor:
 
     # -- files --------------------------------------------------------------------------------
     def audit_file(self, item: FileItem) -> FileResult:
+        return self._budgeted(item.display, lambda: self._audit_file(item))
+
+    def _audit_file(self, item: FileItem) -> FileResult:
         data, diags = load_path(item.path, item.display, item.kind, self.settings.policy)
         res = FileResult(diagnostics=list(diags))
         if data is None:
@@ -286,7 +368,7 @@ class Auditor:
         res.diagnostics.extend(ddiags)
         if text is None or not text.strip():
             return res
-        sub = self.audit_text(text, item.display, item.kind)
+        sub = self._audit_text(text, item.display, item.kind)
         sub.diagnostics = res.diagnostics + sub.diagnostics
         return sub
 

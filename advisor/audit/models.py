@@ -4,6 +4,7 @@ the same fields."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +13,17 @@ from advisor.answer import MOOD_ORDER, Confidence, Mood
 
 Basis = Literal["measured", "best practice"]
 DiagLevel = Literal["error", "warning", "info"]
+
+
+# Characters that change how a terminal or a Markdown viewer shows the text around them: controls
+# (ANSI escapes start with ESC) and Unicode bidi overrides/isolates (a file named with U+202E reads
+# backwards, "Trojan Source"). Shown as \uXXXX in human-readable output.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control and bidi characters escaped, for the rich and Markdown reports."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class _Model(BaseModel):
@@ -52,9 +64,11 @@ class Finding(_Model):
 
     @property
     def location(self) -> str:
+        """Where, as people read it (control and bidi characters of the path escaped)."""
+        path = printable(self.path)
         if self.cell is not None:
-            return f"{self.path}:cell {self.cell}:{self.line}"
-        return f"{self.path}:{self.line}"
+            return f"{path}:cell {self.cell}:{self.line}"
+        return f"{path}:{self.line}"
 
     def at_or_above(self, threshold: Mood) -> bool:
         return self.severity != "gray" and MOOD_ORDER[self.severity] >= MOOD_ORDER[threshold]

@@ -20,6 +20,9 @@ class Policy(BaseModel):
     max_file_mb: float = Field(default=5.0, gt=0)  # [max-file-mb]
     # Notebooks carry outputs (images): their limit is on the raw file, the code is far smaller.
     max_notebook_mb: float = Field(default=50.0, gt=0)  # [max-notebook-mb]
+    # The time one file may take (reading, parsing, every rule); a file over it is reported as
+    # skipped, so no single input can hang a scan (CI, the MCP server).
+    time_budget_s: float = Field(default=2.0, gt=0, le=3600)  # [time-budget-s]
     # ECO201: a run that writes more checkpoints than this saves "very often".
     max_checkpoints_per_run: int = Field(default=20, ge=1)  # [max-checkpoints-per-run]
     # ECO201 when the run length is unknown: saving every fewer steps than this is flagged, at

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 SCOPE_TYPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -93,7 +93,8 @@ def _opt_dest(call: ast.Call) -> str | None:
     return None
 
 
-def build_index(tree: ast.Module, wanted: set[type]) -> ModuleIndex:
+def build_index(tree: ast.Module, wanted: set[type], budget: Any = None) -> ModuleIndex:
+    """`budget` (advisor.audit.engine.Budget) is checked every few thousand nodes."""
     idx = ModuleIndex(tree=tree)
     buckets = idx.buckets
     binds = idx.binds
@@ -106,8 +107,12 @@ def build_index(tree: ast.Module, wanted: set[type]) -> ModuleIndex:
     def bind(frame: Frame, name: str, b: Binding) -> None:
         binds.setdefault(id(frame.scopes[-1]), {}).setdefault(name, []).append(b)
 
+    count = 0
     while stack:
         node, frame = pop()
+        count += 1
+        if budget is not None and not count & 4095:
+            budget.check()
         t = type(node)
         if t in wanted:
             buckets.setdefault(t, []).append((node, frame))

@@ -21,6 +21,7 @@ CONFIG_KEYS: dict[str, tuple[str, str | None]] = {
     "select": ("select", None), "ignore": ("ignore", None), "fail-on": ("fail_on", None), "gpu": ("gpu", None),
     "exclude": ("exclude", None), "respect-gitignore": ("respect_gitignore", None),
     "max-file-mb": ("", "max_file_mb"), "max-notebook-mb": ("", "max_notebook_mb"),
+    "time-budget-s": ("", "time_budget_s"),
     "max-checkpoints-per-run": ("", "max_checkpoints_per_run"),
     "min-save-interval-steps": ("", "min_save_interval_steps"), "short-run-steps": ("", "short_run_steps"),
     "lora16-weight-share": ("", "lora16_weight_share"),

@@ -57,6 +57,7 @@ class Source:
     cell_map: list[tuple[int, int]] | None = None  # notebook: text line index -> (cell, line in cell)
     shell: list[ShellCommand] = field(default_factory=list)  # notebook magics
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    memo: dict = field(default_factory=dict)  # per-file scratch space for rules (e.g. a text search done once)
 
     def __post_init__(self) -> None:
         self.lines = self.text.splitlines()
@@ -143,7 +144,8 @@ def decode(data: bytes, display: str, kind: str) -> tuple[str | None, list[Diagn
 _SHELL_CELL_MAGICS = {"bash", "sh", "script", "system"}
 _SKIP_CELL_MAGICS = {"writefile", "file", "html", "javascript", "js", "latex", "markdown", "svg", "perl", "ruby",
                      "sql", "capture_text"}
-_ASSIGN_BANG = re.compile(r"^(\s*[\w.,\s\[\]]+=\s*)!(.*)$")
+# Linear: the leading blanks and the first name character are disjoint, so no split is retried.
+_ASSIGN_BANG = re.compile(r"^(\s*[\w.,\[\]][\w.,\s\[\]]*=\s*)!(.*)$")
 
 
 def _cell_source(cell: dict) -> str:

@@ -118,6 +118,15 @@ class IgnoreRules:
         return result
 
 
+def real_path(p: Path) -> Path | None:
+    """`p` with every link resolved, or None when a symlink loop (or a link that cannot be read)
+    stops resolution. Path.resolve raises on loops; a walker must skip them, not fail."""
+    try:
+        return p.resolve()
+    except (RuntimeError, OSError):
+        return None
+
+
 @dataclass(frozen=True)
 class FileItem:
     path: Path

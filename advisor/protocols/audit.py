@@ -15,7 +15,7 @@ from typing import Any
 
 from advisor.answer import Alert, Answer, Citation, Provenance, Recommendation, Table
 from advisor.audit import Auditor, AuditReport, AuditSettings, SettingsError, all_rules, load_settings
-from advisor.audit.models import Finding
+from advisor.audit.models import Finding, printable
 from advisor.audit.settings import resolve_gpu
 
 SEVERITY_ORDER = {"red": 0, "orange": 1, "yellow": 2, "green": 3, "gray": 4}
@@ -101,7 +101,8 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
         headline = f"{n} finding{'s' if n != 1 else ''} in {files} ({summary})."
     else:
         headline = f"No energy traps found in {files} ({report.lines_scanned:,} lines)."
-    rows = [[f.severity, f.code, f.location, f.message, f.fix, _impact_cell(f), f.confidence] for f in findings]
+    rows = [[f.severity, f.code, f.location, printable(f.message), f.fix, _impact_cell(f), f.confidence]
+            for f in findings]
     tables = [Table(title="Findings", columns=FINDING_COLUMNS, rows=rows,
                     notes=["impact: 'measured' figures pair rows of the measurements dataset (ids cited); "
                            "'best practice' where the dataset has no evidence yet",
@@ -109,8 +110,8 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
     diags = report.diagnostics
     if diags:
         tables.append(Table(title="Files not fully audited", columns=["level", "file", "line", "problem"],
-                            rows=[[d.level, d.path, d.line, d.message] for d in diags]))
-    alerts = [Alert(code=f.code, title=f.title, mood=f.severity, message=f"{f.location}: {f.message}", fix=f.fix,
+                            rows=[[d.level, printable(d.path), d.line, printable(d.message)] for d in diags]))
+    alerts = [Alert(code=f.code, title=f.title, mood=f.severity, message=f"{f.location}: {printable(f.message)}", fix=f.fix,
                     impact_pct=f.impact.waste_pct,
                     citations=[Citation(kind="rule", ref=f.code, detail=f.name)]
                     + [Citation(kind="row", ref=r) for r in f.impact.row_ids])
@@ -139,10 +140,10 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
                "state are reported at low confidence."]
     if report.suppressed:
         caveats.append(f"{report.suppressed} finding(s) silenced by '# eco: ignore' comments.")
-    warnings = [f"{d.path}: {d.message}" for d in diags if d.level != "info"]
+    warnings = [printable(f"{d.path}: {d.message}") for d in diags if d.level != "info"]
     return Answer(
         protocol="audit",
-        title=f"Audit of {subject}" if subject else "Audit",
+        title=f"Audit of {printable(subject)}" if subject else "Audit",
         query=query,
         mood=mood,
         headline=headline,

@@ -50,6 +50,24 @@ _WORD = re.compile(r"\b(torch|torchao|torchvision|triton|bitsandbytes|vllm|pytor
 
 
 def _impact(ctx: Context):
+    memo = ctx.run.memo
+    if "eco104_impact" not in memo:  # the same for every finding of a run: build it once
+        memo["eco104_impact"] = _build_impact(ctx)
+    return memo["eco104_impact"]
+
+
+def _stack_named(ctx: Context, text: str) -> bool:
+    """Does `text` (an install line, or the whole file) name a GPU-stack package? Whole-file
+    searches are done once per file."""
+    if text is not ctx.source.text:
+        return bool(_WORD.search(text))
+    memo = ctx.source.memo
+    if "eco104_stack" not in memo:
+        memo["eco104_stack"] = bool(_WORD.search(text))
+    return memo["eco104_stack"]
+
+
+def _build_impact(ctx: Context):
     rows = ctx.run.evidence.nightly_rows()
     if not rows:
         return best_practice("no rows in the dataset record a nightly build yet")
@@ -86,7 +104,7 @@ def check(ctx: Context):
         return
     if isinstance(n, IndexOption):
         if n.flag == "--pre":
-            if not _WORD.search(n.raw if "install" in n.raw else ctx.source.text):
+            if not _stack_named(ctx, n.raw if "install" in n.raw else ctx.source.text):
                 return
             yield ctx.hit(n.line, f"--pre lets the installer pick pre-release and dev builds of the GPU stack ({n.origin})",
                           severity="gray", confidence="low", impact=_impact(ctx))
