@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from advisor import bench_serve
 from advisor.cli import UsageError
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure")
@@ -74,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--steps", type=int, default=5, help="measured training steps (default 5)")
     ft.add_argument("--lr", type=float, default=2e-4)
     ft.add_argument("--save-every", type=int, default=None, help="save the adapter every N steps (spike study)")
+    bench_serve.add_arguments(p)
     p.set_defaults(handler=cmd_bench)
 
 
@@ -128,6 +130,7 @@ def _resolve_model(args: argparse.Namespace) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     _check_args(args)
+    bench_serve.check_args(args)
     model = _resolve_model(args)
 
     from rich.console import Console
@@ -151,8 +154,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              "machine anyway, use --device cpu (energy is then marked unavailable). The advisor "
                              "keeps answering from the shipped measurements.")
     settings = ProtocolSettings(
-        warmup=args.warmup if args.warmup is not None else (2 if args.finetune else 3),
-        runs=args.runs if args.runs is not None else 10, pause_s=args.pause,
+        warmup=args.warmup if args.warmup is not None else (
+            2 if args.finetune else bench_serve.SERVE_WARMUP if args.serve else 3),
+        runs=args.runs if args.runs is not None else (bench_serve.SERVE_RUNS if args.serve else 10),
+        pause_s=args.pause,
         idle_s=args.idle if args.device == "cuda" else 0.0, sample_interval_s=1.0 / args.sample_hz,
         cv_max_throughput=args.cv_throughput, cv_max_power=args.cv_power, max_reruns=args.max_reruns)
     monitor = EnergyMonitor.time_only()
@@ -171,7 +176,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = args.out or (data_home() / "bench" / f"bench-{stamp}.jsonl")
     trace_dir = out.with_name(out.stem + "-traces")
     try:
-        if args.finetune:
+        if args.serve:
+            with _progress(err_console, monitor) as progress:
+                results, rows = bench_serve.run(args, model, overrides, settings, monitor, prov, out, trace_dir,
+                                                progress, _events(progress, settings.warmup + settings.runs))
+        elif args.finetune:
             results, rows = _run_finetune(args, model, overrides, settings, monitor, prov, out, trace_dir, err_console)
         else:
             results, rows = _run_inference(args, model, overrides, settings, monitor, prov, out, trace_dir,
@@ -303,6 +312,8 @@ def _label(r: Any) -> str:
 
 
 def _table_rows(results: list[Any]) -> tuple[list[str], list[list[str]]]:
+    if results and hasattr(results[0], "itl_ms"):
+        return bench_serve.table_rows(results)
     if results and hasattr(results[0], "step_time_s"):
         head = ["configuration", "status", "step s", "tok/s", "W", "J/step", "J/1k tok", "peak GB"]
         body = [[_label(r), r.status, _fmt(r.step_time_s, ".3f"), _fmt(r.tokens_per_s, ".0f"), _fmt(r.power_w),

@@ -105,8 +105,16 @@ def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | 
 def render_csv(rows: list[Any]) -> str:
     from measurements.schema import MeasurementRow
 
-    fields = list(MeasurementRow.model_fields)
-    used = [f for f in fields if any(getattr(r, f) not in (None, "") for r in rows) or f in ("id", "notes")]
+    fields = MeasurementRow.model_fields
+
+    def shown(f: str) -> bool:
+        # framework is written only where some row is not hf-eager, its default: the store fills
+        # the default back, and the CSVs shipped before the column stay byte-identical.
+        if f == "framework":
+            return any(getattr(r, f) != fields[f].default for r in rows)
+        return any(getattr(r, f) not in (None, "") for r in rows)
+
+    used = [f for f in fields if shown(f) or f in ("id", "notes")]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=used, lineterminator="\n")
     w.writeheader()

@@ -712,6 +712,31 @@ class EnergyMonitor:
             total += e
         return total
 
+    def span_energy(self, t0: float, t1: float) -> tuple[float | None, str, float | None, float | None]:
+        """Energy over a span fixed only after it happened (a serving run's steady state), from the
+        trace: (energy J, method, counter J, sampler J), summed over GPUs.
+
+        The counter is read at the span's edges by interpolating each GPU's recorded counter
+        between the trace samples either side (error at most one counter step of power per edge);
+        without a counter, or if the trace does not cover both edges, the sampler's integral."""
+        if self.reader is None or self.sampler is None:
+            return None, "unavailable", None, None
+        sampler_j = self.sampler_energy_j(t0, t1)
+        counter_j: float | None = 0.0
+        for g in self.reader.gpu_indices():
+            pts = [(s.t_s, s.reading.energy_mj) for s in self.sampler.samples(gpu=g)
+                   if s.reading.energy_mj is not None]
+            e0, e1 = _interp_counter(pts, t0), _interp_counter(pts, t1)
+            if e0 is None or e1 is None or e1 < e0:
+                counter_j = None
+                break
+            counter_j += (e1 - e0) / 1000.0  # type: ignore[operator]
+        if counter_j is not None and counter_j > 0:
+            return counter_j, "nvml_counter_trace", counter_j, sampler_j
+        if sampler_j is not None:
+            return sampler_j, "power_sampler", counter_j, sampler_j
+        return None, "unavailable", counter_j, sampler_j
+
     def measure_idle(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> Window:
         """Idle baseline: a quiet window of ``seconds`` with nothing queued on the GPU."""
         if seconds <= 0:
@@ -719,6 +744,19 @@ class EnergyMonitor:
         self.begin_window("__idle__")
         sleep(seconds)
         return self.end_window("__idle__")
+
+
+def _interp_counter(pts: Sequence[tuple[float, float | None]], t: float) -> float | None:
+    """A cumulative counter at time t from time-ordered (time, mJ) samples bracketing t; None when
+    t lies outside them (a counter is never extrapolated)."""
+    before = [(ts, v) for ts, v in pts if ts <= t and v is not None]
+    after = [(ts, v) for ts, v in pts if ts >= t and v is not None]
+    if not before or not after:
+        return None
+    (ta, va), (tb, vb) = before[-1], after[0]
+    if tb == ta:
+        return va
+    return va + (vb - va) * (t - ta) / (tb - ta)
 
 
 def relative_gap(a: float | None, b: float | None) -> float | None:

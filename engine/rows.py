@@ -9,6 +9,7 @@ from engine.finetune import FinetuneResult
 from engine.inference import InferenceResult, default_settings_note
 from engine.provenance import describe, row_fields
 from engine.results import local_row_id, slug
+from engine.serve import ServeResult
 from measurements.schema import MeasurementRow
 
 
@@ -184,6 +185,69 @@ def finetune_row(res: FinetuneResult, source: str, id_prefix: str | None = None,
         run_duration_h=total_s / 3600 if total_s else None,
         tokens_processed=tokens * res.n_steps if res.n_steps else None,
         trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
+        notes=_finish(notes, res))
+    if res.provenance is not None:
+        fields.update(row_fields(res.provenance))
+    return MeasurementRow.model_validate(fields)
+
+
+def _ms(d: dict[str, float], q: str) -> float | None:
+    return d.get(q)
+
+
+def serve_row(res: ServeResult, source: str, id_prefix: str | None = None, trace_prefix: str = "") -> MeasurementRow:
+    """A continuous-batching load test -> a row with framework hf-continuous-batching and the
+    serving fields (latency percentiles, concurrency, J per request)."""
+    if res.status != "ok":
+        raise ValueError(f"configuration {res.key} did not complete ({res.status}: {res.error}); no row")
+    c = res.config
+    notes = _common_notes(res)
+    load = (f"concurrency {c.concurrency} (closed loop)" if c.arrival == "concurrency"
+            else f"Poisson arrivals at {c.rate_rps:g} requests/s (open loop, seed {c.seed})")
+    notes.append(f"serving load test of transformers continuous batching (paged KV cache): {load}, "
+                 f"{c.num_requests} requests per test, prompt {c.prompt.label()} and output {c.output.label()} "
+                 f"tokens; {res.n_runs} measured tests")
+    notes.append(f"steady-state window, mean {res.window_s:.2f} s per test: {res.window_rule}; energy, throughput "
+                 f"and J per token over that window only (ramp-up and drain excluded)")
+    if c.arrival == "concurrency" and res.reached_concurrency is not None and res.reached_concurrency < c.concurrency:
+        notes.append(f"the server never ran {c.concurrency} requests at once (peak {res.reached_concurrency}): "
+                     "batch_size records the target")
+    if c.arrival == "poisson":
+        notes.append(f"batch_size is the mean number of decoding requests ({res.mean_batch_size:.2f}), rounded")
+    notes.append(f"latency percentiles over {res.latency_sample} of every measured test; TTFT and end-to-end "
+                 "latency count from the scheduled arrival")
+    e2e = res.e2e_s
+    notes.append(f"end-to-end latency p50 {e2e.get('p50', 0):.3f} s, p90 {e2e.get('p90', 0):.3f} s, "
+                 f"p99 {e2e.get('p99', 0):.3f} s")
+    if res.energy_j_per_request is not None:
+        notes.append("J per request = J per output token x mean output tokens per request")
+    if res.warmup_s is not None:
+        notes.append(f"manager warm-up (CUDA graphs / compilation) {res.warmup_s:.2f} s, outside every window")
+    if res.cache_sizing:
+        notes.append("paged cache: " + ", ".join(f"{k}={v}" for k, v in sorted(res.cache_sizing.items())))
+    if res.requests_file:
+        notes.append(f"request trace: {trace_prefix}{res.requests_file}")
+    notes += _energy_notes(res, "throughput and latency")
+    notes.append(_gate_note(res))
+    batch = c.concurrency if c.arrival == "concurrency" else max(1, round(res.mean_batch_size or 1))
+    fields: dict[str, Any] = dict(
+        id=row_id_for(res, id_prefix), source=source, kind="measured", task="inference",
+        gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
+        model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
+        precision=c.precision, batch_size=batch, prompt_tokens=c.prompt_tokens, gen_tokens=c.gen_tokens,
+        throughput_tok_s=res.throughput_tok_s, throughput_std=res.throughput_std, power_w=res.power_w,
+        idle_power_w=res.idle_power_w, energy_j_per_1k_tok=res.energy_j_per_1k_tok, energy_std=res.energy_std,
+        energy_net_j_per_1k_tok=res.energy_net_j_per_1k_tok, energy_method=res.energy_method,
+        gpu_mem_gb=res.peak_mem_alloc_gb, peak_mem_alloc_gb=res.peak_mem_alloc_gb,
+        peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
+        n_runs=res.n_runs or None, trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
+        framework=res.framework, max_num_seqs=c.max_num_seqs or res.cache_sizing.get("max_requests_per_batch"),
+        mean_batch_size=res.mean_batch_size, mean_output_tokens=res.mean_output_tokens,
+        energy_j_per_request=res.energy_j_per_request,
+        ttft_p50_ms=_ms(res.ttft_ms, "p50"), ttft_p90_ms=_ms(res.ttft_ms, "p90"), ttft_p99_ms=_ms(res.ttft_ms, "p99"),
+        itl_p50_ms=_ms(res.itl_ms, "p50"), itl_p90_ms=_ms(res.itl_ms, "p90"), itl_p95_ms=_ms(res.itl_ms, "p95"),
+        itl_p99_ms=_ms(res.itl_ms, "p99"),
+        e2e_p50_s=e2e.get("p50"), e2e_p90_s=e2e.get("p90"), e2e_p99_s=e2e.get("p99"),
         notes=_finish(notes, res))
     if res.provenance is not None:
         fields.update(row_fields(res.provenance))

@@ -87,6 +87,24 @@ class MeasurementRow(BaseModel):
     tokens_processed: int | None = Field(default=None, ge=1)
     trace_file: str | None = None
 
+    # serving: the engine, parallelism and load of the run, and what a user of it sees
+    framework: Framework = Field(default="hf-eager", description="serving regime (schema.FRAMEWORKS)")
+    tensor_parallel: int | None = Field(default=None, ge=1)
+    max_num_seqs: int | None = Field(default=None, ge=1, description="the server's concurrency limit")
+    mean_batch_size: float | None = Field(default=None, gt=0, description="sequences actually running, mean")
+    mean_output_tokens: float | None = Field(default=None, gt=0, description="generated tokens per request, mean")
+    energy_j_per_request: float | None = Field(default=None, gt=0, description="J per response")
+    ttft_p50_ms: float | None = Field(default=None, ge=0, description="time to first token, median")
+    ttft_p90_ms: float | None = Field(default=None, ge=0)
+    ttft_p99_ms: float | None = Field(default=None, ge=0)
+    itl_p50_ms: float | None = Field(default=None, ge=0, description="inter-token latency, median")
+    itl_p90_ms: float | None = Field(default=None, ge=0)
+    itl_p95_ms: float | None = Field(default=None, ge=0)
+    itl_p99_ms: float | None = Field(default=None, ge=0)
+    e2e_p50_s: float | None = Field(default=None, ge=0, description="end-to-end request latency, median, s")
+    e2e_p90_s: float | None = Field(default=None, ge=0)
+    e2e_p99_s: float | None = Field(default=None, ge=0)
+
     @field_validator("precision", mode="before")
     @classmethod
     def _precision_hint(cls, v: object) -> object:
