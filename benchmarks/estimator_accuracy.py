@@ -1,11 +1,14 @@
 """How well does the estimator predict a measurement it has not seen?
 
-Leave-one-out over the measured inference rows (shipped data only, so the figures are
-reproducible): each row is hidden, the estimator predicts its J/1k tok from the others, and the
-absolute percentage error is grouped by the tier the estimator reports. A second pass hides every
-row of the row's GPU *and precision*, which forces the extrapolated paths (cross-GPU transfer and
-precision transfer) on every row. Variants of the two tuning knobs (the batch law's locality and
-the spec used for cross-GPU transfer) are compared, so the shipped choice is the measured best.
+Three scenarios over the measured inference rows (shipped data only, so the figures are
+reproducible); absolute percentage error of the predicted J/1k tok, grouped by the tier the
+estimator reports and by GPU:
+
+- leave-one-out: each row hidden, predicted from all the others;
+- hide GPU+precision: every row of the row's GPU *and* precision hidden (forces cross-GPU and
+  cross-precision transfer);
+- leave-one-GPU-out: every row of one GPU hidden and the performance model recalibrated on the
+  other GPUs only, then each hidden row predicted (what a GPU the dataset does not have gets).
 
     python benchmarks/estimator_accuracy.py            # table
     python benchmarks/estimator_accuracy.py --json     # machine-readable
@@ -36,33 +39,51 @@ def _pct(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def run(local_span: float | None = None, transfer: str | None = None) -> dict[str, dict[str, list[float]]]:
+def run(local_span: float | None = None, scenarios: tuple[str, ...] = ("leave-one-out", "hide GPU+precision",
+                                                                        "leave-one-GPU-out")) -> dict:
+    """Errors per scenario, per tier (and 'all') and per GPU ('gpu:<key>')."""
+    from advisor.estimate import calibrate
+
     points = E.points_from_rows(store.load_rows(include_local=False))
-    out: dict[str, dict[str, list[float]]] = {"leave-one-out": defaultdict(list), "hide GPU+precision": defaultdict(list)}
+    out: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in scenarios}
+
+    def score(scenario: str, ds, p) -> None:
+        c = ds.estimate_metric(p.gpu, p.model, p.params_b, p.precision, p.batch_size, "j")
+        if c is None:
+            out[scenario]["no estimate"].append(math.nan)
+            return
+        err = abs(c.value / p.j - 1) * 100
+        for k in (c.tier, "all", f"gpu:{p.gpu}"):
+            out[scenario][k].append(err)
+
     for i, p in enumerate(points):
         rest = points[:i] + points[i + 1:]
-        for scenario, pool in (("leave-one-out", rest),
-                               ("hide GPU+precision", [x for x in rest if not (x.gpu == p.gpu and x.precision == p.precision)])):
-            ds = E.Dataset(pool, local_span=local_span, transfer=transfer)
-            c = ds.estimate_metric(p.gpu, p.model, p.params_b, p.precision, p.batch_size, "j")
-            if c is None:
-                out[scenario]["no estimate"].append(math.nan)
-                continue
-            err = abs(c.value / p.j - 1) * 100
-            out[scenario][c.tier].append(err)
-            out[scenario]["all"].append(err)
+        if "leave-one-out" in out:
+            score("leave-one-out", E.Dataset(rest, local_span=local_span), p)
+        if "hide GPU+precision" in out:
+            pool = [x for x in rest if not (x.gpu == p.gpu and x.precision == p.precision)]
+            score("hide GPU+precision", E.Dataset(pool, local_span=local_span), p)
+    if "leave-one-GPU-out" in out:
+        for gpu in sorted({p.gpu for p in points}):
+            others = [x for x in points if x.gpu != gpu]
+            params, _ = calibrate.fit(others)
+            ds = E.Dataset(others, local_span=local_span, params=params)
+            for p in points:
+                if p.gpu == gpu:
+                    score("leave-one-GPU-out", ds, p)
     return out
 
 
 def summary(res: dict[str, dict[str, list[float]]]) -> list[dict]:
     rows = []
-    for scenario, by_tier in res.items():
-        for tier in ("measured", "interpolated", "extrapolated", "all", "no estimate"):
-            errs = [e for e in by_tier.get(tier, []) if not math.isnan(e)]
-            n = len(by_tier.get(tier, []))
+    for scenario, by_key in res.items():
+        keys = ["measured", "interpolated", "extrapolated", "all", "no estimate"] + sorted(k for k in by_key if k.startswith("gpu:"))
+        for key in keys:
+            errs = [e for e in by_key.get(key, []) if not math.isnan(e)]
+            n = len(by_key.get(key, []))
             if not n:
                 continue
-            rows.append({"scenario": scenario, "tier": tier, "n": n,
+            rows.append({"scenario": scenario, "tier": key, "n": n,
                          "median_abs_pct_err": round(_pct(errs, 0.5), 1) if errs else None,
                          "p90_abs_pct_err": round(_pct(errs, 0.9), 1) if errs else None})
     return rows
@@ -73,35 +94,15 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     shipped = summary(run())
-    variants = []
-    for span in (0.0, 0.5, 1.0, 2.0):
-        for transfer in ("none", "bw", "tdp_bw"):
-            s = summary(run(local_span=span, transfer=transfer))
-            get = {(r["scenario"], r["tier"]): r for r in s}
-            variants.append({
-                "local_span": span or None, "transfer": transfer,
-                "loo_interpolated_median": get.get(("leave-one-out", "interpolated"), {}).get("median_abs_pct_err"),
-                "loo_all_median": get.get(("leave-one-out", "all"), {}).get("median_abs_pct_err"),
-                "loo_all_p90": get.get(("leave-one-out", "all"), {}).get("p90_abs_pct_err"),
-                "hidden_extrapolated_median": get.get(("hide GPU+precision", "extrapolated"), {}).get("median_abs_pct_err"),
-                "hidden_extrapolated_p90": get.get(("hide GPU+precision", "extrapolated"), {}).get("p90_abs_pct_err"),
-            })
     if args.json:
-        print(json.dumps({"shipped": {"local_span": E.LOCAL_SPAN, "transfer": E.TRANSFER, "rows": shipped},
-                          "variants": variants}, indent=2))
+        print(json.dumps({"local_span": E.LOCAL_SPAN, "rows": shipped}, indent=2))
         return 0
-    print(f"Estimator accuracy, J/1k tok (shipped settings: local_span={E.LOCAL_SPAN}, transfer={E.TRANSFER})")
-    print(f"{'scenario':<20} {'tier':<13} {'n':>3} {'median |err| %':>15} {'p90 |err| %':>12}")
+    print(f"Estimator accuracy, J/1k tok (local_span={E.LOCAL_SPAN}; cross-GPU transfer through the performance model)")
+    print(f"{'scenario':<20} {'tier / GPU':<16} {'n':>3} {'median |err| %':>15} {'p90 |err| %':>12}")
     for r in shipped:
         med = "-" if r["median_abs_pct_err"] is None else f"{r['median_abs_pct_err']:.1f}"
         p90 = "-" if r["p90_abs_pct_err"] is None else f"{r['p90_abs_pct_err']:.1f}"
-        print(f"{r['scenario']:<20} {r['tier']:<13} {r['n']:>3} {med:>15} {p90:>12}")
-    print("\nVariants (median / p90 absolute % error):")
-    print(f"{'local_span':>10} {'transfer':<8} {'LOO interp med':>15} {'LOO all med':>12} {'LOO all p90':>12} "
-          f"{'hidden extrap med':>18} {'hidden extrap p90':>18}")
-    for v in variants:
-        print(f"{str(v['local_span']):>10} {v['transfer']:<8} {v['loo_interpolated_median']!s:>15} {v['loo_all_median']!s:>12} "
-              f"{v['loo_all_p90']!s:>12} {v['hidden_extrapolated_median']!s:>18} {v['hidden_extrapolated_p90']!s:>18}")
+        print(f"{r['scenario']:<20} {r['tier']:<16} {r['n']:>3} {med:>15} {p90:>12}")
     return 0
 
 

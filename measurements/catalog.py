@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from measurements.schema import GPU, Factor, GPUPrice, ModelArch, Region
+from measurements.schema import GPU, Factor, GPUPrice, ModelArch, PerfParam, Region, WeightFormat
 from measurements.store import DataError, _describe
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
@@ -79,6 +79,19 @@ def factors() -> dict[str, Factor]:
 @lru_cache(maxsize=1)
 def gpu_prices() -> tuple[GPUPrice, ...]:
     return _read("gpu_prices.csv", GPUPrice)
+
+
+@lru_cache(maxsize=1)
+def formats() -> dict[str, WeightFormat]:
+    return {f.key: f for f in _read("formats.csv", WeightFormat)}
+
+
+@lru_cache(maxsize=1)
+def perf_params() -> tuple[PerfParam, ...]:
+    """The performance model's calibrated parameters (written by `python -m advisor.estimate.calibrate`)."""
+    if not (CATALOG_DIR / "perf_params.csv").exists():
+        return ()
+    return _read("perf_params.csv", PerfParam)
 
 
 def factor(key: str) -> float:

@@ -220,3 +220,35 @@ class GPUPrice(BaseModel):
     usd_per_hour: float = Field(gt=0, le=200)
     as_of: dt.date
     source: str = Field(min_length=3)
+
+
+class WeightFormat(BaseModel):
+    """How a precision stores the weights and the KV cache, and which tensor rate its matmuls run at."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Precision
+    weight_bits: float = Field(gt=0, le=32, description="bits per stored weight of the quantised layers")
+    state_bits_per_weight: float = Field(ge=0, le=8, description="quantisation state (scales, absmax) per weight")
+    quantised: Literal["all", "linear"] = Field(description="'linear': embeddings and the LM head stay 16-bit")
+    kv_bits: float = Field(gt=0, le=32)
+    compute_rate: Literal["fp16_tflops", "bf16_tflops", "int8_tops", "fp8_tflops"]
+    compute_rate_ratio: float = Field(gt=0, le=1)
+    source: str = Field(min_length=3)
+    notes: str = ""
+
+
+class PerfParam(BaseModel):
+    """One calibrated parameter of the per-GPU performance model (advisor.estimate.physics), fitted
+    by least squares on the measured rows of one framework and format."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    framework: Framework
+    format: str = Field(description="a precision, or '*' for a parameter shared by the framework's formats")
+    param: str
+    value: float
+    unit: str
+    n_rows: int = Field(ge=0)
+    fit_median_abs_pct_err: float | None = Field(default=None, ge=0)
+    source: str = Field(min_length=3)

@@ -96,7 +96,9 @@ def config(q: Query, **over) -> Config:
     a = arch_of(q)
     params = a.active_params_b if a is not None else q.model_params_b
     vals = dict(gpu=q.gpu, model=q.model, params_b=params, precision=q.precision, batch_size=q.batch_size,
-                prompt_tokens=q.prompt_tokens, gen_tokens=q.gen_tokens)
+                prompt_tokens=q.prompt_tokens, gen_tokens=q.gen_tokens, gpu_count=q.gpu_count or 1)
+    if q.framework:
+        vals["framework"] = q.framework
     vals.update(over)
     return Config(**vals)
 
@@ -129,9 +131,37 @@ def batch_candidates(use_case: str | None) -> list[int]:
     return out
 
 
+def est_fitting(q: Query, **over) -> Estimate | None:
+    """The estimate at the GPU count the user stated; where none was stated and one GPU cannot hold
+    the model, at the smallest tensor-parallel count that can (a replica of N GPUs)."""
+    e = est(q, **over)
+    if e is None or e.fits or q.gpu_count or not e.min_gpu_count:
+        return e
+    return est(q, **over, gpu_count=e.min_gpu_count)
+
+
+def replica_label(e: Estimate, label: str) -> str:
+    return f"{e.config.gpu_count}x {label}" if e.config.gpu_count > 1 else label
+
+
 def fits(e: Estimate) -> bool:
+    """Does the configuration fit in VRAM x GPU count (advisor.estimate's memory fit)? A configuration
+    that does not is never ranked or recommended."""
+    return e.fits
+
+
+def fit_advice(e: Estimate) -> str:
+    """What would make a configuration that does not fit fit: more GPUs (tensor parallel) or a format."""
     g = gpu_of(e.config.gpu)
-    return g is None or e.mem_gb is None or e.mem_gb <= g.vram_gb
+    vram = f"{g.vram_gb:g} GB" if g else "its memory"
+    need = f"needs {e.mem_need_gb:,.0f} GB per GPU of {vram}" if e.mem_need_gb else "does not fit"
+    ways = []
+    if e.min_gpu_count:
+        ways.append(f"{e.min_gpu_count} GPUs (tensor parallel)")
+    if e.formats_that_fit:
+        ways.append("or " * bool(ways) + "/".join(plabel(f).split(" (")[0] for f in e.formats_that_fit) + " on one")
+    fix = f"; fits with {' '.join(ways)}" if ways else "; does not fit even on 8 of them"
+    return f"{need}{fix}"
 
 
 # ---------------------------------------------------------------------------------------------

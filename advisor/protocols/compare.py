@@ -40,22 +40,36 @@ def _row(e: Estimate, label: str, base: Estimate | None, rank: int, current: boo
 _COLUMNS = ["throughput tok/s", "J/1k tok", "Δ energy vs FP16", "tok/J", "memory GB", "power W", "rank (energy)", "tier"]
 
 
+def _ranked(ests: list[tuple[str, Estimate]]) -> list[tuple[str, Estimate]]:
+    """The configurations that fit, lowest energy first (one that does not fit is never ranked)."""
+    return sorted([t for t in ests if c.fits(t[1])], key=lambda t: t[1].j_per_1k_tok)
+
+
 def _finish(ans: Answer, q: Query, ests: list[tuple[str, Estimate]], current: Estimate | None, title: str,
             first_col: str, base: Estimate | None) -> Answer:
-    ranked = sorted(ests, key=lambda t: t[1].j_per_1k_tok)
-    rank = {id(e): i + 1 for i, (_, e) in enumerate(ranked)}
-    rows = [_row(e, lbl, base, rank[id(e)], current is not None and e.config == current.config) for lbl, e in ests]
-    ans.tables.append(Table(title=title, columns=[first_col, *_COLUMNS], rows=rows,
-                            notes=[f"Δ vs {c.plabel(base.config.precision)} at the same batch size" if base else ""]))
+    unfit = [(lbl, e) for lbl, e in ests if not c.fits(e)]
+    ranked = _ranked(ests) or sorted(ests, key=lambda t: t[1].j_per_1k_tok)
+    rank = {id(e): i + 1 for i, (_, e) in enumerate(ranked) if c.fits(e)}
+    rows = [_row(e, lbl, base, rank.get(id(e), "does not fit"), current is not None and e.config == current.config)  # type: ignore[arg-type]
+            for lbl, e in ests]
+    notes = [f"Δ vs {c.plabel(base.config.precision)} at the same batch size" if base else ""]
+    notes += [f"{lbl}: {c.fit_advice(e)}; not ranked" for lbl, e in unfit]
+    ans.tables.append(Table(title=title, columns=[first_col, *_COLUMNS], rows=rows, notes=notes))
+    for lbl, e in unfit:
+        ans.warnings.append(f"{lbl} {c.fit_advice(e)}: left out of the ranking.")
     g = c.grid(q)
     w = c.workload(q, current or ranked[0][1])
     items = []
     for lbl, e in ests:
         line = c.cost("", e, w, g)
         items.append((lbl, e.j_per_1k_tok, current is not None and e.config == current.config,
-                      f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"))
+                      f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"
+                      + ("" if c.fits(e) else " (does not fit)")))
     ans.charts.append(c.bar_chart(title, items))
     best = ranked[0][1]
+    if not c.fits(best):  # nothing fits: no recommendation, no cost of a recommendation
+        c.add_provenance(ans, [e for _, e in ests])
+        return ans
     pool = [e for _, e in ranked if e.config.precision != "fp8"] or [best]
     rec = pool[0]
     ref = current or base or ranked[-1][1]
@@ -80,7 +94,8 @@ def _finish(ans: Answer, q: Query, ests: list[tuple[str, Estimate]], current: Es
     ans.citations += g.citations
     c.add_bench_hints(ans, [e for e in all_e if e.tier != "measured"])
     ans.caveats += c.data_caveats(all_e)
-    ans.extra["ranking"] = [lbl for lbl, _ in ranked]
+    ans.extra["ranking"] = [lbl for lbl, e in ranked if c.fits(e)]
+    ans.extra["does_not_fit"] = [lbl for lbl, _ in unfit]
     ans.extra["recommended"] = rec.config.model_dump()
     return ans
 
@@ -98,8 +113,10 @@ def _precisions(q: Query) -> Answer:
     base = next((e for _, e in ests if e.config.precision == "fp16"), None)
     current = next((e for _, e in ests if e.config.precision == q.precision), None) if "precision" not in q.defaulted else None
     _finish(ans, q, ests, current, f"Precisions for {mlabel} on {glabel} (BS={q.batch_size})", "precision", base)
-    ranked = sorted(ests, key=lambda t: t[1].j_per_1k_tok)
-    rec = next(e for _, e in ranked if e.config.precision != "fp8")
+    ranked = _ranked(ests)
+    if not ranked:
+        return _nothing_fits(ans, ests)
+    rec = next((e for _, e in ranked if e.config.precision != "fp8"), ranked[0][1])
     ans.headline = (f"Lowest energy: {c.plabel(rec.config.precision)} at {c.fnum(rec.j_per_1k_tok)} J/1k tok; "
                     f"ranking {' > '.join(c.plabel(e.config.precision).split(' (')[0] for _, e in ranked)}.")
     ans.recommendations.append(Recommendation(
@@ -135,12 +152,21 @@ def _across_gpus(q: Query) -> Answer:
     gpus = q.compare_gpus or ([q.gpu] if q.gpu else [])
     ans = c.base_answer(q, "compare", f"GPUs for {mlabel} ({c.plabel(q.precision or 'fp16')}, BS={q.batch_size})")
     ans.alerts = c.detect_traps(q)
-    ests = [(c.gpu_short(g), e) for g in gpus if (e := c.est(q, gpu=g)) is not None]
+    ests = [(c.replica_label(e, c.gpu_short(g)), e) for g in gpus if (e := c.est_fitting(q, gpu=g)) is not None]
+    for lbl, e in ests:
+        if e.config.gpu_count > 1:
+            ans.caveats.append(f"{lbl}: one GPU cannot hold {mlabel} in {c.plabel(e.config.precision)}, so this row is a "
+                               f"tensor-parallel replica of {e.config.gpu_count} GPUs (energy and power summed over them).")
     if not ests:
         return _nothing(ans, q)
     _finish(ans, q, ests, None, f"{mlabel}, {c.plabel(q.precision or 'fp16')}, BS={q.batch_size} by GPU", "GPU", None)
-    ranked = sorted(ests, key=lambda t: t[1].j_per_1k_tok)
-    ans.headline = f"Lowest energy per token: {ranked[0][0]} ({c.fnum(ranked[0][1].j_per_1k_tok)} J/1k tok, {ranked[0][1].tier})."
+    ranked = _ranked(ests)
+    if not ranked:
+        return _nothing_fits(ans, ests)
+    unfit = [lbl for lbl, e in ests if not c.fits(e)]
+    ans.headline = (f"Lowest energy per token: {ranked[0][0]} ({c.fnum(ranked[0][1].j_per_1k_tok)} J/1k tok, "
+                    f"{ranked[0][1].tier})" + (f"; {', '.join(unfit)} cannot hold the model and "
+                                                f"{'is' if len(unfit) == 1 else 'are'} not ranked." if unfit else "."))
     return ans
 
 
@@ -252,6 +278,13 @@ def _mechanism(focus: str, cross) -> list[Recommendation]:
                                       "linear layer; the conversions cost more time than 8-bit weights save.",
                                code=c.config_code("int8_pure"))]
     return []
+
+
+def _nothing_fits(ans: Answer, ests: list[tuple[str, Estimate]]) -> Answer:
+    ans.mood = "gray"
+    ans.headline = "None of these configurations fits in GPU memory: " + "; ".join(
+        f"{lbl} {c.fit_advice(e)}" for lbl, e in ests) + "."
+    return ans
 
 
 def _nothing(ans: Answer, q: Query) -> Answer:

@@ -10,9 +10,15 @@ J per 1,000 generated tokens (gross, and net of idle power), power and memory, w
   J = c * BS^-alpha fitted by least squares on the rows of this GPU and precision (model as a
   fixed effect; the nearest measured batch sizes weigh most). Other model sizes: log-log
   interpolation in parameter count between the nearest measured sizes.
-- extrapolated: outside the measured sizes, another GPU (transfer by the catalog's specs,
-  calibrated on the pairs of GPUs the data cover), or another precision (the precision's ratio
-  to a baseline on other GPUs applied to this GPU's baseline). Always low confidence.
+- extrapolated: outside the measured sizes, another GPU (through the per-GPU performance model,
+  advisor.estimate.physics: the reference GPU's figure times the model's ratio of the two GPUs,
+  each from its own bandwidth, compute and power limit), or another precision (the precision's
+  ratio to a baseline on other GPUs applied to this GPU's baseline). Always low confidence.
+
+Whatever the tier, an estimate never leaves what physics allows (throughput within the memory and
+compute bound, power within [idle, limit] x GPU count), and memory fit (weights in the format with
+its quantisation state, KV cache, activations, runtime reserve against VRAM x GPU count) decides
+whether a configuration may be recommended. Rows of one framework never stand in for another.
 
 Simulated rows are never used. Pure Python on purpose: the advisor starts fast and needs no numpy.
 """
@@ -25,18 +31,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from statistics import median
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.answer import Confidence, Provenance, Tier
+from advisor.estimate import physics
 from measurements.schema import MeasurementRow
 
-# Bits per stored weight of each format: definitions of the formats, used only where no memory
-# rows exist for a precision (scaled from the FP16 memory fit).
-BITS_PER_WEIGHT = {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8_mixed": 8, "int8_pure": 8, "nf4": 4}
-# Bytes per KV-cache element: the cache is kept in 16-bit floats for every format measured here.
-KV_BYTES = 2
 BF16_AS = "fp16"  # BF16 has FP16's bytes and tensor rates on every GPU in the catalog
 
 _CONF_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -55,9 +56,13 @@ class Config(BaseModel):
     batch_size: int = Field(default=1, ge=1)
     prompt_tokens: int | None = None
     gen_tokens: int | None = None
+    gpu_count: int = Field(default=1, ge=1, le=64, description="GPUs of one replica (tensor parallel)")
+    framework: str = Field(default=physics.DEFAULT_FRAMEWORK, description="measurements.schema.FRAMEWORKS")
 
     def label(self) -> str:
-        return f"{self.gpu} / {self.model or f'{self.params_b:g}B'} / {self.precision} / bs{self.batch_size}"
+        gpus = f"{self.gpu_count}x {self.gpu}" if self.gpu_count > 1 else self.gpu
+        fw = "" if self.framework == physics.DEFAULT_FRAMEWORK else f" / {self.framework}"
+        return f"{gpus} / {self.model or f'{self.params_b:g}B'} / {self.precision} / bs{self.batch_size}{fw}"
 
 
 class Estimate(BaseModel):
@@ -82,6 +87,15 @@ class Estimate(BaseModel):
     local: bool = Field(default=False, description="from the user's own measurements")
     n_runs: int | None = None
     software: str | None = None
+    # physics: the bound and the memory fit
+    bound_tok_s: float | None = Field(default=None, description="throughput physics allows (memory/compute bound)")
+    bound: str | None = Field(default=None, description="which bound: memory bandwidth or compute")
+    power_limit_w: float | None = Field(default=None, description="power limit x GPU count")
+    mem_need_gb: float | None = Field(default=None, description="estimated memory per GPU (weights, KV, activations, reserve)")
+    mem_breakdown: str | None = None
+    fits: bool = Field(default=True, description="fits in VRAM x gpu_count; never ranked or recommended if not")
+    min_gpu_count: int | None = Field(default=None, description="smallest tensor-parallel count that fits (1, 2, 4, 8)")
+    formats_that_fit: list[str] = Field(default_factory=list, description="formats that fit at this GPU count")
 
     @property
     def tokens_per_j(self) -> float:
@@ -121,6 +135,8 @@ class Point:
     prompt_tokens: int | None
     gen_tokens: int | None
     software: str
+    framework: str = "hf-eager"
+    gpu_count: int = 1
 
 
 def _model_key(row: MeasurementRow) -> tuple[str, float]:
@@ -154,6 +170,8 @@ def points_from_rows(rows: Iterable[MeasurementRow], local_ids: set[str] | froze
             batch_size=r.batch_size, j=r.energy_j_per_1k_tok, tput=r.throughput_tok_s, power=r.power_w,
             mem=r.gpu_mem_gb, spread=r.energy_ci95 or r.energy_std, tput_std=r.throughput_std, n_runs=r.n_runs,
             local=r.id in local_ids, prompt_tokens=r.prompt_tokens, gen_tokens=r.gen_tokens, software=_software(r),
+            # rows before the framework field were all HF transformers generate() in eager mode
+            framework=getattr(r, "framework", None) or "hf-eager", gpu_count=r.gpu_count,
         ))
     return out
 
@@ -276,22 +294,33 @@ def _worse(a: str, b: str, order: dict[str, int]) -> str:
 
 # Tuning chosen with benchmarks/estimator_accuracy.py (leave-one-out over the measured rows).
 LOCAL_SPAN = 1.0   # width, in ln(BS), of the weights of the local batch law (None: one global law)
-TRANSFER = "bw"  # spec behind cross-GPU transfer: "tdp_bw", "bw" or "none"
 
 
 class Dataset:
     """Measured points and the fits over them. `estimate()` uses the shipped + local data; the
     accuracy benchmark builds one per left-out row."""
 
-    def __init__(self, points: Sequence[Point], local_span: float | None = None, transfer: str | None = None):
-        self.points = list(points)
+    def __init__(self, points: Sequence[Point], local_span: float | None = None,
+                 params: physics.Params | None = None, framework: str = physics.DEFAULT_FRAMEWORK):
+        # one framework and single-GPU rows only: a row of one regime never stands in for another
+        self.all_points = list(points)
+        self.framework = framework
+        self.points = [p for p in self.all_points if p.framework == framework and p.gpu_count == 1]
         self.local_span = LOCAL_SPAN if local_span is None else (local_span or None)
-        self.transfer = transfer or TRANSFER
+        self.params = physics.shipped_params() if params is None else params
+        self._subs: dict[str, Dataset] = {}
         self.by_gp: dict[tuple[str, str], list[Point]] = defaultdict(list)
         for p in self.points:
             self.by_gp[(p.gpu, p.precision)].append(p)
         self._cache: dict[tuple, object] = {}
-        self._beta: dict[str, tuple[float, int]] = {}
+
+    def for_framework(self, framework: str) -> Dataset:
+        """The evidence of one framework (the same calibration)."""
+        if framework == self.framework:
+            return self
+        if framework not in self._subs:
+            self._subs[framework] = Dataset(self.all_points, self.local_span, self.params, framework)
+        return self._subs[framework]
 
     # -- batch ---------------------------------------------------------------------------------
     def _batch_law(self, gpu: str, prec: str, metric: str, target_bs: float) -> tuple[BatchLaw | None, str]:
@@ -366,15 +395,22 @@ class Dataset:
                 method = "log-log interpolation in model size between the nearest measured sizes"
                 tier, conf = "interpolated", "medium"
             else:
-                method = "log-log extrapolation in model size beyond the measured sizes"
                 tier, conf = "extrapolated", "low"
-                ratio = self._ratio_to_baseline(gpu, model, params, prec, b, metric) if prec != "fp16" else None
-                if ratio is not None:
-                    # two extrapolations that tend to err in opposite directions (the value itself,
-                    # and its ratio to FP16): their geometric mean halves the leave-one-out error
-                    y = math.sqrt(y * ratio.value)
-                    method = f"geometric mean of {method} and {ratio.method}"
-                    ids = ids + [i for i in ratio.row_ids if i not in ids]
+                anchored = self._model_anchor(rows[:2], gpu, model, params, prec, b, metric)
+                if anchored is not None:
+                    # beyond the measured sizes the regime changes (a large model stops being
+                    # launch-bound): the performance model carries the size, anchored on the
+                    # nearest measured sizes' ratio of measured to modelled
+                    y, method = anchored
+                else:
+                    method = "log-log extrapolation in model size beyond the measured sizes"
+                    ratio = self._ratio_to_baseline(gpu, model, params, prec, b, metric) if prec != "fp16" else None
+                    if ratio is not None:
+                        # two extrapolations that tend to err in opposite directions (the value itself,
+                        # and its ratio to FP16): their geometric mean halves the leave-one-out error
+                        y = math.sqrt(y * ratio.value)
+                        method = f"geometric mean of {method} and {ratio.method}"
+                        ids = ids + [i for i in ratio.row_ids if i not in ids]
             cand = _Cand(y, tier, conf, method, ids)
             if b != bs:
                 scaled = self._scale_batch(cand, gpu, prec, b, bs, metric)
@@ -385,6 +421,32 @@ class Dataset:
                 best = cand
             break
         return best
+
+    def _predict_point(self, gpu: str, model: str | None, params: float, prec: str, bs: int,
+                       lens: tuple[int | None, int | None]) -> physics.Prediction | None:
+        w = physics.work_for(gpu, model, params, prec, bs, lens[0], lens[1], framework=self.framework)
+        return physics.predict(w, self.params) if w is not None else None
+
+    def _model_anchor(self, near: Sequence[Point], gpu: str, model: str | None, params: float, prec: str, bs: int,
+                      metric: str) -> tuple[float, str] | None:
+        """The performance model's figure for the target times the geometric mean of measured /
+        modelled over the nearest measured points (same GPU, precision and batch size)."""
+        res = []
+        for p in near:
+            pr = self._predict_point(p.gpu, p.model, p.params_b, p.precision, p.batch_size, (p.prompt_tokens, p.gen_tokens))
+            v = p.j if metric == "j" else p.tput
+            if pr is None or not v:
+                return None
+            res.append(v / (pr.j_per_1k if metric == "j" else pr.tok_s))
+        if not res:
+            return None
+        t = self._predict_point(gpu, model, params, prec, bs, (near[0].prompt_tokens, near[0].gen_tokens))
+        if t is None:
+            return None
+        r = _geo(res)
+        sizes = ", ".join(f"{p.params_b:g}B" for p in near)
+        return ((t.j_per_1k if metric == "j" else t.tok_s) * r,
+                f"{t.describe()}, anchored on the nearest measured sizes ({sizes}: measured/modelled x{r:.2f})")
 
     def _ratio_to_baseline(self, gpu: str, model: str | None, params: float, prec: str, bs: int,
                            metric: str) -> _Cand | None:
@@ -480,79 +542,60 @@ class Dataset:
         return slope
 
     # -- across GPUs -----------------------------------------------------------------------------
-    def _spec(self, gpu: str, metric: str) -> float | None:
-        from measurements import catalog
+    def _model_ratio(self, gpu: str, ref: str, model: str | None, params: float, prec: str, bs: int, metric: str,
+                     lens: tuple[int | None, int | None]) -> tuple[float, physics.Prediction] | None:
+        """The performance model's ratio of `gpu` to `ref` for one configuration (both at the
+        reference rows' lengths), from each GPU's own bandwidth, compute and power limit."""
+        out = []
+        for g in (gpu, ref):
+            w = physics.work_for(g, model, params, prec, bs, lens[0], lens[1], framework=self.framework)
+            pr = physics.predict(w, self.params) if w is not None else None
+            if pr is None:
+                return None
+            out.append(pr)
+        t, r = out
+        return ((t.j_per_1k / r.j_per_1k) if metric == "j" else (t.tok_s / r.tok_s)), t
 
-        try:
-            g = catalog.resolve_gpu(gpu)
-        except catalog.UnknownName:
-            return None
-        # decode at small batches streams the weights once per token: throughput follows memory
-        # bandwidth and energy per token its inverse (or TDP over it); the exponent is calibrated
-        # on the data, and the benchmark picked 1/bandwidth (lower leave-one-out error)
-        if self.transfer == "none":
-            return 1.0
-        if metric == "j":
-            return g.tdp_w / g.mem_bandwidth_gbs if self.transfer == "tdp_bw" else 1.0 / g.mem_bandwidth_gbs
-        return g.mem_bandwidth_gbs
-
-    def transfer_beta(self, metric: str) -> tuple[float, int]:
-        """Exponent of the spec ratio, by least squares through the origin on every pair of GPUs
-        that measured the same model, precision and batch size."""
-        if metric in self._beta:
-            return self._beta[metric]
-        cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for p in self.points:
-            v = p.j if metric == "j" else p.tput
-            if v:
-                cells[(p.model, p.precision, p.batch_size)][p.gpu].append(v)
-        sxy = sxx = 0.0
-        n = 0
-        for by_gpu in cells.values():
-            gs = sorted(by_gpu)
-            for i in range(len(gs)):
-                for k in range(i + 1, len(gs)):
-                    si, sk = self._spec(gs[i], metric), self._spec(gs[k], metric)
-                    if not si or not sk or si == sk:
-                        continue
-                    x = math.log(si / sk)
-                    y = math.log(_geo(by_gpu[gs[i]]) / _geo(by_gpu[gs[k]]))
-                    sxy += x * y
-                    sxx += x * x
-                    n += 1
-        beta = sxy / sxx if sxx else 1.0
-        self._beta[metric] = (beta, n)
-        return beta, n
+    def _lens(self, ids: Sequence[str]) -> tuple[int | None, int | None]:
+        pts = [p for p in self.points if p.id in set(ids)]
+        pl = sorted(p.prompt_tokens for p in pts if p.prompt_tokens)
+        gl = sorted(p.gen_tokens for p in pts if p.gen_tokens)
+        return (pl[len(pl) // 2] if pl else None, gl[len(gl) // 2] if gl else None)
 
     def _other_gpu(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str) -> _Cand | None:
-        spec_t = self._spec(gpu, metric)
-        if spec_t is None:
-            return None
-        beta, npairs = self.transfer_beta(metric)
+        """Cross-GPU transfer through the performance model: each reference GPU's figure for this
+        configuration times the model's ratio of the two GPUs; the references of the best tier
+        are combined by their geometric mean. With no reference at all, the model alone."""
         cands = []
         for (g, p), _pts in self.by_gp.items():
             if p != prec or g == gpu:
                 continue
             c = self._same_gp(g, model, params, prec, bs, metric)
-            spec_r = self._spec(g, metric)
-            if c is None or spec_r is None:
+            if c is None:
                 continue
-            cands.append((c, g, (spec_t / spec_r) ** beta))
+            r = self._model_ratio(gpu, g, model, params, prec, bs, metric, self._lens(c.row_ids))
+            if r is not None:
+                cands.append((c, g, r[0], r[1]))
         if not cands:
-            return None
+            w = physics.work_for(gpu, model, params, prec, bs, None, None, framework=self.framework)
+            pr = physics.predict(w, self.params) if w is not None else None
+            if pr is None:
+                return None
+            return _Cand(pr.j_per_1k if metric == "j" else pr.tok_s, "extrapolated", "low",
+                         f"{pr.describe()}, calibrated on the {self.framework} rows (no row of this precision on "
+                         "any GPU to transfer from)", [])
         cands.sort(key=lambda t: t[0].rank())
         top = [t for t in cands if t[0].rank() == cands[0][0].rank()]
-        value = _geo([c.value * f for c, _, f in top])
-        refs = ", ".join(g for _, g, _ in top)
-        if self.transfer == "none" or spec_t == 1.0:
-            method = f"cross-GPU transfer from {refs} ({top[0][0].method}), unscaled"
-        else:
-            spec = ("TDP / memory bandwidth" if self.transfer == "tdp_bw" else "1 / memory bandwidth") if metric == "j" \
-                else "memory bandwidth"
-            method = (f"cross-GPU transfer from {refs} ({top[0][0].method}) by the {spec} ratio ^ {beta:.2f} "
-                      f"(exponent fitted on {npairs} pairs of GPUs in the data)")
-        ids = [i for c, _, _ in top for i in c.row_ids]
+        if top[0][0].tier == "extrapolated" and all(not c.row_ids for c, _, _, _ in top):
+            return None
+        value = _geo([c.value * f for c, _, f, _ in top])
+        refs = ", ".join(g for _, g, _, _ in top)
+        ratio = _geo([f for _, _, f, _ in top])
+        method = (f"cross-GPU transfer from {refs} ({top[0][0].method}) through the performance model "
+                  f"(x{ratio:.2f}: {top[0][3].describe()} on {gpu})")
+        ids = [i for c, _, _, _ in top for i in c.row_ids]
         return _Cand(value, "extrapolated", "low", method, ids)
+
 
     def _other_precision(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str) -> _Cand | None:
         """This GPU's baseline times the precision's ratio to that baseline on other GPUs."""
@@ -624,67 +667,17 @@ def _arch_for(model: str | None, params_b: float):
     return min(ms, key=lambda m: abs(math.log(m.params_b / params_b))) if ms else None
 
 
-def _memory_fit(points: Sequence[Point]) -> dict[str, tuple[float, float, int]]:
-    """Per precision: GPU memory (GB) = a + k * params_b, least squares over rows with memory."""
-    by: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for p in points:
-        if p.mem:
-            by[p.precision].append((p.params_b, p.mem))
-    out = {}
-    for prec, obs in by.items():
-        if len({x for x, _ in obs}) < 2:
-            continue
-        k = _ls_slope([x for x, _ in obs], [y for _, y in obs])
-        mx = sum(x for x, _ in obs) / len(obs)
-        my = sum(y for _, y in obs) / len(obs)
-        out[prec] = (my - k * mx, k, len(obs))
-    return out
+def work_of(cfg: Config) -> physics.Work | None:
+    """The performance model's view of a configuration (None for a GPU or format not in the catalog)."""
+    return physics.work_for(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, cfg.prompt_tokens,
+                            cfg.gen_tokens, cfg.gpu_count, cfg.framework)
 
 
-def _catalog_key(model: str) -> str | None:
-    from measurements import catalog
-
-    try:
-        return catalog.resolve_model(model).key
-    except catalog.UnknownName:
-        return None
-
-
-def kv_cache_gb(model: str | None, params_b: float, tokens: int) -> float:
-    arch = _arch_for(model, params_b)
-    if arch is None:
-        return 0.0
-    return 2 * arch.layers * arch.kv_heads * arch.head_dim * KV_BYTES * tokens / 1e9
-
-
-def memory_gb(ds: Dataset, model: str | None, params_b: float, precision: str, batch_size: int,
-              seq_tokens: int) -> tuple[float, str] | None:
-    """Weights (+ runtime overhead, as measured) from the per-precision memory fit, plus the KV
-    cache of the extra sequences and tokens beyond a single measured sequence."""
-    fits = _memory_fit(ds.points)
-    prec = BF16_AS if precision == "bf16" else precision
-    arch = _arch_for(model, params_b) if model else None
-    if arch is not None and model and arch.key == _catalog_key(model):
-        params_b = arch.params_b  # every expert of a mixture-of-experts model sits in memory
-    if prec in fits:
-        a, k, n = fits[prec]
-        base = a + k * params_b
-        how = f"memory fit for {prec} (GB = {a:.2f} + {k:.2f} x params_b, {n} rows)"
-    elif "fp16" in fits:
-        a, k, n = fits["fp16"]
-        scale = BITS_PER_WEIGHT[prec] / BITS_PER_WEIGHT["fp16"]
-        base = a + k * params_b * scale
-        how = f"FP16 memory fit scaled by bits per weight ({BITS_PER_WEIGHT[prec]}/16)"
-    else:
-        return None
-    measured_len = _typical_len(ds)
-    extra_tokens = max(batch_size * seq_tokens - measured_len, 0)
-    return max(base, 0.0) + kv_cache_gb(model, params_b, extra_tokens), how
-
-
-def _typical_len(ds: Dataset) -> int:
-    lens = [(p.prompt_tokens or 0) + (p.gen_tokens or 0) for p in ds.points if p.mem]
-    return int(median(lens)) if lens else 0
+def memory_need(cfg: Config) -> physics.MemoryNeed | None:
+    """Weights in the format with its quantisation state (every expert of a mixture-of-experts model),
+    KV cache for batch x (prompt + generation), activations and the runtime reserve, per GPU."""
+    w = work_of(cfg)
+    return physics.memory_need(w) if w is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -724,8 +717,17 @@ def rows_per_gpu() -> dict[str, int]:
 
 
 def memory_need_gb(model: str | None, params_b: float, precision: str, batch_size: int, seq_tokens: int) -> float | None:
-    r = memory_gb(dataset(), model, params_b, precision, batch_size, seq_tokens)
-    return r[0] if r else None
+    """GPU memory (GB, one GPU) a configuration needs, whatever the GPU."""
+    from measurements import catalog
+
+    gpus = catalog.gpus()
+    if not gpus or precision not in catalog.formats():
+        return None
+    prompt = max(seq_tokens, 1)
+    cfg = Config(gpu=gpus[0].key, model=model, params_b=params_b, precision=precision, batch_size=batch_size,
+                 prompt_tokens=prompt, gen_tokens=1)
+    need = memory_need(cfg)
+    return need.per_gpu_gb if need else None
 
 
 def bench_command(cfg: Config) -> str:
@@ -758,34 +760,84 @@ def bench_command(cfg: Config) -> str:
 
 def estimate(cfg: Config, ds: Dataset | None = None) -> Estimate | None:
     """The figures of `cfg` with their provenance; None when nothing in the data can support one."""
-    ds = ds or dataset()
+    ds = (ds or dataset()).for_framework(cfg.framework)
+    if cfg.gpu_count > 1:
+        return _multi_gpu(ds, cfg)
     return _estimate(ds, cfg)
 
 
-def _estimate(ds: Dataset, cfg: Config) -> Estimate | None:
-    from measurements import catalog
+def _multi_gpu(ds: Dataset, cfg: Config) -> Estimate | None:
+    """A tensor-parallel replica: the single-GPU estimate scaled by the performance model's ratio
+    of N GPUs to one (weights, KV cache and FLOPs split N ways; overheads and idle power not)."""
+    one = _estimate(ds, cfg.model_copy(update={"gpu_count": 1}))
+    w1, wn = work_of(cfg.model_copy(update={"gpu_count": 1})), work_of(cfg)
+    p1 = physics.predict(w1, ds.params) if w1 else None
+    pn = physics.predict(wn, ds.params) if wn else None
+    if one is None or p1 is None or pn is None or one.throughput_tok_s is None:
+        return None
+    tput = one.throughput_tok_s * pn.tok_s / p1.tok_s
+    j = one.j_per_1k_tok * pn.j_per_1k / p1.j_per_1k
+    method = (f"{one.method}; scaled to {cfg.gpu_count} GPUs (tensor parallel) by the performance model "
+              f"(throughput x{pn.tok_s / p1.tok_s:.2f}, energy x{pn.j_per_1k / p1.j_per_1k:.2f}; no multi-GPU row measured)")
+    return _finish(ds, cfg, j, tput, None, _worse(one.tier, "extrapolated", _TIER_ORDER), "low", method,
+                   one.row_ids, list(one.notes), [], pn)
 
+
+def _estimate(ds: Dataset, cfg: Config) -> Estimate | None:
     cj = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "j")
     if cj is None:
         return None
     ct = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "tput")
     tput = ct.value if ct else None
-    power = cj.value * tput / 1000.0 if tput else None
-    net = None
     notes = list(cj.notes)
-    try:
-        g = catalog.resolve_gpu(cfg.gpu)
-        idle = g.idle_power_w
-    except catalog.UnknownName:
-        idle = None
-    if tput and idle is not None:
-        n = cj.value - idle * 1000.0 / tput
-        net = n if n > 0 else None
     exact = [p for p in ds.points if p.id in cj.row_ids] if cj.tier == "measured" else []
-    spread = None
-    tput_std = None
-    n_runs = None
-    software = None
+    lens = {((p.prompt_tokens, p.gen_tokens)) for p in ds.points if p.id in cj.row_ids}
+    if cfg.gen_tokens and lens and all(gt and gt != cfg.gen_tokens for _, gt in lens):
+        shown = ", ".join(f"{pt}->{gt}" for pt, gt in sorted(lens, key=str))
+        notes.append(f"rows measured at {shown} tokens (prompt->generated); J per 1k generated tokens is taken as "
+                     "independent of length, so energy per request scales with the tokens generated")
+    w = work_of(cfg)
+    pred = physics.predict(w, ds.params) if w is not None else None
+    return _finish(ds, cfg, cj.value, tput, exact, cj.tier, cj.confidence, cj.method, cj.row_ids, notes, exact, pred)
+
+
+def _finish(ds: Dataset, cfg: Config, j: float, tput: float | None, exact: list[Point] | None, tier: str,
+            confidence: str, method: str, row_ids: list[str], notes: list[str], _exact: list[Point],
+            pred: physics.Prediction | None) -> Estimate:
+    """Power, memory and the physics checks common to every estimate."""
+    exact = exact or []
+    w = work_of(cfg)
+    b = physics.bounds(w) if w is not None else None
+    power = None
+    if exact:
+        pw = [p.power for p in exact if p.power]
+        power = sum(pw) / len(pw) if pw else None  # a measured power beats the derived one
+    if tput is None and pred is not None:
+        tput = pred.tok_s
+        method += f"; throughput from the {pred.describe()}"
+    if b is not None and tier != "measured" and tput is not None:
+        # no figure outside physics: throughput within the bound, power within [idle, limit]
+        if tput > b.max_tok_s:
+            notes.append(f"throughput capped at the {b.binding} bound ({b.max_tok_s:,.0f} tok/s; the interpolation gave "
+                         f"{tput:,.0f}); energy per token raised in proportion (the same power for longer)")
+            j *= tput / b.max_tok_s
+            tput = b.max_tok_s
+        lo, hi = b.min_power_w * 1000.0 / tput, b.max_power_w * 1000.0 / tput
+        if j > hi or j < lo:
+            side = "power limit" if j > hi else "idle power"
+            notes.append(f"energy held within the GPU's {side} at this throughput ({j:,.0f} -> "
+                         f"{min(max(j, lo), hi):,.0f} J/1k tok)")
+            j = min(max(j, lo), hi)
+    if power is None and tput:
+        power = j * tput / 1000.0
+    if b is not None and tier != "measured" and power is not None:
+        power = min(max(power, b.min_power_w), b.max_power_w)
+    idle = w.gpu.idle_power_w * cfg.gpu_count if w is not None else None
+    net = None
+    if tput and idle is not None:
+        n = j - idle * 1000.0 / tput
+        net = n if n > 0 else None
+    spread = tput_std = n_runs = software = None
     if exact:
         spreads = [p.spread for p in exact if p.spread is not None]
         spread = spreads[0] if len(exact) == 1 and spreads else None
@@ -793,41 +845,27 @@ def _estimate(ds: Dataset, cfg: Config) -> Estimate | None:
         tput_std = stds[0] if len(exact) == 1 and stds else None
         n_runs = sum(p.n_runs or 0 for p in exact) or None
         software = exact[0].software
-        # a measured power beats the derived one
-        pw = [p.power for p in exact if p.power]
-        if pw:
-            power = sum(pw) / len(pw)
-    lens = {((p.prompt_tokens, p.gen_tokens)) for p in ds.points if p.id in cj.row_ids}
-    if cfg.gen_tokens and lens and all(gt and gt != cfg.gen_tokens for _, gt in lens):
-        shown = ", ".join(f"{pt}->{gt}" for pt, gt in sorted(lens, key=str))
-        notes.append(f"rows measured at {shown} tokens (prompt->generated); J per 1k generated tokens is taken as "
-                     "independent of length, so energy per request scales with the tokens generated")
-    mem = memory_gb(ds, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size,
-                    (cfg.prompt_tokens or 0) + (cfg.gen_tokens or 0))
+    need = physics.memory_need(w) if w is not None else None
     if exact and all(p.mem for p in exact) and cfg.batch_size == exact[0].batch_size:
         mem_gb = sum(p.mem for p in exact) / len(exact)  # type: ignore[misc]
     else:
-        mem_gb = mem[0] if mem else None
-    local = any(p.local for p in ds.points if p.id in cj.row_ids)
-    tier = cj.tier
+        mem_gb = need.per_gpu_gb if need else None
+    fits = need.fits if need else True
+    min_n = fmts = None
+    if need is not None and w is not None and not fits:
+        min_n = physics.smallest_fit(w)
+        fmts = physics.formats_that_fit(w)
+    if pred is not None and tier != "measured" and pred.describe() not in method:
+        notes.append(pred.describe())
+    local = any(p.local for p in ds.points if p.id in row_ids)
     return Estimate(
-        config=cfg,
-        j_per_1k_tok=cj.value,
-        j_per_1k_tok_net=net,
-        throughput_tok_s=tput,
-        power_w=power,
-        mem_gb=mem_gb,
-        energy_spread=spread,
-        throughput_std=tput_std,
-        tier=tier,  # type: ignore[arg-type]
-        method=cj.method,
-        confidence=cj.confidence,  # type: ignore[arg-type]
-        row_ids=cj.row_ids,
-        notes=notes,
-        bench_command=None if tier == "measured" else bench_command(cfg),
-        local=local,
-        n_runs=n_runs,
-        software=software,
+        config=cfg, j_per_1k_tok=j, j_per_1k_tok_net=net, throughput_tok_s=tput, power_w=power, mem_gb=mem_gb,
+        energy_spread=spread, throughput_std=tput_std, tier=tier, method=method,  # type: ignore[arg-type]
+        confidence=confidence, row_ids=row_ids, notes=notes,  # type: ignore[arg-type]
+        bench_command=None if tier == "measured" else bench_command(cfg), local=local, n_runs=n_runs,
+        software=software, bound_tok_s=b.max_tok_s if b else None, bound=b.binding if b else None,
+        power_limit_w=b.max_power_w if b else None, mem_need_gb=need.per_gpu_gb if need else None,
+        mem_breakdown=need.describe() if need else None, fits=fits, min_gpu_count=min_n, formats_that_fit=fmts or [],
     )
 
 

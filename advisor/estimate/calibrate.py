@@ -1,0 +1,175 @@
+"""Calibrating the performance model on the measured rows, by least squares.
+
+For each framework, the model's few parameters (overhead per layer and bandwidth efficiency per
+format; compute efficiency and the two power coefficients shared by the framework's formats) are
+fitted to minimise the sum of squared log errors of throughput and J/1k tok over the measured
+inference rows of that framework: coordinate descent, each parameter by golden-section search
+within physical limits (efficiencies in (0, 1], utilisation coefficients >= 0).
+
+    python -m advisor.estimate.calibrate            # refit on the shipped rows, write perf_params.csv
+    python -m advisor.estimate.calibrate --check    # refit and compare with the shipped file
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import median
+
+from advisor.estimate import physics as P
+from measurements import catalog
+
+# search limits of each parameter (physical: no kernel streams memory faster than the measured best)
+LIMITS = {"oh_ms_per_layer": (1e-4, 50.0), "eff_bw": (0.005, catalog.factor("max_bw_efficiency")), "eff_compute": (0.01, 1.0), "u0": (0.0, 1.0),
+          "u1": (0.0, 5.0)}
+LOG_SCALE = {"oh_ms_per_layer", "eff_bw", "eff_compute"}
+START = {"oh_ms_per_layer": 0.5, "eff_bw": 0.7, "eff_compute": 0.5, "u0": 0.1, "u1": 1.0}
+PER_FORMAT = ("oh_ms_per_layer", "eff_bw")
+SHARED = ("eff_compute", "u0", "u1")
+UNITS = {"oh_ms_per_layer": "ms per layer per forward pass", "eff_bw": "fraction of peak memory bandwidth",
+         "eff_compute": "fraction of peak dense tensor rate", "u0": "fraction of (limit - idle) when active",
+         "u1": "fraction of (limit - idle) per unit of GPU busy time"}
+
+
+@dataclass(frozen=True)
+class Obs:
+    work: P.Work
+    tok_s: float
+    j_per_1k: float
+    row_id: str
+
+
+def observations(points: Sequence) -> list[Obs]:
+    """Measured points (advisor.estimate.Point) with throughput and energy, as model inputs."""
+    out = []
+    for p in points:
+        if not p.tput or not p.j:
+            continue
+        w = P.work_for(p.gpu, p.model, p.params_b, p.precision, p.batch_size, p.prompt_tokens, p.gen_tokens,
+                       getattr(p, "gpu_count", 1), getattr(p, "framework", P.DEFAULT_FRAMEWORK))
+        if w is not None:
+            out.append(Obs(w, p.tput, p.j, p.id))
+    return out
+
+
+def _loss(obs: Sequence[Obs], params: dict) -> float:
+    s = 0.0
+    for o in obs:
+        pr = P.predict(o.work, params)
+        if pr is None:
+            return math.inf
+        s += math.log(pr.tok_s / o.tok_s) ** 2 + math.log(pr.j_per_1k / o.j_per_1k) ** 2
+    return s
+
+
+def _golden(f, lo: float, hi: float, log: bool, iters: int = 28) -> float:
+    a, b = (math.log(lo), math.log(hi)) if log else (lo, hi)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+
+    def ev(x: float) -> float:
+        return f(math.exp(x) if log else x)
+
+    fc, fd = ev(c), ev(d)
+    for _ in range(iters):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = ev(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = ev(d)
+    x = (a + b) / 2
+    return math.exp(x) if log else x
+
+
+def fit(points: Sequence, sweeps: int = 4) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, str], dict]]:
+    """Parameters per (framework, format, name) and a fit report per (framework, format)."""
+    obs = observations(points)
+    by_fw: dict[str, list[Obs]] = defaultdict(list)
+    for o in obs:
+        by_fw[o.work.framework].append(o)
+    params: dict[tuple[str, str, str], float] = {}
+    report: dict[tuple[str, str], dict] = {}
+    for fw, fobs in by_fw.items():
+        by_fmt: dict[str, list[Obs]] = defaultdict(list)
+        for o in fobs:
+            by_fmt[o.work.fmt.key].append(o)
+        for name in SHARED:
+            params[(fw, "*", name)] = START[name]
+        for fmt in by_fmt:
+            for name in PER_FORMAT:
+                params[(fw, fmt, name)] = START[name]
+        for _ in range(sweeps):
+            for fmt, rows in by_fmt.items():
+                for name in PER_FORMAT:
+                    key = (fw, fmt, name)
+                    params[key] = _golden(lambda v, k=key, r=rows: _loss(r, {**params, k: v}), *LIMITS[name],
+                                          log=name in LOG_SCALE)
+            for name in SHARED:
+                key = (fw, "*", name)
+                params[key] = _golden(lambda v, k=key, r=fobs: _loss(r, {**params, k: v}), *LIMITS[name],
+                                      log=name in LOG_SCALE)
+        for fmt, rows in by_fmt.items():
+            et, ej = [], []
+            for o in rows:
+                pr = P.predict(o.work, params)
+                et.append(abs(pr.tok_s / o.tok_s - 1) * 100)  # type: ignore[union-attr]
+                ej.append(abs(pr.j_per_1k / o.j_per_1k - 1) * 100)  # type: ignore[union-attr]
+            report[(fw, fmt)] = {"n": len(rows), "tput_median_pct": median(et), "j_median_pct": median(ej)}
+        allj = [abs(P.predict(o.work, params).j_per_1k / o.j_per_1k - 1) * 100 for o in fobs]  # type: ignore[union-attr]
+        report[(fw, "*")] = {"n": len(fobs), "j_median_pct": median(allj),
+                             "tput_median_pct": median(abs(P.predict(o.work, params).tok_s / o.tok_s - 1) * 100  # type: ignore[union-attr]
+                                                       for o in fobs)}
+    return params, report
+
+
+FIELDS = ["framework", "format", "param", "value", "unit", "n_rows", "fit_median_abs_pct_err", "source"]
+
+
+def to_rows(params: dict, report: dict, when: str) -> list[dict]:
+    out = []
+    for (fw, fmt, name), v in sorted(params.items()):
+        r = report.get((fw, fmt), {})
+        out.append({"framework": fw, "format": fmt, "param": name, "value": f"{v:.6g}", "unit": UNITS[name],
+                    "n_rows": r.get("n", 0), "fit_median_abs_pct_err": f"{r['j_median_pct']:.1f}" if r else "",
+                    "source": f"least squares (log throughput and log J/1k tok) over the {r.get('n', 0)} measured "
+                              f"{fw} {'rows' if fmt == '*' else fmt + ' rows'} of the shipped data; "
+                              f"python -m advisor.estimate.calibrate, {when}; fit error = median |error| of J/1k tok"})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from advisor import estimate as E
+    from measurements import store
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="compare a fresh fit with the shipped file")
+    args = ap.parse_args(argv)
+    params, report = fit(E.points_from_rows(store.load_rows(include_local=False)))
+    for (fw, fmt), r in sorted(report.items()):
+        print(f"{fw:<12} {fmt:<11} n={r['n']:>3}  median |err| throughput {r['tput_median_pct']:5.1f}%  "
+              f"J/1k tok {r['j_median_pct']:5.1f}%")
+    path = catalog.CATALOG_DIR / "perf_params.csv"
+    if args.check:
+        shipped = P.shipped_params()
+        bad = [k for k, v in params.items() if k not in shipped or abs(shipped[k] / v - 1) > 0.05]
+        print("shipped calibration matches" if not bad else f"stale: {bad}")
+        return 0 if not bad else 1
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(to_rows(params, report, dt.date.today().isoformat()))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""The per-GPU performance model: what a configuration can do on a GPU, from its specs.
+
+For a configuration (GPU, model shape, format, batch size, prompt and generated lengths, GPU count,
+framework) the model computes the time of one decode step and of the prefill as the largest of
+
+- the memory-bound time: bytes read per step (the weights a token touches in the format's stored
+  size with its quantisation state, the KV cache of every sequence, the LM head) over the GPU's
+  memory bandwidth times a calibrated efficiency;
+- the compute-bound time: FLOPs per step over the format's dense tensor rate times an efficiency;
+- the framework's overhead per step: kernel launches and host work per layer (HF eager is
+  launch-bound at small batches on any GPU: that is why an H100 and an H200 measure the same at
+  batch size 1), calibrated per framework and format;
+
+and the board power between idle and the power limit as a function of how busy the GPU is. The
+efficiencies, overheads and power coefficients are fitted by least squares on the measured rows
+(`advisor.estimate.calibrate`, written to measurements/catalog/perf_params.csv with their fit
+error); the specs come from measurements/catalog/gpus.csv and the formats from formats.csv.
+
+The physical limits (`bounds`) use the specs alone: a step can never take less than the stored
+bytes over the peak bandwidth nor the FLOPs over the peak tensor rate; power never leaves
+[idle, limit] x GPU count. Pure Python: the advisor stays fast to import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from measurements import catalog
+from measurements.schema import GPU, ModelArch, WeightFormat
+
+DEFAULT_FRAMEWORK = "hf-eager"
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The tensors of a model that set bytes and FLOPs."""
+
+    key: str | None
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    tied: bool
+    experts: int
+    experts_per_token: int
+    attn_params: float      # per layer
+    expert_params: float    # per expert per layer (gate, up, down)
+    embed_params: float
+    head_params: float      # LM head, read every step (tied or not)
+    total_params: float
+    exact: bool
+
+    @property
+    def linear_params(self) -> float:
+        """Every linear-layer weight stored (all experts)."""
+        return self.layers * (self.attn_params + self.expert_params * self.experts)
+
+    def linear_read(self, batch: int) -> float:
+        """Linear weights a decode step of `batch` sequences touches: attention plus the experts
+        routed to (all of them once the batch routes to every expert)."""
+        touched = min(self.experts, batch * self.experts_per_token)
+        return self.layers * (self.attn_params + self.expert_params * touched)
+
+    @property
+    def linear_active(self) -> float:
+        return self.layers * (self.attn_params + self.expert_params * self.experts_per_token)
+
+    def kv_bytes_per_token(self, kv_bits: float) -> float:
+        return 2 * self.layers * self.kv_heads * self.head_dim * kv_bits / 8
+
+
+def _shape_from_arch(a: ModelArch, scale: float = 1.0, exact: bool = True) -> Shape:
+    attn = a.hidden * a.heads * a.head_dim * 2 + a.hidden * a.kv_heads * a.head_dim * 2
+    expert = 3 * a.hidden * a.intermediate
+    experts = a.num_experts or 1
+    k = a.experts_per_token or 1
+    embed = a.vocab * a.hidden
+    linear = a.layers * (attn + expert * experts)
+    head = embed
+    total = linear + embed + (0 if a.tied_embeddings else head)
+    # a free-named model of another size: the nearest architecture with its tensors scaled
+    return Shape(key=a.key if exact else None, layers=a.layers, hidden=a.hidden, heads=a.heads, kv_heads=a.kv_heads,
+                 head_dim=a.head_dim, intermediate=a.intermediate, vocab=a.vocab, tied=a.tied_embeddings,
+                 experts=experts, experts_per_token=k, attn_params=attn * scale, expert_params=expert * scale,
+                 embed_params=embed * scale, head_params=head * scale, total_params=total * scale, exact=exact)
+
+
+@lru_cache(maxsize=512)
+def shape_of(model: str | None, params_b: float) -> Shape | None:
+    """The catalog architecture of `model`; for an unknown name, the catalog architecture nearest
+    in size with its tensors scaled to `params_b`."""
+    if model:
+        try:
+            return _shape_from_arch(catalog.resolve_model(model))
+        except catalog.UnknownName:
+            pass
+    ms = catalog.models()
+    if not ms:
+        return None
+    a = min(ms, key=lambda m: abs(math.log(m.params_b / params_b)))
+    base = _shape_from_arch(a)
+    return _shape_from_arch(a, scale=params_b * GB / base.total_params, exact=False)
+
+
+def fmt_of(precision: str) -> WeightFormat:
+    return catalog.formats()[precision]
+
+
+def _bytes(params: float, fmt: WeightFormat, quantised: bool) -> float:
+    if not quantised:
+        return params * 2  # embeddings and the LM head of a linear-only format stay 16-bit
+    return params * (fmt.weight_bits + fmt.state_bits_per_weight) / 8
+
+
+def weight_bytes(shape: Shape, fmt: WeightFormat) -> float:
+    """Stored bytes of every weight, with the quantisation state."""
+    allq = fmt.quantised == "all"
+    b = _bytes(shape.linear_params, fmt, True) + _bytes(shape.embed_params, fmt, allq)
+    if not shape.tied:
+        b += _bytes(shape.head_params, fmt, allq)
+    return b
+
+
+def peak_flops(gpu: GPU, fmt: WeightFormat) -> float:
+    """The format's dense tensor rate (FLOP/s); an INT8 format gets FP16's rate where that is higher
+    (mixed decomposition and 16-bit activations), FP8 the FP16 rate where the GPU has no FP8 rate."""
+    rate = getattr(gpu, fmt.compute_rate, None)
+    if fmt.compute_rate == "bf16_tflops" and not rate:
+        rate = gpu.fp16_tflops
+    if fmt.compute_rate in ("int8_tops", "fp8_tflops"):
+        rate = max(rate or 0.0, gpu.fp16_tflops)
+    return (rate or gpu.fp16_tflops) * fmt.compute_rate_ratio * 1e12
+
+
+# ---------------------------------------------------------------------------------------------
+# one configuration
+
+
+@dataclass(frozen=True)
+class Work:
+    gpu: GPU
+    shape: Shape
+    fmt: WeightFormat
+    batch: int
+    prompt: int
+    gen: int
+    gpu_count: int = 1
+    framework: str = DEFAULT_FRAMEWORK
+
+    @property
+    def split(self) -> int:
+        """How many ways a step's bytes and FLOPs are shared: transformers with device_map="auto"
+        places layers on the GPUs one after another (one GPU works at a time), while serving engines
+        shard every layer (tensor parallel)."""
+        return 1 if self.framework.startswith("hf-") else self.gpu_count
+
+    # -- per decode step at context length ctx (per GPU: tensor parallel splits weights and work)
+    def step_bytes(self, ctx: float) -> float:
+        allq = self.fmt.quantised == "all"
+        w = _bytes(self.shape.linear_read(self.batch), self.fmt, True) + _bytes(self.shape.head_params, self.fmt, allq)
+        kv = self.batch * ctx * self.shape.kv_bytes_per_token(self.fmt.kv_bits)
+        act = self.batch * (self.shape.hidden * 4 + self.shape.vocab * 4)  # hidden states, fp32 logits
+        return (w + kv) / self.split + act
+
+    def step_flops(self, ctx: float) -> float:
+        s = self.shape
+        matmul = 2 * (s.linear_active + s.head_params) * self.batch
+        attn = 4 * s.layers * s.heads * s.head_dim * ctx * self.batch
+        return (matmul + attn) / self.split
+
+    def prefill_bytes(self) -> float:
+        allq = self.fmt.quantised == "all"
+        w = _bytes(self.shape.linear_read(self.batch * self.prompt), self.fmt, True) + \
+            _bytes(self.shape.head_params, self.fmt, allq)
+        kv = self.batch * self.prompt * self.shape.kv_bytes_per_token(self.fmt.kv_bits)
+        return (w + kv) / self.split
+
+    def prefill_flops(self) -> float:
+        s = self.shape
+        toks = self.batch * self.prompt
+        matmul = 2 * s.linear_active * toks + 2 * s.head_params * self.batch
+        attn = 2 * s.layers * s.heads * s.head_dim * self.prompt * toks  # causal: half of 4 x P^2
+        return (matmul + attn) / self.split
+
+    @property
+    def mid_ctx(self) -> float:
+        return self.prompt + self.gen / 2
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What physics allows, from the specs alone."""
+
+    min_step_s: float
+    max_tok_s: float
+    max_power_w: float
+    min_power_w: float
+    min_j_per_1k: float
+    binding: str  # "memory bandwidth" or "compute"
+
+
+def bounds(w: Work) -> Bounds:
+    bw = w.gpu.mem_bandwidth_gbs * GB
+    ctx = w.mid_ctx
+    t_mem = w.step_bytes(ctx) / bw
+    t_comp = w.step_flops(ctx) / peak_flops(w.gpu, w.fmt)
+    t = max(t_mem, t_comp)
+    n = w.gpu_count
+    return Bounds(min_step_s=t, max_tok_s=w.batch / t, max_power_w=w.gpu.tdp_w * n, min_power_w=w.gpu.idle_power_w * n,
+                  min_j_per_1k=w.gpu.idle_power_w * n * t / w.batch * 1000,
+                  binding="memory bandwidth" if t_mem >= t_comp else "compute")
+
+
+# ---------------------------------------------------------------------------------------------
+# the calibrated model
+
+PARAM_NAMES = ("oh_ms_per_layer", "eff_bw", "eff_compute", "u0", "u1")
+# where a parameter is looked up: the format's own value, then the framework's shared one ('*')
+Params = Mapping[tuple[str, str, str], float]
+
+
+def param(params: Params, framework: str, fmt: str, name: str) -> tuple[float, str] | None:
+    for f in (fmt, "*"):
+        v = params.get((framework, f, name))
+        if v is not None:
+            return v, f
+    # a format never measured under this framework borrows FP16's figure (said in the provenance)
+    v = params.get((framework, "fp16", name))
+    return (v, "fp16") if v is not None else None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    tok_s: float
+    power_w: float
+    j_per_1k: float
+    step_s: float
+    prefill_s: float
+    binding: str   # which term set the decode step: "memory bandwidth", "compute" or "framework overhead"
+    busy: float
+    bounds: Bounds
+    borrowed: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return (f"performance model: decode step {self.step_s * 1e3:.2f} ms ({self.binding}-bound), "
+                f"prefill {self.prefill_s * 1e3:.1f} ms, GPU busy {100 * self.busy:.0f}%; physics bound "
+                f"{self.bounds.max_tok_s:,.0f} tok/s ({self.bounds.binding})")
+
+
+def _times(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float) -> tuple[float, float, float]:
+    t_mem = bytes_ / (w.gpu.mem_bandwidth_gbs * GB * eff_bw)
+    t_comp = flops / (peak_flops(w.gpu, w.fmt) * eff_c)
+    return t_mem, t_comp, oh
+
+
+def predict(w: Work, params: Params) -> Prediction | None:
+    """Throughput, power and J/1k generated tokens of `w`; None when the framework is not calibrated."""
+    got = {n: param(params, w.framework, w.fmt.key, n) for n in PARAM_NAMES}
+    if any(v is None for v in got.values()):
+        return None
+    vals = {n: v[0] for n, v in got.items()}  # type: ignore[index]
+    borrowed = tuple(sorted({f"{n} from {v[1]}" for n, v in got.items() if v and v[1] not in (w.fmt.key, "*")}))
+    oh = vals["oh_ms_per_layer"] * 1e-3 * w.shape.layers
+    eff_bw, eff_c = min(vals["eff_bw"], 1.0), min(vals["eff_compute"], 1.0)
+    tm, tc, to = _times(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, eff_bw, eff_c)
+    step = max(tm, tc, to)
+    binding = "memory bandwidth" if step == tm else "compute" if step == tc else "framework overhead"
+    pm, pc, po = _times(w, w.prefill_bytes(), w.prefill_flops(), oh, eff_bw, eff_c)
+    pre = max(pm, pc, po)
+    busy_dec = min(1.0, max(tm, tc) / step)
+    busy_pre = min(1.0, max(pm, pc) / pre)
+    total = pre + w.gen * step
+    busy = (busy_pre * pre + busy_dec * w.gen * step) / total
+    g = w.gpu
+    # in a layer pipeline each GPU works 1/N of the time; tensor parallel keeps all of them busy
+    util = min(1.0, max(0.0, vals["u0"] + vals["u1"] * busy * w.split / w.gpu_count))
+    power = (g.idle_power_w + (g.tdp_w - g.idle_power_w) * util) * w.gpu_count
+    toks = w.batch * w.gen
+    tok_s = toks / total
+    return Prediction(tok_s=tok_s, power_w=power, j_per_1k=power * total / toks * 1000, step_s=step, prefill_s=pre,
+                      binding=binding, busy=busy, bounds=bounds(w), borrowed=borrowed)
+
+
+@lru_cache(maxsize=1)
+def shipped_params() -> dict[tuple[str, str, str], float]:
+    return {(p.framework, p.format, p.param): p.value for p in catalog.perf_params()}
+
+
+def calibrated_frameworks(params: Params | None = None) -> set[str]:
+    return {k[0] for k in (params if params is not None else shipped_params())}
+
+
+def work_for(gpu: str, model: str | None, params_b: float, precision: str, batch: int, prompt: int | None,
+             gen: int | None, gpu_count: int = 1, framework: str = DEFAULT_FRAMEWORK) -> Work | None:
+    try:
+        g = catalog.resolve_gpu(gpu)
+    except catalog.UnknownName:
+        return None
+    shape = shape_of(model, params_b)
+    if shape is None or precision not in catalog.formats():
+        return None
+    p = prompt or int(catalog.factor("default_prompt_tokens"))
+    n = gen or int(catalog.factor("default_gen_tokens"))
+    return Work(gpu=g, shape=shape, fmt=fmt_of(precision), batch=batch, prompt=p, gen=n, gpu_count=gpu_count,
+                framework=framework)
+
+
+# ---------------------------------------------------------------------------------------------
+# memory fit
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    weights_gb: float
+    kv_gb: float
+    activations_gb: float
+    reserve_gb: float
+    gpu_count: int
+    vram_gb: float
+
+    @property
+    def per_gpu_gb(self) -> float:
+        return (self.weights_gb + self.kv_gb) / self.gpu_count + self.activations_gb + self.reserve_gb
+
+    @property
+    def fits(self) -> bool:
+        return self.per_gpu_gb <= self.vram_gb
+
+    def describe(self) -> str:
+        n = self.gpu_count
+        split = f" / {n} GPUs" if n > 1 else ""
+        return (f"weights {self.weights_gb:.1f} GB + KV cache {self.kv_gb:.2f} GB{split} + activations "
+                f"{self.activations_gb:.2f} GB + runtime reserve {self.reserve_gb:.1f} GB = {self.per_gpu_gb:.1f} GB "
+                f"per GPU of {self.vram_gb:g} GB")
+
+
+def memory_need(w: Work) -> MemoryNeed:
+    s = w.shape
+    weights = weight_bytes(s, w.fmt)
+    kv = w.batch * (w.prompt + w.gen) * s.kv_bytes_per_token(w.fmt.kv_bits)
+    # the prefill's peak: the MLP's gate and up projections and four hidden-size buffers per prompt
+    # token in 16 bits, plus the fp32 logits of the last position
+    act = w.batch * w.prompt * (2 * s.intermediate + 4 * s.hidden) * 2 / w.gpu_count + w.batch * s.vocab * 4
+    return MemoryNeed(weights_gb=weights / GB, kv_gb=kv / GB, activations_gb=act / GB,
+                      reserve_gb=catalog.factor("runtime_reserve_gb"), gpu_count=w.gpu_count, vram_gb=w.gpu.vram_gb)
+
+
+TP_SIZES = (1, 2, 4, 8)
+
+
+def smallest_fit(w: Work) -> int | None:
+    """The smallest tensor-parallel GPU count (1, 2, 4, 8) at which `w` fits; None if not even 8."""
+    from dataclasses import replace
+
+    for n in TP_SIZES:
+        if memory_need(replace(w, gpu_count=n)).fits:
+            return n
+    return None
+
+
+def formats_that_fit(w: Work) -> list[str]:
+    """The formats in which `w` fits at its GPU count, fewest bits last."""
+    from dataclasses import replace
+
+    out = []
+    for key in ("fp16", "bf16", "int8_pure", "nf4"):
+        if key in catalog.formats() and memory_need(replace(w, fmt=fmt_of(key))).fits:
+            out.append(key)
+    return out
