@@ -41,9 +41,9 @@ def ask(text: str, context: Context | None = None, lang: str | None = None,
     try:
         q = parse(text, context, protocol=protocol)
     except QueryError as err:
-        from advisor.query import _detect_lang
+        from advisor.query import detect_lang
 
-        lg = lang or _detect_lang(text if isinstance(text, str) else "")
+        lg = lang or detect_lang(text if isinstance(text, str) else "")
         return error_answer(err.errors, lg, text if isinstance(text, str) else ""), context or Context()
     if lang:
         q = q.model_copy(update={"lang": lang})

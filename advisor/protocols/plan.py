@@ -13,7 +13,6 @@ dispatcher and the chat's /plan).
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 from typing import Literal
 
@@ -712,76 +711,40 @@ def _error(req: PlanRequest | None, msg: str) -> Answer:
 
 # --- free text ---------------------------------------------------------------------------------------
 
-_NUM = r"(\d[\d,]*(?:\.\d+)?)\s*([kmb]|thousand|million|billion|万|千)?"
-_MULT = {None: 1, "": 1, "k": 1e3, "thousand": 1e3, "千": 1e3, "m": 1e6, "million": 1e6, "万": 1e4, "b": 1e9,
-         "billion": 1e9}
-
-
-def _num(value: str, mult: str | None) -> float:
-    return float(value.replace(",", "")) * _MULT[(mult or "").lower() or None]
-
 
 def request_from_text(text: str) -> tuple[PlanRequest | None, list[str]]:
-    """Read a fine-tuning question into a PlanRequest; the second item lists what was wrong."""
+    """Read a fine-tuning question into a PlanRequest; the second item lists what was wrong. The
+    words are read by the one question parser (advisor.query, its fine-tuning reader)."""
     from advisor.query import QueryError, parse
 
-    t = " " + text.lower().replace("，", ",").replace("＄", "$") + " "
-    fields: dict[str, object] = {}
-    problems: list[str] = []
     try:
         q = parse(text, protocol="plan")
     except QueryError as err:
-        q = None
-        problems.extend(err.errors)
-    if q is not None and q.model and q.model_known:
+        return None, list(err.errors)
+    return request_from_query(q)
+
+
+def request_from_query(q) -> tuple[PlanRequest | None, list[str]]:  # q: advisor.query.Query
+    fields: dict[str, object] = dict(q.finetune)
+    problems: list[str] = []
+    if q.model and q.model_known:
         fields["model"] = q.model
         if q.region and "region" not in q.defaulted:
             fields["region"] = q.region
+        if q.pue is not None:
+            fields["pue"] = q.pue
         gpus = list(q.compare_gpus) or ([q.gpu] if q.gpu and "gpu" not in q.defaulted else [])
         if gpus:
             fields["gpus"] = gpus
-    elif q is not None and q.model:
+            fields.pop("vram_gb", None)
+    elif q.model:
         problems.append(f"'{q.model_name or q.model}' is not in the model catalog; fine-tuning plans need its "
                         "architecture (layers, hidden size, heads, vocabulary)")
-    if "model" not in fields and not problems:
+    else:
         problems.append("name the model to fine-tune, e.g. 'LoRA or QLoRA for Qwen2.5-7B on a 24 GB GPU'")
-    methods = [m for m, pat in (("qlora", r"\bq-?lora\b"), ("lora", r"(?<![q-])\blora\b"),
-                                ("full", r"\bfull(?:[\s-]+(?:fine[\s-]?tun\w*|parameter\w*|ft))|全参数|全量"))
-               if re.search(pat, t)]
-    if len(methods) == 1 and not re.search(r"\b(?:or|vs\.?|versus|compare)\b|还是|对比", t):
-        fields["method"] = methods[0]
-    # (?![a-z]) rather than \b: in "24gb显卡" the CJK character is a word character too
-    vram = re.search(r"(\d+(?:\.\d+)?)\s*(?:gb|g)(?![a-z])\s*(?:of\s+)?(?:的\s*)?(?:vram|gpu|card|graphics|显卡|显存)", t)
-    if vram and not fields.get("gpus"):
-        fields["vram_gb"] = float(vram.group(1))
-    if m := re.search(r"(?:budget|under|at most|max(?:imum)?|预算)\D{0,12}\$?\s*(\d[\d,]*(?:\.\d+)?)", t) or \
-            re.search(r"\$\s*(\d[\d,]*(?:\.\d+)?)\s*(?:budget)?", t):
-        fields["budget_usd"] = float(m.group(1).replace(",", ""))
-    if m := re.search(_NUM + r"\s*(?:training\s+)?(?:examples|samples|rows|conversations|条(?:样本|数据)?|个样本)", t):
-        fields["examples"] = int(_num(m.group(1), m.group(2)))
-    if m := re.search(r"(?:of|averag\w*|avg|~|about|每条)\s*~?\s*" + _NUM + r"\s*tokens?", t):
-        fields["avg_tokens"] = _num(m.group(1), m.group(2))
-    elif "examples" not in fields and (m := re.search(_NUM + r"\s*tokens?\b", t)):
-        fields["tokens"] = _num(m.group(1), m.group(2))
-    if m := re.search(r"(?:seq(?:uence)?(?:[\s_-]*len(?:gth)?)?|max[\s_-]*len(?:gth)?|context|序列长度)\s*(?:of|=|:)?\s*(\d[\d,]*)", t):
-        fields["seq_len"] = int(m.group(1).replace(",", ""))
-    if m := re.search(r"(\d+(?:\.\d+)?)\s*(?:epochs?|轮)", t):
-        fields["epochs"] = float(m.group(1))
-    if m := re.search(r"\b(?:r|rank)\s*(?:=|of)?\s*(\d+)", t):
-        fields["rank"] = int(m.group(1))
-    if m := re.search(r"(?:batch(?:[\s_-]*size)?|bs)\s*(?:=|of)?\s*(\d+)", t):
-        fields["batch_size"] = int(m.group(1))
-    if m := re.search(r"(?:grad(?:ient)?[\s_-]*accum\w*|accumulation)\s*(?:=|of)?\s*(\d+)", t):
-        fields["grad_accum"] = int(m.group(1))
-    if re.search(r"(?:no|without)\s+(?:gradient\s+|activation\s+)?checkpointing", t):
-        fields["grad_checkpointing"] = False
-    elif re.search(r"(?:gradient|activation)[\s_-]*checkpointing", t):
-        fields["grad_checkpointing"] = True
-    if m := re.search(r"\b(paged[\s_-]*adamw[\s_-]*(?:8|32)bit|adamw[\s_-]*8bit|adam8bit|8[\s-]*bit adam\w*|sgd)\b", t):
-        fields["optimizer"] = "adamw_8bit" if "8" in m.group(1) and "paged" not in m.group(1) else m.group(1)
-    # The plan's text is English for now; a Chinese question gets the same (English) plan.
-    if problems and "model" not in fields:
+    if problems:
         return None, problems
+    # The plan's text is English for now; a Chinese question gets the same (English) plan.
     try:
         return PlanRequest(**fields), []  # type: ignore[arg-type]
     except ValidationError as err:
@@ -803,21 +766,12 @@ def plan_from_text(text: str) -> Answer:
 
 
 def run(query) -> Answer:  # query: advisor.query.Query
-    """The protocols dispatcher's entry: the question's text, with the slots the parser stated."""
-    req, problems = request_from_text(query.text or "")
-    if req is None and query.model and getattr(query, "model_known", False):
-        req = PlanRequest(model=query.model)
+    """The protocols dispatcher's entry: the parsed question, fine-tuning fields included."""
+    req, problems = request_from_query(query)
     if req is None:
         ans = _error(None, "; ".join(problems))
         ans.query = {"text": query.text}
         return ans
-    upd: dict[str, object] = {}
-    if query.model and getattr(query, "model_known", False):
-        upd["model"] = query.model
-    if query.region and "region" not in query.defaulted:
-        upd["region"] = query.region
-    if query.pue is not None:
-        upd["pue"] = query.pue
-    ans = plan(req.model_copy(update=upd))
+    ans = plan(req)
     ans.query["text"] = query.text
     return ans

@@ -1,0 +1,283 @@
+"""Named fields (CLI flags, MCP tool arguments, the seed's JSON requests) -> Query."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Any
+
+from advisor.query.finish import _finish, _range_errors
+from advisor.query.lookup import _catalog, _dpm, _factor, _gpu_list, _is_catalog_model, _near
+from advisor.query.slots import SLOTS, USE_CASES, Context, Query, QueryError, Reading
+from advisor.query.text import _fmt
+from advisor.query.vocab import _ACCEPTED_PRECISIONS, _BAD_PRECISION, _FRAMEWORK_RES
+from measurements.schema import FRAMEWORKS, PRECISIONS
+
+_FIELD_ALIASES = {
+    "model_id": "model", "hardware_platform": "gpu", "hardware": "gpu", "quantization": "quantization",
+    "sequence_length": "prompt_tokens", "seq_len": "prompt_tokens", "input_tokens": "prompt_tokens",
+    "generation_length": "gen_tokens", "max_new_tokens": "gen_tokens", "output_tokens": "gen_tokens",
+    "bs": "batch_size", "price": "price_usd_kwh", "grid_intensity": "grid_gco2_kwh", "carbon_intensity": "grid_gco2_kwh",
+}
+
+
+_COMPUTE_DTYPES = {"fp16", "bf16", "fp32", "tf32"}
+
+
+_PRECISION_ALIASES = {
+    "int8_default": "int8_mixed", "int8-default": "int8_mixed", "int8_mix": "int8_mixed", "int8-mixed": "int8_mixed",
+    "llm.int8": "int8_mixed", "load_in_8bit": "int8_mixed", "int8-pure": "int8_pure", "pure_int8": "int8_pure",
+    "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "4bit": "nf4", "4-bit": "nf4",
+    "load_in_4bit": "nf4", "qlora": "nf4", "float8": "fp8",
+}
+
+
+def _norm_precision(value: Any, field: str, errors: list[str]) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    v = str(value).strip().lower()
+    v = _PRECISION_ALIASES.get(v, v)
+    if v in PRECISIONS:
+        return v
+    if v in _BAD_PRECISION:
+        if v == "int8" and field == "precision":
+            errors.append("precision 'int8' is a quantization method, not a precision: use quantization='int8_pure' "
+                          "(threshold 0.0) or 'int8_mixed' (load_in_8bit default). Precision options: fp32, bf16, fp16.")
+        else:
+            errors.append(f"{field} '{value}' is not accepted. {_BAD_PRECISION[v]} Accepted: {_ACCEPTED_PRECISIONS}.")
+        return None
+    near = difflib.get_close_matches(v, list(PRECISIONS) + list(_PRECISION_ALIASES), n=2, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(_PRECISION_ALIASES.get(n, n)) for n in near)}?" if near else ""
+    errors.append(f"{field} '{value}' is not recognised.{hint} Accepted: {_ACCEPTED_PRECISIONS}.")
+    return None
+
+
+def _norm_framework(value: Any) -> str | None:
+    v = str(value).strip().lower()
+    if v in FRAMEWORKS:
+        return v
+    for rx, key, _note in _FRAMEWORK_RES:
+        if rx.fullmatch(v) or rx.search(v):
+            return key
+    return None
+
+
+def _int_field(value: Any, name: str, errors: list[str]) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        errors.append(f"{name} must be a whole number, got {value!r}")
+        return None
+    if not math.isfinite(f) or f != int(f):
+        errors.append(f"{name} must be a whole number, got {value!r}")
+        return None
+    return int(f)
+
+
+def _float_field(value: Any, name: str, errors: list[str]) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        errors.append(f"{name} must be a number, got {value!r}")
+        return None
+    if not math.isfinite(f):
+        errors.append(f"{name} must be a finite number, got {value!r}")
+        return None
+    return f
+
+
+def from_fields(protocol: str, **slots: Any) -> Query:
+    """Build a Query from named fields (CLI flags, MCP tool arguments, the seed's JSON requests).
+
+    Accepts the seed's field names too (model_id, hardware_platform, quantization,
+    sequence_length, generation_length) and per-day workloads (requests_per_day, users_per_day).
+    Every problem is collected, so one call reports all of them.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    conversions: list[str] = []
+    known_protocols = ("optimize", "diagnose", "compare", "estimate", "audit", "plan")
+    if protocol not in known_protocols:
+        errors.append(f"protocol '{protocol}' is not known. Accepted: {', '.join(known_protocols)}.")
+    given: dict[str, Any] = {}
+    for k, v in slots.items():
+        k2 = _FIELD_ALIASES.get(k, k)
+        if v is None:
+            continue
+        given[k2] = v
+    accepted = set(SLOTS) | {"quantization", "requests_per_day", "users_per_day", "tokens_per_day", "lang", "symptoms",
+                             "reported_tok_s", "reported_power_w", "compare_axis", "compare_gpus", "compare_precisions",
+                             "compare_batch_sizes", "nightly", "compiled", "explain", "characters", "chinese_characters",
+                             "text_gb", "context"}
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        errors.append(f"unknown field(s) {unknown}. Accepted: {', '.join(sorted(accepted - {'context'}))}.")
+    cat = _catalog()
+    out: dict[str, Any] = {}
+    ctx: Context | None = given.pop("context", None)
+    model_name, model_known = None, False
+    if "model" in given:
+        name = str(given["model"]).strip()
+        if not name:
+            errors.append("model is required: name a model (e.g. 'Mistral-7B') or a Hugging Face id "
+                          "(e.g. 'mistralai/Mistral-7B-Instruct-v0.2').")
+        else:
+            try:
+                m = cat.resolve_model(name)
+                out["model"], out["model_params_b"], model_name, model_known = m.key, m.params_b, m.name, True
+            except cat.UnknownName as err:
+                sm = re.search(r"(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z0-9])", name.split("/")[-1])
+                if sm and float(sm.group(1)) > 0:
+                    out["model"], out["model_params_b"], model_name = name, float(sm.group(1)), name
+                    if err.nearest:  # a typo of a catalog name is answered as typed, never swapped: say so
+                        warnings.append(f"model '{name}' is not in the catalog: answered as an uncatalogued "
+                                        f"{sm.group(1)}B model.{_near(err)}")
+                elif given.get("model_params_b"):
+                    out["model"], model_name = name, name
+                else:
+                    errors.append(f"model '{name}' is not in the catalog and its name does not state a size.{_near(err)} "
+                                  "Give a size in the name (e.g. 'my-model-7B') or model_params_b, or one of: "
+                                  f"{', '.join(mm.key for mm in cat.models())}.")
+    if "model_params_b" in given:
+        p = _float_field(given["model_params_b"], "model_params_b", errors)
+        if p is not None and p <= 0:
+            errors.append(f"model_params_b must be > 0 (billions of parameters), got {p}")
+        elif p is not None:
+            out["model_params_b"] = p
+            if "model" not in out:
+                out["model"], model_name = f"{_fmt(p)}B model", f"a {_fmt(p)}B model"
+    if "gpu" in given:
+        name = str(given["gpu"]).strip()
+        try:
+            out["gpu"] = cat.resolve_gpu(name).key
+        except cat.UnknownName as err:
+            errors.append(f"GPU '{name}' is not supported.{_near(err)} Supported: {_gpu_list()}. "
+                          "For another GPU, measure it with `ecolobster bench`.")
+    prec = _norm_precision(given.get("precision"), "precision", errors)
+    quant = _norm_precision(given.get("quantization"), "quantization", errors)
+    if prec and quant and prec != quant:
+        if prec in _COMPUTE_DTYPES and quant not in _COMPUTE_DTYPES:
+            if prec == "fp32" and quant == "nf4":
+                warnings.append("conflicting parameters: NF4 dequantizes to FP16/BF16, not FP32; using FP16 compute with NF4 weights.")
+            out["precision"] = quant
+        elif quant in _COMPUTE_DTYPES and prec not in _COMPUTE_DTYPES:
+            out["precision"] = prec
+        else:
+            errors.append(f"precision '{prec}' and quantization '{quant}' conflict: give one of them.")
+    elif prec or quant:
+        out["precision"] = quant or prec
+    for name in ("batch_size", "prompt_tokens", "gen_tokens", "gpu_count"):
+        if name in given:
+            v = _int_field(given[name], name, errors)
+            if v is not None:
+                out[name] = v
+    if "framework" in given:
+        fw = _norm_framework(given["framework"])
+        if fw is None:
+            errors.append(f"framework '{given['framework']}' is not known. Accepted: {', '.join(FRAMEWORKS)} (or vLLM, "
+                          "TGI, SGLang, TensorRT-LLM, llama.cpp, Ollama, HF transformers).")
+        else:
+            out["framework"] = fw
+    rates = [n for n in ("requests_per_month", "requests_per_day", "users_per_day", "tokens_per_month", "tokens_per_day")
+             if n in given]
+    if len(rates) > 1:
+        errors.append(f"{' and '.join(rates)} were both given: state the workload once (one of them).")
+    for name in ("requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day", "price_usd_kwh",
+                 "grid_gco2_kwh", "pue", "reported_tok_s", "reported_power_w", "itl_target_ms", "itl_percentile",
+                 "e2e_target_s"):
+        if name in given:
+            v = _float_field(given[name], name, errors)
+            if v is not None and name.startswith(("reported_", "itl_", "e2e_")) and v <= 0:
+                errors.append(f"{name} must be a positive number, got {given[name]!r}")
+            elif v is not None:
+                out[name] = v
+    for name, slot, label in (("requests_per_day", "requests_per_month", "requests"), ("tokens_per_day", "tokens_per_month", "tokens")):
+        if name in given:
+            v = _float_field(given[name], name, errors)
+            if v is not None:
+                out[slot] = v * _dpm()
+                out["workload"] = f"{_fmt(v)} {label}/day"
+                conversions.append(f"{_fmt(v)} {label}/day x {_dpm():.2f} days/month = {_fmt(out[slot])} {label}/month")
+    if "users_per_day" in given:
+        v = _float_field(given["users_per_day"], "users_per_day", errors)
+        if v is not None:
+            rpu = _factor("requests_per_user_day")
+            out["requests_per_month"] = v * rpu * _dpm()
+            out["workload"] = f"{_fmt(v)} users/day"
+            conversions.append(f"{_fmt(v)} users/day x {_fmt(rpu)} requests per user per day (factor requests_per_user_day) "
+                               f"x {_dpm():.2f} days/month = {_fmt(out['requests_per_month'])} requests/month")
+    for name, key, lang_word in (("characters", "english_chars_per_token", "English"),
+                                 ("chinese_characters", "chinese_chars_per_token", "Chinese")):
+        if name in given:
+            v = _float_field(given[name], name, errors)
+            if v is not None:
+                cpt = _factor(key)
+                out["job_tokens"] = v / cpt
+                out["workload"] = f"{_fmt(v)} {lang_word} characters"
+                conversions.append(f"{_fmt(v)} {lang_word} characters / {_fmt(cpt)} characters per token (factor {key}) "
+                                   f"= {_fmt(out['job_tokens'])} tokens")
+    if "text_gb" in given:
+        v = _float_field(given["text_gb"], "text_gb", errors)
+        if v is not None:
+            tpg = _factor("english_tokens_per_gb")
+            out["job_tokens"] = v * tpg
+            out["workload"] = f"{_fmt(v)} GB of text"
+            conversions.append(f"{_fmt(v)} GB x {_fmt(tpg)} tokens per GB (factor english_tokens_per_gb) = {_fmt(out['job_tokens'])} tokens")
+    if "region" in given:
+        try:
+            out["region"] = cat.resolve_region(str(given["region"])).key
+        except cat.UnknownName as err:
+            errors.append(str(err))
+    if "use_case" in given:
+        uc = str(given["use_case"]).strip().lower().replace(" ", "_").replace("-", "_")
+        uc = {"production": "production_api", "api": "production_api", "chat": "interactive_chat",
+              "interactive": "interactive_chat", "batch": "offline_batch", "offline": "offline_batch"}.get(uc, uc)
+        if uc in USE_CASES:
+            out["use_case"] = uc
+        else:
+            errors.append(f"use_case '{given['use_case']}' is not known. Accepted: {', '.join(USE_CASES)} "
+                          "(or production, chat, batch).")
+    if "workload" in given:
+        out["workload"] = str(given["workload"])
+    lang = given.get("lang") or (ctx.lang if ctx else None) or "en"
+    if lang not in ("en", "zh"):
+        errors.append(f"lang '{lang}' is not supported. Accepted: en, zh.")
+        lang = "en"
+    errors += _range_errors(out)
+    if errors:
+        raise QueryError(errors)
+    base = {k: v for k, v in (ctx.model_dump().items() if ctx else []) if k in SLOTS and v is not None}
+    axis = given.get("compare_axis")
+    precs: list[str] = []
+    for p in given.get("compare_precisions") or []:
+        q = _norm_precision(p, "compare_precisions", errors)
+        if q:
+            precs.append(q)
+    gpus_l: list[str] = []
+    for g in given.get("compare_gpus") or []:
+        try:
+            gpus_l.append(cat.resolve_gpu(str(g)).key)
+        except cat.UnknownName as err:
+            errors.append(str(err))
+    if errors:
+        raise QueryError(errors)
+    if axis is not None and axis not in ("precision", "gpu", "batch_size", "model_size"):
+        raise QueryError([f"compare_axis '{axis}' is not known. Accepted: precision, gpu, batch_size, model_size."])
+    if "model" not in out and "model" not in base and protocol in ("optimize", "estimate"):
+        raise QueryError(["model is required: name a model (e.g. 'Mistral-7B') or a Hugging Face id "
+                          "(e.g. 'mistralai/Mistral-7B-Instruct-v0.2')."])
+    return _finish(protocol, {**base, **out}, lang, "", Reading(
+        warnings=warnings, conversions=conversions, explain=bool(given.get("explain")),
+        words={k: f"{k}={given[k]!r}" for k in out if k in given},
+        precisions=precs or ([out["precision"]] if "precision" in out else []),
+        all_precisions=axis == "precision" and not precs, gpus=gpus_l or ([out["gpu"]] if "gpu" in out else []),
+        symptoms=list(given.get("symptoms") or []), reported_tok_s=out.get("reported_tok_s"),
+        reported_power_w=out.get("reported_power_w"), nightly=bool(given.get("nightly")),
+        compiled=bool(given.get("compiled")), model_name=model_name,
+        model_known=model_known or bool(base.get("model") and _is_catalog_model(base["model"])), axis=axis,
+        batch_sizes=[int(b) for b in given.get("compare_batch_sizes") or []]))

@@ -1,0 +1,204 @@
+"""Defaults, range checks and warnings shared by free text and named fields; builds the Query."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from advisor.query.lookup import _catalog, _defaults, _factor, _measured_models
+from advisor.query.slots import (
+    DEFAULT_GPU,
+    DEFAULT_PRECISION,
+    DEFAULT_REGION,
+    DEFAULT_USE_CASE,
+    SLOTS,
+    USE_CASE_LABEL,
+    Query,
+    QueryError,
+    Reading,
+)
+from advisor.query.text import _fmt
+from advisor.query.vocab import _COMPILED_FRAMEWORKS
+
+
+def _range_errors(s: dict[str, Any]) -> list[str]:
+    """Out-of-range values: batch size within 1..max_batch_size, positive lengths, PUE >= 1."""
+    errors: list[str] = []
+    top_bs = int(_factor("max_accepted_batch_size"))
+    bs = s.get("batch_size")
+    if bs is not None:
+        if bs < 1:
+            errors.append(f"batch_size must be >= 1, got {bs}. Did you mean batch_size=1?")
+        elif bs > top_bs:
+            errors.append(f"batch_size={bs} exceeds the maximum accepted ({top_bs} concurrent requests). Use "
+                          f"batch_size <= {top_bs}; for more traffic, add replicas (the capacity answer counts them).")
+    top_tok = _factor("max_query_tokens")
+    for slot, typical in (("prompt_tokens", "512 (chat), 1024 (documents), 2048 (long context)"),
+                          ("gen_tokens", "128 (short answers), 256 (default), 512 (detailed answers)")):
+        v = s.get(slot)
+        if v is not None and v < 1:
+            errors.append(f"{slot} must be >= 1, got {v}. Typical values: {typical}.")
+        elif v is not None and v > top_tok:
+            errors.append(f"{slot}={_fmt(v) if v < 1e30 else '1e30+'} is longer than any model's context window "
+                          f"(up to {_fmt(top_tok)} tokens). Typical values: {typical}.")
+    gc = s.get("gpu_count")
+    if gc is not None and not 1 <= gc <= 4096:
+        errors.append(f"gpu_count must be between 1 and 4096 GPUs per replica, got {gc}")
+    top_rate = _factor("max_monthly_requests")
+    for slot in ("requests_per_month", "tokens_per_month", "job_tokens"):
+        v = s.get(slot)
+        if v is not None and (not math.isfinite(v) or v < 0):
+            errors.append(f"{slot} must be a non-negative number, got {v}")
+        elif v is not None and v > top_rate * (1 if slot == "requests_per_month" else 1e4):
+            errors.append(f"{slot}={v:.3g} is beyond any real workload (the bound is "
+                          f"{top_rate * (1 if slot == 'requests_per_month' else 1e4):.0e}): check the figure")
+    if s.get("pue") is not None and s["pue"] < 1:
+        errors.append(f"PUE must be >= 1 (1.0 means no facility overhead), got {s['pue']}")
+    h = s.get("hours_per_day")
+    if h is not None and not 0 < h <= 24:
+        errors.append(f"hours per day must be between 0 and 24, got {h:g}")
+    for slot in ("price_usd_kwh", "grid_gco2_kwh"):
+        v = s.get(slot)
+        if v is not None and (not math.isfinite(v) or v < 0 or (slot == "price_usd_kwh" and v == 0)):
+            errors.append(f"{slot} must be a positive number, got {v}")
+    return errors
+
+
+def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Reading) -> Query:
+    """Apply the defaults, check ranges, add the catalog's warnings and build the Query."""
+    warnings, explain, gpus, axis = list(r.warnings), r.explain, r.gpus, r.axis
+    model_name, model_known = r.model_name, r.model_known
+    cat = _catalog()
+    errors: list[str] = []
+    defaults = _defaults()
+    defaults_applied: list[str] = []
+    defaulted: list[str] = []
+    s = dict(slots)
+
+    # which comparison
+    if axis is None:
+        if len(gpus) > 1:
+            axis = "gpu"
+        elif explain and "model" not in s:
+            axis = "model_size"
+        elif protocol == "compare" and re.search(r"batch\s*sizes|批大小|不同批", text.lower()):
+            axis = "batch_size"
+        elif protocol == "compare" and "model" not in s and not r.all_precisions:
+            axis = "model_size"
+        else:
+            axis = "precision"
+    compare_precisions = [] if r.all_precisions else list(r.precisions)
+
+    def default(slot: str, value: Any, why: str) -> None:
+        s[slot] = value
+        defaulted.append(slot)
+        defaults_applied.append(f"{slot.replace('_', ' ')}: {value} ({why})")
+
+    needs_model = protocol in ("optimize", "estimate")
+    if needs_model and not s.get("model"):
+        errors.append("model is required for this question: name one (e.g. 'Mistral-7B', 'Qwen2.5-7B') or a size "
+                      "('a 7B model').")
+    if ("gpu" not in s and axis != "gpu"
+            and not (axis == "model_size" and protocol in ("compare", "diagnose") and "model" not in s)):
+        default("gpu", DEFAULT_GPU, "default: the seed's most common consumer GPU; name yours for accurate figures")
+    if "precision" not in s and axis != "model_size":
+        default("precision", DEFAULT_PRECISION, "default: the unquantized baseline")
+    if "batch_size" not in s:
+        default("batch_size", defaults.get("batch_size", 1), "default: single request; batching is usually the biggest saving")
+    if "prompt_tokens" not in s:
+        default("prompt_tokens", defaults["prompt_tokens"], "default prompt length")
+    if "gen_tokens" not in s:
+        default("gen_tokens", defaults["gen_tokens"], "default generation length")
+    if "use_case" not in s:
+        default("use_case", DEFAULT_USE_CASE, "default; say 'chat' or 'offline batch' to change")
+    if "region" not in s and ("price_usd_kwh" not in s or "grid_gco2_kwh" not in s):
+        default("region", DEFAULT_REGION, "default electricity price and grid carbon; name a region to change")
+
+    # hard errors (the seed's parameter guide)
+    errors += _range_errors(s)
+    bs = s.get("batch_size")
+    if bs is not None and bs >= 1 and bs & (bs - 1):
+        lo = 1 << (bs.bit_length() - 1)
+        warnings.append(f"batch_size={bs} is not a power of 2; GPU kernels are tuned for powers of two. "
+                        f"Consider {lo} or {lo * 2}.")
+    if bs is not None and defaults.get("max_batch_size") and bs > defaults["max_batch_size"]:
+        warnings.append(f"batch_size={bs} is beyond the measured range (up to {defaults['max_batch_size']}): its "
+                        "figures are extrapolated, not measured; check them with `ecolobster bench`.")
+    if errors:
+        raise QueryError(errors)
+
+    # warnings that need the catalog
+    arch = None
+    if s.get("model") and model_known:
+        try:
+            arch = cat.resolve_model(s["model"])
+        except cat.UnknownName:
+            arch = None
+    if s.get("model") and not model_known:
+        p = s.get("model_params_b")
+        size = f" ({_fmt(p)}B parameters)" if p else ""
+        warnings.append(f"{model_name or s['model']}{size} is not directly measured: figures are derived from other "
+                        "model sizes. For accurate results, measure it with `ecolobster bench`.")
+    if arch is not None and arch.key not in _measured_models():
+        warnings.append(f"{arch.name} ({arch.params_b:g}B parameters) has no measurements yet: its figures are "
+                        "derived from measured models of similar size (see the provenance). Measure it with "
+                        "`ecolobster bench` for exact figures.")
+    if arch is not None and s.get("prompt_tokens") and s.get("gen_tokens"):
+        total = s["prompt_tokens"] + s["gen_tokens"]
+        if total > arch.context_length:
+            warnings.append(f"prompt + generation = {total} tokens exceeds {arch.name}'s context window "
+                            f"({arch.context_length} tokens).")
+    gpu = None
+    if s.get("gpu"):
+        gpu = cat.resolve_gpu(s["gpu"])
+    named = {s.get("precision"), *compare_precisions}
+    if gpu is not None and "bf16" in named and not gpu.bf16_support:
+        warnings.append(f"BF16 is not supported natively on {gpu.name} ({gpu.architecture}); use FP16.")
+    if gpu is not None and "fp8" in named and not gpu.fp8_support:
+        warnings.append(f"{gpu.name} ({gpu.architecture}) has no FP8 tensor cores; FP8 weights would be emulated.")
+    if gpu is not None and s.get("model_params_b") and s.get("precision"):
+        from advisor import estimate as est
+
+        need = est.memory_need_gb(s.get("model"), s["model_params_b"], s["precision"], s.get("batch_size") or 1,
+                                  (s.get("prompt_tokens") or 0) + (s.get("gen_tokens") or 0))
+        n_gpu = s.get("gpu_count") or 1
+        if need is not None and need > gpu.vram_gb * n_gpu:
+            have = f"{n_gpu} x {gpu.name}'s {gpu.vram_gb * n_gpu:g} GB" if n_gpu > 1 else f"{gpu.name}'s {gpu.vram_gb:g} GB"
+            warnings.append(f"{model_name or s['model']} in {s['precision']} at batch size {s.get('batch_size')} needs "
+                            f"about {need:.1f} GB of GPU memory (estimated), more than the {have}. Consider more "
+                            "GPUs, a smaller batch, shorter sequences or a 4-bit/8-bit format.")
+    if s.get("batch_size") == 1 and s.get("use_case") in ("production_api", "offline_batch") and "batch_size" not in defaulted:
+        warnings.append(f"batch size 1 for {USE_CASE_LABEL[s['use_case']]}: batching concurrent requests is the "
+                        "largest energy saving available (see the batch comparison).")
+    try:
+        return Query(
+            protocol=protocol,  # type: ignore[arg-type]
+            text=text,
+            lang=lang,  # type: ignore[arg-type]
+            defaults_applied=defaults_applied,
+            defaulted=defaulted,
+            warnings=warnings,
+            conversions=list(r.conversions),
+            compare_axis=axis,  # type: ignore[arg-type]
+            compare_precisions=compare_precisions,
+            compare_gpus=gpus if len(gpus) > 1 else [],
+            compare_batch_sizes=list(r.batch_sizes),
+            explain=explain,
+            symptoms=list(r.symptoms),
+            reported_tok_s=r.reported_tok_s,
+            reported_power_w=r.reported_power_w,
+            reported_j_per_1k_tok=r.reported_j_per_1k_tok,
+            nightly=r.nightly,
+            compiled=r.compiled or s.get("framework") in _COMPILED_FRAMEWORKS,
+            model_name=model_name or (arch.name if arch else None),
+            model_known=model_known,
+            not_understood=list(dict.fromkeys(r.not_understood)),
+            finetune=dict(r.finetune),
+            stated_words={k: v for k, v in r.words.items() if k not in defaulted},
+            **{k: v for k, v in s.items() if k in SLOTS},
+        )
+    except ValidationError as err:  # a value no rule above caught: still a clear error, never a crash
+        raise QueryError([f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]) from None
