@@ -47,4 +47,6 @@ def ask(text: str, context: Context | None = None, lang: str | None = None,
         return error_answer(err.errors, lg, text if isinstance(text, str) else ""), context or Context()
     if lang:
         q = q.model_copy(update={"lang": lang})
-    return answer_query(q, lang), q.to_context()
+    # a general question ("why is 4-bit sometimes worse?") leaves the chat's context as it was
+    nxt = context if (q.standalone and context is not None) else q.to_context()
+    return answer_query(q, lang), nxt

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Answer a free-text question, e.g. ecolobster ask \"greenest config for "
                                    "Qwen2.5-7B on an RTX 4090D?\"")
     p.add_argument("question", nargs="+", help="the question (quote it)")
+    p.add_argument("--explain-parse", action="store_true",
+                   help="print what was read from the question (slots and the words they came from, defaults, "
+                        "what was not understood) instead of answering")
     _common(p)
     p.set_defaults(handler=_ask)
     for name in PROTOCOLS:
@@ -28,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--model", help="model: catalog name, hub id or '<name>-7B'")
         sp.add_argument("--gpu", help="GPU (e.g. rtx4090d, a800, h100)")
         sp.add_argument("--precision", help="fp16, bf16, fp32, fp8, nf4, int8_mixed, int8_pure")
-        sp.add_argument("--batch-size", type=str, help="1-64")
+        sp.add_argument("--batch-size", type=str, help="1-4096 (above 64 the figures are extrapolated)")
+        sp.add_argument("--gpu-count", type=str, help="GPUs serving one replica (tensor parallel size)")
+        sp.add_argument("--framework", help="hf-eager, hf-static-cache, hf-continuous-batching, vllm, sglang, tgi, "
+                                            "trt-llm, llama.cpp (or vLLM, TensorRT-LLM, Ollama, ...)")
         sp.add_argument("--prompt-tokens", type=str, help="input length in tokens")
         sp.add_argument("--gen-tokens", type=str, help="generated tokens per request")
         sp.add_argument("--requests-per-month", type=str)
@@ -63,12 +69,30 @@ def _ask(args: argparse.Namespace) -> int:
     from advisor.cli import UsageError
 
     text = " ".join(args.question).strip()
+    if args.explain_parse:
+        return _explain_parse(text, args)
     answer, _ = ask(text, lang=args.lang)
     if answer.protocol == "error":
         if args.format != "rich":
             _emit(answer, args)
         raise UsageError("; ".join(answer.errors))
     return _emit(answer, args)
+
+
+def _explain_parse(text: str, args: argparse.Namespace) -> int:
+    from advisor.cli import UsageError
+    from advisor.query import QueryError, clean_text, parse
+    from advisor.query.explain import explain_parse
+
+    try:
+        q = parse(clean_text(text))
+    except QueryError as err:
+        raise UsageError("; ".join(err.errors)) from None
+    if args.format == "json":
+        sys.stdout.write(q.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(explain_parse(q, args.lang))
+    return 0
 
 
 def _structured(args: argparse.Namespace) -> int:
@@ -78,7 +102,8 @@ def _structured(args: argparse.Namespace) -> int:
 
     fields = {
         "model": args.model, "gpu": args.gpu, "precision": args.precision, "batch_size": args.batch_size,
-        "prompt_tokens": args.prompt_tokens, "gen_tokens": args.gen_tokens,
+        "prompt_tokens": args.prompt_tokens, "gen_tokens": args.gen_tokens, "gpu_count": args.gpu_count,
+        "framework": args.framework,
         "requests_per_month": args.requests_per_month, "requests_per_day": args.requests_per_day,
         "users_per_day": args.users_per_day, "tokens_per_month": args.tokens_per_month, "region": args.region,
         "price_usd_kwh": args.price, "grid_gco2_kwh": args.grid, "pue": args.pue, "use_case": args.use_case,

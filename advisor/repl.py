@@ -88,6 +88,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "context_empty": "No context yet. Name a model and a GPU in a question and I'll remember them.",
         "context_title": "Carried over to the next question:",
         "session_title": "Session:",
+        "carried_title": "Carried into the last answer from earlier questions:",
+        "standalone_note": "The last question was a general one: it did not use this context.",
+        "why_none": "No question answered yet: ask one, then /why shows how it was read.",
         "reset_done": "Context cleared; the next question starts fresh.",
         "history_fallback": "The history file {path} can't be used ({reason}). This session keeps its "
                             "history in memory only.",
@@ -149,6 +152,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "context_empty": "还没有上下文。在问题里说出模型和 GPU，我就会记住。",
         "context_title": "下一个问题会沿用：",
         "session_title": "会话：",
+        "carried_title": "上一个回答沿用了之前问题的：",
+        "standalone_note": "上一个问题是一般性问题，没有使用这些上下文。",
+        "why_none": "还没有回答过问题：先问一个，然后 /why 会显示它是如何被理解的。",
         "reset_done": "上下文已清空，下一个问题从头开始。",
         "history_fallback": "历史文件 {path} 无法使用（{reason}）。本次会话的历史只保存在内存中。",
         "history_off": "本次会话不保存历史。",
@@ -223,6 +229,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("/format", "rich|markdown|json", "how answers are shown", "回答的显示格式"),
     Command("/save", "FILE", "save the last answer as Markdown", "把上一个回答保存为 Markdown"),
     Command("/context", "", "what carries over to the next question", "显示会沿用的上下文"),
+    Command("/why", "", "how the last question was read: slots, their words, defaults, what was not used",
+            "上一个问题是如何被理解的：槽位、来源词、默认值、未使用的信息"),
     Command("/reset", "", "forget the context", "清空上下文"),
     Command("/quit", "", "leave (Ctrl-D works too)", "退出（也可以按 Ctrl-D）", ("/exit", "/q")),
 )
@@ -536,6 +544,7 @@ class Chat:
             "/format": self._cmd_format,
             "/save": self._cmd_save,
             "/context": self._cmd_context,
+            "/why": self._cmd_why,
             "/reset": self._cmd_reset,
             "/quit": lambda rest: False,
         }
@@ -834,8 +843,25 @@ class Chat:
 
         lines = [self.t("context_title") if items else self.t("context_empty")]
         lines += [row(label, value) for label, value in items]
+        last = getattr(self.state.last_answer, "query", None) or {}
+        if last.get("carried"):
+            lines += ["", self.t("carried_title")]
+            lines += [row(k.replace("_", " "), _short(last.get(k))) for k in last["carried"] if last.get(k) is not None]
+        elif last.get("standalone"):
+            lines += ["", self.t("standalone_note")]
         lines += ["", self.t("session_title")] + [row(label, value) for label, value in session]
         self.say("\n".join(lines), wrapped=False)
+        return True
+
+    def _cmd_why(self, rest: str) -> bool:
+        last = self.state.last_answer
+        query = getattr(last, "query", None) or {}
+        if not query.get("protocol"):
+            self.say(self.t("why_none"))
+            return True
+        from advisor.query.explain import explain_parse
+
+        self.say(explain_parse(query, self.state.lang).rstrip("\n"), wrapped=False)
         return True
 
     def _cmd_reset(self, rest: str) -> bool:

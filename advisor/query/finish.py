@@ -197,6 +197,8 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
             model_known=model_known,
             not_understood=list(dict.fromkeys(r.not_understood)),
             finetune=dict(r.finetune),
+            carried=list(r.carried),
+            standalone=r.standalone,
             stated_words={k: v for k, v in r.words.items() if k not in defaulted},
             **{k: v for k, v in s.items() if k in SLOTS},
         )

@@ -87,6 +87,11 @@ def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
     return None, explain
 
 
+# words that point back at the conversation's configuration
+_REFERS_RE = re.compile(r"\b(?:this|that|the\s+same|my|our|the\s+above|current)\s+(?:model|gpu|card|setup|config\w*|"
+                        r"deployment|one|case)\b|\bfor\s+(?:it|them)\b|\bhere\b|这个模型|该模型|这张卡|这个配置|同样的|上面的")
+
+
 def parse(text: str, context: Context | None = None, protocol: str | None = None) -> Query:
     """Read a question in English or Chinese; merge it over `context` (the previous slots).
     `protocol` (one of QUERY_PROTOCOLS) forces the protocol, as the chat's /compare etc. do; with a
@@ -136,7 +141,11 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         raise QueryError(d.errors)
     d.not_understood += _leftover_facts(d.t)
     base: dict[str, Any] = {}
-    if context is not None:
+    # a general "why" about a format or a paradox stands alone: the chat's model and GPU are not its
+    # subject unless it points at them ("for this model")
+    standalone = bool(context is not None and not forced and explain and "model" not in d.slots
+                      and "gpu" not in d.slots and not _REFERS_RE.search(d.norm))
+    if context is not None and not standalone:
         base = {k: v for k, v in context.model_dump().items() if k in SLOTS and v is not None}
         # a new model invalidates the old size
         if "model" in d.slots:
@@ -146,6 +155,7 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
             for k in ("requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day", "workload"):
                 base.pop(k, None)
     merged = {**base, **d.slots}
+    carried = [k for k in base if k not in d.slots and k != "model_params_b"]
     lang = context.lang if (context is not None and context.lang and not has_cjk(text)
                             and _detect_lang(text) == "en" and not re.search(r"[a-z]{3}", d.t)) else _detect_lang(text)
     extra = d.extra
@@ -158,4 +168,4 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         gpus=extra.get("gpus", []), symptoms=extra.get("symptoms", []), reported_tok_s=extra.get("reported_tok_s"),
         reported_power_w=extra.get("reported_power_w"), reported_j_per_1k_tok=extra.get("reported_j_per_1k_tok"),
         nightly=bool(extra.get("nightly")), compiled=bool(extra.get("compiled")), model_name=extra.get("model_name"),
-        model_known=bool(model_known), finetune=extra.get("finetune", {})))
+        model_known=bool(model_known), finetune=extra.get("finetune", {}), carried=carried, standalone=standalone))

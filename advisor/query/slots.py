@@ -125,6 +125,8 @@ class Reading:
     axis: str | None = None
     batch_sizes: list[int] = field(default_factory=list)
     finetune: dict[str, Any] = field(default_factory=dict)
+    carried: list[str] = field(default_factory=list)
+    standalone: bool = False
 
 
 SLOTS: tuple[str, ...] = tuple(k for k in Context.model_fields if k not in ("lang", "last_protocol"))
@@ -158,6 +160,8 @@ class Query(Context):
     )
     finetune: dict[str, Any] = Field(
         default_factory=dict, description="a fine-tuning question's run: PlanRequest fields (examples, epochs, ...)")
+    carried: list[str] = Field(default_factory=list, description="slots taken from earlier questions in the chat")
+    standalone: bool = Field(default=False, description="a general question answered without the chat's context")
     stated_words: dict[str, str] = Field(
         default_factory=dict, description="for each stated slot, the words of the question it was read from")
 
