@@ -26,7 +26,15 @@ def answer_query(query: Query, lang: str | None = None) -> Answer:
     from advisor.protocols import run
 
     ans = run(query)
+    _add_store_problems(ans)
     return persona.apply(ans, lang or query.lang or "en")
+
+
+def _add_store_problems(ans: Answer) -> None:
+    """Lines of the local store that the answer's row reads skipped are said in the answer."""
+    from measurements.store import take_problems
+
+    ans.warnings.extend(take_problems())
 
 
 def ask(text: str, context: Context | None = None, lang: str | None = None,

@@ -55,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        _report_store_problems()
+
+
+def _report_store_problems() -> None:
+    """Whatever the local store's reader skipped and no answer has shown yet goes to stderr."""
+    store = sys.modules.get("measurements.store")  # not imported: no rows were read
+    if store is None:
+        return
+    for p in store.take_problems():
+        print(f"warning: {p}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

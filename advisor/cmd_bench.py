@@ -139,7 +139,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from engine.power import EnergyMonitor, NvmlUnavailable
     from engine.protocol import ProtocolSettings
     from engine.provenance import capture
-    from measurements.store import data_home
+    from measurements.store import WriteError, data_home
 
     err_console = Console(stderr=True)
     try:
@@ -174,6 +174,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     prov = capture(args.device, names, driver, settings.describe())
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or (data_home() / "bench" / f"bench-{stamp}.jsonl")
+    _preflight_files(args, out)
     trace_dir = out.with_name(out.stem + "-traces")
     try:
         if args.serve:
@@ -185,19 +186,61 @@ def cmd_bench(args: argparse.Namespace) -> int:
         else:
             results, rows = _run_inference(args, model, overrides, settings, monitor, prov, out, trace_dir,
                                            err_console)
+    except WriteError as err:  # the results file failed mid-sweep: what is in it stays valid
+        raise UsageError(f"the results file could not be written: {err}. The configurations finished before "
+                         f"this are in {out}; free space or fix the file and run the same command again "
+                         "to measure the rest.") from None
     finally:
         monitor.close()
     stored = 0
     where: Path | None = None
+    store_error: str | None = None
     if rows and not args.no_store:
         from measurements.store import append_rows, local_store_path
 
-        stored = append_rows(rows)
         where = local_store_path()
+        try:
+            stored = append_rows(rows)
+        except WriteError as err:
+            store_error = _keep_rows_aside(rows, out, where, err)
     _show(args, results, rows, out, stored, where)
+    if store_error:
+        raise UsageError(store_error)
     if results and all(r.status == "error" for r in results):
         return 1
     return 0
+
+
+def _preflight_files(args: argparse.Namespace, out: Path) -> None:
+    """Refuse to start hours of measuring when the results file or the store cannot be written."""
+    from measurements.store import WriteError, check_writable, local_store_path
+
+    try:
+        check_writable(out)
+    except WriteError as err:
+        raise UsageError(f"--out: {err}") from None
+    if not args.no_store:
+        try:
+            check_writable(local_store_path())
+        except WriteError as err:
+            raise UsageError(f"the local dataset cannot be written: {err}. Fix it (or set "
+                             "ECOLOBSTER_DATA_DIR), or pass --no-store to keep results only in --out.") from None
+
+
+def _keep_rows_aside(rows: list[Any], out: Path, store: Path, err: Exception) -> str:
+    """The store refused the rows after the measurement: put them in a file beside --out and say
+    how to add them, so no measured row is lost or reported stored."""
+    from measurements.store import WriteError, append_rows
+
+    aside = out.with_name(out.stem + "-rows.jsonl")
+    try:
+        append_rows(rows, aside)
+    except WriteError as err2:
+        return (f"{len(rows)} measured row(s) were NOT added to the local dataset ({err}), nor written beside "
+                f"the results ({err2}). The measurements themselves are in {out}.")
+    return (f"{len(rows)} measured row(s) were NOT added to the local dataset ({err}). They are kept in "
+            f"{aside} (the raw results in {out}); once {store} is writable, add them with: "
+            f"cat {aside} >> {store}")
 
 
 def _progress(console: Any, monitor: Any):

@@ -170,7 +170,7 @@ def validate_all() -> tuple[dict[str, int], list[str], list[str]]:
     errors: list[str] = []
     problems: list[str] = []
     try:
-        rows = load_rows(problems=problems)
+        rows = load_rows(problems=problems, errors=errors)
         counts["rows"] = len(rows)
         counts["measured"] = sum(r.kind == "measured" for r in rows)
         counts["simulated"] = sum(r.kind == "simulated" for r in rows)
@@ -183,6 +183,13 @@ def validate_all() -> tuple[dict[str, int], list[str], list[str]]:
             counts[name] = len(fn())
         except (DataError, FileNotFoundError) as err:
             errors.append(f"catalog {name}: {err}")
+    if "gpus" in counts and "factors" in counts and "models" in counts:
+        from measurements.plausible import implausible
+
+        for r in rows:  # local rows that break physics were already refused (in errors) by the reader
+            bad = implausible(r)
+            if bad:
+                errors.append(f"row '{r.id}' is physically implausible: {'; '.join(bad)}")
     if "gpus" in counts:
         from measurements.store import shipped_rows
 
