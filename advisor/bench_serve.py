@@ -32,10 +32,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sv.add_argument("--max-num-seqs", type=int, default=None, metavar="N",
                     help="cap on requests per batch in the manager (default: transformers' own sizing)")
     sv.add_argument("--seed", type=int, default=0, help="seed of arrivals, lengths and prompt ids (default 0)")
+    rg = p.add_argument_group("decoding regime and stable figures (one generate call per run)")
+    rg.add_argument("--static-cache", action="store_true",
+                    help="static KV cache: transformers compiles the decode step into CUDA graphs on a GPU "
+                         "(framework hf-static-cache); the warm-up covers compilation, reported apart")
+    rg.add_argument("--cache", nargs="+", choices=["dynamic", "static"], default=None,
+                    help="KV caches to measure (dynamic: hf-eager, static: hf-static-cache); --cache dynamic "
+                         "static compares both on one loaded model")
+    rg.add_argument("--interleave", action="store_true",
+                    help="measure the configurations of one loaded model in rounds (A B A B) rather than one "
+                         "block after another, so clock and temperature drift falls on all alike")
+    rg.add_argument("--min-window", type=float, default=None, metavar="S",
+                    help="repeat the generate call inside each measured window until it lasts S seconds "
+                         "(default 1 on a GPU: 10 steps of the energy counter; 0 on CPU)")
+
+
+def caches(args: argparse.Namespace) -> list[str]:
+    """The KV caches to measure: --cache, or static with --static-cache, else dynamic."""
+    if args.cache:
+        return list(dict.fromkeys(args.cache))
+    return ["static"] if args.static_cache else ["dynamic"]
+
+
+def min_window(args: argparse.Namespace) -> float:
+    if args.min_window is not None:
+        return args.min_window
+    return 1.0 if args.device == "cuda" and not args.serve and not args.finetune else 0.0
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Serving flags without --serve, or --serve with flags it cannot honour: a clear error."""
+    """Serving flags without --serve, --serve with flags it cannot honour, and the regime flags
+    where they do not apply: a clear error."""
+    regime = [f for f, v in (("--static-cache", args.static_cache), ("--cache", args.cache),
+                             ("--interleave", args.interleave)) if v]
+    if regime and (args.serve or args.finetune):
+        raise UsageError(f"{', '.join(regime)} apply to the one-generate-call inference path, not to "
+                         f"{'--serve' if args.serve else '--finetune'}")
+    if args.static_cache and args.cache and args.cache != ["static"]:
+        raise UsageError("--static-cache means --cache static; to compare both use --cache dynamic static")
+    if args.min_window is not None and not args.min_window >= 0:
+        raise UsageError(f"--min-window must be >= 0 seconds (got {args.min_window})")
+    if "static" in caches(args) and args.warmup == 0:
+        raise UsageError("the static cache needs at least one warm-up run (--warmup >= 1): compilation and graph "
+                         "capture happen in the first call and must stay outside the measured windows")
     serve_only = [f for f, v in (("--concurrency", args.concurrency), ("--rate", args.rate),
                                  ("--num-requests", args.num_requests), ("--prompt-dist", args.prompt_dist),
                                  ("--gen-dist", args.gen_dist), ("--max-num-seqs", args.max_num_seqs))

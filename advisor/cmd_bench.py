@@ -159,7 +159,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         runs=args.runs if args.runs is not None else (bench_serve.SERVE_RUNS if args.serve else 10),
         pause_s=args.pause,
         idle_s=args.idle if args.device == "cuda" else 0.0, sample_interval_s=1.0 / args.sample_hz,
-        cv_max_throughput=args.cv_throughput, cv_max_power=args.cv_power, max_reruns=args.max_reruns)
+        cv_max_throughput=args.cv_throughput, cv_max_power=args.cv_power, max_reruns=args.max_reruns,
+        min_window_s=bench_serve.min_window(args))
     monitor = EnergyMonitor.time_only()
     names: list[str] = []
     driver = None
@@ -295,14 +296,15 @@ def _run_inference(args, model, overrides, settings, monitor, prov, out, trace_d
                                gen_tokens=args.gen_tokens, synthetic=args.synthetic, overrides=overrides,
                                double_quant=args.double_quant, compute_dtype=args.compute_dtype or "fp16",
                                fp8_mode=args.fp8_mode, compile=args.compile,
-                               trust_remote_code=args.trust_remote_code)
-               for p in args.precision for b in args.batch_size]
+                               trust_remote_code=args.trust_remote_code, cache=cache)
+               for p in args.precision for b in args.batch_size for cache in bench_serve.caches(args)]
     region = None if args.no_carbon else args.region
     if region:
         _check_region(region)
     with _progress(console, monitor) as progress:
         sweep = Sweep(configs, settings, args.device, out, trace_dir, monitor=monitor, provenance=prov,
-                      on_event=_events(progress, settings.warmup + settings.runs), carbon_region=region)
+                      on_event=_events(progress, settings.warmup + settings.runs), carbon_region=region,
+                      interleave=args.interleave)
         results = sweep.run()
     src = f"ecolobster bench on {prov.gpu_names[0] if prov.gpu_names else args.device} ({out.name})"
     rows = [inference_row(r, src, trace_prefix=str(trace_dir) + "/") for r in results if r.status == "ok"]
@@ -351,7 +353,8 @@ def _label(r: Any) -> str:
         rank = "" if c.method == "full" else f" r{c.rank}"
         return (f"{c.model} {c.method}{rank} {c.precision} seq {c.seq_len} bs {c.batch_size} "
                 f"gc {'on' if c.grad_checkpointing else 'off'} {c.optimizer}")
-    return f"{c.model} {c.precision} bs {c.batch_size} ({c.prompt_tokens}->{c.gen_tokens} tok)"
+    cache = " static cache" if getattr(c, "cache", "dynamic") == "static" else ""
+    return f"{c.model} {c.precision}{cache} bs {c.batch_size} ({c.prompt_tokens}->{c.gen_tokens} tok)"
 
 
 def _table_rows(results: list[Any]) -> tuple[list[str], list[list[str]]]:

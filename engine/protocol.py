@@ -34,11 +34,15 @@ class ProtocolSettings(BaseModel):
     max_reruns: int = Field(default=2, ge=0, description="re-runs of the measured set when a gate fails")
     min_counter_window_s: float = Field(default=0.1, ge=0,
                                         description="shorter windows fall back from the energy counter")
+    min_window_s: float = Field(default=0.0, ge=0,
+                                description="repeat the measured call inside one window until it lasts this long "
+                                            "(the counter steps every 100 ms: a short window reads it coarsely)")
 
     def describe(self) -> str:
-        return (f"warmup={self.warmup} runs={self.runs} pause_s={self.pause_s:g} idle_s={self.idle_s:g} "
+        text = (f"warmup={self.warmup} runs={self.runs} pause_s={self.pause_s:g} idle_s={self.idle_s:g} "
                 f"sampler={1 / self.sample_interval_s:g}Hz cv_gates=throughput<{self.cv_max_throughput:.0%}"
                 f",power<{self.cv_max_power:.0%} max_reruns={self.max_reruns}")
+        return text + (f" min_window_s={self.min_window_s:g}" if self.min_window_s > 0 else "")
 
     def is_full(self) -> bool:
         """True when nothing is below the full protocol's defaults."""
@@ -249,29 +253,7 @@ def _gates(runs: list[RunMeasurement], s: ProtocolSettings) -> list[str]:
     return notes
 
 
-def run_protocol(run_once: Callable[[int], RunMeasurement], settings: ProtocolSettings,
-                 on_run: Callable[[str, int, RunMeasurement], None] | None = None) -> ProtocolResult:
-    """Warm up, measure ``settings.runs`` runs, and re-measure the whole set (at most
-    ``max_reruns`` times) while a CV gate fails; the last set is kept and flagged if it still
-    fails. ``run_once(i)`` performs one run; ``on_run(phase, i, m)`` reports progress."""
-    for i in range(settings.warmup):
-        m = run_once(-1 - i)
-        if on_run:
-            on_run("warmup", i, m)
-    attempts = 0
-    history: list[str] = []
-    while True:
-        attempts += 1
-        runs = []
-        for i in range(settings.runs):
-            m = run_once(i)
-            runs.append(m)
-            if on_run:
-                on_run("measure", i, m)
-        failed = _gates(runs, settings)
-        if not failed or attempts > settings.max_reruns:
-            break
-        history.append(f"attempt {attempts}: " + "; ".join(failed))
+def _result(runs: list[RunMeasurement], attempts: int, failed: list[str], history: list[str]) -> ProtocolResult:
     energies = [r.energy_j for r in runs]
     powers = [r.power_w for r in runs]
     have_energy = all(e is not None for e in energies)
@@ -282,6 +264,44 @@ def run_protocol(run_once: Callable[[int], RunMeasurement], settings: ProtocolSe
         energy=summarize([e for e in energies if e is not None]) if have_energy else None,
         gate_notes=history + ([f"final: {'; '.join(failed)}"] if failed else []),
     )
+
+
+def run_protocol(run_once: Callable[[int], RunMeasurement], settings: ProtocolSettings,
+                 on_run: Callable[[str, int, RunMeasurement], None] | None = None) -> ProtocolResult:
+    """Warm up, measure ``settings.runs`` runs, and re-measure the whole set (at most
+    ``max_reruns`` times) while a CV gate fails; the last set is kept and flagged if it still
+    fails. ``run_once(i)`` performs one run; ``on_run(phase, i, m)`` reports progress."""
+    return run_interleaved([run_once], settings, None if on_run is None else lambda k, *a: on_run(*a))[0]
+
+
+def run_interleaved(run_fns: Sequence[Callable[[int], RunMeasurement]], settings: ProtocolSettings,
+                    on_run: Callable[[int, str, int, RunMeasurement], None] | None = None) -> list[ProtocolResult]:
+    """The protocol for configurations that are compared: each warms up, then they are measured in
+    rounds (A B A B ...), run i of every configuration before run i + 1 of any, so slow drift of
+    clocks and temperature falls on all of them alike instead of on whichever ran last. A gate that
+    fails on any of them re-measures the whole interleaved set. ``on_run(k, phase, i, m)``."""
+    for k, fn in enumerate(run_fns):
+        for i in range(settings.warmup):
+            m = fn(-1 - i)
+            if on_run:
+                on_run(k, "warmup", i, m)
+    attempts = 0
+    history: list[list[str]] = [[] for _ in run_fns]
+    while True:
+        attempts += 1
+        sets: list[list[RunMeasurement]] = [[] for _ in run_fns]
+        for i in range(settings.runs):
+            for k, fn in enumerate(run_fns):
+                m = fn(i)
+                sets[k].append(m)
+                if on_run:
+                    on_run(k, "measure", i, m)
+        failed = [_gates(runs, settings) for runs in sets]
+        if not any(failed) or attempts > settings.max_reruns:
+            break
+        for k, f in enumerate(failed):
+            history[k].append(f"attempt {attempts}: " + ("; ".join(f) if f else "passed (re-measured with the set)"))
+    return [_result(sets[k], attempts, failed[k], history[k]) for k in range(len(run_fns))]
 
 
 def pause(seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:

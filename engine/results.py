@@ -109,6 +109,9 @@ class SweepBase:
     def _one(self, lm: Any, cfg: Any) -> Any:
         raise NotImplementedError
 
+    def _interleaved(self, lm: Any, group: list[Any]) -> list[Any]:
+        raise NotImplementedError(f"{type(self).__name__} does not measure interleaved configurations")
+
     def run(self) -> list[Any]:
         """Skip finished configurations, load each model once for its group of configurations, record
         a failed load (OOM or error) for every configuration of the group, and stop starting new
@@ -142,6 +145,12 @@ class SweepBase:
                 free_memory()
                 continue
             pause(self.settings.pause_s)
+            if getattr(self, "interleave", False) and len(group) > 1:
+                # Compared configurations of one loaded model, measured in rounds (ABAB).
+                index += len(group)
+                self._emit("config_start", config=group[0], index=index, total=len(todo))
+                results += [self._save(r) for r in self._interleaved(lm, group)]
+                group = []
             for c in group:
                 if self._past_deadline():
                     break

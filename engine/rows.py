@@ -115,6 +115,7 @@ def inference_row(res: InferenceResult, source: str, id_prefix: str | None = Non
     if res.prefill_ms is not None and res.decode_tok_s is not None:
         pe = f", {res.prefill_energy_j:.2f} J" if res.prefill_energy_j is not None else ""
         notes.append(f"prefill (time to first token) {res.prefill_ms:.1f} ms{pe}; decode {res.decode_tok_s:.1f} tok/s")
+    notes += _regime_notes(res)
     notes += _energy_notes(res, "throughput")
     notes.append(_gate_note(res))
     if res.cpu_ram_energy_j is not None:
@@ -131,10 +132,31 @@ def inference_row(res: InferenceResult, source: str, id_prefix: str | None = Non
         gpu_mem_gb=res.peak_mem_alloc_gb, peak_mem_alloc_gb=res.peak_mem_alloc_gb,
         peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
         n_runs=res.n_runs or None, trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
-        notes=_finish(notes, res))
+        framework=res.framework, notes=_finish(notes, res))
     if res.provenance is not None:
         fields.update(row_fields(res.provenance))
     return MeasurementRow.model_validate(fields)
+
+
+def _regime_notes(res: InferenceResult) -> list[str]:
+    """What the static cache, window repeats and interleaving did (nothing for a plain eager row)."""
+    notes: list[str] = []
+    if res.config.cache == "static":
+        compiled = {True: "compiled by transformers (torch.compile; CUDA graphs on a GPU)",
+                    False: "NOT compiled (transformers compiles it only on a GPU): static cache in eager mode",
+                    None: "compilation unknown"}[res.decode_compiled]
+        notes.append(f"static KV cache (cache_implementation='static'), decode step {compiled}")
+        if res.warmup_s:
+            over = "" if res.first_call_overhead_s is None else \
+                f"; first call {res.first_call_overhead_s:.2f} s longer than a measured one (compilation)"
+            notes.append(f"{len(res.warmup_s)} warm-up run(s) of {', '.join(f'{x:.2f}' for x in res.warmup_s)} s "
+                         f"before any measured window{over}")
+    if res.repeats > 1:
+        notes.append(f"each measured window holds {res.repeats} generate calls (minimum window "
+                     f"{res.settings.min_window_s:g} s); figures are per call")
+    if res.interleaved_with:
+        notes.append("measured interleaved run by run (A B A B) with " + ", ".join(res.interleaved_with))
+    return notes
 
 
 def finetune_row(res: FinetuneResult, source: str, id_prefix: str | None = None,
