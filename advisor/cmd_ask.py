@@ -13,6 +13,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("rich", "markdown", "json"), default="rich", help="output format (default rich)")
     p.add_argument("--lang", choices=("en", "zh"), default=None, help="answer language (default: the question's)")
     p.add_argument("--width", type=int, default=None, help="terminal width for rich output")
+    p.add_argument("--detail", choices=("brief", "full"), default="brief",
+                   help="rich output: brief (the point and one table, default) or full (every table, chart, "
+                        "code, provenance); Markdown and JSON always hold everything")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _emit(answer, args) -> int:
     from advisor.render import write_answer
 
-    write_answer(answer, args.format, args.width)
+    write_answer(answer, args.format, args.width, args.detail)
     return 0
 
 

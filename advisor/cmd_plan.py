@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pue", type=float, help="data-centre PUE (default by region kind)")
     p.add_argument("--format", choices=("rich", "markdown", "json"), default="rich", help="output format")
     p.add_argument("--width", type=int, default=None, help="terminal width for rich output")
+    p.add_argument("--detail", choices=("brief", "full"), default="brief",
+                   help="rich output: brief (the point and one table, default) or full")
     p.set_defaults(handler=_plan)
 
 
@@ -113,5 +115,5 @@ def _plan(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write(render(answer, "json") + "\n")
         raise UsageError("; ".join(answer.errors))
-    write_answer(answer, args.format, args.width)
+    write_answer(answer, args.format, args.width, args.detail)
     return 0

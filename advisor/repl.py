@@ -84,6 +84,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "saved": "Saved the last answer as Markdown to {path}.",
         "save_usage": "Usage: /save FILE, e.g. /save answer.md",
         "nothing_to_save": "There is no answer to save yet: ask a question first.",
+        "nothing_more": "There is nothing more to show: ask a question first.",
         "save_failed": "Could not write {path}: {reason}.",
         "context_empty": "No context yet. Name a model and a GPU in a question and I'll remember them.",
         "context_title": "Carried over to the next question:",
@@ -148,6 +149,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "saved": "已将上一个回答以 Markdown 保存到 {path}。",
         "save_usage": "用法：/save 文件名，例如 /save answer.md",
         "nothing_to_save": "还没有可保存的回答，请先提问。",
+        "nothing_more": "没有更多内容可显示，请先提问。",
         "save_failed": "无法写入 {path}：{reason}。",
         "context_empty": "还没有上下文。在问题里说出模型和 GPU，我就会记住。",
         "context_title": "下一个问题会沿用：",
@@ -227,6 +229,8 @@ COMMANDS: tuple[Command, ...] = (
             "查看测量数据，可按 GPU、模型、精度等筛选"),
     Command("/lang", "en|zh", "answer in English or Chinese", "切换回答语言"),
     Command("/format", "rich|markdown|json", "how answers are shown", "回答的显示格式"),
+    Command("/more", "", "the rest of the last answer (tables, chart, code, provenance)",
+            "上一个回答的其余内容（表格、图表、代码、来源）"),
     Command("/save", "FILE", "save the last answer as Markdown", "把上一个回答保存为 Markdown"),
     Command("/context", "", "what carries over to the next question", "显示会沿用的上下文"),
     Command("/why", "", "how the last question was read: slots, their words, defaults, what was not used",
@@ -542,6 +546,7 @@ class Chat:
             "/data": self._cmd_data,
             "/lang": self._cmd_lang,
             "/format": self._cmd_format,
+            "/more": self._cmd_more,
             "/save": self._cmd_save,
             "/context": self._cmd_context,
             "/why": self._cmd_why,
@@ -664,8 +669,19 @@ class Chat:
         self.state.turns += 1
         if getattr(answer, "protocol", None) == "error":
             self.had_error = True
-        out = render.render(answer, self.state.fmt, width=self.width(), color=self.color)
+        # rich answers open with the first screen; /more shows the rest
+        out = render.render(answer, self.state.fmt, width=self.width(), color=self.color, detail="brief",
+                            more_hint="/more")
         self.say(out.rstrip("\n"), wrapped=False)
+
+    def _cmd_more(self, rest: str) -> bool:
+        if self.state.last_answer is None:
+            self.say(self.t("nothing_more"))
+            return True
+        render = _need("advisor.render", "part_render")
+        out = render.render(self.state.last_answer, self.state.fmt, width=self.width(), color=self.color, detail="rest")
+        self.say(out.rstrip("\n"), wrapped=False)
+        return True
 
     def _ctx(self, slot: str) -> Any:
         return getattr(self.state.context, slot, None) if self.state.context is not None else None

@@ -75,7 +75,8 @@ def test_a_conversation_carries_context_switches_language_saves_and_resets(tmp_p
 
     # A Chinese follow-up: the answer and the chat's own words switch to Chinese; context stays.
     zh = segment(screen, lines[5], lines[6])
-    assert "你的节能龙虾" in zh and "NF4" in zh
+    # (the first screen: the Chinese persona line opens it; its sign-off is behind /more)
+    assert "龙虾壳" in zh and "NF4" in zh and "/more" in zh
     zh_context = segment(screen, lines[6], lines[7])
     assert "下一个问题会沿用" in zh_context and re.search(r"precision\s+nf4", zh_context)
     assert re.search(r"gpu\s+rtx4090d", zh_context) and re.search(r"batch\s+16", zh_context)
@@ -83,7 +84,7 @@ def test_a_conversation_carries_context_switches_language_saves_and_resets(tmp_p
     # /lang en forces English even though the conversation went Chinese.
     assert "Language: English" in segment(screen, lines[7], lines[8])
     en = segment(screen, lines[8], lines[9])
-    assert "-- Your EcoLobster" in en and "你的节能龙虾" not in en and "batch size 8" in body(en)
+    assert "*shell" in en and "龙虾壳" not in en and "batch size 8" in body(en)
 
     assert "Context cleared" in segment(screen, lines[9], lines[10])
     assert "No context yet" in segment(screen, lines[10], "")
@@ -234,6 +235,7 @@ def test_pasted_code_is_audited_with_the_gpu_in_context(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     keys = ("greenest for Mistral-7B on an A800" + ENTER
             + paste(INT8_CODE) + ENTER
+            + "/more" + ENTER  # the first screen holds the finding; the rest holds the paired rows
             + "/save audit.md" + ENTER + CTRL_D)
     screen, chat = drive(keys)
     assert "AUDIT: Audit of <pasted>" in screen

@@ -18,10 +18,17 @@ FORMATS: tuple[str, ...] = ("rich", "markdown", "json")
 __all__ = ["FORMATS", "Format", "print_answer", "render", "to_json", "to_markdown"]
 
 
-def render(answer: Answer, fmt: Format = "rich", width: int | None = None, color: bool | None = None) -> str:
+Detail = Literal["brief", "full"]
+DETAILS: tuple[str, ...] = ("brief", "full")
+
+
+def render(answer: Answer, fmt: Format = "rich", width: int | None = None, color: bool | None = None,
+           detail: str = "full", more_hint: str = "--detail full") -> str:
     """The answer as text. `width=None` means the terminal's width (COLUMNS when set, else the
     terminal, else 100 columns); `color=None` means automatic: off when NO_COLOR is set or stdout
-    is not a terminal."""
+    is not a terminal. `detail` applies to rich output: "brief" is the first screen (the point and
+    one table, ending with `more_hint`), "rest" what brief left out, "full" everything; JSON and
+    Markdown always keep everything."""
     if fmt == "json":
         return to_json(answer)
     if fmt == "markdown":
@@ -33,7 +40,7 @@ def render(answer: Answer, fmt: Format = "rich", width: int | None = None, color
             import shutil
 
             width = shutil.get_terminal_size((100, 24)).columns
-        return to_rich(answer, width=width, color=color)
+        return to_rich(answer, width=width, color=color, detail=detail, more_hint=more_hint)
     raise ValueError(f"unknown format '{fmt}'. Accepted: {', '.join(FORMATS)}")
 
 
@@ -56,14 +63,15 @@ def print_answer(answer: Answer, fmt: Format = "rich", console: Any = None) -> N
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def write_answer(answer: Answer, fmt: Format, width: int | None = None) -> None:
-    """What the CLI commands print: rich at the terminal's width unless one is given, else the
-    text of the format (JSON ends with a newline)."""
+def write_answer(answer: Answer, fmt: Format, width: int | None = None, detail: str = "brief") -> None:
+    """What the CLI commands print: rich at the terminal's width unless one is given (the first
+    screen unless `detail` is "full"), else the text of the format (JSON ends with a newline)."""
     import sys
 
     if fmt == "rich" and width is None:
-        print_answer(answer, "rich")
-        return
-    sys.stdout.write(render(answer, fmt, width=width or 100))
+        import shutil
+
+        width = shutil.get_terminal_size((100, 24)).columns
+    sys.stdout.write(render(answer, fmt, width=width or 100, detail=detail))
     if fmt == "json":
         sys.stdout.write("\n")

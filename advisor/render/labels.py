@@ -12,7 +12,8 @@ LABELS: dict[str, dict[str, str]] = {
         "provenance": "Provenance", "figures": "figures", "tier": "tier", "method": "method", "confidence": "confidence",
         "rows": "rows", "caveats": "Caveats", "sources": "Sources", "mood": "mood", "here": "<- you are here",
         "bar": "bar = efficiency relative to the best",
-        "not_understood": "Stated but not used in this answer",
+        "not_understood": "Stated but not used in this answer", "continued": "continued", "more_rows": "... {n} more rows",
+        "more_hint": "More (tables, chart, code, provenance): {how}",
     },
     "zh": {
         "alert": "警报", "quick_fix": "快速修复", "waste": "相对最佳的浪费", "errors": "错误", "warnings": "警告",
@@ -22,7 +23,8 @@ LABELS: dict[str, dict[str, str]] = {
         "provenance": "数据来源与推导", "figures": "数据", "tier": "层级", "method": "方法", "confidence": "置信度",
         "rows": "测量行", "caveats": "注意事项", "sources": "引用", "mood": "心情", "here": "<- 你在这里",
         "bar": "条形 = 相对最佳的效率",
-        "not_understood": "你提到但本回答未能使用的信息",
+        "not_understood": "你提到但本回答未能使用的信息", "continued": "续", "more_rows": "……还有 {n} 行",
+        "more_hint": "更多内容（表格、图表、代码、来源）：{how}",
     },
 }
 

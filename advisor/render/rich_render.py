@@ -104,26 +104,46 @@ def table_parts(title: str, columns: list[str], rows: list[list[str]], notes: li
     return out
 
 
-def renderable(answer: Answer, width: int = 100):
-    """The answer as one rich Panel laid out for a console `width` columns wide."""
+Detail = str  # "full" | "brief" | "rest"
+DETAILS: tuple[str, ...] = ("full", "brief", "rest")
+# The first screen: the summary of a brief answer fits this many lines (a 24-line terminal less
+# the prompt and the hint), so the point never scrolls off.
+BRIEF_LINES = 20
+
+
+def _lines(renderable: Any, width: int) -> int:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None, no_color=True,
+                      highlight=False, emoji=False, legacy_windows=False)
+    with console.capture() as cap:
+        console.print(renderable)
+    return cap.get().count("\n")
+
+
+def _head(a: Answer, avail: int, style: str, compact: bool) -> list[Any]:
+    """What comes first in every form: what was not understood, errors, alerts, the headline."""
     from rich.cells import cell_len
-    from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
-
-    a = answer
-    avail = max(20, width - PANEL_FRAME)
 
     def L(key: str) -> str:
         return label(a.lang, key)
 
-    style = MOOD_STYLE.get(a.mood, "grey58")
     parts: list[Any] = []
     if a.not_understood:  # before the answer: the user must see what it does not account for
         parts.append(Text(L("not_understood") + ":\n" + "\n".join(f"- {n}" for n in a.not_understood), style="bold yellow"))
-    if a.voice:
-        parts.append(Text(a.voice[0], style=f"bold {style}"))
+    for e in a.errors:
+        parts.append(Text(f"{L('error')}: {e}", style="bold red"))
     for al in a.alerts:
+        if compact:
+            # two lines at most: the title, then as much of the message (where, how much) as fits
+            t = Text(f"! {al.title}: ", style=f"bold {MOOD_STYLE.get(al.mood, 'grey58')}")
+            room = 2 * avail - cell_len(t.plain) - 2
+            msg = al.message if cell_len(al.message) <= room else al.message[: max(0, room - 1)].rstrip() + "…"
+            t.append(msg)
+            parts.append(t)
+            continue
         title = f"{L('alert')}: {al.title} ({al.code})"
         body = Text()
         # rich cuts a title longer than the border with an ellipsis: move it into the body instead
@@ -140,12 +160,47 @@ def renderable(answer: Answer, width: int = 100):
         if a.waste_pct is not None:
             line.append(f"  ({L('waste')}: {a.waste_pct:+.1f}%)", style=style)
         parts.append(line)
-    for e in a.errors:
-        parts.append(Text(f"{L('error')}: {e}", style="bold red"))
+    return parts
+
+
+def _recommendation(a: Answer, r: Any, full: bool) -> Any:
+    from rich.text import Text
+
+    t = Text()
+    t.append(f"> {r.title}\n", style="bold green")
+    if full and r.detail:
+        t.append(r.detail + "\n")
+    if r.impact:
+        t.append(f"{label(a.lang, 'impact')}: {r.impact}\n", style="green")
+    if full and r.code:
+        t.append(r.code + "\n", style="cyan")
+    t.rstrip()
+    return t
+
+
+def _table(a: Answer, t: Any, avail: int, max_rows: int | None = None) -> list[Any]:
+    rows = [[_cell(v) for v in r] for r in t.rows]
+    notes = list(t.notes)
+    if max_rows is not None and len(rows) > max_rows:
+        notes = [label(a.lang, "more_rows").format(n=len(rows) - max_rows)]
+        rows = rows[:max_rows]
+    return table_parts(t.title, [str(c) for c in t.columns], rows, notes, avail)
+
+
+def _rest(a: Answer, avail: int, style: str, skip_first_table: bool = False) -> list[Any]:
+    """Everything after the point: warnings, tables, charts, money, recommendations with code,
+    conversions, defaults, caveats, provenance and sources."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    def L(key: str) -> str:
+        return label(a.lang, key)
+
+    parts: list[Any] = []
     for w in a.warnings:
         parts.append(Text(f"{L('warning')}: {w}", style="yellow"))
-    for t in a.tables:
-        parts += table_parts(t.title, [str(c) for c in t.columns], [[_cell(v) for v in r] for r in t.rows], t.notes, avail)
+    for t in a.tables[1 if skip_first_table else 0:]:
+        parts += _table(a, t, avail)
     for ch in a.charts:
         txt = Text(chart_head(ch, a.lang) + "\n", style="bold")
         lines = bar_lines(ch, lang=a.lang)
@@ -163,15 +218,7 @@ def renderable(answer: Answer, width: int = 100):
         parts += table_parts(L("money"), [L("configuration"), "kWh", "$", "kgCO2", L("km"), L("phones")], rows,
                              [a.costs[0].basis], avail)
     for r in a.recommendations:
-        t = Text()
-        t.append(f"> {r.title}\n", style="bold green")
-        if r.detail:
-            t.append(r.detail + "\n")
-        if r.impact:
-            t.append(f"{L('impact')}: {r.impact}\n", style="green")
-        if r.code:
-            t.append(r.code + "\n", style="cyan")
-        parts.append(t)
+        parts.append(_recommendation(a, r, full=True))
     for key, items in (("derived", a.conversions), ("defaults", a.defaults_applied), ("caveats", a.caveats)):
         if items:
             t = Text(L(key) + "\n", style="bold")
@@ -190,16 +237,81 @@ def renderable(answer: Answer, width: int = 100):
         parts.append(Text(f"{L('sources')}: {refs}", style="dim"))
     for v in a.voice[1:]:
         parts.append(Text(v, style=style))
-    title = f"EcoLobster - {a.protocol.upper()}: {a.title}"
-    if cell_len(title) > avail - 2:
+    return parts
+
+
+def _brief(a: Answer, avail: int, width: int, style: str, more_hint: str, extra_lines: int = 0) -> list[Any]:
+    """The point first, within BRIEF_LINES lines at this width: what was not understood, errors,
+    alerts (one line each), the headline, the recommendation and its key figures, and one table
+    (cut to the rows that fit); then a hint naming what `more_hint` shows."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    head = _head(a, avail, style, compact=True)
+    rec = [_recommendation(a, a.recommendations[0], full=False)] if a.recommendations else []
+    hidden = len(a.tables) + len(a.charts) + len(a.recommendations) + bool(a.costs) + bool(a.provenance)
+    hint = [Text(label(a.lang, "more_hint").format(how=more_hint), style="dim")] if hidden else []
+    voice = [Text(a.voice[0], style=f"bold {style}")] if a.voice else []
+
+    def fits(parts: list[Any]) -> bool:
+        return _lines(Panel(Group(*parts)), width) + extra_lines <= BRIEF_LINES
+
+    # the persona line stays unless even the point without a table cannot fit beside it; then the
+    # table keeps as many rows as fit
+    if voice and not fits(voice + head + rec + hint):
+        voice = []
+    table: list[Any] = []
+    if a.tables:
+        t = a.tables[0]
+        for n in range(len(t.rows), 0, -1):
+            cand = _table(a, t, avail, max_rows=n)
+            if fits(voice + head + rec + cand + hint):
+                table = cand
+                break
+    # the persona's sign-off closes the first screen when there is room for it
+    closing = [Text(v, style=style) for v in a.voice[1:]]
+    if closing and not fits(voice + head + rec + table + hint + closing):
+        closing = []
+    return voice + head + rec + table + hint + closing
+
+
+def renderable(answer: Answer, width: int = 100, detail: Detail = "full", more_hint: str = "--detail full"):
+    """The answer as one rich Panel laid out for a console `width` columns wide. `detail`: "full"
+    (everything, the point first), "brief" (the first screen only, ending with a hint that
+    `more_hint` shows the rest) or "rest" (what "brief" left out)."""
+    from rich.cells import cell_len
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    if detail not in DETAILS:
+        raise ValueError(f"unknown detail '{detail}'. Accepted: {', '.join(DETAILS)}")
+    a = answer
+    avail = max(20, width - PANEL_FRAME)
+    style = MOOD_STYLE.get(a.mood, "grey58")
+    # the rest of an answer says it continues one, so it never reads as a new answer
+    cont = f" ({label(a.lang, 'continued')})" if detail == "rest" else ""
+    title = f"EcoLobster - {a.protocol.upper()}{cont}: {a.title}"
+    long_title = cell_len(title) > avail - 2
+    if detail == "brief":
+        parts = _brief(a, avail, width, style, more_hint,
+                       extra_lines=_lines(Text(a.title), avail) if long_title else 0)
+    elif detail == "rest":
+        parts = _rest(a, avail, style)
+    else:
+        parts = ([Text(a.voice[0], style=f"bold {style}")] if a.voice else []) + _head(a, avail, style, compact=False)
+        parts += _rest(a, avail, style)
+    if long_title:
         # too long for the border (rich would cut it mid-word): the full title opens the body
         parts.insert(0, Text(a.title, style="bold"))
-        title = f"EcoLobster - {a.protocol.upper()}"
+        title = f"EcoLobster - {a.protocol.upper()}{cont}"
     return Panel(Group(*parts), title=title, title_align="left",
-                 border_style=style, subtitle=f"{L('mood')}: {a.mood}", subtitle_align="right")
+                 border_style=style, subtitle=f"{label(a.lang, 'mood')}: {a.mood}", subtitle_align="right")
 
 
-def to_rich(answer: Answer, width: int = 100, color: bool | None = None) -> str:
+def to_rich(answer: Answer, width: int = 100, color: bool | None = None, detail: Detail = "full",
+            more_hint: str = "--detail full") -> str:
     from rich.console import Console
 
     if color is None:
@@ -207,5 +319,5 @@ def to_rich(answer: Answer, width: int = 100, color: bool | None = None) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
                       no_color=not color, highlight=False, emoji=False, legacy_windows=False)
-    console.print(renderable(answer, width))
+    console.print(renderable(answer, width, detail, more_hint))
     return buf.getvalue()
