@@ -186,7 +186,9 @@ class FinetuneSweep(SweepBase):
     def _load(self, cfg: FinetuneConfig) -> Any:
         lm = self.loader(cfg.model, cfg.precision, self.device, synthetic=cfg.synthetic,
                          overrides=cfg.overrides or None, compute_dtype=cfg.dtype,
-                         double_quant=cfg.double_quant, trust_remote_code=cfg.trust_remote_code)
+                         double_quant=cfg.double_quant, trust_remote_code=cfg.trust_remote_code,
+                         # QLoRA keeps the from_pretrained path peft's recipe was written for.
+                         **({"quant_build": "checkpoint"} if cfg.method == "qlora" else {}))
         if cfg.method == "qlora":
             from peft import prepare_model_for_kbit_training
 

@@ -89,6 +89,70 @@ def test_bnb_precisions_load_real_quantised_layers():
         assert layers and all(m.state.threshold == thr for m in layers)
 
 
+@pytest.mark.parametrize("precision", ["nf4", "int8_mixed", "int8_pure"])
+def test_in_memory_quantisation_matches_the_checkpoint_path(precision, tmp_path, monkeypatch):
+    import bitsandbytes as bnb
+
+    from engine.models import load_model
+
+    monkeypatch.setenv("ECOLOBSTER_SCRATCH", str(tmp_path))
+    mem = load_model("qwen2.5-0.5b", precision, "cuda", overrides=TINY, double_quant=True, quant_build="memory")
+    ckpt = load_model("qwen2.5-0.5b", precision, "cuda", overrides=TINY, double_quant=True, quant_build="checkpoint")
+    kind = bnb.nn.Linear4bit if precision == "nf4" else bnb.nn.Linear8bitLt
+
+    def layers(m):
+        return {n: type(x).__name__ for n, x in m.named_modules() if isinstance(x, torch.nn.Linear)}
+
+    assert layers(mem.model) == layers(ckpt.model)
+    assert sum(isinstance(x, kind) for x in mem.model.modules()) == 2 * 7
+    assert mem.params_b == pytest.approx(ckpt.params_b)
+    assert "quantised in memory" in " ".join(mem.notes)
+    ids = torch.randint(100, 4096, (2, 16), device="cuda")
+    with torch.inference_mode():
+        a, b = mem.model(ids).logits.float(), ckpt.model(ids).logits.float()
+    assert torch.allclose(a, b, atol=1e-2, rtol=1e-2)  # same seed, same weights, same quantisation
+    gen = mem.model.generate(input_ids=ids, max_new_tokens=4, min_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert gen.shape == (2, 20)
+
+
+def test_static_cache_compiles_the_decode_step_outside_the_window(monitor, tmp_path):
+    from engine.inference import InferenceConfig, Sweep
+    from engine.protocol import ProtocolSettings
+    from engine.rows import inference_row
+
+    s = ProtocolSettings(warmup=2, runs=3, pause_s=0, idle_s=0, max_reruns=0, min_window_s=1.0)
+    cfgs = [InferenceConfig(model="qwen2.5-0.5b", precision="bf16", batch_size=1, prompt_tokens=64, gen_tokens=64,
+                            overrides=TINY, cache=c) for c in ("dynamic", "static")]
+    res = Sweep(cfgs, s, "cuda", tmp_path / "r.jsonl", tmp_path / "tr", monitor=monitor, interleave=True).run()
+    eager, static = res
+    assert [r.status for r in res] == ["ok", "ok"], [r.error for r in res]
+    assert static.decode_compiled is True and static.first_call_overhead_s > 1.0  # compilation in the warm-up
+    assert all(r.elapsed_s >= 0.9 for r in static.runs) and static.repeats >= 1
+    assert static.throughput_tok_s > eager.throughput_tok_s  # CUDA graphs remove the launch overhead
+    row = inference_row(static, "gpu test")
+    assert row.framework == "hf-static-cache" and "compiled by transformers" in row.notes
+
+
+def test_serving_load_test_measures_the_steady_state_energy(monitor, tmp_path):
+    from engine.protocol import ProtocolSettings
+    from engine.provenance import capture
+    from engine.rows import serve_row
+    from engine.serve import LengthDist, ServeConfig, ServeSweep
+
+    s = ProtocolSettings(warmup=1, runs=2, pause_s=0, idle_s=0.5, max_reruns=0)
+    cfg = ServeConfig(model="qwen2.5-0.5b", precision="bf16", arrival="concurrency", concurrency=16,
+                      num_requests=96, prompt=LengthDist(kind="uniform", a=32, b=128), output=LengthDist(a=64),
+                      overrides=TINY)
+    prov = capture("cuda", monitor.reader.names(), monitor.reader.driver_version(), s.describe())
+    [r] = ServeSweep([cfg], s, "cuda", tmp_path / "s.jsonl", tmp_path / "tr", monitor=monitor, provenance=prov).run()
+    assert r.status == "ok", r.error
+    assert r.energy_method == "nvml_counter_trace" and r.energy_j_per_1k_tok > 0 and r.energy_j_per_request > 0
+    assert r.reached_concurrency == 16 and 8 < r.mean_batch_size <= 16
+    assert (tmp_path / "tr" / r.trace_file).exists() and (tmp_path / "tr" / r.requests_file).exists()
+    row = serve_row(r, "gpu test")
+    assert row.framework == "hf-continuous-batching" and row.ttft_p50_ms <= row.ttft_p99_ms
+
+
 def test_inference_sweep_measures_energy_records_oom_and_resumes(monitor, tmp_path):
     from engine.inference import InferenceConfig, Sweep
     from engine.protocol import ProtocolSettings
