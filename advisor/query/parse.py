@@ -52,17 +52,20 @@ def _not_a_follow_up(d: _Draft, last_protocol: str) -> str:
 def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
     t = d.t
     hit = {k: any(rx.search(t) for rx in rxs) for k, rxs in _CUE_RES.items()}
+    hit["plan"] = bool(_CUE_RES["plan"][0].search(d.norm))  # "QLoRA" was read as a precision already
     explain = hit["explain"] and not re.search(r"\bwhy\s+(?:is|does)\s+my|为什么我的", t)
     if hit["audit"]:
         return "audit", explain
-    if hit["plan"] and not hit["compare"]:
+    # a fine-tuning method or word decides, even in a comparison ("LoRA vs QLoRA", "H100 vs A100 for LoRA")
+    if hit["plan"] and (not hit["compare"] or _FINETUNE_RE.search(t)):
         return "plan", explain
+    reported = d.extra.get("reported_tok_s") or d.extra.get("reported_power_w")
     if (hit["compare"] or d.extra.get("all_precisions") or len(d.extra.get("gpus", [])) > 1
-            or len(d.extra.get("precisions", [])) > 1):
+            or (len(d.extra.get("precisions", [])) > 1 and not hit["diagnose"] and not reported)):
         return "compare", explain
     if explain:
         # a "why" about a format is answered with the evidence across model sizes
-        return ("compare" if not d.extra.get("symptoms") else "diagnose"), True
+        return ("compare" if not (d.extra.get("symptoms") or reported) else "diagnose"), True
     has_workload = any(k in d.slots for k in ("requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day"))
     trap_config = d.slots.get("precision") in ("int8_mixed", "fp8") and re.search(r"\b(?:i'?m|i am|my|we)\b|我", t)
     if hit["diagnose"] or (d.extra.get("reported_tok_s") or d.extra.get("reported_power_w")) or (
@@ -87,6 +90,7 @@ def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
     return None, explain
 
 
+_FINETUNE_RE = re.compile(r"fine[\s-]?tun|\bq?lora\b|微调|全参数|全量")
 # words that point back at the conversation's configuration
 _REFERS_RE = re.compile(r"\b(?:this|that|the\s+same|my|our|the\s+above|current)\s+(?:model|gpu|card|setup|config\w*|"
                         r"deployment|one|case)\b|\bfor\s+(?:it|them)\b|\bhere\b|这个模型|该模型|这张卡|这个配置|同样的|上面的")

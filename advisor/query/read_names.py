@@ -17,7 +17,7 @@ from advisor.query.lookup import (
     _looks_like_gpu,
     _near,
 )
-from advisor.query.text import _blank, _fmt, _int, _mentions, _number
+from advisor.query.text import _blank, _fmt, _int, _mentions, _number, has_cjk
 from advisor.query.vocab import (
     _ACCEPTED_PRECISIONS,
     _ALL_PRECISIONS_RE,
@@ -302,6 +302,12 @@ def _read_region(d: _Draft) -> None:
         d.put("region", r.key, words)
         d.t = _blank(d.t, (start, end))
         return
+    for r in cat.regions():  # Chinese names ("欧洲", "法国"): the token index holds Latin words only
+        for alias in (r.name, *r.aliases):
+            if has_cjk(alias) and alias in d.t:
+                d.put("region", r.key, alias)
+                d.t = d.t.replace(alias, " " * len(alias), 1)
+                return
     if re.search(r"中国|国内", d.t):
         with contextlib.suppress(cat.UnknownName):
             d.put("region", cat.resolve_region("china").key, "中国" if "中国" in d.t else "国内")

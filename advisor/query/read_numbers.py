@@ -10,7 +10,7 @@ from advisor.query.lookup import _dpm, _factor, _monthly, _per_month, _period
 from advisor.query.text import _MULT_RE, _NUM, _blank, _fmt, _mentions, _number
 from advisor.query.vocab import _BYTES, _LEAD_PERIOD_RE, _LEFTOVER_RE, _PCT_RE, _PERIOD_RE
 
-_LEN_NUM = r"~?\s*(\d[\d,]*(?:\.\d+)?)\s*(k|千)?(?![a-z\d])"
+_LEN_NUM = r"~?\s*((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(k|千)?(?![a-z\d])"
 
 
 _LEN_FILL = r"(?:\s*(?:of|with|at|around|about|roughly|approx\.?|approximately|averag\w*|avg|typically|usually|up\s+to|" \
@@ -31,7 +31,7 @@ _TOK = r"(?:\s*(?:-\s*)?(?:tokens?|toks?|个?\s*token|词元))"
 def _length_patterns(words: str) -> list[re.Pattern[str]]:
     return [
         # "1,500-token prompts", "300 token answers", "1500 input tokens", "8k context"
-        re.compile(_LEN_NUM + _TOK + r"[\s-]+(?:long\s+)?" + words + r"(?![a-z])"),
+        re.compile(_LEN_NUM + _TOK + r"[\s-]+(?:long\s+)?(?:of\s+)?" + words + r"(?![a-z])"),
         re.compile(_LEN_NUM + r"[\s-]*" + words + r"[\s-]*(?:tokens?|toks?)(?![a-z])"),
         re.compile(_LEN_NUM + r"[\s-]*(?:context|上下文)(?![a-z])") if "context" in words else None,
         # "prompts of 1500 tokens", "input 2k", "answers of about 300 tokens", "输入 1500 token"
@@ -50,8 +50,8 @@ def _read_batch_and_lengths(d: _Draft) -> None:
     m = None
     if _mentions(t, "batch", "bs", "批", "concurrent", "并发", "concurrency"):
         m = re.search(r"(?:batch[\s_-]*size|\bbs\b|批大小|批量大小|批次大小|批量|batch|concurrency|并发数?)\s*"
-                      r"(?:=|:|of|is|to|at|为|是|设为)?\s*(-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)", t) \
-            or re.search(r"(-?\d[\d,]*)\s*(?:concurrent\s+(?:requests|users|sequences|streams)|并发)", t)
+                      r"(?:=|:|of|is|to|at|为|是|设为)?\s*(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[+-]?\d+)?)", t) \
+            or re.search(r"(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+))\s*(?:concurrent\s+(?:requests|users|sequences|streams)|并发)", t)
     if m:
         raw = m.group(1).replace(",", "")
         v = _number(raw.lstrip("-")) * (-1 if raw.startswith("-") else 1)
@@ -59,6 +59,15 @@ def _read_batch_and_lengths(d: _Draft) -> None:
             d.errors.append(f"batch size must be a whole number of requests, got {raw}")
         else:
             d.put("batch_size", int(v), m)
+        t = _blank(t, m)
+    # "input 2k output 500" / "2k in, 500 out"
+    m = re.search(_LEN_NUM + r"\s*(?:tokens?\s*)?(?:in|input)\s*[,/]?\s*(?:and\s+)?" + _LEN_NUM + r"\s*(?:tokens?\s*)?"
+                  r"(?:out|output)\b", t)
+    if m:
+        if "prompt_tokens" not in d.slots:
+            d.put("prompt_tokens", int(_number(m.group(1), "k" if m.group(2) else None)), m)
+        if "gen_tokens" not in d.slots:
+            d.put("gen_tokens", int(_number(m.group(3), "k" if m.group(4) else None)), m)
         t = _blank(t, m)
     for slot, rxs, trigger in (("prompt_tokens", _PROMPT_RES, ("prompt", "input", "context", "seq", "prefill", "输入",
                                                                 "提示", "上下文", "序列")),
@@ -78,16 +87,6 @@ def _read_batch_and_lengths(d: _Draft) -> None:
                         d.conversions.append(f"'{m.group(0).strip()}' read as {int(v):,} tokens ({slot.replace('_', ' ')})")
                 t = _blank(t, m)
                 break
-    # "input 2k output 500" / "2k in, 500 out"
-    if "prompt_tokens" not in d.slots or "gen_tokens" not in d.slots:
-        m = re.search(_LEN_NUM + r"\s*(?:tokens?\s*)?(?:in|input)\s*[,/]?\s*(?:and\s+)?" + _LEN_NUM + r"\s*(?:tokens?\s*)?"
-                      r"(?:out|output)\b", t)
-        if m:
-            if "prompt_tokens" not in d.slots:
-                d.put("prompt_tokens", int(_number(m.group(1), "k" if m.group(2) else None)), m)
-            if "gen_tokens" not in d.slots:
-                d.put("gen_tokens", int(_number(m.group(3), "k" if m.group(4) else None)), m)
-            t = _blank(t, m)
     d.t = t
 
 
@@ -225,13 +224,14 @@ def _read_workload(d: _Draft) -> None:
                                                                                            per_second.group(4))
         n, per = _number(num, mult), "second"
     elif asks:
-        m = re.search(_NUM + _MULT_RE + r"\s*(?:[a-z-]+\s+){0,2}?" + noun + _PERIOD_RE, t)
-        if m is None or m.group(3) is None:  # "每秒 10 个请求": the period comes first
+        m = re.search(_NUM + _MULT_RE + r"\s*((?:[a-z-]+\s+){0,2}?)" + noun + _PERIOD_RE, t)
+        if m is None or m.group(4) is None:  # "每秒 10 个请求": the period comes first
             lead = re.search(_LEAD_PERIOD_RE + _NUM + _MULT_RE + r"\s*(?:次|个|条)?(?:[\u4e00-\u9fff]{0,4}?)?"
                              r"(?:请求|调用|推理|消息|对话|问题|requests?|calls?|messages|queries)", t)
             m = None if lead else m
         if m:
-            n, per = _number(m.group(1), m.group(2)), _period(m.group(3))
+            adverb = re.search(r"\b(daily|monthly|hourly|weekly|yearly)\b", m.group(3))  # "1M daily requests"
+            n, per = _number(m.group(1), m.group(2)), _period(m.group(4)) or _period(adverb and adverb.group(1))
         elif lead:
             n, per = _number(lead.group(3), lead.group(4)), _period(lead.group(1) or lead.group(2))
     hit = per_second or m or lead
@@ -247,11 +247,11 @@ def _read_workload(d: _Draft) -> None:
         d.t = _blank(t, hit)
         return
     # characters (Chinese 字 / 万字 / "wan zi" or English characters)
-    m = re.search(_NUM + _MULT_RE + r"\s*(?:(chinese)\s+)?(characters|chars|汉字|个字|字|zi)(?![a-z])" + _PERIOD_RE, t) \
+    m = re.search(_NUM + _MULT_RE + r"\s*(?:(chinese|english)\s+)?(characters|chars|汉字|个字|字|zi)(?![a-z])" + _PERIOD_RE, t) \
         if _mentions(t, "char", "字", "zi") else None
     if m:
         chars = _number(m.group(1), m.group(2))
-        chinese = bool(m.group(3)) or m.group(4) in ("汉字", "个字", "字", "zi") or (m.group(2) or "") in ("万", "亿", "wan", "yi")
+        chinese = m.group(3) == "chinese" or m.group(4) in ("汉字", "个字", "字", "zi") or (m.group(2) or "") in ("万", "亿", "wan", "yi")
         key = "chinese_chars_per_token" if chinese else "english_chars_per_token"
         cpt = _factor(key)
         tokens = chars / cpt

@@ -100,7 +100,7 @@ def has_cjk(text: str) -> bool:
 
 
 # a number that does not start inside a word ("a800" holds no quantity)
-_NUM = r"(?<![a-z0-9_.])(\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+)"
+_NUM = r"(?<![a-z0-9_.])((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+)"
 
 
 _MULT_RE = r"(?:\s*(thousand|million|billion|mil|mn|bn|k|m|b|千万|百万|万|亿|千|wan|yi)(?![a-z]))?"

@@ -81,7 +81,8 @@ _PROTOCOL_CUES: dict[str, list[str]] = {
                 r"which\s+(?:precision|quantization|gpu|batch)", r"哪个(?:精度|量化|显卡|更)"],
     "diagnose": [r"\b(?:usage|consumption|energy|power|bill|costs?)\b[^.?!]{0,30}\b(?:high|huge|crazy|insane|through the roof)",
                  r"\bslow", r"\bbill\b.*\b(?:high|crazy|huge|insane)", r"(?:high|crazy|huge|insane)\b.*\bbill\b",
-                 r"\bhelp\b", r"\bburn", r"\boverheat", r"too\s+(?:much|high|hot)", r"\bproblem", r"\bwrong\b",
+                 r"\bhelp\b(?!\s+(?:us|me)\s+(?:pick|choose|decide|select|find|figure|plan|estimate|size|compare))",
+                 r"out\s+of\s+memory|\boom\b|显存不足|爆显存", r"\bburn", r"\boverheat", r"too\s+(?:much|high|hot)", r"\bproblem", r"\bwrong\b",
                  r"\bdiagnos", r"\bwhy\s+(?:is|does)\s+my", r"\bissue\b", r"\bsluggish", r"\blow\s+throughput",
                  r"慢", r"高得", r"离谱", r"怎么办", r"诊断", r"太高", r"很高", r"问题", r"烫"],
     "estimate": [r"how\s+much", r"\bcost", r"\bprice", r"\bspend", r"\bbudget", r"\bkwh\b", r"\bco2\b", r"\bcarbon",
@@ -90,9 +91,9 @@ _PROTOCOL_CUES: dict[str, list[str]] = {
     "optimize": [r"greenest", r"\bbest\b", r"\boptimal", r"\boptimi[sz]", r"\brecommend", r"\bdeploy", r"\bshould\s+i",
                  r"\bconfig(?:uration)?\b", r"most\s+efficient", r"\bsetup\b", r"最省", r"最佳", r"推荐", r"部署", r"应该",
                  r"最优", r"优化", r"怎么配置", r"最环保"],
-    "explain": [r"\bwhy\b", r"\bexplain", r"how\s+come", r"为什么", r"为何", r"解释", r"原因"],
+    "explain": [r"\bwhy\b", r"\bexplain(?:\s+(?:to\s+me\s+)?(?:why|how|what|when|the\s+(?:difference|reason|paradox|mechanism|trade-?off)))|^\s*explain\b", r"how\s+come", r"为什么", r"为何", r"解释", r"原因"],
     "audit": [r"\baudit\b", r"review\s+(?:my|this)\s+code", r"审查代码", r"代码审查"],
-    "plan": [r"fine[\s-]?tun", r"\blora\b", r"\bqlora\b.*\b(?:or|vs)\b", r"\btrain(?:ing)?\b", r"微调", r"训练"],
+    "plan": [r"fine[\s-]?tun", r"\bq?lora\b", r"\btrain(?:ing)?\b", r"微调", r"训练"],
 }
 
 
@@ -101,7 +102,7 @@ _CUE_RES = {k: [re.compile("|".join(f"(?:{p})" for p in v))] for k, v in _PROTOC
 
 
 _SYMPTOM_RES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\bslow|sluggish|low\s+throughput|tok(?:ens)?/s\s+only|only\s+[\d.]+\s*tok|慢"), "slow"),
+    (re.compile(r"\bslow|sluggish|low\s+throughput|tok(?:ens)?/s\s+only|only\s+(?:(?:does|do|gets?|gives?|reach(?:es)?|manages?)\s+)?[\d.]+\s*t(?:ok|/s)|慢"), "slow"),
     (re.compile(r"\bbill\b|\bcost|expensive|电费|账单|贵"), "high_bill"),
     (re.compile(r"power\s+(?:draw\s+)?(?:is\s+)?(?:high|huge)|hot\b|overheat|high\s+power|功耗|发热|烫"), "high_power"),
     (re.compile(r"energy\s+(?:usage\s+)?(?:seems\s+)?(?:really\s+)?(?:high|huge)|burn|耗电|能耗"), "high_energy"),
@@ -131,7 +132,8 @@ _LEAD_PERIOD_RE = (r"(?:(?:每|一个?)\s*(月|天|日|小时|周|年|秒|秒钟
 
 
 _GPUISH_RE = re.compile(
-    r"\b(?:rtx|gtx|tesla|quadro|titan|radeon|instinct|gaudi)\s*-?\s*[a-z]*\d{2,4}\s*(?:ti|super|xt|x|d)?\b"
+    r"\b(?:rtx|gtx|tesla|quadro|titan|radeon|instinct|gaudi)\s*-?\s*(?:rx\s*|pro\s*)?[a-z]*\d{2,4}\s*(?:ti|super|xtx|xt|x|d)?\b"
+    r"|\brx\s*\d{4}\s*(?:xtx|xt)?\b"
     r"|\bmi\d{2,3}[a-z]?\b|\b[abhlv]\d{2,3}[a-z]?\b|\bb200\b|\bgb200\b|\bl40s?\b"
 )
 
@@ -176,8 +178,8 @@ _COMPILED_FRAMEWORKS = ("vllm", "sglang", "tgi", "trt-llm", "hf-static-cache")
 
 # what a stated quantity looks like: a number with a unit, or money
 _LEFTOVER_RE = re.compile(
-    r"(?:[$€£¥]\s*\d[\d,]*(?:\.\d+)?(?:\s*(?:k|m|million|thousand|/\s*[a-z]+))?)"
-    r"|(?<![\w.])\d[\d,]*(?:\.\d+)?\s*(?:k|m|b|thousand|million|billion|万|亿)?\s*"
+    r"(?:[$€£¥]\s*(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:\s*(?:k|m|million|thousand|/\s*[a-z]+))?)"
+    r"|(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?\s*(?:k|m|b|thousand|million|billion|万|亿)?\s*"
     r"(?:tokens?|toks?|tok/s|ms|milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
     r"gb|tb|mb|gib|w|kw|mw|watts?|kwh|mwh|%|percent|users?|requests?|calls?|queries|messages|gpus?|nodes?|replicas?|"
     r"servers?|instances?|epochs?|examples?|documents?|docs|pages|files|images|usd|dollars?|eur|euros?|yuan|rmb|元|"
