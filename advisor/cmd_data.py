@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _filtered(args: argparse.Namespace) -> list[Any]:
-    from measurements import catalog
+    from measurements import catalog, select
     from measurements.schema import PRECISIONS
     from measurements.store import DataError, load_rows
 
@@ -54,13 +54,22 @@ def _filtered(args: argparse.Namespace) -> list[Any]:
         rows = load_rows()
     except DataError as err:
         raise UsageError(f"the dataset does not load: {err}") from None
+    gpu = None
     if getattr(args, "gpu", None):
         try:
             # "cpu" selects the engine's CPU-only runs, which have no GPU catalog entry
-            key = "cpu" if args.gpu.strip().lower() == "cpu" else catalog.resolve_gpu(args.gpu).key
+            gpu = "cpu" if args.gpu.strip().lower() == "cpu" else catalog.resolve_gpu(args.gpu).key
         except catalog.UnknownName as err:
             raise UsageError(f"{err} (or 'cpu' for CPU-only runs)") from None
-        rows = [r for r in rows if r.gpu == key]
+    prec = None
+    if getattr(args, "precision", None):
+        prec = args.precision.lower()
+        if prec not in PRECISIONS:
+            raise UsageError(f"unknown precision '{args.precision}'. Accepted: {', '.join(PRECISIONS)}.")
+    # the one evidence layer selects (the chat's /data and the MCP tool call this function too)
+    rows = select.select(rows, gpu=gpu, precision=prec, source=getattr(args, "source", None),
+                         kind=getattr(args, "kind", None), task=getattr(args, "task", None),
+                         framework=getattr(args, "framework", None))
     if getattr(args, "model", None):
         needle = args.model.lower()
         try:
@@ -73,17 +82,6 @@ def _filtered(args: argparse.Namespace) -> list[Any]:
             if needle in r.model_id.lower()
             or (hub is not None and _same_model(r.model_id, hub, known))
         ]
-    if getattr(args, "precision", None):
-        prec = args.precision.lower()
-        if prec not in PRECISIONS:
-            raise UsageError(f"unknown precision '{args.precision}'. Accepted: {', '.join(PRECISIONS)}.")
-        rows = [r for r in rows if r.precision == prec]
-    if getattr(args, "source", None):
-        rows = [r for r in rows if args.source.lower() in r.source.lower()]
-    if getattr(args, "kind", None):
-        rows = [r for r in rows if r.kind == args.kind]
-    if getattr(args, "task", None):
-        rows = [r for r in rows if r.task == args.task]
     return rows
 
 

@@ -141,9 +141,14 @@ def test_memory_need_grows_with_batch_and_precision_bytes():
     assert 12 < fp16 < 20  # the 5090 row measured 15.22 GB
 
 
-def test_nf4_crossover_is_fitted_from_pairs():
-    cross, slope, ids = E.crossover_params(E.dataset(), "nf4")
-    assert 2 < cross < 8 and slope < 0 and len(ids) >= 10
+def test_nf4_crossover_is_placed_inside_the_measured_bracket():
+    from measurements import select
+
+    c = select.nf4_crossover(store.load_rows())
+    assert c.losing_up_to < c.params_b < c.saving_from and len(c.row_ids) >= 10
+    # the H100 measured no NF4 saving (0.5B and 1.5B only): every GPU's pairs place it, and say so
+    h100 = select.nf4_crossover(store.load_rows(), "h100_sxm")
+    assert h100.params_b == c.params_b and h100.fallback and h100.params_b < 10
 
 
 def test_unknown_gpu_in_a_row_does_not_break_estimation():

@@ -109,11 +109,16 @@ def test_load_in_8bit_bill_is_diagnosed_as_the_int8_paradox(i):
     assert a["mood"] in ("orange", "red")
     assert "llm_int8_threshold=0.0" in a["recommendations"][0]["code"]
     ev = table(a, "Evidence")
-    # one evidence row per measured (GPU, model, batch) pair of INT8 mixed and FP16/BF16 rows
+    # one evidence row per configuration (GPU, model, batch, lengths) measured in INT8 mixed and in
+    # one of its fixes (pure INT8, FP16, BF16): the pairs of measurements.select
     rows = [r for r in store.load_rows() if r.task == "inference" and r.kind == "measured"]
-    pairs = {(r.gpu, r.model_id, r.batch_size) for r in rows if r.precision == "int8_mixed"} & {
-        (r.gpu, r.model_id, r.batch_size) for r in rows if r.precision == "fp16"}
-    assert len(ev["rows"]) == len(pairs) >= 13 and all(r[-1].startswith("+") for r in ev["rows"])
+
+    def key(r):
+        return (r.gpu, r.model_id, r.batch_size, r.prompt_tokens, r.gen_tokens)
+
+    pairs = {key(r) for r in rows if r.precision == "int8_mixed"} & {
+        key(r) for r in rows if r.precision in ("int8_pure", "fp16", "bf16")}
+    assert len(ev["rows"]) == len(pairs) >= 9 and all(r[-1].startswith("+") for r in ev["rows"])
     assert a["extra"]["matched"][0] == "INT8_MIXED"
 
 
@@ -134,10 +139,10 @@ def test_why_four_bit_is_sometimes_worse(i):
     a = answer_json(PROMPTS["nf4_why"][i])
     assert a["protocol"] == "compare" and a["extra"]["focus"] == "nf4"
     t = a["tables"][0]
-    deltas = {(r[0], r[1]): r[5] for r in t["rows"]}
-    assert deltas[("RTX 5090", "qwen2.5-0.5b")] == "+55.1%"
-    assert deltas[("RTX 5090", "qwen2-1.5b")] == "+29.5%"
-    assert deltas[("RTX 4090 D", "mistral-7b-v0.2")] == "-34.5%"
+    deltas = {(r[0], r[1], r[3]): r[6] for r in t["rows"]}
+    assert deltas[("RTX 5090", "Qwen/Qwen2.5-0.5B", 1)] == "+55.1%"
+    assert deltas[("RTX 5090", "Qwen/Qwen2-1.5B", 1)] == "+29.5%"
+    assert deltas[("RTX 4090 D", "mistralai/Mistral-7B-Instruct-v0.2", 1)] == "-34.5%"
     assert 2 < a["extra"]["crossover_params_b"] < 8
     assert "dequantization" in a["recommendations"][0]["title"] and "expands them to FP16" in a["recommendations"][0]["detail"]
     assert a["charts"]

@@ -9,11 +9,11 @@ answer says when it falls back to other GPUs.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from measurements import select
 from measurements.schema import MeasurementRow
 
 PRECISION_LABEL = {
@@ -116,13 +116,7 @@ class Evidence:
 
     @staticmethod
     def _choose(pairs: list[Pair], params_b: float | None) -> Pair:
-        if params_b:
-            best = min(abs(math.log(p.params_b / params_b)) for p in pairs)
-            near = [p for p in pairs if abs(math.log(p.params_b / params_b)) - best < 1e-9]
-        else:
-            near = pairs
-        ordered = sorted(near, key=lambda p: p.waste_pct)
-        return ordered[(len(ordered) - 1) // 2]
+        return select.nearest(pairs, params_b)  # type: ignore[arg-type, return-value]
 
     # -- comparisons ---------------------------------------------------------------------------
     def precision(self, trap: str, alts: tuple[str, ...], *, params_b: float | None = None,
@@ -133,24 +127,9 @@ class Evidence:
 
     def _precision(self, trap: str, alts: tuple[str, ...], params_b: float | None, max_params: float | None,
                    task: str) -> Comparison:
-        groups: dict[tuple, dict[str, MeasurementRow]] = defaultdict(dict)
-        for r in self.rows:
-            if r.task != task or r.energy_j_per_1k_tok is None:
-                continue
-            groups[_config_key(r)].setdefault(r.precision, r)
-        pairs: list[Pair] = []
-        for g in groups.values():
-            if trap not in g:
-                continue
-            options = [g[a] for a in alts if a in g]
-            if not options:
-                continue
-            t = g[trap]
-            if max_params is not None and t.params_b > max_params:
-                continue
-            alt = min(options, key=lambda r: r.energy_j_per_1k_tok or math.inf)
-            waste = (t.energy_j_per_1k_tok / alt.energy_j_per_1k_tok - 1.0) * 100.0  # type: ignore[operator]
-            pairs.append(Pair(t.gpu, t.model_id, t.params_b, t.batch_size, t, alt, waste))
+        # the pairs of the one evidence layer, so ask, diagnose and audit quote the same figures
+        pairs = [_pair(p) for p in select.pairs(self.rows, trap, alts, task=task)
+                 if max_params is None or p.params_b <= max_params]
         pairs.sort(key=lambda p: (p.gpu, p.params_b, p.batch_size))
         scoped, note = self._scoped(pairs)
         comp = Comparison(scoped, note, gpus=sorted({p.gpu for p in scoped}))
@@ -159,20 +138,17 @@ class Evidence:
         return comp
 
     def nf4_penalty_bound(self) -> tuple[float | None, list[Pair]]:
-        """The largest model size (B params) at which every measured NF4/16-bit pair shows NF4
-        spending more energy, below the smallest size where NF4 saves: the data's crossover."""
+        """The model size (B params) up to which NF4 spends more energy than 16-bit: the data's
+        crossover (measurements.select.nf4_crossover, the figure ask and compare quote)."""
         return self._cached(("nf4_bound",), self._nf4_penalty_bound)  # type: ignore[return-value]
 
     def _nf4_penalty_bound(self) -> tuple[float | None, list[Pair]]:
-        comp = self.precision("nf4", ("fp16", "bf16"))
-        if not comp.pairs:
+        bound = select.nf4_bound(select.nf4_crossover(self.rows, self.gpu))
+        if bound is None:
             return None, []
-        saving = [p.params_b for p in comp.pairs if p.waste_pct <= 0]
-        floor = min(saving) if saving else math.inf
-        penalty = [p for p in comp.pairs if p.waste_pct > 0 and p.params_b < floor]
-        if not penalty:
-            return None, []
-        return max(p.params_b for p in penalty), penalty
+        comp = self.precision("nf4", select.SIXTEEN_BIT, max_params=bound)
+        penalty = [p for p in comp.pairs if p.waste_pct > 0]
+        return (bound, penalty) if penalty else (None, [])
 
     def batch(self, *, params_b: float | None = None) -> Comparison:
         """Batch size 1 against the smallest larger batch measured in the same configuration
@@ -245,6 +221,10 @@ class Evidence:
         if comp.scope_note:
             text += f" ({comp.scope_note})"
         return text
+
+
+def _pair(p: select.Pair) -> Pair:
+    return Pair(p.gpu, p.model_id, p.params_b, p.batch_size, p.trap, p.alt, p.waste_pct)
 
 
 def _ft_energy(r: MeasurementRow) -> float | None:

@@ -309,6 +309,7 @@ class Dataset:
         self.local_span = LOCAL_SPAN if local_span is None else (local_span or None)
         self.params = physics.shipped_params() if params is None else params
         self._subs: dict[str, Dataset] = {}
+        self.rows: list[MeasurementRow] = []
         self.by_gp: dict[tuple[str, str], list[Point]] = defaultdict(list)
         for p in self.points:
             self.by_gp[(p.gpu, p.precision)].append(p)
@@ -320,6 +321,7 @@ class Dataset:
             return self
         if framework not in self._subs:
             self._subs[framework] = Dataset(self.all_points, self.local_span, self.params, framework)
+            self._subs[framework].rows = self.rows
         return self._subs[framework]
 
     # -- batch ---------------------------------------------------------------------------------
@@ -702,7 +704,9 @@ def _dataset_for(signature: tuple) -> Dataset:
     rows = store.load_rows()
     shipped = {r.id for r in store.shipped_rows()}
     local_ids = {r.id for r in rows if r.id not in shipped}
-    return Dataset(points_from_rows(rows, local_ids))
+    ds = Dataset(points_from_rows(rows, local_ids))
+    ds.rows = list(rows)  # the evidence layer (measurements.select) pairs the rows themselves
+    return ds
 
 
 def dataset() -> Dataset:
@@ -867,31 +871,3 @@ def _finish(ds: Dataset, cfg: Config, j: float, tput: float | None, exact: list[
         power_limit_w=b.max_power_w if b else None, mem_need_gb=need.per_gpu_gb if need else None,
         mem_breakdown=need.describe() if need else None, fits=fits, min_gpu_count=min_n, formats_that_fit=fmts or [],
     )
-
-
-def crossover_params(ds: Dataset, precision: str, baseline: str = "fp16", gpu: str | None = None
-                     ) -> tuple[float, float, list[str]] | None:
-    """Model size (billions) where `precision` stops costing more energy than `baseline`: the zero
-    of a least-squares line of ln(J_prec / J_base) against ln(params) over measured pairs (same
-    GPU, model and batch size). Returns (crossover_b, slope, row ids) or None."""
-    base: dict[tuple, Point] = {}
-    for p in ds.points:
-        if p.precision == baseline and (gpu is None or p.gpu == gpu):
-            base[(p.gpu, p.model, p.batch_size)] = p
-    xs, ys, ids = [], [], []
-    for p in ds.points:
-        if p.precision != precision or (gpu is not None and p.gpu != gpu):
-            continue
-        b = base.get((p.gpu, p.model, p.batch_size))
-        if b is None:
-            continue
-        xs.append(math.log(p.params_b))
-        ys.append(math.log(p.j / b.j))
-        ids += [p.id, b.id]
-    if len(set(xs)) < 2:
-        return None
-    slope = _ls_slope(xs, ys)
-    if slope >= 0:
-        return None
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return math.exp(mx - my / slope), slope, ids

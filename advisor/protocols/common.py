@@ -19,9 +19,9 @@ from advisor.answer import (
     Recommendation,
     mood_for_waste,
 )
-from advisor.estimate import Config, Dataset, Estimate, crossover_params, dataset, estimate
+from advisor.estimate import Config, Dataset, Estimate, dataset, estimate
 from advisor.query import PRECISION_LABEL, USE_CASE_LABEL, Query
-from measurements import catalog
+from measurements import catalog, select
 
 # Product policy (like the mood thresholds in advisor.answer), not measured figures: which batch
 # sizes count as "the same job" for each use case. Interactive chat can only batch the few users
@@ -355,47 +355,15 @@ def hub_id(q: Query) -> str | None:
 # the energy traps
 
 
-@dataclass
-class PairStat:
-    """How precision A compares with B over measured pairs (same GPU, model, batch size)."""
-
-    ratios: list[float]
-    row_ids: list[str]
-    cells: list[tuple[str, str, int, float, float]]  # gpu, model, bs, J_a, J_b
-
-    @property
-    def low(self) -> float:
-        return (min(self.ratios) - 1) * 100
-
-    @property
-    def high(self) -> float:
-        return (max(self.ratios) - 1) * 100
-
-    @property
-    def mid(self) -> float:
-        s = sorted(self.ratios)
-        n = len(s)
-        m = s[n // 2] if n % 2 else math.sqrt(s[n // 2 - 1] * s[n // 2])
-        return (m - 1) * 100
+def evidence_rows() -> list:
+    """The measurement rows behind the estimator (shipped + local), for the evidence layer."""
+    return ds().rows
 
 
-def pair_stats(a: str, b: str, gpu: str | None = None, d: Dataset | None = None) -> PairStat | None:
-    d = d or ds()
-    base = {}
-    for p in d.points:
-        if p.precision == b and (gpu is None or p.gpu == gpu):
-            base[(p.gpu, p.model, p.batch_size)] = p
-    ratios, ids, cells = [], [], []
-    for p in d.points:
-        if p.precision != a or (gpu is not None and p.gpu != gpu):
-            continue
-        q = base.get((p.gpu, p.model, p.batch_size))
-        if q is None:
-            continue
-        ratios.append(p.j / q.j)
-        ids += [p.id, q.id]
-        cells.append((p.gpu, p.model, p.batch_size, p.j, q.j))
-    return PairStat(ratios, ids, cells) if ratios else None
+def pair_stats(a: str, b: str | tuple[str, ...], gpu: str | None = None, params_b: float | None = None):
+    """Precision `a` against `b` (or the best of several) over measured pairs of the same
+    configuration: measurements.select.penalty, on the GPU named when it has pairs, else every GPU."""
+    return select.penalty(evidence_rows(), a, (b,) if isinstance(b, str) else b, gpu=gpu, params_b=params_b)
 
 
 def _row_cites(ids: Iterable[str], limit: int = 12) -> list[Citation]:
@@ -408,6 +376,15 @@ def _row_cites(ids: Iterable[str], limit: int = 12) -> list[Citation]:
         if len(out) >= limit:
             break
     return out
+
+
+def _penalty_text(pen, fix_label: str) -> str:
+    """One measured penalty in words: the nearest pair, the range, where it comes from."""
+    ch = pen.chosen
+    where = f" (no pair on this GPU: {', '.join(pen.gpus)})" if pen.fallback else ""
+    return (f"{fpct(pen.waste_pct)} vs {fix_label} for the nearest measured configuration ({ch.model_id}, "
+            f"{ch.params_b:g}B, batch {ch.batch_size}, {gpu_short(ch.gpu)}); {fpct(pen.low)} to {fpct(pen.high)} over "
+            f"{len(pen.pairs)} measured pairs{where}")
 
 
 def _impact(q: Query, trap: str, fix: dict) -> tuple[float | None, Estimate | None, Estimate | None]:
@@ -426,55 +403,59 @@ def detect_traps(q: Query) -> list[Alert]:
     alerts: list[Alert] = []
     where = f" on {gpu_label(q.gpu)}" if q.gpu else ""
     mlabel = model_label(q)
+    rows = evidence_rows()
     if q.precision == "int8_mixed" and "precision" not in q.defaulted:
-        imp, cur, alt = _impact(q, "INT8_MIXED", {"precision": "int8_pure"})
-        st = pair_stats("int8_mixed", "int8_pure")
-        st16 = pair_stats("int8_mixed", "fp16")
-        rng = f" Across the measured pairs INT8 mixed costs {fpct(st16.low)} to {fpct(st16.high)} vs FP16." if st16 else ""
+        _, cur, alt = _impact(q, "INT8_MIXED", {"precision": "int8_pure"})
+        pen = select.int8_mixed_penalty(rows, q.gpu, q.model_params_b)
+        pure = select.int8_mixed_vs_pure(rows, q.gpu, q.model_params_b)
+        imp = pen.waste_pct if pen else None
         msg = ("load_in_8bit=True without llm_int8_threshold=0.0 runs LLM.int8() mixed-precision decomposition: "
                "outlier columns go through FP16 and the rest through INT8 at every linear layer, and the conversions "
                "cost more time than the smaller weights save.")
-        if imp is not None and cur and alt:
-            msg += (f" For {mlabel}{where} that is {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok with "
-                    f"the fix ({fpct(imp)}).")
-        elif st:
-            imp = st.mid
-            msg += f" Measured: {fpct(st.low)} to {fpct(st.high)} vs pure INT8 (median {fpct(st.mid)})."
-        msg += rng
+        if pen:
+            msg += f" Measured: {_penalty_text(pen, 'the better of pure INT8 and 16-bit')}."
+        if pure:
+            msg += f" Against pure INT8 alone (the one-line fix): {fpct(pure.low)} to {fpct(pure.high)}."
+        if cur and alt:
+            msg += (f" Estimated for {mlabel}{where}: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok with "
+                    f"the fix ({fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok))}; {cur.tier}).")
         alerts.append(Alert(code="INT8_MIXED", title="INT8 energy paradox", mood=mood_for_waste(imp) if imp is not None else "orange",
                             message=msg, fix="BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)",
-                            impact_pct=imp, citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else [])
-                                                                 + (st16.row_ids if st16 else []))))
+                            impact_pct=imp, citations=_row_cites((pen.row_ids if pen else []) + (cur.row_ids if cur else []))))
     if q.precision == "fp8" and "precision" not in q.defaulted and not q.compiled:
-        imp, cur, alt = _impact(q, "FP8_EAGER", {"precision": "fp16"})
-        st = pair_stats("fp8", "fp16", q.gpu if q.gpu and pair_stats("fp8", "fp16", q.gpu) else None)
+        _, cur, alt = _impact(q, "FP8_EAGER", {"precision": "fp16"})
+        pen = select.fp8_penalty(rows, q.gpu, q.model_params_b)
+        imp = pen.waste_pct if pen else None
         msg = ("FP8 weight-only quantization through torchao in eager mode (a nightly build without its compiled "
                "extensions) falls back to Python dispatch: the GPU sits at high power waiting for the CPU while "
                "throughput collapses.")
-        if imp is not None and cur and alt:
-            msg += f" For {mlabel}{where}: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok in FP16 ({fpct(imp)})."
-        if st:
-            if imp is None:
-                imp = st.mid
-            msg += f" Measured penalty vs FP16: {fpct(st.low)} to {fpct(st.high)}, growing with model size."
+        if pen:
+            msg += f" Measured: {_penalty_text(pen, '16-bit')}, growing with model size."
+        if cur and alt:
+            msg += (f" Estimated for {mlabel}{where}: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok in FP16 "
+                    f"({fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok))}).")
         alerts.append(Alert(code="FP8_EAGER", title="FP8 software immaturity", mood=mood_for_waste(imp) if imp is not None else "red",
                             message=msg, fix="use FP16 (or NF4 at >= the crossover size); if you need FP8, serve it "
                             "through vLLM/SGLang with torch.compile", impact_pct=imp,
-                            citations=_row_cites((cur.row_ids if cur else []) + (st.row_ids if st else []))))
+                            citations=_row_cites((pen.row_ids if pen else []) + (cur.row_ids if cur else []))))
     if q.precision == "nf4" and "precision" not in q.defaulted and q.model_params_b:
-        cross = crossover_params(ds(), "nf4", "fp16", q.gpu if q.gpu and crossover_params(ds(), "nf4", "fp16", q.gpu) else None)
-        imp, cur, alt = _impact(q, "NF4_SMALL", {"precision": "fp16"})
-        small = cross is not None and q.model_params_b < cross[0]
-        if small and (imp is None or imp > 0):
-            msg = (f"{mlabel} ({q.model_params_b:g}B) is below the size where NF4 starts saving energy "
-                   f"(about {cross[0]:.1f}B, fitted on the measured NF4/FP16 pairs): at this size the weights fit easily "
-                   "in FP16, so memory bandwidth is not the bottleneck and the 4-bit dequantization at every layer "
-                   "is pure overhead.")
-            if imp is not None and cur and alt:
-                msg += f" {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok in FP16 ({fpct(imp)})."
-            alerts.append(Alert(code="NF4_SMALL", title="NF4 small-model penalty", mood=mood_for_waste(imp) if imp is not None else "orange",
+        cross = select.nf4_crossover(rows, q.gpu)
+        bound = select.nf4_bound(cross)
+        _, cur, alt = _impact(q, "NF4_SMALL", {"precision": "fp16"})
+        pen = select.nf4_penalty(rows, q.gpu, q.model_params_b, max_params=bound) if bound else None
+        if cross is not None and bound is not None and pen is not None and q.model_params_b <= bound:
+            imp = pen.waste_pct
+            where_x = f" ({cross.fallback})" if cross.fallback else ""
+            msg = (f"{mlabel} ({q.model_params_b:g}B) is below the size where NF4 starts saving energy: "
+                   f"{cross.describe()}{where_x}. At this size the weights fit easily in 16-bit, so memory bandwidth "
+                   "is not the bottleneck and the 4-bit dequantization at every layer is pure overhead. "
+                   f"Measured: {_penalty_text(pen, '16-bit')}.")
+            if cur and alt:
+                msg += (f" Estimated for this configuration: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok "
+                        f"in FP16 ({fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok))}).")
+            alerts.append(Alert(code="NF4_SMALL", title="NF4 small-model penalty", mood=mood_for_waste(imp),
                                 message=msg, fix='torch_dtype=torch.float16 (drop load_in_4bit)', impact_pct=imp,
-                                citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else []) + cross[2])))
+                                citations=_row_cites(pen.row_ids + cross.row_ids)))
     if q.batch_size == 1 and "batch_size" not in q.defaulted and q.use_case != "interactive_chat":
         target = min(production_min_batch(), max(batch_candidates(q.use_case)))
         imp, cur, alt = _impact(q, "BS1_PRODUCTION", {"batch_size": target})

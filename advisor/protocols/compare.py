@@ -6,14 +6,14 @@ power and the energy rank, each from an estimate with its tier."""
 
 from __future__ import annotations
 
-import math
 from statistics import median
 
 from advisor import derive
 from advisor.answer import Answer, Citation, Provenance, Recommendation, Table, mood_for_waste
-from advisor.estimate import Estimate, crossover_params
+from advisor.estimate import Estimate
 from advisor.protocols import common as c
 from advisor.query import Query
+from measurements import select
 
 
 def run(q: Query) -> Answer:
@@ -189,73 +189,71 @@ def _across_batches(q: Query) -> Answer:
 
 
 def _across_sizes(q: Query) -> Answer:
-    """One precision against FP16 over every measured model size (on the GPU named, else all)."""
+    """One precision against 16-bit over every measured model size (on the GPU named, else all):
+    the pairs and the crossover of the evidence layer (measurements.select), as ask and audit use."""
     focus = next((p for p in q.compare_precisions if p != "fp16"), None) or (
         q.precision if q.precision and q.precision != "fp16" else "nf4")
-    d = c.ds()
-    gpu = q.gpu if q.gpu and c.pair_stats(focus, "fp16", q.gpu) else None
-    st = c.pair_stats(focus, "fp16", gpu)
+    st = c.pair_stats(focus, select.SIXTEEN_BIT, q.gpu)
+    gpu = q.gpu if st is not None and not st.fallback and q.gpu else None
     where = c.gpu_label(gpu) if gpu else "every measured GPU"
-    ans = c.base_answer(q, "compare", f"{c.plabel(focus)} vs FP16 across model sizes on {where}")
+    ans = c.base_answer(q, "compare", f"{c.plabel(focus)} vs 16-bit across model sizes on {where}")
     if q.gpu and gpu is None:
-        ans.warnings.append(f"No {c.plabel(focus)} vs FP16 pairs measured on {c.gpu_label(q.gpu)}; showing every GPU.")
+        ans.warnings.append(f"No {c.plabel(focus)} vs 16-bit pairs measured on {c.gpu_label(q.gpu)}; showing every GPU.")
     qq = q.model_copy(update={"precision": focus, "defaulted": [x for x in q.defaulted if x != "precision"]})
     ans.alerts = [a for a in c.detect_traps(qq) if a.code != "BS1_PRODUCTION"]
     if st is None:
         return _nothing(ans, q)
     rows, items, wastes = [], [], []
-    for gpu_k, model, bs, ja, jb in sorted(st.cells, key=lambda t: (t[0], _params(d, t[1]))):
-        pa = next(p for p in d.points if p.gpu == gpu_k and p.model == model and p.batch_size == bs and p.precision == focus)
-        pb = next(p for p in d.points if p.gpu == gpu_k and p.model == model and p.batch_size == bs and p.precision == "fp16")
-        t_ratio = pb.tput / pa.tput if pa.tput and pb.tput else None
-        p_ratio = (pa.j * pa.tput) / (pb.j * pb.tput) if pa.tput and pb.tput else None
-        delta = c.delta_pct(ja, jb)
-        wastes.append(derive.waste_pct(ja, min(ja, jb)))
-        rows.append([c.gpu_short(gpu_k), model, pa.params_b, round(jb), round(ja), c.fpct(delta),
-                     None if t_ratio is None else round(t_ratio, 2), None if p_ratio is None else round(p_ratio, 2)])
-        items.append((f"{focus} {model} ({c.gpu_short(gpu_k)})", 100 + delta, False, c.fpct(delta) + " vs FP16"))
+    for pr in sorted(st.pairs, key=lambda p: (p.gpu, p.params_b, p.batch_size)):
+        pa, pb = pr.trap, pr.alt
+        t_ratio = pb.throughput_tok_s / pa.throughput_tok_s if pa.throughput_tok_s and pb.throughput_tok_s else None
+        p_ratio = (pa.energy_j_per_1k_tok * pa.throughput_tok_s) / (pb.energy_j_per_1k_tok * pb.throughput_tok_s) \
+            if t_ratio else None  # type: ignore[operator]
+        delta = pr.waste_pct
+        wastes.append(max(delta, 0.0))
+        rows.append([c.gpu_short(pr.gpu), pr.model_id, pa.params_b, pa.batch_size,
+                     f"{round(pb.energy_j_per_1k_tok)} ({pb.precision})", round(pa.energy_j_per_1k_tok),  # type: ignore[arg-type]
+                     c.fpct(delta), None if t_ratio is None else round(t_ratio, 2),
+                     None if p_ratio is None else round(p_ratio, 2)])
+        items.append((f"{focus} {pr.model_id.split('/')[-1]} BS{pa.batch_size} ({c.gpu_short(pr.gpu)})", 100 + delta,
+                       False, c.fpct(delta) + " vs 16-bit"))
     ans.tables.append(Table(
-        title=f"{c.plabel(focus)} vs FP16, measured pairs (same GPU, model, batch size)",
-        columns=["GPU", "model", "params B", "FP16 J/1k tok", f"{focus} J/1k tok", "Δ energy", "time ratio (FP16 tok/s ÷ this)",
-                 "power ratio (this ÷ FP16)"],
+        title=f"{c.plabel(focus)} vs 16-bit, measured pairs (same GPU, model, batch size, lengths)",
+        columns=["GPU", "model", "params B", "batch size", "16-bit J/1k tok", f"{focus} J/1k tok", "Δ energy",
+                 "time ratio (16-bit tok/s ÷ this)", "power ratio (this ÷ 16-bit)"],
         rows=rows,
         notes=["energy ratio = time ratio x power ratio: a format that draws less power still costs more energy "
                "when it slows generation down more than it saves in watts"]))
-    items.insert(0, ("FP16 (baseline, every model)", 100.0, False, "= 100"))
-    ans.charts.append(c.bar_chart(f"{c.plabel(focus)} energy as % of FP16 on the same model", items,
-                                  metric="energy relative to FP16", unit="% of FP16"))
-    cross = crossover_params(d, focus, "fp16", gpu)
+    items.insert(0, ("16-bit (baseline, every model)", 100.0, False, "= 100"))
+    ans.charts.append(c.bar_chart(f"{c.plabel(focus)} energy as % of 16-bit on the same model", items,
+                                  metric="energy relative to 16-bit", unit="% of 16-bit"))
+    cross = select.crossover(c.evidence_rows(), focus, select.SIXTEEN_BIT, gpu=q.gpu)
     waste_mid = median(wastes)
     ans.waste_pct = waste_mid
     ans.mood = mood_for_waste(waste_mid)
-    if cross is not None:
-        ans.headline = (f"{c.plabel(focus)} costs {c.fpct(st.low)} to {c.fpct(st.high)} energy vs FP16 over "
-                        f"{len(st.cells)} measured pairs; it starts saving energy above about {cross[0]:.1f}B parameters "
-                        f"(least-squares fit of the energy ratio against log model size).")
-        ans.provenance.append(Provenance(subject=f"{focus}/fp16 crossover", tier="interpolated",
-                                           method="least squares of ln(J ratio) on ln(params) over measured pairs",
-                                           confidence="medium" if len(st.cells) >= 4 else "low", row_ids=cross[2]))
+    if cross is not None and cross.params_b is not None:
+        ans.headline = (f"{c.plabel(focus)} costs {c.fpct(st.low)} to {c.fpct(st.high)} energy vs 16-bit over "
+                        f"{len(st.pairs)} measured pairs; it starts saving energy at {cross.describe()}"
+                        + (f" ({cross.fallback})" if cross.fallback else "") + ".")
+        ans.provenance.append(Provenance(subject=f"{focus}/16-bit crossover", tier="interpolated", method=cross.method,
+                                         confidence="medium" if len(cross.pairs) >= 4 else "low", row_ids=cross.row_ids))
     else:
-        ans.headline = (f"{c.plabel(focus)} costs {c.fpct(st.low)} to {c.fpct(st.high)} energy vs FP16 over "
-                        f"{len(st.cells)} measured pairs, at every model size measured.")
+        ans.headline = (f"{c.plabel(focus)} costs {c.fpct(st.low)} to {c.fpct(st.high)} energy vs 16-bit over "
+                        f"{len(st.pairs)} measured pairs, at every model size measured.")
     ans.recommendations += _mechanism(focus, cross)
     for i in st.row_ids:
         if all(cc.ref != i for cc in ans.citations):
             ans.citations.append(Citation(kind="row", ref=i))
     ans.extra["focus"] = focus
-    ans.extra["pairs"] = len(st.cells)
-    if cross:
-        ans.extra["crossover_params_b"] = cross[0]
+    ans.extra["pairs"] = len(st.pairs)
+    if cross is not None and cross.params_b is not None:
+        ans.extra["crossover_params_b"] = cross.params_b
     return ans
-
-
-def _params(d, model: str) -> float:
-    return next((p.params_b for p in d.points if p.model == model), math.inf)
 
 
 def _mechanism(focus: str, cross) -> list[Recommendation]:
     if focus == "nf4":
-        when = f" below about {cross[0]:.1f}B parameters" if cross else ""
+        when = f" below about {cross.params_b:.1f}B parameters" if cross and cross.params_b else ""
         return [Recommendation(
             title=f"Why: the dequantization tax{when}",
             detail="NF4 stores 4-bit weights and expands them to FP16 at every linear layer on every forward pass. "

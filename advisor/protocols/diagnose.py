@@ -11,7 +11,7 @@ from advisor.answer import Alert, Answer, Recommendation, Table, mood_for_waste,
 from advisor.estimate import Estimate
 from advisor.protocols import common as c
 from advisor.query import Query
-from measurements import catalog
+from measurements import catalog, select
 
 # the fix each trap calls for, as a change of configuration
 _FIX = {"INT8_MIXED": {"precision": "int8_pure"}, "FP8_EAGER": {"precision": "fp16"}, "NF4_SMALL": {"precision": "fp16"}}
@@ -194,13 +194,16 @@ def _confidence(q: Query, a: Alert, current: Estimate | None, inferred: bool) ->
 
 
 def _evidence(code: str) -> Table | None:
-    pairs = {"INT8_MIXED": ("int8_mixed", "fp16"), "FP8_EAGER": ("fp8", "fp16"), "NF4_SMALL": ("nf4", "fp16")}
+    # the same pairs as the alerts and the auditor (measurements.select): trap vs its fix
+    pairs = {"INT8_MIXED": ("int8_mixed", select.INT8_MIXED_FIXES, "pure INT8 / 16-bit"),
+             "FP8_EAGER": ("fp8", select.SIXTEEN_BIT, "16-bit"), "NF4_SMALL": ("nf4", select.SIXTEEN_BIT, "16-bit")}
     if code not in pairs:
         return None
-    a, b = pairs[code]
+    a, b, blabel = pairs[code]
     st = c.pair_stats(a, b)
     if st is None:
         return None
-    rows = [[c.gpu_short(g), m, bs, round(ja), round(jb), c.fpct(c.delta_pct(ja, jb))] for g, m, bs, ja, jb in st.cells]
-    return Table(title=f"Evidence: {c.plabel(a)} vs {c.plabel(b)} in the measurements ({len(rows)} pairs)",
-                 columns=["GPU", "model", "batch size", f"{a} J/1k tok", f"{b} J/1k tok", "Δ energy"], rows=rows)
+    rows = [[c.gpu_short(p.gpu), p.model_id, p.batch_size, round(p.trap.energy_j_per_1k_tok),  # type: ignore[arg-type]
+             f"{round(p.alt.energy_j_per_1k_tok)} ({p.alt.precision})", c.fpct(p.waste_pct)] for p in st.pairs]  # type: ignore[arg-type]
+    return Table(title=f"Evidence: {c.plabel(a)} vs {blabel} in the measurements ({len(rows)} pairs)",
+                 columns=["GPU", "model", "batch size", f"{a} J/1k tok", f"{blabel} J/1k tok", "Δ energy"], rows=rows)
