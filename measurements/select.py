@@ -242,6 +242,8 @@ class Crossover:
         if self.params_b is None:
             return (f"no crossover within the measured sizes: it costs more energy at every size measured, "
                     f"up to {self.losing_up_to:g}B")
+        if self.losing_up_to is None:
+            return f"about {self.params_b:.1f}B parameters or less ({self.method})"
         return (f"about {self.params_b:.1f}B parameters ({self.method}; measured: more energy at every pair up to "
                 f"{self.losing_up_to:g}B, a saving from {self.saving_from:g}B)")
 

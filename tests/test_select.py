@@ -78,3 +78,11 @@ def test_select_filters():
     rows = select.select(ROWS, gpu="h200", precision="nf4", task="inference")
     assert rows and all(r.gpu == "h200" and r.precision == "nf4" for r in rows)
     assert select.select(ROWS, framework="vllm") == [r for r in ROWS if select.framework_of(r) == "vllm"]
+
+
+def test_every_crossover_can_be_said_in_words():
+    for prec in ("nf4", "fp8", "int8_mixed", "int8_pure", "bf16"):
+        for gpu in [None, *GPUS]:
+            cr = select.crossover(ROWS, prec, select.SIXTEEN_BIT if prec != "bf16" else ("fp16",), gpu=gpu)
+            if cr is not None:
+                assert "B" in cr.describe()
