@@ -56,7 +56,7 @@ class Config(BaseModel):
     batch_size: int = Field(default=1, ge=1)
     prompt_tokens: int | None = None
     gen_tokens: int | None = None
-    gpu_count: int = Field(default=1, ge=1, le=64, description="GPUs of one replica (tensor parallel)")
+    gpu_count: int = Field(default=1, ge=1, description="GPUs of one replica (tensor parallel)")
     framework: str = Field(default=physics.DEFAULT_FRAMEWORK, description="measurements.schema.FRAMEWORKS")
 
     def label(self) -> str:
