@@ -76,6 +76,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--lr", type=float, default=2e-4)
     ft.add_argument("--save-every", type=int, default=None, help="save the adapter every N steps (spike study)")
     bench_serve.add_arguments(p)
+    cl = p.add_argument_group("on a Ray cluster (needs the cluster extra)")
+    cl.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="run each configuration as a Ray task on an existing cluster (ADDRESS: HOST:PORT of "
+                         "the head, ray://HOST:10001, or 'auto' = RAY_ADDRESS / the local head; default auto)")
+    cl.add_argument("--gpu-type", default=None, metavar="TYPE",
+                    help="with --ray: only on nodes of this accelerator type (Ray's accelerator_type:TYPE "
+                         "resource, e.g. A100, H100, L4)")
+    cl.add_argument("--plan", action="store_true",
+                    help="with --ray: print which configuration would run where, and run nothing")
     p.set_defaults(handler=cmd_bench)
 
 
@@ -107,6 +116,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("quantised precisions need a CUDA GPU; on --device cpu use fp32, fp16 or bf16")
     if args.finetune and args.device == "cpu" and "qlora" in args.method:
         raise UsageError("QLoRA needs a CUDA GPU (bitsandbytes); on --device cpu use --method lora or full")
+    if args.ray is None and (args.plan or args.gpu_type):
+        raise UsageError(f"{'--plan' if args.plan else '--gpu-type'} is about a Ray cluster: add --ray [ADDRESS]")
+    if args.gpu_type is not None and not args.gpu_type.strip():
+        raise UsageError("--gpu-type needs an accelerator type, e.g. A100, H100, L4")
+    if args.ray is not None:  # the driver measures nothing: the engine is needed on the nodes
+        return
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
     if args.finetune and any(m != "full" for m in args.method):
         missing += [m for m in ("peft",) if importlib.util.find_spec(m) is None]
@@ -137,15 +152,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from engine.models import ModelLoadError, parse_overrides
     from engine.power import EnergyMonitor, NvmlUnavailable
-    from engine.protocol import ProtocolSettings
     from engine.provenance import capture
-    from measurements.store import WriteError, data_home
+    from measurements.store import WriteError
 
     err_console = Console(stderr=True)
     try:
         overrides = parse_overrides(args.arch_override)
     except ModelLoadError as err:
         raise UsageError(str(err)) from None
+    if args.ray is not None:
+        return _run_on_ray(args, model, overrides, _settings(args), err_console)
     if args.device == "cuda":
         import torch
 
@@ -153,14 +169,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UsageError("no CUDA GPU is visible (or torch is a CPU build). To measure throughput on this "
                              "machine anyway, use --device cpu (energy is then marked unavailable). The advisor "
                              "keeps answering from the shipped measurements.")
-    settings = ProtocolSettings(
-        warmup=args.warmup if args.warmup is not None else (
-            2 if args.finetune else bench_serve.SERVE_WARMUP if args.serve else 3),
-        runs=args.runs if args.runs is not None else (bench_serve.SERVE_RUNS if args.serve else 10),
-        pause_s=args.pause,
-        idle_s=args.idle if args.device == "cuda" else 0.0, sample_interval_s=1.0 / args.sample_hz,
-        cv_max_throughput=args.cv_throughput, cv_max_power=args.cv_power, max_reruns=args.max_reruns,
-        min_window_s=bench_serve.min_window(args))
+    settings = _settings(args)
     monitor = EnergyMonitor.time_only()
     names: list[str] = []
     driver = None
@@ -173,10 +182,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except NvmlUnavailable as err:
             err_console.print(f"[yellow]warning:[/] {err}. Measuring throughput only; energy is marked unavailable.")
     prov = capture(args.device, names, driver, settings.describe())
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = args.out or (data_home() / "bench" / f"bench-{stamp}.jsonl")
+    out, trace_dir = _out_paths(args)
     _preflight_files(args, out)
-    trace_dir = out.with_name(out.stem + "-traces")
     try:
         if args.serve:
             with _progress(err_console, monitor) as progress:
@@ -193,23 +200,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          "to measure the rest.") from None
     finally:
         monitor.close()
-    stored = 0
-    where: Path | None = None
-    store_error: str | None = None
-    if rows and not args.no_store:
-        from measurements.store import append_rows, local_store_path
-
-        where = local_store_path()
-        try:
-            stored = append_rows(rows)
-        except WriteError as err:
-            store_error = _keep_rows_aside(rows, out, where, err)
+    stored, where, store_error = _store(args, rows, out)
     _show(args, results, rows, out, stored, where)
     if store_error:
         raise UsageError(store_error)
     if results and all(r.status == "error" for r in results):
         return 1
     return 0
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from engine.protocol import ProtocolSettings
+
+    return ProtocolSettings(
+        warmup=args.warmup if args.warmup is not None else (
+            2 if args.finetune else bench_serve.SERVE_WARMUP if args.serve else 3),
+        runs=args.runs if args.runs is not None else (bench_serve.SERVE_RUNS if args.serve else 10),
+        pause_s=args.pause,
+        idle_s=args.idle if args.device == "cuda" else 0.0, sample_interval_s=1.0 / args.sample_hz,
+        cv_max_throughput=args.cv_throughput, cv_max_power=args.cv_power, max_reruns=args.max_reruns,
+        min_window_s=bench_serve.min_window(args))
+
+
+def _out_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    from measurements.store import data_home
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or (data_home() / "bench" / f"bench-{stamp}.jsonl")
+    return out, out.with_name(out.stem + "-traces")
+
+
+def _store(args: argparse.Namespace, rows: list[Any], out: Path) -> tuple[int, Path | None, str | None]:
+    """Rows into the local dataset: (stored, where, the error to report once the results are shown)."""
+    if not rows or args.no_store:
+        return 0, None, None
+    from measurements.store import WriteError, append_rows, local_store_path
+
+    where = local_store_path()
+    try:
+        return append_rows(rows), where, None
+    except WriteError as err:
+        return 0, where, _keep_rows_aside(rows, out, where, err)
 
 
 def _preflight_files(args: argparse.Namespace, out: Path) -> None:
@@ -288,19 +319,30 @@ def _events(progress: Any, per_config: int):
     return on_event
 
 
-def _run_inference(args, model, overrides, settings, monitor, prov, out, trace_dir, console):
-    from engine.inference import InferenceConfig, Sweep
-    from engine.rows import inference_row
+def _inference_configs(args, model, overrides) -> list[Any]:
+    from engine.inference import InferenceConfig
 
-    configs = [InferenceConfig(model=model, precision=p.lower(), batch_size=b, prompt_tokens=args.prompt_tokens,
+    return [InferenceConfig(model=model, precision=p.lower(), batch_size=b, prompt_tokens=args.prompt_tokens,
                                gen_tokens=args.gen_tokens, synthetic=args.synthetic, overrides=overrides,
                                double_quant=args.double_quant, compute_dtype=args.compute_dtype or "fp16",
                                fp8_mode=args.fp8_mode, compile=args.compile,
                                trust_remote_code=args.trust_remote_code, cache=cache)
                for p in args.precision for b in args.batch_size for cache in bench_serve.caches(args)]
+
+
+def _region(args) -> str | None:
     region = None if args.no_carbon else args.region
     if region:
         _check_region(region)
+    return region
+
+
+def _run_inference(args, model, overrides, settings, monitor, prov, out, trace_dir, console):
+    from engine.inference import Sweep
+    from engine.rows import inference_row
+
+    configs = _inference_configs(args, model, overrides)
+    region = _region(args)
     with _progress(console, monitor) as progress:
         sweep = Sweep(configs, settings, args.device, out, trace_dir, monitor=monitor, provenance=prov,
                       on_event=_events(progress, settings.warmup + settings.runs), carbon_region=region,
@@ -311,12 +353,11 @@ def _run_inference(args, model, overrides, settings, monitor, prov, out, trace_d
     return results, rows
 
 
-def _run_finetune(args, model, overrides, settings, monitor, prov, out, trace_dir, console):
-    from engine.finetune import FinetuneConfig, FinetuneSweep
-    from engine.rows import finetune_row
+def _finetune_configs(args, model, overrides, settings) -> list[Any]:
+    from engine.finetune import FinetuneConfig
 
     dtype = args.compute_dtype or ("bf16" if args.device == "cuda" else "fp32")
-    configs = [FinetuneConfig(model=model, method=m, rank=r, alpha=args.alpha, seq_len=s,
+    return [FinetuneConfig(model=model, method=m, rank=r, alpha=args.alpha, seq_len=s,
                               batch_size=b, grad_checkpointing=(g == "on"), optimizer=o, quant=args.quant,
                               double_quant=args.double_quant, dtype=dtype, steps=args.steps,
                               warmup_steps=settings.warmup, lr=args.lr, save_every=args.save_every,
@@ -325,6 +366,13 @@ def _run_finetune(args, model, overrides, settings, monitor, prov, out, trace_di
                for m in args.method for r in (args.rank if m != "full" else args.rank[:1])
                for s in args.seq_len for b in args.batch_size for g in args.grad_checkpointing
                for o in args.optimizer]
+
+
+def _run_finetune(args, model, overrides, settings, monitor, prov, out, trace_dir, console):
+    from engine.finetune import FinetuneSweep
+    from engine.rows import finetune_row
+
+    configs = _finetune_configs(args, model, overrides, settings)
     with _progress(console, monitor) as progress:
         sweep = FinetuneSweep(configs, settings, args.device, out, trace_dir, monitor=monitor, provenance=prov,
                               on_event=_events(progress, settings.warmup + args.steps))
@@ -408,3 +456,108 @@ def _show(args: argparse.Namespace, results: list[Any], rows: list[Any], out: Pa
                   "configurations from them (tier measured).")
     if any(r.status == "ok" and r.energy_method is None for r in results):
         print("energy unavailable on this device: throughput only.", file=sys.stderr)
+
+
+# --- on a Ray cluster (--ray) ------------------------------------------------------------------
+
+def _run_on_ray(args: argparse.Namespace, model: str, overrides: dict[str, int], settings: Any,
+                console: Any) -> int:
+    """The driver: connect, plan or dispatch (engine/cluster.py), then rows, store and report as a
+    local run does; every row keeps the GPU, driver and node of the node that measured it."""
+    from engine import cluster
+    from engine.rows import finetune_row, inference_row
+    from measurements.store import WriteError
+
+    if args.serve or args.interleave:  # both measure several configurations on one loaded model
+        raise UsageError(f"{'--serve' if args.serve else '--interleave'} is not dispatched over Ray: "
+                         "each Ray task measures one configuration; run it on the node itself")
+    if args.finetune:
+        from engine.finetune import FinetuneSweep as sweep_cls
+
+        configs = _finetune_configs(args, model, overrides, settings)
+        kwargs: dict[str, Any] = {}
+        make_row = finetune_row
+    else:
+        from engine.inference import Sweep as sweep_cls
+
+        configs = _inference_configs(args, model, overrides)
+        kwargs = {"carbon_region": _region(args)}
+        make_row = inference_row
+    out, trace_dir = _out_paths(args)
+    if not args.plan:
+        _preflight_files(args, out)
+    try:
+        with cluster.connected(args.ray) as ray:
+            nodes = cluster.nodes(ray)
+            cluster.check_gpu_type(args.gpu_type, nodes)
+            if args.plan:
+                _show_plan(args, cluster.make_plan(configs, args.device, args.gpu_type, nodes, out), nodes)
+                return 0
+            console.print(f"{len(configs)} configuration(s) on a Ray cluster of {len(nodes)} node(s)")
+            outcome = cluster.run(ray, sweep_cls, configs, settings, args.device, out, trace_dir,
+                                  gpu_type=args.gpu_type, sweep_kwargs=kwargs, on_event=_ray_events(console),
+                                  cluster=nodes)
+    except cluster.ClusterError as err:
+        raise UsageError(str(err)) from None
+    except WriteError as err:  # the results file failed mid-sweep: what is in it stays valid
+        raise UsageError(f"the results file could not be written: {err}. The configurations finished before "
+                         f"this are in {out}; run the same command again to measure the rest.") from None
+    results = outcome.results
+    what = "ecolobster bench --finetune --ray" if args.finetune else "ecolobster bench --ray"
+    rows = [make_row(r, f"{what} on {_measured_on(r, args.device)} ({out.name})",
+                     trace_prefix=str(trace_dir) + "/") for r in results if r.status == "ok"]
+    stored, where, store_error = _store(args, rows, out)
+    _show(args, results, rows, out, stored, where)
+    kinds = cluster.node_kinds([r for r in results if r.status == "ok"])
+    if len(kinds) > 1:  # each row carries its own GPU and driver: say so rather than pool them
+        print(f"the configurations ran on {len(kinds)} kinds of node; each row records its own: "
+              + "; ".join(f"{gpu} (driver {drv}): {len(keys)}" for (gpu, drv), keys in kinds.items()),
+              file=sys.stderr)
+    if store_error:
+        raise UsageError(store_error)
+    if outcome.cancelled:
+        print(f"interrupted: {len(outcome.cancelled)} configuration(s) cancelled, {len(results)} kept in {out}; "
+              "run the same command again to measure the rest", file=sys.stderr)
+        return 130
+    if results and all(r.status == "error" for r in results):
+        return 1
+    return 0
+
+
+def _measured_on(res: Any, device: str) -> str:
+    p = res.provenance
+    gpu = (p.gpu_names[0] if p is not None and p.gpu_names else device)
+    node = p.node_name if p is not None and p.node_name else "?"
+    return f"{gpu}, Ray node {node}"
+
+
+def _ray_events(console: Any):
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "skip":
+            console.print(f"already measured in the results file, skipped: {payload['key']}")
+        elif kind == "config_done":
+            r = payload["result"]
+            node = r.provenance.node_name if r.provenance is not None else None
+            where = f" on {node} ({r.provenance.node_id[:12]})" if node and r.provenance.node_id else ""
+            console.print(f"{r.status.upper()} {r.key}{where}" + (f": {r.error}" if r.error else ""))
+
+    return on_event
+
+
+def _show_plan(args: argparse.Namespace, plan: list[Any], nodes: list[Any]) -> None:
+    if args.fmt == "json":
+        print(json.dumps({"nodes": [n.model_dump() for n in nodes],
+                          "plan": [{"key": p.key, "skipped": p.skipped, "num_gpus": p.request.num_gpus,
+                                    "num_cpus": p.request.num_cpus, "accelerator_type": p.request.accelerator_type,
+                                    "nodes": [n.node_id for n in p.nodes],
+                                    "at_once": {n.node_id: p.request.at_once(n) for n in p.nodes}}
+                                   for p in plan]}, indent=2))
+        return
+    print(f"Ray cluster: {len(nodes)} node(s)")
+    for n in nodes:
+        print(f"  {n.label()}")
+    print("plan (Ray picks among the nodes listed when each task starts; xN = side by side):")
+    for p in plan:
+        print(f"  {p.text()}")
+    if any(not p.nodes and not p.skipped for p in plan):
+        print("configurations no node offers are recorded as errors when the sweep runs", file=sys.stderr)

@@ -39,6 +39,9 @@ class Provenance(BaseModel):
     cpu_model: str = ""
     measured_at: dt.datetime
     protocol: str = ""
+    # Set when the configuration ran as a task on a Ray cluster: the node that measured it.
+    node_id: str | None = None
+    node_name: str | None = None
 
     @property
     def measured_on(self) -> dt.date:
@@ -130,6 +133,8 @@ def describe(p: Provenance) -> str:
     parts = [f"GPUs: {', '.join(p.gpu_names) or 'none'}", f"python {p.python_version}"]
     if p.cpu_model:
         parts.insert(1, f"CPU: {p.cpu_model}")
+    if p.node_id:
+        parts.append(f"Ray node {p.node_name or '?'} ({p.node_id[:12]})")
     for k in ("accelerate", "codecarbon", "nvidia-ml-py"):
         if p.versions.get(k):
             parts.append(f"{k} {p.versions[k]}")

@@ -1,0 +1,238 @@
+"""`ecolobster bench --ray` on a real three-node Ray cluster started on this machine: a head and two
+worker nodes (`ray start`), one of them advertising an accelerator-type resource. A CPU sweep of
+a tiny synthetic model runs through it and is compared with the same sweep run locally; then a
+worker node is killed while it measures, an OOM and a dying task are recorded, and Ctrl-C
+cancels what is left. The cluster is taken down at the end whatever happens.
+
+Ray rewrites 127.0.0.1 to the machine's outward address on Linux, so the nodes use other
+loopback addresses (127.0.0.2-4), which it keeps. The nodes are stopped by killing the processes
+this test started (and their children) by pid, never with `ray stop`, which would stop every
+Ray process on the machine, other sessions' included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from engine.protocol import ProtocolSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY = Path(sys.executable).with_name("ray")
+TINY = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "vocab": 512}
+QUICK = ProtocolSettings(warmup=1, runs=2, pause_s=0, idle_s=0, max_reruns=0)
+ACCEL = "TESTGPU"
+
+
+def _free_port(ip: str) -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    """A head (no CPUs: the driver lives there, tasks go to the workers) and two one-CPU workers."""
+
+    def __init__(self) -> None:
+        # Short: Ray's Unix sockets live under it, and their paths are limited to 107 characters.
+        self.tmp = Path(tempfile.mkdtemp(prefix="ecl-ray-"))
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.head_ip = "127.0.0.2"
+        self.port = _free_port(self.head_ip)
+        self.address = f"{self.head_ip}:{self.port}"
+        # Workers import this worktree's engine; a dead node is noticed in about a second.
+        self.env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0",
+                        RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="3",
+                        RAY_health_check_initial_delay_ms="0")
+        self.node_ids: dict[str, str] = {}
+
+    def _start(self, name: str, ip: str, args: list[str]) -> None:
+        cmd = [str(RAY), "start", "--block", "--disable-usage-stats", "--node-ip-address", ip,
+               "--object-store-memory", str(80 * 2**20), "--dashboard-agent-listen-port", str(_free_port(ip)),
+               "--node-manager-port", str(_free_port(ip)), "--object-manager-port", str(_free_port(ip)), *args]
+        log = (self.tmp / f"{name}.log").open("w")
+        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, cwd=self.tmp)
+
+    def start(self) -> None:
+        self._start("head", self.head_ip, ["--head", "--port", str(self.port), "--num-cpus", "0",
+                                           "--include-dashboard=false", "--dashboard-port",
+                                           str(_free_port(self.head_ip)), "--temp-dir", str(self.tmp)])
+        self._wait(lambda: self._port_open(), 60, "the head's GCS port")
+        import ray
+
+        ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+        try:
+            # One worker at a time: two raylets registering at once on two loaded cores can miss
+            # their start-up deadline.
+            for k, (name, ip, extra) in enumerate(
+                    [("accel", "127.0.0.3", ["--resources", json.dumps({f"accelerator_type:{ACCEL}": 1})]),
+                     ("plain", "127.0.0.4", [])]):
+                self._start(name, ip, ["--address", self.address, "--num-cpus", "1", *extra])
+                self._wait(lambda k=k: len([n for n in ray.nodes() if n["Alive"]]) == 2 + k, 60,
+                           f"worker node {name}")
+            for n in ray.nodes():
+                ip = n["NodeManagerAddress"]
+                name = {"127.0.0.2": "head", "127.0.0.3": "accel", "127.0.0.4": "plain"}[ip]
+                self.node_ids[name] = n["NodeID"]
+        finally:
+            ray.shutdown()
+
+    def _port_open(self) -> bool:
+        try:
+            socket.create_connection((self.head_ip, self.port), 0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def _wait(self, ok: Any, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not ok():
+            if time.monotonic() > end:
+                logs = "\n".join(f"{p.name}: " + p.read_text(errors="replace")[-600:] for p in self.tmp.glob("*.log"))
+                raise TimeoutError(f"the test cluster did not come up ({what}) in {timeout:.0f} s:\n{logs}")
+            time.sleep(0.2)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one node: its `ray start` process and everything under it (raylet, its workers)."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        try:
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in [n for n in self.procs if n != "head"] + ["head"]:
+            self.kill(name)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = LocalCluster()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def _bench(*extra: str) -> list[str]:
+    ov = [x for k, v in TINY.items() for x in ("--arch-override", f"{k}={v}")]
+    return ["bench", "--model", "qwen2.5-0.5b", "--synthetic", *ov, "--precision", "fp32", "--batch-size", "1", "2",
+            "3", "4", "--prompt-tokens", "8", "--gen-tokens", "4", "--runs", "2", "--warmup", "1", "--pause", "0",
+            "--device", "cpu", "--no-carbon", "--format", "json",
+            # CV gates wide open: whether a gate passes on two loaded cores is timing, not the row
+            "--cv-throughput", "10", "--max-reruns", "0", *extra]
+
+
+def _comparable(row: Any) -> dict[str, Any]:
+    """A row without what differs between two runs of one configuration: ids and times, timing
+    figures, and where it ran (the notes keep their words, not their numbers or the node)."""
+    d = row.model_dump(mode="json")
+    for k in ("id", "source", "throughput_tok_s", "throughput_std", "prefill_ms", "decode_tok_s", "trace_file",
+              "measured_on"):
+        d.pop(k, None)
+    notes = re.sub(r"; Ray node [^;]*", "", d.pop("notes"))
+    d["notes"] = re.sub(r"\d+(\.\d+)?", "#", notes)
+    return d
+
+
+def test_plan_lists_the_nodes_each_configuration_can_run_on(cluster, capsys):
+    from advisor.cli import main
+
+    assert main(_bench("--ray", cluster.address, "--plan", "--gpu-type", ACCEL)) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert len(plan["plan"]) == 4 and len(plan["nodes"]) == 3
+    for p in plan["plan"]:
+        assert p["nodes"] == [cluster.node_ids["accel"]] and p["num_gpus"] == 0 and p["accelerator_type"] == ACCEL
+    assert main(_bench("--ray", cluster.address, "--plan", "--format", "rich")) == 0
+    text = capsys.readouterr().out
+    assert text.count("can run on") == 4 and "NO node" not in text
+    # The head has no CPU for tasks: each configuration can go to either worker, one at a time.
+    line = next(x for x in text.splitlines() if "bs1-" in x)
+    assert "127.0.0.3" in line and "127.0.0.4" in line and "127.0.0.2 node" not in line.split("can run on")[1]
+    assert main(_bench("--ray", cluster.address, "--plan", "--gpu-type", "H100")) == 2
+    err = capsys.readouterr().err
+    assert "--gpu-type H100" in err and ACCEL in err
+
+
+def test_pinned_sweep_on_the_cluster_gives_the_rows_of_a_local_run_and_resumes(cluster, capsys, tmp_path):
+    from advisor.cli import main
+    from measurements.store import load_rows
+
+    t0 = time.monotonic()
+    out = tmp_path / "ray.jsonl"
+    assert main(_bench("--ray", cluster.address, "--gpu-type", ACCEL, "--out", str(out))) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stored_rows"] == 4
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(x["config"]["batch_size"] for x in lines) == [1, 2, 3, 4]
+    # Every configuration ran on the node with the accelerator-type resource, and says so.
+    assert {x["provenance"]["node_id"] for x in lines} == {cluster.node_ids["accel"]}
+    assert all(x["status"] == "ok" and x["provenance"]["node_name"] for x in lines)
+    ray_rows = {r.batch_size: r for r in load_rows() if r.id in report["row_ids"]}
+    assert all("Ray node" in r.notes and "ecolobster bench --ray" in r.source for r in ray_rows.values())
+
+    local = tmp_path / "local.jsonl"
+    assert main(_bench("--out", str(local))) == 0
+    local_ids = json.loads(capsys.readouterr().out)["row_ids"]
+    local_rows = {r.batch_size: r for r in load_rows() if r.id in local_ids}
+    assert sorted(local_rows) == sorted(ray_rows) == [1, 2, 3, 4]
+    for b in local_rows:
+        on_ray, here = _comparable(ray_rows[b]), _comparable(local_rows[b])
+        assert on_ray["notes"].split("; ") == here["notes"].split("; ")
+        assert on_ray == here
+        assert ray_rows[b].throughput_tok_s > 0 and ray_rows[b].n_runs == 2
+
+    # Run again: everything is in the results file, so nothing goes to the cluster.
+    assert main(_bench("--ray", cluster.address, "--gpu-type", ACCEL, "--out", str(out))) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["stored_rows"] == 0 and captured.err.count("skipped") == 4
+    assert len(out.read_text().splitlines()) == 4
+    print(f"pinned sweep + local + resume: {time.monotonic() - t0:.1f} s")
+
+
+def test_cluster_flags_reject_bad_input_without_a_cluster(capsys):
+    from advisor.cli import main
+
+    assert main(_bench("--plan")) == 2
+    assert "--ray" in capsys.readouterr().err
+    assert main(_bench("--gpu-type", "A100")) == 2
+    assert "--ray" in capsys.readouterr().err
+    assert main(_bench("--ray", "--gpu-type", " ")) == 2
+    assert "accelerator type" in capsys.readouterr().err
+    port = _free_port("127.0.0.2")  # nothing listens there: a clear error at once, not Ray's minute of retries
+    t0 = time.monotonic()
+    assert main(_bench("--ray", f"127.0.0.2:{port}")) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.2:{port}" in err and "nothing answers" in err and "ray start --head" in err
+    assert time.monotonic() - t0 < 10
+
+
+def test_the_advisor_never_imports_ray():
+    code = ("import sys, advisor, advisor.cli, advisor.cmd_bench; advisor.cli.build_parser(); "
+            "print([m for m in ('ray', 'engine.cluster') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout
+    assert out.strip() == "[]"
