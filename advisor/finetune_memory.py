@@ -810,35 +810,23 @@ _PRECISION_TO_WEIGHTS = {"nf4": "nf4", "int8_mixed": "int8", "int8_pure": "int8"
                          "fp32": "fp32"}
 
 
-def _note_value(notes: str, key: str) -> str | None:
-    import re
-
-    m = re.search(rf"\b{re.escape(key)}=([^\s,;]+)", notes)
-    return m.group(1) if m else None
-
-
 def setup_from_row(row) -> TrainSetup:  # row: measurements.schema.MeasurementRow (task=finetune)
     """The TrainSetup a measured fine-tuning row ran (the engine's loop: no autocast, the output
-    dropped before backward, peft's k-bit preparation for QLoRA), read from its fields and notes."""
+    dropped before backward, peft's k-bit preparation for QLoRA), read from its fields."""
     if row.task != "finetune" or row.method is None:
         raise ValueError(f"row '{row.id}' is not a fine-tuning row")
     weights = _PRECISION_TO_WEIGHTS.get(row.precision)
     if weights is None:
         raise ValueError(f"row '{row.id}': precision '{row.precision}' is not a fine-tuning weight format")
-    notes = row.notes or ""
-    dropout = _note_value(notes, "dropout")
-    targets = _note_value(notes, "targets")
-    upcast = None
-    if row.method == "qlora":
-        upcast = "prepare_model_for_kbit_training" in notes or "kbit" not in notes
+    upcast = (row.kbit_upcast if row.kbit_upcast is not None else True) if row.method == "qlora" else None
     opt = row.optimizer or "adamw"
     return TrainSetup(
         method=row.method,
         weights=weights,  # type: ignore[arg-type]
-        double_quant="double-quant" in notes.lower() or "double quant" in notes.lower(),
+        double_quant=bool(row.double_quant),
         lora_rank=row.lora_rank or 16,
-        target_modules=parse_target_modules(targets) if targets else CANONICAL_MODULES,
-        lora_dropout=float(dropout) if dropout else 0.0,
+        target_modules=parse_target_modules(row.target_modules) if row.target_modules else CANONICAL_MODULES,
+        lora_dropout=row.lora_dropout or 0.0,
         batch_size=row.batch_size,
         seq_len=row.seq_len or 512,
         grad_checkpointing=bool(row.grad_checkpointing),

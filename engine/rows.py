@@ -190,6 +190,11 @@ def finetune_row(res: FinetuneResult, source: str, id_prefix: str | None = None,
         model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
         precision=c.precision, batch_size=c.batch_size, method=c.method,
         lora_rank=None if c.method == "full" else c.rank, seq_len=c.seq_len,
+        lora_dropout=None if c.method == "full" else c.dropout,
+        target_modules=None if c.method == "full" else c.target_modules,
+        # the engine's QLoRA always runs peft's k-bit preparation (engine/finetune.py)
+        double_quant=c.double_quant if c.method == "qlora" else None,
+        kbit_upcast=True if c.method == "qlora" else None,
         grad_checkpointing=c.grad_checkpointing, optimizer=c.optimizer,
         throughput_tok_s=res.tokens_per_s, throughput_std=(res.step_time_std or 0) * tokens / res.step_time_s ** 2
         if res.step_time_s else None,

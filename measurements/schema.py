@@ -74,6 +74,12 @@ class MeasurementRow(BaseModel):
     # fine-tuning
     method: FinetuneMethod | None = None
     lora_rank: int | None = Field(default=None, ge=1)
+    lora_dropout: float | None = Field(default=None, ge=0, lt=1, description="LoRA dropout (LoRA/QLoRA rows)")
+    target_modules: str | None = Field(
+        default=None, description="modules LoRA adapts: 'all-linear' or a ';'-separated list (LoRA/QLoRA rows)")
+    double_quant: bool | None = Field(default=None, description="QLoRA base double-quantised (QLoRA rows)")
+    kbit_upcast: bool | None = Field(
+        default=None, description="peft prepare_model_for_kbit_training up-cast non-quantised parameters to FP32 (QLoRA rows)")
     seq_len: int | None = Field(default=None, ge=1)
     grad_checkpointing: bool | None = None
     optimizer: str | None = None

@@ -309,3 +309,17 @@ def test_readme_reports_the_current_error_of_every_row():
     assert validation_table() in section, (
         "the README's per-row memory table is stale: paste the output of `python -m advisor.finetune_memory` "
         "into the plan section")
+
+
+def test_fine_tuning_settings_are_row_columns_not_notes():
+    rows = [r for r in load_rows() if r.task == "finetune" and r.kind == "measured"]
+    adapters = [r for r in rows if r.method in ("lora", "qlora")]
+    assert adapters and all(r.lora_dropout is not None and r.target_modules for r in adapters)
+    assert all(r.kbit_upcast is True and r.double_quant is not None for r in rows if r.method == "qlora")
+    assert all(r.lora_dropout is None and r.kbit_upcast is None for r in rows if r.method == "full")
+    # the setup follows the columns; words in the notes no longer steer it
+    row = adapters[0].model_copy(update={"lora_dropout": 0.1, "target_modules": "q_proj;v_proj",
+                                         "notes": "dropout=0.3 targets=o_proj double-quant"})
+    setup = setup_from_row(row)
+    assert setup.lora_dropout == 0.1 and set(setup.target_modules) == {"q", "v"}  # canonical short names
+    assert setup.double_quant is bool(row.double_quant)
