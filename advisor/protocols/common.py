@@ -17,6 +17,7 @@ from advisor.answer import (
     CostLine,
     Mood,
     Recommendation,
+    Table,
     mood_for_waste,
 )
 from advisor.estimate import Config, Dataset, Estimate, dataset, estimate
@@ -570,3 +571,128 @@ def data_caveats(ests: Iterable[Estimate]) -> list[str]:
             if n not in out:
                 out.append(n)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# capacity and the full monthly cost
+
+
+def hours_per_month() -> float:
+    return catalog.factor("days_per_month") * 24
+
+
+def rental_price(gpu: str) -> tuple[float, str, list[Citation]] | None:
+    """The hourly rental of one GPU: the median of the listings in gpu_prices.csv, with their range."""
+    prices = sorted((p for p in catalog.gpu_prices() if p.gpu == gpu), key=lambda p: p.usd_per_hour)
+    if not prices:
+        return None
+    vals = [p.usd_per_hour for p in prices]
+    n = len(vals)
+    med = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+    basis = (f"${med:.2f}/GPU-hour, median of {n} listing{'s' * (n > 1)} in gpu_prices.csv"
+             + (f" (${vals[0]:.2f}-{vals[-1]:.2f})" if n > 1 else f" ({prices[0].provider}, {prices[0].as_of})"))
+    cites = [Citation(kind="catalog", ref=f"gpu_prices/{p.gpu}/{p.provider}", detail=p.source) for p in prices[:4]]
+    return med, basis, cites
+
+
+@dataclass
+class FullCost:
+    """What serving a workload at one configuration takes: throughput, GPU-hours, GPUs, money."""
+
+    label: str
+    e: Estimate
+    period: str
+    tok_s_needed: float | None      # average generated tokens/s a month's volume needs
+    replica_hours: float | None     # hours one replica spends generating the workload
+    gpu_hours: float | None
+    replicas: int | None
+    gpus: int | None
+    serves: bool                    # one replica's month (or the job) covers the workload
+    rental_usd: float | None
+    rental_basis: str
+    electricity: CostLine
+    citations: list[Citation]
+
+    @property
+    def total_usd(self) -> float:
+        return self.electricity.usd + (self.rental_usd or 0.0)
+
+
+def full_cost(label: str, e: Estimate, w: Workload, g: Grid) -> FullCost:
+    """Throughput needed, GPU-hours, GPUs (replicas x GPUs per replica), GPU rental and electricity
+    x PUE for a workload at configuration `e`."""
+    line = cost(label, e, w, g)
+    n = e.config.gpu_count
+    tput = e.throughput_tok_s
+    hpm = hours_per_month()
+    if not tput:
+        return FullCost(label, e, w.period, None, None, None, None, None, True, None, "no throughput estimate", line, [])
+    replica_h = w.tokens / tput / 3600.0
+    if w.period == "month":
+        need = w.tokens / (hpm * 3600.0)
+        replicas = max(1, math.ceil(need / tput - 1e-9))
+        serves = replicas == 1
+    else:
+        need, replicas, serves = None, 1, True
+    gpu_h = replica_h * n
+    price = rental_price(e.config.gpu)
+    rental = gpu_h * price[0] if price else None
+    basis = price[1] if price else f"no rental price of the {gpu_short(e.config.gpu)} in gpu_prices.csv"
+    return FullCost(label, e, w.period, need, replica_h, gpu_h, replicas, replicas * n, serves, rental, basis, line,
+                    price[2] if price else [])
+
+
+def capacity_table(fcs: Sequence[FullCost], w: Workload, g: Grid) -> Table:
+    per = "month" if w.period == "month" else "job"
+    hpm = hours_per_month()
+
+    def col(f) -> list:  # noqa: ANN001
+        return [f(x) for x in fcs]
+
+    rows = []
+    if w.period == "month":
+        rows.append(["throughput needed (average, tok/s)", *col(lambda x: fnum(x.tok_s_needed, 1))])
+    rows += [
+        ["throughput of one replica (tok/s)", *col(lambda x: fnum(x.e.throughput_tok_s, 1))],
+        [f"hours one replica generates per {per}", *col(lambda x: fnum(x.replica_hours, 1))],
+        [f"GPU-hours per {per}", *col(lambda x: fnum(x.gpu_hours, 1))],
+        ["GPUs needed (replicas x GPUs each)", *col(lambda x: f"{x.gpus} ({x.replicas} x {x.e.config.gpu_count})"
+                                                    if x.gpus else "-")],
+        [f"GPU rental ($/{per})", *col(lambda x: fusd(x.rental_usd) if x.rental_usd is not None else "no price")],
+        [f"electricity x PUE ($/{per})", *col(lambda x: fusd(x.electricity.usd))],
+        [f"total ($/{per})", *col(lambda x: fusd(x.total_usd))],
+    ]
+    notes = [f"GPU-hours = tokens / throughput / 3,600 x GPUs per replica; a month has {hpm:,.1f} hours "
+             "(days_per_month x 24); replicas = throughput needed / one replica's, rounded up",
+             "rental is charged for the GPU-hours the workload keeps GPUs busy; an always-on replica costs "
+             f"{hpm:,.0f} hours a month of rental whatever the load",
+             f"electricity: {g.label}"]
+    notes += [f"{x.label}: rental at {x.rental_basis}" for x in fcs]
+    return Table(title=f"Capacity and full cost ({w.label})", columns=["", *[x.label for x in fcs]], rows=rows,
+                 notes=notes)
+
+
+def capacity_caveats(fcs: Sequence[FullCost]) -> list[str]:
+    hpm = hours_per_month()
+    out = []
+    for x in fcs:
+        if not x.serves and x.replica_hours:
+            out.append(f"{x.label}: one replica ({x.e.config.gpu_count} x {gpu_short(x.e.config.gpu)}) at "
+                       f"{fnum(x.e.throughput_tok_s, 1)} tok/s needs {fnum(x.replica_hours)} hours of generation a month, "
+                       f"more than the {hpm:,.0f} hours in a month: it cannot serve this workload alone; "
+                       f"{x.replicas} replicas ({x.gpus} GPUs) can.")
+    return out
+
+
+def latency_miss(e: Estimate, q: Query) -> str | None:
+    """Why a configuration misses the user's latency target (None when it meets it or none is set).
+    Inter-token latency of a sequence ~ batch size / throughput; end-to-end ~ generated tokens x that."""
+    if not e.throughput_tok_s:
+        return None
+    itl_ms = 1000.0 * e.config.batch_size / e.throughput_tok_s
+    gen = e.config.gen_tokens or q.gen_tokens or int(catalog.factor("default_gen_tokens"))
+    if q.itl_target_ms is not None and itl_ms > q.itl_target_ms:
+        return f"inter-token latency about {itl_ms:,.0f} ms > the {q.itl_target_ms:g} ms target"
+    if q.e2e_target_s is not None and itl_ms * gen / 1000.0 > q.e2e_target_s:
+        return f"end-to-end about {itl_ms * gen / 1000.0:,.1f} s for {gen} tokens > the {q.e2e_target_s:g} s target"
+    return None

@@ -31,9 +31,24 @@ def run(q: Query) -> Answer:
     best_line = c.cost(f"optimized: {c.plabel(best.config.precision)}, BS={best.config.batch_size}", best, w, g)
     ans.costs = [cur_line, best_line]
     c.judge(ans, q, current, best)
-    ans.headline = (f"{w.label}: {c.fnum(cur_line.kwh, 1)} kWh, {c.fusd(cur_line.usd)} and {c.fnum(cur_line.kg_co2, 1)} kgCO2 "
-                    f"per {per} as configured; {c.fusd(best_line.usd)} optimized "
-                    f"({c.plabel(best.config.precision)}, batch size {best.config.batch_size}).")
+    fc_cur = c.full_cost("current" if c.config_stated(q) else "default baseline", current, w, g)
+    fc_best = c.full_cost("optimized", best, w, g)
+    fcs = [fc_cur, fc_best] if best.config != current.config else [fc_cur]
+
+    def money(f: c.FullCost) -> str:
+        rent = f"rental {c.fusd(f.rental_usd)} + " if f.rental_usd is not None else ""
+        norent = "" if f.rental_usd is not None else ", no rental price listed for this GPU"
+        gpus = f"{f.gpus} GPU{'s' * (f.gpus != 1)}, " if f.gpus else ""
+        return (f"{c.fusd(f.total_usd)} ({rent}electricity {c.fusd(f.electricity.usd)}{norent}; {gpus}"
+                f"{c.fnum(f.gpu_hours)} GPU-hours)")
+
+    ans.headline = (f"{w.label}: {money(fc_cur)} per {per} as configured"
+                    + (f"; {money(fc_best)} optimized ({c.plabel(best.config.precision)}, batch size "
+                       f"{best.config.batch_size})" if len(fcs) > 1 else "")
+                    + f". Energy {c.fnum(cur_line.kwh, 1)} kWh and {c.fnum(cur_line.kg_co2, 1)} kgCO2 as configured.")
+    if not fc_cur.serves:
+        ans.headline += (f" One replica at this configuration would need {c.fnum(fc_cur.replica_hours)} hours a month, "
+                         f"more than the {c.hours_per_month():,.0f} in a month.")
 
     def sav(a: float, b: float) -> str:
         return "-" if a == 0 else c.fpct(c.delta_pct(b, a))
@@ -62,7 +77,17 @@ def run(q: Query) -> Answer:
                             notes=[f"current: {c.plabel(current.config.precision)}, batch size {current.config.batch_size}; "
                                    f"optimized: {c.plabel(best.config.precision)}, batch size {best.config.batch_size}",
                                    g.label]))
+    ans.tables.append(c.capacity_table(fcs, w, g))
+    ans.caveats += c.capacity_caveats(fcs)
+    for f in fcs:
+        ans.citations += [x for x in f.citations if all(x.ref != y.ref for y in ans.citations)]
+    ans.extra["capacity"] = [optimize._cap(f) for f in fcs]
     ans.conversions += w.conversions + c.cost_conversions(current, w, g, cur_line)
+    if fc_cur.gpu_hours is not None:
+        ans.conversions.append(f"{c.fnum(w.tokens)} tokens / {c.fnum(current.throughput_tok_s, 1)} tok/s / 3,600 s/h x "
+                               f"{current.config.gpu_count} GPU(s) = {c.fnum(fc_cur.gpu_hours, 1)} GPU-hours"
+                               + (f" x {fc_cur.rental_basis.split(',')[0]} = {c.fusd(fc_cur.rental_usd)} rental"
+                                  if fc_cur.rental_usd is not None else ""))
     if w.defaulted:
         ans.defaults_applied.append(f"workload: {c.fnum(c.DEFAULT_MONTHLY_REQUESTS)} requests/month (basis for the monthly figures)")
     if q.job_tokens is not None:

@@ -15,14 +15,21 @@ from advisor.query import USE_CASE_LABEL, Query
 from measurements import catalog
 
 
-def candidates(q: Query) -> list[Estimate]:
-    """Estimates of every ranked precision at every batch size the use case allows, that fit."""
+def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
+    """Estimates of every ranked precision at every batch size the use case allows, that fit and
+    meet the user's latency target (those that miss it are listed in `missed`)."""
     out = []
     for prec in c.ranked_precisions(q):
         for bs in c.batch_candidates(q.use_case):
             e = c.est(q, precision=prec, batch_size=bs)
-            if e is not None and c.fits(e):
-                out.append(e)
+            if e is None or not c.fits(e):
+                continue
+            why = c.latency_miss(e, q)
+            if why:
+                if missed is not None:
+                    missed.append(f"{c.plabel(prec)} at batch size {bs}: {why}")
+                continue
+            out.append(e)
     return out
 
 
@@ -59,7 +66,16 @@ def run(q: Query) -> Answer:
     ans = c.base_answer(q, "optimize", f"Greenest configuration: {mlabel} on {glabel}")
     ans.alerts = c.detect_traps(q)
     current = c.est(q)
-    cands = candidates(q)
+    missed: list[str] = []
+    cands = candidates(q, missed)
+    if missed:
+        ans.caveats.append(f"{len(missed)} configuration(s) left out for missing the latency target: "
+                           + "; ".join(missed[:6]) + ("; ..." if len(missed) > 6 else ""))
+    if current is not None and not cands and missed:
+        ans.mood = "gray"
+        ans.headline = (f"No configuration of {mlabel} on {glabel} that fits meets the latency target "
+                        f"({len(missed)} estimated, all too slow).")
+        return ans
     if current is not None and not cands:
         g = c.gpu_of(q.gpu)
         needs = [(p, c.est(q, precision=p, batch_size=1)) for p in ("fp16", "int8_pure", "nf4")]
@@ -131,6 +147,14 @@ def run(q: Query) -> Answer:
     best_line = c.cost(f"recommended: {c.plabel(bc.precision)}, BS={bc.batch_size}", best, w, g)
     ans.costs = [cur_line, best_line]
     ans.conversions += w.conversions + c.cost_conversions(best, w, g, best_line)
+    fcs = [c.full_cost("recommended", best, w, g)]
+    if best.config != current.config:
+        fcs.append(c.full_cost("current" if c.config_stated(q) else "default baseline", current, w, g))
+    ans.tables.append(c.capacity_table(fcs, w, g))
+    ans.caveats += c.capacity_caveats(fcs)
+    for f in fcs:
+        ans.citations += [x for x in f.citations if all(x.ref != y.ref for y in ans.citations)]
+    ans.extra["capacity"] = [_cap(f) for f in fcs]
     if w.defaulted:
         ans.defaults_applied.append(f"workload: {c.fnum(c.DEFAULT_MONTHLY_REQUESTS)} requests/month (basis for the monthly figures)")
 
@@ -173,6 +197,12 @@ def run(q: Query) -> Answer:
     ans.extra["current"] = {"precision": current.config.precision, "batch_size": current.config.batch_size,
                             "j_per_1k_tok": current.j_per_1k_tok, "tier": current.tier}
     return ans
+
+
+def _cap(f: c.FullCost) -> dict:
+    return {"label": f.label, "gpu_hours": f.gpu_hours, "gpus": f.gpus, "replicas": f.replicas,
+            "tok_s_needed": f.tok_s_needed, "serves": f.serves, "rental_usd": f.rental_usd,
+            "electricity_usd": f.electricity.usd, "total_usd": f.total_usd}
 
 
 def _r(x: float | None, nd: int = 0) -> float | None:
