@@ -298,8 +298,10 @@ def run(ray: Any, sweep_cls: Any, configs: Sequence[Any], settings: Any, device:
             if not any(req.fits(n) for n in cluster):  # Ray would wait for such a node for ever
                 save(_failed(sweep_cls, c, settings, device, f"no node of the cluster offers {req.describe()}"))
                 continue
+            # SPREAD: configurations start on as many nodes as can take them, not packed on one.
             opts: dict[str, Any] = {"num_gpus": req.num_gpus, "num_cpus": req.num_cpus,
-                                    "max_retries": MAX_RETRIES, "retry_exceptions": False}
+                                    "max_retries": MAX_RETRIES, "retry_exceptions": False,
+                                    "scheduling_strategy": "SPREAD"}
             if req.accelerator_type:
                 opts["accelerator_type"] = req.accelerator_type
             ref = remote.options(**opts).remote(sweep_cls, c, settings, device, sweep_kwargs or {}, loader)

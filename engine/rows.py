@@ -102,6 +102,8 @@ def row_id_for(res: InferenceResult | FinetuneResult, prefix: str | None) -> str
     if prefix:
         return f"{prefix}-{res.key}"
     host = res.provenance.host if res.provenance is not None else "nohost"
+    if res.provenance is not None and res.provenance.node_id:  # Ray nodes can share a host
+        host += f"-{res.provenance.node_id[:8]}"
     when = res.provenance.measured_at if res.provenance is not None else dt.datetime.now(dt.UTC)
     return local_row_id(host, when, res.key)
 

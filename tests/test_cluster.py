@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,7 @@ def test_pinned_sweep_on_the_cluster_gives_the_rows_of_a_local_run_and_resumes(c
     assert all(x["status"] == "ok" and x["provenance"]["node_name"] for x in lines)
     ray_rows = {r.batch_size: r for r in load_rows() if r.id in report["row_ids"]}
     assert all("Ray node" in r.notes and "ecolobster bench --ray" in r.source for r in ray_rows.values())
+    assert all(cluster.node_ids["accel"][:8] in r.id for r in ray_rows.values())  # never a local row's id
 
     local = tmp_path / "local.jsonl"
     assert main(_bench("--out", str(local))) == 0
@@ -208,7 +210,7 @@ def test_pinned_sweep_on_the_cluster_gives_the_rows_of_a_local_run_and_resumes(c
     # Run again: everything is in the results file, so nothing goes to the cluster.
     assert main(_bench("--ray", cluster.address, "--gpu-type", ACCEL, "--out", str(out))) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["stored_rows"] == 0 and captured.err.count("skipped") == 4
+    assert json.loads(captured.out)["stored_rows"] == 0 and captured.err.count("already measured") == 4
     assert len(out.read_text().splitlines()) == 4
     print(f"pinned sweep + local + resume: {time.monotonic() - t0:.1f} s")
 
@@ -236,3 +238,159 @@ def test_the_advisor_never_imports_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout
     assert out.strip() == "[]"
+
+
+# --- faults (they change the cluster, so they run last) ------------------------------------------
+
+def _layered(layers: list[int]) -> list[Any]:
+    from engine.inference import InferenceConfig
+
+    return [InferenceConfig(model="qwen2.5-0.5b", precision="fp32", batch_size=1, prompt_tokens=8, gen_tokens=4,
+                            overrides={**TINY, "layers": n}) for n in layers]
+
+
+def _fault_loader(marks: str, doomed_node: str, sleep_unless_first: bool = False):
+    """A loader that behaves by the configuration's layer count, leaving a mark (layers, node, pid)
+    each time a task starts: on the doomed node it waits to be killed; 3 layers: CUDA OOM; 4 layers:
+    the worker process dies, every time. Defined in a function so Ray ships it by value."""
+
+    def loader(model: str, precision: str, device: str, **kw: Any) -> Any:
+        import os as os_
+        import time as time_
+        from pathlib import Path as Path_
+
+        import ray as ray_
+        import torch
+
+        from engine.models import load_model
+
+        layers = kw["overrides"]["layers"]
+        node = ray_.get_runtime_context().get_node_id()
+        first = not any(Path_(marks).iterdir())
+        Path_(marks, f"{layers}-{node}-{os_.getpid()}").touch()
+        if node == doomed_node or (sleep_unless_first and not first):
+            time_.sleep(120)  # the test kills this node or cancels this task meanwhile
+        if layers == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+        if layers == 4:
+            os_._exit(1)
+        return load_model(model, precision, device, overrides=kw["overrides"])
+
+    return loader
+
+
+def _marks(d: Path) -> list[tuple[int, str, int]]:
+    out = []
+    for p in d.iterdir():
+        layers, node, pid = p.name.split("-")
+        out.append((int(layers), node, int(pid)))
+    return out
+
+
+def test_a_killed_worker_node_has_its_task_retried_and_faults_are_recorded(cluster, tmp_path):
+    from engine import cluster as ec
+    from engine.inference import Sweep
+
+    t0 = time.monotonic()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    doomed, survivor = cluster.node_ids["plain"], cluster.node_ids["accel"]
+    killed: list[int] = []
+
+    def kill_when_it_measures() -> None:
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            hit = [m for m in _marks(marks) if m[1] == doomed]
+            if hit:
+                killed.append(hit[0][0])
+                cluster.kill("plain")
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_when_it_measures, daemon=True)
+    killer.start()
+    out = tmp_path / "faults.jsonl"
+    with ec.connected(cluster.address) as ray:
+        outcome = ec.run(ray, Sweep, _layered([1, 2, 3, 4]), QUICK, "cpu", out, tmp_path / "traces",
+                         loader=_fault_loader(str(marks), doomed))
+    killer.join(timeout=5)
+    assert killed, "no task ever started on the node to be killed"
+    by_layers = {r.config.overrides["layers"]: r for r in outcome.results}
+    assert sorted(by_layers) == [1, 2, 3, 4] and not outcome.cancelled
+    # The configuration measuring on the killed node started again on the other one.
+    starts = _marks(marks)
+    assert {node for layers, node, _ in starts if layers == killed[0]} == {doomed, survivor}
+    assert by_layers[1].status == by_layers[2].status == "ok"
+    assert {by_layers[1].provenance.node_id, by_layers[2].provenance.node_id} == {survivor}
+    assert by_layers[3].status == "oom" and "out of memory" in by_layers[3].error
+    # A task whose worker dies on every try: two tries, then an error that says why.
+    assert len([m for m in starts if m[0] == 4]) == 2
+    assert by_layers[4].status == "error" and "died" in by_layers[4].error and "retry" in by_layers[4].error
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted((x["config"]["overrides"]["layers"], x["status"]) for x in lines) == [
+        (1, "ok"), (2, "ok"), (3, "oom"), (4, "error")]
+    print(f"fault sweep: {time.monotonic() - t0:.1f} s (the killed node was measuring {killed[0]} layers)")
+
+
+def test_ctrl_c_cancels_the_tasks_left_and_keeps_what_finished(cluster, tmp_path):
+    from engine import cluster as ec
+    from engine.inference import Sweep
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def interrupt(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "config_done":
+            raise KeyboardInterrupt
+
+    out = tmp_path / "cancel.jsonl"
+    configs = _layered([1, 2, 5])
+    with ec.connected(cluster.address) as ray:
+        outcome = ec.run(ray, Sweep, configs, QUICK, "cpu", out, tmp_path / "traces", on_event=interrupt,
+                         loader=_fault_loader(str(marks), "none", sleep_unless_first=True))
+    [done] = outcome.results
+    assert done.status == "ok" and len(outcome.cancelled) == 2
+    assert sorted([done.key, *outcome.cancelled]) == sorted(c.key() for c in configs)
+    assert [json.loads(x)["key"] for x in out.read_text().splitlines()] == [done.key]
+    # The task that had started after it was stopped (its worker process ended), not left running.
+    started_later = [pid for layers, _, pid in _marks(marks) if layers != done.config.overrides["layers"]]
+    end = time.monotonic() + 20
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+              for p in started_later) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                   for p in started_later)
+
+
+def test_bench_keeps_each_node_kind_apart_and_stores_what_finished_before_ctrl_c(monkeypatch, capsys, tmp_path):
+    """The driver's side without a cluster: results from an A100 node and an L4 node with different
+    drivers become rows that each name their own GPU and driver, and an interrupted sweep still
+    stores what finished and exits 130."""
+    from advisor.cli import main
+    from engine import cluster as ec
+    from engine.inference import Sweep
+    from engine.provenance import capture
+    from measurements.store import load_rows
+
+    [r1, r2] = Sweep(_layered([1, 2]), QUICK, "cpu", tmp_path / "local.jsonl").run()
+    nodes = [("NVIDIA A100-SXM4-80GB", "550.54", "a" * 56), ("NVIDIA L4", "535.104", "b" * 56)]
+    made = [r.model_copy(update={"provenance": capture("cuda", [g], d, QUICK.describe()).model_copy(
+        update={"node_id": n, "node_name": f"n{k}"})}) for k, (r, (g, d, n)) in enumerate(zip([r1, r2], nodes, strict=True))]
+
+    @contextlib.contextmanager
+    def connected(address: str):
+        yield None
+
+    monkeypatch.setattr(ec, "connected", connected)
+    monkeypatch.setattr(ec, "nodes", lambda ray: [])
+    monkeypatch.setattr(ec, "run", lambda *a, **k: ec.Outcome(made, cancelled=["syn-left-over"]))
+    rc = main(_bench("--ray", "127.0.0.2:1", "--out", str(tmp_path / "r.jsonl")))
+    captured = capsys.readouterr()
+    assert rc == 130
+    report = json.loads(captured.out)
+    assert report["stored_rows"] == 2
+    rows = sorted((r for r in load_rows() if r.id in report["row_ids"]), key=lambda r: r.gpu)
+    assert [(r.gpu, r.driver_version) for r in rows] == [("a100_80gb", "550.54"), ("l4", "535.104")]
+    assert "Ray node n0" in rows[0].notes and "Ray node n1" in rows[1].notes
+    assert "2 kinds of node" in captured.err and "NVIDIA L4 (driver 535.104): 1" in captured.err
+    assert "interrupted: 1 configuration(s) cancelled" in captured.err
