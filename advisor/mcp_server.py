@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from advisor.answer import Answer, Citation, Provenance, Table
+from advisor.limits import MAX_CODE_CHARS, MAX_QUESTION_CHARS
 
 if TYPE_CHECKING:  # pragma: no cover
     from mcp.server.lowlevel import Server
@@ -43,8 +44,8 @@ SERVER_NAME = "ecolobster"
 
 # Size limits: policy against runaway input from an agent, not measured figures. A question is a
 # few sentences; a pasted source file a few thousand lines; a whole call a megabyte of JSON.
-MAX_TEXT_CHARS = 4_000
-MAX_CODE_CHARS = 200_000
+MAX_TEXT_CHARS = MAX_QUESTION_CHARS  # every string argument: one question's worth at most
+
 MAX_NAME_CHARS = 200
 MAX_PATH_CHARS = MAX_TEXT_CHARS
 MAX_ARGUMENTS_BYTES = 1_000_000

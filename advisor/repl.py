@@ -32,17 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from advisor.limits import MAX_CODE_CHARS, MAX_QUESTION_CHARS, MAX_UNREADABLE_SHARE
+
 Lang = Literal["en", "zh"]
 Fmt = Literal["rich", "markdown", "json"]
 FORMATS: tuple[str, ...] = ("rich", "markdown", "json")
 LANGS: tuple[str, ...] = ("en", "zh")
 
-# Input limits: a question is a sentence or a paragraph; code goes to the auditor, which reads
-# whole files. Beyond these sizes the input is refused with a message instead of being parsed.
-MAX_QUESTION_CHARS = 10_000
-MAX_CODE_CHARS = 1_000_000
-# Share of unreadable characters above which input is treated as binary data, not text.
-MAX_UNREADABLE_SHARE = 0.10
+# Input limits (advisor.limits, shared with the parser and the MCP server): beyond them the input
+# is refused with a message instead of being parsed.
 # History entries longer than this (big pastes) are not written to the history file.
 MAX_HISTORY_ENTRY_CHARS = 20_000
 # Answers never get wider than this, even in a wide terminal: long lines are hard to read.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from advisor.limits import MAX_QUESTION_CHARS
 from advisor.query.draft import _Draft
 from advisor.query.finetune import read_finetune
 from advisor.query.finish import _finish
@@ -105,8 +106,9 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
     text = clean_text(text)
     if protocol is not None and protocol not in QUERY_PROTOCOLS:
         raise QueryError([f"protocol '{protocol}' is not known. Accepted: {', '.join(QUERY_PROTOCOLS)}."])
-    if len(text) > 20000:
-        raise QueryError(["the question is longer than 20,000 characters: ask about one configuration at a time"])
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QueryError([f"the question is longer than {MAX_QUESTION_CHARS:,} characters: "
+                          "ask about one configuration at a time"])
     d = _Draft(text)
     forced = protocol
     if not d.t and not (forced and context is not None):

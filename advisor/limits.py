@@ -1,0 +1,13 @@
+"""The advisor's input limits, one set for every way in (CLI, chat, MCP, the parser). These are
+policy against runaway input, not measured figures: a question is a sentence or a paragraph; code
+goes to the auditor, which reads whole files under its own per-file size and time budget."""
+
+from __future__ import annotations
+
+# A question: long paragraphs are fine; a pasted book is not (parsing stays well under 100 ms).
+MAX_QUESTION_CHARS = 20_000
+# Code pasted into the chat or sent to the MCP audit tool: a source file of a few thousand lines
+# (files on disk go through the auditor's own per-file budget instead).
+MAX_CODE_CHARS = 200_000
+# Share of unreadable characters above which input is treated as binary data, not text.
+MAX_UNREADABLE_SHARE = 0.10
