@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from advisor.cli import UsageError
@@ -20,6 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--root", default=".", metavar="DIR",
                    help="the only directory tree the audit tool may read (default: the current directory)")
+    p.add_argument("--allow-benchmark", action="store_true",
+                   help="offer the benchmark tool (where the engine and a CUDA GPU are present): it lets the agent "
+                        "download any Hugging Face model and run it on this GPU for up to 4 hours; off by default")
+    p.add_argument("--call-timeout", type=float, default=None, metavar="S",
+                   help="seconds one tool call may run before it is stopped (default 120; 1-86400)")
     p.add_argument("--list-tools", action="store_true",
                    help="print the tools (names, descriptions, input schemas) and exit instead of serving")
     p.add_argument("--format", choices=["json", "markdown"], default="markdown",
@@ -47,8 +53,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     root = Path(args.root).expanduser()
     if not root.is_dir():
         raise UsageError(f"--root '{args.root}' is not a directory")
+    budget = mcp_server.DEFAULT_CALL_BUDGET_S if args.call_timeout is None else args.call_timeout
+    if not 1 <= budget <= 86_400:  # NaN fails too
+        raise UsageError(f"--call-timeout must be between 1 and 86400 seconds (got {args.call_timeout})")
+    include_benchmark = None if args.allow_benchmark else False  # None: offered where a GPU is there
     if args.list_tools:
-        specs = mcp_server.tool_specs()
+        specs = mcp_server.tool_specs(include_benchmark)
         if args.format == "json":
             print(json.dumps([{"name": s.name, "title": s.title, "description": s.description,
                                "input_schema": s.input_model.model_json_schema()} for s in specs],
@@ -60,5 +70,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
                 print(f"- **{s.name}** ({fields}): {s.description}")
         return 0
     _check_sdk()
-    mcp_server.serve(root)
+    if args.allow_benchmark and not mcp_server.benchmark_available():
+        print("warning: --allow-benchmark: no engine extra or CUDA GPU here, so the benchmark tool is not offered",
+              file=sys.stderr)
+    mcp_server.serve(root, include_benchmark, budget)
     return 0

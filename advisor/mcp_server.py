@@ -2,7 +2,8 @@
 
 `ecolobster mcp [--root DIR]` serves these tools over stdio (the official `mcp` SDK, optional
 extra `ecolobster[mcp]`): optimize, compare, estimate, diagnose, ask, audit, plan_finetune,
-query_measurements, and benchmark where the engine is installed and a CUDA GPU is present.
+query_measurements, and benchmark only with `--allow-benchmark` (it downloads and runs models)
+where the engine is installed and a CUDA GPU is present.
 
 Every tool takes a typed input (a pydantic model with `extra="forbid"`, so its JSON Schema
 reaches the agent and unknown fields are refused) and returns the Answer twice: as structured
@@ -19,6 +20,7 @@ them on an install without the extra.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -52,6 +54,13 @@ MAX_ARGUMENTS_BYTES = 1_000_000
 MAX_AUDIT_FILES = 500
 MAX_ROWS = 500
 DEFAULT_ROWS = 50
+# Time budget of one synchronous call (policy): answers take well under a second and an audit of a
+# 500-file folder seconds; past this the worker is killed and the call answered with an error.
+DEFAULT_CALL_BUDGET_S = 120.0
+# JSON-RPC lines (policy): far above any real call (arguments are capped at MAX_ARGUMENTS_BYTES),
+# nesting far above any tool input (the SDK's own parser stops near 200 levels, silently).
+MAX_LINE_BYTES = 4 * 1_000_000
+MAX_JSON_DEPTH = 64
 
 INSTRUCTIONS = (
     "EcoLobster answers energy, cost and CO2 questions about running or fine-tuning LLMs on GPUs "
@@ -76,7 +85,8 @@ class ToolError(Exception):
 class ToolInput(BaseModel):
     """Base of every tool input: unknown fields are refused, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: JSON has real types, so `true` is not a batch size and "8" is not a number
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 Lang = Literal["en", "zh"]
@@ -252,6 +262,8 @@ class ServerContext:
 
     guard: PathGuard
     bench_running: bool = False
+    # Seconds a synchronous tool call may run before its worker is killed (None: no budget).
+    call_budget_s: float | None = DEFAULT_CALL_BUDGET_S
 
 
 class PathGuard:
@@ -472,10 +484,8 @@ def plan_input_model() -> type[BaseModel] | None:
         return None
     from advisor.protocols.plan import PlanRequest
 
-    if PlanRequest.model_config.get("extra") == "forbid":
-        return PlanRequest
     return type("PlanFinetuneInput", (PlanRequest,), {"__doc__": PlanRequest.__doc__,
-                                                      "model_config": ConfigDict(extra="forbid")})
+                                                      "model_config": ConfigDict(extra="forbid", strict=True)})
 
 
 def _tool_plan_finetune(inp: BaseModel, ctx: ServerContext) -> Answer:
@@ -553,9 +563,10 @@ async def _tool_benchmark(inp: BenchmarkInput, ctx: ServerContext) -> Answer:
     return answer
 
 
-def tool_specs(include_benchmark: bool | None = None) -> list[ToolSpec]:
-    """The tools this server offers; `benchmark` only when the engine and a CUDA GPU are there
-    (None: detect)."""
+def tool_specs(include_benchmark: bool | None = False) -> list[ToolSpec]:
+    """The tools this server offers. `benchmark` downloads and runs models, so it is opt-in:
+    False (the default) leaves it out, True includes it, None includes it where the engine and a
+    CUDA GPU are there (what `ecolobster mcp --allow-benchmark` asks for)."""
     specs = [
         ToolSpec("optimize", "Greenest configuration",
                  "The greenest (and cheapest) way to serve a model on a GPU for a use: ranked configurations "
@@ -602,8 +613,10 @@ def tool_specs(include_benchmark: bool | None = None) -> list[ToolSpec]:
         specs.append(ToolSpec(
             "benchmark", "Measure on this GPU",
             "Measure throughput and energy of a model on this machine's GPU (NVML energy counter, warm-up, repeated "
-            "runs, quality gates) and add the rows to the local dataset, for configurations the data lacks. Takes "
-            "minutes; one at a time.",
+            "runs, quality gates) and add the rows to the local dataset, for configurations the data lacks. With "
+            "synthetic=false it DOWNLOADS the named Hugging Face hub model (any hub id) and RUNS it on this GPU, "
+            "for up to timeout_s (at most 4 hours). Offered only when the server was started with "
+            "`ecolobster mcp --allow-benchmark`. One at a time.",
             BenchmarkInput, _tool_benchmark, read_only=False, is_async=True))
     return specs
 
@@ -701,13 +714,12 @@ def call_tool(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: Server
 
 
 async def call_tool_async(specs: dict[str, ToolSpec], name: str, arguments: Any, ctx: ServerContext) -> Outcome:
-    import anyio
-
     spec = specs.get(name)
     if spec is None or not spec.is_async:
-        # Protocol code is synchronous; a worker thread keeps the server answering (pings,
-        # cancellations) meanwhile. A cancelled call is abandoned, not waited for.
-        return await anyio.to_thread.run_sync(call_tool, specs, name, arguments, ctx, abandon_on_cancel=True)
+        # Protocol code is synchronous: it runs in a worker process, so the server keeps answering
+        # (pings, other calls) and a call the client cancels or that runs past the budget is
+        # killed, not left burning CPU.
+        return await run_in_worker(call_tool, (specs, name, arguments, ctx), name, ctx.call_budget_s)
     prepared = prepare(specs, name, arguments)
     if isinstance(prepared, Outcome):
         return prepared
@@ -717,6 +729,63 @@ async def call_tool_async(specs: dict[str, ToolSpec], name: str, arguments: Any,
     except Exception as err:  # noqa: BLE001
         return _failure(name, err)
     return Outcome(answer, unanswered(answer))
+
+
+def _worker_main(conn: Any, fn: Callable[..., Outcome], args: tuple[Any, ...], name: str) -> None:
+    try:
+        out = fn(*args)
+    except BaseException as err:  # noqa: BLE001 - the parent must get an answer, whatever happened
+        out = Outcome(error_answer(name, f"internal error in '{name}': {err.__class__.__name__}: {err}"), True)
+    try:
+        conn.send(out)
+    except Exception as err:  # noqa: BLE001 - e.g. an answer that does not pickle
+        conn.send(Outcome(error_answer(name, f"internal error in '{name}': the answer could not be returned "
+                                             f"({err.__class__.__name__})"), True))
+    finally:
+        conn.close()
+
+
+def _receive(conn: Any) -> Any:
+    """Block until the worker sends its outcome or dies (EOFError). Closes its end itself, so a
+    thread abandoned on cancellation never reads a descriptor that was closed and reused."""
+    try:
+        return conn.recv()
+    finally:
+        conn.close()
+
+
+async def run_in_worker(fn: Callable[..., Outcome], args: tuple[Any, ...], name: str,
+                        budget_s: float | None) -> Outcome:
+    """Run `fn(*args)` in a forked child process and return its Outcome. Cancellation (the client's
+    notifications/cancelled, a disconnect) and the time budget kill the child at once. Where fork
+    is not available, a worker thread (abandoned, not killed, on cancellation)."""
+    import multiprocessing
+
+    import anyio
+
+    if "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover - non-POSIX
+        return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+    mp = multiprocessing.get_context("fork")
+    recv_end, send_end = mp.Pipe(duplex=False)
+    proc = mp.Process(target=_worker_main, args=(send_end, fn, args, name), daemon=True)
+    proc.start()
+    send_end.close()
+    try:
+        with anyio.fail_after(budget_s):
+            return await anyio.to_thread.run_sync(_receive, recv_end, abandon_on_cancel=True)
+    except TimeoutError:
+        return Outcome(error_answer(name, f"'{name}' ran past the server's budget of {budget_s:g} s per call and "
+                                          "was stopped; ask for less (a smaller folder, fewer options), or start "
+                                          "the server with a larger `ecolobster mcp --call-timeout`"), True)
+    except EOFError:
+        proc.join(5)
+        log.error("tool %s: worker process ended without an answer (exit code %s)", name, proc.exitcode)
+        return Outcome(error_answer(name, f"internal error in '{name}': its worker process ended without an "
+                                          f"answer (exit code {proc.exitcode})"), True)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
 
 
 def unanswered(answer: Answer) -> bool:
@@ -732,6 +801,11 @@ def _known_error(err: Exception) -> str | None:
         return "invalid parameters:\n" + "\n".join(f"- {e}" for e in errors)
     if names & {"UnknownName", "UsageError", "DataError", "SettingsError"}:
         return str(err)
+    if isinstance(err, ValidationError):  # a value the tool's schema allows but the protocol's model refuses
+        return "invalid parameters:\n" + "\n".join(
+            f"- {'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg']}" for e in err.errors(include_url=False))
+    if isinstance(err, OverflowError):
+        return f"a figure in the arguments is too large to compute with ({err}); give a realistic value"
     return None
 
 
@@ -749,11 +823,12 @@ def answer_output_schema() -> dict[str, Any]:
     return Answer.model_json_schema(mode="serialization")
 
 
-def build_server(root: Path | str, include_benchmark: bool | None = None) -> Server:
+def build_server(root: Path | str, include_benchmark: bool | None = False,
+                 call_budget_s: float | None = DEFAULT_CALL_BUDGET_S) -> Server:
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
-    ctx = ServerContext(guard=PathGuard(root))
+    ctx = ServerContext(guard=PathGuard(root), call_budget_s=call_budget_s)
     specs = {s.name: s for s in tool_specs(include_benchmark)}
     output_schema = answer_output_schema()
     tools = [
@@ -805,17 +880,140 @@ def _version() -> str:
         return "0"
 
 
-def serve(root: Path | str, include_benchmark: bool | None = None) -> None:
+# --------------------------------------------------------------------------------------------
+# The wire: every line gets an answer
+# --------------------------------------------------------------------------------------------
+
+PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def screen_line(line: str) -> tuple[str | None, tuple[Any, int, str] | None]:
+    """Check one JSON-RPC line before the SDK reads it: (the line, None) when it is fit to pass on,
+    else (None, (id, code, message)) for the error response. The SDK drops a line it cannot parse
+    without answering, so the client would wait for its timeout; a lone surrogate would break the
+    reply's UTF-8 encoding."""
+    import mcp_types as types
+
+    if not line.strip():
+        return None, None
+    try:
+        obj = json.loads(line)
+    except RecursionError:
+        return None, (None, PARSE_ERROR, f"Parse error: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    except ValueError as err:
+        return None, (None, PARSE_ERROR, f"Parse error: {getattr(err, 'msg', None) or err.__class__.__name__}")
+    rid = obj.get("id") if isinstance(obj, dict) else None
+    rid = rid if (isinstance(rid, int) and not isinstance(rid, bool)) or isinstance(rid, str) else None
+    if rid is not None:
+        try:
+            json.dumps(rid, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            rid = None
+    if _depth(obj) > MAX_JSON_DEPTH:
+        return None, (rid, INVALID_REQUEST, f"Invalid Request: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return None, (rid, INVALID_REQUEST, "Invalid Request: a string holds a lone surrogate (\\ud800-\\udfff "
+                                            "escape without its pair), which is not Unicode text")
+    try:
+        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except ValueError as err:
+        first = err.errors(include_url=False)[0]["msg"] if isinstance(err, ValidationError) else str(err)
+        return None, (rid, INVALID_REQUEST, f"Invalid Request: not a JSON-RPC 2.0 message ({first})")
+    return line, None
+
+
+class ScreenedStdin:
+    """The server's stdin as the SDK's stdio transport reads it (an async iterable of lines), with
+    every line screened (screen_line): a bad line is answered with a JSON-RPC error through
+    `write` and never reaches the SDK. Lines are read in bounded pieces, so one endless line
+    cannot exhaust memory."""
+
+    def __init__(self, raw: Any):
+        import anyio
+
+        self.raw = raw
+        self.write: Any = None
+        self.ready = anyio.Event()
+
+    def attach(self, write: Any) -> None:
+        self.write = write
+        self.ready.set()
+
+    def _readline(self) -> str | None:
+        chunk = self.raw.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            return None
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            while True:  # drop the rest of the line unread
+                more = self.raw.readline(MAX_LINE_BYTES)
+                if not more or more.endswith(b"\n"):
+                    break
+            return "\x00too-long"
+        return chunk.decode("utf-8", errors="replace")
+
+    async def _reply(self, rid: Any, code: int, message: str) -> None:
+        import anyio
+        import mcp_types as types
+        from mcp.shared.message import SessionMessage
+
+        await self.ready.wait()
+        err = types.JSONRPCError(jsonrpc="2.0", id=rid, error=types.ErrorData(code=code, message=message))
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):  # shutting down
+            await self.write.send(SessionMessage(err))
+
+    def __aiter__(self) -> Any:
+        return self._lines()
+
+    async def _lines(self) -> Any:
+        import anyio
+
+        while True:
+            line = await anyio.to_thread.run_sync(self._readline, abandon_on_cancel=True)
+            if line is None:
+                return
+            if line == "\x00too-long":
+                await self._reply(None, INVALID_REQUEST, f"Invalid Request: line longer than {MAX_LINE_BYTES:,} bytes")
+                continue
+            ok, err = screen_line(line)
+            if err is not None:
+                await self._reply(*err)
+            elif ok is not None:
+                yield ok
+
+
+def serve(root: Path | str, include_benchmark: bool | None = False,
+          call_budget_s: float | None = DEFAULT_CALL_BUDGET_S) -> None:
     """Serve over stdio until the client closes the connection. The root becomes the working
     directory, so audit findings name files relative to it."""
     import anyio
     from mcp.server.stdio import stdio_server
 
-    server = build_server(root, include_benchmark)
+    server = build_server(root, include_benchmark, call_budget_s)
     os.chdir(Path(root).expanduser().resolve())
+    # The wire is a private duplicate of fd 0; fd 0 itself reads /dev/null, so no child process
+    # (a benchmark) can swallow the client's messages.
+    wire = os.fdopen(os.dup(0), "rb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    stdin = ScreenedStdin(wire)
 
     async def main() -> None:
-        async with stdio_server() as (read, write):
+        async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]
+            stdin.attach(write)
             await server.run(read, write, server.create_initialization_options())
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="ecolobster-mcp: %(message)s")
