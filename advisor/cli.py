@@ -27,6 +27,28 @@ class UsageError(Exception):
     """Bad input from the user: printed as a clear message, exit code 2."""
 
 
+# Accepted --width of rich output (policy): narrower cannot hold a table; wider than any screen
+# only makes the renderer build megabytes of padding.
+MIN_WIDTH, MAX_WIDTH = 20, 1000
+
+
+def width_arg(text: str) -> int:
+    """argparse type of --width: an integer column count within MIN_WIDTH..MAX_WIDTH."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of columns "
+                                         f"(accepted: {MIN_WIDTH}-{MAX_WIDTH})") from None
+    if not MIN_WIDTH <= value <= MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"{value} columns is out of range (accepted: {MIN_WIDTH}-{MAX_WIDTH})")
+    return value
+
+
+def clamp_width(value: int) -> int:
+    """A width taken from the terminal or $COLUMNS, kept within the accepted range."""
+    return min(max(value, MIN_WIDTH), MAX_WIDTH)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecolobster",
@@ -69,4 +91,8 @@ def _report_store_problems() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m advisor.cli`: run the imported module's main, so its UsageError is the one the
+    # command modules raise (this file runs as __main__, a second copy of the module)
+    from advisor.cli import main as _main
+
+    sys.exit(_main())

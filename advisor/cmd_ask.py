@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from advisor.cli import width_arg
+
 PROTOCOLS = ("optimize", "compare", "estimate", "diagnose")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("rich", "markdown", "json"), default="rich", help="output format (default rich)")
     p.add_argument("--lang", choices=("en", "zh"), default=None, help="answer language (default: the question's)")
-    p.add_argument("--width", type=int, default=None, help="terminal width for rich output")
+    p.add_argument("--width", type=width_arg, default=None,
+                   help="terminal width for rich output (20-1000 columns)")
     p.add_argument("--detail", choices=("brief", "full"), default="brief",
                    help="rich output: brief (the point and one table, default) or full (every table, chart, "
                         "code, provenance); Markdown and JSON always hold everything")

@@ -109,6 +109,17 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--warmup must be >= 0 (got {args.warmup})")
     if args.sample_hz <= 0:
         raise UsageError(f"--sample-hz must be > 0 (got {args.sample_hz})")
+    # Ranges of the protocol's knobs (policy: beyond them a run is a mistake, not a measurement).
+    # A negative pause or a NaN gate would otherwise reach the engine as a raw ValidationError.
+    for flag, value, lo, hi in (("--pause", args.pause, 0, 3600), ("--idle", args.idle, 0, 600),
+                                ("--sample-hz", args.sample_hz, 0.1, 1000),
+                                ("--cv-throughput", args.cv_throughput, 1e-6, 1),
+                                ("--cv-power", args.cv_power, 1e-6, 1), ("--max-reruns", args.max_reruns, 0, 20),
+                                ("--runs", args.runs, 1, 10_000), ("--warmup", args.warmup, 0, 1000),
+                                ("--lr", args.lr, 1e-12, 10), ("--save-every", args.save_every, 1, 1_000_000),
+                                ("--alpha", args.alpha, 1, 1_000_000)):
+        if value is not None and not lo <= value <= hi:  # NaN fails too
+            raise UsageError(f"{flag} must be between {lo:g} and {hi:g} (got {value})")
     if args.arch_override and not args.synthetic:
         raise UsageError("--arch-override changes a synthetic model: add --synthetic")
     if args.device == "cpu" and any(x in ("nf4", "int8_mixed", "int8_pure", "fp8") for x in args.precision) \

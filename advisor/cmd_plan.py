@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from advisor.cli import width_arg
+
 
 def _tristate(text: str) -> bool | None:
     t = text.strip().lower()
@@ -54,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region", help="electricity price and grid carbon (default us)")
     p.add_argument("--pue", type=float, help="data-centre PUE (default by region kind)")
     p.add_argument("--format", choices=("rich", "markdown", "json"), default="rich", help="output format")
-    p.add_argument("--width", type=int, default=None, help="terminal width for rich output")
+    p.add_argument("--width", type=width_arg, default=None,
+                   help="terminal width for rich output (20-1000 columns)")
     p.add_argument("--detail", choices=("brief", "full"), default="brief",
                    help="rich output: brief (the point and one table, default) or full")
     p.set_defaults(handler=_plan)

@@ -43,6 +43,8 @@ LANGS: tuple[str, ...] = ("en", "zh")
 # is refused with a message instead of being parsed.
 # History entries longer than this (big pastes) are not written to the history file.
 MAX_HISTORY_ENTRY_CHARS = 20_000
+# A history file larger than this is not loaded (it is read whole at start): ~50,000 questions.
+MAX_HISTORY_FILE_BYTES = 50_000_000
 # Answers never get wider than this, even in a wide terminal: long lines are hard to read.
 MAX_WIDTH = 100
 MIN_WIDTH = 40
@@ -1040,7 +1042,11 @@ def history_path() -> Path:
 
 
 def check_history_file(path: Path) -> str | None:
-    """Why `path` cannot serve as the history file, or None when it can (creating its folder)."""
+    """Why `path` cannot serve as the history file, or None when it can (creating its folder).
+    Only a regular file of at most MAX_HISTORY_FILE_BYTES is used: a device (/dev/zero) or FIFO
+    would be read without end, and is never opened."""
+    import stat
+
     try:
         for parent in path.parents:
             if parent.exists():
@@ -1051,6 +1057,12 @@ def check_history_file(path: Path) -> str | None:
         if path.is_dir():
             return "it is a folder"
         if path.exists():
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                return "it is a device, pipe or socket, not a regular file"
+            if st.st_size > MAX_HISTORY_FILE_BYTES:
+                return (f"it is {st.st_size / 1e6:,.0f} MB, more than the {MAX_HISTORY_FILE_BYTES / 1e6:,.0f} MB "
+                        "a history file may hold")
             with path.open("rb") as fh:
                 fh.read(1)
         with path.open("ab"):

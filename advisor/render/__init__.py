@@ -71,7 +71,9 @@ def write_answer(answer: Answer, fmt: Format, width: int | None = None, detail: 
     if fmt == "rich" and width is None:
         import shutil
 
-        width = shutil.get_terminal_size((100, 24)).columns
+        from advisor.cli import clamp_width
+
+        width = clamp_width(shutil.get_terminal_size((100, 24)).columns)  # COLUMNS=99999999 too
     sys.stdout.write(render(answer, fmt, width=width or 100, detail=detail))
     if fmt == "json":
         sys.stdout.write("\n")
