@@ -159,10 +159,34 @@ def count_params(model: Any) -> float:
 
 
 def scratch_dir() -> Path:
-    """Where synthetic checkpoints are cached: $ECOLOBSTER_SCRATCH or the system temp dir."""
-    base = os.environ.get("ECOLOBSTER_SCRATCH") or tempfile.gettempdir()
-    d = Path(base) / "ecolobster-synthetic"
-    d.mkdir(parents=True, exist_ok=True)
+    """Where synthetic checkpoints are cached: a folder of this user's own, mode 0700, under
+    $ECOLOBSTER_SCRATCH or the system temp dir.
+
+    The temp dir is shared: a folder there that another user made (or a symlink planted in its
+    place) could hand us a checkpoint we did not build, so it is used only when it is a real
+    directory owned by us; one of ours that others can write is made private again."""
+    import stat
+
+    base = Path(os.environ.get("ECOLOBSTER_SCRATCH") or tempfile.gettempdir())
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    d = base / (f"ecolobster-synthetic-{uid}" if uid is not None else "ecolobster-synthetic")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if not os.path.lexists(d):
+            d.mkdir(mode=0o700)
+        st = os.lstat(d)
+    except OSError as err:
+        raise ModelLoadError(f"cannot make the synthetic-checkpoint folder {d} ({err.strerror or err}); set "
+                             "ECOLOBSTER_SCRATCH to a folder you can write") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ModelLoadError(f"refusing the synthetic-checkpoint folder {d}: it is not a directory (a symlink or "
+                             "a file someone put there); remove it or set ECOLOBSTER_SCRATCH to a private folder")
+    if uid is not None and st.st_uid != uid:
+        raise ModelLoadError(f"refusing the synthetic-checkpoint folder {d}: it belongs to uid {st.st_uid}, not you "
+                             f"(uid {uid}), so its checkpoints could be anyone's; set ECOLOBSTER_SCRATCH to a "
+                             "private folder")
+    if st.st_mode & 0o077:
+        os.chmod(d, 0o700)
     return d
 
 
@@ -200,6 +224,10 @@ def synthetic_checkpoint(arch: ModelArch, device: str, dtype: str = "bf16") -> P
         return path
     model = build_synthetic(arch, dtype, device)
     tmp = path.with_name(path.name + ".partial")
+    if tmp.exists():  # left by a killed save
+        import shutil
+
+        shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tmp.rename(path)  # atomic: a killed save never leaves a half checkpoint under the real name
     del model
