@@ -172,8 +172,8 @@ def scratch_dir() -> Path:
     d = base / (f"ecolobster-synthetic-{uid}" if uid is not None else "ecolobster-synthetic")
     try:
         base.mkdir(parents=True, exist_ok=True)
-        if not os.path.lexists(d):
-            d.mkdir(mode=0o700)
+        if not os.path.lexists(d):  # (a symlink in its place is caught below, not followed)
+            d.mkdir(mode=0o700, exist_ok=True)
         st = os.lstat(d)
     except OSError as err:
         raise ModelLoadError(f"cannot make the synthetic-checkpoint folder {d} ({err.strerror or err}); set "
