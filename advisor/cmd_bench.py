@@ -113,8 +113,8 @@ def _check_args(args: argparse.Namespace) -> None:
     # A negative pause or a NaN gate would otherwise reach the engine as a raw ValidationError.
     for flag, value, lo, hi in (("--pause", args.pause, 0, 3600), ("--idle", args.idle, 0, 600),
                                 ("--sample-hz", args.sample_hz, 0.1, 1000),
-                                ("--cv-throughput", args.cv_throughput, 1e-6, 1),
-                                ("--cv-power", args.cv_power, 1e-6, 1), ("--max-reruns", args.max_reruns, 0, 20),
+                                ("--cv-throughput", args.cv_throughput, 1e-6, 1000),
+                                ("--cv-power", args.cv_power, 1e-6, 1000), ("--max-reruns", args.max_reruns, 0, 20),
                                 ("--runs", args.runs, 1, 10_000), ("--warmup", args.warmup, 0, 1000),
                                 ("--lr", args.lr, 1e-12, 10), ("--save-every", args.save_every, 1, 1_000_000),
                                 ("--alpha", args.alpha, 1, 1_000_000)):
