@@ -258,7 +258,7 @@ def load_rows(include_local: bool = True, problems: list[str] | None = None,
         ids = {r.id for r in rows}
         for r in local.rows:
             if r.id in ids:
-                found.append(f"local row '{r.id}' repeats an existing id; skipped")
+                found.append(f"local row '{r.id}' has the id of another row; not used (row ids must be unique)")
                 continue
             ids.add(r.id)
             rows.append(r)
