@@ -42,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rg.add_argument("--interleave", action="store_true",
                     help="measure the configurations of one loaded model in rounds (A B A B) rather than one "
                          "block after another, so clock and temperature drift falls on all alike")
+    pg = p.add_argument_group("several GPUs (tensor parallel through transformers' tp_plan='auto')")
+    pg.add_argument("--tp", type=int, default=None, metavar="N",
+                    help="tensor-parallel size: N processes under torch.distributed.run, one GPU each, energy of "
+                         "all N GPUs summed and every GPU's trace kept (on --device cpu: N gloo processes)")
+    pg.add_argument("--gpus", type=int, default=None, metavar="N",
+                    help="GPUs to use; the model is split over all of them (--tp N); data parallelism is not "
+                         "measured")
     rg.add_argument("--min-window", type=float, default=None, metavar="S",
                     help="repeat the generate call inside each measured window until it lasts S seconds "
                          "(default 1 on a GPU: 10 steps of the energy counter; 0 on CPU)")
@@ -72,6 +79,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--static-cache means --cache static; to compare both use --cache dynamic static")
     if args.min_window is not None and not args.min_window >= 0:
         raise UsageError(f"--min-window must be >= 0 seconds (got {args.min_window})")
+    if getattr(args, "ray", None) is not None:
+        mine = [f for f, v in (("--serve", args.serve), ("--tp", args.tp), ("--gpus", args.gpus),
+                               ("--interleave", args.interleave)) if v]
+        if mine:
+            raise UsageError(f"{', '.join(mine)} measure on this machine; with --ray they are not built yet")
+    _check_parallel(args)
     if "static" in caches(args) and args.warmup == 0:
         raise UsageError("the static cache needs at least one warm-up run (--warmup >= 1): compilation and graph "
                          "capture happen in the first call and must stay outside the measured windows")
@@ -107,6 +120,70 @@ def check_args(args: argparse.Namespace) -> None:
         _dist(getattr(args, flag), f"--{flag.replace('_', '-')}")
     if args.gen_dist is None and args.gen_tokens < 2:
         raise UsageError("--gen-tokens must be >= 2 with --serve (inter-token latency needs two tokens)")
+
+
+def _check_parallel(args: argparse.Namespace) -> None:
+    """--gpus / --tp: folded into args.tp, or a clear error."""
+    for flag, v in (("--tp", args.tp), ("--gpus", args.gpus)):
+        if v is not None and v < 1:
+            raise UsageError(f"{flag} must be >= 1 (got {v})")
+    if args.gpus is not None and args.tp is not None and args.gpus != args.tp:
+        raise UsageError(f"--gpus {args.gpus} with --tp {args.tp}: only tensor parallelism over every GPU is "
+                         "measured (data parallelism is not); give one of them")
+    args.tp = args.tp if args.tp is not None else args.gpus
+    if args.tp is None:
+        return
+    where = "--serve" if args.serve else "--finetune" if args.finetune else None
+    if where:
+        raise UsageError(f"--tp/--gpus measure generate calls; tensor-parallel {where[2:]} is not built yet")
+    bad = [p for p in args.precision if p.lower() not in ("fp32", "fp16", "bf16")]
+    if bad:
+        raise UsageError(f"--tp measures fp32, fp16 or bf16 (transformers' tensor parallelism); not {', '.join(bad)}")
+    if args.interleave:
+        raise UsageError("--interleave is not available with --tp yet")
+    if args.device == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            n = torch.cuda.device_count()
+            if n and args.tp > n:
+                raise UsageError(f"--tp {args.tp} needs {args.tp} GPUs; {n} are visible")
+
+
+def run_tp(args: argparse.Namespace, configs: list[Any], settings: Any, out: Any, trace_dir: Any,
+           console: Any) -> list[Any]:
+    """Start the tensor-parallel ranks (engine.parallel) on the configurations not yet in ``out``
+    and read back what rank 0 wrote."""
+    import os
+    import subprocess
+
+    from engine.inference import InferenceResult
+    from engine.parallel import TPJob, launch_command, write_job
+    from engine.results import done_keys, read_jsonl
+
+    done = done_keys(out)
+    todo = [c for c in configs if c.key() not in done]
+    for c in configs:
+        if c.key() in done:
+            console.print(f"already measured in the results file, skipped: {c.key()}")
+    if not todo:
+        return []
+    job = TPJob(configs=[c.model_dump(mode="json") for c in todo], settings=settings, device=args.device,
+                tp=args.tp, out=str(out), trace_dir=str(trace_dir), sample_interval_s=settings.sample_interval_s)
+    path = write_job(job, out.with_name(out.stem + "-tpjob.json"))
+    console.print(f"starting {args.tp} tensor-parallel rank(s): {' '.join(launch_command(path, args.tp))}")
+    rc = subprocess.run(launch_command(path, args.tp), env=dict(os.environ), check=False).returncode
+    keys = {c.key() for c in todo}
+    results = [InferenceResult.model_validate(r) for r in read_jsonl(out) if r.get("key") in keys]
+    if rc != 0:
+        console.print(f"[red]the tensor-parallel ranks exited with status {rc}[/]; "
+                      f"{len(results)} of {len(todo)} configuration(s) finished (run again to resume)")
+        if not results:
+            raise UsageError(f"tensor-parallel run failed (exit {rc}) before any configuration finished; "
+                             "its output is above")
+    return results
 
 
 def _dist(spec: str | None, flag: str, default: int | None = None) -> Any:

@@ -184,7 +184,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     monitor = EnergyMonitor.time_only()
     names: list[str] = []
     driver = None
-    if args.device == "cuda":
+    if args.device == "cuda" and not args.tp:  # under --tp, rank 0 of the workers reads NVML
         try:
             monitor = EnergyMonitor.open(settings.sample_interval_s,
                                          min_counter_window_s=settings.min_counter_window_s)
@@ -337,7 +337,7 @@ def _inference_configs(args, model, overrides) -> list[Any]:
                                gen_tokens=args.gen_tokens, synthetic=args.synthetic, overrides=overrides,
                                double_quant=args.double_quant, compute_dtype=args.compute_dtype or "fp16",
                                fp8_mode=args.fp8_mode, compile=args.compile,
-                               trust_remote_code=args.trust_remote_code, cache=cache)
+                               trust_remote_code=args.trust_remote_code, cache=cache, tp=args.tp)
                for p in args.precision for b in args.batch_size for cache in bench_serve.caches(args)]
 
 
@@ -353,6 +353,11 @@ def _run_inference(args, model, overrides, settings, monitor, prov, out, trace_d
     from engine.rows import inference_row
 
     configs = _inference_configs(args, model, overrides)
+    if args.tp:
+        results = bench_serve.run_tp(args, configs, settings, out, trace_dir, console)
+        names = next((r.provenance.gpu_names for r in results if r.provenance), []) or [args.device]
+        src = f"ecolobster bench --tp {args.tp} on {args.tp} x {names[0]} ({out.name})"
+        return results, [inference_row(r, src, trace_prefix=str(trace_dir) + "/") for r in results if r.status == "ok"]
     region = _region(args)
     with _progress(console, monitor) as progress:
         sweep = Sweep(configs, settings, args.device, out, trace_dir, monitor=monitor, provenance=prov,

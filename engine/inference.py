@@ -43,6 +43,7 @@ class InferenceConfig(BaseModel):
     cache: Literal["dynamic", "static"] = Field(
         default="dynamic", description="KV cache: dynamic (hf-eager) or static, whose decode step transformers "
                                        "compiles into CUDA graphs on a GPU (hf-static-cache)")
+    tp: int | None = Field(default=None, ge=1, description="tensor-parallel ranks (engine.parallel); None: one process")
     note: str = Field(default="", description="a sentence the caller wants in the row's notes")
 
     @property
@@ -52,13 +53,14 @@ class InferenceConfig(BaseModel):
     def load_key(self) -> tuple[Any, ...]:
         """Configurations with the same load key share one loaded model."""
         return (self.model, self.precision, self.synthetic, tuple(sorted(self.overrides.items())),
-                self.double_quant, self.compute_dtype, self.fp8_mode, self.compile)
+                self.double_quant, self.compute_dtype, self.fp8_mode, self.compile, self.tp)
 
     def key(self) -> str:
         ov = "".join(f"-{k}{v}" for k, v in sorted(self.overrides.items()))
         extra = ("-dq" if self.double_quant else "") + (f"-{self.fp8_mode}" if self.precision == "fp8" else "")
         extra += "-compiled" if self.compile else ""
         extra += "-static" if self.cache == "static" else ""
+        extra += f"-tp{self.tp}" if self.tp is not None else ""
         extra += "" if self.precision not in ("nf4", "int8_mixed", "int8_pure", "fp8") else f"-c{self.compute_dtype}"
         return slug(f"{'syn' if self.synthetic else 'real'}-{self.model}{ov}-{self.precision}{extra}"
                     f"-bs{self.batch_size}-p{self.prompt_tokens}-g{self.gen_tokens}")
@@ -81,6 +83,7 @@ class RunRecord(BaseModel):
     prefill_energy_j: float | None = None
     aligned: bool = False
     repeats: int = 1  # generate calls inside the window (to reach the minimum window)
+    energy_per_gpu_j: dict[int, float] | None = None  # by NVML index, summed into energy_j
 
 
 class InferenceResult(ResultBase):
@@ -167,8 +170,11 @@ class PreparedRuns:
     interleaved (``engine.protocol.run_interleaved``)."""
 
     def __init__(self, model: Any, cfg: InferenceConfig, monitor: EnergyMonitor, settings: ProtocolSettings,
-                 device: str, t_origin: float | None = None):
+                 device: str, t_origin: float | None = None, agree: Callable[[bool], bool] | None = None):
         import torch
+
+        # Turns this process's decision into the one all tensor-parallel ranks take (identity alone).
+        self.agree = agree or (lambda x: x)
 
         self.model, self.cfg, self.monitor, self.settings, self.device = model, cfg, monitor, settings, device
         self.t_origin = monitor.clock() if t_origin is None else t_origin
@@ -210,7 +216,7 @@ class PreparedRuns:
         firsts: list[tuple[float, float | None]] = []
         try:
             j = 0
-            while j < k or (calibrate and monitor.clock() - t_begin < self.settings.min_window_s):
+            while j < k or (calibrate and self.agree(monitor.clock() - t_begin < self.settings.min_window_s)):
                 if j:
                     monitor.mark("gen", f"call{j}")
                 proc = _FirstToken(monitor, "gen", f"first_token{j}" if j else "first_token")
@@ -243,7 +249,8 @@ class PreparedRuns:
             elapsed_s=w.elapsed_s, prefill_s=prefill_s / k, throughput_tok_s=tokens / w.elapsed_s,
             decode_tok_s=cfg.batch_size * (cfg.gen_tokens - 1) * k / decode_s, energy_j=w.energy_j,
             counter_j=w.counter_total_j, sampler_j=w.sampler_total_j, method=w.method,
-            prefill_energy_j=None if pre_e is None else pre_e / k, aligned=w.aligned, repeats=k)
+            prefill_energy_j=None if pre_e is None else pre_e / k, aligned=w.aligned, repeats=k,
+            energy_per_gpu_j=w.energy_per_gpu_j if w.energy_per_gpu_j and len(w.energy_per_gpu_j) > 1 else None)
         self.records.append(rec)
         # Energy per run is per generate call, so runs and rows read the same whatever k is.
         return RunMeasurement(rec.throughput_tok_s, w.elapsed_s / k, None if w.energy_j is None else w.energy_j / k,
@@ -271,13 +278,14 @@ class PreparedRuns:
 
 
 def measure_inference(model: Any, cfg: InferenceConfig, monitor: EnergyMonitor, settings: ProtocolSettings,
-                      device: str, on_event: Event | None = None, t_origin: float | None = None
+                      device: str, on_event: Event | None = None, t_origin: float | None = None,
+                      agree: Callable[[bool], bool] | None = None
                       ) -> tuple[ProtocolResult, list[RunRecord], dict[str, Any]]:
     """Idle baseline, warm-up and measured runs of one configuration on a loaded model.
 
     Run times are recorded relative to ``t_origin`` (the trace's origin; default: now)."""
-    prep = PreparedRuns(model, cfg, monitor, settings, device, t_origin)
-    return prep.finish(run_protocol(prep.once, settings, _reporter(on_event)))
+    prep = PreparedRuns(model, cfg, monitor, settings, device, t_origin, agree)
+    return prep.finish(run_protocol(prep.once, settings, _reporter(on_event), agree))
 
 
 def _reporter(on_event: Event | None) -> Callable[[str, int, RunMeasurement], None]:
@@ -346,6 +354,8 @@ class Sweep(SweepBase):
         # Configurations sharing a loaded model (batch sizes, dynamic vs static cache) measured
         # in rounds A B A B, for comparisons that slow drift must not bias.
         self.interleave = interleave
+        # Tensor-parallel ranks take rank 0's decisions (re-runs, window repeats): engine.parallel.
+        self.agree: Callable[[bool], bool] | None = None
 
     def _load(self, cfg: InferenceConfig) -> Any:
         return self.loader(cfg.model, cfg.precision, self.device, synthetic=cfg.synthetic,
@@ -368,7 +378,7 @@ class Sweep(SweepBase):
                 base.notes.append(str(err))
         try:
             proto, runs, info = measure_inference(lm.model, cfg, self.monitor, self.settings, self.device,
-                                                  self.on_event, t_origin=t_start)
+                                                  self.on_event, t_origin=t_start, agree=self.agree)
         except Exception as err:
             if tracker is not None:
                 with contextlib.suppress(Exception):

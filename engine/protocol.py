@@ -267,19 +267,23 @@ def _result(runs: list[RunMeasurement], attempts: int, failed: list[str], histor
 
 
 def run_protocol(run_once: Callable[[int], RunMeasurement], settings: ProtocolSettings,
-                 on_run: Callable[[str, int, RunMeasurement], None] | None = None) -> ProtocolResult:
+                 on_run: Callable[[str, int, RunMeasurement], None] | None = None,
+                 agree: Callable[[bool], bool] | None = None) -> ProtocolResult:
     """Warm up, measure ``settings.runs`` runs, and re-measure the whole set (at most
     ``max_reruns`` times) while a CV gate fails; the last set is kept and flagged if it still
     fails. ``run_once(i)`` performs one run; ``on_run(phase, i, m)`` reports progress."""
-    return run_interleaved([run_once], settings, None if on_run is None else lambda k, *a: on_run(*a))[0]
+    return run_interleaved([run_once], settings, None if on_run is None else lambda k, *a: on_run(*a), agree)[0]
 
 
 def run_interleaved(run_fns: Sequence[Callable[[int], RunMeasurement]], settings: ProtocolSettings,
-                    on_run: Callable[[int, str, int, RunMeasurement], None] | None = None) -> list[ProtocolResult]:
+                    on_run: Callable[[int, str, int, RunMeasurement], None] | None = None,
+                    agree: Callable[[bool], bool] | None = None) -> list[ProtocolResult]:
     """The protocol for configurations that are compared: each warms up, then they are measured in
     rounds (A B A B ...), run i of every configuration before run i + 1 of any, so slow drift of
     clocks and temperature falls on all of them alike instead of on whichever ran last. A gate that
-    fails on any of them re-measures the whole interleaved set. ``on_run(k, phase, i, m)``."""
+    fails on any of them re-measures the whole interleaved set. ``on_run(k, phase, i, m)``;
+    ``agree(failed)`` turns this process's gate verdict into the one every process acts on (the
+    ranks of a tensor-parallel run must re-measure together)."""
     for k, fn in enumerate(run_fns):
         for i in range(settings.warmup):
             m = fn(-1 - i)
@@ -297,7 +301,8 @@ def run_interleaved(run_fns: Sequence[Callable[[int], RunMeasurement]], settings
                 if on_run:
                     on_run(k, "measure", i, m)
         failed = [_gates(runs, settings) for runs in sets]
-        if not any(failed) or attempts > settings.max_reruns:
+        again = any(failed) and attempts <= settings.max_reruns
+        if not (agree(again) if agree is not None else again):
             break
         for k, f in enumerate(failed):
             history[k].append(f"attempt {attempts}: " + ("; ".join(f) if f else "passed (re-measured with the set)"))

@@ -135,6 +135,10 @@ def inference_row(res: InferenceResult, source: str, id_prefix: str | None = Non
         peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
         n_runs=res.n_runs or None, trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
         framework=res.framework, notes=_finish(notes, res))
+    if c.tp is not None:
+        fields["tensor_parallel"] = c.tp
+        if res.device.startswith("cuda"):
+            fields["gpu_count"] = c.tp
     if res.provenance is not None:
         fields.update(row_fields(res.provenance))
     return MeasurementRow.model_validate(fields)
@@ -156,6 +160,15 @@ def _regime_notes(res: InferenceResult) -> list[str]:
     if res.repeats > 1:
         notes.append(f"each measured window holds {res.repeats} generate calls (minimum window "
                      f"{res.settings.min_window_s:g} s); figures are per call")
+    if res.config.tp is not None:
+        where = "GPUs" if res.device.startswith("cuda") else "CPU processes (gloo)"
+        notes.append(f"tensor parallel over {res.config.tp} {where} (transformers tp_plan='auto', "
+                     "torch.distributed.run); windows open and close at a barrier of every rank")
+        split = [(r.energy_per_gpu_j, r.repeats) for r in res.runs if r.energy_per_gpu_j]
+        if split:
+            gpus = sorted(split[0][0])
+            mean = {g: sum(e.get(g, 0.0) / k for e, k in split) / len(split) for g in gpus}
+            notes.append("energy per GPU per call, J: " + ", ".join(f"GPU {g} {mean[g]:.1f}" for g in gpus))
     if res.interleaved_with:
         notes.append("measured interleaved run by run (A B A B) with " + ", ".join(res.interleaved_with))
     return notes
