@@ -240,6 +240,23 @@ def test_the_advisor_never_imports_ray():
     assert out.strip() == "[]"
 
 
+def test_finetune_steps_run_on_the_cluster_too(cluster, capsys, tmp_path):
+    from advisor.cli import main
+    from measurements.store import load_rows
+
+    ov = [x for k, v in TINY.items() for x in ("--arch-override", f"{k}={v}")]
+    out = tmp_path / "ft.jsonl"
+    assert main(["bench", "--finetune", "--model", "qwen2.5-0.5b", "--synthetic", *ov, "--method", "lora", "--rank", "4",
+                 "--seq-len", "16", "--steps", "2", "--warmup", "1", "--pause", "0", "--device", "cpu", "--no-carbon",
+                 "--ray", cluster.address, "--gpu-type", ACCEL, "--out", str(out), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    [line] = [json.loads(x) for x in out.read_text().splitlines()]
+    assert line["status"] == "ok" and line["provenance"]["node_id"] == cluster.node_ids["accel"]
+    assert line["trainable_params"] == 2 * 4 * (128 + 96 + 96 + 128 + 192 + 192 + 192)
+    [row] = [r for r in load_rows() if r.id in report["row_ids"]]
+    assert row.task == "finetune" and row.lora_rank == 4 and row.step_time_s > 0
+    assert "ecolobster bench --finetune --ray" in row.source
+
 # --- faults (they change the cluster, so they run last) ------------------------------------------
 
 def _layered(layers: list[int]) -> list[Any]:
