@@ -36,7 +36,41 @@ def run(query: Query) -> Answer:
     runner = getattr(mod, "run", None)
     if runner is None:
         return _unavailable(query, f"{name} has no run(query)")
-    return report_unused(runner(query), query, getattr(mod, "READS_SLOTS", ()))
+    return report_unused(moods_agree(runner(query)), query, getattr(mod, "READS_SLOTS", ()))
+
+
+def moods_agree(ans: Answer) -> Answer:
+    """The mood never contradicts the content: never green beside an alert or a stated waste above
+    the green threshold; a saving of cents a month is said in words and kept at most yellow."""
+    from advisor.answer import MOOD_THRESHOLDS, mood_for_waste, worst_mood
+    from measurements import catalog
+
+    green_max = next(upper for upper, mood in MOOD_THRESHOLDS if mood == "green")
+    if ans.mood == "green":
+        worse = [a.mood for a in ans.alerts if a.mood in ("yellow", "orange", "red")]
+        if ans.waste_pct is not None and ans.waste_pct >= green_max:
+            worse.append(mood_for_waste(ans.waste_pct))
+        if worse:
+            ans.mood = worst_mood(*worse)
+    saving = _monthly_saving(ans)
+    trivial = catalog.factor("trivial_saving_usd_month")
+    if saving is not None and 0 < saving < trivial and ans.mood in ("orange", "red"):
+        ans.mood = "yellow"
+        ans.caveats.append(f"The saving is ${saving:.2f} a month: large in percent, small in absolute terms "
+                           f"(under ${trivial:g} a month at this workload).")
+    return ans
+
+
+def _monthly_saving(ans: Answer) -> float | None:
+    """Dollars a month between the configuration judged and the recommended one (full cost where
+    the answer has it, else electricity)."""
+    caps = ans.extra.get("capacity")
+    if caps and len(caps) > 1:
+        totals = [x["total_usd"] for x in caps]
+        return max(totals) - min(totals)
+    if len(ans.costs) > 1 and "per month" in (ans.costs[0].basis or ""):
+        return abs(ans.costs[0].usd - ans.costs[-1].usd)
+    return None
 
 
 # Slots the parser fills that a protocol module must declare it reads (`READS_SLOTS = ("gpu_count", ...)`);

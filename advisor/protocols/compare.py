@@ -15,6 +15,9 @@ from advisor.protocols import common as c
 from advisor.query import Query
 from measurements import select
 
+# the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
+READS_SLOTS = ("gpu_count", "framework")
+
 
 def run(q: Query) -> Answer:
     if q.compare_axis == "model_size" or not q.model_params_b:

@@ -13,6 +13,9 @@ from advisor.protocols import common as c
 from advisor.query import Query
 from measurements import catalog, select
 
+# the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
+READS_SLOTS = ("gpu_count", "framework")
+
 # the fix each trap calls for, as a change of configuration
 _FIX = {"INT8_MIXED": {"precision": "int8_pure"}, "FP8_EAGER": {"precision": "fp16"}, "NF4_SMALL": {"precision": "fp16"}}
 

@@ -10,6 +10,9 @@ from advisor.protocols import common as c
 from advisor.protocols import optimize
 from advisor.query import Query
 
+# the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
+READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s")
+
 
 def run(q: Query) -> Answer:
     mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu)

@@ -14,6 +14,9 @@ from advisor.protocols import common as c
 from advisor.query import USE_CASE_LABEL, Query
 from measurements import catalog
 
+# the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
+READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s")
+
 
 def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
     """Estimates of every ranked precision at every batch size the use case allows, that fit and
