@@ -1,7 +1,8 @@
 """`ecolobster audit`: the static code auditor on files, folders or stdin.
 
-Exit codes: 0 when no finding is at or above --fail-on, 1 when some are, 2 for usage errors
-(unknown rule codes, an unknown GPU, a path that does not exist, bad settings).
+Exit codes: 0 when no finding is at or above --fail-on (or with --exit-zero), 1 when some are,
+2 for usage and I/O errors (unknown rule codes, an unknown GPU, a path that does not exist, bad
+settings, a report that cannot be written, a bad baseline) and when nothing could be audited.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import argparse
 import os
 import sys
 
+from advisor.audit.ci import CONFIDENCES, SEVERITIES
 from advisor.cli import UsageError
 
-FORMATS = ("rich", "markdown", "json", "sarif")
+FORMATS = ("rich", "markdown", "json", "sarif", "concise", "github")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +25,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Folders honour .gitignore; '-' reads stdin. Suppress a line with '# eco: ignore[ECO101]'. "
                     "Defaults come from [tool.ecolobster] in pyproject.toml.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to audit; '-' reads stdin")
-    p.add_argument("--format", choices=FORMATS, default=None, help="output format (default rich; sarif for CI)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format (default rich): json (findings at top level), sarif (code scanning), "
+                        "concise (path:line:col: CODE message), github (workflow annotations)")
     p.add_argument("--fail-on", choices=("yellow", "orange", "red"), default=None,
                    help="exit 1 when a finding is at or above this severity (default yellow)")
+    p.add_argument("--exit-zero", action="store_true",
+                   help="exit 0 even when findings are at or above --fail-on (usage errors still exit 2)")
+    p.add_argument("--min-severity", choices=SEVERITIES, default=None,
+                   help="report only findings at or above this severity (gray < green < yellow < orange < red)")
+    p.add_argument("--min-confidence", choices=CONFIDENCES, default=None,
+                   help="report only findings at or above this confidence (low < medium < high)")
+    p.add_argument("--baseline", metavar="FILE",
+                   help="a previous report (--format json or sarif): report only findings it does not hold")
+    p.add_argument("--max-file-mb", type=float, default=None, metavar="MB",
+                   help="skip files larger than this (default 5; notebooks have their own limit, 50)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="the time one file may take before it is reported as skipped (default 2)")
     p.add_argument("--select", help="only these rule codes or prefixes, comma-separated (e.g. ECO101,ECO2)")
     p.add_argument("--ignore", help="skip these rule codes or prefixes, comma-separated")
     p.add_argument("--gpu", help="the GPU the code runs on (sharpens impact estimates), e.g. a800, 4090d, h100")
@@ -77,7 +93,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from advisor.audit import Auditor, SettingsError, load_settings
 
     fmt = args.format or "rich"
-    out_text: str
     if args.list_rules:
         return _emit(_list_rules("json" if fmt == "json" else "text"), args.output)
     if args.explain:
@@ -98,21 +113,70 @@ def cmd_audit(args: argparse.Namespace) -> int:
                                  config=Path(args.config) if args.config else None)
     except SettingsError as err:
         raise UsageError(str(err)) from None
+    settings = _policy_overrides(settings, args)
+    baseline = None
+    if args.baseline:
+        from advisor.audit.ci import BaselineError, load_baseline
+
+        try:
+            baseline = load_baseline(args.baseline)
+        except BaselineError as err:
+            raise UsageError(str(err)) from None
+    from advisor.audit.ci import apply_filters
+
     report = Auditor(settings).audit_paths(args.paths, stdin_name=args.stdin_filename)
+    report = apply_filters(report, min_severity=args.min_severity, min_confidence=args.min_confidence,
+                           baseline=baseline)
+    _emit(_format(report, fmt, args, settings), args.output)
+    if report.nothing_audited:
+        from advisor.audit.ci import nothing_audited_message
+
+        print(f"error: {nothing_audited_message(report)}", file=sys.stderr)
+        return 2
+    if args.exit_zero:
+        return 0
+    return 1 if report.failing(settings.fail_on) else 0
+
+
+def _policy_overrides(settings, args: argparse.Namespace):  # noqa: ANN001, ANN202 - AuditSettings in and out
+    from pydantic import ValidationError
+
+    from advisor.audit.policy import Policy
+
+    update = {k: v for k, v in (("max_file_mb", args.max_file_mb), ("time_budget_s", args.time_budget))
+              if v is not None}
+    if not update:
+        return settings
+    try:
+        policy = Policy(**{**settings.policy.model_dump(), **update})
+    except ValidationError as err:
+        first = err.errors()[0]
+        flag = {"max_file_mb": "--max-file-mb", "time_budget_s": "--time-budget"}[str(first["loc"][0])]
+        raise UsageError(f"{flag}: {first['msg']} (give a positive number{', at most 3600' if 'time' in flag else ''})"
+                         ) from None
+    return settings.model_copy(update={"policy": policy})
+
+
+def _format(report, fmt: str, args: argparse.Namespace, settings) -> str:  # noqa: ANN001
     if fmt == "sarif":
         from advisor.audit.sarif import dumps
 
-        out_text = dumps(report)
-    else:
-        from advisor.protocols.audit import report_to_answer
-        from advisor.render import render
+        return dumps(report)
+    if fmt in ("concise", "github"):
+        from advisor.audit import ci
 
-        subject = ", ".join(args.paths) if len(args.paths) <= 3 else f"{len(args.paths)} paths"
-        answer = report_to_answer(report, query={"paths": args.paths, "gpu": settings.gpu,
-                                                 "fail_on": settings.fail_on}, subject=subject)
-        out_text = render(answer, fmt)  # type: ignore[arg-type]
-    _emit(out_text, args.output)
-    return 1 if report.failing(settings.fail_on) else 0
+        return ci.concise(report) if fmt == "concise" else ci.github(report)
+    from advisor.protocols.audit import report_to_answer
+    from advisor.render import render
+
+    subject = ", ".join(args.paths) if len(args.paths) <= 3 else f"{len(args.paths)} paths"
+    answer = report_to_answer(report, query={"paths": args.paths, "gpu": settings.gpu,
+                                             "fail_on": settings.fail_on}, subject=subject)
+    if fmt == "json":
+        from advisor.audit.ci import json_report
+
+        return json_report(report, answer.model_dump(mode="json"))
+    return render(answer, fmt)  # type: ignore[arg-type]
 
 
 def check_output(output: str) -> None:

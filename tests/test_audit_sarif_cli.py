@@ -45,12 +45,14 @@ def test_sarif_of_the_whole_corpus_validates():
     rules = run["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == report.rules
     assert all(r["help"]["text"].startswith(r["id"]) for r in rules)
-    assert len(run["results"]) == len(report.findings) > 20
-    for res, f in zip(run["results"], report.findings, strict=True):
+    everything = report.findings + report.suppressed_findings  # suppressed ones are kept, marked
+    assert len(run["results"]) == len(everything) and len(report.findings) > 20 and report.suppressed_findings
+    assert all(("suppressions" in r) == (f.suppressed_by is not None) for r, f in zip(run["results"], everything, strict=True))
+    for res, f in zip(run["results"], everything, strict=True):
         assert res["ruleId"] == f.code and res["level"] == LEVEL[f.severity]
         assert rules[res["ruleIndex"]]["id"] == f.code
         region = res["locations"][0]["physicalLocation"]["region"]
-        assert region["startLine"] == f.line
+        assert region["startLine"] == (f.file_line or f.line)
     levels = {r["level"] for r in run["results"]}
     assert {"error", "warning", "note"} <= levels
     notes = run["invocations"][0]["toolExecutionNotifications"]

@@ -31,7 +31,6 @@ from advisor.audit.pyindex import Frame, build_index
 from advisor.audit.registry import Rule, all_rules
 from advisor.audit.settings import AuditSettings
 from advisor.audit.sources import Source, decode, kind_for, load_path, notebook_source, sniff_kind
-from advisor.audit.suppress import is_suppressed
 from advisor.audit.walk import FileItem, walk
 
 PSEUDO_TYPES = (ShellCommand, Requirement, IndexOption, TrainingConfig)
@@ -111,6 +110,8 @@ class FileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     lines: int = 0
     suppressed: int = 0
+    suppressed_findings: list[Finding] = field(default_factory=list)
+    unused: list[Diagnostic] = field(default_factory=list)
     audited: bool = False
     seen: dict[tuple[str, int, int | None], int] = field(default_factory=dict)  # (code, line, cell) -> index
 
@@ -221,10 +222,12 @@ class Auditor:
                 return
             res.lines = sum(1 for _ in src.cell_map or [])
             self._audit_python(src, res)
+            self._unused_suppressions(src, res)
             return
         src = Source(path, kind, text)
         if kind == "python":
             self._audit_python(src, res)
+            self._unused_suppressions(src, res)
             return
         nodes: list[Any]
         if kind == "requirements":
@@ -248,6 +251,7 @@ class Auditor:
                 if isinstance(n, Requirement) and n.spec:
                     self.run.pins.setdefault(n.name, n.spec)
         self._dispatch_pseudo(self._expand(nodes), src, None, res)
+        self._unused_suppressions(src, res)
 
     def _expand(self, nodes: list[Any]) -> list[Any]:
         out: list[Any] = []
@@ -327,8 +331,9 @@ class Auditor:
             return
         for h in hits:
             f = self._finding(rule, h, src)
-            if f is None:
+            if f.suppressed_by is not None:
                 res.suppressed += 1
+                res.suppressed_findings.append(f)
                 continue
             key = (f.code, f.line, f.cell)
             at = res.seen.get(key)
@@ -338,11 +343,10 @@ class Auditor:
             elif _rank(f) > _rank(res.findings[at]):  # one finding per code and line: the most severe
                 res.findings[at] = f
 
-    def _finding(self, rule: Rule, h: Hit, src: Source) -> Finding | None:
+    def _finding(self, rule: Rule, h: Hit, src: Source) -> Finding:
         span = h.span or (h.line, h.line)
         span = (min(span[0], h.line), max(span[1], h.line))
-        if is_suppressed(rule.code, src.lines, span):
-            return None
+        comment = src.suppressions.match(rule.code, span)
         impact: Impact = h.impact
         severity = h.severity
         cap = self.settings.policy.best_practice_mood
@@ -353,7 +357,20 @@ class Auditor:
         return Finding(code=rule.code, name=rule.name, title=rule.title, severity=severity,  # type: ignore[arg-type]
                        confidence=h.confidence, path=src.path, line=max(1, line), col=max(1, h.col),  # type: ignore[arg-type]
                        end_line=None, cell=cell, message=h.message, fix=h.fix or rule.fix, impact=impact,
-                       snippet=snippet[:200])
+                       snippet=snippet[:200], file_line=src.file_line(h.line),
+                       suppressed_by=f"line {comment.line}: {comment.text}" if comment is not None else None)
+
+    def _unused_suppressions(self, src: Source, res: FileResult) -> None:
+        if "eco" not in src.text or not src.suppressions:
+            return
+        ran = {r.code for r in self.rules}
+        for c, idle in src.suppressions.unused(ran, set(all_rules())):
+            line, cell = src.locate(c.line)
+            where = f"cell {cell}: " if cell is not None else ""
+            what = f"{', '.join(idle)} silenced nothing" if idle else "it silenced nothing"
+            res.unused.append(Diagnostic(path=src.path, level="info", line=line,
+                                         message=f"{where}unused suppression '{c.text}' ({what}); remove it so it "
+                                                 "cannot hide a future finding"))
 
     # -- files --------------------------------------------------------------------------------
     def audit_file(self, item: FileItem) -> FileResult:
@@ -421,9 +438,12 @@ class Auditor:
                 res = self.audit_file(it)
             else:
                 res = self.audit_text(it[1], it[0], kind_for(it[0]) if it[0] != "<stdin>" else None)
+            report.files_given += 1
             report.findings.extend(res.findings)
             report.diagnostics.extend(res.diagnostics)
             report.suppressed += res.suppressed
+            report.suppressed_findings.extend(res.suppressed_findings)
+            report.unused_suppressions.extend(res.unused)
             if res.audited:
                 report.files_scanned += 1
                 report.lines_scanned += res.lines
@@ -436,7 +456,9 @@ class Auditor:
         res = self.audit_text(code, filename, kind_for(filename) if filename not in ("<stdin>", "<chat>") else None)
         report = AuditReport(findings=sorted(res.findings, key=lambda f: (f.cell or 0, f.line, f.code)),
                              diagnostics=res.diagnostics, files_scanned=int(res.audited), lines_scanned=res.lines,
-                             suppressed=res.suppressed, rules=[r.code for r in self.rules], gpu=self.settings.gpu)
+                             suppressed=res.suppressed, suppressed_findings=res.suppressed_findings,
+                             unused_suppressions=res.unused, files_given=1, rules=[r.code for r in self.rules],
+                             gpu=self.settings.gpu)
         report.elapsed_s = time.perf_counter() - t0
         return report
 

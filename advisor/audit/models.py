@@ -61,6 +61,8 @@ class Finding(_Model):
     fix: str
     impact: Impact
     snippet: str = ""
+    suppressed_by: str | None = Field(default=None, description="the comment that silenced it (line: text)")
+    file_line: int | None = Field(default=None, description="notebooks: the line in the .ipynb file itself")
 
     @property
     def location(self) -> str:
@@ -89,6 +91,10 @@ class AuditReport(_Model):
     files_scanned: int = 0
     lines_scanned: int = 0
     suppressed: int = 0
+    suppressed_findings: list[Finding] = Field(default_factory=list, description="kept for SARIF `suppressions`")
+    unused_suppressions: list[Diagnostic] = Field(default_factory=list)
+    baselined: int = Field(default=0, description="findings left out because the baseline holds them")
+    files_given: int = Field(default=0, description="files the run tried to audit (read or not)")
     rules: list[str] = Field(default_factory=list, description="codes of the rules that ran")
     gpu: str | None = None
     elapsed_s: float = 0.0
@@ -99,6 +105,11 @@ class AuditReport(_Model):
         if not self.findings:
             return "green"
         return worst_mood(*(f.severity for f in self.findings))
+
+    @property
+    def nothing_audited(self) -> bool:
+        """Not one file could be read and parsed: a run that checked nothing must not look clean."""
+        return self.files_scanned == 0
 
     def failing(self, threshold: Mood) -> list[Finding]:
         return [f for f in self.findings if f.at_or_above(threshold)]

@@ -4,12 +4,12 @@ and a stable fingerprint, and per-file diagnostics as tool execution notificatio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
 from urllib.parse import quote
 
+from advisor.audit.ci import fingerprint, nothing_audited_message, report_line
 from advisor.audit.models import AuditReport, Finding
 from advisor.audit.registry import all_rules
 
@@ -37,15 +37,10 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
 
-def _fingerprint(f: Finding) -> str:
-    basis = f"{f.code}|{f.path}|{f.cell}|{' '.join(f.snippet.split())}"
-    return hashlib.sha256(basis.encode()).hexdigest()[:32]
-
-
 def to_sarif(report: AuditReport, tool_version: str = "0.1.0") -> dict[str, Any]:
     rules = all_rules()
     codes = [c for c in report.rules if c in rules] or list(rules)
-    for f in report.findings:
+    for f in [*report.findings, *report.suppressed_findings]:
         if f.code not in codes:
             codes.append(f.code)
     index = {c: i for i, c in enumerate(codes)}
@@ -61,27 +56,8 @@ def to_sarif(report: AuditReport, tool_version: str = "0.1.0") -> dict[str, Any]
             "defaultConfiguration": {"level": "warning"},
             "properties": {"tags": ["energy", "inference" if c.startswith("ECO1") else "fine-tuning"]},
         })
-    results = []
-    for f in report.findings:
-        region: dict[str, Any] = {"startLine": f.line, "startColumn": f.col}
-        if f.snippet:
-            region["snippet"] = {"text": f.snippet}
-        props: dict[str, Any] = {"severity": f.severity, "confidence": f.confidence, "impact": f.impact.basis,
-                                 "rows": f.impact.row_ids}
-        if f.impact.waste_pct is not None:
-            props["wastePct"] = f.impact.waste_pct
-        if f.cell is not None:
-            props["notebookCell"] = f.cell
-        where = f" (notebook cell {f.cell})" if f.cell is not None else ""
-        results.append({
-            "ruleId": f.code,
-            "ruleIndex": index[f.code],
-            "level": LEVEL[f.severity],
-            "message": {"text": f"{f.message}{where}. {f.impact.text}. Fix: {f.fix}"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri_for(f.path)}, "region": region}}],
-            "partialFingerprints": {"ecolobster/v1": _fingerprint(f)},
-            "properties": props,
-        })
+    results = [_result(f, index) for f in report.findings]
+    results += [_result(f, index) for f in report.suppressed_findings]
     notes = []
     for d in report.diagnostics:
         n: dict[str, Any] = {"level": DIAG_LEVEL[d.level], "message": {"text": d.message},
@@ -89,19 +65,54 @@ def to_sarif(report: AuditReport, tool_version: str = "0.1.0") -> dict[str, Any]
         if d.line:
             n["locations"][0]["physicalLocation"]["region"] = {"startLine": d.line}
         notes.append(n)
+    for d in report.unused_suppressions:
+        notes.append({"level": "note", "message": {"text": d.message},
+                      "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri_for(d.path)},
+                                                          "region": {"startLine": d.line or 1}}}]})
+    invocation: dict[str, Any] = {"executionSuccessful": not report.nothing_audited,
+                                  "toolExecutionNotifications": notes}
+    if report.nothing_audited:
+        invocation["toolConfigurationNotifications"] = [{"level": "error",
+                                                         "message": {"text": nothing_audited_message(report)}}]
     return {
         "$schema": SARIF_SCHEMA,
         "version": VERSION,
         "runs": [{
             "tool": {"driver": {"name": "ecolobster", "version": tool_version,
                                 "semanticVersion": tool_version, "rules": sarif_rules}},
-            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}],
+            "invocations": [invocation],
             "results": results,
             "columnKind": "unicodeCodePoints",
             "properties": {"filesScanned": report.files_scanned, "linesScanned": report.lines_scanned,
-                           "suppressed": report.suppressed, "gpu": report.gpu},
+                           "suppressed": report.suppressed, "baselined": report.baselined, "gpu": report.gpu},
         }],
     }
+
+
+def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
+    region: dict[str, Any] = {"startLine": report_line(f), "startColumn": f.col}
+    if f.snippet:
+        region["snippet"] = {"text": f.snippet}
+    props: dict[str, Any] = {"severity": f.severity, "confidence": f.confidence, "impact": f.impact.basis,
+                             "rows": f.impact.row_ids}
+    if f.impact.waste_pct is not None:
+        props["wastePct"] = f.impact.waste_pct
+    if f.cell is not None:  # the region points into the .ipynb file; the cell and its line say where in it
+        props["notebookCell"] = f.cell
+        props["cellLine"] = f.line
+    where = f" (notebook cell {f.cell}, line {f.line})" if f.cell is not None else ""
+    res: dict[str, Any] = {
+        "ruleId": f.code,
+        "ruleIndex": index[f.code],
+        "level": LEVEL[f.severity],
+        "message": {"text": f"{f.message}{where}. {f.impact.text}. Fix: {f.fix}"},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri_for(f.path)}, "region": region}}],
+        "partialFingerprints": {"ecolobster/v1": fingerprint(f)},
+        "properties": props,
+    }
+    if f.suppressed_by is not None:
+        res["suppressions"] = [{"kind": "inSource", "justification": f"silenced by {f.suppressed_by}"}]
+    return res
 
 
 def dumps(report: AuditReport) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from advisor.audit.models import Diagnostic
 from advisor.audit.nodes import ShellCommand
 from advisor.audit.policy import Policy
+from advisor.audit.suppress import Suppressions
 
 KINDS = ("python", "notebook", "requirements", "pyproject", "yaml", "json", "shell", "dockerfile")
 _REQ_NAME = re.compile(r"(^|[-_.])(requirements|constraints|requires)([-_.].*)?\.(txt|in)$", re.I)
@@ -58,9 +59,24 @@ class Source:
     shell: list[ShellCommand] = field(default_factory=list)  # notebook magics
     diagnostics: list[Diagnostic] = field(default_factory=list)
     memo: dict = field(default_factory=dict)  # per-file scratch space for rules (e.g. a text search done once)
+    file_lines: list[int | None] | None = None  # notebook: text line index -> line in the .ipynb file
 
     def __post_init__(self) -> None:
         self.lines = self.text.splitlines()
+        self._suppressions: Suppressions | None = None
+
+    @property
+    def suppressions(self) -> Suppressions:
+        if self._suppressions is None:
+            self._suppressions = Suppressions(self.lines)
+        return self._suppressions
+
+    def file_line(self, line: int) -> int | None:
+        """Notebooks: the line of the .ipynb file that holds text line `line` (for SARIF and CI
+        annotations, which point into the file as stored)."""
+        if self.file_lines and 1 <= line <= len(self.file_lines):
+            return self.file_lines[line - 1]
+        return None
 
     def locate(self, line: int) -> tuple[int, int | None]:
         """(line, cell) as the user sees them: notebooks count lines within a cell."""
@@ -180,12 +196,17 @@ def notebook_source(text: str, display: str) -> tuple[Source | None, list[Diagno
         return None, [_diag(display, "info", f"a {lang} notebook, not Python; skipped")]
     out_lines: list[str] = []
     cmap: list[tuple[int, int]] = []
+    fmap: list[int | None] = []
     shell: list[ShellCommand] = []
+    keys = _source_key_lines(text)
+    if len(keys) != len(cells):  # an unusual layout: no file lines rather than wrong ones
+        keys = []
     code_index = 0
     for cell in cells:
         code_index += 1  # cells are numbered as the notebook shows them: markdown cells count too
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
+        key_line, per_line = keys[code_index - 1] if keys else (None, False)
         lines = _cell_source(cell).splitlines() or [""]
         magic = lines[0].strip()
         mode = "python"
@@ -218,8 +239,24 @@ def notebook_source(text: str, display: str) -> tuple[Source | None, list[Diagno
                     text_line = m.group(1) + "None"
             out_lines.append(text_line)
             cmap.append((code_index, n))
-    src = Source(display, "notebook", "\n".join(out_lines) + "\n", cell_map=cmap, shell=shell)
+            fmap.append(None if key_line is None else key_line + (n if per_line else 0))
+    src = Source(display, "notebook", "\n".join(out_lines) + "\n", cell_map=cmap, shell=shell, file_lines=fmap)
     return src, []
+
+
+_SOURCE_KEY = re.compile(r'"source"\s*:\s*(\[\s*\n)?')
+
+
+def _source_key_lines(text: str) -> list[tuple[int, bool]]:
+    """(line of each cell's "source" key, whether its lines follow one per file line) in file
+    order, as nbformat writes notebooks (a list of strings, one per line, after the key)."""
+    out: list[tuple[int, bool]] = []
+    line, at = 1, 0
+    for m in _SOURCE_KEY.finditer(text):
+        line += text.count("\n", at, m.start())
+        at = m.start()
+        out.append((line, m.group(1) is not None))
+    return out
 
 
 def join_continuations(text: str) -> list[tuple[int, str]]:

@@ -97,7 +97,13 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
         counts[f.severity] = counts.get(f.severity, 0) + 1
     summary = ", ".join(f"{counts[m]} {m}" for m in ("red", "orange", "yellow", "green", "gray") if m in counts)
     files = f"{report.files_scanned} file{'s' if report.files_scanned != 1 else ''}"
-    if n:
+    if report.nothing_audited:
+        from advisor.audit.ci import nothing_audited_message
+
+        mood = "gray"  # a run that read nothing is not a clean result
+        m = nothing_audited_message(report)
+        headline = m[0].upper() + m[1:] + "."
+    elif n:
         headline = f"{n} finding{'s' if n != 1 else ''} in {files} ({summary})."
     else:
         headline = f"No energy traps found in {files} ({report.lines_scanned:,} lines)."
@@ -140,6 +146,12 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
                "state are reported at low confidence."]
     if report.suppressed:
         caveats.append(f"{report.suppressed} finding(s) silenced by '# eco: ignore' comments.")
+    if report.baselined:
+        caveats.append(f"{report.baselined} finding(s) left out: the baseline already holds them.")
+    if report.unused_suppressions:
+        caveats.append(f"{len(report.unused_suppressions)} suppression comment(s) silenced nothing: "
+                       + "; ".join(printable(f"{d.path}:{d.line}") for d in report.unused_suppressions[:5])
+                       + (" ..." if len(report.unused_suppressions) > 5 else ""))
     warnings = [printable(f"{d.path}: {d.message}") for d in diags if d.level != "info"]
     return Answer(
         protocol="audit",
