@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "ecolobster_engine_s": round(in_t, 3), "ecolobster_engine_lines_per_s": round(lines / in_t),
         "bandit_s": round(ban_t, 3), "bandit_lines_per_s": round(lines / ban_t),
         "speedup_vs_bandit": round(ban_t / eco_t, 2),
-        "ecolobster_findings": len(eco["extra"]["findings"]), "ecolobster_files": eco["extra"]["files_scanned"],
+        "ecolobster_findings": len(eco["findings"]), "ecolobster_files": eco["summary"]["files_scanned"],
         "bandit_findings": len(ban.get("results", [])),
         "bandit_lines_counted": ban.get("metrics", {}).get("_totals", {}).get("loc"),
         "engine_findings": len(report.findings),

@@ -44,7 +44,7 @@ def test_json_report_lists_findings_at_top_level(tmp_path, capsys):
     assert f["path"].endswith("a.py") and "llm_int8_threshold" in f["fix"] and f["impact"]
     assert f["row_ids"] and all(isinstance(r, str) for r in f["row_ids"]) and len(f["fingerprint"]) == 32
     assert doc["summary"]["findings"] == 1 and doc["summary"]["files_scanned"] == 1
-    assert doc["protocol"] == "audit" and doc["extra"]["findings"]  # the Answer is still there
+    assert doc["answer"]["protocol"] == "audit" and doc["answer"]["extra"]["findings"]  # the Answer beside it
 
 
 def test_baseline_reports_only_new_findings(tmp_path, capsys):

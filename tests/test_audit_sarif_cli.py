@@ -83,7 +83,7 @@ def test_exit_codes(tmp_path, capsys):
     assert run_cli([str(trap), "--format", "json"], capsys)[0] == 1
     # the INT8 finding is orange or red: --fail-on red passes only when it is orange
     code, out, _ = run_cli([str(trap), "--format", "json", "--fail-on", "red"], capsys)
-    sev = json.loads(out)["extra"]["findings"][0]["severity"]
+    sev = json.loads(out)["findings"][0]["severity"]
     assert code == (1 if sev == "red" else 0)
     assert run_cli([str(trap), "--ignore", "ECO101", "--format", "json"], capsys)[0] == 0
     code, _, err = run_cli([str(trap), "--select", "ECO999"], capsys)
@@ -102,7 +102,7 @@ def test_json_is_the_answer_and_markdown_renders(tmp_path, capsys):
     trap = tmp_path / "trap.py"
     trap.write_text(TRAP)
     code, out, _ = run_cli([str(trap), "--format", "json", "--gpu", "a800"], capsys)
-    ans = json.loads(out)
+    ans = json.loads(out)["answer"]
     assert ans["protocol"] == "audit" and ans["mood"] == "red" and ans["query"]["gpu"] == "a800"
     assert ans["alerts"][0]["code"] == "ECO101"
     assert any(c["kind"] == "row" and c["ref"].startswith("seed003-a800") for c in ans["alerts"][0]["citations"])
@@ -120,7 +120,7 @@ def test_stdin_and_sarif_output_file(tmp_path, capsys, monkeypatch):
     assert doc["runs"][0]["results"][0]["ruleId"] == "ECO101"
     code, out, _ = run_cli(["-", "--format", "json", "--stdin-filename", "requirements.txt"], capsys,
                            stdin="torch==2.12.0.dev20260315\n", monkeypatch=monkeypatch)
-    assert code == 1 and json.loads(out)["extra"]["findings"][0]["code"] == "ECO104"
+    assert code == 1 and json.loads(out)["findings"][0]["code"] == "ECO104"
 
 
 def test_list_and_explain(capsys):

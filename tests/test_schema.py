@@ -105,7 +105,9 @@ def test_audit_and_error_answers_validate(capsys, schemas, tmp_path):
     capsys.readouterr()
     rc = main(["audit", str(src), "--format", "json"])
     assert rc == 1  # a finding at or above the default --fail-on
-    audit = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    assert report["findings"][0]["code"] == "ECO101"  # CI reads findings at top level
+    audit = report["answer"]
     v.validate(audit)
     assert audit["protocol"] == "audit" and audit["alerts"]
     assert main(["ask", "qwzx plfm", "--format", "json"]) == 2

@@ -105,12 +105,13 @@ def summary(report: AuditReport) -> dict[str, Any]:
 
 
 def json_report(report: AuditReport, answer: dict[str, Any]) -> str:
-    """Findings at top level for CI scripts, next to the Answer the other formats render."""
+    """Findings at top level for CI scripts; the Answer the other formats render sits under
+    "answer" (it validates against the Answer schema there)."""
     doc = {"findings": [finding_record(f) for f in report.findings],
            "suppressed_findings": [finding_record(f) for f in report.suppressed_findings],
            "unused_suppressions": [d.model_dump(mode="json") for d in report.unused_suppressions],
            "diagnostics": [d.model_dump(mode="json") for d in report.diagnostics],
-           "summary": summary(report), **answer}
+           "summary": summary(report), "answer": answer}
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
