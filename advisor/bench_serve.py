@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sv.add_argument("--rate", nargs="+", type=float, default=None, metavar="RPS",
                     help="Poisson arrival rates in requests/s (open loop, seeded); one load test per value")
     sv.add_argument("--num-requests", type=int, default=None, metavar="N",
-                    help="requests per load test (default 64, and at least 4 x the concurrency)")
+                    help="requests per load test (default 4 x the concurrency, at least 16; Poisson: 64)")
     sv.add_argument("--prompt-dist", default=None, metavar="SPEC",
                     help="prompt lengths: N, uniform:LO:HI or normal:MEAN:STD (default: --prompt-tokens, fixed)")
     sv.add_argument("--gen-dist", default=None, metavar="SPEC",
@@ -207,7 +207,8 @@ def configs(args: argparse.Namespace, model: str, overrides: dict[str, int]) -> 
     out = []
     for p in args.precision:
         for load in loads:
-            n = args.num_requests or max(64, 4 * (load.get("concurrency") or 0))
+            c = load.get("concurrency")
+            n = args.num_requests or (max(16, 4 * c) if c else 64)
             try:
                 out.append(ServeConfig(model=model, precision=p.lower(), num_requests=n, prompt=prompt, output=output,
                                        seed=args.seed, max_num_seqs=args.max_num_seqs, synthetic=args.synthetic,

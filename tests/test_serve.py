@@ -328,3 +328,16 @@ def test_cli_serve_rejects_bad_loads_with_what_is_accepted(capsys):
     for extra, msg in cases:
         assert main(base + extra) == 2, extra
         assert msg in capsys.readouterr().err, extra
+
+
+def test_default_request_counts_scale_with_the_concurrency():
+    from advisor import bench_serve
+    from advisor.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--serve", "--model", "qwen2.5-0.5b", "--synthetic", "--precision",
+                                      "bf16", "--concurrency", "1", "8", "64", "--rate", "2"])
+    bench_serve.check_args(args)
+    cfgs = bench_serve.configs(args, "qwen2.5-0.5b", {})
+    assert [(c.arrival, c.num_requests) for c in cfgs] == [("concurrency", 16), ("concurrency", 32),
+                                                           ("concurrency", 256), ("poisson", 64)]
+    assert all(c.output.a == 256 and c.prompt.a == 128 for c in cfgs)  # --gen-tokens / --prompt-tokens defaults
