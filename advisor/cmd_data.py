@@ -9,8 +9,9 @@ from typing import Any
 
 from advisor.cli import UsageError
 
-LIST_COLUMNS = ("id", "kind", "gpu", "model_id", "precision", "batch_size", "throughput_tok_s",
-                "power_w", "energy_j_per_1k_tok")
+LIST_COLUMNS = ("id", "kind", "framework", "gpu", "gpu_count", "model_id", "precision", "batch_size",
+                "throughput_tok_s", "power_w", "energy_j_per_1k_tok", "where")
+NUMERIC_COLUMNS = ("gpu_count", "batch_size", "throughput_tok_s", "power_w", "energy_j_per_1k_tok")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--source", help="substring of the source field")
         sp.add_argument("--kind", choices=["measured", "simulated", "derived"])
         sp.add_argument("--task", choices=["inference", "finetune"])
+        # the vocabularies live in measurements.schema, imported only when a command runs (fast start)
+        sp.add_argument("--framework", help="serving framework, e.g. hf-eager, vllm (an unknown one lists them all)")
+        sp.add_argument("--workload", help="what the served requests were: chat, reasoning, code-completion")
+        sp.add_argument("--gpu-count", type=int, help="GPUs of the configuration")
 
     lp = dsub.add_parser("list", help="list rows, optionally filtered")
     filters(lp)
@@ -47,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _filtered(args: argparse.Namespace) -> list[Any]:
     from measurements import catalog, select
-    from measurements.schema import PRECISIONS
+    from measurements.schema import FRAMEWORKS, PRECISIONS, WORKLOADS
     from measurements.store import DataError, load_rows
 
     try:
@@ -66,10 +71,15 @@ def _filtered(args: argparse.Namespace) -> list[Any]:
         prec = args.precision.lower()
         if prec not in PRECISIONS:
             raise UsageError(f"unknown precision '{args.precision}'. Accepted: {', '.join(PRECISIONS)}.")
+    fw = getattr(args, "framework", None)
+    if fw:
+        fw = fw.strip().lower()
+        if fw not in FRAMEWORKS:
+            raise UsageError(f"unknown framework '{args.framework}'. Accepted: {', '.join(FRAMEWORKS)}.")
     # the one evidence layer selects (the chat's /data and the MCP tool call this function too)
     rows = select.select(rows, gpu=gpu, precision=prec, source=getattr(args, "source", None),
                          kind=getattr(args, "kind", None), task=getattr(args, "task", None),
-                         framework=getattr(args, "framework", None))
+                         framework=fw or None)
     if getattr(args, "model", None):
         needle = args.model.lower()
         try:
@@ -82,7 +92,27 @@ def _filtered(args: argparse.Namespace) -> list[Any]:
             if needle in r.model_id.lower()
             or (hub is not None and _same_model(r.model_id, hub, known))
         ]
+    if getattr(args, "workload", None):
+        if args.workload not in WORKLOADS:
+            raise UsageError(f"unknown workload '{args.workload}'. Accepted: {', '.join(WORKLOADS)}.")
+        rows = [r for r in rows if r.workload == args.workload]
+    if getattr(args, "gpu_count", None) is not None:
+        if args.gpu_count < 1:
+            raise UsageError(f"--gpu-count must be 1 or more, got {args.gpu_count}.")
+        rows = [r for r in rows if r.gpu_count == args.gpu_count]
     return rows
+
+
+def where(row: Any) -> str:
+    """Where a row's figures were read: repository@commit path for published data, else the source."""
+    if row.source_repo and row.source_path:
+        commit = f"@{row.source_commit[:12]}" if row.source_commit else ""
+        return f"{row.source_repo}{commit} {row.source_path}"
+    return row.source
+
+
+def _value(row: Any, col: str) -> Any:
+    return where(row) if col == "where" else getattr(row, col)
 
 
 def _same_model(model_id: str, hub: str, key: str | None) -> bool:
@@ -111,7 +141,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("| " + " | ".join(LIST_COLUMNS) + " |")
         print("|" + "---|" * len(LIST_COLUMNS))
         for r in rows:
-            print("| " + " | ".join(_fmt(getattr(r, c)) for c in LIST_COLUMNS) + " |")
+            print("| " + " | ".join(_fmt(_value(r, c)).replace("|", "/") for c in LIST_COLUMNS) + " |")
         print(f"\n{len(rows)} rows")
         return 0
     from rich.console import Console
@@ -119,9 +149,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     t = Table(title=f"Measurements ({len(rows)} rows)", show_lines=False)
     for c in LIST_COLUMNS:
-        t.add_column(c, overflow="fold", justify="right" if c in LIST_COLUMNS[5:] else "left")
+        t.add_column(c, overflow="fold", justify="right" if c in NUMERIC_COLUMNS else "left")
     for r in rows:
-        t.add_row(*(_fmt(getattr(r, c)) for c in LIST_COLUMNS))
+        t.add_row(*(_fmt(_value(r, c)) for c in LIST_COLUMNS))
     Console().print(t)
     return 0
 

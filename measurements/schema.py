@@ -11,8 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Precision = Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure")
+# mxfp4: the OCP microscaling 4-bit float format (gpt-oss ships its expert weights in it), served
+# by vLLM; the HF engine here does not build it.
+Precision = Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure", "mxfp4"]
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure", "mxfp4")
 Kind = Literal["measured", "simulated", "derived"]
 Task = Literal["inference", "finetune"]
 Weights = Literal["real", "synthetic"]
@@ -25,6 +27,10 @@ Framework = Literal[
 FRAMEWORKS: tuple[str, ...] = (
     "hf-eager", "hf-static-cache", "hf-continuous-batching", "vllm", "sglang", "tgi", "trt-llm", "llama.cpp"
 )
+# What a serving row's requests were (the `task` field says inference or fine-tuning): chat turns,
+# reasoning with long outputs, or code completion (fill-in-the-middle).
+Workload = Literal["chat", "reasoning", "code-completion"]
+WORKLOADS: tuple[str, ...] = ("chat", "reasoning", "code-completion")
 
 
 class MeasurementRow(BaseModel):
@@ -77,7 +83,8 @@ class MeasurementRow(BaseModel):
     lora_dropout: float | None = Field(default=None, ge=0, lt=1, description="LoRA dropout (LoRA/QLoRA rows)")
     target_modules: str | None = Field(
         default=None, description="modules LoRA adapts: 'all-linear' or a ';'-separated list (LoRA/QLoRA rows)")
-    double_quant: bool | None = Field(default=None, description="QLoRA base double-quantised (QLoRA rows)")
+    double_quant: bool | None = Field(default=None, description="NF4 with double quantisation of the scales "
+                                      "(QLoRA bases, and inference rows that say so)")
     kbit_upcast: bool | None = Field(
         default=None, description="peft prepare_model_for_kbit_training up-cast non-quantised parameters to FP32 (QLoRA rows)")
     seq_len: int | None = Field(default=None, ge=1)
@@ -95,7 +102,11 @@ class MeasurementRow(BaseModel):
 
     # serving: the engine, parallelism and load of the run, and what a user of it sees
     framework: Framework = Field(default="hf-eager", description="serving regime (schema.FRAMEWORKS)")
+    workload: Workload | None = Field(default=None, description="chat, reasoning or code-completion")
+    workload_dataset: str | None = Field(default=None, description="where the prompts came from")
     tensor_parallel: int | None = Field(default=None, ge=1)
+    data_parallel: int | None = Field(default=None, ge=1)
+    expert_parallel: int | None = Field(default=None, ge=1)
     max_num_seqs: int | None = Field(default=None, ge=1, description="the server's concurrency limit")
     mean_batch_size: float | None = Field(default=None, gt=0, description="sequences actually running, mean")
     mean_output_tokens: float | None = Field(default=None, gt=0, description="generated tokens per request, mean")
@@ -110,6 +121,13 @@ class MeasurementRow(BaseModel):
     e2e_p50_s: float | None = Field(default=None, ge=0, description="end-to-end request latency, median, s")
     e2e_p90_s: float | None = Field(default=None, ge=0)
     e2e_p99_s: float | None = Field(default=None, ge=0)
+    # quality beside energy, where the source measured it
+    perplexity: float | None = Field(default=None, gt=0)
+    perplexity_dataset: str | None = None
+    # published data: where exactly the figures were read
+    source_repo: str | None = Field(default=None, description="owner/name of the source repository")
+    source_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}$")
+    source_path: str | None = None
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -122,6 +140,12 @@ class MeasurementRow(BaseModel):
     def _task_fields(self) -> MeasurementRow:
         if self.task == "finetune" and self.method is None:
             raise ValueError("fine-tuning rows need 'method' (full, lora or qlora)")
+        if self.perplexity is not None and not self.perplexity_dataset:
+            raise ValueError("a perplexity needs 'perplexity_dataset' (the text it was measured on)")
+        parallel = [v for v in (self.tensor_parallel, self.data_parallel) if v is not None]
+        if len(parallel) == 2 and self.tensor_parallel * self.data_parallel > self.gpu_count:  # type: ignore[operator]
+            raise ValueError(f"tensor_parallel x data_parallel ({self.tensor_parallel} x {self.data_parallel}) "
+                             f"exceeds gpu_count ({self.gpu_count})")
         # An inference measurement without energy is allowed (CPU runs), but must say why.
         if (self.task == "inference" and self.energy_j_per_1k_tok is None and self.kind == "measured"
                 and "energy unavailable" not in self.notes.lower()):
@@ -178,8 +202,17 @@ class ModelArch(BaseModel):
     context_length: int = Field(ge=1)
     num_experts: int | None = Field(default=None, ge=1)
     experts_per_token: int | None = Field(default=None, ge=1)
+    # Where the KV cache is not 2 x kv_heads x head_dim on every layer: hybrids keep one only on
+    # their attention layers; multi-head latent attention (DeepSeek) caches one compressed vector.
+    attention_layers: int | None = Field(default=None, ge=1, description="layers with a KV cache, if not all")
+    kv_cache_dim: int | None = Field(default=None, ge=1, description="cached elements per token and layer, if not 2 x kv_heads x head_dim")
     source: str = Field(min_length=3)
     notes: str = ""
+
+    def kv_elems_per_token(self) -> int:
+        """KV-cache elements one token adds, over all layers that keep a cache."""
+        per_layer = self.kv_cache_dim or 2 * self.kv_heads * self.head_dim
+        return (self.attention_layers or self.layers) * per_layer
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelArch:
@@ -187,6 +220,8 @@ class ModelArch(BaseModel):
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if self.active_params_b > self.params_b:
             raise ValueError("active_params_b cannot exceed params_b")
+        if self.attention_layers is not None and self.attention_layers > self.layers:
+            raise ValueError("attention_layers cannot exceed layers")
         return self
 
 

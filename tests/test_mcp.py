@@ -210,9 +210,9 @@ def test_valid_calls_return_answer_json_and_markdown(session_results, key):
 def test_query_measurements_filters_and_counts(session_results):
     rows = load_rows()
     every = answer_of(session_results["qm_all"])
-    assert every.extra["total"] == len(rows)
-    assert {r["id"] for r in every.extra["rows"]} == {r.id for r in rows}
-    assert {c.ref for c in every.citations} == {r.id for r in rows}
+    assert every.extra["total"] == len(rows) > 500  # more rows than one call returns: the first 500 come back
+    assert [r["id"] for r in every.extra["rows"]] == [r.id for r in rows[:500]]
+    assert {c.ref for c in every.citations} == {r.id for r in rows[:500]}
 
     nf4 = answer_of(session_results["qm_gpu"])
     assert nf4.extra["rows"], "the seed data has RTX 4090D NF4 rows"

@@ -74,7 +74,10 @@ class Evidence:
             from measurements.store import load_rows
 
             rows = load_rows()
-        self.rows = [r for r in rows if r.is_evidence]
+        # The rules are about Hugging Face code: only HF-generate rows are evidence for them (a vLLM
+        # row never stands in for one), and NF4 with double quantisation is not plain NF4.
+        self.rows = [r for r in rows if r.is_evidence and r.framework == "hf-eager"
+                     and not (r.task == "inference" and r.double_quant)]
         self.gpu = gpu
         self.problems: list[str] = []
         self._memo: dict[tuple, object] = {}  # comparisons are asked for once per finding: compute once per run
