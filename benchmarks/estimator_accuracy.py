@@ -44,7 +44,8 @@ def run(local_span: float | None = None, scenarios: tuple[str, ...] = ("leave-on
     """Errors per scenario, per tier (and 'all') and per GPU ('gpu:<key>')."""
     from advisor.estimate import calibrate
 
-    points = E.points_from_rows(store.load_rows(include_local=False))
+    # the HF-generate rows: serving rows (vLLM) have their own section, serving_leave_one_model_out()
+    points = E.points_from_rows(store.load_rows(include_local=False), framework=E.physics.DEFAULT_FRAMEWORK)
     out: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in scenarios}
 
     def score(scenario: str, ds, p) -> None:

@@ -124,8 +124,8 @@ def test_data_validate_passes(capsys) -> None:
 
 def test_vllm_rows_never_stand_in_for_hf_generate_rows() -> None:
     rows = load_rows(include_local=False)
-    points = E.points_from_rows(rows)
-    assert not any(p.id.startswith("mlenergy-") for p in points)
+    points = E.Dataset(E.points_from_rows(rows)).points
+    assert points and not any(p.id.startswith("mlenergy-") for p in points)
     assert {p.id for p in E.points_from_rows(rows, framework="vllm")} == {
         r.id for r in rows if r.framework == "vllm"}
     e = E.estimate(E.Config(gpu="h100_sxm", model="llama-3.1-8b", params_b=8.03, precision="bf16", batch_size=8))

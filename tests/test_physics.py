@@ -111,7 +111,7 @@ def test_hf_eager_is_launch_bound_at_batch_1_on_hopper():
 
 
 def test_an_uncalibrated_framework_is_never_answered_from_another_frameworks_rows():
-    e = E.estimate(cfg("h100_sxm", "qwen2.5-7b", "fp16", 8).model_copy(update={"framework": "vllm"}))
+    e = E.estimate(cfg("h100_sxm", "qwen2.5-7b", "fp16", 8).model_copy(update={"framework": "sglang"}))
     assert e is None
 
 
