@@ -352,7 +352,9 @@ def append_lines(path: Path, data: bytes) -> None:
 def append_rows(rows: Iterable[MeasurementRow], path: Path | None = None) -> int:
     """Append rows to the local store (see append_lines); returns how many, all durably stored.
     Raises WriteError when they could not be: then none is stored."""
-    payload = "".join(r.model_dump_json() + "\n" for r in rows)
+    # unknown (None) fields are left out: they read back as the same defaults, and a line stays small
+    # as the schema grows (serving, quality and provenance fields are None for most rows)
+    payload = "".join(r.model_dump_json(exclude_none=True) + "\n" for r in rows)
     if payload:
         append_lines(path or local_store_path(), payload.encode("utf-8"))
     return payload.count("\n")

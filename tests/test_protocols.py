@@ -111,7 +111,8 @@ def test_load_in_8bit_bill_is_diagnosed_as_the_int8_paradox(i):
     ev = table(a, "Evidence")
     # one evidence row per configuration (GPU, model, batch, lengths) measured in INT8 mixed and in
     # one of its fixes (pure INT8, FP16, BF16): the pairs of measurements.select
-    rows = [r for r in store.load_rows() if r.task == "inference" and r.kind == "measured"]
+    rows = [r for r in store.load_rows() if r.task == "inference" and r.kind == "measured"
+            and r.energy_j_per_1k_tok is not None and r.framework == "hf-eager"]
 
     def key(r):
         return (r.gpu, r.model_id, r.batch_size, r.prompt_tokens, r.gen_tokens)

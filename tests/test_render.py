@@ -150,7 +150,7 @@ def test_rich_at_80_columns_fits_and_never_splits_a_word():
     audit = report_to_answer(Auditor(load_settings([path])).audit_paths([path]), query={"paths": [path]}, subject=path)
     out = render(audit, "rich", width=80, color=False)
     assert max(cell_len(line) for line in out.splitlines()) <= 80
-    for token in ("ECO101", "ECO105", "measured", "INT8", "llm_int8_threshold=0.0", "seed003-a800-mistral-7b-fp16-bs1);",
+    for token in ("ECO101", "ECO105", "measured", "INT8", "llm_int8_threshold=0.0", "eco-a800-mistral-7b-v0.1-int8_pure-bs1-20260226);",
                   "tests/corpus/audit/hf_fastapi_server.py:14"):
         assert token in out, token  # a word cut by a line break or a border would not match
     assert "INT8 mixed-precision decomposition (8-bit without threshold 0.0)" in out  # alert title not cut
