@@ -384,6 +384,8 @@ def training_config(entries: dict[str, ConfigEntry]) -> TrainingConfig | None:
         return None
     if "zero_optimization" in top or "train_micro_batch_size_per_gpu" in top:
         flavour = "deepspeed"
+    elif {"model_class", "peft_config", "dist_config", "kernel_config"} & top:
+        return None  # LLaMA-Factory v1 recipes: their own keys and defaults, not read yet (no guessing)
     elif {"micro_batch_size", "base_model", "adapter"} & top:
         flavour = "axolotl"
     else:

@@ -39,7 +39,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "logging_strategy": ("logging_strategy",),
     "max_steps": ("max_steps",),
     "num_train_epochs": ("num_train_epochs", "num_epochs"),
-    "bf16": ("bf16", "bf16.enabled", "bfloat16.enabled"),
+    "bf16": ("bf16", "bf16.enabled", "bfloat16.enabled", "pure_bf16"),
     "fp16": ("fp16", "fp16.enabled"),
     "use_cpu": ("use_cpu", "no_cuda"),
     "report_to": ("report_to",),

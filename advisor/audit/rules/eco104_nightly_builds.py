@@ -45,6 +45,9 @@ REPOS = {"pytorch/ao": "torchao", "pytorch/pytorch": "torch", "pytorch/vision": 
          "huggingface/transformers": "transformers", "huggingface/peft": "peft", "huggingface/trl": "trl",
          "huggingface/accelerate": "accelerate", "bitsandbytes-foundation/bitsandbytes": "bitsandbytes",
          "timdettmers/bitsandbytes": "bitsandbytes", "vllm-project/vllm": "vllm", "triton-lang/triton": "triton"}
+# Pure-Python packages: a source checkout of these has no compiled extensions to lose, so a git
+# install is not the trap this rule is about (a dev pin of them still is reported).
+PURE_PYTHON = frozenset({"transformers", "peft", "trl", "accelerate", "torchtune"})
 _RELEASE_REF = re.compile(r"@v?\d+(\.\d+)+([.-]?post\d+)?(#|$)")
 _WORD = re.compile(r"\b(torch|torchao|torchvision|triton|bitsandbytes|vllm|pytorch)\b", re.I)
 
@@ -92,7 +95,8 @@ def check(ctx: Context):
         if n.url:
             if "nightly" in n.url.lower() or _DEV.search(n.url.split("/")[-1]):
                 why = f"{name} from a nightly wheel URL"
-            elif (n.url.startswith("git+") or ".git" in n.url) and not _RELEASE_REF.search(n.url):
+            elif ((n.url.startswith("git+") or ".git" in n.url) and not _RELEASE_REF.search(n.url)
+                  and name not in PURE_PYTHON):
                 why = f"{name} built from a source checkout (a dev build)"
             else:
                 return

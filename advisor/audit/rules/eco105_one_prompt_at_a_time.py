@@ -41,6 +41,10 @@ from advisor.audit.registry import rule
 FIX = ("batch the prompts: tokenizer(list_of_prompts, padding=True) + one generate call, pipeline(..., batch_size=N) "
        "on the whole list, or a server with continuous batching (vLLM, TGI)")
 _ROUTE = ("get", "post", "put", "route", "websocket", "api_route", "patch")
+# Engines that batch concurrent requests themselves (continuous batching): an endpoint that hands
+# each request to one of them is batched, even though its code makes one call per request.
+BATCHING_ENGINES = frozenset({"vllm", "sglang", "lightllm", "dashinfer", "tensorrt_llm", "text_generation", "lmdeploy",
+                              "exllamav2"})
 
 
 def _pipelines(ctx: Context) -> set[str]:
@@ -158,7 +162,7 @@ def check(ctx: Context):
             yield ctx.hit(call.lineno, f"{gen} runs once per item of the loop over '{it}' (batch size 1)",
                           severity=mood, confidence="high", impact=impact, span=span)
             return
-    if ctx.loops:
+    if ctx.loops or ctx.index.imported & BATCHING_ENGINES:
         return
     for fn in reversed(ctx.enclosing_functions()):
         for d in getattr(fn, "decorator_list", []):

@@ -83,6 +83,29 @@ def _plain_loop(ctx: Context):
                   "torch.autocast('cuda', dtype=torch.bfloat16), or use Accelerator(mixed_precision='bf16')")
 
 
+def _not_a_training_run(ctx: Context, spec) -> bool:  # noqa: ANN001 - TrainingSpec
+    """Prediction-only configs (LLaMA-Factory `do_predict` without `do_train`) and smoke runs of
+    at most short-run-steps steps (tests)."""
+    train, predict = spec.given("do_train"), spec.given("do_predict")
+    if predict.present and predict.val is not None and predict.val.truthy() and not (
+            train.present and train.val is not None and train.val.truthy()):
+        return True
+    steps, _ = spec.number("max_steps")
+    if steps is not None and 0 < steps <= ctx.run.policy.short_run_steps:
+        return True
+    return False
+
+
+def _quantized_base(ctx: Context, spec) -> bool:  # noqa: ANN001 - TrainingSpec
+    """An 8-bit/4-bit base: its matmuls run in the quantized kernels' 16-bit compute dtype."""
+    if spec.config is not None:
+        return any(k in spec.config.entries and spec.config.entries[k].value not in (None, False)
+                   for k in ("load_in_8bit", "load_in_4bit", "quantization_bit"))
+    from advisor.audit.helpers import loader_quant
+
+    return any(loader_quant(ctx, c).bits is not None for c in loaders(ctx))
+
+
 @rule("ECO202", "fp32-training", "FP32 training on a GPU with BF16/FP16", nodes=(ast.Call, TrainingConfig), fix=FIX,
       calls=TRAINING_ARG_CALLS | {"backward"})
 def check(ctx: Context):
@@ -90,6 +113,8 @@ def check(ctx: Context):
     if spec is None:
         if isinstance(ctx.node, ast.Call):
             yield from _plain_loop(ctx)
+        return
+    if _not_a_training_run(ctx, spec):
         return
     cpu = spec.given("use_cpu")
     if cpu.present and cpu.val is not None and cpu.val.truthy():
@@ -103,6 +128,8 @@ def check(ctx: Context):
     explicit_off = all(a.present for a in flags.values()) or (flags["bf16"].present and spec.library == "trl")
     if spec.library == "trl" and not explicit_off:
         return  # TRL turns bf16 on when neither flag is set
+    if not explicit_off and _quantized_base(ctx, spec):
+        return  # flags left unset on a quantized base: not the FP32 recipe this rule is about
     if spec.call is not None and _weights_16(ctx):
         return
     line = max((a.line for a in flags.values() if a.present), default=spec.line)
