@@ -91,9 +91,7 @@ def _not_a_training_run(ctx: Context, spec) -> bool:  # noqa: ANN001 - TrainingS
             train.present and train.val is not None and train.val.truthy()):
         return True
     steps, _ = spec.number("max_steps")
-    if steps is not None and 0 < steps <= ctx.run.policy.short_run_steps:
-        return True
-    return False
+    return steps is not None and 0 < steps <= ctx.run.policy.short_run_steps
 
 
 def _quantized_base(ctx: Context, spec) -> bool:  # noqa: ANN001 - TrainingSpec
