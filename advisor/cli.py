@@ -7,6 +7,7 @@ import what they need when they run, so `ecolobster --help` and `ask` start fast
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -61,7 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_output() -> None:
+    """Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape); echoed
+    in an error message or an answer they would crash the write. Show them escaped instead."""
+    for stream in (sys.stdout, sys.stderr):
+        # not every stream is a text stream we may reconfigure
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -179,6 +179,8 @@ def notebook_source(text: str, display: str) -> tuple[Source | None, list[Diagno
     except json.JSONDecodeError as err:
         return None, [_diag(display, "error", f"not a valid notebook: broken JSON ({err.msg} at line {err.lineno}, "
                                               f"column {err.colno}); skipped", err.lineno)]
+    except RecursionError:  # a hostile file of nested brackets
+        return None, [_diag(display, "error", "not a valid notebook: JSON nested too deeply; skipped")]
     if not isinstance(nb, dict):
         return None, [_diag(display, "error", "not a valid notebook: the JSON is not an object with 'cells'; skipped")]
     cells = nb.get("cells")
@@ -284,7 +286,7 @@ def sniff_kind(text: str) -> str:
     if s.startswith("{"):
         try:
             obj = json.loads(s)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return "python"
         return "notebook" if isinstance(obj, dict) and "cells" in obj else "json"
     if s.startswith("[build-system]") or s.startswith("[project]") or "\n[project]" in text:
