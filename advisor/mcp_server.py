@@ -27,6 +27,7 @@ import os
 import sys
 import traceback
 import typing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -768,7 +769,11 @@ async def run_in_worker(fn: Callable[..., Outcome], args: tuple[Any, ...], name:
     mp = multiprocessing.get_context("fork")
     recv_end, send_end = mp.Pipe(duplex=False)
     proc = mp.Process(target=_worker_main, args=(send_end, fn, args, name), daemon=True)
-    proc.start()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns on fork in a threaded process; the child only runs `fn` (pure Python,
+        # no lock another thread may hold) and exits, so the warning is noise in the client's log.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        proc.start()
     send_end.close()
     try:
         with anyio.fail_after(budget_s):
