@@ -20,7 +20,22 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def _answer() -> dict[str, Any]:
     from advisor.answer import Answer
 
-    return Answer.model_json_schema(mode="serialization")
+    schema = Answer.model_json_schema(mode="serialization")
+    # `query` is the resolved query as a dict (a refused question holds only its text): its known
+    # fields are the Query's, shown here so gpu_count, framework, requests_per_month ... are documented
+    q = _query()
+    prop = schema["properties"]["query"]
+    prop["properties"] = q["properties"]
+    prop["description"] = (prop.get("description", "") + "; the fields of the resolved Query (see `ecolobster "
+                           "schema query`), without those that were None")
+    schema.setdefault("$defs", {}).update(q.get("$defs", {}))
+    return schema
+
+
+def _query() -> dict[str, Any]:
+    from advisor.query import Query
+
+    return Query.model_json_schema(mode="serialization")
 
 
 def _measurement() -> dict[str, Any]:
@@ -41,6 +56,8 @@ def _measurements() -> dict[str, Any]:
 OUTPUTS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "answer": ("the Answer: `--format json` of ask, optimize, compare, estimate, diagnose, audit and plan, "
                "and the structured result of every MCP tool", _answer),
+    "query": ("the resolved query: every slot read from a question (stated or defaulted), the words each came "
+              "from, conversions and not_understood; `ask --explain-parse --format json` prints it", _query),
     "measurement": ("one measurement row: `data show ID --format json`", _measurement),
     "measurements": ("an array of rows: `data list|export --format json`", _measurements),
 }

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from advisor.limits import MAX_CODE_CHARS, MAX_QUESTION_CHARS, MAX_UNREADABLE_SHARE
+from advisor.textcheck import unreadable_count
 
 Lang = Literal["en", "zh"]
 Fmt = Literal["rich", "markdown", "json"]
@@ -389,17 +390,6 @@ def extract_code(text: str) -> str | None:
         return text
     codeish = sum(looks_like_code_line(ln) or ln[:1] in (" ", "\t") for ln in lines)
     return text if codeish * 2 > len(lines) else None
-
-
-def unreadable_count(text: str) -> int:
-    """Characters that no person typed: replacement marks from bad bytes, control and private codes."""
-    n = 0
-    for ch in text:
-        if ch in "\n\t\r":
-            continue
-        if ch == "\ufffd" or unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn"):
-            n += 1
-    return n
 
 
 def clean_text(text: str) -> str:

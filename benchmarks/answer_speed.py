@@ -3,7 +3,10 @@
 Warm: the seven "Try It Now" prompts of seed 003 (English and Chinese) are each asked once to
 warm the caches, then asked again `--rounds` times; the median over all timed calls is reported.
 Cold: a fresh `ecolobster ask "..." --format json` process per prompt (interpreter start-up,
-imports, data load, answer, JSON), median wall time. Targets: < 20 ms warm, < 0.5 s cold.
+imports, data load, answer, JSON), median wall time. First answer: in a fresh interpreter, the time
+from `import advisor.api` to the first answer. Parse: every question of tests/data/questions.yaml and
+pathological questions at the length limit, parsed warm. Targets: < 20 ms warm, < 0.5 s cold, < 0.3 s
+first answer, < 100 ms per parse.
 
     python benchmarks/answer_speed.py [--rounds 20] [--cold-runs 14] [--json]
 """
@@ -11,6 +14,7 @@ imports, data load, answer, JSON), median wall time. Targets: < 20 ms warm, < 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -81,6 +85,53 @@ def cold(runs: int) -> dict:
             "min_s": min(times), "max_s": max(times), "median_cpu_s": statistics.median(cpu)}
 
 
+FIRST = ("import time, sys; t = time.perf_counter(); from advisor.api import ask; ask(sys.argv[1]); "
+         "print(time.perf_counter() - t)")
+
+
+def first_answer(runs: int) -> dict:
+    """Import to first answer inside a fresh interpreter (its start-up not counted)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    times = []
+    for i in range(runs):
+        r = subprocess.run([sys.executable, "-c", FIRST, PROMPTS[i % len(PROMPTS)]], capture_output=True, env=env,
+                           timeout=60, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"first answer failed: {r.stderr[-500:]}")
+        times.append(float(r.stdout.strip().splitlines()[-1]))
+    return {"runs": runs, "median_s": statistics.median(times), "max_s": max(times)}
+
+
+def parse_times() -> dict:
+    """Every corpus question, and pathological ones at the length limit, parsed warm."""
+    import random
+
+    import yaml
+
+    from advisor.limits import MAX_QUESTION_CHARS
+    from advisor.query import QueryError, parse
+
+    corpus = Path(__file__).resolve().parents[1] / "tests" / "data" / "questions.yaml"
+    texts = [i["q"] for i in yaml.safe_load(corpus.read_text(encoding="utf-8"))]
+    pieces = ["a-", "x/", "$1 ", "batch ", "per ", "1e5 ", "p90 ", "ms ", "gpu ", "9 s ", "1,000 ", "input ", "tokens ",
+              "users each ", "2x ", "h100 ", "lora ", "~", "k ", "- ", ". ", "1.5", "mistral-", "qwen2.5-7b ", "us ",
+              "每天", "1万", "次", "50 ms per token ", "requests ", "daily ", "the ", "1." * 10, "1," * 10]
+    rng = random.Random(7)
+    odd = [(p * MAX_QUESTION_CHARS)[:MAX_QUESTION_CHARS] for p in pieces]
+    odd += ["".join(rng.choice(pieces) for _ in range(2000))[:MAX_QUESTION_CHARS] for _ in range(30)]
+    out = {}
+    for name, group in (("corpus", texts), ("at_limit", odd)):
+        times = []
+        for t in group:
+            t0 = time.perf_counter()
+            with contextlib.suppress(QueryError):
+                parse(t)
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        out[name] = {"n": len(times), "median_ms": statistics.median(times) * 1000, "max_ms": times[-1] * 1000}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
@@ -89,7 +140,10 @@ def main() -> int:
     args = ap.parse_args()
     w = warm(args.rounds)
     c = cold(args.cold_runs)
-    res = {"warm": w, "cold": c, "cpus": os.cpu_count(), "targets": {"warm_ms": 20, "cold_s": 0.5}}
+    f = first_answer(args.cold_runs)
+    pt = parse_times()
+    res = {"warm": w, "cold": c, "first_answer": f, "parse": pt, "cpus": os.cpu_count(),
+           "targets": {"warm_ms": 20, "cold_s": 0.5, "first_answer_s": 0.3, "parse_ms": 100}}
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -100,6 +154,11 @@ def main() -> int:
           f"{w['calls']} calls; target < 20 ms)")
     print(f"  cold `ecolobster ask`, median {c['median_s']:6.3f} s wall, {c['median_cpu_s']:.3f} s CPU   "
           f"(min {c['min_s']:.3f} s, max {c['max_s']:.3f} s, {c['runs']} runs; target < 0.5 s)")
+    print(f"  first answer, fresh process {f['median_s']:6.3f} s median (max {f['max_s']:.3f} s, {f['runs']} runs; "
+          "import to answer; target < 0.3 s)")
+    for name, v in pt.items():
+        print(f"  parse, {name:<9} {v['n']:4d} questions: median {v['median_ms']:.2f} ms, max {v['max_ms']:.1f} ms "
+              "(target < 100 ms)")
     print(f"  load average during the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

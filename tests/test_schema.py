@@ -40,7 +40,7 @@ def validator(schema: dict) -> jsonschema.Draft202012Validator:
 
 def test_prints_every_schema_as_valid_draft_2020_12(schemas):
     assert set(schemas) == {"outputs", "inputs"}
-    assert set(schemas["outputs"]) == {"answer", "measurement", "measurements"}
+    assert set(schemas["outputs"]) == {"answer", "query", "measurement", "measurements"}
     assert set(schemas["inputs"]) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)}
     for group in schemas.values():
         for name, schema in group.items():
@@ -176,3 +176,13 @@ def test_every_command_takes_format_json():
                 missing.append(label)
     assert not missing, f"commands without --format json: {missing}"
     assert {"ask", "optimize", "compare", "estimate", "diagnose", "audit", "plan", "bench", "chat", "data", "schema", "mcp"} <= set(subs)
+
+
+def test_the_answer_schema_shows_the_resolved_query_fields(schemas):
+    answer = schemas["outputs"]["answer"]
+    fields = answer["properties"]["query"]["properties"]
+    for name in ("gpu_count", "framework", "requests_per_month", "prompt_tokens", "gen_tokens", "reported_tok_s",
+                 "reported_power_w", "not_understood", "stated_words"):
+        assert name in fields, name
+    assert "not_understood" in answer["properties"]
+    assert set(fields) == set(schemas["outputs"]["query"]["properties"])

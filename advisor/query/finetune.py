@@ -12,7 +12,7 @@ from typing import Any
 from advisor.query.draft import _Draft
 from advisor.query.text import _blank, _number
 
-_FT_NUM = r"((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(k|m|b|thousand|million|billion|万|千)?(?![a-z])"
+_FT_NUM = r"(?<![\d.,])((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(k|m|b|thousand|million|billion|万|千)?(?![a-z])"
 
 
 def _n(value: str, mult: str | None) -> float:
@@ -37,10 +37,10 @@ def read_finetune(d: _Draft) -> None:
     if len(methods) == 1 and not re.search(method_or, t):
         fields["method"] = methods[0]
     # (?![a-z]) rather than \b: in "24gb显卡" the CJK character is a word character too
-    if m := re.search(r"(\d+(?:\.\d+)?)\s*(?:gb|g)(?![a-z])\s*(?:of\s+)?(?:的\s*)?(?:vram|gpu|card|graphics|显卡|显存)", t):
+    if m := re.search(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:gb|g)(?![a-z])\s*(?:of\s+)?(?:的\s*)?(?:vram|gpu|card|graphics|显卡|显存)", t):
         take("vram_gb", _number(m.group(1)), m)
-    if m := re.search(r"(?:budget|under|at most|max(?:imum)?|预算)\D{0,12}?\$?\s*((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(?:usd|dollars?|美元)?", t) or \
-            re.search(r"\$\s*((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(?:budget)?", t):
+    if m := re.search(r"(?:budget|under|at most|max(?:imum)?|预算)\D{0,12}?\$?\s*(?<![\d.,])((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(?:usd|dollars?|美元)?", t) or \
+            re.search(r"\$\s*(?<![\d.,])((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(?:budget)?", t):
         take("budget_usd", _number(m.group(1)), m)
     if m := re.search(_FT_NUM + r"\s*(?:training\s+)?(?:examples|samples|rows|conversations|dialogues|tickets|documents|docs|records|pairs|instructions|texts|条(?:样本|数据)?|个样本|条)", t):
         take("examples", int(_n(m.group(1), m.group(2))), m)
@@ -50,7 +50,7 @@ def read_finetune(d: _Draft) -> None:
         take("tokens", _n(m.group(1), m.group(2)), m)
     if m := re.search(r"(?:seq(?:uence)?(?:[\s_-]*len(?:gth)?)?|max[\s_-]*len(?:gth)?|context|序列长度)\s*(?:of|=|:)?\s*((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+))", t):
         take("seq_len", int(_number(m.group(1))), m)
-    if m := re.search(r"(\d+(?:\.\d+)?)\s*(?:epochs?|轮)", t):
+    if m := re.search(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:epochs?|轮)", t):
         take("epochs", _number(m.group(1)), m)
     if m := re.search(r"\b(?:r|rank)\s*(?:=|of)?\s*(\d+)", t):
         take("rank", int(_number(m.group(1))), m)

@@ -45,8 +45,10 @@ def _range_errors(s: dict[str, Any]) -> list[str]:
             errors.append(f"{slot}={_fmt(v) if v < 1e30 else '1e30+'} is longer than any model's context window "
                           f"(up to {_fmt(top_tok)} tokens). Typical values: {typical}.")
     gc = s.get("gpu_count")
-    if gc is not None and not 1 <= gc <= 4096:
-        errors.append(f"gpu_count must be between 1 and 4096 GPUs per replica, got {gc}")
+    top_gc = _max_gpu_count()
+    if gc is not None and not 1 <= gc <= top_gc:
+        errors.append(f"gpu_count must be between 1 and {top_gc} GPUs per replica (tensor parallel size), got {gc}; "
+                      "for more GPUs, count replicas")
     top_rate = _factor("max_monthly_requests")
     for slot in ("requests_per_month", "tokens_per_month", "job_tokens"):
         v = s.get(slot)
@@ -65,6 +67,16 @@ def _range_errors(s: dict[str, Any]) -> list[str]:
         if v is not None and (not math.isfinite(v) or v < 0 or (slot == "price_usd_kwh" and v == 0)):
             errors.append(f"{slot} must be a positive number, got {v}")
     return errors
+
+
+def _max_gpu_count() -> int:
+    """The estimator's own bound on GPUs per replica (one source for both)."""
+    from advisor.estimate import Config
+
+    for m in Config.model_fields["gpu_count"].metadata:
+        if getattr(m, "le", None) is not None:
+            return int(m.le)
+    return 64
 
 
 def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Reading) -> Query:

@@ -33,32 +33,49 @@ _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9._/+-]*[a-z0-9+]|[a-z0-9]")
 
 
 def _find_spans(text: str, idx: dict[str, Any], min_len: int = 3, plural: bool = False) -> list[tuple[Any, int, int, str]]:
-    """Catalog entries named in `text` as (entry, start, end, words), longest names first, in
-    reading order, without overlaps. `plural` also reads "A100s" as "A100"."""
+    """Catalog entries named in `text` as (entry, start, end, words), in reading order, without
+    overlaps: at each word the longest name (up to five words) that starts there. `plural` also
+    reads "A100s" as "A100". Linear in the text: names are looked up by their normalised form."""
     cat = _catalog()
     toks = [(m.start(), m.end(), m.group(0)) for m in _TOKEN_RE.finditer(text)]
-    grams = []
-    for i in range(len(toks)):
-        for n in range(min(5, len(toks) - i), 0, -1):
-            grams.append((i, i + n, " ".join(t[2] for t in toks[i: i + n])))
-    grams.sort(key=lambda g: -(g[1] - g[0]) * 1000 - len(g[2]))
-    taken: set[int] = set()
+    norms = [cat.norm(t[2]) for t in toks]
+    longest = _longest_key(idx)
     hits: list[tuple[Any, int, int, str]] = []
-    for start, end, gram in grams:
-        if any(i in taken for i in range(start, end)):
-            continue
-        key = cat.norm(gram)
-        if len(key) < min_len:
-            continue
-        entry = idx.get(key)
-        if entry is None and plural and key.endswith("s") and len(key) > min_len:
-            entry = idx.get(key[:-1])
-        if entry is None:
-            continue
-        taken.update(range(start, end))
-        hits.append((entry, toks[start][0], toks[end - 1][1], gram))
-    hits.sort(key=lambda h: h[1])
+    i = 0
+    while i < len(toks):
+        found = None
+        key = ""
+        ends = []
+        for j in range(i, min(i + 5, len(toks))):
+            key += norms[j]
+            if len(key) > longest + 1:
+                break
+            ends.append((j, key))
+        for j, key in reversed(ends):
+            if len(key) < min_len:
+                continue
+            entry = idx.get(key)
+            if entry is None and plural and key.endswith("s") and len(key) > min_len:
+                entry = idx.get(key[:-1])
+            if entry is not None:
+                found = (entry, toks[i][0], toks[j][1], " ".join(t[2] for t in toks[i:j + 1]))
+                i = j + 1
+                break
+        if found:
+            hits.append(found)
+        else:
+            i += 1
     return hits
+
+
+def _longest_key(idx: dict[str, Any]) -> int:
+    n = _LONGEST.get(id(idx))
+    if n is None:
+        n = _LONGEST[id(idx)] = max((len(k) for k in idx), default=0)
+    return n
+
+
+_LONGEST: dict[int, int] = {}
 
 
 def _find_in_index(text: str, idx: dict[str, Any], min_len: int = 3) -> list[Any]:

@@ -31,6 +31,7 @@ from advisor.query.read_numbers import (
 from advisor.query.slots import QUERY_PROTOCOLS, SLOTS, Context, Query, QueryError, Reading
 from advisor.query.text import _detect_lang, clean_text, has_cjk
 from advisor.query.vocab import _CUE_RES
+from advisor.textcheck import looks_binary, unreadable_count
 
 
 def _states_something(d: _Draft) -> bool:
@@ -103,12 +104,19 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
     context the text may then be empty ("run the last configuration through this protocol")."""
     if not isinstance(text, str):
         raise QueryError([f"the question must be text, not {type(text).__name__}"])
-    text = clean_text(text)
     if protocol is not None and protocol not in QUERY_PROTOCOLS:
         raise QueryError([f"protocol '{protocol}' is not known. Accepted: {', '.join(QUERY_PROTOCOLS)}."])
     if len(text) > MAX_QUESTION_CHARS:
-        raise QueryError([f"the question is longer than {MAX_QUESTION_CHARS:,} characters: "
-                          "ask about one configuration at a time"])
+        raise QueryError([f"the question is {len(text):,} characters long, more than the {MAX_QUESTION_CHARS:,} "
+                          "accepted: ask about one configuration at a time (for code, use `ecolobster audit`)"])
+    if looks_binary(text):
+        raise QueryError([f"the question holds {unreadable_count(text):,} characters that are not text (binary data?): "
+                          "ask in words, e.g. \"greenest config for Qwen2.5-7B on an L4\""])
+    text = clean_text(text)
+    long_number = re.search(r"\d{25,}", text)
+    if long_number:  # checked first: no reader should spend time on a 400-digit "quantity"
+        raise QueryError([f"the number '{long_number.group(0)[:12]}...' ({len(long_number.group(0))} digits) is too long "
+                          "to be a real quantity"])
     d = _Draft(text)
     forced = protocol
     if not d.t and not (forced and context is not None):
@@ -138,6 +146,11 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         raise
     except (ValueError, OverflowError, ArithmeticError) as err:  # a number too odd to use
         raise QueryError([f"could not read a number in the question ({err})"]) from None
+    sizes = d.extra.get("batch_sizes") or []
+    compared = len(d.extra.get("gpus", [])) > 1 or len(d.extra.get("precisions", [])) > 1
+    if len(sizes) > 1 and (protocol != "compare" or compared):
+        d.errors.insert(0, f"the batch size is stated with several values ({', '.join(map(str, sizes))}): give one, "
+                           "or ask to compare them (\"compare batch sizes 1, 8 and 32 for ...\")")
     if protocol is None:
         d.errors.append(
             "I could not find a configuration or a question I can answer. Name a model and a GPU, e.g. "
@@ -174,4 +187,6 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         gpus=extra.get("gpus", []), symptoms=extra.get("symptoms", []), reported_tok_s=extra.get("reported_tok_s"),
         reported_power_w=extra.get("reported_power_w"), reported_j_per_1k_tok=extra.get("reported_j_per_1k_tok"),
         nightly=bool(extra.get("nightly")), compiled=bool(extra.get("compiled")), model_name=extra.get("model_name"),
-        model_known=bool(model_known), finetune=extra.get("finetune", {}), carried=carried, standalone=standalone))
+        model_known=bool(model_known), finetune=extra.get("finetune", {}), carried=carried, standalone=standalone,
+        batch_sizes=sizes if len(sizes) > 1 else [],
+        axis="batch_size" if len(sizes) > 1 or re.search(r"batch\s*sizes|批大小|不同批", d.norm) and not compared else None))

@@ -133,7 +133,7 @@ def _read_gpu(d: _Draft) -> None:
         if before:
             word = before.group(1)
             n = _COUNT_WORDS.get(word) or (_int(word) if word.isdigit() else 0)
-            if n:
+            if n and (n <= 512 or "x" in before.group(0)):  # "GTX 1080 A800": 1080 names a GPU, not a count
                 counts.append((n, f"{word} {_words}"))
                 start = max(0, start - 24) + before.start()
         d.t = _blank(d.t, (start, end))
@@ -145,30 +145,30 @@ def _read_gpu(d: _Draft) -> None:
                 gpus.append(key)
                 d.conversions.append(f"'{word}' read as {key}, the {arch} GPU with the most measurements")
     unknown: list[str] = []  # one error for all unknown names, the supported list said once
-    if not hits:
-        for m in _GPUISH_RE.finditer(d.t):
-            name = m.group(0).strip()
-            try:
-                g = cat.resolve_gpu(name)
-            except cat.UnknownName as err:
-                if re.fullmatch(r"[abhlv]\d{2,3}[a-z]?", name) and name[0] in "abhlv" and not _looks_like_gpu(name):
-                    continue
-                if all(not u.startswith(f"'{name}'") for u in unknown):
-                    hint = f" (did you mean {', '.join(repr(n) for n in err.nearest)}?)" if err.nearest else ""
-                    unknown.append(f"'{name}'{hint}")
+    # the catalog's names are blanked: a GPU-like name left over is one we do not know
+    for m in _GPUISH_RE.finditer(d.t):
+        name = m.group(0).strip()
+        try:
+            g = cat.resolve_gpu(name)
+        except cat.UnknownName as err:
+            if re.fullmatch(r"[abhlv]\d{2,3}[a-z]?", name) and name[0] in "abhlv" and not _looks_like_gpu(name):
                 continue
-            if g.key not in gpus:
-                gpus.append(g.key)
-    if not gpus:
-        for m in re.finditer(r"(?<![\w.-])([a-z][a-z0-9-]{1,20})\s+(?:gpus?|graphics\s+cards?|显卡)\b", d.t):
-            word = m.group(1)
-            if (word in _NOT_A_GPU_NAME or word in _ARCH_WORDS or re.search(r"(?:er|est|ed|ing|ly|ful|al)$", word)
-                    or any(u.startswith(f"'{word}'") for u in unknown)):
-                continue
-            near = difflib.get_close_matches(cat.norm(word), list(cat._gpu_index()), n=3, cutoff=0.6)
-            keys = list(dict.fromkeys(cat._gpu_index()[n].key for n in near))
-            hint = f" (did you mean {', '.join(repr(k) for k in keys)}?)" if keys else ""
-            unknown.append(f"'{word}'{hint}")
+            if all(not u.startswith(f"'{name}'") for u in unknown):
+                hint = f" (did you mean {', '.join(repr(n) for n in err.nearest)}?)" if err.nearest else ""
+                unknown.append(f"'{name}'{hint}")
+            continue
+        if g.key not in gpus:
+            gpus.append(g.key)
+    # a word before "GPU" that names none we know ("mars gpu"), even next to a known one
+    for m in re.finditer(r"(?<![\w.-])([a-z][a-z0-9-]{1,20})\s+(?:gpus?|graphics\s+cards?|显卡)\b", d.t):
+        word = m.group(1)
+        if (word in _NOT_A_GPU_NAME or word in _ARCH_WORDS or re.search(r"(?:er|est|ed|ing|ly|ful|al)$", word)
+                or any(u.startswith(f"'{word}'") for u in unknown)):
+            continue
+        near = difflib.get_close_matches(cat.norm(word), list(cat._gpu_index()), n=3, cutoff=0.6)
+        keys = list(dict.fromkeys(cat._gpu_index()[n].key for n in near))
+        hint = f" (did you mean {', '.join(repr(k) for k in keys)}?)" if keys else ""
+        unknown.append(f"'{word}'{hint}")
     if unknown:
         more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
         d.errors.append(f"GPU {', '.join(unknown[:5])}{more} {'is' if len(unknown) == 1 else 'are'} not "
@@ -235,11 +235,11 @@ def _read_model(d: _Draft) -> None:
                                         f"is for {m.name} only (ask about {e.name} separately)")
         return
     # a hub id we do not know: take the size from the name
-    hm = re.search(r"\b([a-z0-9][\w.-]*/[a-z0-9][\w.-]*)", d.t)
+    hm = re.search(r"(?<![\w.-])([a-z0-9][\w.-]*/[a-z0-9][\w.-]*)", d.t)
     cands = []
     if hm and re.search(r"\d+(?:\.\d+)?b", hm.group(1)):
         cands.append(hm.group(1))
-    for m in re.finditer(r"[a-z][\w.]*(?:-[\w.]+)*", d.t):
+    for m in re.finditer(r"(?<![\w.-])[a-z][\w.]*(?:-[\w.]+)*", d.t):
         if re.search(r"(?:^|[-_])\d+(?:\.\d+)?b(?:$|[-_])", m.group(0)) or re.search(r"[a-z]\d+(?:\.\d+)?b$", m.group(0)):
             cands.append(m.group(0))
     for name in cands:
@@ -290,12 +290,16 @@ def _read_region(d: _Draft) -> None:
     "EU", "in the us"), never read from the pronoun "us" or a unit ("80 GB")."""
     cat = _catalog()
     raw = d.raw
+    checked: dict[str, tuple[bool, bool]] = {}  # a code's verdict, once per question (linear time)
     for r, start, end, words in _find_spans(d.t, cat._region_index(), min_len=2):
         if len(cat.norm(words)) <= 2:
             code = words.strip()
-            upper = re.search(rf"(?<![A-Za-z]){re.escape(code.upper())}(?![A-Za-z])", raw)
-            lower_ok = re.search(rf"\b(?:in|the|across|region|grid)\s+(?:the\s+)?{re.escape(code)}\b", d.t)
-            if re.search(r"\d\s*$", d.t[:start]) or not (upper or lower_ok):
+            if code not in checked:
+                checked[code] = (
+                    bool(re.search(rf"(?<![A-Za-z]){re.escape(code.upper())}(?![A-Za-z])", raw)),
+                    bool(re.search(rf"\b(?:in|the|across|region|grid)\s+(?:the\s+)?{re.escape(code)}\b", d.t)))
+            upper, lower_ok = checked[code]
+            if re.search(r"\d\s*$", d.t[max(0, start - 4):start]) or not (upper or lower_ok):
                 continue
             if code == "us" and _US_PRONOUN_RE.search(d.t[max(0, start - 12):end]) and not lower_ok:
                 continue

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 
 from advisor.query.draft import _Draft
+from advisor.query.finish import _range_errors
 from advisor.query.lookup import _dpm, _factor, _monthly, _per_month, _period
 from advisor.query.text import _MULT_RE, _NUM, _blank, _fmt, _mentions, _number
 from advisor.query.vocab import _BYTES, _LEAD_PERIOD_RE, _LEFTOVER_RE, _PCT_RE, _PERIOD_RE
 
-_LEN_NUM = r"~?\s*((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(k|千)?(?![a-z\d])"
+_LEN_NUM = r"(?<![\d.,])~?\s*((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)\s*(k|千)?(?![a-z\d])"
 
 
 _LEN_FILL = r"(?:\s*(?:of|with|at|around|about|roughly|approx\.?|approximately|averag\w*|avg|typically|usually|up\s+to|" \
@@ -49,16 +50,25 @@ def _read_batch_and_lengths(d: _Draft) -> None:
     t = d.t
     m = None
     if _mentions(t, "batch", "bs", "批", "concurrent", "并发", "concurrency"):
-        m = re.search(r"(?:batch[\s_-]*size|\bbs\b|批大小|批量大小|批次大小|批量|batch|concurrency|并发数?)\s*"
-                      r"(?:=|:|of|is|to|at|为|是|设为)?\s*(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[+-]?\d+)?)", t) \
+        m = re.search(r"(?:batch[\s_-]*sizes?(?:\s+of)?|\bbs\b|批大小|批量大小|批次大小|批量|batch|concurrency|并发数?)\s*"
+                      r"(?:=|:|of|is|to|at|为|是|设为)?\s*(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[+-]?\d+)?)"
+                      r"((?:\s*(?:,|and|or|vs\.?|versus|/|和|或)\s*-?\d+(?![\d.,a-z%])"
+                      r"(?!\s*(?:k\b|m\b|b\b|thousand|million|billion|万|亿|tokens?|toks?|input|output|prompt|gen|requests?|reqs?|users?|gpus?|ms\b|s\b|"
+                      r"seconds?|%|x\b|examples|epochs?|个|次|张|块)))*)", t) \
             or re.search(r"(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+))\s*(?:concurrent\s+(?:requests|users|sequences|streams)|并发)", t)
     if m:
         raw = m.group(1).replace(",", "")
         v = _number(raw.lstrip("-")) * (-1 if raw.startswith("-") else 1)
+        more = [int(x) for x in re.findall(r"-?\d+", m.group(2))] if m.lastindex and m.lastindex >= 2 and m.group(2) else []
         if v != int(v):
             d.errors.append(f"batch size must be a whole number of requests, got {raw}")
         else:
             d.put("batch_size", int(v), m)
+        if more:  # "batch 0 and 9999": a comparison of batch sizes, or a contradiction (decided with the protocol)
+            values = list(dict.fromkeys([int(v), *more]))
+            d.extra["batch_sizes"] = values
+            for x in values:
+                d.errors += [e for e in _range_errors({"batch_size": x}) if e not in d.errors]
         t = _blank(t, m)
     # "input 2k output 500" / "2k in, 500 out"
     m = re.search(_LEN_NUM + r"\s*(?:tokens?\s*)?(?:in|input)\s*[,/]?\s*(?:and\s+)?" + _LEN_NUM + r"\s*(?:tokens?\s*)?"

@@ -65,7 +65,8 @@ def _replace_cn_numerals(text: str) -> str:
 
 def normalize_text(text: str) -> str:
     """NFKC (full-width -> ASCII), lower case, Chinese numerals -> digits, CJK spaced from Latin."""
-    t = unicodedata.normalize("NFKC", text or "")
+    # a Chinese comma separates list items: "RTX 4090，5000 条" is not the number 4,090,5000
+    t = unicodedata.normalize("NFKC", (text or "").replace("，", ", ").replace("、", ", "))
     t = t.replace("\u3000", " ").lower()
     t = _replace_cn_numerals(t)
     # a space between CJK and Latin/digits, so "在RTX 5090上" reads as words (a loop: a regex with
