@@ -4,9 +4,10 @@ goes to the auditor, which reads whole files under its own per-file size and tim
 
 from __future__ import annotations
 
-# A question: long paragraphs are fine; a pasted book is not. At this length a pathological question
-# parses in ~50 ms on the 2-core dev machine (benchmarks/answer_speed.py); at 20,000 it took ~100 ms.
-MAX_QUESTION_CHARS = 10_000
+# A question: long paragraphs are fine (~900 words); a pasted book is not. At this length a
+# pathological question parses in ~25 ms median, ~50 ms at worst, on the 2-core dev machine
+# (benchmarks/answer_speed.py); at 10,000 the worst case passed 100 ms under load.
+MAX_QUESTION_CHARS = 5_000
 # Code pasted into the chat or sent to the MCP audit tool: a source file of a few thousand lines
 # (files on disk go through the auditor's own per-file budget instead).
 MAX_CODE_CHARS = 200_000
