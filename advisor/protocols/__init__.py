@@ -52,6 +52,10 @@ def moods_agree(ans: Answer) -> Answer:
             worse.append(mood_for_waste(ans.waste_pct))
         if worse:
             ans.mood = worst_mood(*worse)
+            # the waste shown is the one that set the mood: an alert's measured impact when it is larger
+            impacts = [a.impact_pct for a in ans.alerts if a.mood in worse and a.impact_pct is not None]
+            if impacts and (ans.waste_pct is None or max(impacts) > ans.waste_pct):
+                ans.waste_pct = max(impacts)
     saving = _monthly_saving(ans)
     trivial = catalog.factor("trivial_saving_usd_month")
     if saving is not None and 0 < saving < trivial and ans.mood in ("orange", "red"):
