@@ -148,6 +148,8 @@ def _read_gpu(d: _Draft) -> None:
     # the catalog's names are blanked: a GPU-like name left over is one we do not know
     for m in _GPUISH_RE.finditer(d.t):
         name = m.group(0).strip()
+        if re.fullmatch(r"a\d{1,3}b", name):  # a mixture of experts' active size ("Qwen2-57B-A14B"), not a GPU
+            continue
         try:
             g = cat.resolve_gpu(name)
         except cat.UnknownName as err:
