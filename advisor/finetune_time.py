@@ -1,8 +1,16 @@
 """Time, energy, cost and CO2 of a fine-tuning run, from measured fine-tuning rows.
 
 Step time comes from the dataset: a measured row of the same configuration on the same GPU is used
-as is ("measured"). Otherwise the nearest measured row lends its *utilisation* (achieved FLOP/s
-over the GPU's dense 16-bit peak), and the step time follows from the target's FLOPs:
+as is ("measured"). Otherwise the training performance model answers (`fit_training`, `_law`):
+per method, least squares on the measured rows fits
+
+    step = FLOPs per micro-step / (dense 16-bit peak x eff) + per-step overhead (+ checkpointing's)
+
+never below the weights' read time at the GPU's peak bandwidth, and the power between idle and the
+limit from how busy the FLOP term keeps the GPU (advisor.estimate.physics.board_power, the inference
+model's rule). The law is anchored on the nearest measured row of the method (its residual, to the
+power `finetune_anchor_exponent` in factors.csv for step time), so a change of model, tokens or GPU
+goes through the law and the target GPU's own specs. Accuracy: benchmarks/finetune_accuracy.py.
 
     training FLOPs per token (named rule "training FLOPs: 2F / 3F"):
       F  = 2 x N_matmul + 2 x L x s x d_attn     forward pass (matmuls + causal attention)
@@ -12,9 +20,9 @@ over the GPU's dense 16-bit peak), and the step time follows from the target's F
 
 N_matmul counts the decoder's linear weights and the lm_head (the embedding lookup does no
 matmul); d_attn = heads x head_dim; a causal kernel skips half of the 4 x s x d_attn per layer.
-The named transfers are "nearest measured row's utilisation" (same GPU) and, across GPUs,
-"same utilisation, power at the same fraction of TDP". Energy is step time x measured power;
-kWh, cost and CO2 go through advisor.derive, so they agree with every other answer.
+The FLOP rule: N_matmul counts the decoder's linear weights and the lm_head (the embedding lookup
+does no matmul); d_attn = heads x head_dim; a causal kernel skips half of the 4 x s x d_attn per
+layer. Energy is step time x power; kWh, cost and CO2 go through advisor.derive, so they agree with every other answer.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from advisor import derive
 from advisor.answer import CostLine
+from advisor.estimate import physics
 from advisor.finetune_memory import TrainSetup, count_params, layer_linears, lora_params, setup_from_row
 from measurements import catalog
 from measurements.schema import GPU, GPUPrice, MeasurementRow, ModelArch, Region
@@ -139,9 +148,112 @@ def _distance(arch: ModelArch, setup: TrainSetup, gpu: GPU, c: Calibration) -> f
     return d
 
 
+class TrainFit(BaseModel):
+    """The fitted step-time and power law of one fine-tuning method (see `fit_training`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str
+    eff: float = Field(description="achieved fraction of the dense 16-bit peak on the FLOP term")
+    overhead_s: float = Field(description="per-step host, launch and optimizer time, seconds")
+    gc_overhead_s: float = Field(description="extra per-step time with gradient checkpointing, seconds")
+    u0: float
+    u1: float
+    n_rows: int
+    fit_median_pct_err: float = Field(description="median |error| of step time over the rows fitted")
+    borrowed_from: str | None = None
+
+
+MIN_FIT_ROWS = 6  # two per unknown of the step law
+
+
+def _lstsq(xs: list[list[float]], ys: list[float]) -> list[float]:
+    """Least squares by the normal equations (a handful of unknowns); a tiny ridge keeps a column
+    that never varies (e.g. no checkpointed row) from making the system singular."""
+    k = len(xs[0])
+    a = [[sum(x[i] * x[j] for x in xs) + (1e-9 if i == j else 0.0) for j in range(k)] for i in range(k)]
+    b = [sum(x[i] * y for x, y in zip(xs, ys, strict=True)) for i in range(k)]
+    for c in range(k):  # Gaussian elimination with partial pivoting
+        piv = max(range(c, k), key=lambda r: abs(a[r][c]))
+        a[c], a[piv], b[c], b[piv] = a[piv], a[c], b[piv], b[c]
+        for r in range(k):
+            if r != c and a[c][c]:
+                f = a[r][c] / a[c][c]
+                a[r] = [v - f * w for v, w in zip(a[r], a[c], strict=True)]
+                b[r] -= f * b[c]
+    return [b[i] / a[i][i] if a[i][i] else 0.0 for i in range(k)]
+
+
+def _compute_s(arch: ModelArch, setup: TrainSetup, gpu: GPU) -> float:
+    """FLOP time of one micro-step at the full dense peak (the fit scales it by 1 / eff)."""
+    return flops_per_token(arch, setup) * setup.tokens_per_micro_step / peak_flops(gpu, setup)
+
+
+def memory_floor_s(arch: ModelArch, setup: TrainSetup, gpu: GPU) -> float:
+    """Weights read in the stored format once per pass (forward, backward, recompute) at the peak
+    bandwidth: no step can be shorter."""
+    fmt = catalog.formats().get(setup.weight_format)
+    bits = (fmt.weight_bits + fmt.state_bits_per_weight) if fmt else 16
+    passes = 3 + (1 if setup.grad_checkpointing else 0)
+    return count_params(arch).total * bits / 8 * passes / (gpu.mem_bandwidth_gbs * 1e9)
+
+
+def fit_training(cal: list[Calibration]) -> dict[str, TrainFit]:
+    """Per method, least squares on the measured rows (relative error of step time):
+        step = compute_s / eff + overhead + gc x gc_overhead
+    and of power: (P - idle) / (limit - idle) = u0 + u1 x busy, busy = (compute_s / eff) / step,
+    the inference model's power rule (advisor.estimate.physics.board_power). QLoRA's dequantisation
+    is inside QLoRA's own eff and overhead."""
+    fits: dict[str, TrainFit] = {}
+    gpus = {c.gpu: catalog.resolve_gpu(c.gpu) for c in cal}
+    archs = {c.arch: catalog.resolve_model(c.arch) for c in cal}
+    for method in sorted({c.method for c in cal}):
+        rows = [c for c in cal if c.method == method]
+        xs, ys = [], []
+        for c in rows:
+            w = 1 / c.step_time_s
+            xs.append([_compute_s(archs[c.arch], c.setup, gpus[c.gpu]) * w, w, float(c.setup.grad_checkpointing) * w])
+            ys.append(1.0)
+        inv_eff, oh, gc = _lstsq(xs, ys)
+        eff = 1 / inv_eff if inv_eff > 0 else 1.0
+        px, py, errs = [], [], []
+        for c in rows:
+            g = gpus[c.gpu]
+            t_c = _compute_s(archs[c.arch], c.setup, g) / eff
+            step = t_c + max(oh, 0.0) + max(gc, 0.0) * c.setup.grad_checkpointing
+            errs.append(abs(step / c.step_time_s - 1))
+            if c.power_w is not None:
+                px.append([1.0, t_c / step])
+                py.append((c.power_w - g.idle_power_w) / (g.tdp_w - g.idle_power_w))
+        u0, u1 = _lstsq(px, py) if len(px) >= 2 else (0.0, 0.0)
+        errs.sort()
+        fits[method] = TrainFit(method=method, eff=min(eff, 1.0), overhead_s=max(oh, 0.0), gc_overhead_s=max(gc, 0.0),
+                                u0=u0, u1=u1, n_rows=len(rows), fit_median_pct_err=100 * errs[len(errs) // 2])
+    # three unknowns need more rows than that, over more than one model: a thinner method borrows
+    # the law of the best-measured one (its own rows still anchor it, see estimate_step)
+    donor = max(fits.values(), key=lambda f: f.n_rows, default=None)
+    for m, f in list(fits.items()):
+        if donor and f.n_rows < MIN_FIT_ROWS and m != donor.method:
+            fits[m] = donor.model_copy(update={"method": m, "n_rows": f.n_rows, "borrowed_from": donor.method})
+    return fits
+
+
+def _law(arch: ModelArch, setup: TrainSetup, gpu: GPU, fit: TrainFit) -> tuple[float, float, float, float]:
+    """Step time, busy fraction, power and memory floor of the fitted law (no anchoring)."""
+    t_c = _compute_s(arch, setup, gpu) / fit.eff
+    floor = memory_floor_s(arch, setup, gpu)
+    step = max(t_c + fit.overhead_s + fit.gc_overhead_s * setup.grad_checkpointing, floor)
+    busy = min(1.0, t_c / step)
+    return step, busy, physics.board_power(gpu, fit.u0, fit.u1, busy), floor
+
+
 def estimate_step(arch: ModelArch, setup: TrainSetup, gpu: GPU,
                   cal: list[Calibration] | None = None) -> StepEstimate | None:
-    """Step time and energy of `setup` on `gpu`; None when no measured fine-tuning row exists."""
+    """Step time and energy of `setup` on `gpu`; None when no measured fine-tuning row exists.
+
+    A measured row of the same configuration is answered as measured; anything else goes through
+    the fitted step law of the method (`fit_training`) on the target GPU's own peak, bandwidth and
+    power limit."""
     cal = calibrations() if cal is None else cal
     if not cal:
         return None
@@ -154,42 +266,47 @@ def estimate_step(arch: ModelArch, setup: TrainSetup, gpu: GPU,
                             energy_j_per_step=e, j_per_1k_tok=e / tokens * 1000 if e else None,
                             utilisation=c.utilisation, tier="measured", method="measured", confidence="high",
                             row_ids=[c.row_id])
-    # same method and weight format first (QLoRA's dequantisation changes the utilisation)
-    pool = [c for c in cal if c.method == setup.method and c.weights == setup.weight_format] or \
-        [c for c in cal if c.method == setup.method] or cal
+    fits = fit_training(cal)
+    fit = fits.get(setup.method)
+    borrowed = None
+    if fit is None:  # no row of this method: the nearest method's law, said in the note
+        order = {"qlora": ["lora", "full"], "lora": ["qlora", "full"], "full": ["lora", "qlora"]}[setup.method]
+        borrowed = next(m for m in order if m in fits)
+        fit = fits[borrowed]
+    step, busy, power, floor = _law(arch, setup, gpu, fit)
+    # anchored on the nearest measured row of the method: the law carries the change of model,
+    # tokens and GPU, the row its own residual (what the law misses about that configuration)
+    pool = [c for c in cal if c.method == fit.method]
     best = min(pool, key=lambda c: _distance(arch, setup, gpu, c))
-    flops = flops_per_token(arch, setup)
-    tok_s = best.utilisation * peak_flops(gpu, setup) / flops
-    step = tokens / tok_s
-    same_gpu = best.gpu == gpu.key
-    if best.power_w is None:
-        power = None
-    elif same_gpu:
-        power = best.power_w
-    else:
-        power = best.power_w / best.tdp_w * gpu.tdp_w
-    energy = power * step if power is not None else None
+    b_step, _, b_power, _ = _law(catalog.resolve_model(best.arch), best.setup, catalog.resolve_gpu(best.gpu), fit)
+    step = max(step * (best.step_time_s / b_step) ** catalog.factor("finetune_anchor_exponent"), floor)
+    if best.power_w is not None:
+        power = min(power * best.power_w / b_power, gpu.tdp_w)
+    energy = power * step
+    tok_s = tokens / step
+    util = flops_per_token(arch, setup) * tok_s / peak_flops(gpu, setup)
     on_gpu = [c for c in pool if c.gpu == gpu.key]
     inside = bool(on_gpu) and min(c.n_params for c in on_gpu) <= count_params(arch).total <= max(
-        c.n_params for c in on_gpu) and best.method == setup.method
-    if same_gpu and inside:
+        c.n_params for c in on_gpu) and min(c.setup.tokens_per_micro_step for c in on_gpu) <= tokens <= max(
+        c.setup.tokens_per_micro_step for c in on_gpu)
+    if on_gpu and inside and borrowed is None:
         tier: Tier = "interpolated"
         conf: Literal["high", "medium", "low"] = "medium"
-        how = "nearest measured row's utilisation"
-    elif same_gpu:
-        tier, conf, how = "extrapolated", "medium", "nearest measured row's utilisation (outside the measured sizes)"
     else:
-        tier, conf = "extrapolated", "low"
-        how = f"same utilisation as on {best.gpu}, power at the same fraction of TDP"
-    note = (f"{best.row_id}: {best.utilisation * 100:.0f}% of the dense 16-bit peak; "
-            f"{flops / 1e9:.1f} GFLOP per trained token (rule 'training FLOPs: 2F / 3F')")
-    if best.method != setup.method:
-        note += f"; no {setup.method} row yet, borrowed from {best.method}"
-        conf = "low"
+        tier, conf = "extrapolated", ("medium" if on_gpu and borrowed is None else "low")
+    how = (f"training performance model ({fit.method}: {fit.eff * 100:.0f}% of the dense 16-bit peak + "
+           f"{fit.overhead_s * 1e3:.0f} ms per step, fitted on {fit.n_rows} measured rows, "
+           f"median fit error {fit.fit_median_pct_err:.0f}%)")
+    if fit.borrowed_from:
+        how += f"; {fit.n_rows} {fit.method} rows are too few to fit, so {fit.borrowed_from}'s law anchored on them"
+    bound = "memory bandwidth" if step == floor else "compute + per-step overhead"
+    note = (f"{flops_per_token(arch, setup) / 1e9:.1f} GFLOP per trained token (rule 'training FLOPs: 2F / 3F'); "
+            f"step {bound}-bound, GPU busy {busy * 100:.0f}%; power between idle and the limit as in inference")
+    if borrowed:
+        note += f"; no {setup.method} row yet, borrowed from {borrowed}"
     return StepEstimate(gpu=gpu.key, step_time_s=step, tokens_per_s=tok_s, power_w=power, energy_j_per_step=energy,
-                        j_per_1k_tok=energy / tokens * 1000 if energy is not None else None,
-                        utilisation=best.utilisation, tier=tier, method=how, confidence=conf,
-                        row_ids=[best.row_id], note=note)
+                        j_per_1k_tok=energy / tokens * 1000, utilisation=util, tier=tier, method=how, confidence=conf,
+                        row_ids=sorted(c.row_id for c in pool), note=note)
 
 
 class Workload(BaseModel):

@@ -167,3 +167,40 @@ def test_step_time_transfer_between_measured_rows():
         errors.append(abs(est.step_time_s / c.step_time_s - 1))
     assert statistics.median(errors) < 0.15
     assert max(errors) < 0.5
+
+
+def test_finetune_heldout_accuracy_stays_within_bounds():
+    """benchmarks/finetune_accuracy.py's held-out figures, guarded (measured 7.0/7.5% and 14.3/15.1%)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "finetune_accuracy.py"
+    spec = importlib.util.spec_from_file_location("finetune_accuracy", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = {r["split"]: r for r in mod.run()}
+    cfg, model = res["leave-one-configuration-out"], res["leave-one-model-out"]
+    assert cfg["n"] >= 40
+    assert cfg["throughput_median_pct"] < 9 and cfg["j_per_token_median_pct"] < 9
+    assert model["throughput_median_pct"] < 17 and model["j_per_token_median_pct"] < 18
+
+
+def test_training_law_uses_the_gpu_and_stays_inside_physics():
+    """Another GPU's estimate comes from its own peak and limit: power never above the limit,
+    a step never below the weights' read time at peak bandwidth."""
+    from advisor.finetune_time import fit_training, memory_floor_s
+
+    cal = calibrations()
+    fits = fit_training(cal)
+    assert fits["lora"].borrowed_from is None and 0 < fits["lora"].eff <= 1
+    assert fits["full"].borrowed_from == "lora"  # two full rows cannot fit three unknowns
+    c = next(c for c in cal if c.method == "qlora" and c.arch == "qwen2.5-7b")
+    arch = catalog.resolve_model(c.arch)
+    for g in catalog.gpus():
+        est = estimate_step(arch, c.setup, g, cal)
+        assert est is not None and est.power_w <= g.tdp_w + 1e-9
+        assert est.step_time_s >= memory_floor_s(arch, c.setup, g) - 1e-12
+        if g.key != c.gpu:
+            assert est.tier == "extrapolated" and "training performance model" in est.method
+    t4, h100 = catalog.resolve_gpu("t4"), catalog.resolve_gpu("h100_sxm")
+    assert estimate_step(arch, c.setup, t4, cal).step_time_s > estimate_step(arch, c.setup, h100, cal).step_time_s

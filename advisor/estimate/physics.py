@@ -260,6 +260,13 @@ def _times(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c
     return t_mem, t_comp, oh
 
 
+def board_power(gpu: GPU, u0: float, u1: float, busy: float, gpu_count: int = 1) -> float:
+    """Board power between idle and the limit: the fraction u0 + u1 x busy of (limit - idle), clamped
+    to [0, 1], on each of `gpu_count` GPUs (inference and fine-tuning share this one rule)."""
+    util = min(1.0, max(0.0, u0 + u1 * busy))
+    return (gpu.idle_power_w + (gpu.tdp_w - gpu.idle_power_w) * util) * gpu_count
+
+
 def predict(w: Work, params: Params) -> Prediction | None:
     """Throughput, power and J/1k generated tokens of `w`; None when the framework is not calibrated."""
     got = {n: param(params, w.framework, w.fmt.key, n) for n in PARAM_NAMES}
@@ -280,8 +287,7 @@ def predict(w: Work, params: Params) -> Prediction | None:
     busy = (busy_pre * pre + busy_dec * w.gen * step) / total
     g = w.gpu
     # in a layer pipeline each GPU works 1/N of the time; tensor parallel keeps all of them busy
-    util = min(1.0, max(0.0, vals["u0"] + vals["u1"] * busy * w.split / w.gpu_count))
-    power = (g.idle_power_w + (g.tdp_w - g.idle_power_w) * util) * w.gpu_count
+    power = board_power(g, vals["u0"], vals["u1"], busy * w.split / w.gpu_count, w.gpu_count)
     toks = w.batch * w.gen
     tok_s = toks / total
     return Prediction(tok_s=tok_s, power_w=power, j_per_1k=power * total / toks * 1000, step_s=step, prefill_s=pre,

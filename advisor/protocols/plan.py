@@ -666,7 +666,7 @@ def _provenance(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads, ru
                                          confidence=st.confidence, row_ids=st.row_ids, note=st.note))
     ans.citations.append(Citation(kind="derivation", ref="saved-tensor walk", detail=note))
     ans.citations.append(Citation(kind="derivation", ref="training FLOPs: 2F / 3F",
-                                  detail="time from the nearest measured row's utilisation (advisor.finetune_time)"))
+                                  detail="time and power from the training performance model fitted on the measured rows (advisor.finetune_time)"))
     ans.citations.append(Citation(kind="catalog", ref=f"models/{arch.key}", detail=arch.source))
     ans.citations.append(Citation(kind="catalog", ref=f"regions/{region.key}",
                                   detail=f"price: {region.price_source}; carbon: {region.carbon_source}"))
