@@ -19,7 +19,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH_CPU)
-	$(BIN)/python -m pip install -q -e ".[dev,engine,mcp,cluster]" $(TORCH_CPU)
+	$(BIN)/python -m pip install -q -e ".[dev,engine,mcp,cluster,report]" $(TORCH_CPU)
 	touch $@ $(VENV)/.core
 
 chat: $(VENV)/.core

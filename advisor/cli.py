@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "advisor.cmd_mcp",
     "advisor.cmd_bench",
     "advisor.cmd_plan",
+    "advisor.cmd_report",
 )
 
 

@@ -12,7 +12,9 @@ PROTOCOLS = ("optimize", "compare", "estimate", "diagnose")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("rich", "markdown", "json"), default="rich", help="output format (default rich)")
+    p.add_argument("--format", choices=("rich", "markdown", "json", "html"), default="rich",
+                   help="output format (default rich; html: a self-contained page with the charts drawn, "
+                        "needs the report extra)")
     p.add_argument("--lang", choices=("en", "zh"), default=None, help="answer language (default: the question's)")
     p.add_argument("--width", type=width_arg, default=None,
                    help="terminal width for rich output (20-1000 columns)")

@@ -14,21 +14,23 @@ LIST_COLUMNS = ("id", "kind", "framework", "gpu", "gpu_count", "model_id", "prec
 NUMERIC_COLUMNS = ("gpu_count", "batch_size", "throughput_tok_s", "power_w", "energy_j_per_1k_tok")
 
 
+def filters(sp: argparse.ArgumentParser) -> None:
+    """The row filters of `data list` / `data export` (and `report`, which reads the same rows)."""
+    sp.add_argument("--gpu", help="GPU key or alias, e.g. 4090d, a800, h100")
+    sp.add_argument("--model", help="model key, alias or hub id (substring of the hub id also matches)")
+    sp.add_argument("--precision", help="fp32 fp16 bf16 fp8 nf4 int8_mixed int8_pure")
+    sp.add_argument("--source", help="substring of the source field")
+    sp.add_argument("--kind", choices=["measured", "simulated", "derived"])
+    sp.add_argument("--task", choices=["inference", "finetune"])
+    # the vocabularies live in measurements.schema, imported only when a command runs (fast start)
+    sp.add_argument("--framework", help="serving framework, e.g. hf-eager, vllm (an unknown one lists them all)")
+    sp.add_argument("--workload", help="what the served requests were: chat, reasoning, code-completion")
+    sp.add_argument("--gpu-count", type=int, help="GPUs of the configuration")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="query the measurements dataset (list, show, validate, export)")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-
-    def filters(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--gpu", help="GPU key or alias, e.g. 4090d, a800, h100")
-        sp.add_argument("--model", help="model key, alias or hub id (substring of the hub id also matches)")
-        sp.add_argument("--precision", help="fp32 fp16 bf16 fp8 nf4 int8_mixed int8_pure")
-        sp.add_argument("--source", help="substring of the source field")
-        sp.add_argument("--kind", choices=["measured", "simulated", "derived"])
-        sp.add_argument("--task", choices=["inference", "finetune"])
-        # the vocabularies live in measurements.schema, imported only when a command runs (fast start)
-        sp.add_argument("--framework", help="serving framework, e.g. hf-eager, vllm (an unknown one lists them all)")
-        sp.add_argument("--workload", help="what the served requests were: chat, reasoning, code-completion")
-        sp.add_argument("--gpu-count", type=int, help="GPUs of the configuration")
 
     lp = dsub.add_parser("list", help="list rows, optionally filtered")
     filters(lp)

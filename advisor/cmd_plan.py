@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu-price", type=float, help="hourly rental price overriding the catalog (one --gpu)")
     p.add_argument("--region", help="electricity price and grid carbon (default us)")
     p.add_argument("--pue", type=float, help="data-centre PUE (default by region kind)")
-    p.add_argument("--format", choices=("rich", "markdown", "json"), default="rich", help="output format")
+    p.add_argument("--format", choices=("rich", "markdown", "json", "html"), default="rich",
+                   help="output format (html: a self-contained page with the memory breakdown drawn, needs the "
+                        "report extra)")
     p.add_argument("--width", type=width_arg, default=None,
                    help="terminal width for rich output (20-1000 columns)")
     p.add_argument("--detail", choices=("brief", "full"), default="brief",

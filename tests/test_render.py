@@ -92,8 +92,8 @@ def test_every_format_renders_real_answers_and_an_error():
 
 
 def test_unknown_format_is_a_clear_error():
-    with pytest.raises(ValueError, match="Accepted: rich, markdown, json"):
-        render(sample(), "html")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Accepted: rich, markdown, json, html"):
+        render(sample(), "pdf")  # type: ignore[arg-type]
 
 
 def test_print_answer_to_a_console():

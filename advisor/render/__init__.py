@@ -12,10 +12,13 @@ from advisor.answer import Answer
 from advisor.render.json_render import to_json
 from advisor.render.markdown import to_markdown
 
-Format = Literal["rich", "markdown", "json"]
-FORMATS: tuple[str, ...] = ("rich", "markdown", "json")
+Format = Literal["rich", "markdown", "json", "html"]
+FORMATS: tuple[str, ...] = ("rich", "markdown", "json")  # the text formats (the chat's /format)
+# The formats of the answering commands' --format: html is a page with the charts drawn
+# (advisor.render.html; matplotlib, imported only then).
+CLI_FORMATS: tuple[str, ...] = (*FORMATS, "html")
 
-__all__ = ["FORMATS", "Format", "print_answer", "render", "to_json", "to_markdown"]
+__all__ = ["CLI_FORMATS", "FORMATS", "Format", "print_answer", "render", "to_json", "to_markdown"]
 
 
 Detail = Literal["brief", "full"]
@@ -33,6 +36,10 @@ def render(answer: Answer, fmt: Format = "rich", width: int | None = None, color
         return to_json(answer)
     if fmt == "markdown":
         return to_markdown(answer)
+    if fmt == "html":
+        from advisor.render.html import to_html
+
+        return to_html(answer)
     if fmt == "rich":
         from advisor.render.rich_render import to_rich
 
@@ -41,7 +48,7 @@ def render(answer: Answer, fmt: Format = "rich", width: int | None = None, color
 
             width = shutil.get_terminal_size((100, 24)).columns
         return to_rich(answer, width=width, color=color, detail=detail, more_hint=more_hint)
-    raise ValueError(f"unknown format '{fmt}'. Accepted: {', '.join(FORMATS)}")
+    raise ValueError(f"unknown format '{fmt}'. Accepted: {', '.join(CLI_FORMATS)}")
 
 
 def print_answer(answer: Answer, fmt: Format = "rich", console: Any = None) -> None:
