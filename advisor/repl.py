@@ -28,7 +28,7 @@ import shlex
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,6 +87,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nothing_to_save": "There is no answer to save yet: ask a question first.",
         "nothing_more": "There is nothing more to show: ask a question first.",
         "save_failed": "Could not write {path}: {reason}.",
+        "reported": "Saved {n} answer(s) of this conversation as one HTML page: {path}.",
+        "report_usage": "Usage: /report FILE, e.g. /report session.html (every answer of this conversation, "
+                        "charts drawn)",
         "context_empty": "No context yet. Name a model and a GPU in a question and I'll remember them.",
         "context_title": "Carried over to the next question:",
         "session_title": "Session:",
@@ -152,6 +155,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nothing_to_save": "还没有可保存的回答，请先提问。",
         "nothing_more": "没有更多内容可显示，请先提问。",
         "save_failed": "无法写入 {path}：{reason}。",
+        "reported": "已将本次对话的 {n} 个回答保存为一个 HTML 页面：{path}。",
+        "report_usage": "用法：/report 文件名，例如 /report session.html（本次对话的全部回答，含图表）",
         "context_empty": "还没有上下文。在问题里说出模型和 GPU，我就会记住。",
         "context_title": "下一个问题会沿用：",
         "session_title": "会话：",
@@ -233,6 +238,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("/more", "", "the rest of the last answer (tables, chart, code, provenance)",
             "上一个回答的其余内容（表格、图表、代码、来源）"),
     Command("/save", "FILE", "save the last answer as Markdown", "把上一个回答保存为 Markdown"),
+    Command("/report", "FILE", "save this conversation's answers as one HTML page with charts",
+            "把本次对话的所有回答保存为带图表的 HTML 页面"),
     Command("/context", "", "what carries over to the next question", "显示会沿用的上下文"),
     Command("/why", "", "how the last question was read: slots, their words, defaults, what was not used",
             "上一个问题是如何被理解的：槽位、来源词、默认值、未使用的信息"),
@@ -500,6 +507,7 @@ class ChatState:
     lang_forced: bool = False
     fmt: Fmt = "rich"
     last_answer: Any = None  # advisor.answer.Answer
+    answers: list[Any] = field(default_factory=list)  # every answer shown, for /report
     turns: int = 0
 
 
@@ -538,6 +546,7 @@ class Chat:
             "/format": self._cmd_format,
             "/more": self._cmd_more,
             "/save": self._cmd_save,
+            "/report": self._cmd_report,
             "/context": self._cmd_context,
             "/why": self._cmd_why,
             "/reset": self._cmd_reset,
@@ -656,6 +665,7 @@ class Chat:
         if lang in LANGS and not self.state.lang_forced:
             self.state.lang = lang
         self.state.last_answer = answer
+        self.state.answers.append(answer)
         self.state.turns += 1
         if getattr(answer, "protocol", None) == "error":
             self.had_error = True
@@ -835,6 +845,32 @@ class Chat:
             self.say(self.t("save_failed", path=path, reason=err.strerror or err))
             return True
         self.say(self.t("saved", path=path))
+        return True
+
+    def _cmd_report(self, rest: str) -> bool:
+        args = self._args(rest)
+        if args is None:
+            return True
+        if len(args) != 1:
+            self.say(self.t("report_usage"))
+            return True
+        if not self.state.answers:
+            self.say(self.t("nothing_to_save"))
+            return True
+        html = _need("advisor.render.html", "part_render")
+        plots = _need("advisor.render.plots", "part_render")
+        path = Path(args[0]).expanduser()
+        try:
+            page = html.answers_page(self.state.answers)
+        except plots.ReportUnavailable as err:
+            self.say(str(err))
+            return True
+        try:
+            path.write_text(page, encoding="utf-8")
+        except OSError as err:
+            self.say(self.t("save_failed", path=path, reason=err.strerror or err))
+            return True
+        self.say(self.t("reported", n=len(self.state.answers), path=path))
         return True
 
     def _cmd_context(self, rest: str) -> bool:
@@ -1129,7 +1165,7 @@ def _completer(chat: Chat) -> Any:
                         if choice.startswith(rest.strip()):
                             yield Completion(choice, start_position=-len(rest.lstrip()))
                     return
-                if cmd.lower() in ("/audit", "/save"):
+                if cmd.lower() in ("/audit", "/save", "/report"):
                     last = rest.split(" ")[-1]
                     yield from paths.get_completions(Document(last, len(last)), complete_event)
                     return

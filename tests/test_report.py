@@ -238,3 +238,33 @@ def test_report_rejects_files_that_are_not_results(tmp_path, capsys):
     broken.write_bytes(b"\x1f\x8b not really gzip")
     assert main(["report", str(broken)]) == 2
     assert "cannot read the archive" in capsys.readouterr().err
+
+
+# --- the chat's /report -------------------------------------------------------------------------
+
+def test_chat_report_saves_every_answer_of_the_conversation_as_one_page(tmp_path):
+    from advisor import repl
+
+    out: list[str] = []
+    chat = repl.Chat(out.append, width=lambda: 100)
+    chat.handle("/report")
+    assert out[-1].startswith("Usage: /report FILE")
+    chat.handle(f"/report {tmp_path / 'empty.html'}")
+    assert "no answer to save yet" in out[-1] and not (tmp_path / "empty.html").exists()
+    chat.handle("Compare all precisions for Qwen2.5-7B on an H200")
+    chat.handle("/compare batch sizes for Qwen2.5-7B fp16 on H200")
+    chat.handle("/plan LoRA or QLoRA for OLMo-7B on a 24GB GPU")
+    titles = [a.title for a in chat.state.answers]
+    assert len(titles) == 3
+    path = tmp_path / "session.html"
+    chat.handle(f"/report {path}")
+    assert " ".join(out[-1].split()).startswith(f"Saved 3 answer(s) of this conversation as one HTML page: {path}")
+    page = path.read_text()
+    for t in titles:
+        assert html.escape(t) in page
+    drawn = figures(page)
+    want = sum(len([c for c in a.charts if c.items]) for a in chat.state.answers) + 1  # + the plan's breakdown
+    assert len(drawn) == want and "breakdown" in [k for k, _ in drawn]
+    assert_opens(path, want, tmp_path / "session.png")
+    chat.handle("/report /no/such/dir/x.html")
+    assert out[-1].startswith("Could not write")
