@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", type=Path, default=Path("ecolobster-report.html"),
                    help="the HTML file to write (default ecolobster-report.html)")
     p.add_argument("--png", type=Path, default=None, metavar="DIR", help="also write every figure as PNG into DIR")
+    p.add_argument("--format", choices=("rich", "json"), default="rich",
+                   help="what is printed once the page is written: a line (rich, default) or JSON with the "
+                        "file, the configurations and every figure's plotted values (json)")
     p.set_defaults(handler=cmd_report)
 
 
@@ -83,6 +86,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.out.write_text(text, encoding="utf-8")
     except OSError as err:
         raise UsageError(f"cannot write {args.out}: {err.strerror or err}") from None
+    if args.format == "json":
+        import json
+
+        print(json.dumps({
+            "out": str(args.out), "title": report.title, "sources": report.sources,
+            "configurations": len(report.configs), "notes": report.notes,
+            "figures": [{"section": s, "kind": p.name, "title": p.title,
+                         "values": {label: value for label, value, _ in p.values.values()}} for s, p in plotted],
+            "pngs": [str(x) for x in pngs]}, indent=2, ensure_ascii=False))
+        return 0
     print(f"report: {args.out} ({len(report.configs)} configurations, {len(plotted)} figures)")
     if pngs:
         print(f"{len(pngs)} PNG figures in {args.png}")

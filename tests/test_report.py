@@ -137,6 +137,13 @@ def test_report_of_dataset_rows_finds_their_traces_in_the_shipped_archive(tmp_pa
     assert figs[0][1] == {f"Qwen2.5-7B nf4 bs{b} J/1k": r.energy_j_per_1k_tok for b, r in rows.items()} | {
         f"Qwen2.5-7B nf4 bs{b} tok/s": r.throughput_tok_s for b, r in rows.items()}
     assert {v["idle baseline W"] for k, v in figs if k == "trace"} == {r.idle_power_w for r in rows.values()}
+    capsys.readouterr()
+    # --format json: the same figures and values, for agents and scripts
+    assert main(["report", "--gpu", "h200", "--model", "qwen2.5-7b", "--precision", "nf4", "--out", str(out),
+                 "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["configurations"] == 2 and summary["out"] == str(out)
+    assert [(f["kind"], f["values"]) for f in summary["figures"]] == figs
 
 
 # --- answers as pictures -------------------------------------------------------------------------
