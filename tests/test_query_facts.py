@@ -224,3 +224,11 @@ def test_a_lone_surrogate_with_json_output_is_no_traceback(capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert json.loads(out)["query"]["gpu"] == "a800"
+
+
+def test_a_latency_target_with_its_percentile_is_used_together():
+    from advisor.api import ask
+
+    a, _ = ask("Qwen2.5-7B on an H100, 5M requests a month, p90 under 50 ms per token")
+    assert a.query["itl_target_ms"] == 50 and a.query["itl_percentile"] == 90
+    assert not any("percentile" in n for n in a.not_understood)
