@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # The CPU build of torch for tests; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_CPU := torch==2.13.0
 
-.PHONY: chat test lint bench clean
+.PHONY: chat test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 chat: $(VENV)/.core
 	$(BIN)/ecolobster chat
 
-test: $(VENV)/.dev
+# The HTML report tests open pages in headless Chromium (Debian's chromium package): installed
+# here, only where it is missing, so `make test` works on a fresh machine.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
+
+test: $(VENV)/.dev chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not gpu"
 
