@@ -50,9 +50,13 @@ class Terminal:
                 continue
             except pexpect.EOF as err:
                 raise AssertionError(f"the chat ended while waiting for {pattern!r}:\n{since[-3000:]}") from err
-            if CPR_REQUEST in data:
-                self.child.send("\x1b[1;1R")
             self.raw += data
+            self.seen(data)
+
+    def seen(self, data: bytes) -> None:
+        """Answer the cursor-position requests in `data` (a subclass may track a real cursor)."""
+        if CPR_REQUEST in data:
+            self.child.send("\x1b[1;1R")
 
     def prompt(self) -> str:
         return self.read_until(PROMPT)

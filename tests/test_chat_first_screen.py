@@ -26,30 +26,12 @@ class Screen(Terminal):
         self.stream = pyte.ByteStream(self.screen)
         self.fed = 0
 
-    def read_until(self, pattern: str, timeout: float = 60) -> str:
-        import time
-
-        import pexpect
-
-        deadline = time.monotonic() + timeout
-        while True:
-            since = self.shown[self.mark:]
-            m = re.search(pattern, since)
-            if m:
-                self.mark += m.end()
-                return since[: m.end()]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {pattern!r} on screen; it shows:\n{since[-3000:]}")
-            try:
-                data = self.child.read_nonblocking(65536, timeout=0.2)
-            except pexpect.TIMEOUT:
-                continue
-            self.raw += data
-            for chunk in re.split(rb"(\x1b\[6n)", data):
-                if chunk == b"\x1b[6n":
-                    self.child.send(f"\x1b[{self.screen.cursor.y + 1};{self.screen.cursor.x + 1}R")
-                else:
-                    self.stream.feed(chunk)
+    def seen(self, data: bytes) -> None:
+        for chunk in re.split(rb"(\x1b\[6n)", data):
+            if chunk == b"\x1b[6n":
+                self.child.send(f"\x1b[{self.screen.cursor.y + 1};{self.screen.cursor.x + 1}R")
+            else:
+                self.stream.feed(chunk)
 
     def text(self) -> str:
         """What the 80 x 24 screen shows now, panel borders removed and lines joined."""
