@@ -230,6 +230,7 @@ class Region(BaseModel):
 
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     name: str
+    name_zh: str = Field(default="", description="the name in Chinese answers")
     aliases: tuple[str, ...] = ()
     kind: Literal["grid", "cloud"]
     price_usd_kwh: float = Field(gt=0, le=2)

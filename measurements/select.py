@@ -230,6 +230,9 @@ class Crossover:
     pairs: list[Pair] = field(default_factory=list)
     fallback: str | None = None
     method: str = ""
+    # which of the cases above, and of the fallbacks, as a stable code (answers word it per language)
+    kind: str = ""  # all_spend | smallest_saves | least_squares | bracket_middle
+    fallback_kind: str = ""  # no_pair | none_placed
 
     @property
     def row_ids(self) -> list[str]:
@@ -269,9 +272,10 @@ def crossover(rows: Iterable[MeasurementRow], trap: str = "nf4", alts: Sequence[
             return c
     c = _crossover(allp)
     if gpu and not own:
-        c.fallback = "no pair on this GPU; every GPU's pairs"
+        c.fallback, c.fallback_kind = "no pair on this GPU; every GPU's pairs", "no_pair"
     elif gpu and own:
         c.fallback = "this GPU's pairs place none (no saving measured on it); every GPU's pairs"
+        c.fallback_kind = "none_placed"
     return c
 
 
@@ -279,20 +283,20 @@ def _crossover(ps: list[Pair]) -> Crossover:
     sizes = sorted({p.params_b for p in ps})
     saving = [p.params_b for p in ps if p.waste_pct <= 0]
     if not saving:
-        return Crossover(None, sizes[-1], None, ps, method="every measured pair spends more")
+        return Crossover(None, sizes[-1], None, ps, method="every measured pair spends more", kind="all_spend")
     hi = min(saving)
     losing = [s for s in sizes if s < hi]
     lo = max(losing) if losing else None
     if lo is None:  # a saving at the smallest size measured: nothing below it to bracket
-        return Crossover(hi, None, hi, ps, method="the smallest measured size already saves")
+        return Crossover(hi, None, hi, ps, method="the smallest measured size already saves", kind="smallest_saves")
     slope, icpt = _ls([math.log(p.params_b) for p in ps], [math.log(1 + p.waste_pct / 100) for p in ps])
     x0 = math.exp(-icpt / slope) if slope < 0 else None
     if x0 is not None and lo <= x0 <= hi:
         return Crossover(x0, lo, hi, ps, method=f"least squares of ln(energy ratio) on ln(params) over {len(ps)} "
-                                                "measured pairs")
+                                                "measured pairs", kind="least_squares")
     mid = math.sqrt(lo * hi)
     return Crossover(mid, lo, hi, ps, method=f"middle of the measured bracket {lo:g}-{hi:g}B (the least-squares line "
-                                             "crosses outside it)")
+                                             "crosses outside it)", kind="bracket_middle")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from advisor.answer import Answer
+from advisor.messages import t
 from advisor.query import Query
 
 _MODULES = {
@@ -72,7 +73,7 @@ def _monthly_saving(ans: Answer) -> float | None:
     if caps and len(caps) > 1:
         totals = [x["total_usd"] for x in caps]
         return max(totals) - min(totals)
-    if len(ans.costs) > 1 and "per month" in (ans.costs[0].basis or ""):
+    if len(ans.costs) > 1 and (ans.costs[0].basis or "").endswith(t(ans.lang, "common.per_month")):
         return abs(ans.costs[0].usd - ans.costs[-1].usd)
     return None
 

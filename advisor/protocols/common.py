@@ -4,6 +4,7 @@ carbon (through advisor.derive only), the energy-trap detectors, charts and cita
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,8 @@ from advisor.answer import (
     mood_for_waste,
 )
 from advisor.estimate import Config, Dataset, Estimate, dataset, estimate
-from advisor.query import PRECISION_LABEL, USE_CASE_LABEL, Query
+from advisor.messages import For
+from advisor.query import Query
 from measurements import catalog, select
 
 # Product policy (like the mood thresholds in advisor.answer), not measured figures: which batch
@@ -74,12 +76,13 @@ def model_label(q: Query) -> str:
     a = arch_of(q)
     if a is not None:
         return a.name
-    return q.model_name or (f"a {q.model_params_b:g}B model" if q.model_params_b else "your model")
+    m = For(q.lang)
+    return q.model_name or (m("common.a_model", size=q.model_params_b) if q.model_params_b else m("common.your_model"))
 
 
-def gpu_label(key: str | None) -> str:
+def gpu_label(key: str | None, lang: str | None = "en") -> str:
     g = gpu_of(key)
-    return g.name if g else (key or "any GPU")
+    return g.name if g else (key or For(lang)("common.any_gpu"))
 
 
 def gpu_short(key: str | None) -> str:
@@ -87,8 +90,12 @@ def gpu_short(key: str | None) -> str:
     return gpu_label(key).replace("NVIDIA ", "").replace("GeForce ", "")
 
 
-def plabel(p: str) -> str:
-    return PRECISION_LABEL.get(p, p)
+def plabel(p: str, lang: str | None = "en") -> str:
+    return For(lang).word("precision", p)
+
+
+def use_case_label(use_case: str | None, lang: str | None = "en") -> str:
+    return For(lang).word("use_case", use_case or "")
 
 
 def config(q: Query, **over) -> Config:
@@ -108,8 +115,7 @@ def est(q: Query, **over) -> Estimate | None:
     e = estimate(config(q, **over))
     a = arch_of(q)
     if e is not None and a is not None and a.active_params_b < a.params_b:
-        e.notes.append(f"mixture of experts: energy and speed scaled by the {a.active_params_b:g}B parameters active "
-                       f"per token (of {a.params_b:g}B); memory counts all of them")
+        e.notes.append(For(q.lang)("common.moe_note", active=a.active_params_b, total=a.params_b))
     return e
 
 
@@ -151,17 +157,20 @@ def fits(e: Estimate) -> bool:
     return e.fits
 
 
-def fit_advice(e: Estimate) -> str:
+def fit_advice(e: Estimate, lang: str | None = "en") -> str:
     """What would make a configuration that does not fit fit: more GPUs (tensor parallel) or a format."""
+    m = For(lang)
     g = gpu_of(e.config.gpu)
-    vram = f"{g.vram_gb:g} GB" if g else "its memory"
-    need = f"needs {e.mem_need_gb:,.0f} GB per GPU of {vram}" if e.mem_need_gb else "does not fit"
+    vram = f"{g.vram_gb:g} GB" if g else m("common.its_memory")
+    need = m("common.fit_needs", need=f"{e.mem_need_gb:,.0f}", vram=vram) if e.mem_need_gb else m("common.fit_not")
     ways = []
     if e.min_gpu_count:
-        ways.append(f"{e.min_gpu_count} GPUs (tensor parallel)")
+        ways.append(m("common.fit_tp", n=e.min_gpu_count))
     if e.formats_that_fit:
-        ways.append("or " * bool(ways) + "/".join(plabel(f).split(" (")[0] for f in e.formats_that_fit) + " on one")
-    fix = f"; fits with {' '.join(ways)}" if ways else "; does not fit even on 8 of them"
+        # the format's short name (the label without its parenthesis)
+        formats = "/".join(re.split(r" \(|（", plabel(f, lang))[0] for f in e.formats_that_fit)
+        ways.append(m("common.fit_formats_or" if ways else "common.fit_formats", formats=formats))
+    fix = m("common.fit_with", ways=" ".join(ways)) if ways else m("common.fit_never")
     return f"{need}{fix}"
 
 
@@ -203,32 +212,35 @@ class Workload:
     requests: float | None
     conversions: list[str]
     defaulted: bool = False
+    lang: str = "en"  # the language of the labels (and of the tables built from this workload)
 
 
 def workload(q: Query, e: Estimate | None) -> Workload:
     """Generated tokens per month (or for a one-off job) from what the user said."""
+    m = For(q.lang)
     gen = q.gen_tokens or int(catalog.factor("default_gen_tokens"))
     conv: list[str] = []
     if q.job_tokens is not None:
-        return Workload(q.job_tokens, "job", f"{fnum(q.job_tokens)} tokens ({q.workload or 'one job'})", None, conv)
+        return Workload(q.job_tokens, "job", m("common.wl_job", tokens=fnum(q.job_tokens),
+                                               what=q.workload or m("common.one_job")), None, conv, lang=m.lang)
     if q.tokens_per_month is not None:
-        return Workload(q.tokens_per_month, "month", f"{fnum(q.tokens_per_month)} tokens/month", None, conv)
+        return Workload(q.tokens_per_month, "month", m("common.wl_tokens", tokens=fnum(q.tokens_per_month)), None, conv,
+                        lang=m.lang)
     if q.requests_per_month is not None:
         toks = q.requests_per_month * gen
-        conv.append(f"{fnum(q.requests_per_month)} requests/month x {gen} generated tokens per request = "
-                    f"{fnum(toks)} tokens/month")
-        return Workload(toks, "month", f"{fnum(q.requests_per_month)} requests/month", q.requests_per_month, conv)
+        conv.append(m("common.conv_requests", requests=fnum(q.requests_per_month), gen=gen, tokens=fnum(toks)))
+        return Workload(toks, "month", m("common.wl_requests", requests=fnum(q.requests_per_month)),
+                        q.requests_per_month, conv, lang=m.lang)
     if q.hours_per_day is not None and e is not None and e.throughput_tok_s:
         dpm = catalog.factor("days_per_month")
         toks = e.throughput_tok_s * q.hours_per_day * 3600 * dpm
-        conv.append(f"{fnum(e.throughput_tok_s, 1)} tok/s x {q.hours_per_day:g} h/day x 3,600 s/h x {dpm:.2f} days/month "
-                    f"= {fnum(toks)} tokens/month (at the current configuration's throughput)")
-        return Workload(toks, "month", f"{q.hours_per_day:g} hours/day", None, conv)
+        conv.append(m("common.conv_hours", tok_s=fnum(e.throughput_tok_s, 1), hours=q.hours_per_day, dpm=dpm,
+                      tokens=fnum(toks)))
+        return Workload(toks, "month", m("common.wl_hours", hours=q.hours_per_day), None, conv, lang=m.lang)
     toks = DEFAULT_MONTHLY_REQUESTS * gen
-    conv.append(f"{fnum(DEFAULT_MONTHLY_REQUESTS)} requests/month (no workload stated: figures are per million "
-                f"requests) x {gen} generated tokens per request = {fnum(toks)} tokens/month")
-    return Workload(toks, "month", f"{fnum(DEFAULT_MONTHLY_REQUESTS)} requests/month (basis)", DEFAULT_MONTHLY_REQUESTS,
-                    conv, defaulted=True)
+    conv.append(m("common.conv_default", requests=fnum(DEFAULT_MONTHLY_REQUESTS), gen=gen, tokens=fnum(toks)))
+    return Workload(toks, "month", m("common.wl_basis", requests=fnum(DEFAULT_MONTHLY_REQUESTS)),
+                    DEFAULT_MONTHLY_REQUESTS, conv, defaulted=True, lang=m.lang)
 
 
 @dataclass
@@ -238,6 +250,7 @@ class Grid:
     pue: float
     label: str
     citations: list[Citation]
+    lang: str = "en"
 
 
 def grid(q: Query) -> Grid:
@@ -262,28 +275,43 @@ def grid(q: Query) -> Grid:
     pue_key = None if q.pue is not None else ("pue_cloud" if region is not None and region.kind == "cloud" else "pue_local")
     if pue_key:
         cites.append(Citation(kind="factor", ref=pue_key, detail=catalog.factors()[pue_key].source))
-    label = (f"{region.name if region else 'custom'}: ${price:g}/kWh, {gco2:g} gCO2/kWh, PUE {pue:g}")
-    return Grid(price, gco2, pue, label, cites)
+    m = For(q.lang)
+    label = m("common.grid", region=region_name(region, m.lang) if region else m("common.custom_region"), price=price,
+              gco2=gco2, pue=pue)
+    return Grid(price, gco2, pue, label, cites, lang=m.lang)
+
+
+def region_name(region: catalog.Region, lang: str | None = "en") -> str:
+    """A region's name in the answer's language (regions.csv's name_zh for Chinese, where it has one)."""
+    return region.name_zh if lang == "zh" and region.name_zh else region.name
+
+
+def per_word(w: Workload) -> str:
+    """'month' or 'job' in the workload's language."""
+    return For(w.lang)("word.month" if w.period == "month" else "word.job")
 
 
 def cost(label: str, e: Estimate, w: Workload, g: Grid) -> CostLine:
-    per = "month" if w.period == "month" else "job"
+    m = For(w.lang)
+    per = m("common.per_month" if w.period == "month" else "common.per_job")
     return derive.cost_line(label, e.j_per_1k_tok, w.tokens, g.price, g.gco2, g.pue,
-                            basis=f"{w.label}; {g.label}; per {per}")
+                            basis=m("common.basis", workload=w.label, grid=g.label, per=per))
 
 
 def cost_conversions(e: Estimate, w: Workload, g: Grid, line: CostLine) -> list[str]:
     """The arithmetic behind a cost line, in the order derive.py does it."""
+    m = For(w.lang)
     j = derive.energy_j(e.j_per_1k_tok, w.tokens)
     eq = line.equivalents
+    kwh, co2 = f"{line.kwh:,.3g}", f"{line.kg_co2:,.3g}"
     return [
-        f"{fnum(w.tokens)} tokens x {fnum(e.j_per_1k_tok)} J/1k tok / 1,000 = {fnum(j)} J",
-        f"{fnum(j)} J x PUE {g.pue:g} / 3,600,000 J/kWh = {line.kwh:,.3g} kWh",
-        f"{line.kwh:,.3g} kWh x ${g.price:g}/kWh = {fusd(line.usd)}",
-        f"{line.kwh:,.3g} kWh x {g.gco2:g} gCO2/kWh / 1,000 = {line.kg_co2:,.3g} kgCO2",
-        f"{line.kg_co2:,.3g} kgCO2 x {catalog.factor('km_driven_per_kgco2'):g} km/kgCO2 = {eq.get('km_driven', 0):,.3g} km "
-        f"driven; {line.kwh:,.3g} kWh / {catalog.factor('smartphone_charge_kwh'):g} kWh = "
-        f"{eq.get('smartphone_charges', 0):,.3g} smartphone charges",
+        m("common.conv_energy", tokens=fnum(w.tokens), j=fnum(e.j_per_1k_tok), joules=fnum(j)),
+        m("common.conv_kwh", joules=fnum(j), pue=g.pue, kwh=kwh),
+        m("common.conv_usd", kwh=kwh, price=g.price, usd=fusd(line.usd)),
+        m("common.conv_co2", kwh=kwh, gco2=g.gco2, co2=co2),
+        m("common.conv_equiv", co2=co2, km_per=catalog.factor("km_driven_per_kgco2"),
+          km=f"{eq.get('km_driven', 0):,.3g}", kwh=kwh, phone=catalog.factor("smartphone_charge_kwh"),
+          phones=f"{eq.get('smartphone_charges', 0):,.3g}"),
     ]
 
 
@@ -384,13 +412,35 @@ def _row_cites(ids: Iterable[str], limit: int = 12) -> list[Citation]:
     return out
 
 
-def _penalty_text(pen, fix_label: str) -> str:
+def _penalty_text(pen, fix_label: str, lang: str | None = "en") -> str:
     """One measured penalty in words: the nearest pair, the range, where it comes from."""
+    m = For(lang)
     ch = pen.chosen
-    where = f" (no pair on this GPU: {', '.join(pen.gpus)})" if pen.fallback else ""
-    return (f"{fpct(pen.waste_pct)} vs {fix_label} for the nearest measured configuration ({ch.model_id}, "
-            f"{ch.params_b:g}B, batch {ch.batch_size}, {gpu_short(ch.gpu)}); {fpct(pen.low)} to {fpct(pen.high)} over "
-            f"{len(pen.pairs)} measured pairs{where}")
+    where = m("alert.penalty_where", gpus=", ".join(pen.gpus)) if pen.fallback else ""
+    return m("alert.penalty", pct=fpct(pen.waste_pct), fix=fix_label, model=ch.model_id, size=ch.params_b,
+             bs=ch.batch_size, gpu=gpu_short(ch.gpu), low=fpct(pen.low), high=fpct(pen.high), n=len(pen.pairs),
+             where=where)
+
+
+def crossover_text(cross: select.Crossover, lang: str | None = "en") -> str:
+    """Where a format starts saving energy (measurements.select.Crossover), in the answer's language."""
+    m = For(lang)
+    if not cross.kind:
+        return cross.describe()
+    method = m(f"cross.method_{cross.kind}", n=len(cross.pairs), lo=cross.losing_up_to or 0, hi=cross.saving_from or 0)
+    if cross.params_b is None:
+        return m("cross.none", upto=cross.losing_up_to)
+    if cross.losing_up_to is None:
+        return m("cross.at_most", size=f"{cross.params_b:.1f}", method=method)
+    return m("cross.bracket", size=f"{cross.params_b:.1f}", method=method, lo=cross.losing_up_to, hi=cross.saving_from)
+
+
+def crossover_fallback(cross: select.Crossover, lang: str | None = "en") -> str:
+    """Why the crossover uses every GPU's pairs, in the answer's language ('' when it does not)."""
+    if not cross.fallback:
+        return ""
+    m = For(lang)
+    return m(f"cross.fallback_{cross.fallback_kind}") if cross.fallback_kind else cross.fallback
 
 
 def _impact(q: Query, trap: str, fix: dict) -> tuple[float | None, Estimate | None, Estimate | None]:
@@ -406,8 +456,9 @@ def _impact(q: Query, trap: str, fix: dict) -> tuple[float | None, Estimate | No
 def detect_traps(q: Query) -> list[Alert]:
     """The alerts a configuration triggers, worst first. Each carries the measured or estimated
     extra energy against its fix."""
+    m = For(q.lang)
     alerts: list[Alert] = []
-    where = f" on {gpu_label(q.gpu)}" if q.gpu else ""
+    where = m("alert.where", gpu=gpu_label(q.gpu, m.lang)) if q.gpu else ""
     mlabel = model_label(q)
     rows = evidence_rows()
     if q.precision == "int8_mixed" and "precision" not in q.defaulted:
@@ -415,34 +466,29 @@ def detect_traps(q: Query) -> list[Alert]:
         pen = select.int8_mixed_penalty(rows, q.gpu, q.model_params_b)
         pure = select.int8_mixed_vs_pure(rows, q.gpu, q.model_params_b)
         imp = pen.waste_pct if pen else None
-        msg = ("load_in_8bit=True without llm_int8_threshold=0.0 runs LLM.int8() mixed-precision decomposition: "
-               "outlier columns go through FP16 and the rest through INT8 at every linear layer, and the conversions "
-               "cost more time than the smaller weights save.")
+        msg = m("alert.int8_msg")
         if pen:
-            msg += f" Measured: {_penalty_text(pen, 'the better of pure INT8 and 16-bit')}."
+            msg += m("alert.measured", text=_penalty_text(pen, m("alert.int8_fix_label"), m.lang))
         if pure:
-            msg += f" Against pure INT8 alone (the one-line fix): {fpct(pure.low)} to {fpct(pure.high)}."
+            msg += m("alert.int8_pure", low=fpct(pure.low), high=fpct(pure.high))
         if cur and alt:
-            msg += (f" Estimated for {mlabel}{where}: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok with "
-                    f"the fix ({fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok))}; {cur.tier}).")
-        alerts.append(Alert(code="INT8_MIXED", title="INT8 energy paradox", mood=mood_for_waste(imp) if imp is not None else "orange",
+            msg += m("alert.int8_est", model=mlabel, where=where, cur=fnum(cur.j_per_1k_tok), alt=fnum(alt.j_per_1k_tok),
+                     pct=fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok)), tier=m.word("tier", cur.tier))
+        alerts.append(Alert(code="INT8_MIXED", title=m("alert.int8_title"), mood=mood_for_waste(imp) if imp is not None else "orange",
                             message=msg, fix="BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)",
                             impact_pct=imp, citations=_row_cites((pen.row_ids if pen else []) + (cur.row_ids if cur else []))))
     if q.precision == "fp8" and "precision" not in q.defaulted and not q.compiled:
         _, cur, alt = _impact(q, "FP8_EAGER", {"precision": "fp16"})
         pen = select.fp8_penalty(rows, q.gpu, q.model_params_b)
         imp = pen.waste_pct if pen else None
-        msg = ("FP8 weight-only quantization through torchao in eager mode (a nightly build without its compiled "
-               "extensions) falls back to Python dispatch: the GPU sits at high power waiting for the CPU while "
-               "throughput collapses.")
+        msg = m("alert.fp8_msg")
         if pen:
-            msg += f" Measured: {_penalty_text(pen, '16-bit')}, growing with model size."
+            msg += m("alert.fp8_measured", text=_penalty_text(pen, m("alert.fix_16bit"), m.lang))
         if cur and alt:
-            msg += (f" Estimated for {mlabel}{where}: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok in FP16 "
-                    f"({fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok))}).")
-        alerts.append(Alert(code="FP8_EAGER", title="FP8 software immaturity", mood=mood_for_waste(imp) if imp is not None else "red",
-                            message=msg, fix="use FP16 (or NF4 at >= the crossover size); if you need FP8, serve it "
-                            "through vLLM/SGLang with torch.compile", impact_pct=imp,
+            msg += m("alert.fp8_est", model=mlabel, where=where, cur=fnum(cur.j_per_1k_tok), alt=fnum(alt.j_per_1k_tok),
+                     pct=fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok)))
+        alerts.append(Alert(code="FP8_EAGER", title=m("alert.fp8_title"), mood=mood_for_waste(imp) if imp is not None else "red",
+                            message=msg, fix=m("alert.fp8_fix"), impact_pct=imp,
                             citations=_row_cites((pen.row_ids if pen else []) + (cur.row_ids if cur else []))))
     if q.precision == "nf4" and "precision" not in q.defaulted and q.model_params_b:
         cross = select.nf4_crossover(rows, q.gpu)
@@ -451,33 +497,28 @@ def detect_traps(q: Query) -> list[Alert]:
         pen = select.nf4_penalty(rows, q.gpu, q.model_params_b, max_params=bound) if bound else None
         if cross is not None and bound is not None and pen is not None and q.model_params_b <= bound:
             imp = pen.waste_pct
-            where_x = f" ({cross.fallback})" if cross.fallback else ""
-            msg = (f"{mlabel} ({q.model_params_b:g}B) is below the size where NF4 starts saving energy: "
-                   f"{cross.describe()}{where_x}. At this size the weights fit easily in 16-bit, so memory bandwidth "
-                   "is not the bottleneck and the 4-bit dequantization at every layer is pure overhead. "
-                   f"Measured: {_penalty_text(pen, '16-bit')}.")
+            where_x = m("alert.paren", text=crossover_fallback(cross, m.lang)) if cross.fallback else ""
+            msg = m("alert.nf4_msg", model=mlabel, size=q.model_params_b, cross=crossover_text(cross, m.lang), where=where_x,
+                    text=_penalty_text(pen, m("alert.fix_16bit"), m.lang))
             if cur and alt:
-                msg += (f" Estimated for this configuration: {fnum(cur.j_per_1k_tok)} vs {fnum(alt.j_per_1k_tok)} J/1k tok "
-                        f"in FP16 ({fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok))}).")
-            alerts.append(Alert(code="NF4_SMALL", title="NF4 small-model penalty", mood=mood_for_waste(imp),
-                                message=msg, fix='torch_dtype=torch.float16 (drop load_in_4bit)', impact_pct=imp,
+                msg += m("alert.nf4_est", cur=fnum(cur.j_per_1k_tok), alt=fnum(alt.j_per_1k_tok),
+                         pct=fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok)))
+            alerts.append(Alert(code="NF4_SMALL", title=m("alert.nf4_title"), mood=mood_for_waste(imp),
+                                message=msg, fix=m("alert.nf4_fix"), impact_pct=imp,
                                 citations=_row_cites(pen.row_ids + cross.row_ids)))
     if q.batch_size == 1 and "batch_size" not in q.defaulted and q.use_case != "interactive_chat":
         target = min(production_min_batch(), max(batch_candidates(q.use_case)))
         imp, cur, alt = _impact(q, "BS1_PRODUCTION", {"batch_size": target})
-        msg = (f"Batch size 1 for {USE_CASE_LABEL.get(q.use_case or '', 'production')} leaves the GPU waiting on "
-               "memory latency and kernel launches; every request pays the whole fixed cost alone.")
+        msg = m("alert.bs1_msg", use_case=m.word("use_case", q.use_case or "production"))
         if imp is not None and cur and alt:
-            msg += (f" At batch size {target}: {fnum(alt.j_per_1k_tok)} vs {fnum(cur.j_per_1k_tok)} J/1k tok "
-                    f"({fpct(-100 + 100 * alt.j_per_1k_tok / cur.j_per_1k_tok)}; {alt.tier}).")
-        alerts.append(Alert(code="BS1_PRODUCTION", title="Batch size waste", mood=mood_for_waste(imp) if imp is not None else "yellow",
-                            message=msg, fix=f"batch concurrent requests (batch size >= {target}, e.g. vLLM continuous batching)",
+            msg += m("alert.bs1_est", bs=target, alt=fnum(alt.j_per_1k_tok), cur=fnum(cur.j_per_1k_tok),
+                     pct=fpct(-100 + 100 * alt.j_per_1k_tok / cur.j_per_1k_tok), tier=m.word("tier", alt.tier))
+        alerts.append(Alert(code="BS1_PRODUCTION", title=m("alert.bs1_title"), mood=mood_for_waste(imp) if imp is not None else "yellow",
+                            message=msg, fix=m("alert.bs1_fix", bs=target),
                             impact_pct=imp, citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else []))))
     if q.nightly:
-        alerts.append(Alert(code="NIGHTLY_BUILD", title="Nightly build warning", mood="gray",
-                            message="A nightly/dev PyTorch or torchao build may lack compiled C++/CUDA extensions and "
-                            "silently fall back to slow Python paths; figures measured on it are not representative.",
-                            fix="pin stable releases (pip install torch==<stable> torchao==<stable>) and re-measure"))
+        alerts.append(Alert(code="NIGHTLY_BUILD", title=m("alert.nightly_title"), mood="gray",
+                            message=m("alert.nightly_msg"), fix=m("alert.nightly_fix")))
     order = {"red": 0, "orange": 1, "yellow": 2, "green": 3, "gray": 4}
     alerts.sort(key=lambda a: (order[a.mood], -(a.impact_pct or 0)))
     return alerts
@@ -487,9 +528,10 @@ def detect_traps(q: Query) -> list[Alert]:
 # charts, citations, provenance
 
 
-def bar_chart(title: str, items: Sequence[tuple[str, float, bool, str]], metric: str = "energy per 1k tokens",
-              unit: str = "J/1k tok") -> Chart:
+def bar_chart(title: str, items: Sequence[tuple[str, float, bool, str]], metric: str | None = None,
+              unit: str = "J/1k tok", lang: str | None = "en") -> Chart:
     """items: (label, value, is_current, annotation); each bar's mood is its waste vs the best."""
+    metric = metric or For(lang)("common.chart_energy")
     best = min(v for _, v, _, _ in items)
     bars = [BarItem(label=lbl, value=v, mood=mood_for_waste(derive.waste_pct(v, best)), annotation=ann, current=cur)
             for lbl, v, cur, ann in items]
@@ -514,18 +556,21 @@ def add_provenance(ans: Answer, ests: Iterable[Estimate]) -> None:
             subjects.add(p.subject)
 
 
+# a recommendation to measure already in the answer ("Measure it", "Measure ... on your GPU") makes
+# the bench hint redundant; the words it starts with in each language
+MEASURE_TITLE_STARTS = {"en": "Measure", "zh": "实测"}
+
+
 def add_bench_hints(ans: Answer, ests: Iterable[Estimate], limit: int = 3) -> None:
     """For figures that are not measured, the `ecolobster bench` command that would measure them."""
     cmds = ans.extra.setdefault("bench_commands", [])
     for e in ests:
         if e.bench_command and e.bench_command not in cmds and len(cmds) < limit:
             cmds.append(e.bench_command)
-    if cmds and not any(r.title.startswith("Measure") for r in ans.recommendations):
-        ans.recommendations.append(Recommendation(
-            title="Measure what is estimated here on your own GPU",
-            detail="Some figures are interpolated or extrapolated; one run replaces them with measurements "
-                   "(local rows take precedence over the shipped data).",
-            code="\n".join(cmds), language="bash"))
+    m = For(ans.lang)
+    if cmds and not any(r.title.startswith(MEASURE_TITLE_STARTS[m.lang]) for r in ans.recommendations):
+        ans.recommendations.append(Recommendation(title=m("common.bench_title"), detail=m("common.bench_detail"),
+                                                  code="\n".join(cmds), language="bash"))
 
 
 def _weak(e: Estimate | None) -> bool:
@@ -569,6 +614,12 @@ def base_answer(q: Query, protocol: str, title: str) -> Answer:
     return ans
 
 
+def method_text(e: Estimate, lang: str | None = "en") -> str:
+    """How an estimate was derived, for the answer's text. The estimator words its derivations in
+    English (advisor.estimate); they are shown as it wrote them."""
+    return e.method
+
+
 def data_caveats(ests: Iterable[Estimate]) -> list[str]:
     out = []
     for e in ests:
@@ -586,7 +637,7 @@ def hours_per_month() -> float:
     return catalog.factor("days_per_month") * 24
 
 
-def rental_price(gpu: str) -> tuple[float, str, list[Citation]] | None:
+def rental_price(gpu: str, lang: str | None = "en") -> tuple[float, str, list[Citation]] | None:
     """The hourly rental of one GPU: the median of the listings in gpu_prices.csv, with their range."""
     prices = sorted((p for p in catalog.gpu_prices() if p.gpu == gpu), key=lambda p: p.usd_per_hour)
     if not prices:
@@ -594,8 +645,10 @@ def rental_price(gpu: str) -> tuple[float, str, list[Citation]] | None:
     vals = [p.usd_per_hour for p in prices]
     n = len(vals)
     med = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
-    basis = (f"${med:.2f}/GPU-hour, median of {n} listing{'s' * (n > 1)} in gpu_prices.csv"
-             + (f" (${vals[0]:.2f}-{vals[-1]:.2f})" if n > 1 else f" ({prices[0].provider}, {prices[0].as_of})"))
+    m = For(lang)
+    basis = (m("common.rental_basis", med=med, n=n, listings=m("common.listings" if n > 1 else "common.listing"))
+             + (m("common.rental_range", low=vals[0], high=vals[-1]) if n > 1
+                else m("common.rental_one", provider=prices[0].provider, as_of=prices[0].as_of)))
     cites = [Citation(kind="catalog", ref=f"gpu_prices/{p.gpu}/{p.provider}", detail=p.source) for p in prices[:4]]
     return med, basis, cites
 
@@ -626,12 +679,14 @@ class FullCost:
 def full_cost(label: str, e: Estimate, w: Workload, g: Grid) -> FullCost:
     """Throughput needed, GPU-hours, GPUs (replicas x GPUs per replica), GPU rental and electricity
     x PUE for a workload at configuration `e`."""
+    m = For(w.lang)
     line = cost(label, e, w, g)
     n = e.config.gpu_count
     tput = e.throughput_tok_s
     hpm = hours_per_month()
     if not tput:
-        return FullCost(label, e, w.period, None, None, None, None, None, True, None, "no throughput estimate", line, [])
+        return FullCost(label, e, w.period, None, None, None, None, None, True, None, m("common.no_throughput"), line,
+                        [])
     replica_h = w.tokens / tput / 3600.0
     if w.period == "month":
         need = w.tokens / (hpm * 3600.0)
@@ -640,15 +695,16 @@ def full_cost(label: str, e: Estimate, w: Workload, g: Grid) -> FullCost:
     else:
         need, replicas, serves = None, 1, True
     gpu_h = replica_h * n
-    price = rental_price(e.config.gpu)
+    price = rental_price(e.config.gpu, w.lang)
     rental = gpu_h * price[0] if price else None
-    basis = price[1] if price else f"no rental price of the {gpu_short(e.config.gpu)} in gpu_prices.csv"
+    basis = price[1] if price else m("common.no_rental", gpu=gpu_short(e.config.gpu))
     return FullCost(label, e, w.period, need, replica_h, gpu_h, replicas, replicas * n, serves, rental, basis, line,
                     price[2] if price else [])
 
 
 def capacity_table(fcs: Sequence[FullCost], w: Workload, g: Grid) -> Table:
-    per = "month" if w.period == "month" else "job"
+    m = For(w.lang)
+    per = per_word(w)
     hpm = hours_per_month()
 
     def col(f) -> list:  # noqa: ANN001
@@ -656,36 +712,33 @@ def capacity_table(fcs: Sequence[FullCost], w: Workload, g: Grid) -> Table:
 
     rows = []
     if w.period == "month":
-        rows.append(["throughput needed (average, tok/s)", *col(lambda x: fnum(x.tok_s_needed, 1))])
+        rows.append([m("common.cap_need"), *col(lambda x: fnum(x.tok_s_needed, 1))])
     rows += [
-        ["throughput of one replica (tok/s)", *col(lambda x: fnum(x.e.throughput_tok_s, 1))],
-        [f"hours one replica generates per {per}", *col(lambda x: fnum(x.replica_hours, 1))],
-        [f"GPU-hours per {per}", *col(lambda x: fnum(x.gpu_hours, 1))],
-        ["GPUs needed (replicas x GPUs each)", *col(lambda x: f"{x.gpus} ({x.replicas} x {x.e.config.gpu_count})"
-                                                    if x.gpus else "-")],
-        [f"GPU rental ($/{per})", *col(lambda x: fusd(x.rental_usd) if x.rental_usd is not None else "no price")],
-        [f"electricity x PUE ($/{per})", *col(lambda x: fusd(x.electricity.usd))],
-        [f"total ($/{per})", *col(lambda x: fusd(x.total_usd))],
+        [m("common.cap_one"), *col(lambda x: fnum(x.e.throughput_tok_s, 1))],
+        [m("common.cap_hours", per=per), *col(lambda x: fnum(x.replica_hours, 1))],
+        [m("common.cap_gpu_hours", per=per), *col(lambda x: fnum(x.gpu_hours, 1))],
+        [m("common.cap_gpus"), *col(lambda x: f"{x.gpus} ({x.replicas} x {x.e.config.gpu_count})" if x.gpus else "-")],
+        [m("common.cap_rental", per=per),
+         *col(lambda x: fusd(x.rental_usd) if x.rental_usd is not None else m("word.no_price"))],
+        [m("common.cap_power", per=per), *col(lambda x: fusd(x.electricity.usd))],
+        [m("common.cap_total", per=per), *col(lambda x: fusd(x.total_usd))],
     ]
-    notes = [f"GPU-hours = tokens / throughput / 3,600 x GPUs per replica; a month has {hpm:,.1f} hours "
-             "(days_per_month x 24); replicas = throughput needed / one replica's, rounded up",
-             "rental is charged for the GPU-hours the workload keeps GPUs busy; an always-on replica costs "
-             f"{hpm:,.0f} hours a month of rental whatever the load",
-             f"electricity: {g.label}"]
-    notes += [f"{x.label}: rental at {x.rental_basis}" for x in fcs]
-    return Table(title=f"Capacity and full cost ({w.label})", columns=["", *[x.label for x in fcs]], rows=rows,
+    notes = [m("common.cap_note_hours", hpm=f"{hpm:,.1f}"), m("common.cap_note_rental", hpm=f"{hpm:,.0f}"),
+             m("common.cap_note_grid", grid=g.label)]
+    notes += [m("common.cap_note_price", who=x.label, basis=x.rental_basis) for x in fcs]
+    return Table(title=m("common.cap_title", workload=w.label), columns=["", *[x.label for x in fcs]], rows=rows,
                  notes=notes)
 
 
-def capacity_caveats(fcs: Sequence[FullCost]) -> list[str]:
+def capacity_caveats(fcs: Sequence[FullCost], lang: str | None = "en") -> list[str]:
+    m = For(lang)
     hpm = hours_per_month()
     out = []
     for x in fcs:
         if not x.serves and x.replica_hours:
-            out.append(f"{x.label}: one replica ({x.e.config.gpu_count} x {gpu_short(x.e.config.gpu)}) at "
-                       f"{fnum(x.e.throughput_tok_s, 1)} tok/s needs {fnum(x.replica_hours)} hours of generation a month, "
-                       f"more than the {hpm:,.0f} hours in a month: it cannot serve this workload alone; "
-                       f"{x.replicas} replicas ({x.gpus} GPUs) can.")
+            out.append(m("common.cap_caveat", who=x.label, n=x.e.config.gpu_count, gpu=gpu_short(x.e.config.gpu),
+                         tok_s=fnum(x.e.throughput_tok_s, 1), hours=fnum(x.replica_hours), hpm=f"{hpm:,.0f}",
+                         replicas=x.replicas, gpus=x.gpus))
     return out
 
 
@@ -696,8 +749,9 @@ def latency_miss(e: Estimate, q: Query) -> str | None:
         return None
     itl_ms = 1000.0 * e.config.batch_size / e.throughput_tok_s
     gen = e.config.gen_tokens or q.gen_tokens or int(catalog.factor("default_gen_tokens"))
+    m = For(q.lang)
     if q.itl_target_ms is not None and itl_ms > q.itl_target_ms:
-        return f"inter-token latency about {itl_ms:,.0f} ms > the {q.itl_target_ms:g} ms target"
+        return m("common.miss_itl", itl=f"{itl_ms:,.0f}", target=q.itl_target_ms)
     if q.e2e_target_s is not None and itl_ms * gen / 1000.0 > q.e2e_target_s:
-        return f"end-to-end about {itl_ms * gen / 1000.0:,.1f} s for {gen} tokens > the {q.e2e_target_s:g} s target"
+        return m("common.miss_e2e", e2e=f"{itl_ms * gen / 1000.0:,.1f}", gen=gen, target=q.e2e_target_s)
     return None

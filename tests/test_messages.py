@@ -1,0 +1,88 @@
+"""The message catalog (advisor/messages): both languages hold the same keys with the same fields,
+every key the code names exists, and the templates format."""
+
+from __future__ import annotations
+
+import ast
+import string
+from pathlib import Path
+
+import pytest
+
+from advisor import messages
+from advisor.messages import For, catalog, t
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fields(template: str) -> set[str]:
+    return {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def test_both_languages_have_the_same_keys():
+    en, zh = catalog("en"), catalog("zh")
+    assert len(en) > 150
+    assert sorted(set(en) - set(zh)) == [] and sorted(set(zh) - set(en)) == []
+
+
+def test_every_key_has_the_same_fields_in_both_languages():
+    en, zh = catalog("en"), catalog("zh")
+    assert [k for k in en if _fields(en[k]) != _fields(zh[k])] == []
+
+
+@pytest.mark.parametrize("lang", messages.LANGS)
+def test_every_template_formats(lang):
+    for key, tmpl in catalog(lang).items():
+        values = dict.fromkeys(_fields(tmpl), 1.5)
+        assert isinstance(tmpl.format(**values), str), key
+
+
+def test_no_chinese_in_english_and_words_in_chinese():
+    import re
+
+    cjk = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+    assert [k for k, v in catalog("en").items() if cjk.search(v)] == []
+    # a Chinese template is Chinese unless it is a name, a unit or code (the same in both)
+    en = catalog("en")
+    same = [k for k, v in catalog("zh").items() if v == en[k] and re.search(r"[a-z]{4,} [a-z]{3,}", v)]
+    assert same == []
+
+
+def _keys_named_in_code() -> list[tuple[str, int, str]]:
+    """Literal keys passed to t(lang, "key"), For(...)("key") or m("key") in advisor/."""
+    out = []
+    for path in (ROOT / "advisor").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else (f.attr if isinstance(f, ast.Attribute) else "")
+            args = node.args
+            if name == "t" and len(args) >= 2:
+                key = args[1]
+            elif name in ("m", "msg") or (isinstance(f, ast.Call) and getattr(f.func, "id", "") == "For"):
+                key = args[0]
+            else:
+                continue
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and "." in key.value:
+                out.append((str(path.relative_to(ROOT)), node.lineno, key.value))
+    return out
+
+
+def test_every_key_named_in_code_exists():
+    named = _keys_named_in_code()
+    assert len(named) > 100
+    en = catalog("en")
+    assert [n for n in named if n[2] not in en] == []
+
+
+def test_lookup_falls_back_to_english_and_fills_fields():
+    assert t("fr", "word.current") == "current"
+    assert t("zh", "word.current") == "当前"
+    assert t(None, "optimize.title", model="M", gpu="G") == "Greenest configuration: M on G"
+    m = For("zh")
+    assert m.lang == "zh" and m.word("tier", "measured") == "实测" and m.word("tier", "unknown-x") == "unknown-x"
+    assert m.join(["a", "b"]) == "a、b"
+    with pytest.raises(KeyError):
+        t("en", "no.such.key")
