@@ -377,20 +377,24 @@ def read_yaml(text: str, display: str) -> list[Any]:
     return nodes
 
 
-def training_config(entries: dict[str, ConfigEntry]) -> TrainingConfig | None:
+def training_config(entries: dict[str, ConfigEntry], flavour: str | None = None) -> TrainingConfig | None:
     top = {k.split(".")[0] for k in entries}
     hits = top & TRAINING_KEYS
     if len(hits) < 2:
         return None
+    first = min(e.line for e in entries.values())
+    if flavour is not None:
+        return TrainingConfig(entries=dict(entries), line=first, flavour=flavour)
     if "zero_optimization" in top or "train_micro_batch_size_per_gpu" in top:
         flavour = "deepspeed"
     elif {"model_class", "peft_config", "dist_config", "kernel_config"} & top:
         return None  # LLaMA-Factory v1 recipes: their own keys and defaults, not read yet (no guessing)
     elif {"micro_batch_size", "base_model", "adapter"} & top:
         flavour = "axolotl"
+    elif {"stage", "finetuning_type", "quantization_bit", "template"} & top and "model_name_or_path" in top:
+        flavour = "llamafactory"  # LLaMA-Factory recipes: HF TrainingArguments keys plus its own model keys
     else:
         flavour = "hf"
-    first = min(e.line for e in entries.values())
     return TrainingConfig(entries=entries, line=first, flavour=flavour)
 
 
@@ -455,4 +459,54 @@ def read_shell(text: str, dockerfile: bool = False) -> list[Any]:
             body = body[4:]
         if body and not body.startswith("#"):
             nodes.append(ShellCommand(body, line, "Dockerfile RUN" if dockerfile else "shell script"))
+    if not dockerfile:
+        nodes.extend(launch_configs(text))
     return nodes
+
+
+# A command that starts a training script: its `--key value` flags are training arguments.
+_LAUNCHER = re.compile(r"(^|[\s/;&|(])(python3?(\.\d+)?|torchrun|accelerate|deepspeed|llamafactory-cli|"
+                       r"axolotl|trl|tune|\S+\.py)(\s|$)")
+_FLAG = re.compile(r"--([A-Za-z_][\w.-]*)(?:=(\S*))?")
+
+
+def launch_configs(text: str) -> list[TrainingConfig]:
+    """Training arguments given as command-line flags in a shell script (`python train.py
+    --logging_steps 1 --load_in_4bit`), one config per launch command, each flag at its own
+    physical line. A script's own defaults are not visible here, so missing keys stay missing."""
+    out: list[TrainingConfig] = []
+    entries: dict[str, ConfigEntry] = {}
+    launching = False
+    lines = text.splitlines()
+
+    def flush() -> None:
+        tc = training_config(entries, flavour="cli") if launching else None
+        if tc is not None:
+            out.append(tc)
+        entries.clear()
+
+    for n, raw in enumerate(lines, start=1):
+        body = _strip_comment(raw).rstrip()
+        cont = body.endswith("\\")
+        body = body[:-1] if cont else body
+        if body.strip() and not launching and _LAUNCHER.search(body):
+            launching = True
+        if launching:
+            words = shell_words(body) if body.strip() else []
+            for i, w in enumerate(words):
+                m = _FLAG.fullmatch(w)
+                if not m:
+                    continue
+                key = m.group(1).replace("-", "_")
+                if m.group(2) is not None:
+                    value: Any = yaml_scalar(m.group(2))
+                elif i + 1 < len(words) and not words[i + 1].startswith("--") and words[i + 1] not in ("&&", "||", ";", "|"):
+                    value = yaml_scalar(words[i + 1])
+                else:
+                    value = True  # a store_true switch such as --load_in_4bit
+                entries.setdefault(key, ConfigEntry(value, n))
+        if not cont:
+            flush()
+            launching = False
+    flush()
+    return out

@@ -116,6 +116,7 @@ class Quant:
     config: ast.Call | None = None  # the BitsAndBytesConfig call, if any
     confidence: str = "high"
     reason: str = ""
+    default_off: bool = False  # the flag is off by an overridable default (an argparse switch)
 
 
 def bnb_bits(ctx: Context, call: ast.Call) -> Quant:
@@ -126,6 +127,9 @@ def bnb_bits(ctx: Context, call: ast.Call) -> Quant:
             t = a.val.truthy()
             if t is True:
                 return Quant(bits, True, a.line, call, a.val.confidence)
+            if t is False and a.val.confidence != "high":  # off by default; the command line can turn it on
+                return Quant(bits, False, a.line, call, "low", f"off unless overridden ({a.val.origin})",
+                             default_off=True)
             if t is None:
                 return Quant(bits, False, a.line, call, "low", a.val.reason or "value read at run time")
     return Quant(None, True, call.lineno, call)
@@ -136,7 +140,7 @@ def loader_quant(ctx: Context, call: ast.Call) -> Quant:
     resolving to a BitsAndBytesConfig call or a literal dict."""
     q = bnb_bits(ctx, call)
     if q.bits is not None:
-        return Quant(q.bits, q.certain, q.line, None, q.confidence, q.reason)
+        return Quant(q.bits, q.certain, q.line, None, q.confidence, q.reason, q.default_off)
     qc = ctx.kwarg("quantization_config", call)
     if qc.present and qc.val is not None:
         v = qc.val
@@ -144,7 +148,7 @@ def loader_quant(ctx: Context, call: ast.Call) -> Quant:
             inner = bnb_bits(ctx, v.value)
             if inner.bits is not None:
                 conf = weakest(inner.confidence, v.confidence)
-                return Quant(inner.bits, inner.certain, qc.line, v.value, conf, inner.reason)
+                return Quant(inner.bits, inner.certain, qc.line, v.value, conf, inner.reason, inner.default_off)
         elif v.kind == "dict":
             for bits, key in ((4, "load_in_4bit"), (8, "load_in_8bit")):
                 e = v.value.get(key)
@@ -242,3 +246,128 @@ def measured(ctx: Context, comp: Comparison, text: str) -> tuple[Impact, str]:
 
 def best_practice(text: str, row_ids: list[str] | None = None) -> Impact:
     return Impact(basis="best practice", text=f"best practice: {text}", row_ids=row_ids or [])
+
+
+# -- plain training loops --------------------------------------------------------------------------
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_RANK_WORDS = ("main_process", "rank", "is_main", "master", "local_process")
+
+
+def _own_body(loop: ast.AST) -> list[ast.AST]:
+    """The nodes of a loop's body that are not inside a nested loop or function."""
+    out: list[ast.AST] = []
+    todo = list(getattr(loop, "body", []))
+    while todo:
+        n = todo.pop()
+        out.append(n)
+        if isinstance(n, _LOOPS + (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def is_training_step_loop(loop: ast.AST) -> bool:
+    """Does this loop run one optimizer step per iteration (a backward pass in its own body)?"""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward"
+               for n in _own_body(loop))
+
+
+def guards_between(loop: ast.AST, node: ast.AST) -> list[ast.If] | None:
+    """The `if` statements of `loop`'s own body whose `body` holds `node`, outermost first; None
+    when `node` is not in the loop's own body or sits in an `else` branch (not a simple guard)."""
+    def holds(s: ast.AST) -> bool:
+        return any(c is node for c in ast.walk(s))
+
+    def find(stmts: list[ast.AST], path: list[ast.If]) -> list[ast.If] | None:
+        for s in stmts:
+            if s is node:
+                return path
+            if not holds(s):
+                continue
+            if isinstance(s, ast.If):
+                if holds(s.test):
+                    return path
+                return find(s.body, path + [s]) if any(holds(b) for b in s.body) else None
+            if isinstance(s, _LOOPS + (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                return None  # inside a nested loop or definition
+            inner = [b for f in ("body", "orelse", "finalbody") for b in getattr(s, f, [])]
+            inner += [b for h in getattr(s, "handlers", []) for b in h.body]
+            return find(inner, path) if inner else path
+        return None
+    return find(list(getattr(loop, "body", [])), [])
+
+
+def modulo_test(test: ast.AST) -> tuple[str, ast.AST] | None:
+    """('periodic', N) for `x % N == 0`, ('inverted', N) for a bare `if x % N:` (true on every
+    step that is NOT a multiple of N), else None."""
+    if isinstance(test, ast.BinOp) and isinstance(test.op, ast.Mod):
+        return "inverted", test.right
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.BinOp) \
+            and isinstance(test.left.op, ast.Mod):
+        zero = isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == 0
+        if isinstance(test.ops[0], ast.Eq) and zero:
+            return "periodic", test.left.right
+        if isinstance(test.ops[0], ast.NotEq) and zero:
+            return "inverted", test.left.right
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        for v in test.values:
+            m = modulo_test(v)
+            if m is not None:
+                return m
+    return None
+
+
+def rank_check(test: ast.AST) -> bool:
+    """A test that picks a process (`accelerator.is_main_process`, `rank == 0`), not a step."""
+    text = ast.unparse(test).lower()
+    return any(w in text for w in _RANK_WORDS) and "%" not in text
+
+
+def branch_truth(ctx: Context, node: ast.AST) -> tuple[bool | None, str]:
+    """Does the code path to `node` run? Follows the `if` statements around it in its function
+    (or the module): (False, why) when a condition is off by its visible default (an argparse or
+    dataclass default, a constant), (None, why) when a condition cannot be read, (True, "") when
+    every condition holds or there is none."""
+    frame = ctx.frame_of(node)
+    scope = next((s for s in reversed(frame.scopes) if not isinstance(s, ast.ClassDef)), ctx.index.tree)
+    unknown = ""
+    todo: list[tuple[list[ast.AST], bool]] = [(list(getattr(scope, "body", [])), True)]
+    while todo:
+        stmts, _ = todo.pop()
+        for s in stmts:
+            if not any(c is node for c in ast.walk(s)):
+                continue
+            if isinstance(s, ast.If) and not any(c is node for c in ast.walk(s.test)):
+                in_body = any(any(c is node for c in ast.walk(b)) for b in s.body)
+                v = ctx.value(s.test, frame)
+                t = v.truthy()
+                if t is not None:
+                    t = t if in_body else not t
+                if t is False:
+                    return False, f"`if {ast.unparse(s.test)}` at line {s.lineno} is off by default ({v.origin or 'a constant'})"
+                if t is None and not unknown:
+                    unknown = f"`if {ast.unparse(s.test)}` at line {s.lineno} cannot be read statically"
+                todo.append((s.body if in_body else s.orelse, True))
+            elif not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                inner = [b for f in ("body", "orelse", "finalbody") for b in getattr(s, f, []) if isinstance(b, ast.stmt)]
+                inner += [b for h in getattr(s, "handlers", []) for b in h.body]
+                if inner:
+                    todo.append((inner, True))
+            break
+    return (None, unknown) if unknown else (True, "")
+
+
+def transformers_major(spec: str | None) -> int | None:
+    """Major version a pin allows: '==4.46.0' -> 4, '>=5' -> 5, '<5' -> 4, None if unclear."""
+    if not spec:
+        return None
+    m = re.search(r"(==|~=|===)\s*(\d+)", spec)
+    if m:
+        return int(m.group(2))
+    upper = re.search(r"<\s*(\d+)(?:\.0)*\b", spec)
+    if upper and re.search(r"<\s*\d+(\.0)*\s*(,|$)", spec):
+        return int(upper.group(1)) - 1
+    lower = re.search(r">=?\s*(\d+)", spec)
+    if lower and int(lower.group(1)) >= 5:
+        return int(lower.group(1))
+    return None

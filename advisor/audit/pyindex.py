@@ -127,9 +127,14 @@ def build_index(tree: ast.Module, wanted: set[type], budget: Any = None) -> Modu
                     idx.call_names.add(d)
                 if f.attr == "add_argument":
                     dest = _opt_dest(node)
-                    for kw in node.keywords:
-                        if kw.arg == "default" and dest:
-                            idx.attr_defaults.setdefault(dest, (kw.value, node.lineno, f"default of the --{dest.replace('_', '-')} option"))
+                    kws = {kw.arg: kw.value for kw in node.keywords}
+                    dflt = kws.get("default")
+                    action = kws.get("action")
+                    if dflt is None and type(action) is Constant and action.value in ("store_true", "store_false"):
+                        # a switch left off the command line: argparse gives False (store_true) / True
+                        dflt = ast.copy_location(Constant(action.value == "store_false"), action)
+                    if dflt is not None and dest:
+                        idx.attr_defaults.setdefault(dest, (dflt, node.lineno, f"default of the --{dest.replace('_', '-')} option"))
             elif type(f) is Name:
                 idx.call_names.add(f.id)
         elif t is Constant:

@@ -75,6 +75,7 @@ class TrainingSpec:
     call: ast.Call | None = None
     config: TrainingConfig | None = None
     defaults: dict[str, object] = field(default_factory=dict)
+    fields: dict[str, tuple[int, ast.AST]] | None = None  # a TrainingArguments subclass: field -> (line, default)
 
     def get(self, key: str) -> Arg:
         """The value of canonical `key`; a library default when it is not given."""
@@ -90,6 +91,15 @@ class TrainingSpec:
         if self.call is not None:
             _, arg = self.ctx.first_kwarg(names, self.call)
             return arg
+        if self.fields is not None:
+            for n in names:
+                f = self.fields.get(n)
+                if f is not None:
+                    line, node = f
+                    v = self.ctx.value(node)
+                    # a field default: the command line (HfArgumentParser) may override it
+                    return Arg(True, v.weaker("medium", f"default of the field '{n}'"), line)
+            return MISSING
         assert self.config is not None
         for n in names:
             e = self.config.entries.get(n)
@@ -108,6 +118,8 @@ class TrainingSpec:
     def owner(self) -> str:
         if self.call is not None:
             return short_name(self.ctx.call_name(self.call))
+        if self.fields is not None and isinstance(self.ctx.node, ast.ClassDef):
+            return f"class {self.ctx.node.name}"
         return {"axolotl": "axolotl config", "deepspeed": "DeepSpeed config"}.get(self.library, "training config")
 
 
@@ -125,11 +137,59 @@ def training_spec(ctx: Context) -> TrainingSpec | None:
         elif short in TRL_ARG_CLASSES:
             spec = TrainingSpec("trl", node.lineno, ctx, call=node, defaults=TRL_DEFAULTS)
     elif isinstance(node, TrainingConfig):
-        defaults = {"hf": HF_DEFAULTS, "axolotl": AXOLOTL_DEFAULTS, "deepspeed": DEEPSPEED_DEFAULTS}[node.flavour]
-        library = {"hf": "transformers", "axolotl": "axolotl", "deepspeed": "deepspeed"}[node.flavour]
+        # LLaMA-Factory hands its recipe to transformers' TrainingArguments, so those defaults hold;
+        # command-line flags ("cli") go to a script whose own defaults are not in sight.
+        defaults = {"hf": HF_DEFAULTS, "llamafactory": HF_DEFAULTS, "axolotl": AXOLOTL_DEFAULTS,
+                    "deepspeed": DEEPSPEED_DEFAULTS, "cli": {}}[node.flavour]
+        library = {"hf": "transformers", "llamafactory": "transformers", "axolotl": "axolotl",
+                   "deepspeed": "deepspeed", "cli": "command line"}[node.flavour]
         spec = TrainingSpec(library, node.line, ctx, config=node, defaults=defaults)
+    elif isinstance(node, ast.ClassDef):
+        spec = _class_spec(ctx, node)
     ctx.facts["training_spec"] = spec
     return spec
+
+
+def _field_defaults(cls: ast.ClassDef) -> dict[str, tuple[int, ast.AST]]:
+    """`name: type = value` and `name: type = field(default=value)` in a dataclass body."""
+    out: dict[str, tuple[int, ast.AST]] = {}
+    for stmt in cls.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            val: ast.AST | None = stmt.value
+            if isinstance(val, ast.Call) and short_name(ast.unparse(val.func)) == "field":
+                val = next((k.value for k in val.keywords if k.arg == "default"), None)
+            if val is not None:
+                out[stmt.target.id] = (stmt.lineno, val)
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            out[stmt.targets[0].id] = (stmt.lineno, stmt.value)
+    return out
+
+
+def _class_spec(ctx: Context, cls: ast.ClassDef) -> TrainingSpec | None:
+    """A class deriving from TrainingArguments (or a TRL config), directly or through another
+    class of this file: its field defaults are the run's arguments unless the command line
+    overrides them. The nearest class's field wins over its parents'."""
+    classes = {c.name: c for c, _ in ctx.index.nodes(ast.ClassDef)}  # type: ignore[attr-defined]
+    fields: dict[str, tuple[int, ast.AST]] = {}
+    node: ast.ClassDef | None = cls
+    library = None
+    for _ in range(4):
+        if node is None:
+            break
+        for k, v in _field_defaults(node).items():
+            fields.setdefault(k, v)
+        bases = [short_name(ctx.qualname(b) or "") for b in node.bases]
+        if set(bases) & HF_ARG_CLASSES:
+            library = "transformers"
+            break
+        if set(bases) & TRL_ARG_CLASSES:
+            library = "trl"
+            break
+        node = next((classes[b] for b in bases if b in classes and classes[b] is not node), None)
+    if library is None:
+        return None
+    return TrainingSpec(library, cls.lineno, ctx, defaults=TRL_DEFAULTS if library == "trl" else HF_DEFAULTS,
+                        fields=fields)
 
 
 def is_training_module(ctx: Context) -> bool:
@@ -138,3 +198,33 @@ def is_training_module(ctx: Context) -> bool:
     shorts = {short_name(n) for n in ix.call_names}
     return bool(shorts & (TRAINER_CLASSES | HF_ARG_CLASSES | TRL_ARG_CLASSES)) or bool(
         {"get_peft_model", "prepare_model_for_kbit_training", "backward"} & (shorts | ix.method_names))
+
+
+def config_quant(cfg: TrainingConfig) -> tuple[int | None, int]:
+    """(bits, line) of the bitsandbytes quantization a training config asks for: axolotl
+    `load_in_8bit` / `load_in_4bit` (or `adapter: qlora`), LLaMA-Factory `quantization_bit`
+    with the bitsandbytes method (its default), command-line `--load_in_4bit` style flags."""
+    e = cfg.entries
+    for bits, key in ((4, "load_in_4bit"), (8, "load_in_8bit")):
+        v = e.get(key)
+        if v is not None and (v.value is True or (isinstance(v.value, str) and v.value.lower() == "true")):
+            return bits, v.line
+    qb = e.get("quantization_bit")
+    method = e.get("quantization_method")
+    if qb is not None and isinstance(qb.value, int) and qb.value in (4, 8) and (
+            method is None or str(method.value).lower() in ("bnb", "bitsandbytes")):
+        return qb.value, qb.line
+    adapter = e.get("adapter")
+    if cfg.flavour == "axolotl" and adapter is not None and adapter.value == "qlora":
+        return 4, adapter.line
+    return None, cfg.line
+
+
+def config_model(cfg: TrainingConfig) -> Arg:
+    """The base model a training config names (axolotl `base_model`, HF/LLaMA-Factory
+    `model_name_or_path`)."""
+    for key in ("base_model", "model_name_or_path", "model_name", "model_id", "model"):
+        e = cfg.entries.get(key)
+        if e is not None and isinstance(e.value, str):
+            return Arg(True, Val("const", e.value), e.line)
+    return MISSING

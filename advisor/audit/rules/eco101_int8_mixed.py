@@ -33,6 +33,7 @@ import ast
 
 from advisor.audit.context import Context
 from advisor.audit.helpers import (
+    ModelSize,
     best_practice,
     bnb_bits,
     loader_kind,
@@ -44,7 +45,9 @@ from advisor.audit.helpers import (
     short,
     weakest,
 )
+from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
+from advisor.audit.training import config_model, config_quant
 
 FIX = ("set llm_int8_threshold=0.0 (pure INT8): BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0); "
        "or load in FP16/BF16 when it fits")
@@ -60,11 +63,45 @@ def _threshold_set_later(ctx: Context, call: ast.Call):
     return None
 
 
+def _impact(ctx: Context, size: ModelSize | None):
+    ev = ctx.run.evidence
+    best = ev.precision("int8_mixed", ("int8_pure", "fp16", "bf16"), params_b=size.params_b if size else None)
+    pure = ev.precision("int8_mixed", ("int8_pure",), params_b=size.params_b if size else None)
+    if best.pairs:
+        text = ev.describe(best, "INT8 mixed", "the better of pure INT8 and FP16")
+        if pure.pairs:
+            text += (f"; against pure INT8 alone (the one-line fix) {pure.low:+.0f}% to {pure.high:+.0f}% over "
+                     f"{len(pure.pairs)} configurations")
+        impact, mood = measured(ctx, best, text)
+    else:
+        impact, mood = best_practice("the dataset has no INT8 mixed vs pure pairs yet"), "yellow"
+    return impact, mood
+
+
+def _config(ctx: Context):
+    """axolotl `load_in_8bit: true` (its LoRA loader builds BitsAndBytesConfig(load_in_8bit=True) with
+    the default threshold), LLaMA-Factory `quantization_bit: 8`, a `--load_in_8bit` flag."""
+    cfg: TrainingConfig = ctx.node
+    bits, line = config_quant(cfg)
+    if bits != 8:
+        return
+    for key, e in cfg.entries.items():
+        if key.rsplit(".", 1)[-1] == THRESHOLD and isinstance(e.value, (int, float)) and e.value == 0:
+            return
+    impact, mood = _impact(ctx, model_size(ctx, config_model(cfg)))
+    yield ctx.hit(line, "8-bit loading of the base model runs LLM.int8() mixed-precision decomposition (bitsandbytes' "
+                        "default threshold 6.0; the config sets no llm_int8_threshold=0.0)", severity=mood,
+                  confidence="medium", impact=impact)
+
+
 @rule("ECO101", "int8-mixed-precision", "INT8 mixed-precision decomposition (8-bit without threshold 0.0)",
-      nodes=(ast.Call,), fix=FIX,
+      nodes=(ast.Call, TrainingConfig), fix=FIX,
       calls={"BitsAndBytesConfig", "from_pretrained"})
 def check(ctx: Context):
     call = ctx.node
+    if isinstance(call, TrainingConfig):
+        yield from _config(ctx)
+        return
     name = ctx.call_name()
     is_cfg = short(name) == "BitsAndBytesConfig"
     if not is_cfg and loader_kind(name) is None:
@@ -87,17 +124,7 @@ def check(ctx: Context):
             return  # pure INT8: the evidence the rule looks for is contradicted
     loader = loader_using(ctx, call) if is_cfg else call
     size = model_size(ctx, model_arg(ctx, loader)) if loader is not None else None
-    ev = ctx.run.evidence
-    best = ev.precision("int8_mixed", ("int8_pure", "fp16", "bf16"), params_b=size.params_b if size else None)
-    pure = ev.precision("int8_mixed", ("int8_pure",), params_b=size.params_b if size else None)
-    if best.pairs:
-        text = ev.describe(best, "INT8 mixed", "the better of pure INT8 and FP16")
-        if pure.pairs:
-            text += (f"; against pure INT8 alone (the one-line fix) {pure.low:+.0f}% to {pure.high:+.0f}% over "
-                     f"{len(pure.pairs)} configurations")
-        impact, mood = measured(ctx, best, text)
-    else:
-        impact, mood = best_practice("the dataset has no INT8 mixed vs pure pairs yet"), "yellow"
+    impact, mood = _impact(ctx, size)
     what = "8-bit loading without llm_int8_threshold=0.0 runs LLM.int8() mixed-precision decomposition"
     if not q.certain:
         yield ctx.hit(q.line, f"{what} if 8-bit loading is on; load_in_8bit cannot be read statically "

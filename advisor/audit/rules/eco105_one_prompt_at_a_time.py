@@ -2,9 +2,11 @@
 
 What it catches
     A `generate` call (transformers, vLLM) or a text-generation pipeline call inside a loop over
-    prompts, fed one prompt per iteration; a web endpoint (FastAPI, Flask) that runs its own
-    `generate` call per request with no batching in between; and `batch_size=1` given to a
-    pipeline. Batch 1 leaves most of the GPU idle while it draws power.
+    prompts, fed one prompt per iteration, or inside a `while` loop fed by `input()`; a web
+    endpoint (FastAPI, Flask) or a Gradio handler (gr.Interface / gr.ChatInterface / a Blocks
+    event such as `btn.click(fn, ...)`) that runs its own `generate` call per request with no
+    batching in between (a `Thread(target=model.generate)` streamer counts); and
+    `batch_size=1` given to a pipeline. Batch 1 leaves most of the GPU idle while it draws power.
 
 Patterns
     for prompt in prompts:
@@ -14,11 +16,14 @@ Patterns
     @app.post("/generate")
     def gen(req): return model.generate(...)                    # one request, one generate
     pipeline("text-generation", model=mid, batch_size=1)
+    gr.ChatInterface(respond).launch()                          # respond() calls model.generate
+    while True: q = input("> "); out = model.generate(**tok(q, return_tensors="pt"))
 
 Not reported
     Loops over batches (`for batch in batches`, `range(0, n, bs)`), repeated runs
     (`for _ in range(3)`, a benchmark), generate calls whose input does not depend on the loop
-    variable, endpoints wrapped in a batching decorator.
+    variable, endpoints wrapped in a batching decorator, Gradio events registered with
+    `batch=True`.
 
 Example
     batch_job.py:21 ECO105 orange  model.generate runs once per prompt of the loop over
@@ -62,8 +67,14 @@ def _pipelines(ctx: Context) -> set[str]:
 
 
 def generation_call(ctx: Context, call: ast.Call) -> str | None:
-    """'model.generate' / 'pipe' when `call` generates text, else None."""
+    """'model.generate' / 'pipe' when `call` generates text, else None (a thread started on
+    `model.generate`, the streaming idiom, counts as the call)."""
     f = call.func
+    if isinstance(f, (ast.Name, ast.Attribute)) and (dotted(f) or "").rsplit(".", 1)[-1] == "Thread":
+        for k in call.keywords:
+            if k.arg == "target" and isinstance(k.value, ast.Attribute) and k.value.attr == "generate":
+                return dotted(k.value) or "generate"
+        return None
     if isinstance(f, ast.Attribute) and f.attr in ("generate", "generate_content") and not (
             isinstance(f.value, ast.Name) and "token" in f.value.id.lower()):
         return dotted(f) or "generate"
@@ -76,9 +87,24 @@ def _names_in(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+def _input_names(loop: ast.While) -> set[str]:
+    """Names a `while` loop assigns from `input()` (an interactive prompt loop)."""
+    out: set[str] = set()
+    for n in ast.walk(loop):
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and any(
+                isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in ("input", "raw_input")
+                for c in ast.walk(n.value)):
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                out |= _names_in(t)
+    return out
+
+
 def _loop_vars(loop: ast.AST) -> tuple[set[str], list[ast.AST], str]:
     if isinstance(loop, (ast.For, ast.AsyncFor)):
         return _names_in(loop.target), loop.body, ast.unparse(loop.iter)
+    if isinstance(loop, ast.While):
+        names = _input_names(loop)
+        return names, loop.body, "input()" if names else ""
     if isinstance(loop, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
         names: set[str] = set()
         for g in loop.generators:
@@ -129,6 +155,50 @@ def _impact(ctx: Context):
     return measured(ctx, comp, text)
 
 
+# Gradio calls that register a handler: the function runs once per user request.
+_GRADIO_EVENTS = frozenset({"Interface", "ChatInterface", "click", "submit", "change", "then", "input", "load",
+                            "TabbedInterface"})
+
+
+def _gradio_handlers(ctx: Context) -> dict[str, bool]:
+    """Functions of this file that Gradio calls per request -> whether that registration batches
+    (`batch=True`); a function they call (two levels) counts as the handler too."""
+    memo = ctx.index.memo
+    if "gradio_handlers" in memo:
+        return memo["gradio_handlers"]
+    out: dict[str, bool] = {}
+    if "gradio" in ctx.index.imported:
+        for c, _ in ctx.index.nodes(ast.Call):
+            f = c.func  # type: ignore[attr-defined]
+            last = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if last not in _GRADIO_EVENTS:
+                continue
+            fn = next((k.value for k in c.keywords if k.arg == "fn"), c.args[0] if c.args else None)  # type: ignore[attr-defined]
+            if isinstance(fn, ast.Name):
+                batched = any(k.arg == "batch" and isinstance(k.value, ast.Constant) and k.value.value is True
+                              for k in c.keywords)  # type: ignore[attr-defined]
+                out[fn.id] = out.get(fn.id, False) or batched
+        funcs = {n.name: n for n in ast.walk(ctx.index.tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        for _ in range(2):
+            for name, batched in list(out.items()):
+                fn_node = funcs.get(name)
+                if fn_node is None:
+                    continue
+                for c in ast.walk(fn_node):
+                    if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in funcs:
+                        out.setdefault(c.func.id, batched)
+    memo["gradio_handlers"] = out
+    return out
+
+
+def _gradio_handler(ctx: Context) -> str | None:
+    handlers = _gradio_handlers(ctx)
+    for fn in reversed(ctx.enclosing_functions()):
+        if getattr(fn, "name", None) in handlers:
+            return None if handlers[fn.name] else fn.name  # type: ignore[attr-defined]
+    return None
+
+
 @rule("ECO105", "one-prompt-at-a-time", "Generation one prompt at a time (batch size 1)", nodes=(ast.Call,), fix=FIX)
 def check(ctx: Context):
     call = ctx.node
@@ -156,13 +226,25 @@ def check(ctx: Context):
         used = set()
         for a in list(call.args) + [k.value for k in call.keywords]:
             used |= _names_in(a)
-        tainted = _tainted(names, body) if isinstance(loop, (ast.For, ast.AsyncFor)) else names
+        tainted = _tainted(names, body) if isinstance(loop, (ast.For, ast.AsyncFor, ast.While)) else names
         if used & tainted:
             impact, mood = _impact(ctx)
-            yield ctx.hit(call.lineno, f"{gen} runs once per item of the loop over '{it}' (batch size 1)",
-                          severity=mood, confidence="high", impact=impact, span=span)
+            if isinstance(loop, ast.While):
+                yield ctx.hit(call.lineno, f"{gen} runs once per line typed at input() (batch size 1): an "
+                                           "interactive loop serves one prompt at a time", severity=mood,
+                              confidence="medium", impact=impact, span=span)
+            else:
+                yield ctx.hit(call.lineno, f"{gen} runs once per item of the loop over '{it}' (batch size 1)",
+                              severity=mood, confidence="high", impact=impact, span=span)
             return
     if ctx.loops or ctx.index.imported & BATCHING_ENGINES:
+        return
+    handler = _gradio_handler(ctx)
+    if handler:
+        impact, mood = _impact(ctx)
+        yield ctx.hit(call.lineno, f"the Gradio handler {handler}() runs its own {gen} call per request (batch "
+                                   "size 1): concurrent users are not batched together", severity=mood,
+                      confidence="medium", impact=impact, span=span)
         return
     for fn in reversed(ctx.enclosing_functions()):
         for d in getattr(fn, "decorator_list", []):

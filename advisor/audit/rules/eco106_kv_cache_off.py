@@ -11,8 +11,12 @@ Patterns
     gen_cfg = GenerationConfig(use_cache=False)
     model.generation_config.use_cache = False
 
+    With transformers 5 `generate` reads `generation_config`, so `model.config.use_cache = False`
+    no longer turns the cache off: the project's transformers pin decides (else the installed
+    version); with neither in sight the finding is gray and says both.
+
 Not reported
-    `model.config.use_cache = False` in training scripts (the usual companion of gradient
+    `model.config.use_cache = False` under transformers 5, in training scripts (the usual companion of gradient
     checkpointing), `use_cache=True`.
 
 Example
@@ -26,9 +30,10 @@ References
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import best_practice, is_training, short
+from advisor.audit.helpers import best_practice, is_training, short, transformers_major
 from advisor.audit.pyindex import dotted
 from advisor.audit.registry import rule
 from advisor.audit.rules.eco105_one_prompt_at_a_time import generation_call
@@ -73,6 +78,29 @@ def check(ctx: Context):
             yield ctx.hit(node.lineno, f"{d} = False disables the KV cache for every generate call",
                           severity="yellow", confidence="high", impact=best_practice(IMPACT), span=span)
         elif d.endswith("config.use_cache") and not is_training(ctx) and "generate" in ctx.index.method_names:
-            yield ctx.hit(node.lineno, f"{d} = False in a script that generates text and does not train disables "
-                                       "the KV cache", severity="yellow", confidence="medium",
-                          impact=best_practice(IMPACT), span=span)
+            major, where = _major(ctx)
+            if major is not None and major >= 5:
+                return  # transformers 5: generate reads generation_config, not model.config
+            if major is not None:
+                yield ctx.hit(node.lineno, f"{d} = False in a script that generates text and does not train disables "
+                                           f"the KV cache (transformers {major}.x, {where})", severity="yellow",
+                              confidence="medium", impact=best_practice(IMPACT), span=span)
+            else:
+                yield ctx.hit(node.lineno, f"{d} = False disables the KV cache of generate with transformers 4.x; "
+                                           "transformers 5 reads generation_config instead and keeps the cache on "
+                                           "(no transformers pin or install was found to tell)", severity="gray",
+                              confidence="low", impact=best_practice(IMPACT), span=span)
+
+
+def _major(ctx: Context) -> tuple[int | None, str]:
+    """The transformers major version the script runs on: the project's pin, else the installed one."""
+    pin = ctx.run.pins.get("transformers")
+    major = transformers_major(pin)
+    if major is not None:
+        return major, f"pinned {pin}"
+    try:
+        version = importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        return None, ""
+    head = version.split(".")[0]
+    return (int(head), f"installed {version}") if head.isdigit() else (None, "")

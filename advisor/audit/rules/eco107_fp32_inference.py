@@ -26,17 +26,18 @@ References
 from __future__ import annotations
 
 import ast
-import re
 
 from advisor.audit.context import Context
 from advisor.audit.helpers import (
     best_practice,
+    branch_truth,
     dtype_of,
     is_training,
     loader_kind,
     loader_quant,
     method_calls_on,
     names_bound_to,
+    transformers_major,
     uses_gpu,
 )
 from advisor.audit.registry import rule
@@ -44,22 +45,6 @@ from advisor.audit.registry import rule
 FIX = "load in 16-bit: torch_dtype=torch.bfloat16 (or torch.float16 on GPUs without BF16), or dtype=\"auto\""
 IMPACT = ("the dataset has no FP32 inference rows yet; FP32 weights take twice the memory of FP16/BF16 and "
           "bypass the 16-bit tensor-core paths")
-
-
-def _transformers_major(spec: str | None) -> int | None:
-    """Major version a pin allows: '==4.46.0' -> 4, '>=5' -> 5, '<5' -> 4, None if unclear."""
-    if not spec:
-        return None
-    m = re.search(r"(==|~=|===)\s*(\d+)", spec)
-    if m:
-        return int(m.group(2))
-    upper = re.search(r"<\s*(\d+)(?:\.0)*\b", spec)
-    if upper and re.search(r"<\s*\d+(\.0)*\s*(,|$)", spec):
-        return int(upper.group(1)) - 1
-    lower = re.search(r">=?\s*(\d+)", spec)
-    if lower and int(lower.group(1)) >= 5:
-        return int(lower.group(1))
-    return None
 
 
 def _cpu_only(ctx: Context, call: ast.Call) -> bool:
@@ -72,25 +57,66 @@ def _cpu_only(ctx: Context, call: ast.Call) -> bool:
     return False
 
 
-def _cast_later(ctx: Context, call: ast.Call) -> str | None:
-    """'16' when the loaded model is cast to 16-bit later, '32' when `.float()`, else None."""
+def _cast_later(ctx: Context, call: ast.Call) -> tuple[str | None, str]:
+    """('16', "") when the loaded model is cast to 16-bit later on a path that runs, ('32', "")
+    for `.float()`, ('maybe16', why) when the only 16-bit cast sits under a condition that cannot
+    be read, (None, why) when there is none (why: a cast that is off by its flag's default)."""
     names = names_bound_to(ctx, call)
     if not names:
-        return None
+        return None, ""
+    maybe = off = ""
     for c in method_calls_on(ctx, names):
         attr = c.func.attr  # type: ignore[attr-defined]
+        kind = None
         if attr in ("half", "bfloat16"):
-            return "16"
-        if attr == "float" and not c.args:
-            return "32"
-        if attr == "to":
+            kind = "16"
+        elif attr == "float" and not c.args:
+            kind = "32"
+        elif attr == "to":
             for a in list(c.args) + [k.value for k in c.keywords]:
-                d = dtype_of(ctx.value(a))
-                if d == "16":
-                    return "16"
-                if d == "32":
-                    return "32"
-    return None
+                kind = dtype_of(ctx.value(a)) if dtype_of(ctx.value(a)) in ("16", "32") else kind
+        if kind is None:
+            continue
+        runs, why = branch_truth(ctx, c)
+        if runs is True:
+            return kind, ""
+        if kind == "16":
+            if runs is None:
+                maybe = maybe or why
+            else:
+                off = off or why
+    if maybe:
+        return "maybe16", maybe
+    return None, off
+
+
+def _quantized(ctx: Context, call: ast.Call) -> tuple[bool | None, str]:
+    """Is the load quantized: True, False, or None (a flag or a conditional config that cannot be
+    read); a `quantization_config=cfg if args.q else None` follows the flag's default."""
+    q = loader_quant(ctx, call)
+    if q.bits is not None and q.default_off:
+        return False, ""
+    if q.bits is not None:
+        return (True, "") if q.certain else (None, f"the quantization flag cannot be read ({q.reason})")
+    qc = ctx.kwarg("quantization_config")
+    if qc.present is False:
+        return False, ""
+    if qc.present is None or qc.val is None:
+        return None, "quantization_config may arrive through **kwargs"
+    node = qc.val.node
+    if isinstance(node, ast.IfExp):
+        t = ctx.value(node.test).truthy()
+        branch = node.body if t else node.orelse
+        if t is None:
+            return None, f"quantization_config depends on `{ast.unparse(node.test)}`, which cannot be read statically"
+        if isinstance(branch, ast.Constant) and branch.value is None:
+            return False, ""
+        return True, ""
+    if qc.val.kind == "const" and qc.val.value is None:
+        return False, ""
+    if qc.val.kind == "unknown":
+        return None, f"quantization_config {qc.val.reason}"
+    return True, ""
 
 
 @rule("ECO107", "fp32-inference", "FP32 inference", nodes=(ast.Call,), fix=FIX,
@@ -128,27 +154,38 @@ def check(ctx: Context):
         if dt.present is None or dt.val is None:
             return
         d = dtype_of(dt.val)
-        if d == "32" and _cast_later(ctx, call) != "16":
-            yield ctx.hit(dt.line, f"{dt.val.text or 'float32'} loads the model in FP32 for inference",
-                          severity="yellow", confidence=dt.val.confidence, impact=impact, span=span)
+        later, why = _cast_later(ctx, call)
+        if d == "32" and later != "16":
+            note = f" (unless the 16-bit cast runs: {why})" if later == "maybe16" else ""
+            yield ctx.hit(dt.line, f"{dt.val.text or 'float32'} loads the model in FP32 for inference{note}",
+                          severity="yellow", confidence="low" if later == "maybe16" else dt.val.confidence,
+                          impact=impact, span=span)
         return
-    if loader_quant(ctx, call).bits is not None or ctx.kwarg("quantization_config").present is not False:
+    quant, qwhy = _quantized(ctx, call)
+    if quant is True:
         return
-    later = _cast_later(ctx, call)
+    later, why = _cast_later(ctx, call)
     if later == "16" or "autocast" in " ".join(ctx.index.call_names) or not uses_gpu(ctx):
         return
+    major = transformers_major(ctx.run.pins.get("transformers"))
+    if major is not None and major >= 5:
+        return
+    # A cast or a quantization that may not run lowers the confidence instead of silencing the finding.
+    doubt = qwhy if quant is None else why if later == "maybe16" else ""
+    if doubt:
+        yield ctx.hit(call.lineno, f"no dtype given, and the load stays in FP32 unless a 16-bit cast or quantization "
+                                   f"runs ({doubt})", severity="gray", confidence="low", impact=impact, span=span)
+        return
+    suffix = f"; the 16-bit cast is skipped: {why}" if why else ""  # behind a flag that is off by default
     if later == "32":
         yield ctx.hit(call.lineno, "the model is loaded and then cast to FP32 with .float() for inference",
                       severity="yellow", confidence="high", impact=impact, span=span)
         return
-    major = _transformers_major(ctx.run.pins.get("transformers"))
-    if major is not None and major >= 5:
-        return
     if major is not None:
         yield ctx.hit(call.lineno, f"no dtype given: transformers {major}.x (pinned "
-                                   f"{ctx.run.pins['transformers']}) loads the weights in FP32 by default",
-                      severity="yellow", confidence="high", impact=impact, span=span)
+                                   f"{ctx.run.pins['transformers']}) loads the weights in FP32 by default{suffix}",
+                      severity="yellow", confidence="medium" if suffix else "high", impact=impact, span=span)
         return
     yield ctx.hit(call.lineno, "no dtype given: transformers before 5.0 loads the weights in FP32 by default "
-                               "(5.0 and later load the checkpoint's dtype); no transformers pin was found to tell",
-                  severity="gray", confidence="low", impact=impact, span=span)
+                               "(5.0 and later load the checkpoint's dtype); no transformers pin was found to tell"
+                               f"{suffix}", severity="gray", confidence="low", impact=impact, span=span)

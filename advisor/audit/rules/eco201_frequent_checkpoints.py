@@ -12,6 +12,9 @@ Patterns
     SFTConfig(..., save_steps=SAVE_EVERY)                       # a constant is followed
     save_steps: 5                                               # YAML / JSON training config
     if step % 10 == 0: model.save_pretrained(...)
+    if step % 500: torch.save(...)                              # true on 499 of 500 steps
+    class Args(TrainingArguments): save_steps: int = 250; max_steps: int = 10000
+    --save_steps 10 --max_steps 1000                            # shell script flags
 
 Not reported
     save_strategy "epoch" / "no", the transformers default (500) on runs of up to 20 x 500 steps.
@@ -29,7 +32,7 @@ from __future__ import annotations
 import ast
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import best_practice
+from advisor.audit.helpers import best_practice, is_training_step_loop, modulo_test
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
@@ -49,17 +52,23 @@ def _strategy(spec, key: str) -> str | None:
 
 def _plain_loop(ctx: Context):
     node = ctx.node
-    if not ctx.loops or not isinstance(node.test, ast.Compare) or len(node.test.ops) != 1:
-        return
-    left = node.test.left
-    if not (isinstance(node.test.ops[0], ast.Eq) and isinstance(left, ast.BinOp) and isinstance(left.op, ast.Mod)):
+    m = modulo_test(node.test)
+    if not ctx.loops or m is None:
         return
     saves = [c for stmt in node.body for c in ast.walk(stmt) if isinstance(c, ast.Call)
              and isinstance(c.func, (ast.Attribute, ast.Name))
              and (c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id) in _SAVES]
     if not saves:
         return
-    n = ctx.value(left.right).number
+    n = ctx.value(m[1]).number
+    if m[0] == "inverted":
+        if n is not None and n >= 2 and is_training_step_loop(ctx.loops[-1]):
+            test = ast.unparse(node.test)
+            yield ctx.hit(node.lineno, f"`if {test}:` is true on every step that is not a multiple of {n:g}: a "
+                                       f"checkpoint is saved on {n - 1:g} of {n:g} steps (`== 0` was meant)",
+                          severity="yellow", confidence="high", impact=best_practice(IMPACT),
+                          span=(node.lineno, saves[0].lineno), fix=f"if {test} == 0:")
+        return
     if n is None or n >= ctx.run.policy.min_save_interval_steps:
         return
     yield ctx.hit(saves[0].lineno, f"a checkpoint is saved every {n:g} steps of the training loop (the run "
@@ -67,7 +76,8 @@ def _plain_loop(ctx: Context):
                   impact=best_practice(IMPACT), span=(node.lineno, saves[0].lineno))
 
 
-@rule("ECO201", "frequent-checkpoints", "Checkpoints saved very often", nodes=(ast.Call, ast.If, TrainingConfig), fix=FIX,
+@rule("ECO201", "frequent-checkpoints", "Checkpoints saved very often",
+      nodes=(ast.Call, ast.If, ast.ClassDef, TrainingConfig), fix=FIX,
       calls=TRAINING_ARG_CALLS)
 def check(ctx: Context):
     if isinstance(ctx.node, ast.If):

@@ -124,8 +124,8 @@ def check(ctx: Context):
         if a.present and a.val is not None and a.val.truthy() is not False:
             return  # on, "auto", or configurable at run time
     explicit_off = all(a.present for a in flags.values()) or (flags["bf16"].present and spec.library == "trl")
-    if spec.library == "trl" and not explicit_off:
-        return  # TRL turns bf16 on when neither flag is set
+    if spec.library in ("trl", "command line") and not explicit_off:
+        return  # TRL turns bf16 on when neither flag is set; a script's own defaults are not in sight
     if not explicit_off and _quantized_base(ctx, spec):
         return  # flags left unset on a quantized base: not the FP32 recipe this rule is about
     if spec.call is not None and _weights_16(ctx):

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ast
 
-from advisor.audit.context import MISSING, Arg, Context, Val
+from advisor.audit.context import Context
 from advisor.audit.helpers import (
     Quant,
     best_practice,
@@ -47,6 +47,7 @@ from advisor.audit.helpers import (
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.policy import BYTES_FP16
 from advisor.audit.registry import rule
+from advisor.audit.training import config_model, config_quant
 
 FIX = "train 16-bit LoRA (load the base in torch.bfloat16, no 4-bit quantization_config) when it fits the GPU"
 
@@ -87,19 +88,12 @@ def _impact(ctx: Context, params_b: float | None):
     return best_practice("the dataset has no QLoRA vs LoRA fine-tuning pair yet"), "yellow"
 
 
-def _axolotl(ctx: Context):
-    cfg: TrainingConfig = ctx.node
-    if cfg.flavour != "axolotl":
+def _config(ctx: Context):
+    """A 4-bit base in a training config (axolotl, LLaMA-Factory, command-line flags)."""
+    bits, line = config_quant(ctx.node)
+    if bits != 4:
         return None
-    e = cfg.entries
-    four = e.get("load_in_4bit")
-    adapter = e.get("adapter")
-    if not ((four is not None and four.value is True) or (adapter is not None and adapter.value == "qlora")):
-        return None
-    base = e.get("base_model")
-    arg = Arg(True, Val("const", base.value), base.line) if base is not None and isinstance(base.value, str) else MISSING
-    line = four.line if four is not None else adapter.line  # type: ignore[union-attr]
-    return arg, line
+    return config_model(ctx.node), line
 
 
 @rule("ECO203", "qlora-small-model", "QLoRA on a model where 16-bit LoRA fits", nodes=(ast.Call, TrainingConfig),
@@ -107,7 +101,7 @@ def _axolotl(ctx: Context):
 def check(ctx: Context):
     call = ctx.node
     if isinstance(call, TrainingConfig):
-        found = _axolotl(ctx)
+        found = _config(ctx)
         if found is None:
             return
         arg, line = found

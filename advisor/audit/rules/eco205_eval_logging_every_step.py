@@ -11,8 +11,18 @@ Patterns
     TrainingArguments(..., evaluation_strategy="steps", logging_steps=1)   # eval inherits 1
     logging_steps: 1                                                        # YAML / JSON
 
+    logging_steps: 1 / --logging_steps 1                                    # YAML, shell flags
+    class Args(TrainingArguments): logging_steps: int = 1                   # dataclass defaults
+    for batch in loader: ...; loss.backward(); print(loss.item())           # plain loop
+    if step % 50: log(...)                                                  # true on 49 of 50 steps
+
+    In a plain training loop (one with a backward pass), a print/log call that reads `.item()`
+    with no `if step % N == 0` around it logs (and syncs the GPU) every step; `if step % N:` is
+    true on every step that is NOT a multiple of N, so it logs on N-1 of N steps.
+
 Not reported
-    eval_strategy "no" / "epoch", ratios below 1, values read at run time.
+    eval_strategy "no" / "epoch", ratios below 1, values read at run time; loop logging under
+    `if step % N == 0` or under a condition that cannot be read (a verbosity flag).
 
 Example
     train.py:44 ECO205 yellow  evaluation runs every step (eval_steps=1) ...
@@ -26,7 +36,13 @@ from __future__ import annotations
 import ast
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import best_practice
+from advisor.audit.helpers import (
+    best_practice,
+    guards_between,
+    is_training_step_loop,
+    modulo_test,
+    rank_check,
+)
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
@@ -41,9 +57,75 @@ def _text(a) -> str | None:
     return None
 
 
-@rule("ECO205", "eval-logging-every-step", "Evaluation or logging every step", nodes=(ast.Call, TrainingConfig), fix=FIX,
-      calls=TRAINING_ARG_CALLS)
+# Calls that write a log line or a metric (the last part of the name).
+LOG_CALLS = frozenset({"print", "info", "debug", "warning", "log", "add_scalar", "add_scalars", "set_postfix",
+                       "set_description", "write", "log_metrics", "log_dict"})
+EVAL_CALLS = frozenset({"evaluate", "evaluation", "eval_model", "run_eval", "validate", "validation"})
+
+
+def _reads_item(call: ast.Call) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "item"
+               for a in list(call.args) + [k.value for k in call.keywords] for n in ast.walk(a))
+
+
+def _call_last(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+
+
+def _loop_logging(ctx: Context):
+    """A print/log of `.item()` on every step of a plain training loop."""
+    call = ctx.node
+    if not ctx.loops or _call_last(call) not in LOG_CALLS or not _reads_item(call):
+        return
+    loop = ctx.loops[-1]
+    if not is_training_step_loop(loop):
+        return
+    guards = guards_between(loop, call)
+    if guards is None:
+        return
+    for g in guards:
+        if modulo_test(g.test) is not None or not rank_check(g.test):
+            return  # periodic (or the inverted case, reported on the `if`), or a condition we cannot read
+    yield ctx.hit(call.lineno, "the training loop logs .item() every step: a GPU sync per step, a minor cost",
+                  severity="green", confidence="medium", impact=best_practice(IMPACT), fix="log every 10-50 steps "
+                  "(if step % 50 == 0: ...)", span=ctx.node_span())
+
+
+def _inverted_guard(ctx: Context):
+    """`if step % N:` around logging or evaluation in a training loop: true on N-1 of N steps."""
+    node = ctx.node
+    m = modulo_test(node.test)
+    if m is None or m[0] != "inverted" or not ctx.loops or not is_training_step_loop(ctx.loops[-1]):
+        return
+    n = ctx.value(m[1]).number
+    if n is None or n < 2:
+        return
+    calls = [c for stmt in node.body for c in ast.walk(stmt) if isinstance(c, ast.Call)]
+    evals = [c for c in calls if _call_last(c) in EVAL_CALLS]
+    logs = [c for c in calls if _call_last(c) in LOG_CALLS]
+    test = ast.unparse(node.test)
+    if evals:
+        yield ctx.hit(node.lineno, f"`if {test}:` is true on every step that is not a multiple of {n:g}: evaluation "
+                                   f"runs on {n - 1:g} of {n:g} steps (`== 0` was meant)", severity="yellow",
+                      confidence="high", impact=best_practice(IMPACT), fix=f"if {test} == 0:",
+                      span=(node.lineno, evals[0].lineno))
+    elif logs:
+        yield ctx.hit(node.lineno, f"`if {test}:` is true on every step that is not a multiple of {n:g}: the loop "
+                                   f"logs on {n - 1:g} of {n:g} steps (`== 0` was meant)", severity="green",
+                      confidence="high", impact=best_practice(IMPACT), fix=f"if {test} == 0:",
+                      span=(node.lineno, logs[0].lineno))
+
+
+@rule("ECO205", "eval-logging-every-step", "Evaluation or logging every step",
+      nodes=(ast.Call, ast.If, ast.ClassDef, TrainingConfig), fix=FIX, calls=TRAINING_ARG_CALLS | LOG_CALLS)
 def check(ctx: Context):
+    if isinstance(ctx.node, ast.If):
+        yield from _inverted_guard(ctx)
+        return
+    if isinstance(ctx.node, ast.Call) and _call_last(ctx.node) in LOG_CALLS:
+        yield from _loop_logging(ctx)
+        return
     spec = training_spec(ctx)
     if spec is None:
         return

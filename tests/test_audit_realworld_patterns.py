@@ -1,0 +1,345 @@
+"""Patterns seen in real training and inference code (issue 16), each on a file written here:
+LLaMA-Factory / axolotl YAML keys, training flags in shell scripts, TrainingArguments subclasses,
+16-bit casts behind flags that are off by default, Gradio and input() loops, plain-loop logging,
+and transformers 5's generation_config."""
+
+from __future__ import annotations
+
+import textwrap
+
+from advisor.audit import Auditor, AuditSettings
+
+
+def audit(code: str, name: str = "snippet.py"):
+    return Auditor(AuditSettings()).audit_code(textwrap.dedent(code), name)
+
+
+def audit_tree(tmp_path, files: dict[str, str]):
+    for rel, text in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text))
+    return Auditor(AuditSettings()).audit_paths([str(tmp_path)])
+
+
+def found(report) -> set[tuple[str, int]]:
+    return {(f.code, f.line) for f in report.findings}
+
+
+def by_code(report, code: str):
+    return [f for f in report.findings if f.code == code]
+
+
+# -- YAML configs ----------------------------------------------------------------------------------
+def test_axolotl_8bit_lora_is_int8_mixed():
+    r = audit("""\
+        base_model: NousResearch/Llama-2-7b-hf
+        adapter: lora
+        load_in_8bit: true
+        micro_batch_size: 2
+        gradient_accumulation_steps: 4
+        logging_steps: 1
+        """, "lora.yml")
+    assert found(r) == {("ECO101", 3), ("ECO205", 6)}
+    assert by_code(r, "ECO205")[0].severity == "green"
+
+
+def test_an_int8_threshold_of_zero_in_the_config_is_respected():
+    r = audit("""\
+        base_model: NousResearch/Llama-2-7b-hf
+        adapter: lora
+        load_in_8bit: true
+        micro_batch_size: 2
+        bnb_config_kwargs:
+          llm_int8_threshold: 0.0
+        """, "lora.yml")
+    assert by_code(r, "ECO101") == []
+
+
+def test_llamafactory_quantization_bit():
+    four = audit("""\
+        ### model
+        model_name_or_path: Qwen/Qwen2.5-1.5B-Instruct
+        quantization_bit: 4
+        stage: sft
+        finetuning_type: lora
+        per_device_train_batch_size: 2
+        gradient_accumulation_steps: 8
+        bf16: true
+        """, "qwen_qlora.yaml")
+    assert found(four) == {("ECO203", 3)}
+    assert "1.5" in by_code(four, "ECO203")[0].message
+    eight = audit("""\
+        model_name_or_path: meta-llama/Meta-Llama-3-8B-Instruct
+        quantization_bit: 8
+        stage: sft
+        finetuning_type: lora
+        per_device_train_batch_size: 2
+        gradient_accumulation_steps: 8
+        bf16: true
+        """, "llama_int8.yaml")
+    assert found(eight) == {("ECO101", 2)}
+    # another quantization method (HQQ, EETQ) is not bitsandbytes' LLM.int8()
+    other = audit("""\
+        model_name_or_path: meta-llama/Meta-Llama-3-8B-Instruct
+        quantization_bit: 8
+        quantization_method: eetq
+        stage: sft
+        per_device_train_batch_size: 2
+        bf16: true
+        """, "llama_eetq.yaml")
+    assert by_code(other, "ECO101") == []
+
+
+# -- shell scripts ---------------------------------------------------------------------------------
+TRAIN_SH = """\
+    #!/bin/bash
+    pip install -r requirements.txt
+    torchrun --nproc_per_node 4 train.py \\
+        --model_name_or_path facebook/opt-1.3b \\
+        --load_in_4bit \\
+        --output_dir out \\
+        --logging_steps 1 \\
+        --save_steps 10 --max_steps 1000 \\
+        --learning_rate 2e-4
+    """
+
+
+def test_training_flags_in_a_shell_script_are_read_at_their_own_lines():
+    r = audit(TRAIN_SH, "train.sh")
+    assert found(r) == {("ECO203", 5), ("ECO205", 7), ("ECO201", 8)}
+
+
+def test_shell_flags_without_the_scripts_defaults_do_not_guess():
+    # bf16 is not on the command line, but the script may default it on: no FP32-training claim;
+    # nor is batch 1 reported without a visible accumulation setting.
+    r = audit("""\
+        python finetune.py --model_name_or_path gpt2 --output_dir out --learning_rate 1e-4 \\
+            --per_device_train_batch_size 1 --save_steps 500
+        accelerate launch sft.py --output-dir out --logging-steps 10 --num_train_epochs 3
+        """, "run.sh")
+    assert r.findings == []
+
+
+def test_a_command_that_launches_nothing_gives_no_training_config():
+    r = audit("echo --logging_steps 1 --save_steps 1\n", "notes.sh")
+    assert r.findings == []
+
+
+# -- TrainingArguments subclasses ------------------------------------------------------------------
+def test_dataclass_defaults_of_a_training_arguments_subclass():
+    r = audit("""\
+        from dataclasses import dataclass, field
+        from transformers import HfArgumentParser, Trainer, TrainingArguments
+
+        @dataclass
+        class MyArgs(TrainingArguments):
+            save_steps: int = 250
+            max_steps: int = field(default=10000, metadata={"help": "steps"})
+            logging_steps: int = 1
+
+        @dataclass
+        class Quiet(MyArgs):
+            logging_steps: int = 20
+
+        (args,) = HfArgumentParser(MyArgs).parse_args_into_dataclasses()
+        Trainer(model=None, args=args).train()
+        """)
+    f201 = [f for f in by_code(r, "ECO201")]
+    assert {(f.line, f.confidence) for f in f201} == {(6, "medium")}  # Quiet inherits it: one line, one finding
+    assert "40 checkpoints" in f201[0].message
+    assert {f.line for f in by_code(r, "ECO205")} == {8}
+
+
+def test_a_dataclass_that_is_not_training_arguments_is_ignored():
+    r = audit("""\
+        from dataclasses import dataclass
+
+        @dataclass
+        class ScriptArgs:
+            save_steps: int = 5
+            max_steps: int = 10000
+        """)
+    assert r.findings == []
+
+
+# -- ECO107: casts behind flags --------------------------------------------------------------------
+INFER = """\
+    import argparse
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--half", action="store_true")
+    p.add_argument("--quant", action="store_true")
+    args = p.parse_args()
+    bnb = BitsAndBytesConfig(load_in_4bit=True)
+    model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-2-7b-hf", device_map="cuda",
+                                                 quantization_config=bnb if args.quant else None)
+    if {cond}:
+        model.half()
+    out = model.generate(**tok("hi", return_tensors="pt").to("cuda"))
+    """
+
+
+def test_eco107_a_cast_behind_a_flag_that_is_off_does_not_silence(tmp_path):
+    r = audit_tree(tmp_path, {"infer.py": INFER.format(cond="args.half"), "requirements.txt": "transformers==4.46.0\n"})
+    f = by_code(r, "ECO107")
+    assert [(x.line, x.severity, x.confidence) for x in f] == [(10, "yellow", "medium")]
+    assert "--half" in f[0].message and "off by default" in f[0].message
+
+
+def test_eco107_a_cast_that_runs_silences_and_an_unreadable_one_lowers_confidence(tmp_path):
+    on = audit_tree(tmp_path / "a", {"infer.py": INFER.format(cond="not args.half"),
+                                     "requirements.txt": "transformers==4.46.0\n"})
+    assert by_code(on, "ECO107") == []
+    maybe = audit_tree(tmp_path / "b", {"infer.py": INFER.format(cond="torch.cuda.is_available()"),
+                                        "requirements.txt": "transformers==4.46.0\n"})
+    f = by_code(maybe, "ECO107")
+    assert [(x.severity, x.confidence) for x in f] == [("gray", "low")]
+
+
+def test_eco107_quantization_on_by_default_silences():
+    r = audit(INFER.format(cond="args.half").replace('"--quant", action="store_true"',
+                                                    '"--quant", action="store_false"'))
+    assert by_code(r, "ECO107") == []
+
+
+# -- ECO105: Gradio, input() -----------------------------------------------------------------------
+GRADIO = """\
+    from threading import Thread
+    import gradio as gr
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+    tok = AutoTokenizer.from_pretrained("Qwen/Qwen2.5-7B-Instruct")
+    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B-Instruct", torch_dtype=torch.bfloat16,
+                                                 device_map="cuda")
+
+    def respond(message, history):
+        inputs = tok(message, return_tensors="pt").to("cuda")
+        streamer = TextIteratorStreamer(tok)
+        Thread(target=model.generate, kwargs=dict(inputs, streamer=streamer)).start()
+        for piece in streamer:
+            yield piece
+
+    def summarize(text):
+        return run(text)
+
+    def run(text):
+        ids = tok(text, return_tensors="pt").to("cuda")
+        return tok.decode(model.generate(**ids)[0])
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        gr.Button().click(summarize, inputs=box, outputs=box{batch})
+    gr.ChatInterface(respond).launch()
+    """
+
+
+def test_eco105_gradio_handlers_and_the_streaming_thread():
+    r = audit(GRADIO.format(batch=""))
+    assert {(f.line, f.confidence) for f in by_code(r, "ECO105")} == {(13, "medium"), (22, "medium")}
+    assert "Gradio handler" in by_code(r, "ECO105")[0].message
+
+
+def test_eco105_gradio_batch_true_is_batched():
+    r = audit(GRADIO.format(batch=", batch=True, max_batch_size=8"))
+    assert {f.line for f in by_code(r, "ECO105")} == {13}
+
+
+def test_eco105_an_input_loop_serves_one_prompt_at_a_time():
+    r = audit("""\
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        tok = AutoTokenizer.from_pretrained("Qwen/Qwen2.5-7B-Instruct")
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B-Instruct", torch_dtype=torch.bfloat16,
+                                                     device_map="cuda")
+        while True:
+            q = input("> ")
+            if q == "exit":
+                break
+            ids = tok(q, return_tensors="pt").to("cuda")
+            print(tok.decode(model.generate(**ids, max_new_tokens=100)[0]))
+        while True:
+            model.generate(**warmup)  # a loop that does not read input() is not a prompt loop
+            break
+        """)
+    assert [(f.line, f.confidence) for f in by_code(r, "ECO105")] == [(11, "medium")]
+
+
+# -- ECO205 / ECO201: plain loops ------------------------------------------------------------------
+LOOP = """\
+    import torch
+    model = torch.nn.Linear(2, 2).cuda()
+    opt = torch.optim.AdamW(model.parameters())
+    for epoch in range(3):
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(batch).sum()
+            loss.backward()
+            opt.step()
+            print(f"step {step} loss {loss.item()}")
+            if accelerator.is_main_process:
+                wandb.log({"loss": loss.item()})
+            if step % 50:
+                print("loss", loss.item())
+            if step % 100 == 0:
+                print("ok", loss.item())
+            if verbose:
+                print("verbose", loss.item())
+            if step % 500:
+                torch.save(model.state_dict(), "ck.pt")
+        print("epoch", loss.item())
+    for batch in eval_loader:
+        print(model(batch).sum().item())
+    """
+
+
+def test_plain_loop_logging_every_step_and_inverted_modulo():
+    r = audit(LOOP)
+    assert {(f.code, f.line) for f in r.findings if f.code in ("ECO201", "ECO205")} == {
+        ("ECO205", 10), ("ECO205", 12), ("ECO205", 13), ("ECO201", 19)}
+    inverted = next(f for f in r.findings if (f.code, f.line) == ("ECO205", 13))
+    assert "49 of 50" in inverted.message and inverted.fix == "if step % 50 == 0:"
+    save = next(f for f in r.findings if f.code == "ECO201")
+    assert "499 of 500" in save.message and save.severity == "yellow"
+
+
+# -- ECO106 and the transformers version -----------------------------------------------------------
+GEN = """\
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype="auto")
+    model.config.use_cache = False
+    model.generate(**ids)
+    """
+
+
+def test_eco106_model_config_use_cache_follows_the_transformers_major(tmp_path):
+    old = audit_tree(tmp_path / "a", {"gen.py": GEN, "requirements.txt": "transformers==4.46.0\n"})
+    assert [(f.code, f.line, f.severity) for f in old.findings] == [("ECO106", 3, "yellow")]
+    assert "4.x" in old.findings[0].message
+    new = audit_tree(tmp_path / "b", {"gen.py": GEN, "requirements.txt": "transformers>=5.0\n"})
+    assert new.findings == []
+
+
+def test_eco106_without_a_pin_follows_the_installed_version_or_says_both(monkeypatch):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "4.57.1")
+    assert [(f.severity, "installed 4.57.1" in f.message) for f in audit(GEN).findings] == [("yellow", True)]
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "5.2.0")
+    assert audit(GEN).findings == []
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    f = audit(GEN).findings
+    assert [(x.severity, x.confidence) for x in f] == [("gray", "low")]
+    assert "4.x" in f[0].message and "transformers 5" in f[0].message
+
+
+def test_generation_config_use_cache_false_is_reported_on_every_version():
+    r = audit("model.generation_config.use_cache = False\nmodel.generate(**ids)\n")
+    assert [f.code for f in r.findings] == ["ECO106"]
