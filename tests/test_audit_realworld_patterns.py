@@ -343,3 +343,77 @@ def test_eco106_without_a_pin_follows_the_installed_version_or_says_both(monkeyp
 def test_generation_config_use_cache_false_is_reported_on_every_version():
     r = audit("model.generation_config.use_cache = False\nmodel.generate(**ids)\n")
     assert [f.code for f in r.findings] == ["ECO106"]
+
+
+# -- false alarms ----------------------------------------------------------------------------------
+def test_eco202_no_fp32_claim_for_a_plain_loop_over_an_8bit_base():
+    r = audit("""\
+        import torch
+        from transformers import Blip2ForConditionalGeneration
+        model = Blip2ForConditionalGeneration.from_pretrained("Salesforce/blip2-opt-2.7b", load_in_8bit=True,
+                                                              device_map="auto")
+        for batch in loader:
+            pixel_values = batch["pixel_values"].to("cuda", torch.float16)
+            loss = model(pixel_values=pixel_values, labels=batch["ids"]).loss
+            loss.backward()
+            opt.step()
+        """)
+    assert by_code(r, "ECO202") == []
+
+
+QLORA = """\
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from peft import get_peft_model
+
+    def train(base_model: str):
+        bnb = BitsAndBytesConfig(load_in_4bit=True)
+        model = AutoModelForCausalLM.from_pretrained(base_model, quantization_config=bnb)
+        get_peft_model(model, cfg)
+    """
+
+
+def test_eco203_the_model_named_in_a_comment_decides(tmp_path):
+    small = audit(QLORA + "# run with: python train.py --base_model Qwen/Qwen2.5-0.5B\n")
+    f = by_code(small, "ECO203")
+    assert [(x.line, x.confidence) for x in f] == [(6, "low")] and "Qwen/Qwen2.5-0.5B" in f[0].message
+    big = audit(QLORA + "# tested with meta-llama/Llama-2-70b-hf and Qwen/Qwen2.5-0.5B\n")
+    assert by_code(big, "ECO203") == []  # the largest model it names does not fit 16-bit LoRA
+    unknown = audit(QLORA)
+    assert [(x.severity, x.confidence) for x in by_code(unknown, "ECO203")] == [("gray", "low")]
+
+
+def test_eco203_the_readme_or_config_beside_the_script_names_the_model(tmp_path):
+    r = audit_tree(tmp_path, {"recipe/train.py": QLORA,
+                              "recipe/README.md": "Fine-tune `meta-llama/Meta-Llama-3-70B` with QLoRA.\n"})
+    assert by_code(r, "ECO203") == []
+    r = audit_tree(tmp_path / "b", {"recipe/train.py": QLORA,
+                                    "recipe/config.yaml": "model_name_or_path: HuggingFaceTB/SmolLM2-360M\n"})
+    assert [x.line for x in by_code(r, "ECO203")] == [6]
+
+
+def test_eco203_an_argument_default_of_the_same_name_is_followed():
+    r = audit(QLORA + """\
+        import argparse
+        p = argparse.ArgumentParser()
+        p.add_argument("--base_model", default="meta-llama/Llama-2-70b-hf")
+        args = p.parse_args()
+        train(args.base_model)
+        """)
+    assert by_code(r, "ECO203") == []
+
+
+def test_library_modules_report_only_what_they_state():
+    lib = """\
+        from .utils import helper
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+        def load(model_id, **kwargs):
+            model = AutoModelForCausalLM.from_pretrained(model_id, device_map="cuda", **kwargs)
+            for p in prompts:
+                model.generate(**tok(p))
+            return BitsAndBytesConfig(load_in_8bit=True)
+        """
+    r = audit(lib, "pkg/loader.py")
+    assert [f.code for f in r.findings] == ["ECO101"]  # a literal 8-bit config is a trap wherever it is
+    script = audit(lib.replace("from .utils import helper", "import os"), "loader.py")
+    assert {f.code for f in script.findings} >= {"ECO101", "ECO105"}

@@ -4,6 +4,7 @@ under an MCP folder audit, and control/bidi characters in file names escaped in 
 
 from __future__ import annotations
 
+import ast
 import os
 import threading
 import time
@@ -67,7 +68,12 @@ def test_the_budget_holds_off_the_main_thread_too(tmp_path):
     assert not th.is_alive()
     report, took = out["r"]
     assert report.findings == [] and report.files_scanned == 0
-    assert any("time budget" in d.message for d in report.diagnostics) and took < 5.0
+    # ast.parse cannot be interrupted and takes seconds on a loaded machine: the budget bounds
+    # the work after it, so the allowance is the parse time of this text plus a margin.
+    t0 = time.perf_counter()
+    ast.parse(big.read_text())
+    parse_s = time.perf_counter() - t0
+    assert any("time budget" in d.message for d in report.diagnostics) and took < 2 * parse_s + 3.0
 
 
 def test_the_time_budget_is_a_pyproject_setting(tmp_path):

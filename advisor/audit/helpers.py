@@ -4,18 +4,28 @@ quantization; and the two ways a finding states its impact (measured rows, or be
 from __future__ import annotations
 
 import ast
+import functools
+import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from advisor.answer import mood_for_waste
-from advisor.audit.context import Arg, Context, Val
+from advisor.audit.context import Arg, Context, Hit, Val
 from advisor.audit.evidence import Comparison
 from advisor.audit.models import Impact
+from advisor.audit.pyindex import Frame
 
 _NOT_MODELS = re.compile(r"(Tokenizer|Processor|Config|FeatureExtractor|ImageProcessor|GenerationConfig|Dataset|"
                          r"PeftModel$|PeftConfig|Adapter)", re.I)
 MODEL_ARG_NAMES = ("pretrained_model_name_or_path", "model_name_or_path", "model_name", "model_id", "model")
 _SIZE_TOKEN = re.compile(r"^(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])$", re.I)
+_PARAM = re.compile(r"^'(?:[\w.]*\.)?(\w+)' is (?:a function parameter|set at run time)")
+# A Hub model id ("org/name") in any text: a comment, a README, a config beside the script.
+_HUB_ID = re.compile(r"(?<![\w./-])([A-Za-z0-9][\w.-]{0,60}/[A-Za-z0-9][\w.-]{0,100})(?![\w/-])")
+_BESIDE = re.compile(r"^(readme[^/]*\.md|[^/]+\.ya?ml|[^/]+\.sh)$", re.I)
+BESIDE_MAX_BYTES = 256 * 1024
+BESIDE_MAX_FILES = 24
 
 CONF_ORDER = {"low": 0, "medium": 1, "high": 2}
 
@@ -77,11 +87,24 @@ def params_from_name(text: str) -> float | None:
 
 
 def model_size(ctx: Context, arg: Arg) -> ModelSize:
+    size = _stated_size(ctx, arg)
+    if size.params_b is None:
+        return named_elsewhere(ctx, size)
+    return size
+
+
+def _stated_size(ctx: Context, arg: Arg) -> ModelSize:
     if arg.present is not True or arg.val is None:
         return ModelSize(None, "?", "low", arg.val.reason if arg.val is not None else "no model argument")
     v: Val = arg.val
     text = v.text if v.kind == "const" else None
     if text is None:
+        param = _PARAM.match(v.reason or "")
+        dflt = ctx.index.attr_defaults.get(param.group(1)) if param else None
+        if dflt is not None:  # a function parameter fed by the --option of the same name
+            dv = ctx.value(dflt[0], Frame((ctx.index.tree,), (), None))
+            if dv.kind == "const" and isinstance(dv.value, str):
+                return _stated_size(ctx, Arg(True, dv.weaker("medium", f"{dflt[2]} (line {dflt[1]})"), arg.line))
         return ModelSize(None, "?", "low", v.reason or "the model name is not a string the code states")
     conf = v.confidence
     origin = f", via {v.origin}" if v.origin else ""
@@ -371,3 +394,98 @@ def transformers_major(spec: str | None) -> int | None:
     if lower and int(lower.group(1)) >= 5:
         return int(lower.group(1))
     return None
+
+
+def _sizes_in(text: str) -> list[tuple[float, str]]:
+    """(billions of parameters, id) of each Hub model id in `text` whose size can be read."""
+    out: dict[str, float] = {}
+    for m in _HUB_ID.finditer(text):
+        ident = m.group(1).rstrip(".")
+        if ident in out or ident.lower().endswith((".py", ".json", ".md", ".txt", ".yaml", ".yml", ".git")):
+            continue
+        p = params_from_name(ident)
+        if p is None:
+            try:
+                from measurements import catalog
+
+                arch = catalog.model_by_hub_id(ident)
+                p = arch.params_b if arch is not None else None
+            except (FileNotFoundError, ValueError):
+                p = None
+        if p is not None:
+            out[ident] = p
+    return [(p, i) for i, p in out.items()]
+
+
+def _beside(ctx: Context) -> list[tuple[float, str, str]]:
+    """Models named in the READMEs, configs and launch scripts in the script's own folder."""
+    path = getattr(ctx.source, "path", "")
+    folder = os.path.dirname(path)
+    if not path or path.startswith("<") or not os.path.isdir(folder or "."):
+        return []
+    memo = ctx.run.memo.setdefault("models_beside", {})
+    if folder in memo:
+        return memo[folder]
+    found: list[tuple[float, str, str]] = []
+    try:
+        names = sorted(n for n in os.listdir(folder or ".") if _BESIDE.match(n))[:BESIDE_MAX_FILES]
+    except OSError:
+        names = []
+    for n in names:
+        fp = os.path.join(folder, n)
+        try:
+            if not os.path.isfile(fp) or os.path.getsize(fp) > BESIDE_MAX_BYTES:
+                continue
+            with open(fp, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        found.extend((p, i, n) for p, i in _sizes_in(text))
+    memo[folder] = found
+    return found
+
+
+def named_elsewhere(ctx: Context, size: ModelSize) -> ModelSize:
+    """When the code does not state the model, the models its comments and strings name, else
+    the READMEs, configs and launch scripts beside it: the largest of them (a recipe that also
+    names a large model is not called small). Low confidence: the run may use another model."""
+    memo = ctx.source.memo
+    if "models_named" not in memo:
+        memo["models_named"] = [(p, i, "this file") for p, i in _sizes_in(ctx.source.text)]
+    named = memo["models_named"] or _beside(ctx)
+    if not named:
+        return size
+    p, ident, where = max(named)
+    return ModelSize(p, ident, "low", f"the size in the name '{ident}', the largest model named in {where} "
+                                      f"({size.how})")
+
+
+def library_module(ctx: Context) -> bool:
+    """Package internals rather than a user's script: the module imports its siblings relatively
+    (`from .utils import ...`, which a script run as a file cannot do), or it sits inside an
+    installed package. Their models, prompts and flags come from the caller, so what a rule
+    cannot read there says nothing about a real run."""
+    if ctx.resolver is None:
+        return False
+    memo = ctx.index.memo
+    if "library" not in memo:
+        path = str(getattr(ctx.source, "path", "")).replace("\\", "/")
+        ix = ctx.index
+        relative = any(v.startswith(".") for v in ix.aliases.values()) or any(m.startswith(".") for m in ix.star_imports)
+        memo["library"] = relative or "/site-packages/" in path or "/dist-packages/" in path
+    return memo["library"]
+
+
+def user_code_only(gray_only: bool = False) -> Callable[[Callable[[Context], Iterable[Hit]]], Callable[[Context], Iterator[Hit]]]:
+    """Wrap a rule's check so that in library modules it reports nothing (`gray_only=False`: the
+    trap depends on how the caller uses the code) or only what it can read (`gray_only=True`:
+    literal settings such as BitsAndBytesConfig(load_in_8bit=True) still count)."""
+    def deco(fn: Callable[[Context], Iterable[Hit]]) -> Callable[[Context], Iterator[Hit]]:
+        @functools.wraps(fn)
+        def wrapped(ctx: Context) -> Iterator[Hit]:
+            if not library_module(ctx):
+                yield from fn(ctx) or ()
+            elif gray_only:
+                yield from (h for h in fn(ctx) or () if h.severity != "gray")
+        return wrapped
+    return deco

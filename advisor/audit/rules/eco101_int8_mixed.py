@@ -43,6 +43,7 @@ from advisor.audit.helpers import (
     model_size,
     names_bound_to,
     short,
+    user_code_only,
     weakest,
 )
 from advisor.audit.nodes import TrainingConfig
@@ -97,6 +98,7 @@ def _config(ctx: Context):
 @rule("ECO101", "int8-mixed-precision", "INT8 mixed-precision decomposition (8-bit without threshold 0.0)",
       nodes=(ast.Call, TrainingConfig), fix=FIX,
       calls={"BitsAndBytesConfig", "from_pretrained"})
+@user_code_only(gray_only=True)
 def check(ctx: Context):
     call = ctx.node
     if isinstance(call, TrainingConfig):

@@ -42,6 +42,7 @@ from advisor.audit.helpers import (
     measured,
     model_arg,
     model_size,
+    user_code_only,
     weakest,
 )
 from advisor.audit.registry import rule
@@ -51,6 +52,7 @@ FIX = "load small models in FP16/BF16 (torch_dtype=torch.float16); keep 4-bit fo
 
 @rule("ECO102", "nf4-small-model", "4-bit (NF4) loading of a small model", nodes=(ast.Call,), fix=FIX,
       calls={"from_pretrained", "pipeline"})
+@user_code_only(gray_only=True)
 def check(ctx: Context):
     call = ctx.node
     if loader_kind(ctx.call_name()) is None or is_training(ctx):

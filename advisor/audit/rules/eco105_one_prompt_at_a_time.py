@@ -39,7 +39,7 @@ from __future__ import annotations
 import ast
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import best_practice, measured, short
+from advisor.audit.helpers import best_practice, measured, short, user_code_only
 from advisor.audit.pyindex import dotted
 from advisor.audit.registry import rule
 
@@ -200,6 +200,7 @@ def _gradio_handler(ctx: Context) -> str | None:
 
 
 @rule("ECO105", "one-prompt-at-a-time", "Generation one prompt at a time (batch size 1)", nodes=(ast.Call,), fix=FIX)
+@user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node
     f = call.func

@@ -33,7 +33,7 @@ import ast
 import importlib.metadata
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import best_practice, is_training, short, transformers_major
+from advisor.audit.helpers import best_practice, is_training, short, transformers_major, user_code_only
 from advisor.audit.pyindex import dotted
 from advisor.audit.registry import rule
 from advisor.audit.rules.eco105_one_prompt_at_a_time import generation_call
@@ -44,6 +44,7 @@ IMPACT = ("the dataset has no cache-on vs cache-off pair yet; without the cache 
 
 
 @rule("ECO106", "kv-cache-off", "KV cache disabled in generation", nodes=(ast.Call, ast.Assign), fix=FIX)
+@user_code_only(gray_only=True)
 def check(ctx: Context):
     node = ctx.node
     if isinstance(node, ast.Call):

@@ -38,6 +38,7 @@ from advisor.audit.helpers import (
     method_calls_on,
     names_bound_to,
     transformers_major,
+    user_code_only,
     uses_gpu,
 )
 from advisor.audit.registry import rule
@@ -121,6 +122,7 @@ def _quantized(ctx: Context, call: ast.Call) -> tuple[bool | None, str]:
 
 @rule("ECO107", "fp32-inference", "FP32 inference", nodes=(ast.Call,), fix=FIX,
       calls={"from_pretrained", "pipeline"})
+@user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node
     kind = loader_kind(ctx.call_name())

@@ -13,7 +13,8 @@ Patterns
     for batch in loader: loss = model(**batch).loss; loss.backward()      # no autocast
 
 Not reported
-    bf16/fp16 on (or set from a variable: the user made it configurable), `use_cpu=True`,
+    plain loops over an 8-bit/4-bit base (its matmuls run in the quantized kernels), library
+    modules (the caller decides), bf16/fp16 on (or set from a variable: the user made it configurable), `use_cpu=True`,
     models loaded in 16-bit (`torch_dtype=torch.bfloat16`), TRL configs that leave bf16 unset.
 
 Example
@@ -28,7 +29,7 @@ from __future__ import annotations
 import ast
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import best_practice, dtype_of, loaders, uses_gpu
+from advisor.audit.helpers import best_practice, dtype_of, loader_quant, loaders, user_code_only, uses_gpu
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
@@ -72,6 +73,9 @@ def _plain_loop(ctx: Context):
     names = " ".join(ctx.index.call_names)
     if "autocast" in names or "GradScaler" in names or _weights_16(ctx) or not uses_gpu(ctx):
         return
+    if "prepare_model_for_kbit_training" in names or "prepare_model_for_int8_training" in names or any(
+            loader_quant(ctx, c).bits is not None for c in loaders(ctx)):
+        return  # an 8-bit/4-bit base: its matmuls run in the quantized kernels, not FP32
     for c, _ in ctx.index.nodes(ast.Call):
         if ctx.call_name(c).endswith("Accelerator"):
             mp = ctx.kwarg("mixed_precision", c)
@@ -99,13 +103,12 @@ def _quantized_base(ctx: Context, spec) -> bool:  # noqa: ANN001 - TrainingSpec
     if spec.config is not None:
         return any(k in spec.config.entries and spec.config.entries[k].value not in (None, False)
                    for k in ("load_in_8bit", "load_in_4bit", "quantization_bit"))
-    from advisor.audit.helpers import loader_quant
-
     return any(loader_quant(ctx, c).bits is not None for c in loaders(ctx))
 
 
 @rule("ECO202", "fp32-training", "FP32 training on a GPU with BF16/FP16", nodes=(ast.Call, TrainingConfig), fix=FIX,
       calls=TRAINING_ARG_CALLS | {"backward"})
+@user_code_only(gray_only=False)
 def check(ctx: Context):
     spec = training_spec(ctx)
     if spec is None:

@@ -42,6 +42,7 @@ from advisor.audit.helpers import (
     measured,
     model_arg,
     model_size,
+    user_code_only,
     weakest,
 )
 from advisor.audit.nodes import TrainingConfig
@@ -98,6 +99,7 @@ def _config(ctx: Context):
 
 @rule("ECO203", "qlora-small-model", "QLoRA on a model where 16-bit LoRA fits", nodes=(ast.Call, TrainingConfig),
       fix=FIX, calls={"from_pretrained", "pipeline"})
+@user_code_only(gray_only=True)
 def check(ctx: Context):
     call = ctx.node
     if isinstance(call, TrainingConfig):
@@ -126,6 +128,7 @@ def check(ctx: Context):
     if not fits:
         return
     impact, mood = _impact(ctx, size.params_b)
-    yield ctx.hit(line, f"QLoRA (4-bit base) on {size.label} ({size.params_b:g}B parameters): {why}, so "
+    named = f" ({size.how})" if "largest model named" in size.how else ""
+    yield ctx.hit(line, f"QLoRA (4-bit base) on {size.label} ({size.params_b:g}B parameters){named}: {why}, so "
                                "16-bit LoRA fits", severity=mood if q.certain else "gray",
                   confidence=weakest(size.confidence, q.confidence), impact=impact, span=span)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import best_practice
+from advisor.audit.helpers import best_practice, user_code_only
 from advisor.audit.registry import rule
 from advisor.audit.training import HF_ARG_CLASSES, TRAINER_CLASSES, TRL_ARG_CLASSES, short_name
 
@@ -52,6 +52,7 @@ def _trainer_names(ctx: Context) -> set[str]:
 
 @rule("ECO206", "no-energy-telemetry", "Long training job without energy telemetry", nodes=(ast.Call,), fix=FIX,
       calls={"train", "backward"})
+@user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node
     f = call.func
