@@ -1,5 +1,5 @@
-"""The advisor's input limits, one set for every way in (CLI, chat, MCP, the parser). These are
-policy against runaway input, not measured figures: a question is a sentence or a paragraph; code
+"""The advisor's input limits, one set for every way in (CLI, chat, MCP, the parser), and the error
+raised for input outside them. These are policy against runaway input, not measured figures: a question is a sentence or a paragraph; code
 goes to the auditor, which reads whole files under its own per-file size and time budget."""
 
 from __future__ import annotations
@@ -13,3 +13,15 @@ MAX_QUESTION_CHARS = 5_000
 MAX_CODE_CHARS = 200_000
 # Share of unreadable characters above which input is treated as binary data, not text.
 MAX_UNREADABLE_SHARE = 0.10
+# Accepted --width of rich output: narrower cannot hold a table; wider than any screen only makes
+# the renderer build megabytes of padding.
+MIN_WIDTH, MAX_WIDTH = 20, 1000
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as a clear message (what was wrong, what is accepted), exit code 2."""
+
+
+def clamp_width(value: int) -> int:
+    """A width taken from the terminal or $COLUMNS, kept within the accepted range."""
+    return min(max(value, MIN_WIDTH), MAX_WIDTH)

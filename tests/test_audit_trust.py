@@ -11,10 +11,12 @@ import time
 
 import pytest
 
-from advisor import mcp_server
 from advisor.audit import Auditor, AuditSettings
 from advisor.audit.policy import Policy
 from advisor.cli import main
+from advisor.mcp import guard as mcp_guard
+from advisor.mcp import server as mcp_server
+from advisor.mcp import tools as mcp_tools
 
 TRAP = "from transformers import BitsAndBytesConfig as B\nB(load_in_8bit=True)\n"
 
@@ -101,7 +103,7 @@ def test_output_path_errors_exit_2_with_a_clear_message(tmp_path, capsys, monkey
         def refuse(*a, **k):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("advisor.cmd_audit.open", refuse, raising=False)
+        monkeypatch.setattr("advisor.cli.audit.open", refuse, raising=False)
     rc = main(["audit", str(src), "--format", "sarif", "-o", str(out)])
     err = capsys.readouterr().err
     assert rc == 2
@@ -121,8 +123,8 @@ def _loop_tree(root):
 
 def test_mcp_folder_audit_copes_with_symlink_loops(tmp_path):
     _loop_tree(tmp_path)
-    ctx = mcp_server.ServerContext(guard=mcp_server.PathGuard(tmp_path))
-    specs = {s.name: s for s in mcp_server.tool_specs(include_benchmark=False)}
+    ctx = mcp_tools.ServerContext(guard=mcp_guard.PathGuard(tmp_path))
+    specs = {s.name: s for s in mcp_tools.tool_specs(include_benchmark=False)}
     out = mcp_server.call_tool(specs, "audit", {"path": "."}, ctx)
     assert not out.is_error
     assert [a.code for a in out.answer.alerts] == ["ECO101"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prompt_toolkit.history import InMemoryHistory
 
-from advisor import repl
+from advisor.chat import history as chat_history
 from advisor.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +72,9 @@ def test_history_file_that_cannot_be_bounded_falls_back_to_memory(tmp_path, monk
     else:
         path, said = tmp_path / "hist", "MB a history file may hold"
         path.write_text("+hi\n" * 100)
-        monkeypatch.setattr(repl, "MAX_HISTORY_FILE_BYTES", 100)
+        monkeypatch.setattr(chat_history, "MAX_HISTORY_FILE_BYTES", 100)
     t0 = time.monotonic()
-    hist, problem = repl.make_history(path)
+    hist, problem = chat_history.make_history(path)
     assert time.monotonic() - t0 < 5
     assert isinstance(hist, InMemoryHistory) and problem is not None and said in problem
 

@@ -116,7 +116,7 @@ RESULT_ONE = {"audit", "data validate", "bench"}
 def sandbox(tmp_path, monkeypatch):
     """Paths the fuzzer may hand to commands (never outside tmp_path), a quiet stdin, and a bench
     that validates and stores but never measures."""
-    from advisor import cmd_bench
+    from advisor.cli import bench as cmd_bench
 
     (tmp_path / "dir").mkdir()
     (tmp_path / "serve.py").write_text("from transformers import AutoModelForCausalLM\n"
@@ -196,20 +196,22 @@ JSON_VALUES = st.recursive(
 
 def _tool_specs():
     pytest.importorskip("mcp", reason="the MCP server is the optional extra 'mcp'")
-    from advisor import mcp_server
+    from advisor.mcp import tools as mcp_tools
 
-    return {s.name: s for s in mcp_server.tool_specs()}
+    return {s.name: s for s in mcp_tools.tool_specs()}
 
 
 @pytest.mark.parametrize("tool", ["optimize", "compare", "estimate", "diagnose", "ask", "audit",
                                   "query_measurements", "plan_finetune"])
 def test_every_mcp_tool_answers_any_arguments(tool, tmp_path):
-    from advisor import mcp_server
+    from advisor.mcp import guard as mcp_guard
+    from advisor.mcp import server as mcp_server
+    from advisor.mcp import tools as mcp_tools
 
     specs = _tool_specs()
     fields = list(specs[tool].input_model.model_fields)
     (tmp_path / "serve.py").write_text("import torch\nx = torch.float32\n")
-    ctx = mcp_server.ServerContext(guard=mcp_server.PathGuard(tmp_path))
+    ctx = mcp_tools.ServerContext(guard=mcp_guard.PathGuard(tmp_path))
 
     @fuzz(25)
     @given(args=st.dictionaries(st.one_of(st.sampled_from(fields), st.sampled_from(HOSTILE)), JSON_VALUES,
@@ -230,7 +232,7 @@ def test_every_mcp_tool_answers_any_arguments(tool, tmp_path):
                                                       "params": {"name": "ask", "arguments": v}}), JSON_VALUES)))
 def test_json_rpc_screen_answers_or_passes_every_line(line):
     pytest.importorskip("mcp", reason="the MCP server is the optional extra 'mcp'")
-    from advisor.mcp_server import screen_line
+    from advisor.mcp.server import screen_line
 
     ok, err = screen_line(line)
     assert (ok is None) or (err is None)

@@ -25,8 +25,11 @@ pytest.importorskip("mcp", reason="the MCP server is the optional extra 'mcp'")
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 
-from advisor import mcp_server  # noqa: E402
 from advisor.answer import Answer  # noqa: E402
+from advisor.mcp import guard as mcp_guard  # noqa: E402
+from advisor.mcp import inputs as mcp_inputs  # noqa: E402
+from advisor.mcp import server as mcp_server  # noqa: E402
+from advisor.mcp import tools as mcp_tools  # noqa: E402
 from measurements.store import load_rows  # noqa: E402
 
 ECOLOBSTER = Path(sys.executable).parent / "ecolobster"
@@ -100,9 +103,9 @@ INVALID: dict[str, tuple[str, Any]] = {
     "bad_enum": ("query_measurements", {"precision": "int8"}),
     "unknown_gpu": ("query_measurements", {"gpu": "gtx-9999"}),
     "ask_missing": ("ask", {}),
-    "ask_huge": ("ask", {"text": "x" * (mcp_server.MAX_TEXT_CHARS + 1)}),
-    "code_huge": ("audit", {"code": "x = 1\n" * (mcp_server.MAX_CODE_CHARS // 6 + 1)}),
-    "args_huge": ("audit", {"code": "x = 1\n", "filename": "a" * (mcp_server.MAX_ARGUMENTS_BYTES + 10)}),
+    "ask_huge": ("ask", {"text": "x" * (mcp_inputs.MAX_TEXT_CHARS + 1)}),
+    "code_huge": ("audit", {"code": "x = 1\n" * (mcp_inputs.MAX_CODE_CHARS // 6 + 1)}),
+    "args_huge": ("audit", {"code": "x = 1\n", "filename": "a" * (mcp_inputs.MAX_ARGUMENTS_BYTES + 10)}),
     "audit_both": ("audit", {"code": "x = 1\n", "path": "serve.py"}),
     "audit_neither": ("audit", {}),
     "path_dotdot": ("audit", {"path": "../outside/secret.py"}),
@@ -119,12 +122,12 @@ INVALID: dict[str, tuple[str, Any]] = {
     "compare_bad_gpu": ("compare", {"model": "mistral-7b", "compare_gpus": ["a800", "gtx-9999"]}),
     "diagnose_bad_symptom": ("diagnose", {"symptoms": ["sad"]}),
     "estimate_negative": ("estimate", {"model": "mistral-7b", "requests_per_day": -5}),
-    "long_name": ("optimize", {"model": "m" * (mcp_server.MAX_TEXT_CHARS + 1)}),
+    "long_name": ("optimize", {"model": "m" * (mcp_inputs.MAX_TEXT_CHARS + 1)}),
     "plan_bad_method": ("plan_finetune", {"model": "qwen2.5-7b", "method": "dora"}),
     "plan_unknown_model": ("plan_finetune", {"model": "no-such-model"}),
     "plan_extra": ("plan_finetune", {"model": "qwen2.5-7b", "learning_rate": 1e-4}),
     "plan_seq_short": ("plan_finetune", {"model": "qwen2.5-7b", "seq_len": 4}),
-    "nested_long": ("compare", {"model": "mistral-7b", "compare_gpus": ["a800", "g" * (mcp_server.MAX_TEXT_CHARS + 1)]}),
+    "nested_long": ("compare", {"model": "mistral-7b", "compare_gpus": ["a800", "g" * (mcp_inputs.MAX_TEXT_CHARS + 1)]}),
 }
 CALLS = {**VALID, **INVALID, "after_errors": ("query_measurements", {"limit": 1})}
 
@@ -259,11 +262,11 @@ def test_unknown_field_is_refused_with_the_accepted_fields(session_results):
 
 @pytest.mark.parametrize("key,needle", [
     ("wrong_type", "'limit'"),
-    ("limit_too_big", f"less than or equal to {mcp_server.MAX_ROWS}"),
+    ("limit_too_big", f"less than or equal to {mcp_inputs.MAX_ROWS}"),
     ("bad_enum", "'precision'"),
     ("ask_missing", "'text': required"),
-    ("ask_huge", f"'text': longer than {mcp_server.MAX_TEXT_CHARS:,} characters"),
-    ("code_huge", f"at most {mcp_server.MAX_CODE_CHARS} characters"),
+    ("ask_huge", f"'text': longer than {mcp_inputs.MAX_TEXT_CHARS:,} characters"),
+    ("code_huge", f"at most {mcp_inputs.MAX_CODE_CHARS} characters"),
     ("args_huge", "the limit is"),
     ("audit_both", "exactly one of 'path'"),
     ("audit_neither", "exactly one of 'path'"),
@@ -396,18 +399,18 @@ def test_cancelled_call_leaves_the_server_serving(raw):
 
 
 def test_call_tool_refuses_non_object_arguments(tmp_path):
-    ctx = mcp_server.ServerContext(guard=mcp_server.PathGuard(tmp_path))
-    specs = {s.name: s for s in mcp_server.tool_specs(include_benchmark=False)}
+    ctx = mcp_tools.ServerContext(guard=mcp_guard.PathGuard(tmp_path))
+    specs = {s.name: s for s in mcp_tools.tool_specs(include_benchmark=False)}
     out = mcp_server.call_tool(specs, "query_measurements", ["gpu", "4090d"], ctx)
     assert out.is_error and "must be a JSON object" in out.answer.errors[0]
 
 
 def test_path_guard_allows_inside_and_refuses_outside(tree):
-    guard = mcp_server.PathGuard(tree["root"])
+    guard = mcp_guard.PathGuard(tree["root"])
     assert guard.resolve("pkg/../serve.py") == (tree["root"] / "serve.py").resolve()
     assert guard.resolve(str(tree["root"] / "pkg")) == (tree["root"] / "pkg").resolve()
     for bad in ("..", "../outside", str(tree["outside"]), "link_out.py", "linkdir", "/etc/passwd"):
-        with pytest.raises(mcp_server.ToolError, match="outside the server's root"):
+        with pytest.raises(mcp_inputs.ToolError, match="outside the server's root"):
             guard.resolve(bad)
     files, skipped = guard.source_files(guard.resolve("."))
     names = sorted(f.name for f in files)
@@ -492,13 +495,13 @@ def test_specific_answers(session_results):
 # ---------------------------------------------------------------- benchmark
 
 
-def _bench_ctx(tmp_path: Path) -> tuple[dict, mcp_server.ServerContext]:
-    specs = {s.name: s for s in mcp_server.tool_specs(include_benchmark=True)}
-    return specs, mcp_server.ServerContext(guard=mcp_server.PathGuard(tmp_path))
+def _bench_ctx(tmp_path: Path) -> tuple[dict, mcp_tools.ServerContext]:
+    specs = {s.name: s for s in mcp_tools.tool_specs(include_benchmark=True)}
+    return specs, mcp_tools.ServerContext(guard=mcp_guard.PathGuard(tmp_path))
 
 
 def test_benchmark_tool_is_typed_and_async():
-    spec = {s.name: s for s in mcp_server.tool_specs(include_benchmark=True)}["benchmark"]
+    spec = {s.name: s for s in mcp_tools.tool_specs(include_benchmark=True)}["benchmark"]
     assert spec.is_async and not spec.read_only
     schema = spec.input_model.model_json_schema()
     assert schema["additionalProperties"] is False and schema["required"] == ["model"]
@@ -534,7 +537,7 @@ def test_benchmark_one_at_a_time(tmp_path):
     assert out.is_error and "already running" in out.answer.errors[0]
 
 
-@pytest.mark.skipif(mcp_server.benchmark_available(), reason="checks the no-GPU path")
+@pytest.mark.skipif(mcp_tools.benchmark_available(), reason="checks the no-GPU path")
 def test_benchmark_without_a_gpu_reports_the_child_error(tmp_path):
     """The real `ecolobster bench` child runs and refuses; its message reaches the agent."""
     specs, ctx = _bench_ctx(tmp_path)
@@ -580,7 +583,7 @@ def _cmdline(p: Path) -> bytes:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not mcp_server.benchmark_available(), reason="needs the engine and a CUDA GPU")
+@pytest.mark.skipif(not mcp_tools.benchmark_available(), reason="needs the engine and a CUDA GPU")
 def test_benchmark_tool_measures_on_the_gpu(tree):
     out = anyio.run(_gpu_session, tree)
     assert "benchmark" in out["tools"]

@@ -15,8 +15,12 @@ import pytest
 
 pytest.importorskip("mcp", reason="the MCP server is the optional extra 'mcp'")
 
-from advisor import mcp_server  # noqa: E402
-from advisor.mcp_server import Outcome, ServerContext, ToolSpec, screen_line  # noqa: E402
+from advisor.mcp import guard as mcp_guard  # noqa: E402
+from advisor.mcp import inputs as mcp_inputs  # noqa: E402
+from advisor.mcp import server as mcp_server  # noqa: E402
+from advisor.mcp import tools as mcp_tools  # noqa: E402
+from advisor.mcp.server import Outcome, screen_line  # noqa: E402
+from advisor.mcp.tools import ServerContext, ToolSpec  # noqa: E402
 from tests.test_mcp import RawServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,16 +130,16 @@ def test_cancelled_call_stops_its_worker(tmp_path):
 
 def test_call_past_the_budget_is_stopped_with_a_clear_error(tmp_path):
     marker = tmp_path / "pid"
-    spec = ToolSpec("spin", "Spin", "never ends", mcp_server.AskInput, lambda inp, ctx: _spin(str(marker)))
-    ctx = ServerContext(guard=mcp_server.PathGuard(tmp_path), call_budget_s=1.0)
+    spec = ToolSpec("spin", "Spin", "never ends", mcp_inputs.AskInput, lambda inp, ctx: _spin(str(marker)))
+    ctx = ServerContext(guard=mcp_guard.PathGuard(tmp_path), call_budget_s=1.0)
     out = anyio.run(mcp_server.call_tool_async, {"spin": spec}, "spin", {"text": "x"}, ctx)
     assert out.is_error and "budget of 1 s" in out.answer.errors[0] and "--call-timeout" in out.answer.errors[0]
     assert _gone(_pid_when_started(marker))
 
 
 def test_worker_answers_like_the_in_process_call(tmp_path):
-    specs = {s.name: s for s in mcp_server.tool_specs()}
-    ctx = ServerContext(guard=mcp_server.PathGuard(tmp_path))
+    specs = {s.name: s for s in mcp_tools.tool_specs()}
+    ctx = ServerContext(guard=mcp_guard.PathGuard(tmp_path))
     args = {"limit": 3}
     direct = mcp_server.call_tool(specs, "query_measurements", args, ctx)
     forked = anyio.run(mcp_server.call_tool_async, specs, "query_measurements", args, ctx)
@@ -143,8 +147,8 @@ def test_worker_answers_like_the_in_process_call(tmp_path):
 
 
 def test_benchmark_tool_is_opt_in_and_says_what_it_does():
-    assert "benchmark" not in {s.name for s in mcp_server.tool_specs()}
-    spec = {s.name: s for s in mcp_server.tool_specs(include_benchmark=True)}["benchmark"]
+    assert "benchmark" not in {s.name for s in mcp_tools.tool_specs()}
+    spec = {s.name: s for s in mcp_tools.tool_specs(include_benchmark=True)}["benchmark"]
     assert "DOWNLOADS" in spec.description and "4 hours" in spec.description
     assert "--allow-benchmark" in spec.description
     out = subprocess.run([sys.executable, "-m", "advisor.cli", "mcp", "--list-tools", "--format", "json"],

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from advisor import api, repl
+from advisor import api
+from advisor.chat import session as chat_session
 from advisor.cli import main
 from advisor.query import parse
 
@@ -47,7 +48,7 @@ def test_a_general_question_that_points_at_the_context_inherits_it():
 
 def test_chat_context_shows_what_carried_over_and_why_shows_the_words():
     out: list[str] = []
-    chat = repl.Chat(out.append, fmt="markdown", width=lambda: 100)
+    chat = chat_session.Chat(out.append, fmt="markdown", width=lambda: 100)
     chat.handle("greenest config for Mistral-7B on an A800 with vLLM, prompts of 1500 tokens")
     chat.handle("and with NF4?")
     out.clear()
@@ -64,7 +65,7 @@ def test_chat_context_shows_what_carried_over_and_why_shows_the_words():
 
 def test_why_before_any_answer():
     out: list[str] = []
-    chat = repl.Chat(out.append, fmt="markdown", width=lambda: 100)
+    chat = chat_session.Chat(out.append, fmt="markdown", width=lambda: 100)
     chat.handle("/why")
     assert "No question answered yet" in "\n".join(out)
 

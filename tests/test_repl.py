@@ -15,7 +15,10 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from advisor import repl
+from advisor.chat import commands as chat_commands
+from advisor.chat import history as chat_history
+from advisor.chat import input as chat_input
+from advisor.chat import session as chat_session
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]")
 
@@ -29,15 +32,15 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def new_chat(write=lambda s: None, lang: str = "en", **kw) -> repl.Chat:
+def new_chat(write=lambda s: None, lang: str = "en", **kw) -> chat_session.Chat:
     """A chat that starts in `lang` but, like a user's, follows the language of the questions
     (passing lang= to Chat would pin it, as `ecolobster chat --lang` does)."""
-    chat = repl.Chat(write, **kw)
+    chat = chat_session.Chat(write, **kw)
     chat.state.lang = lang  # type: ignore[assignment]
     return chat
 
 
-def make_chat(lang: str = "en", fmt: str = "rich") -> tuple[repl.Chat, list[str]]:
+def make_chat(lang: str = "en", fmt: str = "rich") -> tuple[chat_session.Chat, list[str]]:
     out: list[str] = []
     return new_chat(out.append, lang=lang, fmt=fmt, width=lambda: 80), out
 
@@ -57,8 +60,8 @@ class CaptureOutput(Vt100_Output):
         return self._rows
 
 
-def drive(keys: str | list[str], chat: repl.Chat | None = None, history: Path | None = None,
-          columns: int = 80, pause: float = 0.15) -> tuple[str, repl.Chat]:
+def drive(keys: str | list[str], chat: chat_session.Chat | None = None, history: Path | None = None,
+          columns: int = 80, pause: float = 0.15) -> tuple[str, chat_session.Chat]:
     """Run the real prompt-toolkit session on key strokes; return what it drew, plainly.
 
     `keys` is one string, or chunks typed one after another with a pause between (so history
@@ -74,7 +77,7 @@ def drive(keys: str | list[str], chat: repl.Chat | None = None, history: Path | 
 
         thread = threading.Thread(target=typist, daemon=True)
         thread.start()
-        rc = repl.run_interactive(chat, history=history, input=inp, output=out, warm_up=False)
+        rc = chat_session.run_interactive(chat, history=history, input=inp, output=out, warm_up=False)
         thread.join(timeout=10)
     assert rc == 0
     return plain(out.buffer.getvalue()), chat
@@ -84,35 +87,35 @@ def drive(keys: str | list[str], chat: repl.Chat | None = None, history: Path | 
 
 def test_fenced_code_is_extracted_without_the_fences():
     text = "please review\n```python\nimport torch\nx = 1\n```\nthanks"
-    assert repl.extract_code(text) == "import torch\nx = 1"
+    assert chat_input.extract_code(text) == "import torch\nx = 1"
 
 
 def test_unfenced_python_of_two_lines_is_code_but_prose_and_one_liners_are_not():
-    assert repl.extract_code("import torch\nmodel = load(1)") == "import torch\nmodel = load(1)"
-    assert repl.extract_code("what about batch 16?") is None
-    assert repl.extract_code("bs=16") is None  # one line: a question, not a paste
-    assert repl.extract_code("what about batch 16?\nand on an A800?") is None
+    assert chat_input.extract_code("import torch\nmodel = load(1)") == "import torch\nmodel = load(1)"
+    assert chat_input.extract_code("what about batch 16?") is None
+    assert chat_input.extract_code("bs=16") is None  # one line: a question, not a paste
+    assert chat_input.extract_code("what about batch 16?\nand on an A800?") is None
 
 
 def test_broken_python_that_reads_like_code_is_still_code():
     text = "from transformers import AutoModel\nmodel = AutoModel.from_pretrained('x', load_in_8bit=True\n"
-    assert repl.extract_code(text) == text
+    assert chat_input.extract_code(text) == text
 
 
 def test_fence_open_counts_fences():
-    assert repl.fence_open("```python\nimport x")
-    assert not repl.fence_open("```python\nimport x\n```")
-    assert not repl.fence_open("plain question")
+    assert chat_input.fence_open("```python\nimport x")
+    assert not chat_input.fence_open("```python\nimport x\n```")
+    assert not chat_input.fence_open("plain question")
 
 
 def test_clean_text_drops_control_characters_but_keeps_lines():
-    assert repl.clean_text("a\x00b\x07c\r\nd\te") == "abc\nd\te"
+    assert chat_input.clean_text("a\x00b\x07c\r\nd\te") == "abc\nd\te"
 
 
 def test_unreadable_count_sees_replacement_and_control_characters():
     garbage = bytes(range(256)).decode("utf-8", errors="replace")
-    assert repl.unreadable_count(garbage) > 100
-    assert repl.unreadable_count("换成 NF4 呢？ and plain English\n") == 0
+    assert chat_session.unreadable_count(garbage) > 100
+    assert chat_session.unreadable_count("换成 NF4 呢？ and plain English\n") == 0
 
 
 def test_iter_units_one_question_per_line_and_code_blocks_whole():
@@ -132,7 +135,7 @@ def test_iter_units_one_question_per_line_and_code_blocks_whole():
         "```\n",
         "/context\n",
     ]
-    units = list(repl.iter_units(lines))
+    units = list(chat_input.iter_units(lines))
     assert units == [
         "greenest for mistral-7b on a800",
         "what about batch 16?",
@@ -149,7 +152,7 @@ def test_iter_units_yields_a_plain_line_before_reading_the_next():
         yield "first question\n"
         raise AssertionError("read past the first line before answering it")
 
-    it = repl.iter_units(lines())
+    it = chat_input.iter_units(lines())
     assert next(it) == "first question"
 
 
@@ -172,7 +175,7 @@ def test_a_100kb_line_is_refused_with_the_limit_and_the_way_out():
     chat, out = make_chat()
     assert chat.handle("what " * 20_480)  # 102,400 characters, not code
     assert "102,400 characters" in out[-1] or "102,399 characters" in out[-1]
-    assert f"{repl.MAX_QUESTION_CHARS:,}" in out[-1] and "/audit PATH" in out[-1]
+    assert f"{chat_session.MAX_QUESTION_CHARS:,}" in out[-1] and "/audit PATH" in out[-1]
 
 
 def test_unknown_command_suggests_the_nearest():
@@ -196,7 +199,7 @@ def test_lang_and_format_validate_their_argument():
     assert out[-1].strip() == "Usage: /lang en|zh (now: en)."
     chat.handle("/lang zh")
     assert chat.state.lang == "zh" and chat.state.lang_forced and "中文" in out[-1]
-    assert not make_chat()[0].state.lang_forced and repl.Chat(print, lang="en").state.lang_forced
+    assert not make_chat()[0].state.lang_forced and chat_session.Chat(print, lang="en").state.lang_forced
     chat.handle("/format yaml")
     assert "rich|markdown|json" in out[-1] and chat.state.fmt == "rich"
     chat.handle("/format md")
@@ -206,7 +209,7 @@ def test_lang_and_format_validate_their_argument():
 def test_help_lists_every_command_in_the_current_language():
     chat, out = make_chat(lang="zh")
     chat.handle("/help")
-    for name in repl.COMMAND_NAMES:
+    for name in chat_commands.COMMAND_NAMES:
         assert name in out[-1]
     assert "清空上下文" in out[-1]
 
@@ -278,12 +281,12 @@ def test_welcome_has_three_examples_in_the_users_language(monkeypatch):
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     monkeypatch.delenv("LC_ALL", raising=False)
     monkeypatch.delenv("LC_MESSAGES", raising=False)
-    chat = repl.Chat(lambda s: None)
+    chat = chat_session.Chat(lambda s: None)
     text = chat.welcome()
     assert chat.state.lang == "zh" and "你好" in text
     assert sum(line.startswith("  • ") for line in text.splitlines()) == 3
     monkeypatch.setenv("LANG", "en_GB.UTF-8")
-    assert "Try one of these" in repl.Chat(lambda s: None).welcome()
+    assert "Try one of these" in chat_session.Chat(lambda s: None).welcome()
 
 
 def test_welcome_and_help_fit_80_columns():
@@ -300,23 +303,23 @@ def test_welcome_and_help_fit_80_columns():
 
 def test_history_goes_to_xdg_state_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    assert repl.history_path() == tmp_path / "state" / "ecolobster" / "chat_history"
+    assert chat_history.history_path() == tmp_path / "state" / "ecolobster" / "chat_history"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("ECOLOBSTER_DATA_DIR", str(tmp_path / "data"))
-    assert repl.history_path() == tmp_path / "data" / "chat_history"
+    assert chat_history.history_path() == tmp_path / "data" / "chat_history"
 
 
 def test_history_that_is_a_folder_falls_back_to_memory(tmp_path):
     path = tmp_path / "hist"
     path.mkdir()
-    hist, problem = repl.make_history(path)
+    hist, problem = chat_history.make_history(path)
     assert isinstance(hist, InMemoryHistory) and problem == "it is a folder"
 
 
 def test_history_whose_folder_cannot_be_made_falls_back_to_memory(tmp_path):
     blocker = tmp_path / "state"
     blocker.write_text("a file where the folder should be")
-    hist, problem = repl.make_history(blocker / "ecolobster" / "chat_history")
+    hist, problem = chat_history.make_history(blocker / "ecolobster" / "chat_history")
     assert isinstance(hist, InMemoryHistory) and problem == f"{blocker} is a file, not a folder"
 
 
@@ -331,14 +334,14 @@ def test_history_file_that_cannot_be_opened_falls_back_to_memory(tmp_path, monke
         return real_open(self, mode, *a, **kw)
 
     monkeypatch.setattr(Path, "open", deny)
-    hist, problem = repl.make_history(path)
+    hist, problem = chat_history.make_history(path)
     assert isinstance(hist, InMemoryHistory) and problem == "Permission denied"
 
 
 def test_corrupt_history_still_loads_what_it_can(tmp_path):
     path = tmp_path / "hist"
     path.write_bytes(b"\xff\xfe\x00garbage\n+what about batch 16?\n\n# x\n+\xc3\x28bad utf8\n" + bytes(range(256)))
-    hist, problem = repl.make_history(path)
+    hist, problem = chat_history.make_history(path)
     assert problem is None and isinstance(hist, FileHistory)
     loaded = list(hist.load_history_strings())
     assert "what about batch 16?" in loaded
@@ -346,8 +349,8 @@ def test_corrupt_history_still_loads_what_it_can(tmp_path):
 
 def test_history_skips_huge_entries(tmp_path):
     path = tmp_path / "hist"
-    hist, _ = repl.make_history(path)
-    hist.store_string("x" * (repl.MAX_HISTORY_ENTRY_CHARS + 1))
+    hist, _ = chat_history.make_history(path)
+    hist.store_string("x" * (chat_history.MAX_HISTORY_ENTRY_CHARS + 1))
     hist.store_string("/context")
     assert list(hist.load_history_strings()) == ["/context"]
 
@@ -373,8 +376,8 @@ def test_history_persists_between_sessions_and_suggests(tmp_path):
 
 # ---- completion and toolbar -----------------------------------------------------------------
 
-def completions(text: str, chat: repl.Chat | None = None) -> list[str]:
-    completer = repl._completer(chat or make_chat()[0])
+def completions(text: str, chat: chat_session.Chat | None = None) -> list[str]:
+    completer = chat_session._completer(chat or make_chat()[0])
     return [c.text for c in completer.get_completions(Document(text, len(text)), CompleteEvent(completion_requested=True))]
 
 
@@ -402,7 +405,7 @@ def test_completes_paths_for_audit(tmp_path):
 
 def test_toolbar_without_context_and_cut_to_width():
     chat, _ = make_chat()
-    frags = repl.toolbar_fragments(chat, 80)
+    frags = chat_session.toolbar_fragments(chat, 80)
     text = "".join(t for _, t in frags)
     assert "No context yet" in text and "[en · rich]" in text
     assert frags[0][0] == "class:mood.none"
@@ -434,10 +437,10 @@ def test_iter_units_keeps_a_piped_python_file_whole_up_to_the_next_question():
         "print(model)\n"
     )
     text = code + "and on an A800?\n" + code + "greenest for Mistral-7B on an A800\n换成 NF4 呢\n"
-    units = list(repl.iter_units(text.splitlines(keepends=True)))
+    units = list(chat_input.iter_units(text.splitlines(keepends=True)))
     assert units == [code.rstrip("\n"), "and on an A800?", code.rstrip("\n"), "greenest for Mistral-7B on an A800",
                      "换成 NF4 呢"]
-    assert repl.extract_code(units[0]) == units[0]
+    assert chat_input.extract_code(units[0]) == units[0]
 
 
 def test_a_path_typed_alone_points_to_audit(tmp_path):

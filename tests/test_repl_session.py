@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from advisor import repl
+from advisor.chat import session as chat_session
 from tests.test_repl import CaptureOutput, drive, flat, new_chat, plain
 
 ENTER = "\r"
@@ -147,7 +147,7 @@ def test_markdown_format_in_the_session():
     assert "╭" not in out and chat.state.fmt == "markdown"
 
 
-# ---- piped (non-interactive) use, through repl.main ----------------------------------------
+# ---- piped (non-interactive) use, through chat_session.main ----------------------------------------
 
 class FakeTTY(io.StringIO):
     def isatty(self) -> bool:
@@ -156,7 +156,7 @@ class FakeTTY(io.StringIO):
 
 def run_main(stdin_text: str, stdout: io.StringIO | None = None, **kw) -> tuple[int, str]:
     stdout = stdout if stdout is not None else io.StringIO()
-    rc = repl.main(stdin=io.StringIO(stdin_text), stdout=stdout, **kw)
+    rc = chat_session.main(stdin=io.StringIO(stdin_text), stdout=stdout, **kw)
     return rc, stdout.getvalue()
 
 
@@ -191,7 +191,7 @@ def test_pipe_mode_reads_binary_input_without_crashing():
     raw = io.BytesIO(b"\xff\xfe\x00\x01" * 200 + b"\n/context\n")
     wrapper = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
     stdout = io.StringIO()
-    rc = repl.main(stdin=wrapper, stdout=stdout)
+    rc = chat_session.main(stdin=wrapper, stdout=stdout)
     assert rc == 0
     assert "binary data" in stdout.getvalue() and "No context yet" in stdout.getvalue()
 
@@ -216,7 +216,7 @@ def test_answers_fit_an_80_column_terminal():
 
     with create_pipe_input() as inp:
         inp.send_text("compare precisions for Qwen2.5-7B on an RTX 5090\r换成 NF4 呢？\r\x04")
-        repl.run_interactive(chat, history=None, input=inp, output=out, warm_up=False)
+        chat_session.run_interactive(chat, history=None, input=inp, output=out, warm_up=False)
     for line in re.split(r"[\r\n]", plain(out.buffer.getvalue())):
         assert get_cwidth(line.rstrip()) <= 80, line
 

@@ -214,7 +214,7 @@ def test_without_matplotlib_html_says_how_to_install_it(capsys, monkeypatch):
 
 def test_the_advisor_and_text_answers_never_import_matplotlib():
     code = ("import sys; from advisor.cli import main; main(['compare', '--model', 'qwen2.5-7b', '--gpu', 'h200', "
-            "'--format', 'markdown']); import advisor.render, advisor.cmd_report, advisor.bench_report; "
+            "'--format', 'markdown']); import advisor.render, advisor.cli.report, advisor.bench_report; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
@@ -250,10 +250,10 @@ def test_report_rejects_files_that_are_not_results(tmp_path, capsys):
 # --- the chat's /report -------------------------------------------------------------------------
 
 def test_chat_report_saves_every_answer_of_the_conversation_as_one_page(tmp_path):
-    from advisor import repl
+    from advisor.chat import session as chat_session
 
     out: list[str] = []
-    chat = repl.Chat(out.append, width=lambda: 100)
+    chat = chat_session.Chat(out.append, width=lambda: 100)
     chat.handle("/report")
     assert out[-1].startswith("Usage: /report FILE")
     chat.handle(f"/report {tmp_path / 'empty.html'}")

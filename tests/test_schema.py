@@ -9,8 +9,8 @@ import json
 import jsonschema
 import pytest
 
-from advisor import mcp_server
 from advisor.cli import main
+from advisor.mcp import tools as mcp_tools
 from measurements.store import load_rows
 
 
@@ -41,7 +41,7 @@ def validator(schema: dict) -> jsonschema.Draft202012Validator:
 def test_prints_every_schema_as_valid_draft_2020_12(schemas):
     assert set(schemas) == {"outputs", "inputs"}
     assert set(schemas["outputs"]) == {"answer", "query", "measurement", "measurements"}
-    assert set(schemas["inputs"]) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)}
+    assert set(schemas["inputs"]) >= {s.name for s in mcp_tools.tool_specs(include_benchmark=True)}
     for group in schemas.values():
         for name, schema in group.items():
             assert schema["$schema"].endswith("2020-12/schema"), name
@@ -128,7 +128,7 @@ def test_schema_catches_a_broken_answer(schemas):
 
 def test_input_schemas_agree_with_the_models(schemas):
     """What the schema accepts the model accepts, and unknown fields fail both."""
-    for spec in mcp_server.tool_specs(include_benchmark=True):
+    for spec in mcp_tools.tool_specs(include_benchmark=True):
         v = validator(schemas["inputs"][spec.name])
         sample = SAMPLES.get(spec.name)
         if sample is None:
@@ -154,7 +154,7 @@ SAMPLES = {
 
 
 def test_every_tool_has_a_sample_here():
-    assert set(SAMPLES) >= {s.name for s in mcp_server.tool_specs(include_benchmark=True)} - {"benchmark"}
+    assert set(SAMPLES) >= {s.name for s in mcp_tools.tool_specs(include_benchmark=True)} - {"benchmark"}
 
 
 def _format_choices(parser) -> list[str] | None:

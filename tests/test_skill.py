@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advisor import mcp_server
 from advisor.answer import MOOD_THRESHOLDS, Answer, Tier
 from advisor.cli import build_parser
+from advisor.mcp import tools as mcp_tools
 
 REPO = Path(__file__).resolve().parents[1]
 SKILL = REPO / "skill.md"
@@ -157,7 +157,7 @@ def test_mcp_tools_listed_match_the_server(skill):
     _, body = skill
     section = body[body.index("## The MCP server"):]
     listed = set(re.findall(r"`([a-z_]+)`", section.split("\n\n")[1]))
-    tools = {s.name for s in mcp_server.tool_specs(include_benchmark=True)}
+    tools = {s.name for s in mcp_tools.tool_specs(include_benchmark=True)}
     assert tools <= listed, f"skill.md does not list {tools - listed}"
 
 

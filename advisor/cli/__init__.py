@@ -1,7 +1,8 @@
 """The `ecolobster` command: a composition root that wires the command groups together.
 
-Each group lives in its own module `advisor.cmd_<group>` with `register(subparsers)`; handlers
-import what they need when they run, so `ecolobster --help` and `ask` start fast.
+Each group lives in its own module `advisor.cli.<group>` with `register(subparsers)`; handlers
+import what they need when they run, so `ecolobster --help` and `ask` start fast. The command
+modules reach the core only through `advisor.api` and show answers through `advisor.render`.
 """
 
 from __future__ import annotations
@@ -11,27 +12,20 @@ import contextlib
 import importlib
 import sys
 
-# One module per command group (see DESIGN.md: keep each command's room easy to find).
+from advisor.limits import MAX_WIDTH, MIN_WIDTH, UsageError, clamp_width
+
+# One module per command group (docs/ARCHITECTURE.md: each command's room easy to find).
 COMMAND_MODULES: tuple[str, ...] = (
-    "advisor.cmd_data",
-    "advisor.cmd_audit",
-    "advisor.cmd_ask",
-    "advisor.cmd_chat",
-    "advisor.cmd_schema",
-    "advisor.cmd_mcp",
-    "advisor.cmd_bench",
-    "advisor.cmd_plan",
-    "advisor.cmd_report",
+    "advisor.cli.data",
+    "advisor.cli.audit",
+    "advisor.cli.ask",
+    "advisor.cli.chat",
+    "advisor.cli.schema",
+    "advisor.cli.mcp",
+    "advisor.cli.bench",
+    "advisor.cli.plan",
+    "advisor.cli.report",
 )
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as a clear message, exit code 2."""
-
-
-# Accepted --width of rich output (policy): narrower cannot hold a table; wider than any screen
-# only makes the renderer build megabytes of padding.
-MIN_WIDTH, MAX_WIDTH = 20, 1000
 
 
 def width_arg(text: str) -> int:
@@ -44,11 +38,6 @@ def width_arg(text: str) -> int:
     if not MIN_WIDTH <= value <= MAX_WIDTH:
         raise argparse.ArgumentTypeError(f"{value} columns is out of range (accepted: {MIN_WIDTH}-{MAX_WIDTH})")
     return value
-
-
-def clamp_width(value: int) -> int:
-    """A width taken from the terminal or $COLUMNS, kept within the accepted range."""
-    return min(max(value, MIN_WIDTH), MAX_WIDTH)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,9 +91,4 @@ def _report_store_problems() -> None:
         print(f"warning: {p}", file=sys.stderr)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    # `python -m advisor.cli`: run the imported module's main, so its UsageError is the one the
-    # command modules raise (this file runs as __main__, a second copy of the module)
-    from advisor.cli import main as _main
-
-    sys.exit(_main())
+__all__ = ["MAX_WIDTH", "MIN_WIDTH", "UsageError", "build_parser", "clamp_width", "main", "width_arg"]

@@ -74,7 +74,7 @@ def _emit(answer, args) -> int:
 
 def _ask(args: argparse.Namespace) -> int:
     from advisor.api import ask
-    from advisor.cli import UsageError
+    from advisor.limits import UsageError
 
     text = " ".join(args.question).strip()
     if args.explain_parse:
@@ -88,7 +88,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _explain_parse(text: str, args: argparse.Namespace) -> int:
-    from advisor.cli import UsageError
+    from advisor.limits import UsageError
     from advisor.query import QueryError, clean_text, parse
     from advisor.query.explain import explain_parse
 
@@ -105,7 +105,7 @@ def _explain_parse(text: str, args: argparse.Namespace) -> int:
 
 def _structured(args: argparse.Namespace) -> int:
     from advisor.api import answer_query
-    from advisor.cli import UsageError
+    from advisor.limits import UsageError
     from advisor.query import QueryError, from_fields
 
     fields = {

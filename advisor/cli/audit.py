@@ -12,7 +12,7 @@ import os
 import sys
 
 from advisor.audit.ci import CONFIDENCES, SEVERITIES
-from advisor.cli import UsageError
+from advisor.limits import UsageError
 
 FORMATS = ("rich", "markdown", "json", "sarif", "concise", "github")
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advisor import bench_serve
-from advisor.cli import UsageError
+from advisor.cli import bench_serve
+from advisor.limits import UsageError
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure")
 

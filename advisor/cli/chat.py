@@ -24,6 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from advisor.repl import main
+    from advisor.chat.session import main
 
     return main(lang=args.lang, fmt=args.fmt, history_file=args.history_file, no_history=args.no_history)

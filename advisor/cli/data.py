@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from advisor.cli import UsageError
+from advisor.limits import UsageError
 
 LIST_COLUMNS = ("id", "kind", "framework", "gpu", "gpu_count", "model_id", "precision", "batch_size",
                 "throughput_tok_s", "power_w", "energy_j_per_1k_tok", "where")
@@ -52,59 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     ep.set_defaults(handler=cmd_export)
 
 
-def _filtered(args: argparse.Namespace) -> list[Any]:
-    from measurements import catalog, select
-    from measurements.schema import FRAMEWORKS, PRECISIONS, WORKLOADS
-    from measurements.store import DataError, load_rows
-
-    try:
-        rows = load_rows()
-    except DataError as err:
-        raise UsageError(f"the dataset does not load: {err}") from None
-    gpu = None
-    if getattr(args, "gpu", None):
-        try:
-            # "cpu" selects the engine's CPU-only runs, which have no GPU catalog entry
-            gpu = "cpu" if args.gpu.strip().lower() == "cpu" else catalog.resolve_gpu(args.gpu).key
-        except catalog.UnknownName as err:
-            raise UsageError(f"{err} (or 'cpu' for CPU-only runs)") from None
-    prec = None
-    if getattr(args, "precision", None):
-        prec = args.precision.lower()
-        if prec not in PRECISIONS:
-            raise UsageError(f"unknown precision '{args.precision}'. Accepted: {', '.join(PRECISIONS)}.")
-    fw = getattr(args, "framework", None)
-    if fw:
-        fw = fw.strip().lower()
-        if fw not in FRAMEWORKS:
-            raise UsageError(f"unknown framework '{args.framework}'. Accepted: {', '.join(FRAMEWORKS)}.")
-    # the one evidence layer selects (the chat's /data and the MCP tool call this function too)
-    rows = select.select(rows, gpu=gpu, precision=prec, source=getattr(args, "source", None),
-                         kind=getattr(args, "kind", None), task=getattr(args, "task", None),
-                         framework=fw or None)
-    if getattr(args, "model", None):
-        needle = args.model.lower()
-        try:
-            hub = catalog.resolve_model(args.model).hub_id.lower()
-            known = catalog.resolve_model(args.model).key
-        except catalog.UnknownName:
-            hub, known = None, None
-        rows = [
-            r for r in rows
-            if needle in r.model_id.lower()
-            or (hub is not None and _same_model(r.model_id, hub, known))
-        ]
-    if getattr(args, "workload", None):
-        if args.workload not in WORKLOADS:
-            raise UsageError(f"unknown workload '{args.workload}'. Accepted: {', '.join(WORKLOADS)}.")
-        rows = [r for r in rows if r.workload == args.workload]
-    if getattr(args, "gpu_count", None) is not None:
-        if args.gpu_count < 1:
-            raise UsageError(f"--gpu-count must be 1 or more, got {args.gpu_count}.")
-        rows = [r for r in rows if r.gpu_count == args.gpu_count]
-    return rows
-
-
 def where(row: Any) -> str:
     """Where a row's figures were read: repository@commit path for published data, else the source."""
     if row.source_repo and row.source_path:
@@ -117,15 +64,6 @@ def _value(row: Any, col: str) -> Any:
     return where(row) if col == "where" else getattr(row, col)
 
 
-def _same_model(model_id: str, hub: str, key: str | None) -> bool:
-    from measurements import catalog
-
-    if model_id.lower() == hub:
-        return True
-    arch = catalog.model_by_hub_id(model_id)
-    return arch is not None and arch.key == key
-
-
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -135,7 +73,9 @@ def _fmt(v: Any) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = _filtered(args)
+    from advisor.api import filter_rows
+
+    rows = filter_rows(args)
     if args.format == "json":
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False))
         return 0
@@ -255,9 +195,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from advisor.api import filter_rows
     from measurements.schema import MeasurementRow
 
-    rows = _filtered(args)
+    rows = filter_rows(args)
     records = [r.model_dump(mode="json") for r in rows]
     if args.format == "json":
         json.dump(records, sys.stdout, indent=2, ensure_ascii=False)

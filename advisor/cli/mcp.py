@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from advisor.cli import UsageError
+from advisor.limits import UsageError
 
 MCP_REQUIREMENT = "mcp>=2.3,<3"
 
@@ -48,17 +48,17 @@ def _check_sdk() -> None:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from advisor import mcp_server
+    from advisor.mcp import server, tools
 
     root = Path(args.root).expanduser()
     if not root.is_dir():
         raise UsageError(f"--root '{args.root}' is not a directory")
-    budget = mcp_server.DEFAULT_CALL_BUDGET_S if args.call_timeout is None else args.call_timeout
+    budget = tools.DEFAULT_CALL_BUDGET_S if args.call_timeout is None else args.call_timeout
     if not 1 <= budget <= 86_400:  # NaN fails too
         raise UsageError(f"--call-timeout must be between 1 and 86400 seconds (got {args.call_timeout})")
     include_benchmark = None if args.allow_benchmark else False  # None: offered where a GPU is there
     if args.list_tools:
-        specs = mcp_server.tool_specs(include_benchmark)
+        specs = tools.tool_specs(include_benchmark)
         if args.format == "json":
             print(json.dumps([{"name": s.name, "title": s.title, "description": s.description,
                                "input_schema": s.input_model.model_json_schema()} for s in specs],
@@ -70,8 +70,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
                 print(f"- **{s.name}** ({fields}): {s.description}")
         return 0
     _check_sdk()
-    if args.allow_benchmark and not mcp_server.benchmark_available():
+    if args.allow_benchmark and not tools.benchmark_available():
         print("warning: --allow-benchmark: no engine extra or CUDA GPU here, so the benchmark tool is not offered",
               file=sys.stderr)
-    mcp_server.serve(root, include_benchmark, budget)
+    server.serve(root, include_benchmark, budget)
     return 0

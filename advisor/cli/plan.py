@@ -76,7 +76,7 @@ def request_from_args(args: argparse.Namespace):
     """A PlanRequest from the question (if any) and the flags; raises UsageError on bad input."""
     from pydantic import ValidationError
 
-    from advisor.cli import UsageError
+    from advisor.limits import UsageError
     from advisor.protocols.plan import PlanRequest, request_from_text
 
     fields: dict[str, object] = {}
@@ -111,7 +111,7 @@ def request_from_args(args: argparse.Namespace):
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from advisor.cli import UsageError
+    from advisor.limits import UsageError
     from advisor.protocols.plan import plan
     from advisor.render import render, write_answer
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from advisor.cli import UsageError
+from advisor.limits import UsageError
 
 FILTERS = ("gpu", "model", "precision", "source", "kind", "task", "framework", "workload", "gpu_count")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from advisor.cmd_data import filters
+    from advisor.cli.data import filters
 
     p = sub.add_parser(
         "report", help="an HTML report of measurements: traces, energy, batch curves, CV gates, provenance",
@@ -58,9 +58,9 @@ def build(args: argparse.Namespace):
             raise UsageError(str(err)) from None
     if args.traces is not None:
         raise UsageError("--traces goes with a results file: ecolobster report RESULTS.jsonl --traces DIR")
-    from advisor.cmd_data import _filtered
+    from advisor.api import filter_rows
 
-    rows = _filtered(args)
+    rows = filter_rows(args)
     if not rows:
         raise UsageError("no dataset row matches those filters (`ecolobster data list` with the same filters "
                          "shows what there is)")

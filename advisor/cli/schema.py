@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from advisor.cli import UsageError
+from advisor.limits import UsageError
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -65,10 +65,10 @@ OUTPUTS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
 
 def inputs() -> dict[str, tuple[str, Callable[[], dict[str, Any]]]]:
     """Input schemas, keyed by MCP tool name (these tools mirror the commands of the same name)."""
-    from advisor import mcp_server
+    from advisor.mcp.tools import tool_specs
 
     out: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {}
-    for spec in mcp_server.tool_specs(include_benchmark=True):
+    for spec in tool_specs(include_benchmark=True):
         model = spec.input_model
         out[spec.name] = (f"input of the `{spec.name}` MCP tool: {spec.description}",
                           lambda m=model: m.model_json_schema(mode="validation"))

@@ -78,7 +78,7 @@ def write_answer(answer: Answer, fmt: Format, width: int | None = None, detail: 
     if fmt == "rich" and width is None:
         import shutil
 
-        from advisor.cli import clamp_width
+        from advisor.limits import clamp_width
 
         width = clamp_width(shutil.get_terminal_size((100, 24)).columns)  # COLUMNS=99999999 too
     sys.stdout.write(render(answer, fmt, width=width or 100, detail=detail))

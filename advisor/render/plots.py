@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.answer import Chart, Table
-from advisor.cli import UsageError
+from advisor.limits import UsageError
 
 # Colours of the moods (layout, not figures): the same order as the terminal's.
 MOOD_COLOURS = {"green": "#2e7d32", "yellow": "#f9a825", "orange": "#ef6c00", "red": "#c62828", "gray": "#9e9e9e"}
