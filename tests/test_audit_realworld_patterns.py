@@ -379,7 +379,7 @@ def test_eco203_the_model_named_in_a_comment_decides(tmp_path):
     big = audit(QLORA + "# tested with meta-llama/Llama-2-70b-hf and Qwen/Qwen2.5-0.5B\n")
     assert by_code(big, "ECO203") == []  # the largest model it names does not fit 16-bit LoRA
     unknown = audit(QLORA)
-    assert [(x.severity, x.confidence) for x in by_code(unknown, "ECO203")] == [("gray", "low")]
+    assert by_code(unknown, "ECO203") == []  # no size anywhere: nothing to claim
 
 
 def test_eco203_the_readme_or_config_beside_the_script_names_the_model(tmp_path):
@@ -417,3 +417,191 @@ def test_library_modules_report_only_what_they_state():
     assert [f.code for f in r.findings] == ["ECO101"]  # a literal 8-bit config is a trap wherever it is
     script = audit(lib.replace("from .utils import helper", "import os"), "loader.py")
     assert {f.code for f in script.findings} >= {"ECO101", "ECO105"}
+
+
+# -- second round: patterns and false alarms from the judged real-world sample -------------------
+def test_eco204_packed_micro_batches_are_not_one_sequence():
+    base = """\
+        base_model: Qwen/Qwen2.5-7B
+        micro_batch_size: 1
+        gradient_accumulation_steps: 1
+        sequence_len: 4096
+        {packing}
+        """
+    assert [f.line for f in by_code(audit(base.format(packing="sample_packing: false"), "a.yml"), "ECO204")] == [2]
+    assert by_code(audit(base.format(packing="sample_packing: true"), "a.yml"), "ECO204") == []
+    r = audit("""\
+        from trl import SFTConfig
+        SFTConfig(output_dir="o", per_device_train_batch_size=1, gradient_accumulation_steps=1, packing=True)
+        """)
+    assert by_code(r, "ECO204") == []
+
+
+def test_eco202_accelerator_without_mixed_precision_leaves_it_to_the_launch_config():
+    loop = """\
+        import torch
+        from accelerate import Accelerator
+        accelerator = Accelerator({arg})
+        model = torch.nn.Linear(2, 2).cuda()
+        for batch in loader:
+            loss = model(batch).sum()
+            accelerator.backward(loss)
+        """
+    assert by_code(audit(loop.format(arg="")), "ECO202") == []
+    assert [f.line for f in by_code(audit(loop.format(arg='mixed_precision="no"')), "ECO202")] == [7]
+
+
+def test_eco107_conversion_scripts_and_cpu_device_maps_are_not_inference(tmp_path):
+    files = {"requirements.txt": "transformers==4.46.0\n", "convert.py": """\
+        import torch
+        from transformers import AutoModelForCausalLM
+        hf = AutoModelForCausalLM.from_pretrained("gpt2-xl", device_map="cuda")
+        sd = hf.state_dict()
+        torch.save(sd, "weights.pt")
+        """, "diff.py": """\
+        import torch
+        from transformers import AutoModelForCausalLM
+        def make_diff(path, device="cpu"):
+            m = AutoModelForCausalLM.from_pretrained(path, device_map={"": torch.device(device)},
+                                                     torch_dtype=torch.float32)
+            return m(**batch)
+        """, "serve.py": """\
+        from transformers import AutoModelForCausalLM
+        m = AutoModelForCausalLM.from_pretrained("gpt2-xl", device_map="cuda")
+        m.generate(**ids)
+        """}
+    r = audit_tree(tmp_path, files)
+    assert [(f.path.rsplit("/", 1)[-1], f.code) for f in r.findings] == [("serve.py", "ECO107")]
+
+
+def test_eco105_a_loop_that_times_each_generate_is_a_latency_benchmark():
+    r = audit("""\
+        import time
+        for prompt in prompts:
+            ids = tok(prompt, return_tensors="pt").to("cuda")
+            t0 = time.perf_counter()
+            model.generate(**ids)
+            latency.append(time.perf_counter() - t0)
+        for prompt in prompts:
+            model.generate(**tok(prompt, return_tensors="pt").to("cuda"))
+        """)
+    assert [f.line for f in by_code(r, "ECO105")] == [8]
+
+
+def test_shell_variables_feed_the_flags():
+    r = audit("""\
+        lr=1e-4
+        LOG=1
+        export SAVE=10
+        torchrun train.py --learning_rate ${lr} --output_dir out \\
+           --logging_steps $LOG --save_steps "${SAVE}" --max_steps 1000
+        """, "run.sh")
+    assert found(r) == {("ECO201", 5), ("ECO205", 5)}
+
+
+def test_an_axolotl_config_built_in_python():
+    r = audit("""\
+        from axolotl.utils.dict import DictDefault
+        cfg = DictDefault(base_model="Qwen/Qwen3-14B", micro_batch_size=2, gradient_accumulation_steps=2,
+                          logging_steps=1, bf16=True)
+        other = DictDefault(logging_steps=1)  # not a training config: no model, no batch size
+        """)
+    assert found(r) == {("ECO205", 3)}
+
+
+def test_eco203_a_model_of_unknown_size_is_not_reported():
+    r = audit("""\
+        base_model: mistralai/Devstral-Small-2507
+        load_in_4bit: true
+        adapter: qlora
+        micro_batch_size: 2
+        """, "qlora.yml")
+    assert by_code(r, "ECO203") == []
+
+
+def test_xpu_inference_counts_as_accelerator_inference():
+    r = audit("""\
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B-Instruct").to("xpu")
+        model.generate(**ids)
+        """)
+    assert [f.code for f in r.findings] == ["ECO107"]
+
+
+def test_eco105_the_chat_api_of_remote_code_models_and_an_input_helper():
+    r = audit("""\
+        from transformers import AutoModel, AutoTokenizer
+        tok = AutoTokenizer.from_pretrained("THUDM/chatglm-6b", trust_remote_code=True)
+        model = AutoModel.from_pretrained("THUDM/chatglm-6b", trust_remote_code=True).half().cuda()
+
+        def ask() -> str:
+            return input("User: ").strip()
+
+        history = []
+        while True:
+            query = ask()
+            for response, history in model.stream_chat(tok, query, history=history):
+                print(response)
+        for q in questions:
+            answer, _ = model.chat(tok, q, history=[])
+        session.chat("not a model")  # .chat on something else is not generation
+        """)
+    assert [(f.line, "input()" in f.message) for f in by_code(r, "ECO105")] == [(11, True), (14, False)]
+
+
+def test_eco107_chained_casts_and_remote_code_models():
+    base = """\
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained("THUDM/chatglm-6b"{kw}){chain}
+        model.generate(**ids)
+        """
+    pinned = Auditor(AuditSettings())
+    pinned.run.pins["transformers"] = "==4.27.1"
+
+    def eco107(kw: str, chain: str) -> list[int]:
+        rep = pinned.audit_code(textwrap.dedent(base.format(kw=kw, chain=chain)), "x.py")
+        return [f.line for f in rep.findings if f.code == "ECO107"]
+
+    assert eco107("", ".cuda()") == [2]
+    assert eco107("", ".half().cuda()") == []
+    assert eco107("", ".to(torch.bfloat16)") == []
+    assert eco107(", trust_remote_code=True", ".cuda()") == []  # its own code may choose the dtype
+
+
+def test_eco101_reads_the_8bit_switch_of_a_config_that_offers_both():
+    r = audit("""\
+        import argparse
+        from transformers import BitsAndBytesConfig
+        p = argparse.ArgumentParser()
+        p.add_argument("--load_in_4bit", action="store_true")
+        p.add_argument("--load_in_8bit", action="store_true")
+        args = p.parse_args()
+        cfg = BitsAndBytesConfig(load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit)
+        """)
+    f = by_code(r, "ECO101")
+    assert [(x.line, x.severity, x.confidence) for x in f] == [(7, "gray", "low")]
+
+
+def test_eco105_through_a_helper_called_per_item_or_per_request():
+    r = audit("""\
+        from fastapi import FastAPI
+        app = FastAPI()
+
+        def answer(model, question):
+            ids = tok(question, return_tensors="pt").to("cuda")
+            return model.generate(**ids)
+
+        def predict(prompt):
+            return model.generate(**tok(prompt, return_tensors="pt").to("cuda"))
+
+        @app.post("/v1/completions")
+        def complete(req):
+            return predict(req.prompt)
+
+        for q in questions:
+            print(answer(model, q))
+        answer(model, "warm-up")
+        """)
+    got = [(f.line, f.message.split(" (batch")[0]) for f in by_code(r, "ECO105")]
+    assert got == [(9, "predict() runs its own model.generate call for each request of the endpoint complete()"),
+                   (16, "model.generate in answer() runs once per item of the loop over 'questions'")]

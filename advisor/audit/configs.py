@@ -468,6 +468,8 @@ def read_shell(text: str, dockerfile: bool = False) -> list[Any]:
 _LAUNCHER = re.compile(r"(^|[\s/;&|(])(python3?(\.\d+)?|torchrun|accelerate|deepspeed|llamafactory-cli|"
                        r"axolotl|trl|tune|\S+\.py)(\s|$)")
 _FLAG = re.compile(r"--([A-Za-z_][\w.-]*)(?:=(\S*))?")
+_ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_]\w*)=(\S*)\s*$")
+_VAR = re.compile(r"\$\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
 
 
 def launch_configs(text: str) -> list[TrainingConfig]:
@@ -478,6 +480,10 @@ def launch_configs(text: str) -> list[TrainingConfig]:
     entries: dict[str, ConfigEntry] = {}
     launching = False
     lines = text.splitlines()
+    variables: dict[str, str] = {}  # NAME=value lines before the command: `--lr ${lr}` reads them
+
+    def expand(word: str) -> str:
+        return _VAR.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), word)
 
     def flush() -> None:
         tc = training_config(entries, flavour="cli") if launching else None
@@ -489,10 +495,15 @@ def launch_configs(text: str) -> list[TrainingConfig]:
         body = _strip_comment(raw).rstrip()
         cont = body.endswith("\\")
         body = body[:-1] if cont else body
+        if not launching:
+            a = _ASSIGN.match(body)
+            if a:
+                variables[a.group(1)] = expand(a.group(2).strip("\"'"))
+                continue
         if body.strip() and not launching and _LAUNCHER.search(body):
             launching = True
         if launching:
-            words = shell_words(body) if body.strip() else []
+            words = [expand(w) for w in shell_words(body)] if body.strip() else []
             for i, w in enumerate(words):
                 m = _FLAG.fullmatch(w)
                 if not m:

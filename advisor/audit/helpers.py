@@ -142,9 +142,12 @@ class Quant:
     default_off: bool = False  # the flag is off by an overridable default (an argparse switch)
 
 
-def bnb_bits(ctx: Context, call: ast.Call) -> Quant:
-    """Bits requested by a BitsAndBytesConfig(...) call (or a loader's direct load_in_* kwargs)."""
+def bnb_bits(ctx: Context, call: ast.Call, only: int | None = None) -> Quant:
+    """Bits requested by a BitsAndBytesConfig(...) call (or a loader's direct load_in_* kwargs);
+    `only` looks at one of the two flags (a config offering both behind switches)."""
     for bits, key in ((4, "load_in_4bit"), (8, "load_in_8bit")):
+        if only is not None and bits != only:
+            continue
         a = ctx.kwarg(key, call)
         if a.present and a.val is not None:
             t = a.val.truthy()
@@ -242,7 +245,7 @@ def dtype_of(v: Val | None) -> str | None:
 
 def uses_gpu(ctx: Context) -> bool:
     ix = ctx.index
-    if "cuda" in ix.method_names or any(s.startswith("cuda") for s in ix.strings):
+    if {"cuda", "xpu"} & ix.method_names or any(s.startswith(("cuda", "xpu")) for s in ix.strings):
         return True
     return any(ctx.kwarg("device_map", c).present for c in loaders(ctx))
 

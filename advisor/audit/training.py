@@ -21,7 +21,9 @@ TRL_ARG_CLASSES = frozenset({
     "GKDConfig", "RLOOConfig", "OnlineDPOConfig", "PPOConfig", "BCOConfig", "PRMConfig", "NashMDConfig",
     "XPOConfig",
 })
-TRAINING_ARG_CALLS = HF_ARG_CLASSES | TRL_ARG_CLASSES
+# axolotl configs built in Python (its notebooks): DictDefault(base_model=..., micro_batch_size=...)
+AXOLOTL_ARG_CALLS = frozenset({"DictDefault"})
+TRAINING_ARG_CALLS = HF_ARG_CLASSES | TRL_ARG_CLASSES | AXOLOTL_ARG_CALLS
 TRAINER_CLASSES = frozenset({"Trainer", "Seq2SeqTrainer", "SFTTrainer", "DPOTrainer", "ORPOTrainer", "KTOTrainer",
                              "CPOTrainer", "GRPOTrainer", "RewardTrainer", "PPOTrainer", "UnslothTrainer"})
 
@@ -136,6 +138,8 @@ def training_spec(ctx: Context) -> TrainingSpec | None:
             spec = TrainingSpec("transformers", node.lineno, ctx, call=node, defaults=HF_DEFAULTS)
         elif short in TRL_ARG_CLASSES:
             spec = TrainingSpec("trl", node.lineno, ctx, call=node, defaults=TRL_DEFAULTS)
+        elif short in AXOLOTL_ARG_CALLS and {k.arg for k in node.keywords} & {"base_model", "micro_batch_size"}:
+            spec = TrainingSpec("axolotl", node.lineno, ctx, call=node, defaults=AXOLOTL_DEFAULTS)
     elif isinstance(node, TrainingConfig):
         # LLaMA-Factory hands its recipe to transformers' TrainingArguments, so those defaults hold;
         # command-line flags ("cli") go to a script whose own defaults are not in sight.

@@ -108,7 +108,7 @@ def check(ctx: Context):
     is_cfg = short(name) == "BitsAndBytesConfig"
     if not is_cfg and loader_kind(name) is None:
         return
-    q = bnb_bits(ctx, call)
+    q = bnb_bits(ctx, call, only=8)
     if q.bits != 8:
         return
     thr = ctx.kwarg(THRESHOLD)

@@ -2,10 +2,12 @@
 
 What it catches
     A `generate` call (transformers, vLLM) or a text-generation pipeline call inside a loop over
-    prompts, fed one prompt per iteration, or inside a `while` loop fed by `input()`; a web
-    endpoint (FastAPI, Flask) or a Gradio handler (gr.Interface / gr.ChatInterface / a Blocks
+    prompts, fed one prompt per iteration (directly, or through a function of this file the loop
+    calls with each prompt), or inside a `while` loop fed by `input()`; a web
+    endpoint (FastAPI, Flask; or a helper of this file it calls) or a Gradio handler (gr.Interface / gr.ChatInterface / a Blocks
     event such as `btn.click(fn, ...)`) that runs its own `generate` call per request with no
-    batching in between (a `Thread(target=model.generate)` streamer counts); and
+    batching in between (a `Thread(target=model.generate)` streamer counts, and so does the chat
+    API of remote-code models, `model.chat` / `model.stream_chat`); and
     `batch_size=1` given to a pipeline. Batch 1 leaves most of the GPU idle while it draws power.
 
 Patterns
@@ -21,7 +23,7 @@ Patterns
 
 Not reported
     Loops over batches (`for batch in batches`, `range(0, n, bs)`), repeated runs
-    (`for _ in range(3)`, a benchmark), generate calls whose input does not depend on the loop
+    (`for _ in range(3)`, a benchmark), loops that time each call (latency benchmarks), generate calls whose input does not depend on the loop
     variable, endpoints wrapped in a batching decorator, Gradio events registered with
     `batch=True`.
 
@@ -66,6 +68,26 @@ def _pipelines(ctx: Context) -> set[str]:
     return memo["pipelines"]
 
 
+CHAT_METHODS = frozenset({"chat", "stream_chat", "chat_stream"})
+STREAM_CHAT = frozenset({"stream_chat", "chat_stream"})  # names no other API uses: any receiver counts
+
+
+def _model_names(ctx: Context) -> set[str]:
+    """Names assigned a loaded model (`model = AutoModel.from_pretrained(...).half().cuda()`)."""
+    memo = ctx.index.memo
+    if "eco105_models" not in memo:
+        from advisor.audit.helpers import loader_kind
+
+        names: set[str] = set()
+        for table in ctx.index.binds.values():
+            for name, bl in table.items():
+                if any(b.value is not None and any(isinstance(c, ast.Call) and loader_kind(ctx.call_name(c)) == "hf"
+                                                   for c in ast.walk(b.value)) for b in bl):
+                    names.add(name)
+        memo["eco105_models"] = names
+    return memo["eco105_models"]
+
+
 def generation_call(ctx: Context, call: ast.Call) -> str | None:
     """'model.generate' / 'pipe' when `call` generates text, else None (a thread started on
     `model.generate`, the streaming idiom, counts as the call)."""
@@ -78,6 +100,9 @@ def generation_call(ctx: Context, call: ast.Call) -> str | None:
     if isinstance(f, ast.Attribute) and f.attr in ("generate", "generate_content") and not (
             isinstance(f.value, ast.Name) and "token" in f.value.id.lower()):
         return dotted(f) or "generate"
+    if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (
+            f.attr in STREAM_CHAT or (f.attr in CHAT_METHODS and f.value.id in _model_names(ctx))):
+        return dotted(f) or f.attr  # the chat API of remote-code models (ChatGLM, Qwen): one generate per call
     if isinstance(f, ast.Name) and f.id in _pipelines(ctx):
         return f.id
     return None
@@ -87,23 +112,38 @@ def _names_in(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def _input_names(loop: ast.While) -> set[str]:
-    """Names a `while` loop assigns from `input()` (an interactive prompt loop)."""
+def _input_funcs(ctx: Context) -> set[str]:
+    """`input` and the functions of this file that read a line with it (`def get_query(): ... input()`)."""
+    memo = ctx.index.memo
+    if "eco105_input" not in memo:
+        out = {"input", "raw_input"}
+        for fn in ast.walk(ctx.index.tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                    isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in ("input", "raw_input")
+                    for c in ast.walk(fn)):
+                out.add(fn.name)
+        memo["eco105_input"] = out
+    return memo["eco105_input"]
+
+
+def _input_names(ctx: Context, loop: ast.While) -> set[str]:
+    """Names a `while` loop assigns from `input()` or a helper that calls it (a prompt loop)."""
     out: set[str] = set()
+    readers = _input_funcs(ctx)
     for n in ast.walk(loop):
         if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and any(
-                isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in ("input", "raw_input")
+                isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in readers
                 for c in ast.walk(n.value)):
             for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
                 out |= _names_in(t)
     return out
 
 
-def _loop_vars(loop: ast.AST) -> tuple[set[str], list[ast.AST], str]:
+def _loop_vars(ctx: Context, loop: ast.AST) -> tuple[set[str], list[ast.AST], str]:
     if isinstance(loop, (ast.For, ast.AsyncFor)):
         return _names_in(loop.target), loop.body, ast.unparse(loop.iter)
     if isinstance(loop, ast.While):
-        names = _input_names(loop)
+        names = _input_names(ctx, loop)
         return names, loop.body, "input()" if names else ""
     if isinstance(loop, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
         names: set[str] = set()
@@ -111,6 +151,16 @@ def _loop_vars(loop: ast.AST) -> tuple[set[str], list[ast.AST], str]:
             names |= _names_in(g.target)
         return names, [], ast.unparse(loop.generators[0].iter)
     return set(), [], ""
+
+
+_TIMERS = frozenset({"perf_counter", "perf_counter_ns", "time", "monotonic", "synchronize", "elapsed_time"})
+
+
+def _times_each_step(loop: ast.AST) -> bool:
+    """A loop that reads a clock around each call measures per-prompt latency on purpose."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _TIMERS
+               and isinstance(n.func.value, (ast.Name, ast.Attribute))
+               for stmt in getattr(loop, "body", []) for n in ast.walk(stmt))
 
 
 def _batched_iter(loop: ast.AST, it: str) -> bool:
@@ -157,7 +207,7 @@ def _impact(ctx: Context):
 
 # Gradio calls that register a handler: the function runs once per user request.
 _GRADIO_EVENTS = frozenset({"Interface", "ChatInterface", "click", "submit", "change", "then", "input", "load",
-                            "TabbedInterface"})
+                            "TabbedInterface", "upload", "select", "stream", "release"})
 
 
 def _gradio_handlers(ctx: Context) -> dict[str, bool]:
@@ -220,10 +270,12 @@ def check(ctx: Context):
     if gen is None:
         return
     for loop in reversed(ctx.loops):
-        names, body, it = _loop_vars(loop)
+        names, body, it = _loop_vars(ctx, loop)
         names.discard("_")
         if not names or _batched_iter(loop, it) or any("batch" in n.lower() for n in names):
             continue
+        if _times_each_step(loop):
+            return  # a latency benchmark: one prompt at a time is what it measures
         used = set()
         for a in list(call.args) + [k.value for k in call.keywords]:
             used |= _names_in(a)
@@ -240,6 +292,15 @@ def check(ctx: Context):
             return
     if ctx.loops or ctx.index.imported & BATCHING_ENGINES:
         return
+    fns = ctx.enclosing_functions()
+    site = _looped_call_site(ctx, fns[-1]) if fns else None
+    if site is not None:
+        c, it = site
+        impact, mood = _impact(ctx)
+        yield ctx.hit(c.lineno, f"{gen} in {fns[-1].name}() runs once per item of the loop over '{it}' (batch size "  # type: ignore[attr-defined]
+                                "1)", severity=mood, confidence="medium", impact=impact,
+                      span=(c.lineno, c.end_lineno or c.lineno))
+        return
     handler = _gradio_handler(ctx)
     if handler:
         impact, mood = _impact(ctx)
@@ -248,14 +309,80 @@ def check(ctx: Context):
                       confidence="medium", impact=impact, span=span)
         return
     for fn in reversed(ctx.enclosing_functions()):
-        for d in getattr(fn, "decorator_list", []):
-            target = d.func if isinstance(d, ast.Call) else d
-            dn = dotted(target) or ""
-            if "batch" in dn.lower():
-                return
-            if dn.rsplit(".", 1)[-1] in _ROUTE and "." in dn:
-                impact, mood = _impact(ctx)
-                yield ctx.hit(call.lineno, f"the endpoint {fn.name}() runs its own {gen} call per request (batch "
-                                           "size 1): concurrent requests are not batched together",
-                              severity=mood, confidence="medium", impact=impact, span=span)
-                return
+        route = _route_of(fn)
+        if route == "batched":
+            return
+        if route == "route":
+            impact, mood = _impact(ctx)
+            yield ctx.hit(call.lineno, f"the endpoint {fn.name}() runs its own {gen} call per request (batch "
+                                       "size 1): concurrent requests are not batched together",
+                          severity=mood, confidence="medium", impact=impact, span=span)
+            return
+    endpoint = _route_helpers(ctx).get(getattr(fns[-1], "name", "")) if fns else None
+    if endpoint:
+        impact, mood = _impact(ctx)
+        yield ctx.hit(call.lineno, f"{fns[-1].name}() runs its own {gen} call for each request of the endpoint "  # type: ignore[attr-defined]
+                                   f"{endpoint}() (batch size 1): concurrent requests are not batched together",
+                      severity=mood, confidence="medium", impact=impact, span=span)
+
+
+def _route_of(fn: ast.AST) -> str | None:
+    """'route' for a web endpoint (FastAPI / Flask decorator), 'batched' behind a batching
+    decorator, else None."""
+    for d in getattr(fn, "decorator_list", []):
+        target = d.func if isinstance(d, ast.Call) else d
+        dn = dotted(target) or ""
+        if "batch" in dn.lower():
+            return "batched"
+        if dn.rsplit(".", 1)[-1] in _ROUTE and "." in dn:
+            return "route"
+    return None
+
+
+def _functions(ctx: Context) -> dict[str, ast.AST]:
+    memo = ctx.index.memo
+    if "eco105_funcs" not in memo:
+        memo["eco105_funcs"] = {n.name: n for n in ast.walk(ctx.index.tree)
+                                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return memo["eco105_funcs"]
+
+
+def _route_helpers(ctx: Context) -> dict[str, str]:
+    """Functions of this file an endpoint calls (two levels down) -> the endpoint's name."""
+    memo = ctx.index.memo
+    if "eco105_route_helpers" in memo:
+        return memo["eco105_route_helpers"]
+    funcs = _functions(ctx)
+    out: dict[str, str] = {}
+    frontier = [(name, name) for name, fn in funcs.items() if _route_of(fn) == "route"]
+    for _ in range(2):
+        nxt = []
+        for name, route in frontier:
+            for c in ast.walk(funcs[name]):
+                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in funcs \
+                        and c.func.id not in out and _route_of(funcs[c.func.id]) is None:
+                    out[c.func.id] = route
+                    nxt.append((c.func.id, route))
+        frontier = nxt
+    memo["eco105_route_helpers"] = out
+    return out
+
+
+def _looped_call_site(ctx: Context, fn: ast.AST) -> tuple[ast.Call, str] | None:
+    """A call of `fn` inside a loop over prompts, fed from the loop variable: the generate call in
+    `fn` then runs once per item (`for q in questions: answer(model, q)`)."""
+    name = getattr(fn, "name", None)
+    for c, frame in ctx.index.nodes(ast.Call):
+        if not (isinstance(c.func, ast.Name) and c.func.id == name and frame.loops):  # type: ignore[attr-defined]
+            continue
+        loop = frame.loops[-1]
+        names, body, it = _loop_vars(ctx, loop)
+        names.discard("_")
+        if not names or _batched_iter(loop, it) or any("batch" in n.lower() for n in names) or _times_each_step(loop):
+            continue
+        used: set[str] = set()
+        for a in list(c.args) + [k.value for k in c.keywords]:  # type: ignore[attr-defined]
+            used |= _names_in(a)
+        if used & _tainted(names, body):
+            return c, it  # type: ignore[return-value]
+    return None

@@ -14,7 +14,10 @@ Patterns
 
 Not reported
     16-bit or "auto" dtypes, quantized loads, a later `.half()` / `.bfloat16()` /
-    `.to(torch.float16)`, `torch.autocast`, CPU-only scripts, training scripts (ECO202).
+    `.to(torch.float16)`, `torch.autocast`, CPU-only scripts, training scripts (ECO202), loads
+    whose model only gives its weights (`state_dict()`, `save_pretrained`: conversion scripts),
+    loads without a dtype that run the model's own code (`trust_remote_code=True`: that code may
+    pick its dtype), casts chained onto the load (`from_pretrained(...).half().cuda()`).
 
 Example
     app.py:18 ECO107 yellow  from_pretrained(..., torch_dtype=torch.float32) runs inference in FP32 ...
@@ -37,6 +40,7 @@ from advisor.audit.helpers import (
     loader_quant,
     method_calls_on,
     names_bound_to,
+    short,
     transformers_major,
     user_code_only,
     uses_gpu,
@@ -48,13 +52,22 @@ IMPACT = ("the dataset has no FP32 inference rows yet; FP32 weights take twice t
           "bypass the 16-bit tensor-core paths")
 
 
+def _device_text(ctx: Context, v) -> object:  # noqa: ANN001 - a Val
+    """A device value as a constant: `torch.device(x)` is read through x."""
+    if v.kind == "call" and short(ctx.call_name(v.value)) == "device" and v.value.args:
+        v = ctx.value(v.value.args[0], v.frame)
+    return v.value if v.kind == "const" else None
+
+
 def _cpu_only(ctx: Context, call: ast.Call) -> bool:
     for key in ("device_map", "device"):
         a = ctx.kwarg(key, call)
-        if a.present and a.val is not None and a.val.kind == "const":
-            v = a.val.value
-            if (isinstance(v, str) and v.lower() == "cpu") or v == -1:
-                return True
+        if not a.present or a.val is None:
+            continue
+        values = list(a.val.value.values()) if a.val.kind == "dict" and a.val.value else [a.val]
+        devs = [_device_text(ctx, v) for v in values]
+        if all((isinstance(d, str) and d.lower() == "cpu") or d == -1 for d in devs):
+            return True
     return False
 
 
@@ -62,6 +75,9 @@ def _cast_later(ctx: Context, call: ast.Call) -> tuple[str | None, str]:
     """('16', "") when the loaded model is cast to 16-bit later on a path that runs, ('32', "")
     for `.float()`, ('maybe16', why) when the only 16-bit cast sits under a condition that cannot
     be read, (None, why) when there is none (why: a cast that is off by its flag's default)."""
+    chained = _chained_cast(ctx, call)
+    if chained is not None:
+        return chained, ""
     names = names_bound_to(ctx, call)
     if not names:
         return None, ""
@@ -89,6 +105,35 @@ def _cast_later(ctx: Context, call: ast.Call) -> tuple[str | None, str]:
     if maybe:
         return "maybe16", maybe
     return None, off
+
+
+def _parents(ctx: Context) -> dict[int, ast.AST]:
+    memo = ctx.index.memo
+    if "eco107_parents" not in memo:
+        memo["eco107_parents"] = {id(c): p for p in ast.walk(ctx.index.tree) for c in ast.iter_child_nodes(p)}
+    return memo["eco107_parents"]
+
+
+def _chained_cast(ctx: Context, call: ast.Call) -> str | None:
+    """'16' / '32' for a cast chained onto the load itself: `from_pretrained(...).half().cuda()`."""
+    parents = _parents(ctx)
+    node: ast.AST = call
+    for _ in range(6):
+        attr = parents.get(id(node))
+        outer = parents.get(id(attr)) if isinstance(attr, ast.Attribute) else None
+        if not (isinstance(attr, ast.Attribute) and isinstance(outer, ast.Call) and outer.func is attr):
+            return None
+        if attr.attr in ("half", "bfloat16"):
+            return "16"
+        if attr.attr == "float" and not outer.args:
+            return "32"
+        if attr.attr == "to":
+            for a in list(outer.args) + [k.value for k in outer.keywords]:
+                d = dtype_of(ctx.value(a))
+                if d in ("16", "32"):
+                    return d
+        node = outer
+    return None
 
 
 def _quantized(ctx: Context, call: ast.Call) -> tuple[bool | None, str]:
@@ -120,13 +165,38 @@ def _quantized(ctx: Context, call: ast.Call) -> tuple[bool | None, str]:
     return True, ""
 
 
+# Uses of a loaded model that run no forward pass: weight conversion, merging, saving.
+_NO_FORWARD = frozenset({"state_dict", "save_pretrained", "push_to_hub", "named_parameters", "parameters",
+                         "named_modules", "modules", "merge_and_unload", "resize_token_embeddings", "to", "cuda",
+                         "cpu", "eval", "config", "get_input_embeddings", "get_output_embeddings",
+                         "load_state_dict", "tie_weights", "num_parameters", "requires_grad_", "dtype", "device"})
+
+
+def _runs_forward(ctx: Context, call: ast.Call) -> bool:
+    """False when every use of the loaded model is a conversion (`state_dict()`, `save_pretrained`):
+    a weight-diff or merge script, not inference. True when it is called, generates, or is handed on."""
+    names = names_bound_to(ctx, call)
+    if not names:
+        return True
+    parents = _parents(ctx)
+    converted = False
+    for n in ast.walk(ctx.index.tree):
+        if isinstance(n, ast.Name) and n.id in names and isinstance(n.ctx, ast.Load):
+            p = parents.get(id(n))
+            if isinstance(p, ast.Attribute) and p.value is n and p.attr in _NO_FORWARD:
+                converted = converted or p.attr in ("state_dict", "save_pretrained", "push_to_hub", "merge_and_unload")
+                continue
+            return True
+    return not converted  # never used here: a snippet, assume it serves
+
+
 @rule("ECO107", "fp32-inference", "FP32 inference", nodes=(ast.Call,), fix=FIX,
       calls={"from_pretrained", "pipeline"})
 @user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node
     kind = loader_kind(ctx.call_name())
-    if kind not in ("hf", "pipeline") or is_training(ctx) or _cpu_only(ctx, call):
+    if kind not in ("hf", "pipeline") or is_training(ctx) or _cpu_only(ctx, call) or not _runs_forward(ctx, call):
         return
     if kind == "pipeline":
         from advisor.audit.helpers import model_arg
@@ -166,6 +236,9 @@ def check(ctx: Context):
     quant, qwhy = _quantized(ctx, call)
     if quant is True:
         return
+    remote = ctx.kwarg("trust_remote_code")
+    if remote.present and remote.val is not None and remote.val.truthy() is not False:
+        return  # custom model code picks its own dtype (Qwen's chooses BF16/FP16 by the GPU): no default to read
     later, why = _cast_later(ctx, call)
     if later == "16" or "autocast" in " ".join(ctx.index.call_names) or not uses_gpu(ctx):
         return

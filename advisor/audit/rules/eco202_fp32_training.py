@@ -79,8 +79,8 @@ def _plain_loop(ctx: Context):
     for c, _ in ctx.index.nodes(ast.Call):
         if ctx.call_name(c).endswith("Accelerator"):
             mp = ctx.kwarg("mixed_precision", c)
-            if mp.present is not False and not (mp.val is not None and mp.val.text == "no"):
-                return
+            if not (mp.present and mp.val is not None and mp.val.text == "no"):
+                return  # given, or left to `accelerate launch` and its config file
     yield ctx.hit(call.lineno, "the training loop runs its backward pass in FP32 (no torch.autocast, no "
                                "Accelerator(mixed_precision=...), no 16-bit weights)", severity="yellow",
                   confidence="medium", impact=best_practice(IMPACT), fix="wrap the forward pass in "

@@ -11,6 +11,8 @@ Patterns
     micro_batch_size: 1                                         # axolotl YAML
 
 Not reported
+    packed batches (axolotl `sample_packing`, TRL/LLaMA-Factory `packing`): one packed row holds
+    several sequences up to the length limit.
     batch size 1 with gradient accumulation (the usual memory-bound QLoRA recipe), values the
     code reads at run time.
 
@@ -37,6 +39,9 @@ IMPACT = ("the dataset has no fine-tuning batch-size sweep yet (its inference sw
           "energy per token; see ECO105)")
 
 
+PACKING_KEYS = ("sample_packing", "packing", "neat_packing", "multipack_real_batches")
+
+
 @rule("ECO204", "batch-one-no-accumulation", "Per-device batch size 1 without gradient accumulation",
       nodes=(ast.Call, TrainingConfig), fix=FIX, calls=TRAINING_ARG_CALLS)
 def check(ctx: Context):
@@ -49,6 +54,10 @@ def check(ctx: Context):
     accum, g = spec.number("gradient_accumulation_steps")
     if g.present is None or accum is None or accum > 1:
         return
+    for key in PACKING_KEYS:  # a packed micro-batch holds several sequences, filled to the length limit
+        p = spec.given(key)
+        if p.present is None or (p.present and p.val is not None and p.val.truthy() is not False):
+            return
     conf = a.val.confidence if a.val is not None else "high"
     name = "micro_batch_size" if spec.library == "axolotl" else "per_device_train_batch_size"
     yield ctx.hit(a.line, f"{name}=1 with no gradient accumulation: one sequence per optimizer step",
