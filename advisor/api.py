@@ -16,8 +16,9 @@ from advisor.query import Context, Query, QueryError, parse
 
 def error_answer(errors: list[str], lang: str = "en", text: str = "") -> Answer:
     from advisor import persona
+    from advisor.messages import t
 
-    ans = Answer(protocol="error", title="I could not use that question" if lang != "zh" else "无法处理这个问题",
+    ans = Answer(protocol="error", title=t(lang, "unused.error_title"),
                  lang="zh" if lang == "zh" else "en", mood="gray", errors=list(errors),
                  query={"text": text} if text else {})
     return persona.apply(ans, ans.lang)
@@ -50,7 +51,7 @@ def ask(text: str, context: Context | None = None, lang: str | None = None,
 
         text = clean_text(text)
     try:
-        q = parse(text, context, protocol=protocol)
+        q = parse(text, context, protocol=protocol, lang=lang)
     except QueryError as err:
         from advisor.query import detect_lang
 

@@ -14,6 +14,7 @@ from advisor import derive
 from advisor.answer import mood_for_waste
 from advisor.api import answer_query, ask
 from advisor.cli import main
+from advisor.messages import t as msg
 from advisor.query import from_fields
 from advisor.render import to_json
 from measurements import catalog, store
@@ -75,7 +76,7 @@ def test_estimate_mistral_a800_one_million_requests(i):
     assert a["costs"][1]["kwh"] < cur["kwh"]
     assert "seed003-a800-mistral-7b-fp16-bs1" in {c["ref"] for c in a["citations"]}
     assert any("3,600,000 J/kWh" in c for c in a["conversions"])
-    rows = {r[0]: r for r in table(a, "Monthly estimate")["rows"]}
+    rows = {r[0]: r for r in table(a, ("Monthly estimate", "月度估算")[i])["rows"]}
     assert rows["J/1k tok"][1] == 4334
 
 
@@ -83,18 +84,24 @@ def test_estimate_mistral_a800_one_million_requests(i):
 def test_compare_five_precisions_qwen_7b_5090(i):
     a = answer_json(PROMPTS["compare_7b"][i])
     assert a["protocol"] == "compare"
+    lg = ("en", "zh")[i]
     t = a["tables"][0]
     cols = t["columns"]
-    assert cols[:4] == ["precision", "throughput tok/s", "J/1k tok", "Δ energy vs FP16"]
-    assert {"tok/J", "memory GB", "power W", "rank (energy)"} <= set(cols)
-    by = {r[0].split(" (")[0]: r for r in t["rows"]}
-    published = {"FP16": 5331, "FP8": 42711, "NF4": 4718, "INT8 mixed": 9280, "INT8 pure": 5822}
+    delta, rank = msg(lg, "compare.col_delta_fp16"), msg(lg, "compare.col_rank")
+    assert cols[:4] == [msg(lg, "col.precision"), msg(lg, "compare.col_throughput"), "J/1k tok", delta]
+    assert {"tok/J", msg(lg, "col.memory_gb"), msg(lg, "col.power_w"), rank} <= set(cols)
+    if lg == "en":
+        assert cols[:4] == ["precision", "throughput tok/s", "J/1k tok", "Δ energy vs FP16"]
+    # rows are labelled with the precision's name in the answer's language
+    by = {p: next(r for r in t["rows"] if r[0].startswith(msg(lg, f"precision.{p}"))) for p in
+          ("fp16", "fp8", "nf4", "int8_mixed", "int8_pure")}
+    published = {"fp16": 5331, "fp8": 42711, "nf4": 4718, "int8_mixed": 9280, "int8_pure": 5822}
     for name, j in published.items():
         assert by[name][cols.index("J/1k tok")] == j
-    assert by["FP8"][cols.index("Δ energy vs FP16")] == "+701%"
-    assert by["NF4"][cols.index("Δ energy vs FP16")] == "-11.5%"
-    ranks = {n: by[n][cols.index("rank (energy)")] for n in published}
-    assert ranks == {"NF4": 1, "FP16": 2, "INT8 pure": 3, "INT8 mixed": 4, "FP8": 5}
+    assert by["fp8"][cols.index(delta)] == "+701%"
+    assert by["nf4"][cols.index(delta)] == "-11.5%"
+    ranks = {n: by[n][cols.index(rank)] for n in published}
+    assert ranks == {"nf4": 1, "fp16": 2, "int8_pure": 3, "int8_mixed": 4, "fp8": 5}
     assert a["extra"]["recommended"]["precision"] == "nf4"
     assert all(p["tier"] == "measured" for p in a["provenance"])
     assert len(a["charts"][0]["items"]) == 5
@@ -108,7 +115,7 @@ def test_load_in_8bit_bill_is_diagnosed_as_the_int8_paradox(i):
     assert a["alerts"][0]["fix"] == "BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)"
     assert a["mood"] in ("orange", "red")
     assert "llm_int8_threshold=0.0" in a["recommendations"][0]["code"]
-    ev = table(a, "Evidence")
+    ev = table(a, ("Evidence", "依据")[i])
     # one evidence row per configuration (GPU, model, batch, lengths) measured in INT8 mixed and in
     # one of its fixes (pure INT8, FP16, BF16): the pairs of measurements.select
     rows = [r for r in store.load_rows() if r.task == "inference" and r.kind == "measured"
@@ -129,7 +136,7 @@ def test_fp8_on_blackwell_raises_the_red_alert_from_the_5090_rows(i):
     assert a["alerts"][0]["code"] == "FP8_EAGER" and a["alerts"][0]["mood"] == "red"
     assert a["mood"] == "red"
     t = a["tables"][0]
-    deltas = [r[t["columns"].index("Δ energy")] for r in t["rows"]]
+    deltas = [r[t["columns"].index(msg(("en", "zh")[i], "compare.col_delta"))] for r in t["rows"]]
     assert deltas == ["+158%", "+259%", "+376%", "+701%"]
     assert {c["ref"] for c in a["citations"]} >= {"seed003-rtx5090-qwen2.5-7b-fp8-bs1", "seed003-rtx5090-qwen2.5-0.5b-fp8-bs1"}
     assert "torch.compile" in a["alerts"][0]["fix"]
@@ -145,7 +152,8 @@ def test_why_four_bit_is_sometimes_worse(i):
     assert deltas[("RTX 5090", "Qwen/Qwen2-1.5B", 1)] == "+29.5%"
     assert deltas[("RTX 4090 D", "mistralai/Mistral-7B-Instruct-v0.2", 1)] == "-34.5%"
     assert 2 < a["extra"]["crossover_params_b"] < 8
-    assert "dequantization" in a["recommendations"][0]["title"] and "expands them to FP16" in a["recommendations"][0]["detail"]
+    rec = a["recommendations"][0]
+    assert ("dequantization", "反量化")[i] in rec["title"] and ("expands them to FP16", "还原成 FP16")[i] in rec["detail"]
     assert a["charts"]
 
 
@@ -280,7 +288,7 @@ def test_cli_ask_json_and_markdown(capsys):
     assert main(["ask", "how much will Mistral-7B on A800 cost for 1M requests a month?", "--format", "markdown",
                  "--lang", "zh"]) == 0
     md = capsys.readouterr().out
-    assert md.startswith("## Estimate") and "节能龙虾" in md
+    assert md.startswith("## 估算") and "节能龙虾" in md
 
 
 def test_cli_structured_forms(capsys):

@@ -149,7 +149,7 @@ def cmd_audit(chat: Chat, rest: str) -> bool:
             chat.say(chat.t("audit_missing", path=p))
             return True
     audit = need("advisor.protocols.audit", "part_audit")
-    chat.show(audit.audit_paths(paths, gpu=chat._ctx("gpu")))
+    chat.show(audit.audit_paths(paths, gpu=chat._ctx("gpu"), lang=chat.state.lang))
     return True
 
 def cmd_bench(chat: Chat, rest: str) -> bool:

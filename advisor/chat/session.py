@@ -209,7 +209,7 @@ class Chat:
 
     def _audit_code(self, code: str) -> None:
         audit = need("advisor.protocols.audit", "part_audit")
-        answer = audit.audit_code(code, filename="<pasted>", gpu=self._ctx("gpu"))
+        answer = audit.audit_code(code, filename="<pasted>", gpu=self._ctx("gpu"), lang=self.state.lang)
         self.show(answer)
 
     def show(self, answer: Any) -> None:

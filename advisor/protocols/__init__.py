@@ -25,18 +25,19 @@ _MODULES = {
 
 def run(query: Query) -> Answer:
     """Answer `query` with its protocol's module (imported lazily)."""
+    lang = query.lang
     name = _MODULES.get(query.protocol)
     if name is None:
-        return _unavailable(query, f"unknown protocol '{query.protocol}'")
+        return _unavailable(query, t(lang, "unused.unknown_protocol", name=query.protocol))
     try:
         mod = importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name != name:
             raise
-        return _unavailable(query, f"the {query.protocol.upper()} protocol is not installed in this build")
+        return _unavailable(query, t(lang, "unused.not_installed", name=query.protocol.upper()))
     runner = getattr(mod, "run", None)
     if runner is None:
-        return _unavailable(query, f"{name} has no run(query)")
+        return _unavailable(query, t(lang, "unused.no_run", module=name))
     return report_unused(moods_agree(runner(query)), query, getattr(mod, "READS_SLOTS", ()))
 
 
@@ -61,8 +62,7 @@ def moods_agree(ans: Answer) -> Answer:
     trivial = catalog.factor("trivial_saving_usd_month")
     if saving is not None and 0 < saving < trivial and ans.mood in ("orange", "red"):
         ans.mood = "yellow"
-        ans.caveats.append(f"The saving is ${saving:.2f} a month: large in percent, small in absolute terms "
-                           f"(under ${trivial:g} a month at this workload).")
+        ans.caveats.append(t(ans.lang, "unused.trivial_saving", usd=saving, trivial=trivial))
     return ans
 
 
@@ -97,18 +97,14 @@ def report_unused(ans: Answer, query: Query, reads: tuple[str, ...] | set[str] =
     # the percentile goes with its target: reported with it, or used with it
     if "itl_percentile" in stated and query.itl_target_ms is not None:
         stated.remove("itl_percentile")
+    lg = query.lang
+    pct = t(lg, "unused.itl_pct", p=query.itl_percentile) if query.itl_percentile else ""
     what = {
-        "gpu_count": f"{query.gpu_count} GPUs per replica (gpu_count): this answer does not model several GPUs yet; "
-                     "its figures are for one GPU",
-        "framework": f"the {query.framework} framework: this answer's figures come from rows of other serving "
-                     f"regimes; {query.framework} is not modelled in it",
-        "itl_target_ms": f"a per-token latency target of {query.itl_target_ms:g} ms"
-                         + (f" (p{query.itl_percentile:g})" if query.itl_percentile else "")
-                         + ": not checked by this answer" if query.itl_target_ms else "",
-        "itl_percentile": f"a latency percentile (p{query.itl_percentile:g}) with no target: not used"
-                          if query.itl_percentile else "",
-        "e2e_target_s": f"an end-to-end latency target of {query.e2e_target_s:g} s per answer: not checked by this "
-                        "answer" if query.e2e_target_s else "",
+        "gpu_count": t(lg, "unused.gpu_count", n=query.gpu_count),
+        "framework": t(lg, "unused.framework", fw=query.framework),
+        "itl_target_ms": t(lg, "unused.itl_target", ms=query.itl_target_ms, pct=pct) if query.itl_target_ms else "",
+        "itl_percentile": t(lg, "unused.itl_percentile", p=query.itl_percentile) if query.itl_percentile else "",
+        "e2e_target_s": t(lg, "unused.e2e_target", s=query.e2e_target_s) if query.e2e_target_s else "",
     }
     out += [what[s] for s in stated if what[s]]
     ans.not_understood = list(dict.fromkeys(ans.not_understood + out))
@@ -122,5 +118,5 @@ def report_unused(ans: Answer, query: Query, reads: tuple[str, ...] | set[str] =
 
 
 def _unavailable(query: Query, why: str) -> Answer:
-    return Answer(protocol="error", title="Cannot answer this yet", lang=query.lang or "en", mood="gray",
+    return Answer(protocol="error", title=t(query.lang, "unused.cannot_title"), lang=query.lang or "en", mood="gray",
                   errors=[why], query=query.model_dump(exclude_none=True))

@@ -17,6 +17,7 @@ from advisor.answer import Alert, Answer, Citation, Provenance, Recommendation, 
 from advisor.audit import Auditor, AuditReport, AuditSettings, SettingsError, all_rules, load_settings
 from advisor.audit.models import Finding, printable
 from advisor.audit.settings import resolve_gpu
+from advisor.messages import For, has, t
 
 SEVERITY_ORDER = {"red": 0, "orange": 1, "yellow": 2, "green": 3, "gray": 4}
 FINDING_COLUMNS = ["severity", "code", "location", "finding", "fix", "impact", "confidence"]
@@ -27,35 +28,44 @@ def _settings(gpu: str | None, select: list[str] | None = None, ignore: list[str
     return load_settings(paths or [], select=select, ignore=ignore, gpu=gpu)
 
 
-def _error(msg: str, query: dict[str, Any]) -> Answer:
-    return Answer(protocol="audit", title="Audit: cannot run", mood="gray", errors=[msg], query=query)
+def _error(msg: str, query: dict[str, Any], lang: str = "en") -> Answer:
+    m = For(lang)
+    return Answer(protocol="audit", title=m("audit.cannot_run"), lang=m.lang, mood="gray",  # type: ignore[arg-type]
+                  errors=[msg], query=query)
 
 
-def audit_code(code: str, filename: str = "<stdin>", gpu: str | None = None) -> Answer:
+def rule_text(code: str, part: str, english: str, lang: str | None) -> str:
+    """A rule's title or fix in `lang`: the catalog's `rule.<code>.<part>` when the rule's English
+    text is the one the catalog holds, else the English as the rule wrote it."""
+    key = f"rule.{code}.{part}"
+    return t(lang, key) if has(key) and t("en", key) == english else english
+
+
+def audit_code(code: str, filename: str = "<stdin>", gpu: str | None = None, lang: str = "en") -> Answer:
     """Audit code given as text (pasted in the chat, sent by an agent). Nothing is executed."""
     query = {"filename": filename, "gpu": gpu, "chars": len(code)}
     try:
         settings = AuditSettings(gpu=resolve_gpu(gpu)) if gpu else AuditSettings()
     except SettingsError as err:
-        return _error(str(err), query)
+        return _error(str(err), query, lang)
     name = filename if not (filename.startswith("<") and filename.endswith(">")) else "<stdin>"
     report = Auditor(settings).audit_code(code, name)
     if name != filename:
         report = _rename(report, filename)
-    return report_to_answer(report, query=query, subject=filename)
+    return report_to_answer(report, query=query, subject=filename, lang=lang)
 
 
 def audit_paths(paths: list[str], gpu: str | None = None, select: list[str] | None = None,
-                ignore: list[str] | None = None, settings: AuditSettings | None = None) -> Answer:
+                ignore: list[str] | None = None, settings: AuditSettings | None = None, lang: str = "en") -> Answer:
     """Audit files and folders (folders honour .gitignore and [tool.ecolobster] excludes)."""
     query = {"paths": list(paths), "gpu": gpu, "select": select, "ignore": ignore}
     try:
         settings = settings or _settings(gpu, select, ignore, paths)
     except SettingsError as err:
-        return _error(str(err), query)
+        return _error(str(err), query, lang)
     report = Auditor(settings).audit_paths(paths)
     return report_to_answer(report, query={**query, "gpu": settings.gpu},
-                            subject=", ".join(paths) if len(paths) <= 3 else f"{len(paths)} paths")
+                            subject=", ".join(paths) if len(paths) <= 3 else f"{len(paths)} paths", lang=lang)
 
 
 def run_audit(paths_or_code: list[str] | str, *, gpu: str | None = None, filename: str = "<stdin>",
@@ -69,13 +79,13 @@ def run_audit(paths_or_code: list[str] | str, *, gpu: str | None = None, filenam
 def run(query: Any) -> Answer:
     """A question that asks for an audit but carries no code: say how to give the code, and what
     the auditor looks for."""
+    m = For(getattr(query, "lang", None))
     rules = all_rules()
-    table = Table(title="What the auditor looks for", columns=["code", "trap"],
-                  rows=[[r.code, r.title] for r in rules.values()])
-    return Answer(protocol="audit", title="Audit: send me the code", lang=getattr(query, "lang", None) or "en",
-                  mood="gray", headline="Paste the code (inside ``` fences) or run `/audit PATH` in the chat, or "
-                                        "`ecolobster audit PATH` in a terminal; I read it, never run it.",
-                  tables=[table], query={"text": getattr(query, "text", "")})
+    table = Table(title=m("audit.looks_for"), columns=[m("audit.col_code"), m("audit.col_trap")],
+                  rows=[[r.code, rule_text(r.code, "title", r.title, m.lang)] for r in rules.values()])
+    return Answer(protocol="audit", title=m("audit.send_title"), lang=m.lang,  # type: ignore[arg-type]
+                  mood="gray", headline=m("audit.send_headline"), tables=[table],
+                  query={"text": getattr(query, "text", "")})
 
 
 def _rename(report: AuditReport, filename: str) -> AuditReport:
@@ -88,36 +98,44 @@ def _impact_cell(f: Finding) -> str:
     return f.impact.text
 
 
-def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str = "") -> Answer:
+def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str = "", lang: str = "en") -> Answer:
+    m = For(lang)
     findings = sorted(report.findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.path, f.cell or 0, f.line))
     n = len(findings)
     mood = report.worst()
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.severity] = counts.get(f.severity, 0) + 1
-    summary = ", ".join(f"{counts[m]} {m}" for m in ("red", "orange", "yellow", "green", "gray") if m in counts)
-    files = f"{report.files_scanned} file{'s' if report.files_scanned != 1 else ''}"
+    summary = m.join([m("audit.count_one", n=counts[s], severity=m.word("mood", s))
+                      for s in ("red", "orange", "yellow", "green", "gray") if s in counts])
+    files = m("audit.file_one" if report.files_scanned == 1 else "audit.file_many", n=report.files_scanned)
     if report.nothing_audited:
         from advisor.audit.ci import nothing_audited_message
 
         mood = "gray"  # a run that read nothing is not a clean result
-        m = nothing_audited_message(report)
-        headline = m[0].upper() + m[1:] + "."
+        why = nothing_audited_message(report)
+        headline = why[0].upper() + why[1:] + "."
     elif n:
-        headline = f"{n} finding{'s' if n != 1 else ''} in {files} ({summary})."
+        headline = m("audit.findings_one" if n == 1 else "audit.findings_many", n=n, files=files, summary=summary)
     else:
-        headline = f"No energy traps found in {files} ({report.lines_scanned:,} lines)."
-    rows = [[f.severity, f.code, f.location, printable(f.message), f.fix, _impact_cell(f), f.confidence]
-            for f in findings]
-    tables = [Table(title="Findings", columns=FINDING_COLUMNS, rows=rows,
-                    notes=["impact: 'measured' figures pair rows of the measurements dataset (ids cited); "
-                           "'best practice' where the dataset has no evidence yet",
-                           "gray: informational, or a value the code does not state (low confidence)"])] if n else []
+        headline = m("audit.none_found", files=files, lines=f"{report.lines_scanned:,}")
+
+    def fix(f: Finding) -> str:
+        return rule_text(f.code, "fix", f.fix, m.lang)
+
+    def title(f: Finding) -> str:
+        return rule_text(f.code, "title", f.title, m.lang)
+
+    rows = [[m.word("mood", f.severity), f.code, f.location, printable(f.message), fix(f), _impact_cell(f),
+             m.word("confidence", f.confidence)] for f in findings]
+    tables = [Table(title=m("audit.findings_title"), columns=[m(f"audit.col_{c}") for c in FINDING_COLUMNS], rows=rows,
+                    notes=[m("audit.note_impact"), m("audit.note_gray")])] if n else []
     diags = report.diagnostics
     if diags:
-        tables.append(Table(title="Files not fully audited", columns=["level", "file", "line", "problem"],
+        tables.append(Table(title=m("audit.diag_title"),
+                            columns=[m("audit.col_level"), m("audit.col_file"), m("audit.col_line"), m("audit.col_problem")],
                             rows=[[d.level, printable(d.path), d.line, printable(d.message)] for d in diags]))
-    alerts = [Alert(code=f.code, title=f.title, mood=f.severity, message=f"{f.location}: {printable(f.message)}", fix=f.fix,
+    alerts = [Alert(code=f.code, title=title(f), mood=f.severity, message=f"{f.location}: {printable(f.message)}", fix=fix(f),
                     impact_pct=f.impact.waste_pct,
                     citations=[Citation(kind="rule", ref=f.code, detail=f.name)]
                     + [Citation(kind="row", ref=r) for r in f.impact.row_ids])
@@ -128,34 +146,33 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
         if f.code in seen or f.severity == "gray":
             continue
         seen.add(f.code)
-        impact = f"{f.impact.waste_pct:+.0f}% energy vs the fix (measured)" if f.impact.waste_pct is not None \
+        impact = m("audit.impact_measured", pct=f.impact.waste_pct) if f.impact.waste_pct is not None \
             else f.impact.basis
-        recs.append(Recommendation(title=f"{f.code}: {f.fix}", detail=f.title, impact=impact))
+        recs.append(Recommendation(title=f"{f.code}: {fix(f)}", detail=title(f), impact=impact))
     prov: list[Provenance] = []
     cites: list[Citation] = []
     for code in dict.fromkeys(f.code for f in findings):
         fs = [f for f in findings if f.code == code and f.impact.basis == "measured"]
         if fs:
             ids = list(dict.fromkeys(i for f in fs for i in f.impact.row_ids))
-            prov.append(Provenance(subject=f"{code} impact", tier="measured",
-                                   method="paired rows: same GPU, model, batch and token lengths, differing only in "
-                                          "the trapped setting", confidence="high", row_ids=ids,
+            prov.append(Provenance(subject=m("audit.impact_subject", code=code), tier="measured",
+                                   method=m("audit.impact_method"), confidence="high", row_ids=ids,
                                    note=fs[0].impact.scope))
             cites.extend(Citation(kind="row", ref=i) for i in ids if all(c.ref != i for c in cites))
-    caveats = ["Static analysis: the code was read as text and AST, never executed; values the code does not "
-               "state are reported at low confidence."]
+    caveats = [m("audit.static")]
     if report.suppressed:
-        caveats.append(f"{report.suppressed} finding(s) silenced by '# eco: ignore' comments.")
+        caveats.append(m("audit.suppressed", n=report.suppressed))
     if report.baselined:
-        caveats.append(f"{report.baselined} finding(s) left out: the baseline already holds them.")
+        caveats.append(m("audit.baselined", n=report.baselined))
     if report.unused_suppressions:
-        caveats.append(f"{len(report.unused_suppressions)} suppression comment(s) silenced nothing: "
-                       + "; ".join(printable(f"{d.path}:{d.line}") for d in report.unused_suppressions[:5])
+        where = "; ".join(printable(f"{d.path}:{d.line}") for d in report.unused_suppressions[:5])
+        caveats.append(m("audit.unused", n=len(report.unused_suppressions), where=where)
                        + (" ..." if len(report.unused_suppressions) > 5 else ""))
     warnings = [printable(f"{d.path}: {d.message}") for d in diags if d.level != "info"]
     return Answer(
         protocol="audit",
-        title=f"Audit of {printable(subject)}" if subject else "Audit",
+        title=m("audit.title", subject=printable(subject)) if subject else m("audit.title_plain"),
+        lang=m.lang,  # type: ignore[arg-type]
         query=query,
         mood=mood,
         headline=headline,

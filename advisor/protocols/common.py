@@ -435,6 +435,14 @@ def crossover_text(cross: select.Crossover, lang: str | None = "en") -> str:
     return m("cross.bracket", size=f"{cross.params_b:.1f}", method=method, lo=cross.losing_up_to, hi=cross.saving_from)
 
 
+def crossover_method(cross: select.Crossover, lang: str | None = "en") -> str:
+    """How the crossover was placed, in the answer's language."""
+    if not cross.kind:
+        return cross.method
+    return For(lang)(f"cross.method_{cross.kind}", n=len(cross.pairs), lo=cross.losing_up_to or 0,
+                     hi=cross.saving_from or 0)
+
+
 def crossover_fallback(cross: select.Crossover, lang: str | None = "en") -> str:
     """Why the crossover uses every GPU's pairs, in the answer's language ('' when it does not)."""
     if not cross.fallback:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from advisor import derive
 from advisor.answer import Alert, Answer, Recommendation, Table, mood_for_waste, worst_mood
 from advisor.estimate import Estimate
+from advisor.messages import For
 from advisor.protocols import common as c
 from advisor.query import Query
 from measurements import catalog, select
@@ -44,8 +45,10 @@ def _code_for(q: Query, code: str, fix: dict) -> tuple[str, str]:
 
 
 def run(q: Query) -> Answer:
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu)
-    ans = c.base_answer(q, "diagnose", f"Diagnosis: {mlabel} on {glabel}")
+    m = For(q.lang)
+    lg = m.lang
+    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
+    ans = c.base_answer(q, "diagnose", m("diagnose.title", model=mlabel, gpu=glabel))
     alerts = c.detect_traps(q)
     inferred = False
     if not alerts and q.batch_size == 1 and q.use_case != "interactive_chat" and (q.symptoms or q.reported_tok_s):
@@ -70,32 +73,34 @@ def run(q: Query) -> Answer:
         exp_after = after.j_per_1k_tok if after else None
         change = (c.fpct(c.delta_pct(exp_after, exp_before)) if exp_before and exp_after
                   else (c.fpct(-a.impact_pct / (1 + a.impact_pct / 100)) if a.impact_pct else "-"))
-        rows.append([a.title, conf, why, c.fnum(exp_before), c.fnum(exp_after), change,
+        rows.append([a.title, m.word("confidence", conf), why, c.fnum(exp_before), c.fnum(exp_after), change,
                      c.fnum(current.throughput_tok_s, 1) if current else "-", c.fnum(after.throughput_tok_s, 1) if after else "-"])
         code, lang = _code_for(q, a.code, fix)
         fixes.append((a, fix, after, code, lang))
     if rows:
         ans.tables.append(Table(
-            title="Matched traps",
-            columns=["trap", "confidence", "evidence", "J/1k tok now", "J/1k tok fixed", "energy change", "tok/s now",
-                     "tok/s fixed"],
+            title=m("diagnose.matched"),
+            columns=[m("col.trap"), m("col.confidence"), m("diagnose.col_evidence"), m("diagnose.col_j_now"),
+                     m("diagnose.col_j_fixed"), m("diagnose.col_change"), m("diagnose.col_tok_now"),
+                     m("diagnose.col_tok_fixed")],
             rows=rows))
     # expected vs reported
     if current is not None and (q.reported_tok_s or q.reported_power_w or q.reported_j_per_1k_tok):
         rep = []
-        for label, reported, expected in (("throughput tok/s", q.reported_tok_s, current.throughput_tok_s),
-                                          ("power W", q.reported_power_w, current.power_w),
+        for label, reported, expected in ((m("diagnose.row_throughput"), q.reported_tok_s, current.throughput_tok_s),
+                                          (m("diagnose.row_power"), q.reported_power_w, current.power_w),
                                           ("J/1k tok", q.reported_j_per_1k_tok, current.j_per_1k_tok)):
             if reported is None:
                 continue
             dev = c.fpct(c.delta_pct(reported, expected)) if expected else "-"
             rep.append([label, c.fnum(reported, 1), c.fnum(expected, 1), dev])
-        ans.tables.append(Table(title=f"Reported vs expected for {c.plabel(q.precision or 'fp16')} at batch size "
-                                      f"{q.batch_size} ({current.tier})",
-                                columns=["metric", "reported", "expected (data)", "deviation"], rows=rep))
+        ans.tables.append(Table(title=m("diagnose.reported_title", prec=c.plabel(q.precision or "fp16", lg),
+                                        bs=q.batch_size, tier=m.word("tier", current.tier)),
+                                columns=[m("diagnose.col_metric"), m("diagnose.col_reported"),
+                                         m("diagnose.col_expected"), m("diagnose.col_deviation")], rows=rep))
     # evidence across the dataset for each trap
     for a in alerts:
-        ev = _evidence(a.code)
+        ev = _evidence(a.code, lg)
         if ev is not None:
             ans.tables.append(ev)
     # fixes in priority order: largest expected saving first
@@ -105,18 +110,17 @@ def run(q: Query) -> Answer:
     for i, (a, _fix, after, code, lang) in enumerate(fixes, 1):
         impact = None
         if current is not None and after is not None:
-            before_line = c.cost("before", current, w, g)
-            after_line = c.cost("after", after, w, g)
-            impact = (f"{c.fnum(current.j_per_1k_tok)} -> {c.fnum(after.j_per_1k_tok)} J/1k tok "
-                      f"({c.fpct(c.delta_pct(after.j_per_1k_tok, current.j_per_1k_tok))}); "
-                      f"{c.fnum(current.throughput_tok_s, 1)} -> {c.fnum(after.throughput_tok_s, 1)} tok/s; "
-                      f"{c.fusd(before_line.usd - after_line.usd)}/month saved at {w.label} ({after.tier})")
+            before_line = c.cost(m("diagnose.before"), current, w, g)
+            after_line = c.cost(m("diagnose.after"), after, w, g)
+            impact = m("diagnose.impact", j0=c.fnum(current.j_per_1k_tok), j1=c.fnum(after.j_per_1k_tok),
+                       pct=c.fpct(c.delta_pct(after.j_per_1k_tok, current.j_per_1k_tok)),
+                       t0=c.fnum(current.throughput_tok_s, 1), t1=c.fnum(after.throughput_tok_s, 1),
+                       usd=c.fusd(before_line.usd - after_line.usd), workload=w.label, tier=m.word("tier", after.tier))
         elif a.impact_pct is not None:
-            impact = f"about {c.fpct(-100 * a.impact_pct / (100 + a.impact_pct))} energy (median of the measured pairs)"
+            impact = m("diagnose.impact_pairs", pct=c.fpct(-100 * a.impact_pct / (100 + a.impact_pct)))
         title = a.fix or a.title
         if a.code == "INT8_MIXED" and _fix.get("precision") == "fp16":
-            title = ("Load in FP16: on this GPU it spends less than pure INT8 (llm_int8_threshold=0.0), "
-                     "the one-line fix")
+            title = m("diagnose.fp16_title")
         ans.recommendations.append(Recommendation(title=f"{i}. {title}", detail=a.message, code=code or None,
                                                   language=lang, impact=impact))
     if current is not None and fixes and all(f[2] is not None for f in fixes if f[1]):
@@ -128,20 +132,20 @@ def run(q: Query) -> Answer:
             final = c.est(q, **combined)
             if final is not None:
                 ests.append(final)
-                cur_line = c.cost(f"now: {c.plabel(current.config.precision)}, BS={current.config.batch_size}", current, w, g)
-                fin_line = c.cost(f"after the fixes: {c.plabel(final.config.precision)}, BS={final.config.batch_size}", final, w, g)
+                cur_line = c.cost(m("common.cost_label", who=m("diagnose.now"), prec=c.plabel(current.config.precision, lg),
+                                    bs=current.config.batch_size), current, w, g)
+                fin_line = c.cost(m("common.cost_label", who=m("diagnose.after_fixes"),
+                                    prec=c.plabel(final.config.precision, lg), bs=final.config.batch_size), final, w, g)
                 ans.costs = [cur_line, fin_line]
                 ans.conversions += w.conversions
                 if w.defaulted:
-                    ans.defaults_applied.append(
-                        f"workload: {c.fnum(c.DEFAULT_MONTHLY_REQUESTS)} requests/month (basis for the monthly figures)")
+                    ans.defaults_applied.append(m("optimize.default_workload",
+                                                  requests=c.fnum(c.DEFAULT_MONTHLY_REQUESTS)))
                 ans.waste_pct = derive.waste_pct(current.j_per_1k_tok, final.j_per_1k_tok)
                 ans.recommendations.append(Recommendation(
-                    title="Verify with a measurement",
-                    detail=(f"After the fixes expect about {c.fnum(final.throughput_tok_s, 1)} tok/s, "
-                            f"{c.fnum(final.power_w)} W and {c.fnum(final.j_per_1k_tok)} J/1k tok "
-                            f"({final.tier}). If your measurement differs by more than its spread, the trap was not the "
-                            "cause: measure the current configuration too and compare."),
+                    title=m("diagnose.verify_title"),
+                    detail=m("diagnose.verify_detail", tok_s=c.fnum(final.throughput_tok_s, 1), w=c.fnum(final.power_w),
+                             j=c.fnum(final.j_per_1k_tok), tier=m.word("tier", final.tier)),
                     code=f"ecolobster bench --model {q.model if q.model and ' ' not in q.model else 'your-model'} "
                          f"--precision {final.config.precision} --batch-size {final.config.batch_size}\n"
                          f"ecolobster bench --model {q.model if q.model and ' ' not in q.model else 'your-model'} "
@@ -149,11 +153,10 @@ def run(q: Query) -> Answer:
                     language="bash"))
     if not alerts:
         ans.mood = "green" if current is not None else "gray"
-        ans.headline = ("No known energy trap matches this configuration."
-                        + (" Measure it to compare against the data." if current is None else ""))
+        ans.headline = m("diagnose.no_trap") + (m("diagnose.no_trap_measure") if current is None else "")
         ans.recommendations.append(Recommendation(
-            title="Measure it to find out",
-            detail="Run the measurement on your GPU: the advisor will compare it with the dataset.",
+            title=m("diagnose.measure_title"),
+            detail=m("diagnose.measure_detail"),
             code=f"ecolobster bench --model {q.model or 'your-model'} --precision {q.precision or 'fp16'} "
                  f"--batch-size {q.batch_size or 1}", language="bash"))
         if current is not None:
@@ -165,8 +168,8 @@ def run(q: Query) -> Answer:
         # the mood follows the waste against the best alternative, and never sits below an alert's
         ans.mood = worst_mood(*(a.mood for a in alerts), mood_for_waste(ans.waste_pct))
         top = alerts[0]
-        ans.headline = f"{top.title} detected ({conf_overall[0]} confidence)" + (
-            f"; {len(alerts) - 1} more finding(s)." if len(alerts) > 1 else ".")
+        ans.headline = m("diagnose.headline", trap=top.title, conf=m.word("confidence", conf_overall[0])) + (
+            m("diagnose.headline_more", n=len(alerts) - 1) if len(alerts) > 1 else m("diagnose.headline_end"))
     c.add_provenance(ans, ests)
     c.cite_estimates(ans, ests)
     for a in alerts:
@@ -181,25 +184,27 @@ def run(q: Query) -> Answer:
 
 
 def _confidence(q: Query, a: Alert, current: Estimate | None, inferred: bool) -> tuple[str, str]:
+    m = For(q.lang)
     if inferred:
-        return "medium", "batch size 1 assumed (not stated) and the symptoms fit"
+        return "medium", m("diagnose.why_inferred")
     if a.code == "NIGHTLY_BUILD":
-        return "medium", "a nightly/dev build was named"
-    stated = {"INT8_MIXED": "load_in_8bit without threshold 0.0 stated", "FP8_EAGER": "FP8 without a compiled path stated",
-              "NF4_SMALL": "NF4 on a model below the crossover stated", "BS1_PRODUCTION": "batch size 1 in production stated"}
-    why = stated.get(a.code, "configuration matches")
+        return "medium", m("diagnose.why_nightly")
+    stated = ("INT8_MIXED", "FP8_EAGER", "NF4_SMALL", "BS1_PRODUCTION")  # diagnose.why_<code>
+    why = m(f"diagnose.why_{a.code}") if a.code in stated else m("diagnose.why_matches")
     if current is not None and q.reported_tok_s and current.throughput_tok_s:
         dev = abs(c.delta_pct(q.reported_tok_s, current.throughput_tok_s))
         if dev <= catalog.factor("diagnose_match_tolerance_pct"):
-            return "high", f"{why}; reported throughput within {dev:.0f}% of the trap's expected figure"
-        return "medium", f"{why}; reported throughput {dev:.0f}% away from the trap's expected figure"
+            return "high", m("diagnose.why_within", why=why, dev=f"{dev:.0f}")
+        return "medium", m("diagnose.why_away", why=why, dev=f"{dev:.0f}")
     return "high", why
 
 
-def _evidence(code: str) -> Table | None:
+def _evidence(code: str, lang: str = "en") -> Table | None:
     # the same pairs as the alerts and the auditor (measurements.select): trap vs its fix
-    pairs = {"INT8_MIXED": ("int8_mixed", select.INT8_MIXED_FIXES, "pure INT8 / 16-bit"),
-             "FP8_EAGER": ("fp8", select.SIXTEEN_BIT, "16-bit"), "NF4_SMALL": ("nf4", select.SIXTEEN_BIT, "16-bit")}
+    m = For(lang)
+    pairs = {"INT8_MIXED": ("int8_mixed", select.INT8_MIXED_FIXES, m("diagnose.alt_int8")),
+             "FP8_EAGER": ("fp8", select.SIXTEEN_BIT, m("diagnose.alt_16bit")),
+             "NF4_SMALL": ("nf4", select.SIXTEEN_BIT, m("diagnose.alt_16bit"))}
     if code not in pairs:
         return None
     a, b, blabel = pairs[code]
@@ -208,5 +213,6 @@ def _evidence(code: str) -> Table | None:
         return None
     rows = [[c.gpu_short(p.gpu), p.model_id, p.batch_size, round(p.trap.energy_j_per_1k_tok),  # type: ignore[arg-type]
              f"{round(p.alt.energy_j_per_1k_tok)} ({p.alt.precision})", c.fpct(p.waste_pct)] for p in st.pairs]  # type: ignore[arg-type]
-    return Table(title=f"Evidence: {c.plabel(a)} vs {blabel} in the measurements ({len(rows)} pairs)",
-                 columns=["GPU", "model", "batch size", f"{a} J/1k tok", f"{blabel} J/1k tok", "Δ energy"], rows=rows)
+    return Table(title=m("diagnose.evidence_title", prec=c.plabel(a, lang), alt=blabel, n=len(rows)),
+                 columns=["GPU", m("compare.col_model"), m("col.batch_size"), f"{a} J/1k tok", f"{blabel} J/1k tok",
+                          m("compare.col_delta")], rows=rows)

@@ -32,6 +32,7 @@ from advisor.finetune_memory import (
     setup_from_row,
 )
 from advisor.finetune_time import Calibration, RunEstimate, Workload, calibrations, estimate_run
+from advisor.messages import For
 from measurements import catalog
 from measurements.catalog import UnknownName
 from measurements.schema import GPU, ModelArch, Region
@@ -42,7 +43,11 @@ from measurements.store import load_rows
 # does not list can tip it over.
 TIGHT_SHARE = 0.10
 STRATEGIES: tuple[str, ...] = ("full", "lora", "qlora")
-LABEL = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}
+LABEL = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}  # English; answers use _label(s, lang)
+
+
+def _label(strategy: str, lang: str = "en") -> str:
+    return For(lang)(f"plan.{strategy}")
 
 
 class PlanRequest(BaseModel):
@@ -177,13 +182,13 @@ def _usd(x: float | None) -> str:
 
 def plan(req: PlanRequest) -> Answer:
     """The fine-tuning plan for `req` (see the module docstring)."""
+    m = For(req.lang)
     try:
         arch = catalog.resolve_model(req.model)
     except UnknownName as err:
         return _error(req, str(err))
     if arch.num_experts:
-        return _error(req, f"{arch.name} is a mixture-of-experts model; fine-tuning plans cover dense models "
-                           "(Llama, Mistral, Qwen2.5, Phi-3, OLMo, Gemma style) for now")
+        return _error(req, m("plan.moe", model=arch.name))
     try:
         user_gpus = [catalog.resolve_gpu(g) for g in req.gpus]
         region = catalog.resolve_region(req.region or "us")
@@ -194,24 +199,21 @@ def plan(req: PlanRequest) -> Answer:
     default_seq = int(catalog.factor("default_finetune_seq_len"))
     seq = req.seq_len or min(default_seq, arch.context_length)
     if req.seq_len is None:
-        defaults.append(f"sequence length {seq} tokens (not given; the smaller of {default_seq:,} and the model's "
-                        "context)")
+        defaults.append(m("plan.default_seq", seq=seq, default=f"{default_seq:,}"))
     if req.seq_len and req.seq_len > arch.context_length:
-        return _error(req, f"sequence length {req.seq_len} is longer than {arch.name}'s context of "
-                           f"{arch.context_length} tokens")
+        return _error(req, m("plan.seq_too_long", seq=req.seq_len, model=arch.name, ctx=arch.context_length))
     if req.examples is None and req.tokens is None:
         work = Workload(tokens=1_000_000, epochs=req.epochs)
-        defaults.append("dataset: 1,000,000 trained tokens per epoch (not given; give examples and average "
-                        "tokens, or total tokens)")
+        defaults.append(m("plan.default_dataset"))
     elif req.tokens is not None:
         work = Workload(tokens=req.tokens, epochs=req.epochs)
     else:
         if req.avg_tokens is None:
-            defaults.append(f"average example length: {seq} tokens (not given; every example fills the sequence)")
+            defaults.append(m("plan.default_avg", seq=seq))
         work = Workload(examples=req.examples, avg_tokens=req.avg_tokens or seq, epochs=req.epochs)
     if req.region is None:
-        defaults.append(f"region: {region.name} (electricity ${region.price_usd_kwh:g}/kWh, "
-                        f"{region.grid_gco2_kwh:g} gCO2/kWh)")
+        defaults.append(m("plan.default_region", region=_region_name(region, m.lang), price=region.price_usd_kwh,
+                          gco2=region.grid_gco2_kwh))
     strategies = list(STRATEGIES) if req.method == "compare" else [req.method]
     gc_options = [False, True] if req.grad_checkpointing is None else [req.grad_checkpointing]
 
@@ -254,7 +256,7 @@ def plan(req: PlanRequest) -> Answer:
             o.run = estimate_run(arch, _setup(req, s, seq, o.grad_checkpointing, g), g, work, region, req.pue,
                                  price, list(cal))
 
-    ans = Answer(protocol="plan", title=f"Fine-tuning plan: {arch.name}", lang=req.lang,
+    ans = Answer(protocol="plan", title=m("plan.title", model=arch.name), lang=req.lang,
                  query=req.model_dump(exclude_none=True), defaults_applied=defaults)
     ans.query["model_key"] = arch.key
     ans.query["seq_len"] = seq
@@ -275,91 +277,84 @@ def plan(req: PlanRequest) -> Answer:
 # --- tables ---------------------------------------------------------------------------------------
 
 
-_COMPONENT_ROWS: tuple[tuple[str, str], ...] = (
-    ("weights", "base weights, 16-bit"),
-    ("weights_quantised", "base weights, quantised"),
-    ("quant_state", "quantisation state"),
-    ("weights_unquantised", "embeddings, lm_head, norms (not quantised)"),
-    ("master_weights", "fp32 master weights"),
-    ("lora_adapters", "LoRA adapters (fp32)"),
-    ("gradients", "gradients"),
-    ("optimizer", "optimizer states"),
-    ("optimizer_step_temp", "optimizer step buffer"),
-    ("activations", "activations"),
-    ("logits", "logits and fp32 loss copies"),
-    ("transient", "backward temporaries"),
-)
+# the breakdown's rows in order; each one's label is plan.c_<key> in the message catalog
+_COMPONENT_ROWS: tuple[str, ...] = ("weights", "weights_quantised", "quant_state", "weights_unquantised", "master_weights",
+                                    "lora_adapters", "gradients", "optimizer", "optimizer_step_temp", "activations",
+                                    "logits", "transient")
+
+
+def _region_name(region: Region, lang: str) -> str:
+    return region.name_zh if lang == "zh" and region.name_zh else region.name
 
 
 def _breakdown_table(ans: Answer, arch: ModelArch, strategies: list[str], mem: dict, ov: DeviceOverheads,
                      gc_options: list[bool]) -> None:
     """One column per strategy (with checkpointing on where the user allowed it, else as asked)."""
+    m = For(ans.lang)
     gc = True in gc_options
     ests = {s: mem[(s, gc)] for s in strategies}
     present = {c.key for e in ests.values() for c in e.components}
     rows: list[list] = []
-    for key, label in _COMPONENT_ROWS:
+    for key in _COMPONENT_ROWS:
         if key not in present:
             continue
-        row: list = [label]
+        row: list = [m(f"plan.c_{key}")]
         for s in strategies:
             try:
                 row.append(round(ests[s].component(key).gb, 2))
             except KeyError:
                 row.append(None)
         rows.append(row)
-    rows.append(["peak allocated (PyTorch)", *[round(ests[s].peak_allocated_gb, 2) for s in strategies]])
-    rows.append(["peak phase", *[ests[s].peak_phase for s in strategies]])
-    rows.append(["on the device (nvidia-smi)", *[round(_device_gb(ests[s], ov), 2) for s in strategies]])
-    notes = [
-        "Components are what each holds at its own largest; the peak is the largest of the training phases "
-        "(forward, loss backward, a layer's backward, optimizer step), not their sum.",
-        f"Gradient checkpointing {'on' if gc else 'off'}; batch {ests[strategies[0]].setup.batch_size} x "
-        f"{ests[strategies[0]].setup.seq_len} tokens; LoRA r={ests[strategies[0]].setup.lora_rank}.",
-    ]
+    rows.append([m("plan.peak_alloc"), *[round(ests[s].peak_allocated_gb, 2) for s in strategies]])
+    rows.append([m("plan.peak_phase"), *[ests[s].peak_phase for s in strategies]])
+    rows.append([m("plan.on_device"), *[round(_device_gb(ests[s], ov), 2) for s in strategies]])
+    first = ests[strategies[0]].setup
+    notes = [m("plan.note_components"),
+             m("plan.note_setup", gc=m("plan.on" if gc else "plan.off"), bs=first.batch_size, seq=first.seq_len,
+               rank=first.lora_rank)]
     if ov.measured:
-        notes.append(f"Device total = allocated x {ov.reserve_ratio:.3f} (allocator reserve) + {ov.context_gb:.2f} GB "
-                     f"(CUDA context and libraries), medians of {len(ov.row_ids)} measured rows.")
+        notes.append(m("plan.note_reserve", ratio=ov.reserve_ratio, ctx=ov.context_gb, n=len(ov.row_ids)))
     else:
-        notes.append("No measured row gives the allocator reserve and CUDA context yet: the device total is the "
-                     "allocator's peak alone and under-states what nvidia-smi shows.")
-    ans.tables.append(Table(title=f"VRAM breakdown (GB), {arch.name}", columns=["component", *[LABEL[s] for s in strategies]],
+        notes.append(m("plan.note_no_reserve"))
+    ans.tables.append(Table(title=m("plan.breakdown_title", model=arch.name),
+                            columns=[m("plan.col_component"), *[_label(s, m.lang) for s in strategies]],
                             rows=rows, notes=notes))
 
 
 def _fit_table(ans: Answer, arch: ModelArch, strategies: list[str], options: dict, gpus: list[GPU],
                yours: set[str]) -> None:
+    m = For(ans.lang)
     rows = []
     for g in sorted(gpus, key=lambda g: (g.vram_gb, g.key)):
-        cells: list = [g.name + (" (yours)" if g.key in yours else ""), g.vram_gb]
+        cells: list = [g.name + (m("plan.yours") if g.key in yours else ""), g.vram_gb]
         for s in strategies:
             o = options[(s, g.key)]
-            cells.append(f"{o.status} {o.device_gb:.1f} GB" + (" (checkpointing)" if o.grad_checkpointing else ""))
+            cells.append(f"{m(f'plan.status_{o.status}')} {o.device_gb:.1f} GB"
+                         + (m("plan.checkpointing_mark") if o.grad_checkpointing else ""))
         rows.append(cells)
     ans.tables.append(Table(
-        title="GPU fit matrix", columns=["GPU", "VRAM GB", *[LABEL[s] for s in strategies]], rows=rows,
-        notes=[f"fits: at most {100 * (1 - TIGHT_SHARE):.0f}% of VRAM; tight: between that and 100%; OOM: over. "
-               "Gradient checkpointing is used only where it is needed to fit."]))
+        title=m("plan.fit_title"), columns=["GPU", m("plan.col_vram"), *[_label(s, m.lang) for s in strategies]],
+        rows=rows, notes=[m("plan.fit_note", share=100 * (1 - TIGHT_SHARE))]))
     ans.extra["fit_matrix"] = {g.key: {s: options[(s, g.key)].status for s in strategies} for g in gpus}
     ans.extra["device_gb"] = {s: {g.key: round(options[(s, g.key)].device_gb, 3) for g in gpus} for s in strategies}
 
 
 def _runs_table(ans: Answer, runs: list[Option]) -> None:
+    m = For(ans.lang)
     rows = []
     for o in sorted(runs, key=lambda o: (o.kwh if o.kwh is not None else math.inf)):
         r = o.run
         assert r is not None
-        rows.append([LABEL[o.strategy], o.gpu, "on" if o.grad_checkpointing else "off", round(o.device_gb, 1),
-                     _fmt_h(r.hours), None if o.kwh is None else round(o.kwh, 4),
+        rows.append([_label(o.strategy, m.lang), o.gpu, m("plan.on" if o.grad_checkpointing else "plan.off"),
+                     round(o.device_gb, 1), _fmt_h(r.hours), None if o.kwh is None else round(o.kwh, 4),
                      _usd(r.rental_usd), _usd(r.cost.usd if r.cost else None),
-                     None if not r.cost else round(r.cost.kg_co2, 4), r.step.tier])
+                     None if not r.cost else round(r.cost.kg_co2, 4), m.word("tier", r.step.tier)])
     ans.tables.append(Table(
-        title="Per run where it fits", rows=rows,
-        columns=["strategy", "GPU", "checkpointing", "device GB", "time", "kWh", "cloud $", "electricity $",
-                 "kg CO2", "tier"],
-        notes=["cloud $: the cheapest listed hourly price x time (electricity included in the price); "
-               "electricity $: your own GPU at the region's price; kWh includes the PUE.",
-               "Time counts the training steps only (no model loading, evaluation or saving)."]))
+        title=m("plan.runs_title"), rows=rows,
+        columns=[m("plan.col_strategy"), "GPU", m("plan.col_checkpointing"), m("plan.col_device_gb"),
+                 m("plan.col_time"), "kWh", m("plan.col_cloud"), m("plan.col_electricity"), m("plan.col_co2"),
+                 m("col.tier")],
+        notes=[m("plan.runs_note_cost"), m("plan.runs_note_time")]))
     ans.extra["runs"] = [
         {"strategy": o.strategy, "gpu": o.gpu, "grad_checkpointing": o.grad_checkpointing, "status": o.status,
          "device_gb": round(o.device_gb, 3), "hours": o.run.hours if o.run else None, "kwh": o.kwh,
@@ -376,15 +371,16 @@ def _runs_table(ans: Answer, runs: list[Option]) -> None:
 
 def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str], options: dict,
                targets: list[GPU], runs: list[Option], region: Region, work: Workload, seq: int) -> None:
+    m = For(req.lang)
+    lg = m.lang
     fitting = [o for o in runs if o.kwh is not None]
     if not any(options[(s, g.key)].status != "OOM" for s in strategies for g in targets):
         _no_fit(ans, req, arch, strategies, options, targets, seq)
         return
     if not fitting:
         ans.mood = "gray"
-        ans.headline = (f"{arch.name} fits, but no measured fine-tuning row exists to time it: run "
-                        "`ecolobster bench --finetune` on your GPU.")
-        ans.warnings.append("time, energy and cost need at least one measured fine-tuning row")
+        ans.headline = m("plan.no_rows_headline", model=arch.name)
+        ans.warnings.append(m("plan.no_rows_warning"))
         return
     within = fitting
     if req.budget_usd is not None:
@@ -392,21 +388,20 @@ def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[
         over = [o for o in fitting if o.usd is not None and o not in within]
         unpriced = [o for o in fitting if o.usd is None]
         if unpriced:
-            ans.caveats.append(f"{len(unpriced)} fitting option(s) have no rental price in the catalog and were left "
-                               "out of the budget check: " + ", ".join(sorted({o.gpu for o in unpriced})))
+            ans.caveats.append(m("plan.unpriced", n=len(unpriced), gpus=m.join(sorted({o.gpu for o in unpriced}))))
         if over:
             cheapest_over = min(over, key=lambda o: o.usd or math.inf)
             ans.alerts.append(Alert(
-                code="FT_BUDGET", title="Over budget", mood="orange" if within else "red",
-                message=f"{len(over)} of {len(fitting)} fitting options cost more than ${req.budget_usd:,.2f} per run "
-                        f"(the cheapest of them: {LABEL[cheapest_over.strategy]} on {cheapest_over.gpu}, "
-                        f"{_usd(cheapest_over.usd)}).",
-                fix="Fewer epochs or tokens, a smaller rank, or a cheaper GPU from the table."))
+                code="FT_BUDGET", title=m("plan.over_title"), mood="orange" if within else "red",
+                message=m("plan.over_msg", n=len(over), total=len(fitting), budget=req.budget_usd,
+                          strategy=_label(cheapest_over.strategy, lg), gpu=cheapest_over.gpu,
+                          usd=_usd(cheapest_over.usd)),
+                fix=m("plan.over_fix")))
         if not within:
             best_cost = min((o for o in fitting if o.usd is not None), key=lambda o: o.usd or math.inf)
             ans.mood = "red"
-            ans.headline = (f"No option fits the ${req.budget_usd:,.2f} budget: the cheapest run is "
-                            f"{LABEL[best_cost.strategy]} on {best_cost.gpu} at {_usd(best_cost.usd)}.")
+            ans.headline = m("plan.no_budget", budget=req.budget_usd, strategy=_label(best_cost.strategy, lg),
+                             gpu=best_cost.gpu, usd=_usd(best_cost.usd))
             ans.extra["recommended"] = None
             return
     # the greenest run that fits (and fits the budget); money breaks ties. Runs timed from rows on
@@ -418,37 +413,36 @@ def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[
         greener = [o for o in priced if o not in sure and o.kwh is not None and o.kwh < best.kwh]
         if greener:
             g0 = min(greener, key=lambda o: o.kwh or math.inf)
-            ans.caveats.append(f"{LABEL[g0.strategy]} on {g0.gpu} may use less energy ({g0.kwh:.3g} kWh), but only "
-                               "by transferring H100 measurements to a GPU we have not measured (low confidence).")
+            ans.caveats.append(m("plan.greener_guess", strategy=_label(g0.strategy, lg), gpu=g0.gpu, kwh=g0.kwh))
     assert best.run is not None and best.kwh is not None
     g = catalog.resolve_gpu(best.gpu)
-    reasons = [f"peak {best.device_gb:.1f} GB of {g.vram_gb:g} GB ({best.status})"
-               + (", with gradient checkpointing" if best.grad_checkpointing else ""),
-               f"{_fmt_h(best.run.hours)} for {work.total_tokens(seq):,.0f} trained tokens, "
-               f"{best.kwh:.3g} kWh, {best.run.cost.kg_co2:.3g} kg CO2 in {region.name}" if best.run.cost else ""]
+    reasons = [m("plan.r_peak", gb=best.device_gb, vram=g.vram_gb, status=m(f"plan.status_{best.status}"))
+               + (m("plan.r_with_gc") if best.grad_checkpointing else ""),
+               m("plan.r_run", time=_fmt_h(best.run.hours), tokens=work.total_tokens(seq), kwh=best.kwh,
+                 co2=best.run.cost.kg_co2, region=_region_name(region, lg)) if best.run.cost else ""]
     if best.owned and best.run.cost:
-        reasons.append(f"{_usd(best.run.cost.usd)} of electricity on your own GPU")
+        reasons.append(m("plan.r_owned", usd=_usd(best.run.cost.usd)))
     elif best.run.rental_usd is not None and best.run.price is not None:
-        reasons.append(f"{_usd(best.run.rental_usd)} at {best.run.price.provider}'s ${best.run.price.usd_per_hour:g}/h "
-                       f"({best.run.price.as_of})")
+        reasons.append(m("plan.r_rental", usd=_usd(best.run.rental_usd), provider=best.run.price.provider,
+                         price=best.run.price.usd_per_hour, as_of=best.run.price.as_of))
     others = [o for o in within if o is not best and o.kwh]
     for s in strategies:
         alt = [o for o in others if o.strategy == s and o.strategy != best.strategy]
         if alt:
             a = min(alt, key=lambda o: o.kwh or math.inf)
-            reasons.append(f"{LABEL[s]} would take {_fmt_h(a.run.hours)} and {a.kwh:.3g} kWh on {a.gpu} "  # type: ignore[union-attr]
-                           f"({(a.kwh / best.kwh - 1) * 100:+.0f}% energy)")
+            reasons.append(m("plan.r_other", strategy=_label(s, lg), time=_fmt_h(a.run.hours),  # type: ignore[union-attr]
+                             kwh=a.kwh, gpu=a.gpu, pct=(a.kwh / best.kwh - 1) * 100))  # type: ignore[operator]
     if best.strategy == "qlora":
-        reasons.append("QLoRA trains on a 4-bit base: the QLoRA paper reports 16-bit-level quality, but check "
-                       "your own eval (we measure energy, not quality)")
+        reasons.append(m("plan.r_qlora"))
     ans.recommendations.append(Recommendation(
-        title=f"{LABEL[best.strategy]} on {g.name}" + (" with gradient checkpointing" if best.grad_checkpointing else ""),
-        detail="; ".join(r for r in reasons if r),
-        impact=f"{best.kwh:.3g} kWh, {_usd(best.usd)} per run"))
+        title=m("plan.rec_title", strategy=_label(best.strategy, lg), gpu=g.name,
+                gc=m("plan.with_gc") if best.grad_checkpointing else ""),
+        detail=m.join([r for r in reasons if r], "clause"),
+        impact=m("plan.rec_impact", kwh=best.kwh, usd=_usd(best.usd))))
     setup = _setup(req, best.strategy, seq, best.grad_checkpointing, g)
-    ans.recommendations.append(Recommendation(title="Ready configuration (peft + transformers)",
-                                              code=_python_config(arch, setup, req, work), language="python"))
-    ans.recommendations.append(Recommendation(title="The same as YAML", code=_yaml_config(arch, setup, req, work),
+    ans.recommendations.append(Recommendation(title=m("plan.ready"), code=_python_config(arch, setup, req, work),
+                                              language="python"))
+    ans.recommendations.append(Recommendation(title=m("plan.yaml"), code=_yaml_config(arch, setup, req, work),
                                               language="yaml"))
     # waste of what the user asked for, against the recommendation
     asked = [o for o in within if req.method != "compare" and o.strategy == req.method]
@@ -457,8 +451,8 @@ def _recommend(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[
         waste = derive.waste_pct(min(o.kwh for o in asked if o.kwh), best.kwh)
     ans.waste_pct = waste if req.method != "compare" else None
     ans.mood = mood_for_waste(waste, evidence_ok=best.run.step.confidence != "low")
-    ans.headline = (f"{LABEL[best.strategy]} on {g.name}: {best.device_gb:.1f} GB, {_fmt_h(best.run.hours)}, "
-                    f"{best.kwh:.3g} kWh, {_usd(best.usd)} per run.")
+    ans.headline = m("plan.headline", strategy=_label(best.strategy, lg), gpu=g.name, gb=best.device_gb,
+                     time=_fmt_h(best.run.hours), kwh=best.kwh, usd=_usd(best.usd))
     ans.extra["recommended"] = {"strategy": best.strategy, "gpu": best.gpu, "grad_checkpointing": best.grad_checkpointing,
                                 "device_gb": round(best.device_gb, 3), "kwh": best.kwh, "usd": best.usd,
                                 "hours": best.run.hours, "tier": best.run.step.tier}
@@ -487,36 +481,37 @@ def _greener_method(ans: Answer, req: PlanRequest, arch: ModelArch, targets: lis
     ans.mood = mood_for_waste(waste, evidence_ok=best.run is not None and best.run.step.confidence != "low")
     ans.extra["alternative"] = {"strategy": other, "gpu": g.key, "grad_checkpointing": best.grad_checkpointing,
                                 "status": best.status, "device_gb": round(best.device_gb, 3), "kwh": best.kwh}
+    m = For(req.lang)
     ans.alerts.append(Alert(
-        code="FT_GREENER_METHOD", title=f"{LABEL[other]} would use less energy", mood=ans.mood,
-        message=f"{LABEL[other]} also fits on {g.name} ({best.status}, {best.device_gb:.1f} GB"
-                + (", with gradient checkpointing" if best.grad_checkpointing else "")
-                + f") and needs {best.kwh:.3g} kWh against {rec['kwh']:.3g} kWh: {LABEL[req.method]} costs "
-                  f"{waste:.0f}% more energy.",
-        fix=f"--method {other}" + (" (tight on memory: check the margin)" if best.status == "tight" else ""),
+        code="FT_GREENER_METHOD", title=m("plan.greener_title", strategy=_label(other, m.lang)), mood=ans.mood,
+        message=m("plan.greener_msg", strategy=_label(other, m.lang), gpu=g.name, status=m(f"plan.status_{best.status}"),
+                  gb=best.device_gb, gc=m("plan.r_with_gc") if best.grad_checkpointing else "", kwh=best.kwh,
+                  rec_kwh=rec["kwh"], asked=_label(req.method, m.lang), waste=waste),
+        fix=f"--method {other}" + (m("plan.greener_tight") if best.status == "tight" else ""),
         impact_pct=waste))
 
 
 def _no_fit(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str], options: dict,
             targets: list[GPU], seq: int) -> None:
+    m = For(req.lang)
     need = min(options[(s, g.key)].device_gb for s in strategies for g in targets)
     where = ", ".join(sorted({g.key for g in targets}))
     ans.mood = "gray"
     ans.extra["recommended"] = None
-    ans.headline = (f"{arch.name} does not fit on {where if len(targets) < 6 else 'any catalog GPU'} with "
-                    f"{' or '.join(LABEL[s] for s in strategies)}: it needs at least {need:.1f} GB.")
+    ans.headline = m("plan.no_fit_headline", model=arch.name, where=where if len(targets) < 6 else m("plan.any_gpu"),
+                     strategies=m("plan.or").join(_label(s, m.lang) for s in strategies), need=need)
     fixes = []
     if "qlora" not in strategies:
         q = estimate_training(arch, _setup(req, "qlora", seq, True))
-        fixes.append(f"QLoRA with gradient checkpointing would need {q.peak_allocated_gb:.1f} GB allocated")
+        fixes.append(m("plan.fix_qlora", gb=q.peak_allocated_gb))
     if req.batch_size > 1:
-        fixes.append("batch size 1 with gradient accumulation")
+        fixes.append(m("plan.fix_batch"))
     if seq > 512:
-        fixes.append(f"a shorter sequence than {seq}")
-    fixes.append("several GPUs (FSDP / DeepSpeed ZeRO-3 shard weights, gradients and optimizer states)")
-    ans.alerts.append(Alert(code="FT_NO_FIT", title="Does not fit", mood="red",
-                            message=ans.headline, fix="; ".join(fixes)))
-    ans.errors.append("no strategy fits the available GPUs")
+        fixes.append(m("plan.fix_seq", seq=seq))
+    fixes.append(m("plan.fix_shard"))
+    ans.alerts.append(Alert(code="FT_NO_FIT", title=m("plan.no_fit_title"), mood="red",
+                            message=ans.headline, fix=m.join(fixes, "clause")))
+    ans.errors.append(m("plan.no_fit_error"))
 
 
 def _targets_list(arch: ModelArch, setup: TrainSetup) -> list[str]:
@@ -589,16 +584,15 @@ def _yaml_config(arch: ModelArch, setup: TrainSetup, req: PlanRequest, work: Wor
 
 def _risks(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str], options: dict,
            targets: list[GPU], mem: dict, seq: int, cal: tuple[Calibration, ...]) -> None:
+    m = For(req.lang)
     rec = ans.extra.get("recommended")
     if rec:
         o = options[(rec["strategy"], rec["gpu"])]
         margin = (o.vram_gb - o.device_gb) / o.vram_gb * 100
         if o.status == "tight" or margin < 20:
             ans.alerts.append(Alert(
-                code="FT_OOM_MARGIN", title="Small memory margin", mood="yellow" if o.status == "fits" else "orange",
-                message=f"The recommended run leaves {margin:.0f}% of {o.vram_gb:g} GB free; longer examples, a "
-                        "larger batch or another program on the GPU can run it out of memory.",
-                fix="Turn on gradient checkpointing, lower the batch size or sequence length, or use an 8-bit optimizer."))
+                code="FT_OOM_MARGIN", title=m("plan.margin_title"), mood="yellow" if o.status == "fits" else "orange",
+                message=m("plan.margin_msg", margin=margin, vram=o.vram_gb), fix=m("plan.margin_fix")))
     # QLoRA's slower steps, from measured pairs on the same GPU and configuration
     ratios, ids = [], []
     for q in cal:
@@ -614,10 +608,8 @@ def _risks(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str]
         ratios.sort()
         med = ratios[len(ratios) // 2]
         ans.alerts.append(Alert(
-            code="FT_QLORA_SLOWER", title="QLoRA steps are slower", mood="yellow",
-            message=f"On the measured pairs QLoRA's step took {ratios[0]:.2f}x to {ratios[-1]:.2f}x LoRA's "
-                    f"(median {med:.2f}x, {len(ratios)} pairs): dequantising the 4-bit weights and the fp32 "
-                    "non-quantised parts cost time; it saves memory, not energy per token.",
+            code="FT_QLORA_SLOWER", title=m("plan.slower_title"), mood="yellow",
+            message=m("plan.slower_msg", lo=ratios[0], hi=ratios[-1], med=med, n=len(ratios)),
             impact_pct=(med - 1) * 100,
             citations=[Citation(kind="row", ref=i) for i in sorted(set(ids))[:8]]))
     target_keys = {g.key for g in targets}
@@ -628,35 +620,29 @@ def _risks(ans: Answer, req: PlanRequest, arch: ModelArch, strategies: list[str]
             arch, _setup(req, "qlora", seq, False).model_copy(update={"autocast": True})).peak_allocated_gb
         if extra > 0.5:
             ans.alerts.append(Alert(
-                code="FT_FP32_ATTENTION", title="fp32 attention in QLoRA without checkpointing", mood="orange",
-                message=f"After prepare_model_for_kbit_training the activations are fp32; for {arch.name}'s "
-                        "grouped-query attention PyTorch then uses its math kernel, which keeps every layer's "
-                        f"attention probabilities: {extra:.1f} GB more at {seq} tokens than under bf16 autocast "
-                        "(measured on Qwen2.5 QLoRA rows on the H100).",
-                fix="Gradient checkpointing, or bf16 autocast (TrainingArguments bf16=True)."))
+                code="FT_FP32_ATTENTION", title=m("plan.fp32_title"), mood="orange",
+                message=m("plan.fp32_msg", model=arch.name, gb=extra, seq=seq), fix=m("plan.fp32_fix")))
     if "full" in strategies:
         full = mem[("full", True)]
         ans.alerts.append(Alert(
-            code="FT_FULL_STATES", title="Full fine-tuning keeps states for every weight", mood="yellow",
-            message=f"Full fine-tuning of {arch.name} holds {full.component('gradients').gb:.1f} GB of gradients and "
-                    f"{full.component('optimizer').gb:.1f} GB of AdamW states next to the weights; "
-                    "LoRA trains {:.2%} as many parameters.".format(
-                        mem[("lora", True)].params_trainable / full.params_trainable) if ("lora", True) in mem else
-                    f"Full fine-tuning of {arch.name} holds gradients and optimizer states for every weight.",
-            fix="LoRA or QLoRA unless the task needs every weight to move."))
+            code="FT_FULL_STATES", title=m("plan.full_title"), mood="yellow",
+            message=m("plan.full_msg", model=arch.name, grads=full.component("gradients").gb,
+                      opt=full.component("optimizer").gb,
+                      share=mem[("lora", True)].params_trainable / full.params_trainable)
+            if ("lora", True) in mem else m("plan.full_msg_short", model=arch.name),
+            fix=m("plan.full_fix")))
     saving = [r for r in load_rows() if r.task == "finetune" and r.kind == "measured" and "saved every" in (r.notes or "")]
     if saving:
-        ans.caveats.append("Checkpoint saves are spikes of time and power: rows "
-                           + ", ".join(r.id for r in saving[:3])
-                           + " measured steps that save the adapter; save per epoch rather than every few steps.")
+        ans.caveats.append(m("plan.saves", rows=", ".join(r.id for r in saving[:3])))
 
 
 def _provenance(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads, runs: list[Option], val_max: float,
                 val_n: int, region: Region) -> None:
-    note = (f"validated against {val_n} measured fine-tuning rows (largest error {val_max:.1f}% of peak allocated)"
-            if val_n else "no measured fine-tuning row to validate against yet")
-    ans.provenance.append(Provenance(subject=f"{arch.key} / fine-tuning memory", tier="interpolated" if val_n else "extrapolated",
-                                     method="saved-tensor walk (advisor.finetune_memory)",
+    m = For(ans.lang)
+    note = m("plan.validated", n=val_n, err=val_max) if val_n else m("plan.not_validated")
+    ans.provenance.append(Provenance(subject=m("plan.memory_subject", model=arch.key),
+                                     tier="interpolated" if val_n else "extrapolated",
+                                     method=m("plan.memory_method"),
                                      confidence="high" if val_n else "medium", note=note))
     for o in runs:
         if o.run is None:
@@ -675,38 +661,30 @@ def _provenance(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads, ru
         ans.citations.append(Citation(kind="catalog", ref=f"gpu_prices/{p.gpu}/{p.provider}",
                                       detail=f"${p.usd_per_hour:g}/h as of {p.as_of}: {p.source}"))
     ans.citations.append(Citation(kind="reference", ref="references/finetuning.md"))
-    ans.conversions.append("kWh = J/1k trained tokens x trained tokens / 1000 x PUE / 3.6e6; cost and CO2 from "
-                           "advisor.derive")
+    ans.conversions.append(m("plan.kwh_conversion"))
 
 
 def _seed004(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads) -> None:
     """Where our figures differ from the LoRA-vs-QLoRA decision document (seed 004), and why."""
     if arch.key != "olmo-7b":
         return
-    lines = ["Seed 004 (LoRA vs QLoRA for OLMo-7B) counts 50 layers; OLMo-7B has 32, so its adapter count "
-             "(~125M parameters at r=16) is about three times ours."]
+    m = For(ans.lang)
+    lines = [m("plan.seed004_layers")]
     if ("lora", True) in mem:
         lo = mem[("lora", True)]
-        lines.append(f"Seed 004 puts LoRA at 28-32 GB and out of memory on 24 GB cards; with gradient checkpointing "
-                     f"we predict {lo.peak_allocated_gb:.1f} GB allocated ({_device_gb(lo, ov):.1f} GB on the device) "
-                     "because training keeps no KV cache (it counted 1.6 GB), checkpointing keeps one hidden state "
-                     "per layer rather than 8-10 GB, and the CUDA overhead is measured, not 2-3 GB.")
+        lines.append(m("plan.seed004_lora", alloc=lo.peak_allocated_gb, device=_device_gb(lo, ov)))
     if ("qlora", True) in mem:
         q = mem[("qlora", True)]
-        lines.append(f"Seed 004 puts QLoRA at 10-12 GB; we predict {q.peak_allocated_gb:.1f} GB allocated, including "
-                     f"{q.component('weights_unquantised').gb:.1f} GB of fp32 embeddings and lm_head that "
-                     "prepare_model_for_kbit_training up-casts, which the document leaves out.")
-    lines.append("Seed 004 recommends QLoRA for its lower cost; on the measured H100 rows QLoRA's steps take longer "
-                 "than LoRA's (see the alert), so where LoRA fits, it is the greener and cheaper run; QLoRA is the "
-                 "choice when only a 16 GB card is at hand.")
-    lines.append("Seed 004's step count (36 steps of 16 x 2,048 tokens for 140 examples over 2 epochs) assumes every "
-                 "example is padded to 2,048 tokens; we count the trained tokens (examples x average length x epochs).")
+        lines.append(m("plan.seed004_qlora", alloc=q.peak_allocated_gb, fp32=q.component("weights_unquantised").gb))
+    lines.append(m("plan.seed004_cost"))
+    lines.append(m("plan.seed004_steps"))
     ans.caveats.extend(lines)
 
 
-def _error(req: PlanRequest | None, msg: str) -> Answer:
-    return Answer(protocol="plan", title="Fine-tuning plan", mood="gray", errors=[msg],
-                  query=req.model_dump(exclude_none=True) if req else {}, lang=req.lang if req else "en")
+def _error(req: PlanRequest | None, msg: str, lang: str | None = None) -> Answer:
+    lg = req.lang if req else (lang if lang in ("en", "zh") else "en")
+    return Answer(protocol="plan", title=For(lg)("plan.title_error"), mood="gray", errors=[msg],
+                  query=req.model_dump(exclude_none=True) if req else {}, lang=lg)  # type: ignore[arg-type]
 
 
 # --- free text ---------------------------------------------------------------------------------------
@@ -726,6 +704,8 @@ def request_from_text(text: str) -> tuple[PlanRequest | None, list[str]]:
 
 def request_from_query(q) -> tuple[PlanRequest | None, list[str]]:  # q: advisor.query.Query
     fields: dict[str, object] = dict(q.finetune)
+    m = For(q.lang)
+    fields["lang"] = m.lang
     problems: list[str] = []
     if q.model and q.model_known:
         fields["model"] = q.model
@@ -738,13 +718,11 @@ def request_from_query(q) -> tuple[PlanRequest | None, list[str]]:  # q: advisor
             fields["gpus"] = gpus
             fields.pop("vram_gb", None)
     elif q.model:
-        problems.append(f"'{q.model_name or q.model}' is not in the model catalog; fine-tuning plans need its "
-                        "architecture (layers, hidden size, heads, vocabulary)")
+        problems.append(m("plan.not_in_catalog", model=q.model_name or q.model))
     else:
-        problems.append("name the model to fine-tune, e.g. 'LoRA or QLoRA for Qwen2.5-7B on a 24 GB GPU'")
+        problems.append(m("plan.name_model"))
     if problems:
         return None, problems
-    # The plan's text is English for now; a Chinese question gets the same (English) plan.
     try:
         return PlanRequest(**fields), []  # type: ignore[arg-type]
     except ValidationError as err:
@@ -769,7 +747,7 @@ def run(query) -> Answer:  # query: advisor.query.Query
     """The protocols dispatcher's entry: the parsed question, fine-tuning fields included."""
     req, problems = request_from_query(query)
     if req is None:
-        ans = _error(None, "; ".join(problems))
+        ans = _error(None, For(query.lang).join(problems, "clause"), query.lang)
         ans.query = {"text": query.text}
         return ans
     ans = plan(req)

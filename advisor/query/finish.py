@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from advisor.messages import For
 from advisor.query.lookup import _catalog, _defaults, _factor, _measured_models
 from advisor.query.slots import (
     DEFAULT_GPU,
@@ -15,7 +16,6 @@ from advisor.query.slots import (
     DEFAULT_REGION,
     DEFAULT_USE_CASE,
     SLOTS,
-    USE_CASE_LABEL,
     Query,
     QueryError,
     Reading,
@@ -104,10 +104,13 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
             axis = "precision"
     compare_precisions = [] if r.all_precisions else list(r.precisions)
 
-    def default(slot: str, value: Any, why: str) -> None:
+    m = For(lang)
+
+    def default(slot: str, value: Any, why: str = "") -> None:
+        # the slot name stays as it is (explain_parse reads it back from the line)
         s[slot] = value
         defaulted.append(slot)
-        defaults_applied.append(f"{slot.replace('_', ' ')}: {value} ({why})")
+        defaults_applied.append(m("query.default", slot=slot.replace("_", " "), value=value, why=m(f"query.why_{slot}")))
 
     needs_model = protocol in ("optimize", "estimate")
     if needs_model and not s.get("model"):
@@ -115,30 +118,28 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
                       "('a 7B model').")
     if ("gpu" not in s and axis != "gpu"
             and not (axis == "model_size" and protocol in ("compare", "diagnose") and "model" not in s)):
-        default("gpu", DEFAULT_GPU, "default: the seed's most common consumer GPU; name yours for accurate figures")
+        default("gpu", DEFAULT_GPU)
     if "precision" not in s and axis != "model_size":
-        default("precision", DEFAULT_PRECISION, "default: the unquantized baseline")
+        default("precision", DEFAULT_PRECISION)
     if "batch_size" not in s:
-        default("batch_size", defaults.get("batch_size", 1), "default: single request; batching is usually the biggest saving")
+        default("batch_size", defaults.get("batch_size", 1))
     if "prompt_tokens" not in s:
-        default("prompt_tokens", defaults["prompt_tokens"], "default prompt length")
+        default("prompt_tokens", defaults["prompt_tokens"])
     if "gen_tokens" not in s:
-        default("gen_tokens", defaults["gen_tokens"], "default generation length")
+        default("gen_tokens", defaults["gen_tokens"])
     if "use_case" not in s:
-        default("use_case", DEFAULT_USE_CASE, "default; say 'chat' or 'offline batch' to change")
+        default("use_case", DEFAULT_USE_CASE)
     if "region" not in s and ("price_usd_kwh" not in s or "grid_gco2_kwh" not in s):
-        default("region", DEFAULT_REGION, "default electricity price and grid carbon; name a region to change")
+        default("region", DEFAULT_REGION)
 
     # hard errors (the seed's parameter guide)
     errors += _range_errors(s)
     bs = s.get("batch_size")
     if bs is not None and bs >= 1 and bs & (bs - 1):
         lo = 1 << (bs.bit_length() - 1)
-        warnings.append(f"batch_size={bs} is not a power of 2; GPU kernels are tuned for powers of two. "
-                        f"Consider {lo} or {lo * 2}.")
+        warnings.append(m("query.not_pow2", bs=bs, lo=lo, hi=lo * 2))
     if bs is not None and defaults.get("max_batch_size") and bs > defaults["max_batch_size"]:
-        warnings.append(f"batch_size={bs} is beyond the measured range (up to {defaults['max_batch_size']}): its "
-                        "figures are extrapolated, not measured; check them with `ecolobster bench`.")
+        warnings.append(m("query.beyond_range", bs=bs, top=defaults["max_batch_size"]))
     if errors:
         raise QueryError(errors)
 
@@ -151,26 +152,22 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
             arch = None
     if s.get("model") and not model_known:
         p = s.get("model_params_b")
-        size = f" ({_fmt(p)}B parameters)" if p else ""
-        warnings.append(f"{model_name or s['model']}{size} is not directly measured: figures are derived from other "
-                        "model sizes. For accurate results, measure it with `ecolobster bench`.")
+        size = m("query.size", size=_fmt(p)) if p else ""
+        warnings.append(m("query.not_measured", model=model_name or s["model"], size=size))
     if arch is not None and arch.key not in _measured_models():
-        warnings.append(f"{arch.name} ({arch.params_b:g}B parameters) has no measurements yet: its figures are "
-                        "derived from measured models of similar size (see the provenance). Measure it with "
-                        "`ecolobster bench` for exact figures.")
+        warnings.append(m("query.no_rows", model=arch.name, size=arch.params_b))
     if arch is not None and s.get("prompt_tokens") and s.get("gen_tokens"):
         total = s["prompt_tokens"] + s["gen_tokens"]
         if total > arch.context_length:
-            warnings.append(f"prompt + generation = {total} tokens exceeds {arch.name}'s context window "
-                            f"({arch.context_length} tokens).")
+            warnings.append(m("query.context", total=total, model=arch.name, ctx=arch.context_length))
     gpu = None
     if s.get("gpu"):
         gpu = cat.resolve_gpu(s["gpu"])
     named = {s.get("precision"), *compare_precisions}
     if gpu is not None and "bf16" in named and not gpu.bf16_support:
-        warnings.append(f"BF16 is not supported natively on {gpu.name} ({gpu.architecture}); use FP16.")
+        warnings.append(m("query.no_bf16", gpu=gpu.name, arch=gpu.architecture))
     if gpu is not None and "fp8" in named and not gpu.fp8_support:
-        warnings.append(f"{gpu.name} ({gpu.architecture}) has no FP8 tensor cores; FP8 weights would be emulated.")
+        warnings.append(m("query.no_fp8", gpu=gpu.name, arch=gpu.architecture))
     if gpu is not None and s.get("model_params_b") and s.get("precision"):
         from advisor import estimate as est
 
@@ -178,13 +175,12 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
                                   (s.get("prompt_tokens") or 0) + (s.get("gen_tokens") or 0))
         n_gpu = s.get("gpu_count") or 1
         if need is not None and need > gpu.vram_gb * n_gpu:
-            have = f"{n_gpu} x {gpu.name}'s {gpu.vram_gb * n_gpu:g} GB" if n_gpu > 1 else f"{gpu.name}'s {gpu.vram_gb:g} GB"
-            warnings.append(f"{model_name or s['model']} in {s['precision']} at batch size {s.get('batch_size')} needs "
-                            f"about {need:.1f} GB of GPU memory (estimated), more than the {have}. Consider more "
-                            "GPUs, a smaller batch, shorter sequences or a 4-bit/8-bit format.")
+            have = (m("query.have_many", n=n_gpu, gpu=gpu.name, gb=gpu.vram_gb * n_gpu) if n_gpu > 1
+                    else m("query.have_one", gpu=gpu.name, gb=gpu.vram_gb))
+            warnings.append(m("query.too_big", model=model_name or s["model"], prec=s["precision"],
+                              bs=s.get("batch_size"), need=f"{need:.1f}", have=have))
     if s.get("batch_size") == 1 and s.get("use_case") in ("production_api", "offline_batch") and "batch_size" not in defaulted:
-        warnings.append(f"batch size 1 for {USE_CASE_LABEL[s['use_case']]}: batching concurrent requests is the "
-                        "largest energy saving available (see the batch comparison).")
+        warnings.append(m("query.bs1", use_case=m.word("use_case", s["use_case"])))
     try:
         return Query(
             protocol=protocol,  # type: ignore[arg-type]

@@ -98,8 +98,9 @@ _REFERS_RE = re.compile(r"\b(?:this|that|the\s+same|my|our|the\s+above|current)\
                         r"deployment|one|case)\b|\bfor\s+(?:it|them)\b|\bhere\b|这个模型|该模型|这张卡|这个配置|同样的|上面的")
 
 
-def parse(text: str, context: Context | None = None, protocol: str | None = None) -> Query:
-    """Read a question in English or Chinese; merge it over `context` (the previous slots).
+def parse(text: str, context: Context | None = None, protocol: str | None = None, lang: str | None = None) -> Query:
+    """Read a question in English or Chinese; merge it over `context` (the previous slots). `lang`
+    (en or zh) sets the answer's language instead of the question's (`--lang`, the chat's /lang).
     `protocol` (one of QUERY_PROTOCOLS) forces the protocol, as the chat's /compare etc. do; with a
     context the text may then be empty ("run the last configuration through this protocol")."""
     if not isinstance(text, str):
@@ -175,8 +176,9 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
                 base.pop(k, None)
     merged = {**base, **d.slots}
     carried = [k for k in base if k not in d.slots and k != "model_params_b"]
-    lang = context.lang if (context is not None and context.lang and not has_cjk(text)
-                            and _detect_lang(text) == "en" and not re.search(r"[a-z]{3}", d.t)) else _detect_lang(text)
+    if lang not in ("en", "zh"):
+        lang = context.lang if (context is not None and context.lang and not has_cjk(text)
+                                and _detect_lang(text) == "en" and not re.search(r"[a-z]{3}", d.t)) else _detect_lang(text)
     extra = d.extra
     model_known = extra.get("model_known")
     if model_known is None and merged.get("model"):
