@@ -86,3 +86,13 @@ def test_lookup_falls_back_to_english_and_fills_fields():
     assert m.join(["a", "b"]) == "a、b"
     with pytest.raises(KeyError):
         t("en", "no.such.key")
+
+
+def test_every_auditor_rule_has_its_title_and_fix_in_both_languages():
+    # a new rule adds [rule.ECOnnn] title and fix to en.toml (as registered) and zh.toml
+    from advisor.audit import all_rules
+
+    en = catalog("en")
+    for r in all_rules().values():
+        assert en.get(f"rule.{r.code}.title") == r.title, r.code
+        assert en.get(f"rule.{r.code}.fix") == r.fix, r.code
