@@ -96,3 +96,15 @@ def test_every_auditor_rule_has_its_title_and_fix_in_both_languages():
     for r in all_rules().values():
         assert en.get(f"rule.{r.code}.title") == r.title, r.code
         assert en.get(f"rule.{r.code}.fix") == r.fix, r.code
+
+
+def test_derivations_are_read_back_into_chinese_and_unknown_text_stays():
+    from advisor.messages.derivation import derivation_text
+
+    en = ("measured at BS=1; scaled to BS=32 by the batch power law J/1k tok ~ BS^-0.93, least squares on 94 rows "
+          "of all GPUs and precisions (BS 1,2,4,8,16,32,64), refitted around each of 5 steps")
+    zh = derivation_text(en, "zh")
+    assert zh.startswith("在 BS=1 实测；用批大小幂律 J/1k tok ~ BS^-0.93（在所有显卡和精度的 94 行数据上最小二乘拟合")
+    assert "BS=32" in zh and "5 个步长" in zh and "least" not in zh
+    assert derivation_text(en, "en") == en
+    assert derivation_text("a wording no template has", "zh") == "a wording no template has"

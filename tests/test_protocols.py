@@ -164,7 +164,8 @@ def test_hundred_wan_zi_through_yi_6b(i):
     cpt = catalog.factor("chinese_chars_per_token")
     tokens = 1_000_000 / cpt
     assert a["extra"]["tokens"] == pytest.approx(tokens) and a["extra"]["period"] == "job"
-    assert any("1,000,000 Chinese characters" in c and "500,000 tokens" in c for c in a["conversions"])
+    chars, toks = (("1,000,000 Chinese characters", "500,000 tokens"), ("1,000,000 个中文字符", "500,000 个 token"))[i]
+    assert any(chars in c and toks in c for c in a["conversions"])
     cur = a["costs"][0]
     assert cur["kwh"] == pytest.approx(4716 * tokens / 1000 / 3.6e6)  # Yi-1.5-6B FP16 on the default 4090D
     assert cur["basis"].endswith(("per job", "每次任务")[i])

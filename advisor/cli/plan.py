@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="terminal width for rich output (20-1000 columns)")
     p.add_argument("--detail", choices=("brief", "full"), default="brief",
                    help="rich output: brief (the point and one table, default) or full")
+    p.add_argument("--lang", choices=("en", "zh"), default=None, help="answer language (default: the question's, else en)")
     p.set_defaults(handler=_plan)
 
 
@@ -97,6 +98,8 @@ def request_from_args(args: argparse.Namespace):
                 fields.pop(k, None)
     if args.gpu:
         fields["gpus"] = [g for item in args.gpu for g in item.split(",") if g.strip()]
+    if getattr(args, "lang", None):
+        fields["lang"] = args.lang
     if args.double_quant not in ("auto", None):
         fields["double_quant"] = args.double_quant
     if args.grad_checkpointing != "auto":

@@ -23,6 +23,7 @@ from advisor.answer import (
 )
 from advisor.estimate import Config, Dataset, Estimate, dataset, estimate
 from advisor.messages import For
+from advisor.messages.derivation import derivation_text
 from advisor.query import Query
 from measurements import catalog, select
 
@@ -559,6 +560,9 @@ def add_provenance(ans: Answer, ests: Iterable[Estimate]) -> None:
     subjects = {p.subject for p in ans.provenance}
     for e in ests:
         p = e.provenance()
+        if ans.lang != "en":
+            p = p.model_copy(update={"method": derivation_text(p.method, ans.lang),
+                                     "note": derivation_text(p.note, ans.lang)})
         if p.subject not in subjects:
             ans.provenance.append(p)
             subjects.add(p.subject)
@@ -623,15 +627,15 @@ def base_answer(q: Query, protocol: str, title: str) -> Answer:
 
 
 def method_text(e: Estimate, lang: str | None = "en") -> str:
-    """How an estimate was derived, for the answer's text. The estimator words its derivations in
-    English (advisor.estimate); they are shown as it wrote them."""
-    return e.method
+    """How an estimate was derived, in the answer's language (the estimator words it in English)."""
+    return derivation_text(e.method, lang)
 
 
-def data_caveats(ests: Iterable[Estimate]) -> list[str]:
+def data_caveats(ests: Iterable[Estimate], lang: str | None = "en") -> list[str]:
     out = []
     for e in ests:
         for n in e.notes:
+            n = derivation_text(n, lang)
             if n not in out:
                 out.append(n)
     return out

@@ -105,7 +105,7 @@ def _finish(ans: Answer, q: Query, ests: list[tuple[str, Estimate]], current: Es
     c.cite_estimates(ans, all_e)
     ans.citations += g.citations
     c.add_bench_hints(ans, [e for e in all_e if e.tier != "measured"])
-    ans.caveats += c.data_caveats(all_e)
+    ans.caveats += c.data_caveats(all_e, ans.lang)
     ans.extra["ranking"] = [lbl for lbl, e in ranked if c.fits(e)]
     ans.extra["does_not_fit"] = [lbl for lbl, _ in unfit]
     ans.extra["recommended"] = rec.config.model_dump()

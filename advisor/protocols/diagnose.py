@@ -178,7 +178,7 @@ def run(q: Query) -> Answer:
                 ans.citations.append(ci)
     ans.citations += g.citations
     c.add_bench_hints(ans, [e for e in ests if e.tier != "measured"])
-    ans.caveats += c.data_caveats(ests)
+    ans.caveats += c.data_caveats(ests, ans.lang)
     ans.extra["matched"] = [a.code for a in alerts]
     return ans
 

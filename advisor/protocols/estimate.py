@@ -136,7 +136,7 @@ def run(q: Query) -> Answer:
     if any("requests_per_user_day" in x for x in ans.conversions):
         ans.citations += c.factor_citations("requests_per_user_day")
     c.add_bench_hints(ans, [e for e in ests if e.tier != "measured"])
-    ans.caveats += c.data_caveats(ests)
+    ans.caveats += c.data_caveats(ests, ans.lang)
     ans.extra["tokens"] = w.tokens
     ans.extra["period"] = w.period
     return ans

@@ -198,7 +198,7 @@ def run(q: Query) -> Answer:
     c.cite_estimates(ans, ests)
     ans.citations += g.citations + c.factor_citations("km_driven_per_kgco2", "smartphone_charge_kwh")
     c.add_bench_hints(ans, [e for e in ests if e.tier != "measured"])
-    ans.caveats += c.data_caveats(ests)
+    ans.caveats += c.data_caveats(ests, ans.lang)
     ans.extra["best"] = {"precision": bc.precision, "batch_size": bc.batch_size, "j_per_1k_tok": best.j_per_1k_tok,
                          "tier": best.tier}
     ans.extra["current"] = {"precision": current.config.precision, "batch_size": current.config.batch_size,

@@ -33,6 +33,7 @@ from advisor.finetune_memory import (
 )
 from advisor.finetune_time import Calibration, RunEstimate, Workload, calibrations, estimate_run
 from advisor.messages import For
+from advisor.messages.derivation import derivation_text
 from measurements import catalog
 from measurements.catalog import UnknownName
 from measurements.schema import GPU, ModelArch, Region
@@ -306,7 +307,7 @@ def _breakdown_table(ans: Answer, arch: ModelArch, strategies: list[str], mem: d
                 row.append(None)
         rows.append(row)
     rows.append([m("plan.peak_alloc"), *[round(ests[s].peak_allocated_gb, 2) for s in strategies]])
-    rows.append([m("plan.peak_phase"), *[ests[s].peak_phase for s in strategies]])
+    rows.append([m("plan.peak_phase"), *[m.word("phase", ests[s].peak_phase) for s in strategies]])
     rows.append([m("plan.on_device"), *[round(_device_gb(ests[s], ov), 2) for s in strategies]])
     first = ests[strategies[0]].setup
     notes = [m("plan.note_components"),
@@ -648,8 +649,9 @@ def _provenance(ans: Answer, arch: ModelArch, mem: dict, ov: DeviceOverheads, ru
         if o.run is None:
             continue
         st = o.run.step
-        ans.provenance.append(Provenance(subject=f"{arch.key} / {o.strategy} / {o.gpu}", tier=st.tier, method=st.method,
-                                         confidence=st.confidence, row_ids=st.row_ids, note=st.note))
+        ans.provenance.append(Provenance(subject=f"{arch.key} / {o.strategy} / {o.gpu}", tier=st.tier,
+                                         method=derivation_text(st.method, ans.lang), confidence=st.confidence,
+                                         row_ids=st.row_ids, note=derivation_text(st.note, ans.lang)))
     ans.citations.append(Citation(kind="derivation", ref="saved-tensor walk", detail=note))
     ans.citations.append(Citation(kind="derivation", ref="training FLOPs: 2F / 3F",
                                   detail="time and power from the training performance model fitted on the measured rows (advisor.finetune_time)"))

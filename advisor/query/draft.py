@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from advisor.messages import For
 from advisor.query.text import normalize_text
 
 
 class _Draft:
     """Mutable state while reading one question."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, lang: str = "en"):
         self.raw = text
+        # the language the readings are worded in (the question's, or the one asked for)
+        self.m = For(lang)
         # "2xH100" reads as "2x H100"; "8x7b" (Mixtral) stays a name
         self.t = re.sub(r"(?<![a-z0-9])(\d{1,4})\s*[x×*](?=[a-z])", r"\1x ", normalize_text(text))
         self.norm = self.t

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from advisor.messages import LANGS
+from advisor.messages import t as msg
+
 # slot order for the listing: the configuration first, then the workload, then the rest
 _ORDER = ("model", "model_params_b", "gpu", "gpu_count", "framework", "precision", "batch_size", "prompt_tokens",
           "gen_tokens", "requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day", "workload", "use_case",
           "region", "price_usd_kwh", "grid_gco2_kwh", "pue", "itl_target_ms", "itl_percentile", "e2e_target_s",
           "reported_tok_s", "reported_power_w", "reported_j_per_1k_tok")
 
-_TITLES = {
-    "en": {"stated": "Read from the question", "carried": "Carried over from earlier questions",
-           "defaults": "Defaults applied", "conversions": "Conversions", "not_understood": "Stated but not used",
-           "protocol": "Protocol", "none": "(nothing)", "compare": "Compared", "finetune": "Fine-tuning run",
-           "standalone": "a general question: the chat's model and GPU are not carried into it"},
-    "zh": {"stated": "从问题中读到", "carried": "沿用之前问题的", "defaults": "使用的默认值", "conversions": "换算",
-           "not_understood": "提到但未使用", "protocol": "协议", "none": "（无）", "compare": "比较",
-           "finetune": "微调任务", "standalone": "一般性问题：不沿用对话中的模型和 GPU"},
-}
+# the listing's headings are the catalog's [explain] section (advisor/messages)
+_HEADINGS = ("stated", "carried", "defaults", "conversions", "not_understood", "protocol", "none", "compare", "finetune",
+             "standalone")
 
 
 def _value(v: Any) -> str:
@@ -32,8 +29,8 @@ def _value(v: Any) -> str:
 def explain_parse(query: Any, lang: str | None = None) -> str:
     """Plain text (no markup) of what `query` (a Query, or an Answer's query dict) was read as."""
     q = query.model_dump() if hasattr(query, "model_dump") else dict(query)
-    lang = lang if lang in _TITLES else (q.get("lang") or "en")
-    t = _TITLES.get(lang, _TITLES["en"])
+    lang = lang if lang in LANGS else (q.get("lang") or "en")
+    t = {k: msg(lang, f"explain.{k}") for k in _HEADINGS}
     words: dict[str, str] = q.get("stated_words") or {}
     carried = set(q.get("carried") or [])
     defaulted = set(q.get("defaulted") or []) | {line.split(":", 1)[0].replace(" ", "_")

@@ -24,48 +24,47 @@ from advisor.query.text import _fmt
 from advisor.query.vocab import _COMPILED_FRAMEWORKS
 
 
-def _range_errors(s: dict[str, Any]) -> list[str]:
+def _range_errors(s: dict[str, Any], lang: str = "en") -> list[str]:
     """Out-of-range values: batch size within 1..max_batch_size, positive lengths, PUE >= 1."""
+    m = For(lang)
     errors: list[str] = []
     top_bs = int(_factor("max_accepted_batch_size"))
     bs = s.get("batch_size")
     if bs is not None:
         if bs < 1:
-            errors.append(f"batch_size must be >= 1, got {bs}. Did you mean batch_size=1?")
+            errors.append(m("error.bs_low", bs=bs))
         elif bs > top_bs:
-            errors.append(f"batch_size={bs} exceeds the maximum accepted ({top_bs} concurrent requests). Use "
-                          f"batch_size <= {top_bs}; for more traffic, add replicas (the capacity answer counts them).")
+            errors.append(m("error.bs_high", bs=bs, top=top_bs))
     top_tok = _factor("max_query_tokens")
-    for slot, typical in (("prompt_tokens", "512 (chat), 1024 (documents), 2048 (long context)"),
-                          ("gen_tokens", "128 (short answers), 256 (default), 512 (detailed answers)")):
+    for slot in ("prompt_tokens", "gen_tokens"):
         v = s.get(slot)
+        typical = m(f"error.typical_{slot}")
         if v is not None and v < 1:
-            errors.append(f"{slot} must be >= 1, got {v}. Typical values: {typical}.")
+            errors.append(m("error.tokens_low", slot=slot, v=v, typical=typical))
         elif v is not None and v > top_tok:
-            errors.append(f"{slot}={_fmt(v) if v < 1e30 else '1e30+'} is longer than any model's context window "
-                          f"(up to {_fmt(top_tok)} tokens). Typical values: {typical}.")
+            errors.append(m("error.tokens_high", slot=slot, v=_fmt(v) if v < 1e30 else "1e30+", top=_fmt(top_tok),
+                            typical=typical))
     gc = s.get("gpu_count")
     top_gc = _max_gpu_count()
     if gc is not None and not 1 <= gc <= top_gc:
-        errors.append(f"gpu_count must be between 1 and {top_gc} GPUs per replica (tensor parallel size), got {gc}; "
-                      "for more GPUs, count replicas")
+        errors.append(m("error.gpu_count", top=top_gc, gc=gc))
     top_rate = _factor("max_monthly_requests")
     for slot in ("requests_per_month", "tokens_per_month", "job_tokens"):
         v = s.get(slot)
         if v is not None and (not math.isfinite(v) or v < 0):
-            errors.append(f"{slot} must be a non-negative number, got {v}")
+            errors.append(m("error.negative", slot=slot, v=v))
         elif v is not None and v > top_rate * (1 if slot == "requests_per_month" else 1e4):
-            errors.append(f"{slot}={v:.3g} is beyond any real workload (the bound is "
-                          f"{top_rate * (1 if slot == 'requests_per_month' else 1e4):.0e}): check the figure")
+            errors.append(m("error.beyond", slot=slot, v=f"{v:.3g}",
+                            bound=f"{top_rate * (1 if slot == 'requests_per_month' else 1e4):.0e}"))
     if s.get("pue") is not None and s["pue"] < 1:
-        errors.append(f"PUE must be >= 1 (1.0 means no facility overhead), got {s['pue']}")
+        errors.append(m("error.pue", v=s["pue"]))
     h = s.get("hours_per_day")
     if h is not None and not 0 < h <= 24:
-        errors.append(f"hours per day must be between 0 and 24, got {h:g}")
+        errors.append(m("error.hours", h=f"{h:g}"))
     for slot in ("price_usd_kwh", "grid_gco2_kwh"):
         v = s.get(slot)
         if v is not None and (not math.isfinite(v) or v < 0 or (slot == "price_usd_kwh" and v == 0)):
-            errors.append(f"{slot} must be a positive number, got {v}")
+            errors.append(m("error.positive", slot=slot, v=v))
     return errors
 
 
@@ -114,8 +113,7 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
 
     needs_model = protocol in ("optimize", "estimate")
     if needs_model and not s.get("model"):
-        errors.append("model is required for this question: name one (e.g. 'Mistral-7B', 'Qwen2.5-7B') or a size "
-                      "('a 7B model').")
+        errors.append(m("error.model_required"))
     if ("gpu" not in s and axis != "gpu"
             and not (axis == "model_size" and protocol in ("compare", "diagnose") and "model" not in s)):
         default("gpu", DEFAULT_GPU)
@@ -133,7 +131,7 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
         default("region", DEFAULT_REGION)
 
     # hard errors (the seed's parameter guide)
-    errors += _range_errors(s)
+    errors += _range_errors(s, lang)
     bs = s.get("batch_size")
     if bs is not None and bs >= 1 and bs & (bs - 1):
         lo = 1 << (bs.bit_length() - 1)

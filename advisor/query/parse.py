@@ -118,10 +118,10 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
     if long_number:  # checked first: no reader should spend time on a 400-digit "quantity"
         raise QueryError([f"the number '{long_number.group(0)[:12]}...' ({len(long_number.group(0))} digits) is too long "
                           "to be a real quantity"])
-    d = _Draft(text)
+    d = _Draft(text, lang if lang in ("en", "zh") else _detect_lang(text))
     forced = protocol
     if not d.t and not (forced and context is not None):
-        raise QueryError(["the question is empty: ask e.g. \"What's the greenest config for Qwen2.5-7B on an RTX 4090?\""])
+        raise QueryError([d.m("error.empty")])
     try:
         _read_flags(d)
         if forced == "plan" or (not forced and _CUE_RES["plan"][0].search(d.t)):
@@ -150,16 +150,12 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
     sizes = d.extra.get("batch_sizes") or []
     compared = len(d.extra.get("gpus", [])) > 1 or len(d.extra.get("precisions", [])) > 1
     if len(sizes) > 1 and (protocol != "compare" or compared):
-        d.errors.insert(0, f"the batch size is stated with several values ({', '.join(map(str, sizes))}): give one, "
-                           "or ask to compare them (\"compare batch sizes 1, 8 and 32 for ...\")")
+        d.errors.insert(0, d.m("error.several_bs", values=", ".join(map(str, sizes))))
     if protocol is None:
-        d.errors.append(
-            "I could not find a configuration or a question I can answer. Name a model and a GPU, e.g. "
-            "\"greenest config for Qwen2.5-7B on an RTX 4090D\", \"compare precisions for Mistral-7B on A800\", "
-            "or \"what do 1M requests a month on Mistral-7B cost?\"")
+        d.errors.append(d.m("error.nothing"))
     if d.errors:
         raise QueryError(d.errors)
-    d.not_understood += _leftover_facts(d.t)
+    d.not_understood += _leftover_facts(d.t, d.m.lang)
     base: dict[str, Any] = {}
     # a general "why" about a format or a paradox stands alone: the chat's model and GPU are not its
     # subject unless it points at them ("for this model")

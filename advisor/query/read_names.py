@@ -64,12 +64,10 @@ def _read_precisions(d: _Draft) -> None:
     for pos in bare_int8:
         if listed > 1:
             found += [(pos, "int8_mixed"), (pos, "int8_pure")]
-            note = ("'INT8' compared as both bitsandbytes INT8 variants: int8_mixed (load_in_8bit default, outlier "
-                    "threshold 6.0) and int8_pure (llm_int8_threshold=0.0)")
+            note = d.m("reading.int8_both")
         else:
             found.append((pos, "int8_mixed"))
-            note = ("'INT8' read as bitsandbytes load_in_8bit with its default outlier threshold 6.0 (int8_mixed); "
-                    "say 'int8_pure' for llm_int8_threshold=0.0")
+            note = d.m("reading.int8_default")
         if note not in d.conversions:
             d.conversions.append(note)
     if unmeasured:
@@ -79,12 +77,11 @@ def _read_precisions(d: _Draft) -> None:
             for pos, _name, nearest in unmeasured:
                 if nearest not in measured:
                     found.append((pos, nearest))
-            subs = ", ".join(f"{n} on {dict((x, y) for _, x, y in unmeasured)[n].upper()}" for n in names)
-            d.warnings.append(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} not measured in the dataset: "
-                              f"compared on the nearest measured format ({subs}); real {', '.join(names)} kernels "
-                              "differ, so measure them with `ecolobster bench` before deciding")
-            d.not_understood.append(f"{', '.join(names)}: no measurements; the comparison uses the nearest measured "
-                                    "format instead")
+            subs = ", ".join(d.m("reading.sub", name=n, nearest=dict((x, y) for _, x, y in unmeasured)[n].upper())
+                             for n in names)
+            d.warnings.append(d.m("reading.unmeasured_one" if len(names) == 1 else "reading.unmeasured_many",
+                                  names=", ".join(names), subs=subs))
+            d.not_understood.append(d.m("reading.unmeasured_used", names=", ".join(names)))
         else:
             nearest = list(dict.fromkeys(x.upper() for _, _, x in unmeasured))
             d.errors.append(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} not measured in the dataset, so "
@@ -102,10 +99,9 @@ def _read_precisions(d: _Draft) -> None:
         d.put("precision", order[0], said.get(order[0], "int8"))
         d.extra["precisions"] = order
     if re.search(r"\b8[\s-]?bit\b|8\s*位", d.raw.lower()) and "int8_mixed" in order and "load_in_8bit" not in d.raw.lower():
-        d.conversions.append("'8-bit' read as bitsandbytes load_in_8bit, whose default is mixed-precision decomposition "
-                             "(int8_mixed, threshold 6.0)")
+        d.conversions.append(d.m("reading.eight_bit"))
     if re.search(r"\b4[\s-]?bit\b|4\s*位|4\s*比特|qlora", d.raw.lower()) and "nf4" in order:
-        d.conversions.append("'4-bit' read as bitsandbytes NF4 (the QLoRA weight format)")
+        d.conversions.append(d.m("reading.four_bit"))
 
 
 # the count right before a GPU's name: "2x H100", "8 A100s", "a node of 8 H100", "两张A800", "4块4090"
@@ -143,7 +139,7 @@ def _read_gpu(d: _Draft) -> None:
             key = _gpu_for_arch(arch)
             if key:
                 gpus.append(key)
-                d.conversions.append(f"'{word}' read as {key}, the {arch} GPU with the most measurements")
+                d.conversions.append(d.m("reading.arch_word", word=word, key=key, arch=arch))
     unknown: list[str] = []  # one error for all unknown names, the supported list said once
     # the catalog's names are blanked: a GPU-like name left over is one we do not know
     for m in _GPUISH_RE.finditer(d.t):
@@ -169,13 +165,12 @@ def _read_gpu(d: _Draft) -> None:
             continue
         near = difflib.get_close_matches(cat.norm(word), list(cat._gpu_index()), n=3, cutoff=0.6)
         keys = list(dict.fromkeys(cat._gpu_index()[n].key for n in near))
-        hint = f" (did you mean {', '.join(repr(k) for k in keys)}?)" if keys else ""
+        hint = d.m("error.did_you_mean", keys=", ".join(repr(k) for k in keys)) if keys else ""
         unknown.append(f"'{word}'{hint}")
     if unknown:
-        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
-        d.errors.append(f"GPU {', '.join(unknown[:5])}{more} {'is' if len(unknown) == 1 else 'are'} not "
-                        f"supported. Supported: {_gpu_list()}. For another GPU, measure it with "
-                        "`ecolobster bench`.")
+        more = d.m("error.and_more", n=len(unknown) - 5) if len(unknown) > 5 else ""
+        d.errors.append(d.m("error.gpu_unknown_one" if len(unknown) == 1 else "error.gpu_unknown_many",
+                            names=", ".join(unknown[:5]), more=more, supported=_gpu_list()))
     if gpus:
         d.put("gpu", gpus[0], said.get(gpus[0], gpus[0]))
         d.extra["gpus"] = gpus
@@ -203,18 +198,15 @@ def _read_gpu_count(d: _Draft, counts: list[tuple[int, str]]) -> None:
         others = sorted({n for n, _ in total if n != tp[0]})
         for n in others:
             if n % tp[0] == 0:
-                d.conversions.append(f"{n} GPUs at tensor parallel {tp[0]} = {n // tp[0]} replicas of {tp[0]} GPUs; "
-                                     "figures are per replica")
+                d.conversions.append(d.m("reading.tp", n=n, tp=tp[0], replicas=n // tp[0]))
             else:
-                d.warnings.append(f"{n} GPUs and tensor parallel {tp[0]} were both stated; {n} is not a multiple of "
-                                  f"{tp[0]}: answered for {tp[0]} GPUs per replica")
+                d.warnings.append(d.m("reading.tp_warn", n=n, tp=tp[0]))
         return
     values = sorted({n for n, _ in total})
     if len(values) == 1:
         d.put("gpu_count", values[0], next(w for n, w in total if n == values[0]))
     elif len(values) > 1:
-        d.errors.append(f"the GPU count is stated more than once with different values ({', '.join(map(str, values))}): "
-                        "say how many GPUs serve one copy of the model (e.g. '2x H100' or 'tensor parallel 4')")
+        d.errors.append(d.m("error.gpu_counts", values=", ".join(map(str, values))))
 
 
 _SIZE_RE = re.compile(r"(?<![\w.])(?:(?P<name>[a-z][\w.]*?(?:[-_ /][\w.]+?)*?)[-_ ]?)?(?P<size>\d+(?:\.\d+)?)\s*b(?![a-z0-9])")
@@ -233,8 +225,7 @@ def _read_model(d: _Draft) -> None:
         for e, start, end, words in spans:
             d.t = _blank(d.t, (start, end))
             if e.key != m.key:
-                d.not_understood.append(f"'{words}': a second model; comparing models is not supported, so the answer "
-                                        f"is for {m.name} only (ask about {e.name} separately)")
+                d.not_understood.append(d.m("reading.second_model", words=words, model=m.name, other=e.name))
         return
     # a hub id we do not know: take the size from the name
     hm = re.search(r"(?<![\w.-])([a-z0-9][\w.-]*/[a-z0-9][\w.-]*)", d.t)
@@ -258,9 +249,7 @@ def _read_model(d: _Draft) -> None:
         d.extra["model_known"] = False
         active = re.search(r"-a(\d+(?:\.\d+)?)b(?![a-z0-9])", name)
         if active:
-            d.not_understood.append(f"'{name}': a mixture of experts with {active.group(1)}B active parameters; it is "
-                                    f"not in the catalog, so its figures are scaled from its {_fmt(size)}B total as a "
-                                    "dense model and overstate energy per token")
+            d.not_understood.append(d.m("reading.moe", name=name, active=active.group(1), total=_fmt(size)))
         d.t = d.t.replace(name, " " * len(name), 1)
         return
     # "a 7B model", "7b 模型"
@@ -281,8 +270,7 @@ def _model_size(num: str, d: _Draft) -> float | None:
         return None
     top = _factor("max_model_params_b")
     if size > top:
-        d.errors.append(f"a model of {_fmt(size)}B parameters is beyond any model we can reason about "
-                        f"(up to {_fmt(top)}B): check the size")
+        d.errors.append(d.m("error.model_too_big", size=_fmt(size), top=_fmt(top)))
         return None
     return size
 
@@ -348,7 +336,7 @@ def _read_framework(d: _Draft) -> None:
     d.put("framework", keys[0], found[0][2])
     for k in keys[1:]:
         words = next(w for _, kk, w in found if kk == k)
-        d.not_understood.append(f"'{words}': a second serving framework; the answer is for {keys[0]} only")
+        d.not_understood.append(d.m("reading.second_framework", words=words, fw=keys[0]))
 
 
 def _read_use_case(d: _Draft) -> None:

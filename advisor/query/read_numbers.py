@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from advisor.messages import For
 from advisor.query.draft import _Draft
 from advisor.query.finish import _range_errors
 from advisor.query.lookup import _dpm, _factor, _monthly, _per_month, _period
@@ -61,14 +62,14 @@ def _read_batch_and_lengths(d: _Draft) -> None:
         v = _number(raw.lstrip("-")) * (-1 if raw.startswith("-") else 1)
         more = [int(x) for x in re.findall(r"-?\d+", m.group(2))] if m.lastindex and m.lastindex >= 2 and m.group(2) else []
         if v != int(v):
-            d.errors.append(f"batch size must be a whole number of requests, got {raw}")
+            d.errors.append(d.m("error.bs_whole", raw=raw))
         else:
             d.put("batch_size", int(v), m)
         if more:  # "batch 0 and 9999": a comparison of batch sizes, or a contradiction (decided with the protocol)
             values = list(dict.fromkeys([int(v), *more]))
             d.extra["batch_sizes"] = values
             for x in values:
-                d.errors += [e for e in _range_errors({"batch_size": x}) if e not in d.errors]
+                d.errors += [e for e in _range_errors({"batch_size": x}, d.m.lang) if e not in d.errors]
         t = _blank(t, m)
     # "input 2k output 500" / "2k in, 500 out"
     m = re.search(_LEN_NUM + r"\s*(?:tokens?\s*)?(?:in|input)\s*[,/]?\s*(?:and\s+)?" + _LEN_NUM + r"\s*(?:tokens?\s*)?"
@@ -90,11 +91,12 @@ def _read_batch_and_lengths(d: _Draft) -> None:
             if m:
                 v = _number(m.group(1), "k" if m.group(2) else None)
                 if v != int(v) or v < 1:
-                    d.errors.append(f"{slot} must be a whole number of tokens >= 1, got '{m.group(0).strip()}'")
+                    d.errors.append(d.m("error.tokens_whole", slot=slot, words=m.group(0).strip()))
                 else:
                     d.put(slot, int(v), m)
                     if m.group(2):
-                        d.conversions.append(f"'{m.group(0).strip()}' read as {int(v):,} tokens ({slot.replace('_', ' ')})")
+                        d.conversions.append(d.m("reading.tokens_k", words=m.group(0).strip(), n=f"{int(v):,}",
+                                                 slot=slot.replace("_", " ")))
                 t = _blank(t, m)
                 break
     d.t = t
@@ -122,8 +124,7 @@ def _read_latency(d: _Draft) -> None:
             around = after[:cue.end()]
         words = m.group(0) + (around if cue else "")
         if re.search(r"first\s+token|ttft|首\s*token|首字", around):
-            d.not_understood.append(f"'{around.strip()}': a time-to-first-token target; the advisor has no TTFT slot yet, "
-                                    "so it is not checked")
+            d.not_understood.append(d.m("reading.ttft", words=around.strip()))
         elif re.search(itl_cue, around):
             d.put("itl_target_ms", unit_s * 1000, words)
             if pct:
@@ -196,8 +197,8 @@ def _read_workload(d: _Draft) -> None:
         rpm = users * each * _per_month(per)
         d.put("requests_per_month", rpm, m)
         d.put("workload", m.group(0).strip(), m)
-        conv.append(f"{_fmt(users)} users x {_fmt(each)} requests per user per {per} x {_fmt(_per_month(per))} "
-                    f"{per}s/month = {_fmt(rpm)} requests/month")
+        conv.append(d.m("reading.users_each", users=_fmt(users), each=_fmt(each), per=d.m(f"period.{per}"),
+                        k=_fmt(_per_month(per)), pers=d.m(f"periods.{per}"), rpm=_fmt(rpm)))
         d.t = _blank(t, m)
         return
     # users per day x requests per user per day
@@ -215,8 +216,8 @@ def _read_workload(d: _Draft) -> None:
         rpm = per_day_users * rpu * _dpm()
         d.put("requests_per_month", rpm, m or lead)  # type: ignore[arg-type]
         d.put("workload", (m or lead).group(0).strip(), m or lead)  # type: ignore[union-attr,arg-type]
-        conv.append(f"{_fmt(per_day_users)} users/day x {_fmt(rpu)} requests per user per day (factor "
-                    f"requests_per_user_day) x {_dpm():.2f} days/month = {_fmt(rpm)} requests/month")
+        conv.append(d.m("reading.users_day", users=_fmt(per_day_users), rpu=_fmt(rpu), dpm=f"{_dpm():.2f}",
+                        rpm=_fmt(rpm)))
         t = _blank(t, m or lead)  # type: ignore[arg-type]
         d.t = t
         return
@@ -250,10 +251,10 @@ def _read_workload(d: _Draft) -> None:
         d.put("requests_per_month", rpm, hit)
         d.put("workload", hit.group(0).strip(), hit)
         if per and per != "month":
-            conv.append(f"{_fmt(n)} requests per {per} x {_fmt(_per_month(per))} {per}s/month = "
-                        f"{_fmt(rpm)} requests/month")
+            conv.append(d.m("reading.requests_per", n=_fmt(n), per=d.m(f"period.{per}"), k=_fmt(_per_month(per)),
+                            pers=d.m(f"periods.{per}"), rpm=_fmt(rpm)))
         elif per is None:
-            conv.append(f"'{hit.group(0).strip()}' states no period: read as per month")
+            conv.append(d.m("reading.no_period", words=hit.group(0).strip()))
         d.t = _blank(t, hit)
         return
     # characters (Chinese 字 / 万字 / "wan zi" or English characters)
@@ -266,9 +267,9 @@ def _read_workload(d: _Draft) -> None:
         cpt = _factor(key)
         tokens = chars / cpt
         stated = m.group(0).strip()
-        lang_word = "Chinese" if chinese else "English"
-        conv.append(f"{stated} = {_fmt(chars)} {lang_word} characters / {_fmt(cpt)} characters per token "
-                    f"(factor {key}) = {_fmt(tokens)} tokens")
+        conv.append(d.m("reading.chars", stated=stated, chars=_fmt(chars),
+                        which=d.m("reading.chinese" if chinese else "reading.english"), cpt=_fmt(cpt), key=key,
+                        tokens=_fmt(tokens)))
         _set_tokens(d, tokens, _period(m.group(5)), stated)
         d.t = _blank(t, m)
         return
@@ -281,8 +282,7 @@ def _read_workload(d: _Draft) -> None:
         gb = _number(m.group(1)) * _BYTES[unit] / _BYTES["gb"]
         tpg = _factor("english_tokens_per_gb")
         tokens = gb * tpg
-        conv.append(f"{m.group(0).strip()} = {_fmt(gb)} GB x {_fmt(tpg)} tokens per GB of English text "
-                    f"(factor english_tokens_per_gb) = {_fmt(tokens)} tokens")
+        conv.append(d.m("reading.bytes", stated=m.group(0).strip(), gb=_fmt(gb), tpg=_fmt(tpg), tokens=_fmt(tokens)))
         _set_tokens(d, tokens, _period(m.group(3)), m.group(0).strip())
         d.t = _blank(t, m)
         return
@@ -311,15 +311,13 @@ def _set_tokens(d: _Draft, tokens: float, period: str | None, stated: str) -> No
     else:
         d.put("tokens_per_month", _monthly(tokens, period), stated)
         if period != "month":
-            d.conversions.append(f"{_fmt(tokens)} tokens per {period} x {_fmt(_per_month(period))} = "
-                                 f"{_fmt(d.slots['tokens_per_month'])} tokens/month")
+            d.conversions.append(d.m("reading.tokens_per", tokens=_fmt(tokens), per=d.m(f"period.{period}"),
+                                     k=_fmt(_per_month(period)), tpm=_fmt(d.slots["tokens_per_month"])))
 
 
-def _leftover_facts(t: str) -> list[str]:
+def _leftover_facts(t: str, lang: str = "en") -> list[str]:
     """Quantities still in the text after every reader took its part: stated, but not used."""
     out = []
     for m in _LEFTOVER_RE.finditer(t):
-        words = " ".join(m.group(0).split())
-        out.append(f"'{words}': a stated quantity the advisor could not place in the question; the answer does not "
-                   "use it")
+        out.append(For(lang)("reading.leftover", words=" ".join(m.group(0).split())))
     return out

@@ -7,10 +7,15 @@ spends twice as much gets half a bar at 50%. Each line ends with the item's anno
 from __future__ import annotations
 
 from advisor.answer import Chart
+from advisor.messages import has, t
 from advisor.render.labels import label
 
 BAR_WIDTH = 20  # characters of a full bar (layout, not a figure)
-MOOD_TAG = {"green": "[Green]", "yellow": "[Yellow]", "orange": "[Orange]", "red": "[Red]", "gray": "[Gray]"}
+
+
+def mood_tag(mood: str, lang: str | None = "en") -> str:
+    """The mood as a tag, '[Green]' or '[绿色]' (the catalog's `mood_tag`)."""
+    return t(lang, f"mood_tag.{mood}") if has(f"mood_tag.{mood}") else ""
 
 
 def bar_lines(chart: Chart, width: int = BAR_WIDTH, lang: str = "en", stacked: bool = False) -> list[tuple[str, str]]:
@@ -33,7 +38,7 @@ def bar_lines(chart: Chart, width: int = BAR_WIDTH, lang: str = "en", stacked: b
         text = f"{head}[{bar}] {rel * 100:5.0f}%"
         if it.annotation:
             text += f"  {it.annotation}"
-        text += f"  {MOOD_TAG.get(it.mood, '')}"
+        text += f"  {mood_tag(it.mood, lang)}"
         if it.current:
             text += f"  {label(lang, 'here')}"
         out.append((text, it.mood))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.answer import Answer, Table
+from advisor.messages import t as msg
 from advisor.render.labels import label
 from advisor.render.markdown import _cell
 
@@ -104,7 +105,7 @@ def answer_section(a: Answer, anchor: str = "") -> str:
         return label(a.lang, key)
 
     out = [f'<section class="answer" id="{_e(anchor)}">' if anchor else '<section class="answer">',
-           f'<h2>{_e(a.title)} <span class="mood mood-{_e(a.mood)}">{_e(a.mood)}</span></h2>']
+           f'<h2>{_e(a.title)} <span class="mood mood-{_e(a.mood)}">{_e(msg(a.lang, f"mood.{a.mood}"))}</span></h2>']
     if a.voice:
         out.append(f'<p class="voice">{_e(a.voice[0])}</p>')
     for al in a.alerts:

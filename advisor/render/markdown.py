@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from advisor.answer import Answer, Table
-from advisor.render.chart import MOOD_TAG, render_chart
+from advisor.render.chart import mood_tag, render_chart
 from advisor.render.labels import label
 
 
@@ -48,13 +48,13 @@ def to_markdown(answer: Answer) -> str:
         return label(a.lang, key)
 
     out: list[str] = [f"## {a.title}", ""]
-    tag = MOOD_TAG.get(a.mood, "")
+    tag = mood_tag(a.mood, a.lang)
     if a.not_understood:  # before the answer: the user must see what it does not account for
         out += [f"**{L('not_understood')}:**", ""] + [f"- {n}" for n in a.not_understood] + [""]
     if a.voice:
         out += [f"> {a.voice[0]}", ""]
     for al in a.alerts:
-        out.append(f"> **{MOOD_TAG.get(al.mood, '')} {L('alert')}: {al.title}** ({al.code})")
+        out.append(f"> **{mood_tag(al.mood, a.lang)} {L('alert')}: {al.title}** ({al.code})")
         out.append(f"> {al.message}")
         if al.fix:
             out.append(f"> {L('quick_fix')}: `{al.fix}`")

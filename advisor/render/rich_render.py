@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from advisor.answer import Answer
+from advisor.messages import t as msg
 from advisor.render.chart import bar_lines, chart_head
 from advisor.render.labels import label
 from advisor.render.markdown import _cell
@@ -307,7 +308,7 @@ def renderable(answer: Answer, width: int = 100, detail: Detail = "full", more_h
         parts.insert(0, Text(a.title, style="bold"))
         title = f"EcoLobster - {a.protocol.upper()}{cont}"
     return Panel(Group(*parts), title=title, title_align="left",
-                 border_style=style, subtitle=f"{label(a.lang, 'mood')}: {a.mood}", subtitle_align="right")
+                 border_style=style, subtitle=f"{label(a.lang, 'mood')}: {msg(a.lang, f'mood.{a.mood}')}", subtitle_align="right")
 
 
 def to_rich(answer: Answer, width: int = 100, color: bool | None = None, detail: Detail = "full",
