@@ -1,21 +1,23 @@
-"""One call from a question to an answer: parse, run the protocol, add the voice.
+"""The one API every way in (the CLI, the chat, the MCP server) calls the core through.
 
-`ask()` never raises for bad text: a question it cannot use becomes an Answer with
+One call from a question to an answer: parse, run the protocol, add the voice. `ask()` never raises for bad text: a question it cannot use becomes an Answer with
 protocol="error", a gray mood and the reasons listed, so the chat, the CLI and the MCP server all
 handle it the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from advisor.answer import Answer
 from advisor.limits import UsageError
-from advisor.query import Context, Query, QueryError, parse
+
+if TYPE_CHECKING:
+    from advisor.query import Context
 
 
 def error_answer(errors: list[str], lang: str = "en", text: str = "") -> Answer:
     from advisor import persona
+    from advisor.answer import Answer
     from advisor.messages import t
 
     ans = Answer(protocol="error", title=t(lang, "unused.error_title"),
@@ -46,9 +48,9 @@ def ask(text: str, context: Context | None = None, lang: str | None = None,
     """Answer a question in English or Chinese. Returns the answer and the context to pass with the
     next question (follow-ups like "and on an A800?" reuse it). `protocol` forces the protocol
     (the chat's /compare, /diagnose, ...) instead of reading it from the words."""
-    if isinstance(text, str):
-        from advisor.query import clean_text
+    from advisor.query import Context, QueryError, clean_text, parse
 
+    if isinstance(text, str):
         text = clean_text(text)
     try:
         q = parse(text, context, protocol=protocol, lang=lang)
@@ -122,9 +124,96 @@ def filter_rows(args: Any) -> list[Any]:
 
 
 def _same_model(model_id: str, hub: str, key: str | None) -> bool:
-    from measurements import catalog
+    import measurements.catalog as catalog
 
     if model_id.lower() == hub:
         return True
     arch = catalog.model_by_hub_id(model_id)
     return arch is not None and arch.key == key
+
+
+# --------------------------------------------------------------------------------------------
+# The rest of what the ways in use from the core, by name. Each is imported from its module when
+# first used (PEP 562), so `import advisor.api` stays cheap and `ecolobster --help` starts fast;
+# the TYPE_CHECKING block gives type checkers the real objects.
+# --------------------------------------------------------------------------------------------
+
+# name -> (module, attribute); attribute None: the module itself
+_EXPORTS: dict[str, tuple[str, str | None]] = {
+    # answers
+    "Answer": ("advisor.answer", "Answer"),
+    "Citation": ("advisor.answer", "Citation"),
+    "Provenance": ("advisor.answer", "Provenance"),
+    "Table": ("advisor.answer", "Table"),
+    # questions
+    "Query": ("advisor.query", "Query"),
+    "QueryError": ("advisor.query", "QueryError"),
+    "clean_text": ("advisor.query", "clean_text"),
+    "from_fields": ("advisor.query", "from_fields"),
+    "parse": ("advisor.query", "parse"),
+    "explain_parse": ("advisor.query.explain", "explain_parse"),
+    "unreadable_count": ("advisor.textcheck", "unreadable_count"),
+    # fine-tuning plans
+    "PlanRequest": ("advisor.protocols.plan", "PlanRequest"),
+    "plan": ("advisor.protocols.plan", "plan"),
+    "plan_from_text": ("advisor.protocols.plan", "plan_from_text"),
+    "request_from_text": ("advisor.protocols.plan", "request_from_text"),
+    # the auditor
+    "Auditor": ("advisor.audit", "Auditor"),
+    "SettingsError": ("advisor.audit", "SettingsError"),
+    "all_rules": ("advisor.audit", "all_rules"),
+    "load_settings": ("advisor.audit", "load_settings"),
+    "CONFIDENCES": ("advisor.audit.ci", "CONFIDENCES"),
+    "SEVERITIES": ("advisor.audit.ci", "SEVERITIES"),
+    "BaselineError": ("advisor.audit.ci", "BaselineError"),
+    "apply_filters": ("advisor.audit.ci", "apply_filters"),
+    "concise_report": ("advisor.audit.ci", "concise"),
+    "github_report": ("advisor.audit.ci", "github"),
+    "json_report": ("advisor.audit.ci", "json_report"),
+    "load_baseline": ("advisor.audit.ci", "load_baseline"),
+    "nothing_audited_message": ("advisor.audit.ci", "nothing_audited_message"),
+    "Policy": ("advisor.audit.policy", "Policy"),
+    "sarif_report": ("advisor.audit.sarif", "dumps"),
+    "DEFAULT_EXCLUDES": ("advisor.audit.walk", "DEFAULT_EXCLUDES"),
+    "IgnoreRules": ("advisor.audit.walk", "IgnoreRules"),
+    "real_path": ("advisor.audit.walk", "real_path"),
+    "source_kind": ("advisor.audit.sources", "kind_for"),
+    "audit_code": ("advisor.protocols.audit", "audit_code"),
+    "audit_paths": ("advisor.protocols.audit", "audit_paths"),
+    "report_to_answer": ("advisor.protocols.audit", "report_to_answer"),
+    # benchmark results files (the report command)
+    "ReportError": ("advisor.bench_report", "ReportError"),
+    "report_from_rows": ("advisor.bench_report", "from_rows"),
+    "load_results": ("advisor.bench_report", "load_source"),
+    # the dataset and its catalogs
+    "catalog": ("measurements.catalog", None),
+    "MeasurementRow": ("measurements.schema", "MeasurementRow"),
+    "PRECISIONS": ("measurements.schema", "PRECISIONS"),
+    "implausible": ("measurements.plausible", "implausible"),
+    "DataError": ("measurements.store", "DataError"),
+    "data_home": ("measurements.store", "data_home"),
+    "load_rows": ("measurements.store", "load_rows"),
+    "shipped_rows": ("measurements.store", "shipped_rows"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'advisor.api' has no attribute '{name}'") from None
+    import importlib
+
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value  # the next lookup is a plain global
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from advisor.answer import Answer
+    from advisor.query import Query

@@ -124,9 +124,9 @@ def cmd_plan(chat: Chat, rest: str) -> bool:
     if not rest:
         chat.say(chat.t("plan_usage"))
         return True
-    from advisor.protocols import plan
+    from advisor.api import plan_from_text
 
-    chat.show(plan.plan_from_text(rest))
+    chat.show(plan_from_text(rest))
     return True
 
 def _args(chat: Chat, rest: str) -> list[str] | None:
@@ -148,8 +148,8 @@ def cmd_audit(chat: Chat, rest: str) -> bool:
         if not Path(p).exists():
             chat.say(chat.t("audit_missing", path=p))
             return True
-    audit = need("advisor.protocols.audit", "part_audit")
-    chat.show(audit.audit_paths(paths, gpu=chat._ctx("gpu"), lang=chat.state.lang))
+    audit_paths = need("advisor.api", "part_audit", "audit_paths")
+    chat.show(audit_paths(paths, gpu=chat._ctx("gpu"), lang=chat.state.lang))
     return True
 
 def cmd_bench(chat: Chat, rest: str) -> bool:
@@ -291,7 +291,7 @@ def cmd_why(chat: Chat, rest: str) -> bool:
     if not query.get("protocol"):
         chat.say(chat.t("why_none"))
         return True
-    from advisor.query.explain import explain_parse
+    from advisor.api import explain_parse
 
     chat.say(explain_parse(query, chat.state.lang).rstrip("\n"), wrapped=False)
     return True
@@ -305,11 +305,8 @@ def cmd_reset(chat: Chat, rest: str) -> bool:
 def cmd_data(chat: Chat, rest: str) -> bool:
     import argparse
 
-    from advisor.api import filter_rows
+    from advisor.api import PRECISIONS, DataError, catalog, filter_rows, load_rows
     from advisor.limits import UsageError
-    from measurements import catalog
-    from measurements.schema import PRECISIONS
-    from measurements.store import DataError, load_rows
 
     args = _args(chat, rest)
     if args is None:
@@ -408,17 +405,20 @@ class NotReady(Exception):
         self.what, self.reason = what, reason
 
 
-def need(module: str, what: str) -> Any:
-    """Import a part of the advisor when it is first needed; a missing part is said plainly.
+def need(module: str, what: str, attr: str | None = None) -> Any:
+    """Import a part of the advisor when it is first needed (a module, or one name of it, such as
+    `advisor.api`'s `audit_code`); a missing part is said plainly.
 
     `what` is the message key naming the part, so the user reads it in their language."""
     import importlib
 
     try:
-        return importlib.import_module(module)
+        mod = importlib.import_module(module)
+        return getattr(mod, attr) if attr else mod
     except ModuleNotFoundError as err:
-        if err.name and module.startswith(err.name):
-            raise NotReady(what, f"module {module} is missing") from None
+        # the part itself (or a part behind the API) is missing, not a library it needs
+        if err.name and (module.startswith(err.name) or err.name.split(".")[0] in ("advisor", "measurements")):
+            raise NotReady(what, f"module {err.name} is missing") from None
         raise
 
 

@@ -21,7 +21,7 @@ def history_path() -> Path:
     if state:
         return Path(state).expanduser() / "ecolobster" / HISTORY_FILE
     if os.environ.get("ECOLOBSTER_DATA_DIR"):
-        from measurements.store import data_home
+        from advisor.api import data_home
 
         return data_home() / HISTORY_FILE
     return Path.home() / ".local" / "state" / "ecolobster" / HISTORY_FILE

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from advisor.api import unreadable_count
 from advisor.chat import commands
 from advisor.chat.commands import COMMAND_NAMES, COMMANDS, FORMATS, NotReady, need, short
 from advisor.chat.history import history_path, make_history
 from advisor.chat.input import clean_text, extract_code, fence_open, iter_units
 from advisor.chat.messages import EXAMPLES, LANGS, Lang, color_enabled, env_lang, msg, wrap
 from advisor.limits import MAX_CODE_CHARS, MAX_QUESTION_CHARS, MAX_UNREADABLE_SHARE
-from advisor.textcheck import unreadable_count
 
 Fmt = Literal["rich", "markdown", "json"]
 
@@ -208,8 +208,8 @@ class Chat:
         self.show(answer)
 
     def _audit_code(self, code: str) -> None:
-        audit = need("advisor.protocols.audit", "part_audit")
-        answer = audit.audit_code(code, filename="<pasted>", gpu=self._ctx("gpu"), lang=self.state.lang)
+        audit_code = need("advisor.api", "part_audit", "audit_code")
+        answer = audit_code(code, filename="<pasted>", gpu=self._ctx("gpu"), lang=self.state.lang)
         self.show(answer)
 
     def show(self, answer: Any) -> None:
@@ -293,7 +293,7 @@ def completion_words() -> list[tuple[str, str]]:
     """
     words: list[tuple[str, str]] = []
     try:
-        from measurements import catalog
+        from advisor.api import catalog
 
         for m in catalog.models():
             words += [(m.hub_id.split("/", 1)[1], "model"), (m.key, "model"), (m.hub_id, "model")]
@@ -302,7 +302,7 @@ def completion_words() -> list[tuple[str, str]]:
             words += [(a, "GPU") for a in g.aliases if " " not in a]
     except Exception:
         try:
-            from measurements.store import load_rows
+            from advisor.api import load_rows
 
             rows = load_rows()
             words += sorted({(r.model_id.split("/", 1)[-1], "model") for r in rows})
@@ -310,7 +310,7 @@ def completion_words() -> list[tuple[str, str]]:
         except Exception:
             pass
     try:
-        from measurements.schema import PRECISIONS
+        from advisor.api import PRECISIONS
     except Exception:
         PRECISIONS = ()  # noqa: N806 - the same name as the schema's constant, on purpose
     words += [(p, "precision") for p in PRECISIONS]

@@ -88,9 +88,8 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _explain_parse(text: str, args: argparse.Namespace) -> int:
+    from advisor.api import QueryError, clean_text, explain_parse, parse
     from advisor.limits import UsageError
-    from advisor.query import QueryError, clean_text, parse
-    from advisor.query.explain import explain_parse
 
     try:
         q = parse(clean_text(text))
@@ -104,9 +103,8 @@ def _explain_parse(text: str, args: argparse.Namespace) -> int:
 
 
 def _structured(args: argparse.Namespace) -> int:
-    from advisor.api import answer_query
+    from advisor.api import QueryError, answer_query, from_fields
     from advisor.limits import UsageError
-    from advisor.query import QueryError, from_fields
 
     fields = {
         "model": args.model, "gpu": args.gpu, "precision": args.precision, "batch_size": args.batch_size,

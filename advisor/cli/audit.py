@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from advisor.audit.ci import CONFIDENCES, SEVERITIES
+from advisor.api import CONFIDENCES, SEVERITIES
 from advisor.limits import UsageError
 
 FORMATS = ("rich", "markdown", "json", "sarif", "concise", "github")
@@ -61,7 +61,7 @@ def _split(v: str | None) -> list[str] | None:
 
 
 def _list_rules(fmt: str) -> str:
-    from advisor.audit import all_rules
+    from advisor.api import all_rules
 
     rules = all_rules()
     if fmt == "json":
@@ -76,7 +76,7 @@ def _list_rules(fmt: str) -> str:
 def _explain(code: str) -> str:
     import difflib
 
-    from advisor.audit import all_rules
+    from advisor.api import all_rules
 
     rules = all_rules()
     r = rules.get(code.upper())
@@ -90,7 +90,7 @@ def _explain(code: str) -> str:
 def cmd_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from advisor.audit import Auditor, SettingsError, load_settings
+    from advisor.api import Auditor, SettingsError, load_settings
 
     fmt = args.format or "rich"
     if args.list_rules:
@@ -116,20 +116,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
     settings = _policy_overrides(settings, args)
     baseline = None
     if args.baseline:
-        from advisor.audit.ci import BaselineError, load_baseline
+        from advisor.api import BaselineError, load_baseline
 
         try:
             baseline = load_baseline(args.baseline)
         except BaselineError as err:
             raise UsageError(str(err)) from None
-    from advisor.audit.ci import apply_filters
+    from advisor.api import apply_filters
 
     report = Auditor(settings).audit_paths(args.paths, stdin_name=args.stdin_filename)
     report = apply_filters(report, min_severity=args.min_severity, min_confidence=args.min_confidence,
                            baseline=baseline)
     _emit(_format(report, fmt, args, settings), args.output)
     if report.nothing_audited:
-        from advisor.audit.ci import nothing_audited_message
+        from advisor.api import nothing_audited_message
 
         print(f"error: {nothing_audited_message(report)}", file=sys.stderr)
         return 2
@@ -141,7 +141,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def _policy_overrides(settings, args: argparse.Namespace):  # noqa: ANN001, ANN202 - AuditSettings in and out
     from pydantic import ValidationError
 
-    from advisor.audit.policy import Policy
+    from advisor.api import Policy
 
     update = {k: v for k, v in (("max_file_mb", args.max_file_mb), ("time_budget_s", args.time_budget))
               if v is not None}
@@ -159,21 +159,21 @@ def _policy_overrides(settings, args: argparse.Namespace):  # noqa: ANN001, ANN2
 
 def _format(report, fmt: str, args: argparse.Namespace, settings) -> str:  # noqa: ANN001
     if fmt == "sarif":
-        from advisor.audit.sarif import dumps
+        from advisor.api import sarif_report
 
-        return dumps(report)
+        return sarif_report(report)
     if fmt in ("concise", "github"):
-        from advisor.audit import ci
+        from advisor.api import concise_report, github_report
 
-        return ci.concise(report) if fmt == "concise" else ci.github(report)
-    from advisor.protocols.audit import report_to_answer
+        return concise_report(report) if fmt == "concise" else github_report(report)
+    from advisor.api import report_to_answer
     from advisor.render import render
 
     subject = ", ".join(args.paths) if len(args.paths) <= 3 else f"{len(args.paths)} paths"
     answer = report_to_answer(report, query={"paths": args.paths, "gpu": settings.gpu,
                                              "fail_on": settings.fail_on}, subject=subject)
     if fmt == "json":
-        from advisor.audit.ci import json_report
+        from advisor.api import json_report
 
         return json_report(report, answer.model_dump(mode="json"))
     return render(answer, fmt)  # type: ignore[arg-type]

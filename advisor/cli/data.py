@@ -99,7 +99,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from measurements.store import load_rows
+    from advisor.api import load_rows
 
     rows = {r.id: r for r in load_rows()}
     row = rows.get(args.id)
@@ -133,8 +133,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def validate_all() -> tuple[dict[str, int], list[str], list[str]]:
     """Counts of what loaded, hard errors, and warnings (e.g. skipped local lines)."""
-    from measurements import catalog
-    from measurements.store import DataError, load_rows
+    from advisor.api import DataError, catalog, load_rows
 
     counts: dict[str, int] = {}
     errors: list[str] = []
@@ -154,14 +153,14 @@ def validate_all() -> tuple[dict[str, int], list[str], list[str]]:
         except (DataError, FileNotFoundError) as err:
             errors.append(f"catalog {name}: {err}")
     if "gpus" in counts and "factors" in counts and "models" in counts:
-        from measurements.plausible import implausible
+        from advisor.api import implausible
 
         for r in rows:  # local rows that break physics were already refused (in errors) by the reader
             bad = implausible(r)
             if bad:
                 errors.append(f"row '{r.id}' is physically implausible: {'; '.join(bad)}")
     if "gpus" in counts:
-        from measurements.store import shipped_rows
+        from advisor.api import shipped_rows
 
         known = {g.key for g in catalog.gpus()}
         shipped = {r.id for r in shipped_rows()}
@@ -195,8 +194,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from advisor.api import filter_rows
-    from measurements.schema import MeasurementRow
+    from advisor.api import MeasurementRow, filter_rows
 
     rows = filter_rows(args)
     records = [r.model_dump(mode="json") for r in rows]

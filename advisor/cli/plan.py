@@ -77,8 +77,8 @@ def request_from_args(args: argparse.Namespace):
     """A PlanRequest from the question (if any) and the flags; raises UsageError on bad input."""
     from pydantic import ValidationError
 
+    from advisor.api import PlanRequest, request_from_text
     from advisor.limits import UsageError
-    from advisor.protocols.plan import PlanRequest, request_from_text
 
     fields: dict[str, object] = {}
     text = " ".join(args.question).strip()
@@ -114,8 +114,8 @@ def request_from_args(args: argparse.Namespace):
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from advisor.api import plan
     from advisor.limits import UsageError
-    from advisor.protocols.plan import plan
     from advisor.render import render, write_answer
 
     answer = plan(request_from_args(args))

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def build(args: argparse.Namespace):
     """The MeasuredReport the arguments ask for (UsageError on bad input)."""
-    from advisor.bench_report import ReportError, from_rows, load_source
+    from advisor.api import ReportError, load_results, report_from_rows
 
     used = [f for f in FILTERS if getattr(args, f, None)]
     if args.path is not None:
@@ -53,7 +53,7 @@ def build(args: argparse.Namespace):
             raise UsageError(f"give a results file / archive or dataset filters, not both "
                              f"(got {args.path} and --{', --'.join(used)})")
         try:
-            return load_source(args.path, args.traces)
+            return load_results(args.path, args.traces)
         except ReportError as err:
             raise UsageError(str(err)) from None
     if args.traces is not None:
@@ -65,7 +65,7 @@ def build(args: argparse.Namespace):
         raise UsageError("no dataset row matches those filters (`ecolobster data list` with the same filters "
                          "shows what there is)")
     title = "dataset rows" + ("" if not used else ": " + ", ".join(f"{f} {getattr(args, f)}" for f in used))
-    return from_rows(rows, title)
+    return report_from_rows(rows, title)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

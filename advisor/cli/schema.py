@@ -18,7 +18,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def _answer() -> dict[str, Any]:
-    from advisor.answer import Answer
+    from advisor.api import Answer
 
     schema = Answer.model_json_schema(mode="serialization")
     # `query` is the resolved query as a dict (a refused question holds only its text): its known
@@ -33,13 +33,13 @@ def _answer() -> dict[str, Any]:
 
 
 def _query() -> dict[str, Any]:
-    from advisor.query import Query
+    from advisor.api import Query
 
     return Query.model_json_schema(mode="serialization")
 
 
 def _measurement() -> dict[str, Any]:
-    from measurements.schema import MeasurementRow
+    from advisor.api import MeasurementRow
 
     return MeasurementRow.model_json_schema(mode="serialization")
 
@@ -47,7 +47,7 @@ def _measurement() -> dict[str, Any]:
 def _measurements() -> dict[str, Any]:
     from pydantic import TypeAdapter
 
-    from measurements.schema import MeasurementRow
+    from advisor.api import MeasurementRow
 
     return TypeAdapter(list[MeasurementRow]).json_schema(mode="serialization")
 

@@ -56,8 +56,8 @@ class PathGuard:
     def source_files(self, real: Path) -> tuple[list[Path], list[str]]:
         """The files the auditor reads at `real` (a file, or a folder walked without following
         links), and notes about what was left out for lying outside the root."""
-        from advisor.audit.sources import kind_for
-        from advisor.audit.walk import DEFAULT_EXCLUDES, IgnoreRules, real_path
+        from advisor.api import DEFAULT_EXCLUDES, IgnoreRules, real_path
+        from advisor.api import source_kind as kind_for
 
         if real.is_file():
             if kind_for(real.name) is None:

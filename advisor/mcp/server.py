@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from advisor.answer import Answer
+from advisor.api import Answer
 from advisor.mcp.guard import PathGuard
 from advisor.mcp.inputs import MAX_ARGUMENTS_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, ToolError, ToolInput
 from advisor.mcp.tools import DEFAULT_CALL_BUDGET_S, ServerContext, ToolSpec, tool_specs

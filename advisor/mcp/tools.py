@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from advisor.answer import Answer, Citation, Provenance, Table
+from advisor.api import Answer, Citation, Provenance, Table
 from advisor.mcp.guard import PathGuard
 from advisor.mcp.inputs import (
     AskInput,
@@ -55,8 +55,7 @@ class ServerContext:
 
 
 def _answer_query(protocol: str, inp: ToolInput) -> Answer:
-    from advisor.api import answer_query
-    from advisor.query import from_fields
+    from advisor.api import answer_query, from_fields
 
     query = from_fields(protocol, **inp.model_dump(exclude_none=True))
     return answer_query(query, query.lang)
@@ -87,14 +86,14 @@ def _tool_ask(inp: AskInput, ctx: ServerContext) -> Answer:
 
 def _tool_audit(inp: AuditInput, ctx: ServerContext) -> Answer:
     if inp.code is not None:
-        from advisor.protocols.audit import audit_code
+        from advisor.api import audit_code
 
         return audit_code(inp.code, filename=inp.filename or "<code>", gpu=inp.gpu)
     assert inp.path is not None
     # The guard runs before anything is read: a refused path never reaches the auditor.
     real = ctx.guard.resolve(inp.path)
     files, skipped = ctx.guard.source_files(real)
-    from advisor.protocols.audit import audit_paths
+    from advisor.api import audit_paths
 
     # Relative to the root when it is the working directory (`serve` makes it so): findings then
     # name files as the user sees them.
@@ -167,14 +166,14 @@ def plan_input_model() -> type[BaseModel] | None:
 
     if importlib.util.find_spec("advisor.protocols.plan") is None:
         return None
-    from advisor.protocols.plan import PlanRequest
+    from advisor.api import PlanRequest
 
     return type("PlanFinetuneInput", (PlanRequest,), {"__doc__": PlanRequest.__doc__,
                                                       "model_config": ConfigDict(extra="forbid", strict=True)})
 
 
 def _tool_plan_finetune(inp: BaseModel, ctx: ServerContext) -> Answer:
-    from advisor.protocols.plan import PlanRequest, plan
+    from advisor.api import PlanRequest, plan
 
     request = inp if type(inp) is PlanRequest else PlanRequest.model_validate(inp.model_dump(exclude_unset=True))
     return plan(request)
@@ -235,7 +234,7 @@ async def _tool_benchmark(inp: BenchmarkInput, ctx: ServerContext) -> Answer:
         report = json.loads(proc.stdout)
     except ValueError:
         raise ToolError(f"the benchmark failed (exit {proc.returncode}): {err[-2000:]}") from None
-    from measurements.store import load_rows
+    from advisor.api import load_rows
 
     ids = set(report.get("row_ids") or [])
     rows = [r for r in load_rows() if r.id in ids]
