@@ -16,9 +16,10 @@ one tree per repository, and scores the current output against the judgments:
 A finding the judgments do not cover is listed as unjudged (judge it and add a row). ECO206
 (no energy telemetry) is advisory, not an energy trap, and is left out of both figures.
 
-The sample has two parts: "tuning" (18 repositories the rules were improved on while judging) and
-"heldout" (4 repositories audited and judged once the rules of that round were written; what
-the first pass there got wrong then led to further fixes, so the README gives both passes).
+The sample has three parts: "tuning" (18 repositories the rules were improved on while judging),
+"heldout" and "heldout2" (4 and then 3 further repositories, each audited and judged once the
+rules of the round before were written; what a first pass there got wrong then led to further
+fixes, so the README gives both passes).
 
     python benchmarks/audit_accuracy.py [--mirror DIR] [--set tuning|heldout|all] [--json]
                                         [--show fp|fn|unjudged]
@@ -46,7 +47,7 @@ JUDGED = Path(__file__).with_name("audit_realworld.csv")
 MIRROR = Path("/work/.mirror")
 ADVISORY = frozenset({"ECO206"})
 VERDICTS = ("tp", "fp", "fn", "clean")
-SETS = ("tuning", "heldout")
+SETS = ("tuning", "heldout", "heldout2")
 CONTEXT_BESIDE = (".md", ".yaml", ".yml", ".sh")
 ROOT_CONTEXT = ("requirements.txt", "pyproject.toml")
 
@@ -167,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--judged", type=Path, default=JUDGED)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--show", choices=("fp", "fn", "unjudged"), action="append", default=[])
-    ap.add_argument("--set", choices=("tuning", "heldout", "all"), default="all",
+    ap.add_argument("--set", choices=(*SETS, "all"), default="all",
                     help="score one part of the sample (default: each part, then all)")
     args = ap.parse_args(argv)
     rows = load_rows(args.judged)
-    parts = [args.set] if args.set != "all" else ["tuning", "heldout", "all"]
+    parts = [args.set] if args.set != "all" else [*SETS, "all"]
     results = {part: score([r for r in rows if part == "all" or r.set == part], args.mirror) for part in parts}
     if args.json:
         print(json.dumps(results, indent=2))

@@ -605,3 +605,71 @@ def test_eco105_through_a_helper_called_per_item_or_per_request():
     got = [(f.line, f.message.split(" (batch")[0]) for f in by_code(r, "ECO105")]
     assert got == [(9, "predict() runs its own model.generate call for each request of the endpoint complete()"),
                    (16, "model.generate in answer() runs once per item of the loop over 'questions'")]
+
+
+def test_eco105_taint_flows_through_method_calls_and_model_factories():
+    r = audit("""\
+        from transformers import AutoModelForCausalLM
+
+        def init_model():
+            return AutoModelForCausalLM.from_pretrained("baichuan-inc/Baichuan2-13B-Chat", torch_dtype="auto")
+
+        model = init_model()
+        messages = []
+        while True:
+            prompt = input("> ")
+            messages.append({"role": "user", "content": prompt})
+            print(model.chat(tok, messages))
+        """)
+    assert [(f.line, "input()" in f.message) for f in by_code(r, "ECO105")] == [(11, True)]
+
+
+def test_eco201_a_save_in_a_loop_that_does_not_train_is_no_checkpoint():
+    r = audit("""\
+        for i, (role, msg) in enumerate(messages):
+            if i % 2 == 0:
+                image.save(buffer, format="PNG")
+        """)
+    assert r.findings == []
+
+
+def test_eco202_a_deepspeed_engine_takes_its_precision_from_its_config():
+    r = audit("""\
+        import deepspeed
+        import torch
+        model = torch.nn.Linear(2, 2).cuda()
+        engine, opt, _, _ = deepspeed.initialize(model=model, config=ds_config)
+        for batch in loader:
+            loss = engine(batch).sum()
+            engine.backward(loss)
+        """)
+    assert by_code(r, "ECO202") == []
+
+
+def test_eco107_parts_of_a_model_class_and_modules_of_a_package(tmp_path):
+    r = audit_tree(tmp_path, {
+        "requirements.txt": "transformers==4.37.2\n",
+        "pkg/__init__.py": "",
+        "pkg/encoder.py": """\
+            from transformers import CLIPVisionModel
+            class Tower:
+                def load(self):
+                    self.tower = CLIPVisionModel.from_pretrained(self.name, device_map="cuda")
+                    self.tower(pixels)
+            """,
+        "pkg/builder.py": """\
+            from pkg.encoder import Tower
+            from transformers import AutoModelForCausalLM
+            def build(path):
+                m = AutoModelForCausalLM.from_pretrained(path, device_map="cuda")
+                return m.generate(**ids)
+            """,
+        "pkg/run.py": """\
+            from pkg.encoder import Tower
+            from transformers import AutoModelForCausalLM
+            m = AutoModelForCausalLM.from_pretrained("acme/x-7B", device_map="cuda")
+            m.generate(**ids)
+            if __name__ == "__main__":
+                pass
+            """})
+    assert [(f.path.rsplit("/", 1)[-1], f.code) for f in r.findings] == [("run.py", "ECO107")]

@@ -465,8 +465,8 @@ def named_elsewhere(ctx: Context, size: ModelSize) -> ModelSize:
 
 def library_module(ctx: Context) -> bool:
     """Package internals rather than a user's script: the module imports its siblings relatively
-    (`from .utils import ...`, which a script run as a file cannot do), or it sits inside an
-    installed package. Their models, prompts and flags come from the caller, so what a rule
+    (`from .utils import ...`, which a script run as a file cannot do), imports the package whose
+    folder it sits in (an `__init__.py` beside it) and has no `__main__` guard, or it sits inside an installed package. Their models, prompts and flags come from the caller, so what a rule
     cannot read there says nothing about a real run."""
     if ctx.resolver is None:
         return False
@@ -475,7 +475,12 @@ def library_module(ctx: Context) -> bool:
         path = str(getattr(ctx.source, "path", "")).replace("\\", "/")
         ix = ctx.index
         relative = any(v.startswith(".") for v in ix.aliases.values()) or any(m.startswith(".") for m in ix.star_imports)
-        memo["library"] = relative or "/site-packages/" in path or "/dist-packages/" in path
+        # `from llava.model import ...` in llava/model/encoder.py: a module of its own package,
+        # unless it is run as a script (a __main__ guard)
+        folders = set(path.split("/")[:-1])
+        own = bool(folders & ix.imported) and "__main__" not in ix.strings and os.path.isfile(
+            os.path.join(os.path.dirname(path) or ".", "__init__.py"))
+        memo["library"] = relative or own or "/site-packages/" in path or "/dist-packages/" in path
     return memo["library"]
 
 

@@ -78,11 +78,18 @@ def _model_names(ctx: Context) -> set[str]:
     if "eco105_models" not in memo:
         from advisor.audit.helpers import loader_kind
 
+        def loads(node: ast.AST) -> bool:
+            return any(isinstance(c, ast.Call) and loader_kind(ctx.call_name(c)) == "hf" for c in ast.walk(node))
+
+        # functions of this file that load a model (`def init_model(): ... from_pretrained(...)`)
+        makers = {n.name for n in ast.walk(ctx.index.tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  and loads(n)}
         names: set[str] = set()
         for table in ctx.index.binds.values():
             for name, bl in table.items():
-                if any(b.value is not None and any(isinstance(c, ast.Call) and loader_kind(ctx.call_name(c)) == "hf"
-                                                   for c in ast.walk(b.value)) for b in bl):
+                if any(b.value is not None and (loads(b.value) or any(
+                        isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in makers
+                        for c in ast.walk(b.value))) for b in bl):
                     names.add(name)
         memo["eco105_models"] = names
     return memo["eco105_models"]
@@ -175,12 +182,21 @@ def _batched_iter(loop: ast.AST, it: str) -> bool:
 
 
 def _tainted(loop_names: set[str], body: list[ast.AST]) -> set[str]:
+    """Names that carry the loop's item: assigned from it, or a container or object a method
+    call fed it to (`messages.append({"content": prompt})`, `conv.append_message(role, inp)`)."""
     tainted = set(loop_names)
-    assigns = sorted((n for stmt in body for n in ast.walk(stmt) if isinstance(n, (ast.Assign, ast.AnnAssign))),
-                     key=lambda n: (n.lineno, n.col_offset))
-    for _ in range(2):  # two passes reach names assigned before they feed each other
-        for a in assigns:
-            if a.value is not None and _names_in(a.value) & tainted:
+    steps = sorted((n for stmt in body for n in ast.walk(stmt)
+                    if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+                    or (isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+                        and isinstance(n.value.func, ast.Attribute) and isinstance(n.value.func.value, ast.Name))),
+                   key=lambda n: (n.lineno, n.col_offset))
+    for _ in range(3):  # a few passes reach names assigned before they feed each other
+        for a in steps:
+            if isinstance(a, ast.Expr):
+                call = a.value
+                if any(_names_in(x) & tainted for x in list(call.args) + [k.value for k in call.keywords]):
+                    tainted.add(call.func.value.id)
+            elif a.value is not None and _names_in(a.value) & tainted:
                 targets = a.targets if isinstance(a, ast.Assign) else [a.target]
                 for t in targets:
                     tainted |= _names_in(t)
@@ -297,8 +313,9 @@ def check(ctx: Context):
     if site is not None:
         c, it = site
         impact, mood = _impact(ctx)
-        yield ctx.hit(c.lineno, f"{gen} in {fns[-1].name}() runs once per item of the loop over '{it}' (batch size "  # type: ignore[attr-defined]
-                                "1)", severity=mood, confidence="medium", impact=impact,
+        per = "line typed at input()" if it == "input()" else f"item of the loop over '{it}'"
+        yield ctx.hit(c.lineno, f"{gen} in {fns[-1].name}() runs once per {per} (batch size 1)",  # type: ignore[attr-defined]
+                      severity=mood, confidence="medium", impact=impact,
                       span=(c.lineno, c.end_lineno or c.lineno))
         return
     handler = _gradio_handler(ctx)

@@ -17,7 +17,8 @@ Not reported
     `.to(torch.float16)`, `torch.autocast`, CPU-only scripts, training scripts (ECO202), loads
     whose model only gives its weights (`state_dict()`, `save_pretrained`: conversion scripts),
     loads without a dtype that run the model's own code (`trust_remote_code=True`: that code may
-    pick its dtype), casts chained onto the load (`from_pretrained(...).half().cuda()`).
+    pick its dtype), casts chained onto the load (`from_pretrained(...).half().cuda()`), parts of
+    a model class loaded into `self.<name>` (the class sets the dtype of the whole).
 
 Example
     app.py:18 ECO107 yellow  from_pretrained(..., torch_dtype=torch.float32) runs inference in FP32 ...
@@ -136,6 +137,14 @@ def _chained_cast(ctx: Context, call: ast.Call) -> str | None:
     return None
 
 
+def _component_of_a_class(ctx: Context, call: ast.Call) -> bool:
+    """`self.vision_tower = CLIPVisionModel.from_pretrained(...)` in a method: a part of a larger
+    model class, whose dtype the class or its caller sets for the whole."""
+    parent = _parents(ctx).get(id(call))
+    return isinstance(parent, ast.Assign) and any(
+        isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" for t in parent.targets)
+
+
 def _quantized(ctx: Context, call: ast.Call) -> tuple[bool | None, str]:
     """Is the load quantized: True, False, or None (a flag or a conditional config that cannot be
     read); a `quantization_config=cfg if args.q else None` follows the flag's default."""
@@ -197,6 +206,8 @@ def check(ctx: Context):
     call = ctx.node
     kind = loader_kind(ctx.call_name())
     if kind not in ("hf", "pipeline") or is_training(ctx) or _cpu_only(ctx, call) or not _runs_forward(ctx, call):
+        return
+    if _component_of_a_class(ctx, call):
         return
     if kind == "pipeline":
         from advisor.audit.helpers import model_arg

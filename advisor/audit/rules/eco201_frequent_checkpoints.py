@@ -60,9 +60,11 @@ def _plain_loop(ctx: Context):
              and (c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id) in _SAVES]
     if not saves:
         return
+    if not any(is_training_step_loop(loop) for loop in ctx.loops):
+        return  # `image.save(...)` in a loop over messages is not a checkpoint
     n = ctx.value(m[1]).number
     if m[0] == "inverted":
-        if n is not None and n >= 2 and is_training_step_loop(ctx.loops[-1]):
+        if n is not None and n >= 2:
             test = ast.unparse(node.test)
             yield ctx.hit(node.lineno, f"`if {test}:` is true on every step that is not a multiple of {n:g}: a "
                                        f"checkpoint is saved on {n - 1:g} of {n:g} steps (`== 0` was meant)",

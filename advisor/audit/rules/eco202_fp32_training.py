@@ -73,6 +73,8 @@ def _plain_loop(ctx: Context):
     names = " ".join(ctx.index.call_names)
     if "autocast" in names or "GradScaler" in names or _weights_16(ctx) or not uses_gpu(ctx):
         return
+    if "deepspeed.initialize" in names or ".initialize" in names and "deepspeed" in ctx.index.imported:
+        return  # a DeepSpeed engine: its config's bf16/fp16 section sets the precision
     if "prepare_model_for_kbit_training" in names or "prepare_model_for_int8_training" in names or any(
             loader_quant(ctx, c).bits is not None for c in loaders(ctx)):
         return  # an 8-bit/4-bit base: its matmuls run in the quantized kernels, not FP32
