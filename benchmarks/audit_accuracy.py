@@ -16,10 +16,10 @@ one tree per repository, and scores the current output against the judgments:
 A finding the judgments do not cover is listed as unjudged (judge it and add a row). ECO206
 (no energy telemetry) is advisory, not an energy trap, and is left out of both figures.
 
-The sample has three parts: "tuning" (18 repositories the rules were improved on while judging),
-"heldout" and "heldout2" (4 and then 3 further repositories, each audited and judged once the
-rules of the round before were written; what a first pass there got wrong then led to further
-fixes, so the README gives both passes).
+The sample has four parts: "tuning" (18 repositories the rules were improved on while judging),
+then "heldout", "heldout2" and "heldout3" (4, 3 and 3 further repositories, each audited and
+judged once the rules of the round before were written; what a first pass there got wrong then
+led to further fixes, so the README gives both passes).
 
     python benchmarks/audit_accuracy.py [--mirror DIR] [--set tuning|heldout|all] [--json]
                                         [--show fp|fn|unjudged]
@@ -47,7 +47,7 @@ JUDGED = Path(__file__).with_name("audit_realworld.csv")
 MIRROR = Path("/work/.mirror")
 ADVISORY = frozenset({"ECO206"})
 VERDICTS = ("tp", "fp", "fn", "clean")
-SETS = ("tuning", "heldout", "heldout2")
+SETS = ("tuning", "heldout", "heldout2", "heldout3")
 CONTEXT_BESIDE = (".md", ".yaml", ".yml", ".sh")
 ROOT_CONTEXT = ("requirements.txt", "pyproject.toml")
 

@@ -673,3 +673,53 @@ def test_eco107_parts_of_a_model_class_and_modules_of_a_package(tmp_path):
                 pass
             """})
     assert [(f.path.rsplit("/", 1)[-1], f.code) for f in r.findings] == [("run.py", "ECO107")]
+
+
+def test_eco105_streamlit_apps_and_worker_methods_called_by_an_endpoint():
+    st = audit("""\
+        import streamlit as st
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B-Instruct", torch_dtype="auto")
+        if prompt := st.chat_input("ask"):
+            st.write(model.generate(**tok(prompt, return_tensors="pt")))
+        """)
+    assert [f.line for f in by_code(st, "ECO105")] == [5] and "Streamlit" in st.findings[0].message
+    worker = audit("""\
+        from threading import Thread
+        from fastapi import FastAPI
+        app = FastAPI()
+
+        class Worker:
+            def generate_stream(self, params):
+                Thread(target=self.model.generate, kwargs=params).start()
+
+            def gate(self, params):
+                return self.generate_stream(params)
+
+        @app.post("/worker_generate_stream")
+        async def generate_stream(request):
+            return worker.gate(await request.json())
+        """)
+    assert [f.line for f in by_code(worker, "ECO105")] == [7]
+
+
+def test_templates_and_quantization_toolkit_loaders_are_not_model_loads():
+    r = audit("""\
+        from awq import AutoAWQForCausalLM
+        from transformers import AutoModelForCausalLM
+        template = DialogueTemplate.from_pretrained("bigcode/starchat", device_map="cuda")
+        model = AutoAWQForCausalLM.from_pretrained("Qwen/Qwen2.5-7B", device_map="cuda")
+        model.generate(**ids)
+        """)
+    assert by_code(r, "ECO107") == []
+
+
+def test_eco106_a_continuous_batching_branch_keeps_its_own_cache():
+    r = audit("""\
+        if use_cb:
+            generation_config.use_cache = False  # the engine pages its own KV cache
+        else:
+            generation_config.max_new_tokens = 10
+        model.generate(**ids, generation_config=generation_config)
+        """)
+    assert r.findings == []

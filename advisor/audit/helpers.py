@@ -16,8 +16,10 @@ from advisor.audit.evidence import Comparison
 from advisor.audit.models import Impact
 from advisor.audit.pyindex import Frame
 
+# Classes whose from_pretrained loads no transformers model: tokenizers, configs, chat templates,
+# and the quantization toolkits' own loaders (AutoAWQ, AutoGPTQ load in 16-bit to quantize).
 _NOT_MODELS = re.compile(r"(Tokenizer|Processor|Config|FeatureExtractor|ImageProcessor|GenerationConfig|Dataset|"
-                         r"PeftModel$|PeftConfig|Adapter)", re.I)
+                         r"PeftModel$|PeftConfig|Adapter|Template|^AutoAWQ|^AutoGPTQ|^GPTQModel)", re.I)
 MODEL_ARG_NAMES = ("pretrained_model_name_or_path", "model_name_or_path", "model_name", "model_id", "model")
 _SIZE_TOKEN = re.compile(r"^(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])$", re.I)
 _PARAM = re.compile(r"^'(?:[\w.]*\.)?(\w+)' is (?:a function parameter|set at run time)")
@@ -491,9 +493,11 @@ def user_code_only(gray_only: bool = False) -> Callable[[Callable[[Context], Ite
     def deco(fn: Callable[[Context], Iterable[Hit]]) -> Callable[[Context], Iterator[Hit]]:
         @functools.wraps(fn)
         def wrapped(ctx: Context) -> Iterator[Hit]:
-            if not library_module(ctx):
-                yield from fn(ctx) or ()
-            elif gray_only:
-                yield from (h for h in fn(ctx) or () if h.severity != "gray")
+            library = None  # asked only when there is a hit: most nodes give none
+            for h in fn(ctx) or ():
+                if library is None:
+                    library = library_module(ctx)
+                if not library or (gray_only and h.severity != "gray"):
+                    yield h
         return wrapped
     return deco

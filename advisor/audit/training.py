@@ -173,7 +173,12 @@ def _class_spec(ctx: Context, cls: ast.ClassDef) -> TrainingSpec | None:
     """A class deriving from TrainingArguments (or a TRL config), directly or through another
     class of this file: its field defaults are the run's arguments unless the command line
     overrides them. The nearest class's field wins over its parents'."""
-    classes = {c.name: c for c, _ in ctx.index.nodes(ast.ClassDef)}  # type: ignore[attr-defined]
+    memo = ctx.index.memo
+    if "arg_classes" not in memo:  # built once per file: class name -> node
+        memo["arg_classes"] = {c.name: c for c, _ in ctx.index.nodes(ast.ClassDef)}  # type: ignore[attr-defined]
+    classes = memo["arg_classes"]
+    if not cls.bases:
+        return None
     fields: dict[str, tuple[int, ast.AST]] = {}
     node: ast.ClassDef | None = cls
     library = None

@@ -4,7 +4,8 @@ What it catches
     A `generate` call (transformers, vLLM) or a text-generation pipeline call inside a loop over
     prompts, fed one prompt per iteration (directly, or through a function of this file the loop
     calls with each prompt), or inside a `while` loop fed by `input()`; a web
-    endpoint (FastAPI, Flask; or a helper of this file it calls) or a Gradio handler (gr.Interface / gr.ChatInterface / a Blocks
+    endpoint (FastAPI, Flask; or a function or method of this file it calls), a Streamlit app, or
+    a Gradio handler (gr.Interface / gr.ChatInterface / a Blocks
     event such as `btn.click(fn, ...)`) that runs its own `generate` call per request with no
     batching in between (a `Thread(target=model.generate)` streamer counts, and so does the chat
     API of remote-code models, `model.chat` / `model.stream_chat`); and
@@ -325,6 +326,12 @@ def check(ctx: Context):
                                    "size 1): concurrent users are not batched together", severity=mood,
                       confidence="medium", impact=impact, span=span)
         return
+    if "streamlit" in ctx.index.imported:  # the script reruns on every interaction of every session
+        impact, mood = _impact(ctx)
+        yield ctx.hit(call.lineno, f"the Streamlit app runs its own {gen} call per interaction (batch size 1): "
+                                   "concurrent users are not batched together", severity=mood, confidence="medium",
+                      impact=impact, span=span)
+        return
     for fn in reversed(ctx.enclosing_functions()):
         route = _route_of(fn)
         if route == "batched":
@@ -356,30 +363,28 @@ def _route_of(fn: ast.AST) -> str | None:
     return None
 
 
-def _functions(ctx: Context) -> dict[str, ast.AST]:
-    memo = ctx.index.memo
-    if "eco105_funcs" not in memo:
-        memo["eco105_funcs"] = {n.name: n for n in ast.walk(ctx.index.tree)
-                                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    return memo["eco105_funcs"]
-
-
 def _route_helpers(ctx: Context) -> dict[str, str]:
     """Functions of this file an endpoint calls (two levels down) -> the endpoint's name."""
     memo = ctx.index.memo
     if "eco105_route_helpers" in memo:
         return memo["eco105_route_helpers"]
-    funcs = _functions(ctx)
+    defs: dict[str, list[ast.AST]] = {}  # name -> every def of it (a method may share a route's name)
+    for n in ast.walk(ctx.index.tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defs.setdefault(n.name, []).append(n)
     out: dict[str, str] = {}
-    frontier = [(name, name) for name, fn in funcs.items() if _route_of(fn) == "route"]
-    for _ in range(2):
+    frontier = [(fn, fn.name) for fns in defs.values() for fn in fns if _route_of(fn) == "route"]
+    for _ in range(3):
         nxt = []
-        for name, route in frontier:
-            for c in ast.walk(funcs[name]):
-                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in funcs \
-                        and c.func.id not in out and _route_of(funcs[c.func.id]) is None:
-                    out[c.func.id] = route
-                    nxt.append((c.func.id, route))
+        for fn, route in frontier:
+            for c in ast.walk(fn):
+                # a function of this file, or a method of a class of this file (`worker.generate_stream(p)`)
+                callee = c.func.id if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) else \
+                    c.func.attr if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) else None
+                for target in defs.get(callee or "", []):
+                    if target is not fn and _route_of(target) is None and callee not in out:
+                        out[callee] = route  # type: ignore[index]
+                        nxt.append((target, route))
         frontier = nxt
     memo["eco105_route_helpers"] = out
     return out

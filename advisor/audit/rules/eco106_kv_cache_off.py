@@ -16,7 +16,8 @@ Patterns
     version); with neither in sight the finding is gray and says both.
 
 Not reported
-    `model.config.use_cache = False` under transformers 5, in training scripts (the usual companion of gradient
+    `use_cache=False` under a continuous-batching branch (`if use_cb:`: that engine keeps its own
+    paged cache), `model.config.use_cache = False` under transformers 5, in training scripts (the usual companion of gradient
     checkpointing), `use_cache=True`.
 
 Example
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import re
 
 from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice, is_training, short, transformers_major, user_code_only
@@ -52,6 +54,12 @@ def check(ctx: Context):
             return  # cheap exit: most calls say nothing about the cache
     elif not any(isinstance(t, ast.Attribute) and t.attr == "use_cache" for t in node.targets):
         return
+    hits = list(_check(ctx, node))
+    if hits and not _own_cache_engine(ctx, node):
+        yield from hits
+
+
+def _check(ctx: Context, node: ast.AST):
     span = ctx.node_span()
     if isinstance(node, ast.Call):
         name = short(ctx.call_name())
@@ -91,6 +99,21 @@ def check(ctx: Context):
                                            "transformers 5 reads generation_config instead and keeps the cache on "
                                            "(no transformers pin or install was found to tell)", severity="gray",
                               confidence="low", impact=best_practice(IMPACT), span=span)
+
+
+_OWN_CACHE = re.compile(r"continuous|paged|(^|[^a-z])cb($|[^a-z])|batching", re.I)
+
+
+def _own_cache_engine(ctx: Context, node: ast.AST) -> bool:
+    """use_cache=False under `if use_cb:` / `if continuous_batching:`: a continuous-batching engine
+    keeps its own paged KV cache, so the model's cache is not needed."""
+    frame = ctx.frame_of(node)
+    scope = frame.scopes[-1] if frame.scopes else ctx.index.tree
+    for n in ast.walk(scope):
+        if isinstance(n, ast.If) and any(c is node for b in n.body for c in ast.walk(b)) \
+                and _OWN_CACHE.search(ast.unparse(n.test)):
+            return True
+    return False
 
 
 def _major(ctx: Context) -> tuple[int | None, str]:
