@@ -168,6 +168,8 @@ class GPU(BaseModel):
     compute_capability: str = Field(pattern=r"^\d+\.\d+$")
     vram_gb: float = Field(gt=0, le=1024)
     mem_bandwidth_gbs: float = Field(gt=0, le=20000)
+    memory_type: Literal["HBM2", "HBM2e", "HBM3", "HBM3e", "GDDR6", "GDDR6X", "GDDR7"] = Field(
+        description="DRAM kind: stacked HBM moves a byte for less energy than GDDR on the board")
     tdp_w: float = Field(gt=0, le=2000)
     idle_power_w: float = Field(gt=0, le=200)
     fp16_tflops: float = Field(gt=0, le=5000, description="dense FP16 tensor TFLOPS")
@@ -179,6 +181,10 @@ class GPU(BaseModel):
     segment: Literal["consumer", "datacenter", "workstation"]
     source: str = Field(min_length=3)
     notes: str = ""
+
+    @property
+    def memory_family(self) -> Literal["hbm", "gddr"]:
+        return "hbm" if self.memory_type.startswith("HBM") else "gddr"
 
 
 class ModelArch(BaseModel):

@@ -549,20 +549,6 @@ class Dataset:
         return slope
 
     # -- across GPUs -----------------------------------------------------------------------------
-    def _model_ratio(self, gpu: str, ref: str, model: str | None, params: float, prec: str, bs: int, metric: str,
-                     lens: tuple[int | None, int | None]) -> tuple[float, physics.Prediction] | None:
-        """The performance model's ratio of `gpu` to `ref` for one configuration (both at the
-        reference rows' lengths), from each GPU's own bandwidth, compute and power limit."""
-        out = []
-        for g in (gpu, ref):
-            w = physics.work_for(g, model, params, prec, bs, lens[0], lens[1], framework=self.framework)
-            pr = physics.predict(w, self.params) if w is not None else None
-            if pr is None:
-                return None
-            out.append(pr)
-        t, r = out
-        return ((t.j_per_1k / r.j_per_1k) if metric == "j" else (t.tok_s / r.tok_s)), t
-
     def _lens(self, ids: Sequence[str]) -> tuple[int | None, int | None]:
         pts = [p for p in self.points if p.id in set(ids)]
         pl = sorted(p.prompt_tokens for p in pts if p.prompt_tokens)
@@ -570,39 +556,35 @@ class Dataset:
         return (pl[len(pl) // 2] if pl else None, gl[len(gl) // 2] if gl else None)
 
     def _other_gpu(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str) -> _Cand | None:
-        """Cross-GPU transfer through the performance model: each reference GPU's figure for this
-        configuration times the model's ratio of the two GPUs; the references of the best tier
-        are combined by their geometric mean. With no reference at all, the model alone."""
-        cands = []
+        """Cross-GPU transfer through the performance model: the model calibrated on every measured GPU's
+        rows (each GPU weighing the same) predicts this GPU from its own bandwidth, compute, memory kind
+        and power limit, at the lengths the reference rows were measured at. A reference GPU's figure
+        times the model's ratio of the two GPUs would carry that reference host's launch overhead over
+        (measured per layer it differs twofold between hosts of the same GPU); the pooled calibration
+        averages it out (benchmarks/estimator_accuracy.py, leave-one-GPU-out)."""
+        refs = []
         for (g, p), _pts in self.by_gp.items():
             if p != prec or g == gpu:
                 continue
             c = self._same_gp(g, model, params, prec, bs, metric)
-            if c is None:
-                continue
-            r = self._model_ratio(gpu, g, model, params, prec, bs, metric, self._lens(c.row_ids))
-            if r is not None:
-                cands.append((c, g, r[0], r[1]))
-        if not cands:
-            w = physics.work_for(gpu, model, params, prec, bs, None, None, framework=self.framework)
-            pr = physics.predict(w, self.params) if w is not None else None
-            if pr is None:
-                return None
-            return _Cand(pr.j_per_1k if metric == "j" else pr.tok_s, "extrapolated", "low",
-                         f"{pr.describe()}, calibrated on the {self.framework} rows (no row of this precision on "
-                         "any GPU to transfer from)", [])
-        cands.sort(key=lambda t: t[0].rank())
-        top = [t for t in cands if t[0].rank() == cands[0][0].rank()]
-        if top[0][0].tier == "extrapolated" and all(not c.row_ids for c, _, _, _ in top):
+            # a GPU without catalog specs cannot have taught the model anything
+            if c is not None and physics.work_for(g, model, params, prec, bs, None, None) is not None:
+                refs.append((c, g))
+        lens = self._lens([i for c, _ in refs for i in c.row_ids]) if refs else (None, None)
+        w = physics.work_for(gpu, model, params, prec, bs, lens[0], lens[1], framework=self.framework)
+        pr = physics.predict(w, self.params) if w is not None else None
+        if pr is None:
             return None
-        value = _geo([c.value * f for c, _, f, _ in top])
-        refs = ", ".join(g for _, g, _, _ in top)
-        ratio = _geo([f for _, _, f, _ in top])
-        method = (f"cross-GPU transfer from {refs} ({top[0][0].method}) through the performance model "
-                  f"(x{ratio:.2f}: {top[0][3].describe()} on {gpu})")
-        ids = [i for c, _, _, _ in top for i in c.row_ids]
+        value = pr.j_per_1k if metric == "j" else pr.tok_s
+        if not refs:
+            return _Cand(value, "extrapolated", "low",
+                         f"{pr.describe()}, calibrated on the {self.framework} rows (no row of this precision on "
+                         "any other GPU)", [])
+        gpus = sorted({g for _, g in refs})
+        method = (f"cross-GPU transfer through the performance model calibrated on the measured {self.framework} rows "
+                  f"({prec} measured on {', '.join(gpus)}): {pr.describe()} on {gpu}")
+        ids = list(dict.fromkeys(i for c, _ in refs for i in c.row_ids))
         return _Cand(value, "extrapolated", "low", method, ids)
-
 
     def _other_precision(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str) -> _Cand | None:
         """This GPU's baseline times the precision's ratio to that baseline on other GPUs."""

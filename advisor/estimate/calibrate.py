@@ -1,10 +1,13 @@
 """Calibrating the performance model on the measured rows, by least squares.
 
 For each framework, the model's few parameters (overhead per layer and bandwidth efficiency per
-format; compute efficiency and the two power coefficients shared by the framework's formats) are
-fitted to minimise the sum of squared log errors of throughput and J/1k tok over the measured
-inference rows of that framework: coordinate descent, each parameter by golden-section search
-within physical limits (efficiencies in (0, 1], utilisation coefficients >= 0).
+format; shared by the framework's formats: compute efficiency, the overlap of host launches with
+GPU work, the warm power floor, the power at full tensor rate and the energy per GB moved for HBM
+and for GDDR) are fitted to minimise the sum of squared log errors of throughput and J/1k tok over
+the measured inference rows of that framework, each GPU's rows together weighing as much as any
+other GPU's: coordinate descent, each parameter by golden-section search within physical limits
+(efficiencies in (0, 1], coefficients >= 0). The energy per GB is the DRAM's: a framework with no
+row of one memory kind takes that figure from a framework that has one.
 
     python -m advisor.estimate.calibrate            # refit on the shipped rows, write perf_params.csv
     python -m advisor.estimate.calibrate --check    # refit and compare with the shipped file
@@ -26,15 +29,22 @@ from advisor.estimate import physics as P
 from measurements import catalog
 
 # search limits of each parameter (physical: no kernel streams memory faster than the measured best)
-LIMITS = {"oh_ms_per_layer": (1e-4, 50.0), "eff_bw": (0.005, catalog.factor("max_bw_efficiency")), "eff_compute": (0.01, 1.0), "u0": (0.0, 1.0),
-          "u1": (0.0, 5.0)}
-LOG_SCALE = {"oh_ms_per_layer", "eff_bw", "eff_compute"}
-START = {"oh_ms_per_layer": 0.5, "eff_bw": 0.7, "eff_compute": 0.5, "u0": 0.1, "u1": 1.0}
+LIMITS = {"oh_ms_per_layer": (1e-4, 50.0), "eff_bw": (0.005, catalog.factor("max_bw_efficiency")), "eff_compute": (0.01, 1.0),
+          "overlap": (1.0, 16.0), "u0": (0.0, 1.0), "u1": (0.0, 5.0), "j_per_gb_hbm": (0.0, 2.0), "j_per_gb_gddr": (0.0, 2.0)}
+LOG_SCALE = {"oh_ms_per_layer", "eff_bw", "eff_compute", "overlap"}
+START = {"oh_ms_per_layer": 0.5, "eff_bw": 0.7, "eff_compute": 0.5, "overlap": 2.0, "u0": 0.1, "u1": 1.0,
+         "j_per_gb_hbm": 0.15, "j_per_gb_gddr": 0.25}
 PER_FORMAT = ("oh_ms_per_layer", "eff_bw")
-SHARED = ("eff_compute", "u0", "u1")
+SHARED = ("eff_compute", "overlap", "u0", "u1", "j_per_gb_hbm", "j_per_gb_gddr")
+# the energy of a byte moved is the DRAM's, not the framework's: where a framework's rows hold no GPU
+# of one memory kind, that kind's figure comes from a framework whose rows do
+HARDWARE = {"j_per_gb_hbm": "hbm", "j_per_gb_gddr": "gddr"}
 UNITS = {"oh_ms_per_layer": "ms per layer per forward pass", "eff_bw": "fraction of peak memory bandwidth",
-         "eff_compute": "fraction of peak dense tensor rate", "u0": "fraction of (limit - idle) when active",
-         "u1": "fraction of (limit - idle) per unit of GPU busy time"}
+         "eff_compute": "fraction of peak dense tensor rate",
+         "overlap": "exponent k of the smooth maximum (t_overhead^k + t_gpu^k)^(1/k)",
+         "u0": "fraction of (limit - idle) drawn while work is queued (warm clocks)",
+         "u1": "fraction of (limit - idle) at the full dense tensor rate",
+         "j_per_gb_hbm": "J per GB moved to or from HBM", "j_per_gb_gddr": "J per GB moved to or from GDDR"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class Obs:
     tok_s: float
     j_per_1k: float
     row_id: str
+    weight: float = 1.0
 
 
 def observations(points: Sequence) -> list[Obs]:
@@ -55,6 +66,12 @@ def observations(points: Sequence) -> list[Obs]:
                        getattr(p, "gpu_count", 1), getattr(p, "framework", P.DEFAULT_FRAMEWORK))
         if w is not None:
             out.append(Obs(w, p.tput, p.j, p.id))
+    # every GPU counts as much as any other in the fit (its rows share one unit of weight): the
+    # parameters then describe GPUs in general, not the host and software of the most-measured one
+    n: dict[str, int] = defaultdict(int)
+    for o in out:
+        n[(o.work.framework, o.work.gpu.key)] += 1  # type: ignore[index]
+    out = [Obs(o.work, o.tok_s, o.j_per_1k, o.row_id, 1.0 / n[(o.work.framework, o.work.gpu.key)]) for o in out]  # type: ignore[index]
     return out
 
 
@@ -64,7 +81,7 @@ def _loss(obs: Sequence[Obs], params: dict) -> float:
         pr = P.predict(o.work, params)
         if pr is None:
             return math.inf
-        s += math.log(pr.tok_s / o.tok_s) ** 2 + math.log(pr.j_per_1k / o.j_per_1k) ** 2
+        s += o.weight * (math.log(pr.tok_s / o.tok_s) ** 2 + math.log(pr.j_per_1k / o.j_per_1k) ** 2)
     return s
 
 
@@ -98,12 +115,23 @@ def fit(points: Sequence, sweeps: int = 4) -> tuple[dict[tuple[str, str, str], f
         by_fw[o.work.framework].append(o)
     params: dict[tuple[str, str, str], float] = {}
     report: dict[tuple[str, str], dict] = {}
-    for fw, fobs in by_fw.items():
+    borrowed: dict[tuple[str, str], str] = {}
+    # frameworks whose rows cover more memory kinds first: they lend the DRAM energies to the others
+    order = sorted(by_fw, key=lambda f: (-len({o.work.gpu.memory_family for o in by_fw[f]}), -len(by_fw[f]), f))
+    for fw in order:
+        fobs = by_fw[fw]
+        kinds = {o.work.gpu.memory_family for o in fobs}
         by_fmt: dict[str, list[Obs]] = defaultdict(list)
         for o in fobs:
             by_fmt[o.work.fmt.key].append(o)
+        free = [n for n in SHARED if n not in HARDWARE or HARDWARE[n] in kinds]
         for name in SHARED:
             params[(fw, "*", name)] = START[name]
+            if name not in free:
+                lender = next((f for f in order if (f, "*", name) in params and f != fw), None)
+                if lender is not None:
+                    params[(fw, "*", name)] = params[(lender, "*", name)]
+                    borrowed[(fw, name)] = lender
         for fmt in by_fmt:
             for name in PER_FORMAT:
                 params[(fw, fmt, name)] = START[name]
@@ -113,7 +141,7 @@ def fit(points: Sequence, sweeps: int = 4) -> tuple[dict[tuple[str, str, str], f
                     key = (fw, fmt, name)
                     params[key] = _golden(lambda v, k=key, r=rows: _loss(r, {**params, k: v}), *LIMITS[name],
                                           log=name in LOG_SCALE)
-            for name in SHARED:
+            for name in free:
                 key = (fw, "*", name)
                 params[key] = _golden(lambda v, k=key, r=fobs: _loss(r, {**params, k: v}), *LIMITS[name],
                                       log=name in LOG_SCALE)
@@ -126,6 +154,7 @@ def fit(points: Sequence, sweeps: int = 4) -> tuple[dict[tuple[str, str, str], f
             report[(fw, fmt)] = {"n": len(rows), "tput_median_pct": median(et), "j_median_pct": median(ej)}
         allj = [abs(P.predict(o.work, params).j_per_1k / o.j_per_1k - 1) * 100 for o in fobs]  # type: ignore[union-attr]
         report[(fw, "*")] = {"n": len(fobs), "j_median_pct": median(allj),
+                             "borrowed": {n: f for (f2, n), f in borrowed.items() if f2 == fw},
                              "tput_median_pct": median(abs(P.predict(o.work, params).tok_s / o.tok_s - 1) * 100  # type: ignore[union-attr]
                                                        for o in fobs)}
     return params, report
@@ -138,6 +167,13 @@ def to_rows(params: dict, report: dict, when: str) -> list[dict]:
     out = []
     for (fw, fmt, name), v in sorted(params.items()):
         r = report.get((fw, fmt), {})
+        lender = report.get((fw, "*"), {}).get("borrowed", {}).get(name)
+        if lender:
+            out.append({"framework": fw, "format": fmt, "param": name, "value": f"{v:.6g}", "unit": UNITS[name],
+                        "n_rows": 0, "fit_median_abs_pct_err": "",
+                        "source": f"no {fw} row of a GPU with this memory kind: the {lender} fit's figure (a property "
+                                  f"of the DRAM, not of the framework); python -m advisor.estimate.calibrate, {when}"})
+            continue
         out.append({"framework": fw, "format": fmt, "param": name, "value": f"{v:.6g}", "unit": UNITS[name],
                     "n_rows": r.get("n", 0), "fit_median_abs_pct_err": f"{r['j_median_pct']:.1f}" if r else "",
                     "source": f"least squares (log throughput and log J/1k tok) over the {r.get('n', 0)} measured "

@@ -11,8 +11,11 @@ framework) the model computes the time of one decode step and of the prefill as 
   launch-bound at small batches on any GPU: that is why an H100 and an H200 measure the same at
   batch size 1), calibrated per framework and format;
 
-and the board power between idle and the power limit as a function of how busy the GPU is. The
-efficiencies, overheads and power coefficients are fitted by least squares on the measured rows
+with the host's launches and the GPU's kernels overlapping only partly (a smooth maximum of the
+overhead and the larger of the two GPU terms), and the board power as idle + a warm floor (a share
+of limit - idle) + the energy of the bytes the kernels move (J per GB, one figure for HBM and one
+for GDDR: board DRAM costs about twice as much per byte) + the tensor work's share, never above
+the limit. The efficiencies, overheads and power coefficients are fitted by least squares on the measured rows
 (`advisor.estimate.calibrate`, written to measurements/catalog/perf_params.csv with their fit
 error); the specs come from measurements/catalog/gpus.csv and the formats from formats.csv.
 
@@ -221,7 +224,7 @@ def bounds(w: Work) -> Bounds:
 # ---------------------------------------------------------------------------------------------
 # the calibrated model
 
-PARAM_NAMES = ("oh_ms_per_layer", "eff_bw", "eff_compute", "u0", "u1")
+PARAM_NAMES = ("oh_ms_per_layer", "eff_bw", "eff_compute", "overlap", "u0", "u1", "j_per_gb_hbm", "j_per_gb_gddr")
 # where a parameter is looked up: the format's own value, then the framework's shared one ('*')
 Params = Mapping[tuple[str, str, str], float]
 
@@ -254,17 +257,55 @@ class Prediction:
                 f"{self.bounds.max_tok_s:,.0f} tok/s ({self.bounds.binding})")
 
 
-def _times(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float) -> tuple[float, float, float]:
-    t_mem = bytes_ / (w.gpu.mem_bandwidth_gbs * GB * eff_bw)
-    t_comp = flops / (peak_flops(w.gpu, w.fmt) * eff_c)
-    return t_mem, t_comp, oh
-
-
 def board_power(gpu: GPU, u0: float, u1: float, busy: float, gpu_count: int = 1) -> float:
     """Board power between idle and the limit: the fraction u0 + u1 x busy of (limit - idle), clamped
-    to [0, 1], on each of `gpu_count` GPUs (inference and fine-tuning share this one rule)."""
+    to [0, 1], on each of `gpu_count` GPUs (the fine-tuning model's rule: its steps are compute-bound)."""
     util = min(1.0, max(0.0, u0 + u1 * busy))
     return (gpu.idle_power_w + (gpu.tdp_w - gpu.idle_power_w) * util) * gpu_count
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """One forward pass (a decode step or the prefill) on one GPU."""
+
+    t_mem: float
+    t_comp: float
+    t_oh: float
+    traffic: float   # bytes the kernels move (stored bytes over the format's bandwidth efficiency)
+    flops: float
+
+    @property
+    def t_gpu(self) -> float:
+        return max(self.t_mem, self.t_comp)
+
+    def time(self, overlap: float) -> float:
+        """The host's launches and the GPU's kernels overlap only partly: a smooth maximum,
+        (t_oh^k + t_gpu^k)^(1/k), k = `overlap` (1: one after the other; large: full overlap)."""
+        k = max(overlap, 1.0)
+        a, b = self.t_oh, self.t_gpu
+        m = max(a, b)
+        return m * ((a / m) ** k + (b / m) ** k) ** (1 / k)
+
+
+def _phase(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float) -> _Phase:
+    bw = w.gpu.mem_bandwidth_gbs * GB
+    # a kernel below the best streaming efficiency moves more bytes than it stores (dequantised copies,
+    # repeated reads), so its traffic, and the energy of it, grows as its efficiency falls
+    traffic = bytes_ * catalog.factor("max_bw_efficiency") / eff_bw
+    return _Phase(t_mem=bytes_ / (bw * eff_bw), t_comp=flops / (peak_flops(w.gpu, w.fmt) * eff_c), t_oh=oh,
+                  traffic=traffic, flops=flops)
+
+
+def _power(w: Work, ph: _Phase, t: float, v: Mapping[str, float]) -> float:
+    """Board power of one GPU during a phase of duration t: idle, plus the warm floor of a GPU with
+    work queued (u0 of limit - idle), plus the energy of the bytes moved (J per GB, by DRAM kind)
+    and of the tensor work (u1 of limit - idle at full tensor rate); never above the limit."""
+    g = w.gpu
+    share = w.split / w.gpu_count  # in a layer pipeline each GPU does 1/N of the work
+    dyn = g.tdp_w - g.idle_power_w
+    mem_w = v[f"j_per_gb_{g.memory_family}"] * ph.traffic * share / GB / t
+    comp_w = dyn * v["u1"] * ph.flops * share / (peak_flops(g, w.fmt) * t)
+    return min(g.tdp_w, g.idle_power_w + dyn * min(1.0, v["u0"]) + mem_w + comp_w)
 
 
 def predict(w: Work, params: Params) -> Prediction | None:
@@ -276,22 +317,18 @@ def predict(w: Work, params: Params) -> Prediction | None:
     borrowed = tuple(sorted({f"{n} from {v[1]}" for n, v in got.items() if v and v[1] not in (w.fmt.key, "*")}))
     oh = vals["oh_ms_per_layer"] * 1e-3 * w.shape.layers
     eff_bw, eff_c = min(vals["eff_bw"], 1.0), min(vals["eff_compute"], 1.0)
-    tm, tc, to = _times(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, eff_bw, eff_c)
-    step = max(tm, tc, to)
-    binding = "memory bandwidth" if step == tm else "compute" if step == tc else "framework overhead"
-    pm, pc, po = _times(w, w.prefill_bytes(), w.prefill_flops(), oh, eff_bw, eff_c)
-    pre = max(pm, pc, po)
-    busy_dec = min(1.0, max(tm, tc) / step)
-    busy_pre = min(1.0, max(pm, pc) / pre)
-    total = pre + w.gen * step
-    busy = (busy_pre * pre + busy_dec * w.gen * step) / total
-    g = w.gpu
-    # in a layer pipeline each GPU works 1/N of the time; tensor parallel keeps all of them busy
-    power = board_power(g, vals["u0"], vals["u1"], busy * w.split / w.gpu_count, w.gpu_count)
+    dec = _phase(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, eff_bw, eff_c)
+    pre = _phase(w, w.prefill_bytes(), w.prefill_flops(), oh, eff_bw, eff_c)
+    step, t_pre = dec.time(vals["overlap"]), pre.time(vals["overlap"])
+    top = max(dec.t_mem, dec.t_comp, dec.t_oh)
+    binding = "memory bandwidth" if top == dec.t_mem else "compute" if top == dec.t_comp else "framework overhead"
+    total = t_pre + w.gen * step
+    busy = (pre.t_gpu + w.gen * dec.t_gpu) / total
+    energy = (_power(w, pre, t_pre, vals) * t_pre + _power(w, dec, step, vals) * w.gen * step) * w.gpu_count
+    power = energy / total
     toks = w.batch * w.gen
-    tok_s = toks / total
-    return Prediction(tok_s=tok_s, power_w=power, j_per_1k=power * total / toks * 1000, step_s=step, prefill_s=pre,
-                      binding=binding, busy=busy, bounds=bounds(w), borrowed=borrowed)
+    return Prediction(tok_s=toks / total, power_w=power, j_per_1k=energy / toks * 1000, step_s=step, prefill_s=t_pre,
+                      binding=binding, busy=min(1.0, busy), bounds=bounds(w), borrowed=borrowed)
 
 
 @lru_cache(maxsize=1)
