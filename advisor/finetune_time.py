@@ -10,7 +10,10 @@ never below the weights' read time at the GPU's peak bandwidth, and the power be
 limit from how busy the FLOP term keeps the GPU (advisor.estimate.physics.board_power, the inference
 model's rule). The law is anchored on the nearest measured row of the method (its residual, to the
 power `finetune_anchor_exponent` in factors.csv for step time), so a change of model, tokens or GPU
-goes through the law and the target GPU's own specs. Accuracy: benchmarks/finetune_accuracy.py.
+goes through the law and the target GPU's own specs. The law fitted on the shipped rows is stored
+with its fit error in measurements/catalog/finetune_params.csv (`python -m advisor.finetune_time`
+rewrites it, `--check` compares); answers use it, a held-out benchmark refits on its own rows.
+Accuracy: benchmarks/finetune_accuracy.py.
 
     training FLOPs per token (named rule "training FLOPs: 2F / 3F"):
       F  = 2 x N_matmul + 2 x L x s x d_attn     forward pass (matmuls + causal attention)
@@ -20,14 +23,13 @@ goes through the law and the target GPU's own specs. Accuracy: benchmarks/finetu
 
 N_matmul counts the decoder's linear weights and the lm_head (the embedding lookup does no
 matmul); d_attn = heads x head_dim; a causal kernel skips half of the 4 x s x d_attn per layer.
-The FLOP rule: N_matmul counts the decoder's linear weights and the lm_head (the embedding lookup
-does no matmul); d_attn = heads x head_dim; a causal kernel skips half of the 4 x s x d_attn per
-layer. Energy is step time x power; kWh, cost and CO2 go through advisor.derive, so they agree with every other answer.
+Energy is step time x power; kWh, cost and CO2 go through advisor.derive, so they agree with every other answer.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -238,6 +240,70 @@ def fit_training(cal: list[Calibration]) -> dict[str, TrainFit]:
     return fits
 
 
+TRAIN_PARAMS = {"eff": "fraction of the dense 16-bit peak on the FLOP term",
+                "overhead_s": "seconds per micro-step (host, launches, optimizer)",
+                "gc_overhead_s": "extra seconds per micro-step with gradient checkpointing",
+                "u0": "fraction of (limit - idle) drawn at no FLOP work",
+                "u1": "fraction of (limit - idle) per unit of the FLOP term's share of the step"}
+
+
+@lru_cache(maxsize=1)
+def shipped_fits() -> dict[str, TrainFit]:
+    """The training law per method as calibrated on the shipped rows (measurements/catalog/finetune_params.csv)."""
+    by: dict[str, dict] = {}
+    for p in catalog.finetune_params():
+        d = by.setdefault(p.method, {"method": p.method, "n_rows": p.n_rows, "borrowed_from": p.borrowed_from,
+                                     "fit_median_pct_err": p.fit_median_abs_pct_err or 0.0})
+        d[p.param] = p.value
+    return {m: TrainFit(**d) for m, d in by.items()}
+
+
+FIT_FIELDS = ["method", "param", "value", "unit", "n_rows", "fit_median_abs_pct_err", "borrowed_from", "source"]
+
+
+def fit_rows(fits: dict[str, TrainFit], when: str) -> list[dict]:
+    out = []
+    for m, f in sorted(fits.items()):
+        for name, unit in TRAIN_PARAMS.items():
+            how = (f"{f.borrowed_from}'s law: {f.n_rows} {m} rows cannot fit it" if f.borrowed_from else
+                   f"least squares over the {f.n_rows} measured {m} fine-tuning rows of the shipped data "
+                   "(relative error of step time; power on the rows with power)")
+            out.append({"method": m, "param": name, "value": f"{getattr(f, name):.6g}", "unit": unit, "n_rows": f.n_rows,
+                        "fit_median_abs_pct_err": f"{f.fit_median_pct_err:.1f}", "borrowed_from": f.borrowed_from or "",
+                        "source": f"{how}; python -m advisor.finetune_time, {when}; fit error = median |error| of "
+                                  "step time over the rows fitted"})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Refit the training law on the shipped fine-tuning rows and write finetune_params.csv (--check: compare)."""
+    import argparse
+    import csv
+    import datetime as dt
+
+    ap = argparse.ArgumentParser(description="calibrate the training performance model on the shipped rows")
+    ap.add_argument("--check", action="store_true", help="compare a fresh fit with the shipped file")
+    args = ap.parse_args(argv)
+    fits = fit_training(calibrations(load_rows(include_local=False)))
+    for m, f in sorted(fits.items()):
+        print(f"{m:<6} n={f.n_rows:>3} eff {f.eff:.3f} overhead {f.overhead_s * 1e3:.0f} ms "
+              f"(+{f.gc_overhead_s * 1e3:.0f} ms checkpointed) u0 {f.u0:.3f} u1 {f.u1:.3f} "
+              f"median |err| step {f.fit_median_pct_err:.1f}%" + (f" (law of {f.borrowed_from})" if f.borrowed_from else ""))
+    if args.check:
+        shipped = shipped_fits()
+        bad = [m for m, f in fits.items() if m not in shipped or any(
+            abs(getattr(shipped[m], n) - getattr(f, n)) > 0.05 * max(abs(getattr(f, n)), 1e-9) for n in TRAIN_PARAMS)]
+        print("shipped calibration matches" if not bad else f"stale: {bad}")
+        return 0 if not bad else 1
+    path = catalog.CATALOG_DIR / "finetune_params.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIT_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(fit_rows(fits, dt.date.today().isoformat()))
+    print(f"wrote {path}")
+    return 0
+
+
 def _law(arch: ModelArch, setup: TrainSetup, gpu: GPU, fit: TrainFit) -> tuple[float, float, float, float]:
     """Step time, busy fraction, power and memory floor of the fitted law (no anchoring)."""
     t_c = _compute_s(arch, setup, gpu) / fit.eff
@@ -247,13 +313,16 @@ def _law(arch: ModelArch, setup: TrainSetup, gpu: GPU, fit: TrainFit) -> tuple[f
     return step, busy, physics.board_power(gpu, fit.u0, fit.u1, busy), floor
 
 
-def estimate_step(arch: ModelArch, setup: TrainSetup, gpu: GPU,
-                  cal: list[Calibration] | None = None) -> StepEstimate | None:
+def estimate_step(arch: ModelArch, setup: TrainSetup, gpu: GPU, cal: list[Calibration] | None = None,
+                  fits: dict[str, TrainFit] | None = None) -> StepEstimate | None:
     """Step time and energy of `setup` on `gpu`; None when no measured fine-tuning row exists.
 
     A measured row of the same configuration is answered as measured; anything else goes through
-    the fitted step law of the method (`fit_training`) on the target GPU's own peak, bandwidth and
-    power limit."""
+    the step law of the method on the target GPU's own peak, bandwidth and power limit: `fits` when
+    given, else the shipped calibration (finetune_params.csv) for the default rows, else the law
+    fitted on `cal` (a held-out benchmark passes its own rows and gets a law that never saw the rest)."""
+    if fits is None:
+        fits = shipped_fits() if cal is None and catalog.finetune_params() else None
     cal = calibrations() if cal is None else cal
     if not cal:
         return None
@@ -266,7 +335,7 @@ def estimate_step(arch: ModelArch, setup: TrainSetup, gpu: GPU,
                             energy_j_per_step=e, j_per_1k_tok=e / tokens * 1000 if e else None,
                             utilisation=c.utilisation, tier="measured", method="measured", confidence="high",
                             row_ids=[c.row_id])
-    fits = fit_training(cal)
+    fits = fit_training(cal) if fits is None else fits
     fit = fits.get(setup.method)
     borrowed = None
     if fit is None:  # no row of this method: the nearest method's law, said in the note
@@ -364,8 +433,8 @@ class RunEstimate(BaseModel):
 
 def estimate_run(arch: ModelArch, setup: TrainSetup, gpu: GPU, work: Workload, region: Region,
                  pue: float | None = None, price_override: float | None = None,
-                 cal: list[Calibration] | None = None) -> RunEstimate | None:
-    step = estimate_step(arch, setup, gpu, cal)
+                 cal: list[Calibration] | None = None, fits: dict[str, TrainFit] | None = None) -> RunEstimate | None:
+    step = estimate_step(arch, setup, gpu, cal, fits)
     if step is None:
         return None
     tokens = work.total_tokens(setup.seq_len)
@@ -385,3 +454,7 @@ def estimate_run(arch: ModelArch, setup: TrainSetup, gpu: GPU, work: Workload, r
     rental = hours * price.usd_per_hour if price else None
     return RunEstimate(gpu=gpu.key, step=step, tokens=tokens, micro_steps=micro, optimizer_steps=opt_steps,
                        hours=hours, gpu_energy_kwh=gpu_kwh, cost=cost, rental_usd=rental, price=price)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

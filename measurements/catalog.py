@@ -16,7 +16,17 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from measurements.schema import GPU, Factor, GPUPrice, ModelArch, PerfParam, Region, WeightFormat
+from measurements.schema import (
+    GPU,
+    Factor,
+    FinetuneParam,
+    GPUPrice,
+    GPUPurchasePrice,
+    ModelArch,
+    PerfParam,
+    Region,
+    WeightFormat,
+)
 from measurements.store import DataError, _describe
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
@@ -82,6 +92,11 @@ def gpu_prices() -> tuple[GPUPrice, ...]:
 
 
 @lru_cache(maxsize=1)
+def gpu_purchase_prices() -> tuple[GPUPurchasePrice, ...]:
+    return _read("gpu_purchase_prices.csv", GPUPurchasePrice)
+
+
+@lru_cache(maxsize=1)
 def formats() -> dict[str, WeightFormat]:
     return {f.key: f for f in _read("formats.csv", WeightFormat)}
 
@@ -92,6 +107,14 @@ def perf_params() -> tuple[PerfParam, ...]:
     if not (CATALOG_DIR / "perf_params.csv").exists():
         return ()
     return _read("perf_params.csv", PerfParam)
+
+
+@lru_cache(maxsize=1)
+def finetune_params() -> tuple[FinetuneParam, ...]:
+    """The training performance model's fitted parameters (written by `python -m advisor.finetune_time`)."""
+    if not (CATALOG_DIR / "finetune_params.csv").exists():
+        return ()
+    return _read("finetune_params.csv", FinetuneParam)
 
 
 def factor(key: str) -> float:

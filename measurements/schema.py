@@ -270,6 +270,17 @@ class GPUPrice(BaseModel):
     source: str = Field(min_length=3)
 
 
+class GPUPurchasePrice(BaseModel):
+    """What one GPU costs to buy, for the amortised cost of owned GPUs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gpu: str
+    usd: float = Field(gt=0, le=1_000_000)
+    as_of: dt.date
+    source: str = Field(min_length=3)
+
+
 class WeightFormat(BaseModel):
     """How a precision stores the weights and the KV cache, and which tensor rate its matmuls run at."""
 
@@ -299,4 +310,21 @@ class PerfParam(BaseModel):
     unit: str
     n_rows: int = Field(ge=0)
     fit_median_abs_pct_err: float | None = Field(default=None, ge=0)
+    source: str = Field(min_length=3)
+
+
+class FinetuneParam(BaseModel):
+    """One fitted parameter of the training performance model (advisor.finetune_time), per
+    fine-tuning method, fitted by least squares on the measured fine-tuning rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["full", "lora", "qlora"]
+    param: str
+    value: float
+    unit: str
+    n_rows: int = Field(ge=0)
+    fit_median_abs_pct_err: float | None = Field(default=None, ge=0, description="median |error| of step time")
+    borrowed_from: Literal["full", "lora", "qlora"] | None = Field(
+        default=None, description="too few rows of this method: the law of the best-measured method")
     source: str = Field(min_length=3)

@@ -50,7 +50,7 @@ def test_rental_price_is_the_median_listing():
     n = len(vals)
     assert med == (vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2)
     assert "median" in basis and cites
-    assert c.rental_price("a800") is None
+    assert c.rental_price("b200") is None  # no listing: the answer says so instead of inventing one
 
 
 def test_a_latency_target_excludes_the_configurations_that_miss_it():
@@ -64,3 +64,58 @@ def test_a_latency_target_excludes_the_configurations_that_miss_it():
         bs, tput = row[2], row[4]
         if str(row[0]) != "-":
             assert 1000 * bs / tput <= 40 + 1e-6
+
+
+def test_own_gpus_amortise_the_purchase_price_over_the_lifetime():
+    """Owned GPUs cost their purchase price spread over the stated lifetime (a month's share per GPU
+    needed), plus electricity; rental is not charged but shown beside it."""
+    base = dict(model_id="Qwen/Qwen2.5-7B", hardware_platform="rtx4090", requests_per_month=1_000_000)
+    ans = answer_query(from_fields("estimate", **base, own_gpus=True, gpu_lifetime_years=4))
+    price = next(p.usd for p in catalog.gpu_purchase_prices() if p.gpu == "rtx4090")
+    for cap in ans.extra["capacity"]:
+        assert cap["owned"] is True
+        assert cap["ownership_usd"] == pytest.approx(cap["gpus"] * price / (4 * 12))
+        assert cap["total_usd"] == pytest.approx(cap["ownership_usd"] + cap["electricity_usd"])
+    t = _table(ans, "Capacity and full cost")
+    assert "GPU purchase, amortised ($/month)" in [r[0] for r in t.rows]
+    assert any("renting the same GPU-hours instead" in n for n in t.notes)
+    assert "own GPUs amortised" in ans.headline and not ans.not_understood
+    # no lifetime stated: the factor's, said under defaults applied
+    d = answer_query(from_fields("optimize", **base, own_gpus="yes"))
+    years = catalog.factor("gpu_lifetime_years")
+    assert d.extra["capacity"][0]["ownership_usd"] == pytest.approx(d.extra["capacity"][0]["gpus"] * price / (years * 12))
+    assert any("gpu_lifetime_years" in x for x in d.defaults_applied)
+
+
+def test_an_owned_gpu_without_a_purchase_price_says_so_and_takes_the_users_figure():
+    base = dict(model_id="mistralai/Mistral-7B-Instruct-v0.2", hardware_platform="a800", requests_per_month=1_000_000,
+                batch_size=1, own_gpus=True)
+    ans = answer_query(from_fields("estimate", **base))
+    cap = ans.extra["capacity"][0]
+    assert cap["ownership_usd"] is None and cap["total_usd"] == pytest.approx(cap["electricity_usd"])
+    assert "no purchase price listed" in ans.headline
+    given = answer_query(from_fields("estimate", **base, gpu_purchase_usd=12_000, gpu_lifetime_years=3))
+    cap = given.extra["capacity"][0]
+    assert cap["ownership_usd"] == pytest.approx(cap["gpus"] * 12_000 / 36)
+
+
+def test_a_one_off_job_on_own_gpus_pays_for_the_hours_it_uses():
+    q = from_fields("estimate", model_id="Qwen/Qwen2.5-7B", hardware_platform="h100_sxm", job_tokens=50_000_000,
+                    own_gpus=True, gpu_lifetime_years=5)
+    cap = answer_query(q).extra["capacity"][0]
+    price = next(p.usd for p in catalog.gpu_purchase_prices() if p.gpu == "h100_sxm")
+    assert cap["ownership_usd"] == pytest.approx(cap["gpu_hours"] * price / (5 * 12 * c.hours_per_month()))
+
+
+def test_ownership_is_read_from_the_question():
+    from advisor.api import ask
+    from advisor.query import parse
+
+    q = parse("what do 1M requests a month of Mistral-7B cost on our own RTX 4090s, amortised over 3 years?")
+    assert q.own_gpus is True and q.gpu_lifetime_years == 3 and not q.not_understood
+    q = parse("我们自有的 A800 上每月 100 万次请求 Mistral-7B 的成本，折旧 4 年")
+    assert q.own_gpus is True and q.gpu_lifetime_years == 4
+    assert parse("what do 1M requests a month of Qwen2.5-7B cost on an H100?").own_gpus is None
+    # an answer that prices only energy says its costs are the owner's running costs, and is not grayed for it
+    ans, _ = ask("compare precisions for Qwen2.5-7B on my own H200")
+    assert any("Own GPUs" in x for x in ans.caveats) and not ans.not_understood

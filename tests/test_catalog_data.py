@@ -17,7 +17,7 @@ import pytest
 
 from measurements import catalog
 from measurements.catalog import UnknownName, norm, resolve_gpu, resolve_model, resolve_region
-from measurements.schema import GPU, Factor, GPUPrice, ModelArch, Region
+from measurements.schema import GPU, Factor, GPUPrice, GPUPurchasePrice, ModelArch, Region
 from measurements.store import DATA_DIR
 
 CATALOG_DIR = Path(catalog.__file__).parent / "catalog"
@@ -27,6 +27,7 @@ FILES = {
     "regions.csv": Region,
     "factors.csv": Factor,
     "gpu_prices.csv": GPUPrice,
+    "gpu_purchase_prices.csv": GPUPurchasePrice,
 }
 
 
@@ -514,6 +515,15 @@ def test_price_rows_are_plausible(p: GPUPrice) -> None:
     assert 0.05 <= p.usd_per_hour <= 15
     assert dt.date(2024, 1, 1) <= p.as_of <= dt.date.today()
     assert p.provider.strip()
+
+
+@pytest.mark.parametrize("p", catalog.gpu_purchase_prices(), ids=lambda p: p.gpu)
+def test_purchase_prices_are_catalog_gpus_with_a_source(p: GPUPurchasePrice) -> None:
+    assert p.gpu in {g.key for g in catalog.gpus()}
+    assert 300 <= p.usd <= 100_000 and p.source.strip()
+    rent = [r.usd_per_hour for r in catalog.gpu_prices() if r.gpu == p.gpu]
+    if rent:  # buying costs months to years of renting, never hours
+        assert 500 <= p.usd / min(rent) <= 50_000
 
 
 def test_datacenter_flagships_cost_more_than_consumer_cards_per_hour() -> None:

@@ -130,3 +130,28 @@ def test_compare_never_ranks_a_gpu_that_cannot_hold_the_model_first():
         for row in t.rows:
             label = str(row[0])
             assert "x " in label  # every GPU here needs a replica of several GPUs at FP16
+
+
+@pytest.mark.parametrize("model,prec,bs", [("llama-3.1-70b", "fp16", 1), ("qwen2.5-7b", "fp16", 8),
+                                           ("qwen2.5-7b", "nf4", 1), ("mistral-7b-v0.2", "int8_mixed", 1)])
+def test_compare_over_every_catalog_gpu_stays_inside_physics(model, prec, bs):
+    """`ecolobster compare` over all catalog GPUs: the first-ranked GPU (replica) holds the model, and
+    no estimate shown has throughput above the bound or power above the limit x GPU count."""
+    from advisor.api import answer_query
+    from advisor.protocols import common as c
+    from advisor.query import from_fields
+
+    m = catalog.resolve_model(model)
+    q = from_fields("compare", model_id=m.hub_id, quantization=prec, batch_size=bs, compare_gpus=GPUS)
+    ans = answer_query(q)
+    assert ans.extra["ranking"], ans.headline
+    for g in GPUS:
+        e = c.est_fitting(q, gpu=g)
+        if e is None:
+            continue
+        assert_physical(e)
+        label = c.replica_label(e, c.gpu_short(g))
+        if label == ans.extra["ranking"][0]:
+            assert e.fits, label
+        if not e.fits:
+            assert label not in ans.extra["ranking"]

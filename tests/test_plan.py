@@ -180,9 +180,26 @@ def test_finetune_heldout_accuracy_stays_within_bounds():
     spec.loader.exec_module(mod)
     res = {r["split"]: r for r in mod.run()}
     cfg, model = res["leave-one-configuration-out"], res["leave-one-model-out"]
+    tokens = res["leave-one-token-count-out"]
     assert cfg["n"] >= 40
     assert cfg["throughput_median_pct"] < 9 and cfg["j_per_token_median_pct"] < 9
+    assert tokens["throughput_median_pct"] < 15 and tokens["j_per_token_median_pct"] < 16
     assert model["throughput_median_pct"] < 17 and model["j_per_token_median_pct"] < 18
+
+
+def test_shipped_training_law_is_the_fit_of_the_shipped_rows():
+    """finetune_params.csv holds the law fitted on the shipped rows (python -m advisor.finetune_time)."""
+    from advisor.finetune_time import TRAIN_PARAMS, fit_training, shipped_fits
+    from measurements.store import load_rows
+
+    fits = fit_training(calibrations(load_rows(include_local=False)))
+    shipped = shipped_fits()
+    assert set(shipped) == set(fits) == {"full", "lora", "qlora"}
+    for m, f in fits.items():
+        assert shipped[m].n_rows == f.n_rows and shipped[m].borrowed_from == f.borrowed_from
+        for name in TRAIN_PARAMS:
+            assert getattr(shipped[m], name) == pytest.approx(getattr(f, name), rel=0.05, abs=1e-6), (m, name)
+    assert shipped["lora"].fit_median_pct_err < 15 and shipped["qlora"].fit_median_pct_err < 15
 
 
 def test_training_law_uses_the_gpu_and_stays_inside_physics():

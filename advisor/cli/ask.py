@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--price", type=str, help="electricity price, USD/kWh")
         sp.add_argument("--grid", type=str, help="grid carbon intensity, gCO2/kWh")
         sp.add_argument("--pue", type=str)
+        sp.add_argument("--own-gpus", action="store_true",
+                        help="the GPUs are yours: amortised purchase price + electricity instead of rental")
+        sp.add_argument("--lifetime-years", type=str, help="years an owned GPU is amortised over (default: factor "
+                                                          "gpu_lifetime_years)")
+        sp.add_argument("--purchase-usd", type=str, help="what one owned GPU cost, USD (default: the catalog's price)")
         sp.add_argument("--use-case", help="production_api, interactive_chat, offline_batch")
         if name == "compare":
             sp.add_argument("--axis", choices=("precision", "gpu", "batch_size", "model_size"), default=None)
@@ -113,6 +118,8 @@ def _structured(args: argparse.Namespace) -> int:
         "requests_per_month": args.requests_per_month, "requests_per_day": args.requests_per_day,
         "users_per_day": args.users_per_day, "tokens_per_month": args.tokens_per_month, "region": args.region,
         "price_usd_kwh": args.price, "grid_gco2_kwh": args.grid, "pue": args.pue, "use_case": args.use_case,
+        "own_gpus": args.own_gpus or None, "gpu_lifetime_years": args.lifetime_years,
+        "gpu_purchase_usd": args.purchase_usd,
         "lang": args.lang,
     }
     if args.protocol == "compare":

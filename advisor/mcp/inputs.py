@@ -125,6 +125,12 @@ class _Workload(ToolInput):
     price_usd_kwh: float | None = Field(default=None, gt=0, description="your electricity price; overrides the region's")
     grid_gco2_kwh: float | None = Field(default=None, ge=0, description="your grid's gCO2/kWh; overrides the region's")
     pue: float | None = Field(default=None, ge=1, le=10, description="data-centre overhead (1.0 = none)")
+    own_gpus: bool | None = Field(default=None, description="the GPUs are yours: purchase price amortised over a "
+                                  "lifetime + electricity, instead of rental + electricity")
+    gpu_lifetime_years: float | None = Field(default=None, gt=0, le=20, description="years an owned GPU is amortised "
+                                             "over (default: the catalog factor gpu_lifetime_years)")
+    gpu_purchase_usd: float | None = Field(default=None, gt=0, le=1_000_000,
+                                           description="what one owned GPU cost, USD (default: the catalog's price)")
 
 
 class OptimizeInput(_Workload, _Config):

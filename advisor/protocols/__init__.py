@@ -80,7 +80,8 @@ def _monthly_saving(ans: Answer) -> float | None:
 
 # Slots the parser fills that a protocol module must declare it reads (`READS_SLOTS = ("gpu_count", ...)`);
 # a stated one that its module does not read is listed as not understood, never silently dropped.
-DECLARED_SLOTS = ("gpu_count", "framework", "itl_target_ms", "itl_percentile", "e2e_target_s")
+DECLARED_SLOTS = ("gpu_count", "framework", "itl_target_ms", "itl_percentile", "e2e_target_s", "own_gpus",
+                  "gpu_lifetime_years", "gpu_purchase_usd")
 # fields of the resolved query every answer's JSON carries, stated or not
 RESOLVED_FIELDS = ("gpu_count", "framework", "requests_per_month", "prompt_tokens", "gen_tokens", "reported_tok_s",
                    "reported_power_w", "not_understood")
@@ -94,6 +95,10 @@ def report_unused(ans: Answer, query: Query, reads: tuple[str, ...] | set[str] =
               and s not in reads]
     if "gpu_count" in stated and query.gpu_count == 1:
         stated.remove("gpu_count")
+    # own GPUs where an answer prices only energy: its costs are what owned GPUs cost to run, said so
+    if "own_gpus" in stated and ans.costs:
+        stated.remove("own_gpus")
+        ans.caveats.append(t(ans.lang, "common.own_electricity_only"))
     # the percentile goes with its target: reported with it, or used with it
     if "itl_percentile" in stated and query.itl_target_ms is not None:
         stated.remove("itl_percentile")
@@ -105,6 +110,10 @@ def report_unused(ans: Answer, query: Query, reads: tuple[str, ...] | set[str] =
         "itl_target_ms": t(lg, "unused.itl_target", ms=query.itl_target_ms, pct=pct) if query.itl_target_ms else "",
         "itl_percentile": t(lg, "unused.itl_percentile", p=query.itl_percentile) if query.itl_percentile else "",
         "e2e_target_s": t(lg, "unused.e2e_target", s=query.e2e_target_s) if query.e2e_target_s else "",
+        "own_gpus": t(lg, "unused.own_gpus") if query.own_gpus else "",
+        "gpu_lifetime_years": t(lg, "unused.gpu_lifetime", years=query.gpu_lifetime_years)
+                              if query.gpu_lifetime_years else "",
+        "gpu_purchase_usd": t(lg, "unused.gpu_purchase", usd=query.gpu_purchase_usd) if query.gpu_purchase_usd else "",
     }
     out += [what[s] for s in stated if what[s]]
     ans.not_understood = list(dict.fromkeys(ans.not_understood + out))

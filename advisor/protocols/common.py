@@ -665,6 +665,44 @@ def rental_price(gpu: str, lang: str | None = "en") -> tuple[float, str, list[Ci
     return med, basis, cites
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """The user's own GPUs: the purchase price spread evenly (straight line, no resale value) over a
+    lifetime, instead of rental."""
+
+    lifetime_years: float
+    lifetime_stated: bool
+    purchase_usd: float | None  # one GPU, as the user stated it (else the catalog's)
+
+
+def ownership(q: Query) -> Ownership | None:
+    """The question's ownership (own_gpus, gpu_lifetime_years, gpu_purchase_usd), None when renting."""
+    if not q.own_gpus:
+        return None
+    years = q.gpu_lifetime_years
+    return Ownership(years or catalog.factor("gpu_lifetime_years"), years is not None, q.gpu_purchase_usd)
+
+
+def ownership_notes(own: Ownership | None, lang: str | None = "en") -> list[str]:
+    """The default the ownership took (the lifetime), for the answer's defaults applied."""
+    if own is None or own.lifetime_stated:
+        return []
+    return [For(lang)("common.default_lifetime", years=f"{own.lifetime_years:g}")]
+
+
+def purchase_price(gpu: str, own: Ownership, lang: str | None = "en") -> tuple[float, str, list[Citation]] | None:
+    """What one GPU costs to buy: the user's figure, else gpu_purchase_prices.csv; None without either."""
+    m = For(lang)
+    if own.purchase_usd is not None:
+        return own.purchase_usd, m("common.purchase_stated", usd=fusd(own.purchase_usd)), []
+    rows = [p for p in catalog.gpu_purchase_prices() if p.gpu == gpu]
+    if not rows:
+        return None
+    p = max(rows, key=lambda r: r.as_of)
+    cites = [Citation(kind="catalog", ref=f"gpu_purchase_prices/{p.gpu}", detail=p.source)]
+    return p.usd, m("common.purchase_catalog", usd=fusd(p.usd), as_of=p.as_of), cites
+
+
 @dataclass
 class FullCost:
     """What serving a workload at one configuration takes: throughput, GPU-hours, GPUs, money."""
@@ -682,15 +720,24 @@ class FullCost:
     rental_basis: str
     electricity: CostLine
     citations: list[Citation]
+    owned: bool = False
+    ownership_usd: float | None = None  # own GPUs: the purchase price's share of the month (or the job)
+    ownership_basis: str = ""
+
+    @property
+    def gpu_usd(self) -> float | None:
+        """What the GPUs themselves cost for the period: the amortised purchase when owned, else rental."""
+        return self.ownership_usd if self.owned else self.rental_usd
 
     @property
     def total_usd(self) -> float:
-        return self.electricity.usd + (self.rental_usd or 0.0)
+        return self.electricity.usd + (self.gpu_usd or 0.0)
 
 
-def full_cost(label: str, e: Estimate, w: Workload, g: Grid) -> FullCost:
-    """Throughput needed, GPU-hours, GPUs (replicas x GPUs per replica), GPU rental and electricity
-    x PUE for a workload at configuration `e`."""
+def full_cost(label: str, e: Estimate, w: Workload, g: Grid, own: Ownership | None = None) -> FullCost:
+    """Throughput needed, GPU-hours, GPUs (replicas x GPUs per replica), the GPUs' cost (rental, or
+    for owned GPUs the purchase amortised over the lifetime) and electricity x PUE for a workload at
+    configuration `e`."""
     m = For(w.lang)
     line = cost(label, e, w, g)
     n = e.config.gpu_count
@@ -698,7 +745,7 @@ def full_cost(label: str, e: Estimate, w: Workload, g: Grid) -> FullCost:
     hpm = hours_per_month()
     if not tput:
         return FullCost(label, e, w.period, None, None, None, None, None, True, None, m("common.no_throughput"), line,
-                        [])
+                        [], owned=own is not None)
     replica_h = w.tokens / tput / 3600.0
     if w.period == "month":
         need = w.tokens / (hpm * 3600.0)
@@ -710,13 +757,32 @@ def full_cost(label: str, e: Estimate, w: Workload, g: Grid) -> FullCost:
     price = rental_price(e.config.gpu, w.lang)
     rental = gpu_h * price[0] if price else None
     basis = price[1] if price else m("common.no_rental", gpu=gpu_short(e.config.gpu))
+    cites = price[2] if price else []
+    own_usd, own_basis = None, ""
+    if own is not None:
+        buy = purchase_price(e.config.gpu, own, w.lang)
+        months = own.lifetime_years * 12
+        if buy is None:
+            own_basis = m("common.no_purchase", gpu=gpu_short(e.config.gpu))
+        elif w.period == "month":
+            # bought GPUs cost their share of the month whether busy or not
+            own_usd = replicas * n * buy[0] / months
+            own_basis = m("common.own_month", gpus=replicas * n, buy=buy[1], years=f"{own.lifetime_years:g}",
+                          months=fnum(months), usd=fusd(buy[0] / months))
+        else:
+            # a one-off job on GPUs that exist anyway: its share of their lifetime hours
+            own_usd = gpu_h * buy[0] / (months * hpm)
+            own_basis = m("common.own_job", buy=buy[1], years=f"{own.lifetime_years:g}",
+                          hours=fnum(months * hpm), usd=f"{buy[0] / (months * hpm):.3f}")
+        cites = buy[2] if buy else []
     return FullCost(label, e, w.period, need, replica_h, gpu_h, replicas, replicas * n, serves, rental, basis, line,
-                    price[2] if price else [])
+                    cites, owned=own is not None, ownership_usd=own_usd, ownership_basis=own_basis)
 
 
 def capacity_table(fcs: Sequence[FullCost], w: Workload, g: Grid) -> Table:
     m = For(w.lang)
     per = per_word(w)
+    owned = any(x.owned for x in fcs)
     hpm = hours_per_month()
 
     def col(f) -> list:  # noqa: ANN001
@@ -730,14 +796,20 @@ def capacity_table(fcs: Sequence[FullCost], w: Workload, g: Grid) -> Table:
         [m("common.cap_hours", per=per), *col(lambda x: fnum(x.replica_hours, 1))],
         [m("common.cap_gpu_hours", per=per), *col(lambda x: fnum(x.gpu_hours, 1))],
         [m("common.cap_gpus"), *col(lambda x: f"{x.gpus} ({x.replicas} x {x.e.config.gpu_count})" if x.gpus else "-")],
-        [m("common.cap_rental", per=per),
-         *col(lambda x: fusd(x.rental_usd) if x.rental_usd is not None else m("word.no_price"))],
+        [m("common.cap_owned" if owned else "common.cap_rental", per=per),
+         *col(lambda x: fusd(x.gpu_usd) if x.gpu_usd is not None else m("word.no_price"))],
         [m("common.cap_power", per=per), *col(lambda x: fusd(x.electricity.usd))],
         [m("common.cap_total", per=per), *col(lambda x: fusd(x.total_usd))],
     ]
-    notes = [m("common.cap_note_hours", hpm=f"{hpm:,.1f}"), m("common.cap_note_rental", hpm=f"{hpm:,.0f}"),
+    notes = [m("common.cap_note_hours", hpm=f"{hpm:,.1f}"),
+             m("common.cap_note_owned") if owned else m("common.cap_note_rental", hpm=f"{hpm:,.0f}"),
              m("common.cap_note_grid", grid=g.label)]
-    notes += [m("common.cap_note_price", who=x.label, basis=x.rental_basis) for x in fcs]
+    if owned:
+        notes += [m("common.cap_note_purchase", who=x.label, basis=x.ownership_basis) for x in fcs]
+        notes += [m("common.cap_note_vs_rental", who=x.label, usd=fusd(x.rental_usd), basis=x.rental_basis)
+                  for x in fcs if x.rental_usd is not None]
+    else:
+        notes += [m("common.cap_note_price", who=x.label, basis=x.rental_basis) for x in fcs]
     return Table(title=m("common.cap_title", workload=w.label), columns=["", *[x.label for x in fcs]], rows=rows,
                  notes=notes)
 

@@ -14,7 +14,8 @@ from advisor.protocols import optimize
 from advisor.query import Query
 
 # the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
-READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s")
+READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s", "own_gpus", "gpu_lifetime_years",
+               "gpu_purchase_usd")
 
 
 def run(q: Query) -> Answer:
@@ -43,13 +44,15 @@ def run(q: Query) -> Answer:
                          bs=best.config.batch_size), best, w, g)
     ans.costs = [cur_line, best_line]
     c.judge(ans, q, current, best)
-    fc_cur = c.full_cost(who_cur, current, w, g)
-    fc_best = c.full_cost(m("estimate.optimized"), best, w, g)
+    own = c.ownership(q)
+    fc_cur = c.full_cost(who_cur, current, w, g, own)
+    fc_best = c.full_cost(m("estimate.optimized"), best, w, g, own)
     fcs = [fc_cur, fc_best] if best.config != current.config else [fc_cur]
 
     def money(f: c.FullCost) -> str:
-        rent = m("estimate.rental", usd=c.fusd(f.rental_usd)) if f.rental_usd is not None else ""
-        norent = "" if f.rental_usd is not None else m("estimate.no_rental")
+        rent_key = "estimate.owned" if f.owned else "estimate.rental"
+        rent = m(rent_key, usd=c.fusd(f.gpu_usd)) if f.gpu_usd is not None else ""
+        norent = "" if f.gpu_usd is not None else m("estimate.no_purchase" if f.owned else "estimate.no_rental")
         gpus = m("estimate.gpu_one" if f.gpus == 1 else "estimate.gpu_many", n=f.gpus) if f.gpus else ""
         return m("estimate.money", total=c.fusd(f.total_usd), rent=rent, power=c.fusd(f.electricity.usd), norent=norent,
                  gpus=gpus, hours=c.fnum(f.gpu_hours))
@@ -107,7 +110,11 @@ def run(q: Query) -> Answer:
         ans.conversions.append(m("estimate.conv_gpu_hours", tokens=c.fnum(w.tokens), tok_s=c.fnum(current.throughput_tok_s, 1),
                                  n=current.config.gpu_count, gpu_hours=c.fnum(fc_cur.gpu_hours, 1))
                                + (m("estimate.conv_rental", price=price, usd=c.fusd(fc_cur.rental_usd))
-                                  if fc_cur.rental_usd is not None else ""))
+                                  if fc_cur.rental_usd is not None and not fc_cur.owned else ""))
+        if fc_cur.owned and fc_cur.ownership_usd is not None:
+            ans.conversions.append(m("estimate.conv_owned", basis=fc_cur.ownership_basis,
+                                     usd=c.fusd(fc_cur.ownership_usd), per=per))
+    ans.defaults_applied += c.ownership_notes(own, q.lang)
     if w.defaulted:
         ans.defaults_applied.append(m("optimize.default_workload", requests=c.fnum(c.DEFAULT_MONTHLY_REQUESTS)))
     if q.job_tokens is not None:

@@ -16,7 +16,8 @@ from advisor.query import Query
 from measurements import catalog
 
 # the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
-READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s")
+READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s", "own_gpus", "gpu_lifetime_years",
+               "gpu_purchase_usd")
 
 
 def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
@@ -157,9 +158,10 @@ def run(q: Query) -> Answer:
                          bs=bc.batch_size), best, w, g)
     ans.costs = [cur_line, best_line]
     ans.conversions += w.conversions + c.cost_conversions(best, w, g, best_line)
-    fcs = [c.full_cost(m("word.recommended"), best, w, g)]
+    own = c.ownership(q)
+    fcs = [c.full_cost(m("word.recommended"), best, w, g, own)]
     if best.config != current.config:
-        fcs.append(c.full_cost(who_cur, current, w, g))
+        fcs.append(c.full_cost(who_cur, current, w, g, own))
     ans.tables.append(c.capacity_table(fcs, w, g))
     ans.caveats += c.capacity_caveats(fcs, lg)
     for f in fcs:
@@ -167,6 +169,7 @@ def run(q: Query) -> Answer:
     ans.extra["capacity"] = [_cap(f) for f in fcs]
     if w.defaulted:
         ans.defaults_applied.append(m("optimize.default_workload", requests=c.fnum(c.DEFAULT_MONTHLY_REQUESTS)))
+    ans.defaults_applied += c.ownership_notes(own, lg)
 
     # why, and what to do
     code = c.config_code(bc.precision, c.hub_id(q), bc.batch_size, q.gen_tokens or 256)
@@ -208,8 +211,8 @@ def run(q: Query) -> Answer:
 
 def _cap(f: c.FullCost) -> dict:
     return {"label": f.label, "gpu_hours": f.gpu_hours, "gpus": f.gpus, "replicas": f.replicas,
-            "tok_s_needed": f.tok_s_needed, "serves": f.serves, "rental_usd": f.rental_usd,
-            "electricity_usd": f.electricity.usd, "total_usd": f.total_usd}
+            "tok_s_needed": f.tok_s_needed, "serves": f.serves, "rental_usd": f.rental_usd, "owned": f.owned,
+            "ownership_usd": f.ownership_usd, "electricity_usd": f.electricity.usd, "total_usd": f.total_usd}
 
 
 def _r(x: float | None, nd: int = 0) -> float | None:

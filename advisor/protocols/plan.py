@@ -31,7 +31,7 @@ from advisor.finetune_memory import (
     parse_target_modules,
     setup_from_row,
 )
-from advisor.finetune_time import Calibration, RunEstimate, Workload, calibrations, estimate_run
+from advisor.finetune_time import Calibration, RunEstimate, Workload, calibrations, estimate_run, shipped_fits
 from advisor.messages import For
 from advisor.messages.derivation import derivation_text
 from measurements import catalog
@@ -254,8 +254,9 @@ def plan(req: PlanRequest) -> Answer:
                 continue
             price = req.gpu_price_usd_h if (req.gpu_price_usd_h and len(targets) == 1) else None
             o.owned = bool(req.gpus) and price is None
+            # the law calibrated on the shipped rows (finetune_params.csv); the user's own rows anchor it
             o.run = estimate_run(arch, _setup(req, s, seq, o.grad_checkpointing, g), g, work, region, req.pue,
-                                 price, list(cal))
+                                 price, list(cal), shipped_fits() or None)
 
     ans = Answer(protocol="plan", title=m("plan.title", model=arch.name), lang=req.lang,
                  query=req.model_dump(exclude_none=True), defaults_applied=defaults)
@@ -472,7 +473,8 @@ def _greener_method(ans: Answer, req: PlanRequest, arch: ModelArch, targets: lis
                    vram_gb=g.vram_gb)
         if o.status == "OOM":
             continue
-        o.run = estimate_run(arch, _setup(req, other, seq, gc, g), g, work, region, req.pue, None, list(cal))
+        o.run = estimate_run(arch, _setup(req, other, seq, gc, g), g, work, region, req.pue, None, list(cal),
+                             shipped_fits() or None)
         if o.kwh is not None and (best is None or o.kwh < (best.kwh or math.inf)):
             best = o
     if best is None or best.kwh is None or best.kwh >= rec["kwh"]:

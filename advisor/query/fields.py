@@ -244,6 +244,20 @@ def from_fields(protocol: str, **slots: Any) -> Query:
                           "(or production, chat, batch).")
     if "workload" in given:
         out["workload"] = str(given["workload"])
+    if "own_gpus" in given:
+        v = given["own_gpus"]
+        word = str(v).strip().lower()
+        if isinstance(v, bool) or word in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            out["own_gpus"] = v if isinstance(v, bool) else word in ("true", "yes", "1", "on")
+        else:
+            errors.append(f"own_gpus must be true or false, got {v!r}")
+    for name, top in (("gpu_lifetime_years", 20), ("gpu_purchase_usd", 1_000_000)):
+        if name in given:
+            v = _float_field(given[name], name, errors)
+            if v is not None and not 0 < v <= top:
+                errors.append(f"{name} must be a number above 0 and at most {top:,}, got {given[name]!r}")
+            elif v is not None:
+                out[name] = v
     lang = given.get("lang") or (ctx.lang if ctx else None) or "en"
     if lang not in ("en", "zh"):
         errors.append(f"lang '{lang}' is not supported. Accepted: en, zh.")

@@ -25,6 +25,7 @@ from advisor.query.read_numbers import (
     _read_batch_and_lengths,
     _read_latency,
     _read_money_and_grid,
+    _read_ownership,
     _read_reported,
     _read_workload,
 )
@@ -129,6 +130,7 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         _read_precisions(d)
         _read_reported(d)
         _read_money_and_grid(d)
+        _read_ownership(d)
         _read_latency(d)
         _read_batch_and_lengths(d)
         _read_workload(d)

@@ -181,6 +181,27 @@ def _read_money_and_grid(d: _Draft) -> None:
     d.t = t
 
 
+_OWN_RE = re.compile(r"\b(?:(?:my|our)\s+own|(?:i|we)\s+(?:own|bought)|owned|on[\s-]?prem(?:ise|ises)?|self[\s-]hosted\s+on\s+"
+                     r"(?:my|our)|(?:buy|buying|purchas\w*)\s+(?:the\s+)?(?:gpus?|cards?))\b|自有|自购|自己的\s*(?:gpu|显卡|卡)|买的")
+_LIFETIME_RE = re.compile(r"(?:amorti[sz]\w*|depreciat\w*|lifetime|useful\s+life|life\s+of|over|for|折旧|摊销|使用)\s*"
+                          r"(?:of|over|is|=|:|期|为)?\s*" + _NUM + r"\s*(?:-\s*)?(?:years?|yrs?|年)"
+                          r"|" + _NUM + r"\s*(?:-\s*)?(?:years?|yrs?|年)\s*(?:lifetime|of\s+use|useful\s+life|life|折旧|摊销)")
+
+
+def _read_ownership(d: _Draft) -> None:
+    """Own GPUs ("on my own H100s", "we bought 4 A100s", "自有显卡") and the years their price is
+    amortised over ("over 4 years", "a 3-year lifetime", "折旧 5 年")."""
+    t = d.t
+    m = _OWN_RE.search(t)
+    if m:
+        d.put("own_gpus", True, m)
+    m = _LIFETIME_RE.search(t) if _mentions(t, "year", "yr", "年") else None
+    if m and (m.group(0).split()[0] not in ("over", "for") or "own_gpus" in d.slots):
+        d.put("gpu_lifetime_years", _number(m.group(1) or m.group(2)), m)
+        t = _blank(t, m)
+    d.t = t
+
+
 def _read_workload(d: _Draft) -> None:
     t = d.t
     conv = d.conversions

@@ -93,6 +93,10 @@ class Context(BaseModel):
     price_usd_kwh: float | None = Field(default=None, gt=0)
     grid_gco2_kwh: float | None = Field(default=None, ge=0)
     pue: float | None = Field(default=None, ge=1)
+    own_gpus: bool | None = Field(default=None, description="the GPUs are the user's own: purchase amortised over a "
+                                  "lifetime + electricity, instead of rental + electricity")
+    gpu_lifetime_years: float | None = Field(default=None, gt=0, le=20, description="years an owned GPU is amortised over")
+    gpu_purchase_usd: float | None = Field(default=None, gt=0, description="what one owned GPU cost (overrides the catalog)")
     use_case: UseCase | None = None
     itl_target_ms: float | None = Field(default=None, gt=0, description="per-token latency target (inter-token latency)")
     itl_percentile: float | None = Field(default=None, gt=0, le=100, description="percentile the ITL target applies to")
