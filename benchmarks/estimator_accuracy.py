@@ -49,7 +49,8 @@ def run(local_span: float | None = None, scenarios: tuple[str, ...] = ("leave-on
     out: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in scenarios}
 
     def score(scenario: str, ds, p) -> None:
-        c = ds.estimate_metric(p.gpu, p.model, p.params_b, p.precision, p.batch_size, "j")
+        # the row's own lengths, as a question would state them
+        c = ds.estimate_metric(p.gpu, p.model, p.params_b, p.precision, p.batch_size, "j", (p.prompt_tokens, p.gen_tokens))
         if c is None:
             out[scenario]["no estimate"].append(math.nan)
             return

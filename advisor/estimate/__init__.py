@@ -555,7 +555,8 @@ class Dataset:
         gl = sorted(p.gen_tokens for p in pts if p.gen_tokens)
         return (pl[len(pl) // 2] if pl else None, gl[len(gl) // 2] if gl else None)
 
-    def _other_gpu(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str) -> _Cand | None:
+    def _other_gpu(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str,
+                   stated: tuple[int | None, int | None] = (None, None)) -> _Cand | None:
         """Cross-GPU transfer through the performance model: the model calibrated on every measured GPU's
         rows (each GPU weighing the same) predicts this GPU from its own bandwidth, compute, memory kind
         and power limit, at the lengths the reference rows were measured at. A reference GPU's figure
@@ -570,7 +571,8 @@ class Dataset:
             # a GPU without catalog specs cannot have taught the model anything
             if c is not None and physics.work_for(g, model, params, prec, bs, None, None) is not None:
                 refs.append((c, g))
-        lens = self._lens([i for c, _ in refs for i in c.row_ids]) if refs else (None, None)
+        ref_lens = self._lens([i for c, _ in refs for i in c.row_ids]) if refs else (None, None)
+        lens = (stated[0] or ref_lens[0], stated[1] or ref_lens[1])
         w = physics.work_for(gpu, model, params, prec, bs, lens[0], lens[1], framework=self.framework)
         pr = physics.predict(w, self.params) if w is not None else None
         if pr is None:
@@ -612,15 +614,18 @@ class Dataset:
         return None
 
     # -- public ----------------------------------------------------------------------------------
-    def estimate_metric(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str) -> _Cand | None:
-        key = ("est", gpu, model, round(params, 4), prec, bs, metric)
+    def estimate_metric(self, gpu: str, model: str | None, params: float, prec: str, bs: int, metric: str,
+                        lens: tuple[int | None, int | None] = (None, None)) -> _Cand | None:
+        """`lens` (prompt, generated tokens) as the question states them: a figure the performance model
+        computes for a GPU without rows is computed at them (else at the reference rows' lengths)."""
+        key = ("est", gpu, model, round(params, 4), prec, bs, metric, lens)
         if key in self._cache:
             return self._cache[key]
         prec_eff = BF16_AS if prec == "bf16" and not self.by_gp.get((gpu, "bf16")) else prec
         # this GPU and precision first, whatever its tier: its own rows beat any transfer
         c = self._same_gp(gpu, model, params, prec_eff, bs, metric)
         if c is None:
-            alts = [x for x in (self._other_gpu(gpu, model, params, prec_eff, bs, metric),
+            alts = [x for x in (self._other_gpu(gpu, model, params, prec_eff, bs, metric, lens),
                                 self._other_precision(gpu, model, params, prec_eff, bs, metric)) if x]
             if alts:
                 c = _combine(alts) if len(alts) > 1 else alts[0]
@@ -775,10 +780,11 @@ def _multi_gpu(ds: Dataset, cfg: Config) -> Estimate | None:
 
 
 def _estimate(ds: Dataset, cfg: Config) -> Estimate | None:
-    cj = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "j")
+    lens = (cfg.prompt_tokens, cfg.gen_tokens)
+    cj = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "j", lens)
     if cj is None:
         return None
-    ct = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "tput")
+    ct = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "tput", lens)
     tput = ct.value if ct else None
     notes = list(cj.notes)
     exact = [p for p in ds.points if p.id in cj.row_ids] if cj.tier == "measured" else []
