@@ -581,10 +581,10 @@ class Dataset:
         if not refs:
             return _Cand(value, "extrapolated", "low",
                          f"{pr.describe()}, calibrated on the {self.framework} rows (no row of this precision on "
-                         "any other GPU)", [])
+                         "any GPU to transfer from)", [])
         gpus = sorted({g for _, g in refs})
         method = (f"cross-GPU transfer through the performance model calibrated on the measured {self.framework} rows "
-                  f"({prec} measured on {', '.join(gpus)}): {pr.describe()} on {gpu}")
+                  f"(this precision measured on {', '.join(gpus)}): {pr.describe()} on {gpu}")
         ids = list(dict.fromkeys(i for c, _ in refs for i in c.row_ids))
         return _Cand(value, "extrapolated", "low", method, ids)
 
