@@ -723,3 +723,11 @@ def test_eco106_a_continuous_batching_branch_keeps_its_own_cache():
         model.generate(**ids, generation_config=generation_config)
         """)
     assert r.findings == []
+
+
+def test_eco203_a_file_that_lists_many_models_gives_no_size():
+    listing = "\n".join(f"# - acme/model-{n}-0.5B" for n in range(6))
+    r = audit(QLORA + listing + "\n")
+    assert by_code(r, "ECO203") == []  # an app's model list: not the model this run trains
+    r = audit(QLORA + "# - acme/model-0.5B\n")
+    assert [f.line for f in by_code(r, "ECO203")] == [6]

@@ -28,6 +28,7 @@ _HUB_ID = re.compile(r"(?<![\w./-])([A-Za-z0-9][\w.-]{0,60}/[A-Za-z0-9][\w.-]{0,
 _BESIDE = re.compile(r"^(readme[^/]*\.md|[^/]+\.ya?ml|[^/]+\.sh)$", re.I)
 BESIDE_MAX_BYTES = 256 * 1024
 BESIDE_MAX_FILES = 24
+NAMED_MAX = 4  # more distinct sized models named than this: a model list, not the one the run uses
 
 CONF_ORDER = {"low": 0, "medium": 1, "high": 2}
 
@@ -458,8 +459,8 @@ def named_elsewhere(ctx: Context, size: ModelSize) -> ModelSize:
     if "models_named" not in memo:
         memo["models_named"] = [(p, i, "this file") for p, i in _sizes_in(ctx.source.text)]
     named = memo["models_named"] or _beside(ctx)
-    if not named:
-        return size
+    if not named or len({i for _, i, _ in named}) > NAMED_MAX:
+        return size  # none, or a catalogue of models (an app's model list): no one size to read
     p, ident, where = max(named)
     return ModelSize(p, ident, "low", f"the size in the name '{ident}', the largest model named in {where} "
                                       f"({size.how})")
