@@ -67,8 +67,9 @@ def test_fifo_is_never_opened(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "content", "needle"), [
-    ("py2.py", b"print 'hello'\nexec 'x = 1'\n", "Python 2"),
-    ("half.py", b"def f(:\n", "syntax error"),
+    # Python files hold a trigger word (`generate`): a file no rule wants is not parsed at all.
+    ("py2.py", b"print 'hello'\nexec 'x = 1'\nmodel.generate()\n", "Python 2"),
+    ("half.py", b"model.generate()\ndef f(:\n", "syntax error"),
     ("nul_late.py", b"x = 1\n" * 2000 + b"\x00\n", "binary"),
     ("bad_cookie.py", b"# -*- coding: klingon -*-\nx = 1\n", "klingon"),
     ("empty.py", b"", "empty"),
@@ -77,13 +78,22 @@ def test_fifo_is_never_opened(tmp_path):
     ("nb2.ipynb", b'[1, 2, 3]', "not a valid notebook"),
     ("cfg.json", b'{"a": ', "not valid JSON"),
     ("pyproject.toml", b"[project\nname=", "not valid TOML"),
-    ("deep.py", b"x = " + b"(" * 5000 + b")" * 5000 + b"\n", ""),
+    ("deep.py", b"x = generate" + b"(" * 5000 + b")" * 5000 + b"\n", ""),
 ])
 def test_each_bad_file_gives_one_diagnostic(tmp_path, name, content, needle):
     (tmp_path / name).write_bytes(content)
     diags = scan(tmp_path)
     assert name in diags
     assert needle in diags[name].message
+
+
+def test_a_file_no_rule_wants_is_not_parsed_so_its_syntax_is_not_checked(tmp_path):
+    """The prefilter's trade: a file whose code holds no rule's trigger word cannot hold a
+    finding, so it is read but not parsed, and a syntax error in it goes unreported."""
+    (tmp_path / "half.py").write_bytes(b"def f(:\n")
+    assert scan(tmp_path) == {}
+    report = Auditor(AuditSettings()).audit_paths([str(tmp_path / "half.py")])
+    assert report.files_scanned == 1 and not report.nothing_audited and not report.diagnostics
 
 
 def test_non_utf8_bytes_are_replaced_and_audited(tmp_path):

@@ -7,6 +7,7 @@ per-file diagnostic and the scan goes on.
 from __future__ import annotations
 
 import ast
+import gc
 import os
 import re
 import shlex
@@ -27,6 +28,7 @@ from advisor.audit.context import Context, Hit, Resolver
 from advisor.audit.evidence import Evidence
 from advisor.audit.models import AuditReport, Diagnostic, Finding, Impact
 from advisor.audit.nodes import IndexOption, Requirement, ShellCommand, TrainingConfig
+from advisor.audit.prefilter import Prefilter
 from advisor.audit.pyindex import Frame, build_index
 from advisor.audit.registry import Rule, all_rules
 from advisor.audit.settings import AuditSettings
@@ -168,17 +170,48 @@ def parse_python(text: str, display: str, budget: Budget | None = None
     return None, [Diagnostic(path=display, level="error", line=err_line, message=f"{msg}; skipped")], 0
 
 
-class Auditor:
-    def __init__(self, settings: AuditSettings | None = None, rows: list[Any] | None = None):
-        self.settings = settings or AuditSettings()
-        self.rules = select_rules(self.settings)
+class Dispatch:
+    """Rules by the node type they read, for one set of rules (all selected rules, or the ones
+    the prefilter let through for a file)."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = rules
         self.by_type: dict[type, list[Rule]] = {}
-        for r in self.rules:
+        for r in rules:
             for t in r.nodes:
                 self.by_type.setdefault(t, []).append(r)
         self.wanted = {t for t in self.by_type if issubclass(t, ast.AST)} | {ast.Call}
+        self.pseudo = any(t in self.by_type for t in PSEUDO_TYPES)
+        self.call_rules: dict[str, list[Rule]] = {}  # call name (last part) -> rules that read it
+
+    def for_call(self, last: str) -> list[Rule]:
+        rules = self.call_rules.get(last)
+        if rules is None:
+            rules = self.call_rules[last] = [r for r in self.by_type.get(ast.Call, ())
+                                             if r.calls is None or last in r.calls]
+        return rules
+
+
+class Auditor:
+    def __init__(self, settings: AuditSettings | None = None, rows: list[Any] | None = None, *,
+                 prefilter: bool = True):
+        """`prefilter=False` hands every Python file to every rule (the prefilter's tests compare
+        both ways; the findings must be the same)."""
+        self.settings = settings or AuditSettings()
+        self.rules = select_rules(self.settings)
+        self.dispatch = Dispatch(self.rules)
+        self.by_type = self.dispatch.by_type
+        self.wanted = self.dispatch.wanted
         self.run = RunState(self.settings, rows)
-        self._call_rules: dict[str, list[Rule]] = {}  # call name (last part) -> rules that read it
+        self.prefilter = Prefilter(self.rules) if prefilter else None
+        self._dispatches: dict[frozenset[str], Dispatch] = {frozenset(r.code for r in self.rules): self.dispatch}
+        self.files_parsed = 0  # Python files (and notebooks) parsed, for the speed benchmark
+
+    def _dispatch_for(self, codes: frozenset[str]) -> Dispatch:
+        d = self._dispatches.get(codes)
+        if d is None:
+            d = self._dispatches[codes] = Dispatch([r for r in self.rules if r.code in codes])
+        return d
 
     # -- one text -----------------------------------------------------------------------------
     def audit_text(self, text: str, path: str = "<stdin>", kind: str | None = None) -> FileResult:
@@ -189,6 +222,10 @@ class Auditor:
         skipped (its partial findings are dropped: a half-audited file would look clean)."""
         seconds = self.settings.policy.time_budget_s
         self.run.budget = Budget(seconds)
+        # An AST is a tree (freed by reference counting): the cyclic collector only costs time
+        # while a file's millions of nodes are made, so it waits until the file is done.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             with _alarm(seconds + 0.05):
                 return work()
@@ -199,6 +236,8 @@ class Auditor:
                         "[tool.ecolobster] or --time-budget to audit it)")])
         finally:
             self.run.budget = None
+            if collecting:
+                gc.enable()
 
     def _audit_text(self, text: str, path: str, kind: str | None) -> FileResult:
         kind = kind or kind_for(path) or sniff_kind(text)
@@ -226,7 +265,15 @@ class Auditor:
             return
         src = Source(path, kind, text)
         if kind == "python":
-            self._audit_python(src, res)
+            dispatch = self.dispatch
+            if self.prefilter is not None:
+                codes = self.prefilter.rules_for(text)
+                if not codes:  # no rule's trigger words in the code: nothing can be found, no parse
+                    res.audited = True
+                    self._unused_suppressions(src, res)
+                    return
+                dispatch = self._dispatch_for(codes)
+            self._audit_python(src, res, dispatch)
             self._unused_suppressions(src, res)
             return
         nodes: list[Any]
@@ -250,7 +297,7 @@ class Auditor:
             for n in nodes:
                 if isinstance(n, Requirement) and n.spec:
                     self.run.pins.setdefault(n.name, n.spec)
-        self._dispatch_pseudo(self._expand(nodes), src, None, res)
+        self._dispatch_pseudo(self._expand(nodes), src, None, res, self.dispatch)
         self._unused_suppressions(src, res)
 
     def _expand(self, nodes: list[Any]) -> list[Any]:
@@ -261,8 +308,10 @@ class Auditor:
                 out.extend(configs.parse_command(n.text, n.line, f"install command ({n.origin})"))
         return out
 
-    def _audit_python(self, src: Source, res: FileResult) -> None:
+    def _audit_python(self, src: Source, res: FileResult, dispatch: Dispatch | None = None) -> None:
+        dispatch = dispatch or self.dispatch
         budget = self.run.budget
+        self.files_parsed += 1
         tree, diags, _ = parse_python(src.text, src.path, budget)
         for d in diags:
             if d.line is not None and src.cell_map:
@@ -272,20 +321,21 @@ class Auditor:
         pseudo: list[Any] = list(src.shell)
         if tree is None:
             if pseudo:
-                self._dispatch_pseudo(self._expand(pseudo), src, None, res)
+                self._dispatch_pseudo(self._expand(pseudo), src, None, res, dispatch)
             return
         res.audited = True
-        index = build_index(tree, self.wanted, budget)
+        index = build_index(tree, dispatch.wanted, budget)
         index.lines = len(src.lines)
         resolver = Resolver(index)
-        # Install commands run from Python (subprocess, os.system) are audited like shell lines.
-        for call, frame in index.nodes(ast.Call):
-            name = resolver.call_name(call)  # type: ignore[arg-type]
-            if (name in SHELL_CALLS or name.endswith(".system")) and call.args:  # type: ignore[attr-defined]
-                cmd = _command_text(resolver.value(call.args[0], frame))  # type: ignore[attr-defined]
-                if cmd and "install" in cmd:
-                    pseudo.append(ShellCommand(cmd, call.lineno, "subprocess call"))  # type: ignore[attr-defined]
-        for t, rules in self.by_type.items():
+        if dispatch.pseudo:
+            # Install commands run from Python (subprocess, os.system) are audited like shell lines.
+            for call, frame in index.nodes(ast.Call):
+                name = resolver.call_name(call)  # type: ignore[arg-type]
+                if (name in SHELL_CALLS or name.endswith(".system")) and call.args:  # type: ignore[attr-defined]
+                    cmd = _command_text(resolver.value(call.args[0], frame))  # type: ignore[attr-defined]
+                    if cmd and "install" in cmd:
+                        pseudo.append(ShellCommand(cmd, call.lineno, "subprocess call"))  # type: ignore[attr-defined]
+        for t, rules in dispatch.by_type.items():
             if t in PSEUDO_TYPES:
                 continue
             is_call = t is ast.Call
@@ -293,24 +343,22 @@ class Auditor:
                 if budget is not None:
                     budget.check()
                 if is_call:
-                    last = resolver.call_name(node).rsplit(".", 1)[-1]  # type: ignore[arg-type]
-                    rules = self._call_rules.get(last)
-                    if rules is None:
-                        rules = self._call_rules[last] = [r for r in self.by_type[t] if r.calls is None or last in r.calls]
+                    rules = dispatch.for_call(resolver.call_name(node).rsplit(".", 1)[-1])  # type: ignore[arg-type]
                     if not rules:
                         continue
                 ctx = Context(node, frame, resolver, src, self.run)
                 for rule in rules:
                     self._apply(rule, ctx, src, res)
         if pseudo:
-            self._dispatch_pseudo(self._expand(pseudo), src, resolver, res)
+            self._dispatch_pseudo(self._expand(pseudo), src, resolver, res, dispatch)
 
-    def _dispatch_pseudo(self, nodes: list[Any], src: Source, resolver: Resolver | None, res: FileResult) -> None:
+    def _dispatch_pseudo(self, nodes: list[Any], src: Source, resolver: Resolver | None, res: FileResult,
+                         dispatch: Dispatch) -> None:
         budget = self.run.budget
         for n in nodes:
             if budget is not None:
                 budget.check()
-            for rule in self.by_type.get(type(n), ()):
+            for rule in dispatch.by_type.get(type(n), ()):
                 ctx = Context(n, None, resolver, src, self.run)
                 self._apply(rule, ctx, src, res)
 

@@ -97,7 +97,7 @@ def _config(ctx: Context):
 
 @rule("ECO101", "int8-mixed-precision", "INT8 mixed-precision decomposition (8-bit without threshold 0.0)",
       nodes=(ast.Call, TrainingConfig), fix=FIX,
-      calls={"BitsAndBytesConfig", "from_pretrained"})
+      calls={"BitsAndBytesConfig", "from_pretrained"}, tokens=[("BitsAndBytesConfig", "from_pretrained"), ("load_in_8bit",)])
 @user_code_only(gray_only=True)
 def check(ctx: Context):
     call = ctx.node

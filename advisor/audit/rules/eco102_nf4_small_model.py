@@ -52,7 +52,7 @@ FIX = "load small models in FP16/BF16 (torch_dtype=torch.float16); keep 4-bit fo
 
 
 @rule("ECO102", "nf4-small-model", "4-bit (NF4) loading of a small model", nodes=(ast.Call,), fix=FIX,
-      calls={"from_pretrained", "pipeline"})
+      calls={"from_pretrained", "pipeline"}, tokens=[("from_pretrained", "pipeline"), ("load_in_4bit",)])
 @user_code_only(gray_only=True)
 def check(ctx: Context):
     call = ctx.node

@@ -52,7 +52,7 @@ def _compiled(ctx: Context) -> bool:
 
 
 @rule("ECO103", "fp8-eager", "torchao FP8 in eager mode (no torch.compile)", nodes=(ast.Call,), fix=FIX,
-      calls={"quantize_", "quantize", "TorchAoConfig"})
+      calls={"quantize_", "quantize", "TorchAoConfig"}, tokens=[("quantize_", "quantize", "TorchAoConfig"), ("*float8*", "*fp8*")])
 def check(ctx: Context):
     call = ctx.node
     name = ctx.call_name()

@@ -82,7 +82,8 @@ def _build_impact(ctx: Context):
     return best_practice(text, [r.id for r in fp8] or [r.id for r in rows][:5])
 
 
-@rule("ECO104", "nightly-build", "Nightly or dev build of the GPU stack", nodes=(Requirement, IndexOption), fix=FIX)
+@rule("ECO104", "nightly-build", "Nightly or dev build of the GPU stack", nodes=(Requirement, IndexOption), fix=FIX,
+      tokens=[("install",), ("subprocess", "system", "popen")])  # in Python: install commands run from subprocess
 def check(ctx: Context):
     n = ctx.node
     if isinstance(n, Requirement):

@@ -266,7 +266,8 @@ def _gradio_handler(ctx: Context) -> str | None:
     return None
 
 
-@rule("ECO105", "one-prompt-at-a-time", "Generation one prompt at a time (batch size 1)", nodes=(ast.Call,), fix=FIX)
+@rule("ECO105", "one-prompt-at-a-time", "Generation one prompt at a time (batch size 1)", nodes=(ast.Call,), fix=FIX,
+      tokens=("generate", "generate_content", "pipeline"))
 @user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node

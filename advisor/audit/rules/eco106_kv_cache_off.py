@@ -45,7 +45,8 @@ IMPACT = ("the dataset has no cache-on vs cache-off pair yet; without the cache 
           "the whole sequence, so the work per token grows with the sequence length")
 
 
-@rule("ECO106", "kv-cache-off", "KV cache disabled in generation", nodes=(ast.Call, ast.Assign), fix=FIX)
+@rule("ECO106", "kv-cache-off", "KV cache disabled in generation", nodes=(ast.Call, ast.Assign), fix=FIX,
+      tokens=[("use_cache",), ("generate", "generate_content", "GenerationConfig", "generation_config", "pipeline")])
 @user_code_only(gray_only=True)
 def check(ctx: Context):
     node = ctx.node

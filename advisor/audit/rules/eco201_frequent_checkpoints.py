@@ -80,7 +80,7 @@ def _plain_loop(ctx: Context):
 
 @rule("ECO201", "frequent-checkpoints", "Checkpoints saved very often",
       nodes=(ast.Call, ast.If, ast.ClassDef, TrainingConfig), fix=FIX,
-      calls=TRAINING_ARG_CALLS)
+      calls=TRAINING_ARG_CALLS, tokens=sorted(TRAINING_ARG_CALLS | set(_SAVES)))
 def check(ctx: Context):
     if isinstance(ctx.node, ast.If):
         yield from _plain_loop(ctx)

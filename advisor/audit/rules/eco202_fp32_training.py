@@ -109,7 +109,7 @@ def _quantized_base(ctx: Context, spec) -> bool:  # noqa: ANN001 - TrainingSpec
 
 
 @rule("ECO202", "fp32-training", "FP32 training on a GPU with BF16/FP16", nodes=(ast.Call, TrainingConfig), fix=FIX,
-      calls=TRAINING_ARG_CALLS | {"backward"})
+      calls=TRAINING_ARG_CALLS | {"backward"}, tokens=sorted(TRAINING_ARG_CALLS | {"backward"}))
 @user_code_only(gray_only=False)
 def check(ctx: Context):
     spec = training_spec(ctx)

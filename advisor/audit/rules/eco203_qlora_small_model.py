@@ -104,7 +104,7 @@ def _config(ctx: Context):
 
 
 @rule("ECO203", "qlora-small-model", "QLoRA on a model where 16-bit LoRA fits", nodes=(ast.Call, TrainingConfig),
-      fix=FIX, calls={"from_pretrained", "pipeline"})
+      fix=FIX, calls={"from_pretrained", "pipeline"}, tokens=[("from_pretrained", "pipeline"), ("load_in_4bit",)])
 @user_code_only(gray_only=True)
 def check(ctx: Context):
     call = ctx.node

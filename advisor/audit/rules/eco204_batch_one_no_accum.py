@@ -43,7 +43,7 @@ PACKING_KEYS = ("sample_packing", "packing", "neat_packing", "multipack_real_bat
 
 
 @rule("ECO204", "batch-one-no-accumulation", "Per-device batch size 1 without gradient accumulation",
-      nodes=(ast.Call, TrainingConfig), fix=FIX, calls=TRAINING_ARG_CALLS)
+      nodes=(ast.Call, TrainingConfig), fix=FIX, calls=TRAINING_ARG_CALLS, tokens=sorted(TRAINING_ARG_CALLS))
 def check(ctx: Context):
     spec = training_spec(ctx)
     if spec is None:

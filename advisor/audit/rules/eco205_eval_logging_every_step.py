@@ -118,7 +118,9 @@ def _inverted_guard(ctx: Context):
 
 
 @rule("ECO205", "eval-logging-every-step", "Evaluation or logging every step",
-      nodes=(ast.Call, ast.If, ast.ClassDef, TrainingConfig), fix=FIX, calls=TRAINING_ARG_CALLS | LOG_CALLS)
+      nodes=(ast.Call, ast.If, ast.ClassDef, TrainingConfig), fix=FIX, calls=TRAINING_ARG_CALLS | LOG_CALLS,
+      # the arguments' classes, or a training-step loop (is_training_step_loop: a .backward() call)
+      tokens=sorted(TRAINING_ARG_CALLS | {"backward"}))
 def check(ctx: Context):
     if isinstance(ctx.node, ast.If):
         yield from _inverted_guard(ctx)

@@ -51,7 +51,7 @@ def _trainer_names(ctx: Context) -> set[str]:
 
 
 @rule("ECO206", "no-energy-telemetry", "Long training job without energy telemetry", nodes=(ast.Call,), fix=FIX,
-      calls={"train", "backward"})
+      calls={"train", "backward"}, tokens=("train", "backward"))
 @user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node
