@@ -267,7 +267,7 @@ def _gradio_handler(ctx: Context) -> str | None:
 
 
 @rule("ECO105", "one-prompt-at-a-time", "Generation one prompt at a time (batch size 1)", nodes=(ast.Call,), fix=FIX,
-      tokens=("generate", "generate_content", "pipeline"))
+      tokens=sorted({"generate", "generate_content", "pipeline"} | CHAT_METHODS | STREAM_CHAT))
 @user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node

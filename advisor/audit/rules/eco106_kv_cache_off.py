@@ -38,7 +38,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice, is_training, short, transformers_major, user_code_only
 from advisor.audit.pyindex import dotted
 from advisor.audit.registry import rule
-from advisor.audit.rules.eco105_one_prompt_at_a_time import generation_call
+from advisor.audit.rules.eco105_one_prompt_at_a_time import CHAT_METHODS, STREAM_CHAT, generation_call
 
 FIX = "leave use_cache at its default (True) for generation"
 IMPACT = ("the dataset has no cache-on vs cache-off pair yet; without the cache each generated token re-encodes "
@@ -46,7 +46,8 @@ IMPACT = ("the dataset has no cache-on vs cache-off pair yet; without the cache 
 
 
 @rule("ECO106", "kv-cache-off", "KV cache disabled in generation", nodes=(ast.Call, ast.Assign), fix=FIX,
-      tokens=[("use_cache",), ("generate", "generate_content", "GenerationConfig", "generation_config", "pipeline")])
+      tokens=[("use_cache",), sorted({"generate", "generate_content", "GenerationConfig", "generation_config", "pipeline"}
+                                     | CHAT_METHODS | STREAM_CHAT)])
 @user_code_only(gray_only=True)
 def check(ctx: Context):
     node = ctx.node

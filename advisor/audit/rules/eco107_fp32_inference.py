@@ -201,8 +201,8 @@ def _runs_forward(ctx: Context, call: ast.Call) -> bool:
 
 @rule("ECO107", "fp32-inference", "FP32 inference", nodes=(ast.Call,), fix=FIX,
       calls={"from_pretrained", "pipeline"},
-      # a load, and either GPU use (uses_gpu: .cuda(), "cuda..." strings, device_map) or an FP32 dtype
-      tokens=[("from_pretrained", "pipeline"), ("cuda*", "device_map", "float32", "float", "fp32")])
+      # a load, and either GPU use (uses_gpu: .cuda()/.xpu(), "cuda..."/"xpu..." strings, device_map) or an FP32 dtype
+      tokens=[("from_pretrained", "pipeline"), ("cuda*", "xpu*", "device_map", "float32", "float", "fp32")])
 @user_code_only(gray_only=False)
 def check(ctx: Context):
     call = ctx.node
