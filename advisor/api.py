@@ -163,6 +163,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "SettingsError": ("advisor.audit", "SettingsError"),
     "all_rules": ("advisor.audit", "all_rules"),
     "load_settings": ("advisor.audit", "load_settings"),
+    "audit_cache_dir": ("advisor.audit.cache", "cache_dir"),
     "CONFIDENCES": ("advisor.audit.ci", "CONFIDENCES"),
     "SEVERITIES": ("advisor.audit.ci", "SEVERITIES"),
     "BaselineError": ("advisor.audit.ci", "BaselineError"),

@@ -1,13 +1,18 @@
-"""Audit speed: lines per second of `ecolobster audit` on a large generated corpus, and Bandit on
-the same files in the same run (both as command-line processes, as a user or CI runs them, and
-both single-process), with the ratio.
+"""Audit speed: `ecolobster audit` against Bandit on the same files, both as command-line
+processes as a user or CI runs them, interleaved in one run (each repetition runs every
+configuration once, so a load change on a shared machine hits all of them alike), with medians
+and the ratio.
 
-    python benchmarks/audit_speed.py                 # ~120k lines, 3 repetitions each
-    python benchmarks/audit_speed.py --files 200 --repeat 1 --json
+    python benchmarks/audit_speed.py --fetch-wheels /tmp/wheels     # transformers + peft from PyPI, unpacked
+    python benchmarks/audit_speed.py --corpus /tmp/wheels --repeat 3
+    python benchmarks/audit_speed.py                                # a generated corpus (~120k lines)
 
-The corpus is generated into a temporary folder: the Python files of tests/corpus/audit (those
-that parse) plus synthetic modules shaped like real inference and training code (imports,
-constants, classes, functions with loops, dict configs), so both tools walk realistic ASTs.
+Configurations: Bandit (`bandit -r DIR -q`, single process), ecolobster with one process
+(`--jobs 1 --no-cache`: the per-core figure), with its default workers (`--no-cache`: one per
+core), and a cached re-run of the unchanged tree (the same command a second time, cache warm).
+Without --corpus the corpus is generated into a temporary folder: the Python files of
+tests/corpus/audit (those that parse) plus synthetic modules shaped like inference and training
+code (imports, constants, classes, loops, dict configs).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,73 +120,113 @@ def build_corpus(dest: Path, files: int, seed: int = 7) -> tuple[list[Path], int
     return paths, lines
 
 
-def timed(cmd: list[str], repeat: int) -> tuple[float, subprocess.CompletedProcess]:
-    times = []
-    proc = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        times.append(time.perf_counter() - t0)
-    assert proc is not None
-    return statistics.median(times), proc
+def fetch_wheels(dest: Path, packages: tuple[str, ...] = ("transformers", "peft")) -> None:
+    """The wheels from PyPI (pip download, no dependencies), unpacked into `dest`."""
+    wheels = dest / "_wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *packages, "-d", str(wheels), "-q"],
+                   check=True)
+    for whl in sorted(wheels.glob("*.whl")):
+        with zipfile.ZipFile(whl) as z:
+            z.extractall(dest)
+        print(f"unpacked {whl.name}")
+    shutil.rmtree(wheels)
+
+
+def count_lines(root: Path) -> tuple[int, int]:
+    files = lines = 0
+    for p in root.rglob("*.py"):
+        files += 1
+        with open(p, "rb") as fh:
+            lines += fh.read().count(b"\n")
+    return files, lines
+
+
+def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+    return time.perf_counter() - t0, proc
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, help="a folder to audit (e.g. unpacked wheels); default: generated")
+    ap.add_argument("--fetch-wheels", type=Path, metavar="DIR",
+                    help="download the transformers and peft wheels from PyPI into DIR, unpack them, and exit")
     ap.add_argument("--files", type=int, default=400, help="synthetic files to generate (default 400)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the median is reported")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per configuration; the median is reported")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = ap.parse_args(argv)
+    if args.fetch_wheels:
+        fetch_wheels(args.fetch_wheels)
+        return 0
     bindir = Path(sys.executable).parent
-    ecolobster = [sys.executable, "-m", "advisor.cli", "audit"]
     bandit = shutil.which("bandit", path=str(bindir)) or shutil.which("bandit")
     if bandit is None:
         print("bandit is not installed (pip install bandit): it is the reference this benchmark compares with",
               file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="audit-speed-") as tmp:
-        dest = Path(tmp) / "corpus"
-        paths, lines = build_corpus(dest, args.files)
-        env_cwd = str(ROOT)
-        os.chdir(env_cwd)
-        # Same files for both: the Python files of the generated tree.
-        eco_t, eco_p = timed([*ecolobster, str(dest), "--format", "json", "--fail-on", "red"], args.repeat)
-        if eco_p.returncode not in (0, 1):
-            print(eco_p.stderr, file=sys.stderr)
+        if args.corpus:
+            if not args.corpus.is_dir():
+                print(f"--corpus {args.corpus}: not a folder", file=sys.stderr)
+                return 2
+            dest = args.corpus.resolve()
+            files, lines = count_lines(dest)
+        else:
+            dest = Path(tmp) / "corpus"
+            paths, lines = build_corpus(dest, args.files)
+            files = len(paths)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "ECOLOBSTER_CACHE_DIR": str(Path(tmp) / "cache")}
+        eco = [sys.executable, "-m", "advisor.cli", "audit", str(dest), "--format", "json", "--exit-zero"]
+        configs = {
+            "bandit": [bandit, "-r", str(dest), "-f", "json", "-q"],
+            "ecolobster_jobs1": [*eco, "--jobs", "1", "--no-cache"],
+            "ecolobster": [*eco, "--no-cache"],
+            "ecolobster_cached": eco,
+        }
+        warm, proc = run_once(eco, env)  # fills the cache for the cached configuration
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
             return 1
-        eco = json.loads(eco_p.stdout)
-        ban_t, ban_p = timed([bandit, "-r", str(dest), "-f", "json", "-q"], args.repeat)
-        ban = json.loads(ban_p.stdout or "{}")
-        # In-process: the engine alone, without interpreter start-up and imports.
-        from advisor.audit import Auditor, AuditSettings
-
-        inproc = []
+        times: dict[str, list[float]] = {k: [] for k in configs}
+        outputs: dict[str, subprocess.CompletedProcess] = {}
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            report = Auditor(AuditSettings()).audit_paths([str(dest)])
-            inproc.append(time.perf_counter() - t0)
-        in_t = statistics.median(inproc)
+            for name, cmd in configs.items():
+                t, proc = run_once(cmd, env)
+                times[name].append(t)
+                outputs[name] = proc
+        reports = {k: json.loads(outputs[k].stdout or "{}") for k in configs}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    eco_findings = {k: len(reports[k].get("findings", [])) for k in configs if k != "bandit"}
+    same = len({json.dumps(reports[k].get("findings"), sort_keys=True) for k in eco_findings}) == 1
     result = {
-        "files": len(paths), "lines": lines, "repeat": args.repeat,
-        "ecolobster_s": round(eco_t, 3), "ecolobster_lines_per_s": round(lines / eco_t),
-        "ecolobster_engine_s": round(in_t, 3), "ecolobster_engine_lines_per_s": round(lines / in_t),
-        "bandit_s": round(ban_t, 3), "bandit_lines_per_s": round(lines / ban_t),
-        "speedup_vs_bandit": round(ban_t / eco_t, 2),
-        "ecolobster_findings": len(eco["findings"]), "ecolobster_files": eco["summary"]["files_scanned"],
-        "bandit_findings": len(ban.get("results", [])),
-        "bandit_lines_counted": ban.get("metrics", {}).get("_totals", {}).get("loc"),
-        "engine_findings": len(report.findings),
+        "corpus": str(args.corpus) if args.corpus else f"generated ({args.files} synthetic files)",
+        "python_files": files, "lines": lines, "repeat": args.repeat, "cores": os.cpu_count(),
+        "seconds_median": {k: round(v, 3) for k, v in med.items()},
+        "seconds_all": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "lines_per_s": {k: round(lines / v) for k, v in med.items()},
+        "speedup_vs_bandit": round(med["bandit"] / med["ecolobster"], 2),
+        "speedup_vs_bandit_one_process": round(med["bandit"] / med["ecolobster_jobs1"], 2),
+        "cached_rerun_s": round(med["ecolobster_cached"], 3), "first_cached_run_s": round(warm, 3),
+        "ecolobster_findings": eco_findings["ecolobster"], "same_findings_every_configuration": same,
+        "ecolobster_files_scanned": reports["ecolobster"].get("summary", {}).get("files_scanned"),
+        "bandit_findings": len(reports["bandit"].get("results", [])),
         "python": sys.version.split()[0],
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"corpus: {result['files']} Python files, {lines:,} lines (median of {args.repeat} runs each)")
-    print(f"{'tool':<28}{'seconds':>10}{'lines/s':>12}{'findings':>10}")
-    print(f"{'ecolobster audit (CLI)':<28}{eco_t:>10.2f}{lines / eco_t:>12,.0f}{result['ecolobster_findings']:>10}")
-    print(f"{'ecolobster engine (in-proc)':<28}{in_t:>10.2f}{lines / in_t:>12,.0f}{result['engine_findings']:>10}")
-    print(f"{'bandit -r (CLI)':<28}{ban_t:>10.2f}{lines / ban_t:>12,.0f}{result['bandit_findings']:>10}")
-    print(f"ecolobster audit is {result['speedup_vs_bandit']:.2f}x the speed of Bandit on the same files")
+    print(f"corpus: {result['corpus']}: {files:,} Python files, {lines:,} lines "
+          f"(median of {args.repeat} interleaved runs each, {result['cores']} cores)")
+    print(f"{'configuration':<34}{'median s':>10}{'lines/s':>12}  runs")
+    labels = {"bandit": "bandit -r (1 process)", "ecolobster_jobs1": "ecolobster --jobs 1 --no-cache",
+              "ecolobster": "ecolobster --no-cache (all cores)", "ecolobster_cached": "ecolobster, cached re-run"}
+    for k, label in labels.items():
+        print(f"{label:<34}{med[k]:>10.2f}{lines / med[k]:>12,.0f}  {', '.join(f'{x:.2f}' for x in times[k])}")
+    print(f"ecolobster is {result['speedup_vs_bandit']:.1f}x Bandit's speed ({result['speedup_vs_bandit_one_process']:.1f}x "
+          f"with one process); a cached re-run takes {med['ecolobster_cached']:.2f} s; findings: "
+          f"{result['ecolobster_findings']} (the same in every configuration: {same}), Bandit {result['bandit_findings']}")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import json
 import os
 import re
 import shlex
@@ -116,6 +117,29 @@ class FileResult:
     unused: list[Diagnostic] = field(default_factory=list)
     audited: bool = False
     seen: dict[tuple[str, int, int | None], int] = field(default_factory=dict)  # (code, line, cell) -> index
+    pins: list[tuple[str, str]] = field(default_factory=list)  # requirement files: (package, version spec)
+    cacheable: bool = True  # False when the result depends on the machine (the time budget ran out)
+
+    def to_entry(self) -> dict[str, Any]:
+        """The result as the cache stores it (JSON)."""
+        return {"lines": self.lines, "audited": self.audited, "suppressed": self.suppressed, "pins": self.pins,
+                "findings": [f.model_dump(mode="json") for f in self.findings],
+                "suppressed_findings": [f.model_dump(mode="json") for f in self.suppressed_findings],
+                "diagnostics": [d.model_dump(mode="json") for d in self.diagnostics],
+                "unused": [d.model_dump(mode="json") for d in self.unused]}
+
+    @classmethod
+    def from_entry(cls, e: Any) -> FileResult:
+        """A cached result back; raises ValueError (or a pydantic error, one) for an entry of
+        another shape."""
+        if not isinstance(e, dict):
+            raise ValueError("not an entry")
+        return cls(findings=[Finding.model_validate(f) for f in e["findings"]],
+                   suppressed_findings=[Finding.model_validate(f) for f in e["suppressed_findings"]],
+                   diagnostics=[Diagnostic.model_validate(d) for d in e["diagnostics"]],
+                   unused=[Diagnostic.model_validate(d) for d in e["unused"]],
+                   lines=int(e["lines"]), suppressed=int(e["suppressed"]), audited=bool(e["audited"]),
+                   pins=[(str(a), str(b)) for a, b in e["pins"]])
 
 
 def select_rules(settings: AuditSettings) -> list[Rule]:
@@ -194,9 +218,17 @@ class Dispatch:
 
 class Auditor:
     def __init__(self, settings: AuditSettings | None = None, rows: list[Any] | None = None, *,
-                 prefilter: bool = True):
+                 prefilter: bool = True, jobs: int = 1, cache: Path | None = None):
         """`prefilter=False` hands every Python file to every rule (the prefilter's tests compare
-        both ways; the findings must be the same)."""
+        both ways; the findings must be the same). `jobs` worker processes audit the files of
+        audit_paths (results and their order are the same for any number); `cache` is a folder
+        for the audit cache (advisor.audit.cache; None: no cache)."""
+        if jobs < 1:
+            raise ValueError(f"jobs must be 1 or more, not {jobs}")
+        self.jobs = jobs
+        self.cache_folder = cache
+        self.rows = rows
+        self.use_prefilter = prefilter
         self.settings = settings or AuditSettings()
         self.rules = select_rules(self.settings)
         self.dispatch = Dispatch(self.rules)
@@ -206,6 +238,7 @@ class Auditor:
         self.prefilter = Prefilter(self.rules) if prefilter else None
         self._dispatches: dict[frozenset[str], Dispatch] = {frozenset(r.code for r in self.rules): self.dispatch}
         self.files_parsed = 0  # Python files (and notebooks) parsed, for the speed benchmark
+        self.cache_hits = 0  # files whose results came from the cache
 
     def _dispatch_for(self, codes: frozenset[str]) -> Dispatch:
         d = self._dispatches.get(codes)
@@ -230,7 +263,7 @@ class Auditor:
             with _alarm(seconds + 0.05):
                 return work()
         except OverBudget:
-            return FileResult(diagnostics=[Diagnostic(
+            return FileResult(cacheable=False, diagnostics=[Diagnostic(
                 path=path, level="warning",
                 message=f"over the {seconds:g} s time budget for one file; skipped (raise time-budget-s in "
                         "[tool.ecolobster] or --time-budget to audit it)")])
@@ -296,6 +329,7 @@ class Auditor:
         if kind in ("requirements", "pyproject"):
             for n in nodes:
                 if isinstance(n, Requirement) and n.spec:
+                    res.pins.append((n.name, n.spec))
                     self.run.pins.setdefault(n.name, n.spec)
         self._dispatch_pseudo(self._expand(nodes), src, None, res, self.dispatch)
         self._unused_suppressions(src, res)
@@ -426,8 +460,12 @@ class Auditor:
 
     def _audit_file(self, item: FileItem) -> FileResult:
         data, diags = load_path(item.path, item.display, item.kind, self.settings.policy)
+        return self._audit_bytes(item, data, diags)
+
+    def _audit_bytes(self, item: FileItem, data: bytes | None, diags: list[Diagnostic]) -> FileResult:
         res = FileResult(diagnostics=list(diags))
         if data is None:
+            res.cacheable = False
             return res
         text, ddiags = decode(data, item.display, "python" if item.kind == "python" else item.kind)
         res.diagnostics.extend(ddiags)
@@ -481,11 +519,12 @@ class Auditor:
         order = {"requirements": 0, "pyproject": 0}
         items.sort(key=lambda it: order.get(it.kind, 1) if isinstance(it, FileItem) else 1)
         report = AuditReport(diagnostics=diags, rules=[r.code for r in self.rules], gpu=self.settings.gpu)
-        for it in items:
-            if isinstance(it, FileItem):
-                res = self.audit_file(it)
-            else:
-                res = self.audit_text(it[1], it[0], kind_for(it[0]) if it[0] != "<stdin>" else None)
+        cache = self._open_cache()
+        first = [it for it in items if isinstance(it, FileItem) and it.kind in order]
+        rest = [it for it in items if not (isinstance(it, FileItem) and it.kind in order)]
+        results = self._audit_items(first, cache, parallel=False)
+        results += self._audit_items(rest, cache, parallel=True)
+        for res in results:
             report.files_given += 1
             report.findings.extend(res.findings)
             report.diagnostics.extend(res.diagnostics)
@@ -495,9 +534,86 @@ class Auditor:
             if res.audited:
                 report.files_scanned += 1
                 report.lines_scanned += res.lines
+        if cache is not None:
+            cache.save()
+            if cache.problem:
+                report.diagnostics.append(Diagnostic(path=str(cache.directory), level="warning", message=cache.problem))
         report.findings.sort(key=lambda f: (f.path, f.cell or 0, f.line, f.code))
         report.elapsed_s = time.perf_counter() - t0
         return report
+
+    def _open_cache(self) -> Any:
+        if self.cache_folder is None or self.rows is not None:  # rows handed in (tests) are not what the key hashes
+            return None
+        from advisor.audit.cache import AuditCache, installed_versions, namespace
+
+        settings = self.settings.model_dump(mode="json", exclude={"config_file"})
+        return AuditCache(self.cache_folder, namespace(json.dumps(settings, sort_keys=True), installed_versions()))
+
+    def _audit_items(self, items: list[FileItem | tuple[str, str]], cache: Any, parallel: bool) -> list[FileResult]:
+        """Results in the order of `items`: from the cache where the file's key is there, else
+        audited here or by the worker processes."""
+        from advisor.audit.cache import file_key
+
+        out: list[FileResult | None] = [None] * len(items)
+        todo: list[int] = []
+        keys: dict[int, str] = {}
+        loaded: dict[int, tuple[bytes | None, list[Diagnostic]]] = {}
+        for i, it in enumerate(items):
+            if not isinstance(it, FileItem):
+                out[i] = self.audit_text(it[1], it[0], kind_for(it[0]) if it[0] != "<stdin>" else None)
+                continue
+            if cache is not None:
+                data, diags = load_path(it.path, it.display, it.kind, self.settings.policy)
+                if data is not None:
+                    ctx = json.dumps(sorted(self.run.pins.items())) if it.kind in ("python", "notebook") else ""
+                    keys[i] = key = file_key(data, it.display, it.kind, ctx)
+                    entry = cache.get(key)
+                    if entry is not None:
+                        try:
+                            res = out[i] = FileResult.from_entry(entry)
+                        except (ValueError, KeyError, TypeError):  # includes pydantic's ValidationError
+                            cache.drop(key)
+                        else:
+                            for name, spec in res.pins:
+                                self.run.pins.setdefault(name, spec)
+                            self.cache_hits += 1
+                            continue
+                loaded[i] = (data, diags)
+            if parallel:
+                todo.append(i)
+                continue
+            # in order, at once: a requirement file's pins must land before the next file's (first pin wins)
+            res = out[i] = (self._budgeted(it.display, lambda it=it, i=i: self._audit_bytes(it, *loaded[i]))
+                            if i in loaded else self.audit_file(it))
+            if cache is not None and i in keys and res.cacheable:
+                cache.put(keys[i], res.to_entry())
+        workers = min(self.jobs, max(1, len(todo) // MIN_FILES_PER_WORKER))
+        if workers > 1:
+            fresh = self._in_workers([items[i] for i in todo], workers)  # type: ignore[misc]
+        else:
+            fresh = [self._budgeted(items[i].display,  # type: ignore[union-attr]
+                                    lambda i=i: self._audit_bytes(items[i], *loaded[i]))  # type: ignore[arg-type]
+                     if i in loaded else self.audit_file(items[i]) for i in todo]  # type: ignore[arg-type]
+        for i, res in zip(todo, fresh, strict=True):
+            out[i] = res
+            if cache is not None and i in keys and res.cacheable:
+                cache.put(keys[i], res.to_entry())
+        return out  # type: ignore[return-value]
+
+    def _in_workers(self, items: list[FileItem], workers: int) -> list[FileResult]:
+        import concurrent.futures
+        import multiprocessing
+
+        # fork where there is one: the workers start with the rules already imported
+        ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+        init = (self.settings.model_dump_json(), self.rows, dict(self.run.pins), self.use_prefilter)
+        chunk = max(1, len(items) // (workers * 16))
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                                                    initargs=init) as pool:
+            results = list(pool.map(_worker_audit, items, chunksize=chunk))
+        self.files_parsed += sum(r[1] for r in results)
+        return [r[0] for r in results]
 
     def audit_code(self, code: str, filename: str = "<stdin>") -> AuditReport:
         t0 = time.perf_counter()
@@ -525,3 +641,22 @@ def _command_text(v: Any) -> str | None:
 
 def frame_for(index: Any, node: ast.AST) -> Frame | None:
     return index.frames.get(id(node))
+
+
+# -- worker processes (--jobs) -------------------------------------------------------------------
+MIN_FILES_PER_WORKER = 8  # below this a process costs more than it saves
+_WORKER: Auditor | None = None
+
+
+def _start_worker(settings_json: str, rows: list[Any] | None, pins: dict[str, str], prefilter: bool) -> None:
+    global _WORKER
+    _WORKER = Auditor(AuditSettings.model_validate_json(settings_json), rows, prefilter=prefilter)
+    _WORKER.run.pins.update(pins)
+
+
+def _worker_audit(item: FileItem) -> tuple[FileResult, int]:
+    assert _WORKER is not None
+    before = _WORKER.files_parsed
+    res = _WORKER.audit_file(item)
+    res.seen = {}
+    return res, _WORKER.files_parsed - before

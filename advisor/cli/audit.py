@@ -42,6 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip files larger than this (default 5; notebooks have their own limit, 50)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="the time one file may take before it is reported as skipped (default 2)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=None, metavar="N",
+                   help="worker processes (default: the number of CPU cores this process may use); "
+                        "results and their order do not depend on it")
+    p.add_argument("--no-cache", action="store_true",
+                   help="audit every file again instead of reusing results cached for unchanged files")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="where cached results live (default $ECOLOBSTER_CACHE_DIR, else "
+                        "$XDG_CACHE_HOME/ecolobster/audit, else ~/.cache/ecolobster/audit)")
     p.add_argument("--select", help="only these rule codes or prefixes, comma-separated (e.g. ECO101,ECO2)")
     p.add_argument("--ignore", help="skip these rule codes or prefixes, comma-separated")
     p.add_argument("--gpu", help="the GPU the code runs on (sharpens impact estimates), e.g. a800, 4090d, h100")
@@ -54,6 +62,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list-rules", action="store_true", help="list the rules and exit")
     p.add_argument("--explain", metavar="CODE", help="print a rule's documentation and exit")
     p.set_defaults(handler=cmd_audit)
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number of worker processes, 1 or more (not {text!r})")
+    return n
+
+
+def default_jobs() -> int:
+    """The CPU cores this process may run on (a container's or taskset's limit, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _split(v: str | None) -> list[str] | None:
@@ -90,7 +116,7 @@ def _explain(code: str) -> str:
 def cmd_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from advisor.api import Auditor, SettingsError, load_settings
+    from advisor.api import Auditor, SettingsError, audit_cache_dir, load_settings
 
     fmt = args.format or "rich"
     if args.list_rules:
@@ -124,7 +150,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise UsageError(str(err)) from None
     from advisor.api import apply_filters
 
-    report = Auditor(settings).audit_paths(args.paths, stdin_name=args.stdin_filename)
+    cache = None if args.no_cache else (Path(args.cache_dir) if args.cache_dir else audit_cache_dir())
+    auditor = Auditor(settings, jobs=args.jobs or default_jobs(), cache=cache)
+    report = auditor.audit_paths(args.paths, stdin_name=args.stdin_filename)
     report = apply_filters(report, min_severity=args.min_severity, min_confidence=args.min_confidence,
                            baseline=baseline)
     _emit(_format(report, fmt, args, settings), args.output)
