@@ -21,9 +21,9 @@ TORCH_IMPORT_EXCEPTIONS = {"advisor/cli/bench.py", "advisor/cli/bench_serve.py",
 
 # The ways in: each a package of its own.
 INTERFACE_PACKAGES = ("advisor.cli", "advisor.chat", "advisor.mcp")
-# What a way in may import besides its own package: the one API, the render layer and the one set
-# of input limits (with the error for input outside them).
-INTERFACE_ALLOWED = ("advisor.api", "advisor.render", "advisor.limits")
+# What a way in may import besides its own package: the one API, the render layer, the one set
+# of input limits (with the error for input outside them) and the message catalog (its words).
+INTERFACE_ALLOWED = ("advisor.api", "advisor.render", "advisor.limits", "advisor.messages")
 # The commands that start another way in: `chat` starts the chat, `mcp` the server, and `schema`
 # shows the MCP tools' input models. Nothing else crosses from one way in to another.
 INTERFACE_LAUNCHES = {
