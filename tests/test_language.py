@@ -6,6 +6,7 @@ code are the same in both languages and do not count as words (see `english_runs
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -84,7 +85,7 @@ def english_runs(text: str, n: int = 3) -> list[str]:
     """The longest runs of `n` or more consecutive English words in `text` outside code spans.
     Tokens that are not plain words (FP16, A800, BS=32, tok/s, load_in_8bit, Mistral-7B, NVIDIA,
     GeForce, numbers) neither count nor break a run; a CJK character ends it."""
-    text = re.sub(r"`[^`]*`", " ", text)
+    text = re.sub(r"`[^`]*`|“[^”]*”", " ", text)  # code, and the user's own words quoted
     found = []
     for seg in CJK.split(text):
         run = [w for w in (tok.strip(_STRIP) for tok in seg.split())
@@ -126,7 +127,7 @@ def _gaps(a: Answer, question: str | None) -> list[str]:
     the answer's text."""
     out = [printable(f["message"]) for f in a.extra.get("findings", [])]
     out += [f["impact"]["text"] for f in a.extra.get("findings", [])]
-    if question is not None:
+    if question is not None and a.protocol != "error":
         q = parse(question, lang=a.lang)
         out += [q.workload or ""]
     return sorted({x for x in out if x}, key=len, reverse=True)
@@ -136,8 +137,9 @@ def _cases() -> list[tuple[str, str]]:
     return [(p, q) for p, qs in QUESTIONS.items() for q in qs]
 
 
-def _no_chinese(a: Answer) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in texts(a) if CJK.search(v)]
+def _no_chinese(a: Answer, question: str = "") -> list[tuple[str, str]]:
+    """Text with CJK characters, the user's own words quoted back ("100 万字") aside."""
+    return [(k, v) for k, v in texts(a) if any(run not in question for run in re.findall(CJK.pattern + "+", v))]
 
 
 def _english_sentences(a: Answer, question: str | None) -> list[tuple[str, list[str]]]:
@@ -164,6 +166,20 @@ def test_chinese_answer_has_no_english_sentence(protocol, question):
     a, _ = ask(question, lang="zh")
     assert a.protocol == protocol and a.lang == "zh"
     assert _english_sentences(a, question) == []
+
+
+def test_every_question_of_the_corpus_answers_in_one_language():
+    # the parser corpus (327 questions as users write them, English and Chinese) asked in both languages
+    import yaml
+
+    corpus = Path(__file__).parent / "data" / "questions.yaml"
+    questions = [e["q"] for e in yaml.safe_load(corpus.read_text(encoding="utf-8"))]
+    bad = []
+    for q in questions:
+        en, _ = ask(q, lang="en")
+        zh, _ = ask(q, lang="zh")
+        bad += [("en", q, x) for x in _no_chinese(en, q)] + [("zh", q, x) for x in _english_sentences(zh, q)]
+    assert len(questions) > 300 and bad == []
 
 
 def test_every_protocol_is_walked():

@@ -21,6 +21,7 @@ from advisor.messages import catalog, has, norm, t
 # fields of the templates that hold a derivation themselves, and those that hold a value word
 _NESTED = frozenset({"base", "how", "pred", "m", "a", "b", "where", "note"})
 _WORDS = {"binding": "bound", "bbinding": "bound", "bound": "bound", "side": "limit"}
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 
 @cache
@@ -67,6 +68,8 @@ def _read(text: str, lang: str) -> str | None:
             fields[name] = got
         else:
             return t(lang, key, **fields)
+    if _CJK.search(text) and "; " not in text:
+        return text  # already in Chinese (a note the protocol wrote in the answer's language)
     # several derivations or notes joined by "; ": the first split whose both sides read
     parts = text.split("; ")
     for i in range(1, len(parts)):

@@ -153,7 +153,7 @@ def _short(prec: str, lang: str) -> str:
 
 def _reasons(ranked: list[tuple[str, Estimate]], base: Estimate | None, lang: str = "en") -> str:
     m = For(lang)
-    best = next(e for _, e in ranked if e.config.precision != "fp8")
+    best = next((e for _, e in ranked if e.config.precision != "fp8"), ranked[0][1])
     out = [m("compare.reason_best", prec=c.plabel(best.config.precision, lang), j=c.fnum(best.j_per_1k_tok),
              tok_s=c.fnum(best.throughput_tok_s, 1), tier=m.word("tier", best.tier))]
     for _, e in ranked:

@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any
 
+from advisor.messages import t
 from advisor.query.finish import _finish, _range_errors
 from advisor.query.lookup import _catalog, _dpm, _factor, _gpu_list, _is_catalog_model, _near
 from advisor.query.slots import SLOTS, USE_CASES, Context, Query, QueryError, Reading
@@ -45,7 +46,7 @@ def _norm_precision(value: Any, field: str, errors: list[str]) -> str | None:
             errors.append("precision 'int8' is a quantization method, not a precision: use quantization='int8_pure' "
                           "(threshold 0.0) or 'int8_mixed' (load_in_8bit default). Precision options: fp32, bf16, fp16.")
         else:
-            errors.append(f"{field} '{value}' is not accepted. {_BAD_PRECISION[v]} Accepted: {_ACCEPTED_PRECISIONS}.")
+            errors.append(f"{field} '{value}' is not accepted. {t('en', f'bad_precision.{v}')} Accepted: {_ACCEPTED_PRECISIONS}.")
         return None
     near = difflib.get_close_matches(v, list(PRECISIONS) + list(_PRECISION_ALIASES), n=2, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(_PRECISION_ALIASES.get(n, n)) for n in near)}?" if near else ""

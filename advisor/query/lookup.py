@@ -114,8 +114,12 @@ def _looks_like_gpu(name: str) -> bool:
     return name[0] in "ahlvb" and len(name) >= 3
 
 
-def _near(err: Any) -> str:
-    return f" Did you mean {', '.join(repr(n) for n in err.nearest)}?" if getattr(err, "nearest", None) else ""
+def _near(err: Any, lang: str = "en") -> str:
+    from advisor.messages import t
+
+    if not getattr(err, "nearest", None):
+        return ""
+    return t(lang, "error.near", names=", ".join(repr(n) for n in err.nearest))
 
 
 def _gpu_list() -> str:

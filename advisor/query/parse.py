@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from advisor.limits import MAX_QUESTION_CHARS
+from advisor.messages import t
 from advisor.query.draft import _Draft
 from advisor.query.finetune import read_finetune
 from advisor.query.finish import _finish
@@ -104,22 +105,22 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
     (en or zh) sets the answer's language instead of the question's (`--lang`, the chat's /lang).
     `protocol` (one of QUERY_PROTOCOLS) forces the protocol, as the chat's /compare etc. do; with a
     context the text may then be empty ("run the last configuration through this protocol")."""
+    asked = lang if lang in ("en", "zh") else None
     if not isinstance(text, str):
-        raise QueryError([f"the question must be text, not {type(text).__name__}"])
+        raise QueryError([t(asked, "error.not_text", kind=type(text).__name__)])
+    # the language the readings and errors are worded in: the one asked for, else the question's
+    lang = asked or _detect_lang(text[:MAX_QUESTION_CHARS])
     if protocol is not None and protocol not in QUERY_PROTOCOLS:
-        raise QueryError([f"protocol '{protocol}' is not known. Accepted: {', '.join(QUERY_PROTOCOLS)}."])
+        raise QueryError([t(lang, "error.unknown_protocol", protocol=protocol, accepted=", ".join(QUERY_PROTOCOLS))])
     if len(text) > MAX_QUESTION_CHARS:
-        raise QueryError([f"the question is {len(text):,} characters long, more than the {MAX_QUESTION_CHARS:,} "
-                          "accepted: ask about one configuration at a time (for code, use `ecolobster audit`)"])
+        raise QueryError([t(lang, "error.too_long", n=f"{len(text):,}", top=f"{MAX_QUESTION_CHARS:,}")])
     if looks_binary(text):
-        raise QueryError([f"the question holds {unreadable_count(text):,} characters that are not text (binary data?): "
-                          "ask in words, e.g. \"greenest config for Qwen2.5-7B on an L4\""])
+        raise QueryError([t(lang, "error.binary", n=f"{unreadable_count(text):,}")])
     text = clean_text(text)
     long_number = re.search(r"\d{25,}", text)
     if long_number:  # checked first: no reader should spend time on a 400-digit "quantity"
-        raise QueryError([f"the number '{long_number.group(0)[:12]}...' ({len(long_number.group(0))} digits) is too long "
-                          "to be a real quantity"])
-    d = _Draft(text, lang if lang in ("en", "zh") else _detect_lang(text))
+        raise QueryError([t(lang, "error.long_number", head=long_number.group(0)[:12], n=len(long_number.group(0)))])
+    d = _Draft(text, lang)
     forced = protocol
     if not d.t and not (forced and context is not None):
         raise QueryError([d.m("error.empty")])
@@ -174,7 +175,7 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
                 base.pop(k, None)
     merged = {**base, **d.slots}
     carried = [k for k in base if k not in d.slots and k != "model_params_b"]
-    if lang not in ("en", "zh"):
+    if asked is None:  # the answer's language: a follow-up without words of its own keeps the chat's
         lang = context.lang if (context is not None and context.lang and not has_cjk(text)
                                 and _detect_lang(text) == "en" and not re.search(r"[a-z]{3}", d.t)) else _detect_lang(text)
     extra = d.extra

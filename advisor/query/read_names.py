@@ -22,7 +22,6 @@ from advisor.query.vocab import (
     _ACCEPTED_PRECISIONS,
     _ALL_PRECISIONS_RE,
     _ARCH_WORDS,
-    _BAD_PRECISION,
     _COUNT_RE,
     _COUNT_WORDS,
     _FRAMEWORK_RES,
@@ -54,7 +53,7 @@ def _read_precisions(d: _Draft) -> None:
     for bad in ("tf32",):
         m = re.search(rf"(?<![a-z0-9_]){bad}(?![a-z0-9_])", t)
         if m:
-            d.errors.append(f"precision '{bad}' is not accepted. {_BAD_PRECISION[bad]} Accepted: {_ACCEPTED_PRECISIONS}.")
+            d.errors.append(d.m("error.bad_precision", bad=bad, why=d.m(f"bad_precision.{bad}"), accepted=_ACCEPTED_PRECISIONS))
             t = _blank(t, m)
     # a bare "int8": both bitsandbytes variants in a list; alone, the load_in_8bit default
     bare_int8 = [m.start() for m in re.finditer(r"(?<![a-z0-9_])int[\s-]?8(?![a-z0-9_])|(?<![a-z0-9_])8[\s-]?bit\s+int", t)]
@@ -84,10 +83,8 @@ def _read_precisions(d: _Draft) -> None:
             d.not_understood.append(d.m("reading.unmeasured_used", names=", ".join(names)))
         else:
             nearest = list(dict.fromkeys(x.upper() for _, _, x in unmeasured))
-            d.errors.append(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} not measured in the dataset, so "
-                            f"there are no figures for {'it' if len(names) == 1 else 'them'}. The nearest measured format "
-                            f"is {' / '.join(nearest)} (bitsandbytes); ask about that, compare it with FP16, or measure "
-                            f"yours with `ecolobster bench`. Measured formats: {_ACCEPTED_PRECISIONS}.")
+            d.errors.append(d.m("error.unmeasured_one" if len(names) == 1 else "error.unmeasured_many",
+                                names=", ".join(names), nearest=" / ".join(nearest), accepted=_ACCEPTED_PRECISIONS))
     order: list[str] = []
     for _, key in sorted(found):
         if key not in order:
@@ -152,7 +149,7 @@ def _read_gpu(d: _Draft) -> None:
             if re.fullmatch(r"[abhlv]\d{2,3}[a-z]?", name) and name[0] in "abhlv" and not _looks_like_gpu(name):
                 continue
             if all(not u.startswith(f"'{name}'") for u in unknown):
-                hint = f" (did you mean {', '.join(repr(n) for n in err.nearest)}?)" if err.nearest else ""
+                hint = d.m("error.did_you_mean", keys=", ".join(repr(n) for n in err.nearest)) if err.nearest else ""
                 unknown.append(f"'{name}'{hint}")
             continue
         if g.key not in gpus:
@@ -312,9 +309,8 @@ def _read_region(d: _Draft) -> None:
         try:
             d.put("region", cat.resolve_region(m.group(1)).key, m)
         except cat.UnknownName as err:
-            d.errors.append(f"region '{m.group(1)}' is not in the catalog.{_near(err)} Accepted: "
-                            f"{', '.join(x.key for x in cat.regions())}; or state the price ($/kWh) and grid "
-                            "intensity (gCO2/kWh) yourself.")
+            d.errors.append(d.m("error.region", region=m.group(1), near=_near(err, d.m.lang),
+                                accepted=", ".join(x.key for x in cat.regions())))
         d.t = _blank(d.t, m)
 
 
@@ -326,8 +322,8 @@ def _read_framework(d: _Draft) -> None:
     for rx, key, note in _FRAMEWORK_RES:
         for m in list(rx.finditer(d.t)):
             found.append((m.start(), key, m.group(0).strip()))
-            if note and note not in d.conversions:
-                d.conversions.append(note)
+            if note and d.m(note) not in d.conversions:
+                d.conversions.append(d.m(note))
             d.t = _blank(d.t, m)
     if not found:
         return

@@ -154,13 +154,14 @@ _US_PRONOUN_RE = re.compile(r"\b(?:tell|told|tells|help|helps|let|lets|give|give
 
 
 # serving frameworks as users name them -> measurements.schema.FRAMEWORKS; the most specific first
+# (pattern, framework, the catalog key of the note the reading adds, if any)
 _FRAMEWORK_PHRASES: list[tuple[str, str, str | None]] = [
     (r"tensorrt[\s_-]*llm|trt[\s_-]*llm|\btensorrt\b|triton[\s-]+(?:inference[\s-]+)?server", "trt-llm", None),
     (r"\bvllm\b", "vllm", None),
     (r"\bsglang\b", "sglang", None),
     (r"text[\s-]*generation[\s-]*inference|\btgi\b", "tgi", None),
     (r"llama[\s._-]?cpp|llamacpp|\bgguf\b", "llama.cpp", None),
-    (r"\bollama\b", "llama.cpp", "Ollama runs llama.cpp: read as the llama.cpp framework"),
+    (r"\bollama\b", "llama.cpp", "reading.ollama"),  # the note: a message catalog key
     (r"(?:hf|hugging\s*face|transformers)[^.?!,]{0,30}continuous[\s-]*batching|continuous[\s-]*batching[^.?!,]{0,30}"
      r"(?:hf|hugging\s*face|transformers)", "hf-continuous-batching", None),
     (r"static[\s_-]*cache|cuda[\s-]*graphs?|torch\.compile|torch\s+compile", "hf-static-cache", None),
