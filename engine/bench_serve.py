@@ -1,6 +1,6 @@
 """`ecolobster bench --serve`: the serving load test's flags, checks and run (engine.serve).
 
-Kept apart from advisor.cli.bench so the bench command's own module stays about the per-request path;
+Kept apart from engine/cli.py so the bench command's own module stays about the per-request path;
 like it, nothing here imports the engine or torch until the command runs.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from advisor.limits import UsageError
+from engine.usage import UsageError
 
 SERVE_RUNS, SERVE_WARMUP = 3, 1
 

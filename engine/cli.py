@@ -1,9 +1,11 @@
 """`ecolobster bench`: measure inference (or fine-tuning steps) on this machine's GPU.
 
-This is the one advisor module that imports the engine, and only inside the handler, so the
-rest of the advisor never loads torch. Results go to a JSON-lines file (``--out``; an
-interrupted sweep resumes from it) and, as measurement rows, to the local store, where the
-advisor prefers them over shipped rows.
+The engine's own command: the `ecolobster` command finds it through the `ecolobster.commands`
+entry point (pyproject.toml), so the advisor never imports the engine. Nothing heavy is imported
+until the handler runs (torch stays out of `ecolobster --help`); the protocol's flags show and use
+the defaults of `engine.protocol.ProtocolSettings`. Results go to a JSON-lines file (``--out``; an
+interrupted sweep resumes from it) and, as measurement rows, to the local store, where the advisor
+prefers them over shipped rows.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advisor.cli import bench_serve
-from advisor.limits import UsageError
+from engine import bench_serve
+from engine.usage import UsageError
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure")
+# Warm-up steps of a fine-tuning measurement (the first steps allocate optimizer state).
+FINETUNE_WARMUP = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from engine.protocol import ProtocolSettings
+
+    d = ProtocolSettings()  # the protocol's defaults, shown and used by the flags below
     p = sub.add_parser(
         "bench", help="measure energy and throughput of a model on this GPU (needs the engine extra)",
         description="Measure inference (or, with --finetune, training steps) on this machine and add the "
@@ -39,14 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", nargs="+", type=int, default=[1], metavar="N", help="one or more batch sizes")
     p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length per sequence (default 128)")
     p.add_argument("--gen-tokens", type=int, default=256, help="generated tokens per sequence (default 256)")
-    p.add_argument("--runs", type=int, default=None, help="measured runs (default 10)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 3; fine-tuning: 2 steps)")
-    p.add_argument("--pause", type=float, default=30.0, help="stabilisation pause after each model load, s")
-    p.add_argument("--idle", type=float, default=5.0, help="idle baseline before each configuration, s (0: none)")
-    p.add_argument("--sample-hz", type=float, default=10.0, help="power sampler frequency (default 10)")
-    p.add_argument("--cv-throughput", type=float, default=0.02, help="CV gate on throughput (default 0.02)")
-    p.add_argument("--cv-power", type=float, default=0.05, help="CV gate on power (default 0.05)")
-    p.add_argument("--max-reruns", type=int, default=2, help="re-runs of the measured set when a gate fails")
+    p.add_argument("--runs", type=int, default=None, help=f"measured runs (default {d.runs})")
+    p.add_argument("--warmup", type=int, default=None,
+                   help=f"warm-up runs (default {d.warmup}; fine-tuning: {FINETUNE_WARMUP} steps)")
+    p.add_argument("--pause", type=float, default=d.pause_s, help="stabilisation pause after each model load, s")
+    p.add_argument("--idle", type=float, default=d.idle_s, help="idle baseline before each configuration, s (0: none)")
+    p.add_argument("--sample-hz", type=float, default=1.0 / d.sample_interval_s,
+                   help=f"power sampler frequency (default {1.0 / d.sample_interval_s:g})")
+    p.add_argument("--cv-throughput", type=float, default=d.cv_max_throughput,
+                   help=f"CV gate on throughput (default {d.cv_max_throughput:g})")
+    p.add_argument("--cv-power", type=float, default=d.cv_max_power, help=f"CV gate on power (default {d.cv_max_power:g})")
+    p.add_argument("--max-reruns", type=int, default=d.max_reruns, help="re-runs of the measured set when a gate fails")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="where to run (default cuda)")
     p.add_argument("--compute-dtype", choices=["fp16", "bf16", "fp32"], default=None,
                    help="compute dtype of quantised models (default fp16; fine-tuning: bf16)")
@@ -85,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "resource, e.g. A100, H100, L4)")
     cl.add_argument("--plan", action="store_true",
                     help="with --ray: print which configuration would run where, and run nothing")
-    p.set_defaults(handler=cmd_bench)
+    p.set_defaults(handler=handle)
 
 
 # --- validation (no engine imports) ------------------------------------------------------------
@@ -153,6 +163,17 @@ def _resolve_model(args: argparse.Namespace) -> str:
 
 
 # --- the handler -------------------------------------------------------------------------------
+
+def handle(args: argparse.Namespace) -> int:
+    """The command's entry: bad arguments are said as `error: ...` with exit code 2, like every
+    other command's (the advisor's CLI does that for its own UsageError, which the engine does not
+    import)."""
+    try:
+        return cmd_bench(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     _check_args(args)
@@ -223,10 +244,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace) -> Any:
     from engine.protocol import ProtocolSettings
 
+    d = ProtocolSettings()
     return ProtocolSettings(
         warmup=args.warmup if args.warmup is not None else (
-            2 if args.finetune else bench_serve.SERVE_WARMUP if args.serve else 3),
-        runs=args.runs if args.runs is not None else (bench_serve.SERVE_RUNS if args.serve else 10),
+            FINETUNE_WARMUP if args.finetune else bench_serve.SERVE_WARMUP if args.serve else d.warmup),
+        runs=args.runs if args.runs is not None else (bench_serve.SERVE_RUNS if args.serve else d.runs),
         pause_s=args.pause,
         idle_s=args.idle if args.device == "cuda" else 0.0, sample_interval_s=1.0 / args.sample_hz,
         cv_max_throughput=args.cv_throughput, cv_max_power=args.cv_power, max_reruns=args.max_reruns,

@@ -512,7 +512,7 @@ def test_finetune_on_cpu_with_checkpointing_verified(tmp_path):
 
 
 def test_importing_the_advisor_and_bench_command_loads_no_engine_or_torch():
-    code = ("import sys, advisor, advisor.cli, advisor.cli.bench; advisor.cli.build_parser(); "
+    code = ("import sys, advisor, advisor.cli, engine.cli; advisor.cli.build_parser(); "
             "print([m for m in ('torch', 'transformers', 'bitsandbytes', 'engine.power') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

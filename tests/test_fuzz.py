@@ -116,7 +116,7 @@ RESULT_ONE = {"audit", "data validate", "bench"}
 def sandbox(tmp_path, monkeypatch):
     """Paths the fuzzer may hand to commands (never outside tmp_path), a quiet stdin, and a bench
     that validates and stores but never measures."""
-    from advisor.cli import bench as cmd_bench
+    from engine import cli as cmd_bench
 
     (tmp_path / "dir").mkdir()
     (tmp_path / "serve.py").write_text("from transformers import AutoModelForCausalLM\n"

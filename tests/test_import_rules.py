@@ -12,12 +12,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Until the bench command moves to engine/cli.py (issue #19 item 2) these two advisor modules
-# still import the engine, lazily inside functions. The list may only shrink.
-ENGINE_IMPORT_EXCEPTIONS = {"advisor/cli/bench.py", "advisor/cli/bench_serve.py"}
-# Lazy `import torch` inside a function, only when a GPU benchmark is about to run (the bench
-# command) or to ask whether one could (the MCP server's bench tool, after cheaper checks).
-TORCH_IMPORT_EXCEPTIONS = {"advisor/cli/bench.py", "advisor/cli/bench_serve.py", "advisor/mcp/tools.py"}
+# No advisor module imports the engine (the bench command is the engine's own, engine/cli.py,
+# found through an entry point). The list may only shrink: it is empty.
+ENGINE_IMPORT_EXCEPTIONS: set[str] = set()
+# Lazy `import torch` inside a function, only to ask whether a benchmark could run (the MCP
+# server's bench tool, after cheaper checks).
+TORCH_IMPORT_EXCEPTIONS = {"advisor/mcp/tools.py"}
 
 # The ways in: each a package of its own.
 INTERFACE_PACKAGES = ("advisor.cli", "advisor.chat", "advisor.mcp")
@@ -32,15 +32,8 @@ INTERFACE_LAUNCHES = {
     "advisor/cli/schema.py": {"advisor.mcp.tools"},
 }
 
-# Core modules the ways in still import directly: only the bench command, until it moves to the
-# engine (issue #19 item 2). Listed per file so the list can only shrink, never grow silently.
-INTERFACE_EXCEPTIONS = {
-    "advisor/cli/bench.py": {"engine", "engine.finetune", "engine.inference", "engine.models",
-                             "engine.power", "engine.protocol", "engine.provenance", "engine.rows",
-                             "measurements", "measurements.store"},
-    "advisor/cli/bench_serve.py": {"engine.inference", "engine.parallel", "engine.results", "engine.rows",
-                                   "engine.serve"},
-}
+# Core modules a way in imports directly, per file. The list may only shrink: it is empty.
+INTERFACE_EXCEPTIONS: dict[str, set[str]] = {}
 
 
 def _files(package: str) -> list[Path]:
@@ -76,13 +69,18 @@ def _package(path: Path) -> str:
 
 def test_scan_sees_imports():
     # The scan itself must work, or every rule below would pass vacuously.
-    assert "engine.models" in _imports(ROOT / "advisor" / "cli" / "bench.py")
+    assert "engine.models" in _imports(ROOT / "engine" / "cli.py")
     assert "measurements.schema" in _imports(ROOT / "engine" / "rows.py")
 
 
 def test_measurements_imports_neither_advisor_nor_engine():
     bad = {_rel(p): sorted(n for n in _imports(p) if _is(n, "advisor") or _is(n, "engine"))
            for p in _files("measurements")}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_engine_never_imports_the_advisor():
+    bad = {_rel(p): sorted(n for n in _imports(p) if _is(n, "advisor")) for p in _files("engine")}
     assert {k: v for k, v in bad.items() if v} == {}
 
 
@@ -154,3 +152,30 @@ def test_interface_exceptions_are_still_needed():
         if unused:
             stale[rel] = sorted(unused)
     assert stale == {}
+
+
+def test_the_bench_command_is_registered_through_the_entry_point():
+    # pyproject declares it; the CLI's loader finds it (from the metadata, or from this checkout's
+    # pyproject when the editable install predates the declaration) and registers its parser.
+    import tomllib
+
+    from advisor import cli
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["entry-points"][cli.ENTRY_POINT_GROUP] == {"bench": "engine.cli"}
+    assert "engine.cli" in cli.plugin_modules()
+    assert not any(_is(m, "engine") for m in cli.COMMAND_MODULES)
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert "bench" in sub.choices  # type: ignore[attr-defined]
+
+
+def test_bench_defaults_are_the_protocols():
+    from advisor.cli import build_parser
+    from engine.protocol import ProtocolSettings
+
+    d = ProtocolSettings()
+    args = build_parser().parse_args(["bench", "--model", "qwen2.5-0.5b"])
+    assert (args.pause, args.idle, args.cv_throughput, args.cv_power, args.max_reruns) == (
+        d.pause_s, d.idle_s, d.cv_max_throughput, d.cv_max_power, d.max_reruns)
+    assert abs(1.0 / args.sample_hz - d.sample_interval_s) < 1e-12

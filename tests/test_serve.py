@@ -331,7 +331,8 @@ def test_cli_serve_rejects_bad_loads_with_what_is_accepted(capsys):
 
 
 def test_default_request_counts_scale_with_the_concurrency():
-    from advisor.cli import bench_serve, build_parser
+    from advisor.cli import build_parser
+    from engine import bench_serve
 
     args = build_parser().parse_args(["bench", "--serve", "--model", "qwen2.5-0.5b", "--synthetic", "--precision",
                                       "bf16", "--concurrency", "1", "8", "64", "--rate", "2"])

@@ -168,4 +168,6 @@ def test_installed_wheel_finds_its_data_from_any_directory(tmp_path):
     assert "seed003_ecocompute.csv" in shipped
     assert list((target / "references").glob("*.md")), "reference documents are not in the wheel"
     dist = next(target.glob("ecolobster-*.dist-info"))
-    assert "ecolobster = advisor.cli:main" in (dist / "entry_points.txt").read_text()
+    entry_points = (dist / "entry_points.txt").read_text()
+    assert "ecolobster = advisor.cli:main" in entry_points
+    assert "[ecolobster.commands]" in entry_points and "bench = engine.cli" in entry_points

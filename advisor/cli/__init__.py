@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import sys
+from pathlib import Path
 
 from advisor.limits import MAX_WIDTH, MIN_WIDTH, UsageError, clamp_width
 
@@ -22,10 +23,44 @@ COMMAND_MODULES: tuple[str, ...] = (
     "advisor.cli.chat",
     "advisor.cli.schema",
     "advisor.cli.mcp",
-    "advisor.cli.bench",
     "advisor.cli.plan",
     "advisor.cli.report",
 )
+
+
+# Other packages add commands through this entry-point group (pyproject.toml): the engine's `bench`.
+# Each entry names a module with `register(subparsers)`, like the modules above.
+ENTRY_POINT_GROUP = "ecolobster.commands"
+
+
+def plugin_modules() -> list[str]:
+    """The command modules of the `ecolobster.commands` entry points, by command name.
+
+    From the installed metadata and, when running from a source checkout, from its pyproject.toml
+    too: an editable install keeps the metadata of the day it was made, so a command declared
+    since then still appears (the installed entry wins where both name one)."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for name, value in _declared_in_checkout().items():
+        found.setdefault(name, value)
+    return [value.split(":", 1)[0].strip() for _, value in sorted(found.items())]
+
+
+def _declared_in_checkout() -> dict[str, str]:
+    """The entry points of this group that the pyproject.toml beside the package declares, if the
+    package runs from the ecolobster source tree (an installed wheel has no pyproject beside it)."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    if project.get("name") != "ecolobster":
+        return {}
+    group = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+    return {str(k): str(v) for k, v in group.items()} if isinstance(group, dict) else {}
 
 
 def width_arg(text: str) -> int:
@@ -47,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="ecolobster 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in (*COMMAND_MODULES, *plugin_modules()):
         importlib.import_module(name).register(sub)
     return parser
 
