@@ -33,10 +33,12 @@ chromium:
 
 test: $(VENV)/.dev chromium
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -m "not gpu"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.dev
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -12,7 +12,7 @@ import difflib
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -131,8 +131,22 @@ def norm(text: str) -> str:
     return re.sub(r"[\s_\-/]+", "", t)
 
 
-def _index(entries: tuple, extra: str | None = None) -> dict[str, object]:
-    idx: dict[str, object] = {}
+class _Named(Protocol):
+    """A catalog entry that resolves by name: its key, its display name and aliases."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+
+
+_Entry = TypeVar("_Entry", bound=_Named)
+
+
+def _index(entries: tuple[_Entry, ...], extra: str | None = None) -> dict[str, _Entry]:
+    idx: dict[str, _Entry] = {}
     for e in entries:
         names = [e.key, e.name, *e.aliases]
         if extra:
@@ -143,12 +157,12 @@ def _index(entries: tuple, extra: str | None = None) -> dict[str, object]:
 
 
 @lru_cache(maxsize=1)
-def _gpu_index() -> dict[str, object]:
+def _gpu_index() -> dict[str, GPU]:
     return _index(gpus())
 
 
 @lru_cache(maxsize=1)
-def _model_index() -> dict[str, object]:
+def _model_index() -> dict[str, ModelArch]:
     idx = _index(models(), extra="hub_id")
     for m in models():  # the repo name alone ("Qwen2.5-7B") also resolves
         idx.setdefault(norm(m.hub_id.split("/", 1)[1]), m)
@@ -156,11 +170,11 @@ def _model_index() -> dict[str, object]:
 
 
 @lru_cache(maxsize=1)
-def _region_index() -> dict[str, object]:
+def _region_index() -> dict[str, Region]:
     return _index(regions())
 
 
-def _resolve(what: str, text: str, idx: dict[str, object], keys: list[str]):
+def _resolve(what: str, text: str, idx: dict[str, _Entry], keys: list[str]) -> _Entry:
     if not text or not text.strip():
         raise UnknownName(what, text, keys, [])
     hit = idx.get(norm(text))
@@ -169,22 +183,22 @@ def _resolve(what: str, text: str, idx: dict[str, object], keys: list[str]):
     near = difflib.get_close_matches(norm(text), list(idx), n=3, cutoff=0.6)
     nearest: list[str] = []
     for n in near:
-        k = idx[n].key  # type: ignore[attr-defined]
+        k = idx[n].key
         if k not in nearest:
             nearest.append(k)
     raise UnknownName(what, text, keys, nearest)
 
 
 def resolve_gpu(text: str) -> GPU:
-    return _resolve("GPU", text, _gpu_index(), [g.key for g in gpus()])  # type: ignore[return-value]
+    return _resolve("GPU", text, _gpu_index(), [g.key for g in gpus()])
 
 
 def resolve_model(text: str) -> ModelArch:
-    return _resolve("model", text, _model_index(), [m.key for m in models()])  # type: ignore[return-value]
+    return _resolve("model", text, _model_index(), [m.key for m in models()])
 
 
 def resolve_region(text: str) -> Region:
-    return _resolve("region", text, _region_index(), [r.key for r in regions()])  # type: ignore[return-value]
+    return _resolve("region", text, _region_index(), [r.key for r in regions()])
 
 
 def gpu(key: str) -> GPU:
@@ -192,5 +206,4 @@ def gpu(key: str) -> GPU:
 
 
 def model_by_hub_id(hub_id: str) -> ModelArch | None:
-    hit = _model_index().get(norm(hub_id))
-    return hit  # type: ignore[return-value]
+    return _model_index().get(norm(hub_id))

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from measurements.schema import MeasurementRow
 
@@ -71,7 +72,7 @@ def select(rows: Iterable[MeasurementRow], *, gpu: str | None = None, model_ids:
 # pairs
 
 
-def config_key(r: MeasurementRow, vary: str) -> tuple:
+def config_key(r: MeasurementRow, vary: str) -> tuple[Any, ...]:
     """Everything that defines a configuration except the varied field."""
     key = {"gpu": r.gpu, "gpu_count": r.gpu_count, "model": r.model_id.lower(), "precision": r.precision,
            "batch_size": r.batch_size, "prompt": r.prompt_tokens, "gen": r.gen_tokens, "weights": r.weights,
@@ -113,11 +114,11 @@ class Pair:
 
 
 def pairs(rows: Iterable[MeasurementRow], trap: str, alts: Sequence[str], *, vary: str = "precision",
-          task: str = "inference", params_of=None) -> list[Pair]:
+          task: str = "inference", params_of: Callable[[str], float | None] | None = None) -> list[Pair]:
     """Every configuration measured with `trap` and one of `alts` in the varied field; the
     alternative spending the least energy is the pair's `alt`. For batch sizes, `trap` and `alts`
     are batch sizes as strings ("1"; ("next",) pairs with the smallest larger batch measured)."""
-    groups: dict[tuple, dict[str, MeasurementRow]] = defaultdict(dict)
+    groups: dict[tuple[Any, ...], dict[str, MeasurementRow]] = defaultdict(dict)
     for r in evidence(rows, task):
         if r.energy_j_per_1k_tok is None:
             continue

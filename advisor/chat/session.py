@@ -390,13 +390,16 @@ def run_interactive(
         **{f"mood.{k}": v for k, v in MOOD_STYLES.items()},
         "mood.none": "bg:#444444 fg:ansiwhite",
     })
+    def toolbar() -> Any:  # prompt-toolkit's formatted text: (style, text) fragments
+        return toolbar_fragments(chat, out.get_size().columns)
+
     session: Any = PromptSession(
         message=[("class:prompt", PROMPT_NAME), ("", "> ")],
         history=hist,
         auto_suggest=AutoSuggestFromHistory(),
         completer=_completer(chat),
         complete_while_typing=Condition(lambda: get_app().current_buffer.text.startswith("/")),
-        bottom_toolbar=lambda: toolbar_fragments(chat, out.get_size().columns),
+        bottom_toolbar=toolbar,
         key_bindings=kb,
         style=style,
         prompt_continuation=lambda width, line_number, is_soft_wrap: "." * (width - 1) + " ",

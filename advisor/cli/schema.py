@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from advisor.limits import UsageError
@@ -71,7 +72,7 @@ def inputs() -> dict[str, tuple[str, Callable[[], dict[str, Any]]]]:
     for spec in tool_specs(include_benchmark=True):
         model = spec.input_model
         out[spec.name] = (f"input of the `{spec.name}` MCP tool: {spec.description}",
-                          lambda m=model: m.model_json_schema(mode="validation"))
+                          partial(model.model_json_schema, mode="validation"))
     return out
 
 

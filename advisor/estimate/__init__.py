@@ -28,15 +28,19 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.answer import Confidence, Provenance, Tier
 from advisor.estimate import physics
 from measurements.schema import MeasurementRow
+
+if TYPE_CHECKING:
+    from measurements.schema import ModelArch
 
 BF16_AS = "fp16"  # BF16 has FP16's bytes and tensor rates on every GPU in the catalog
 
@@ -318,7 +322,7 @@ class Dataset:
         self.by_gp: dict[tuple[str, str], list[Point]] = defaultdict(list)
         for p in self.points:
             self.by_gp[(p.gpu, p.precision)].append(p)
-        self._cache: dict[tuple, object] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}  # (kind, ...) -> a law, a candidate or a slope
 
     def for_framework(self, framework: str) -> Dataset:
         """The evidence of one framework (the same calibration)."""
@@ -335,8 +339,9 @@ class Dataset:
         the same precision on other GPUs, then all rows. Returns (law, scope)."""
         key = ("law", gpu, prec, metric, round(target_bs, 3))
         if key not in self._cache:
-            self._cache[key] = self._batch_law_uncached(gpu, prec, metric, target_bs)  # type: ignore[assignment]
-        return self._cache[key]  # type: ignore[return-value]
+            self._cache[key] = self._batch_law_uncached(gpu, prec, metric, target_bs)
+        law: tuple[BatchLaw | None, str] = self._cache[key]
+        return law
 
     def _batch_law_uncached(self, gpu: str, prec: str, metric: str, target_bs: float) -> tuple[BatchLaw | None, str]:
         own = fit_batch_law(self.by_gp.get((gpu, prec), []), metric, target_bs, f"{gpu}/{prec}", self.local_span)
@@ -358,7 +363,8 @@ class Dataset:
         """Measured or interpolated on this GPU and precision."""
         key = ("gp", gpu, model, round(params, 4), prec, bs, metric)
         if key in self._cache:
-            return self._cache[key]
+            hit: _Cand | None = self._cache[key]
+            return hit
         pts = [p for p in self.by_gp.get((gpu, prec), []) if (p.j if metric == "j" else p.tput)]
         cand = self._same_gp_uncached(pts, gpu, model, params, prec, bs, metric) if pts else None
         self._cache[key] = cand
@@ -480,7 +486,8 @@ class Dataset:
         return _Cand(base.value * r, "extrapolated", "low",
                      f"{gpu} FP16 at this size x the {prec}/FP16 ratio fitted on ln(params) over {len(xs)} pairs", ids)
 
-    def _batch_from(self, mine: list[Point], gpu: str, prec: str, bs: int, metric: str, val) -> _Cand | None:
+    def _batch_from(self, mine: list[Point], gpu: str, prec: str, bs: int, metric: str,
+                    val: Callable[[Point], float]) -> _Cand | None:
         pairs = [(float(p.batch_size), val(p)) for p in mine]
         bss = sorted({p.batch_size for p in mine})
         if bss[0] < bs < bss[-1]:
@@ -530,8 +537,9 @@ class Dataset:
         size x model family as fixed effects); None when the data cannot say."""
         key = ("size_slope", metric, prec)
         if key in self._cache:
-            return self._cache[key]  # type: ignore[return-value]
-        groups: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+            slope: float | None = self._cache[key]
+            return slope
+        groups: dict[tuple[Any, ...], list[tuple[float, float]]] = defaultdict(list)
         for p in self.points:
             v = p.j if metric == "j" else p.tput
             if v:
@@ -545,7 +553,7 @@ class Dataset:
             xs += [x - mx for x, _ in obs]
             ys += [y - my for _, y in obs]
         slope = _ls_slope(xs, ys) if len(xs) >= 2 else None
-        self._cache[key] = slope  # type: ignore[assignment]
+        self._cache[key] = slope
         return slope
 
     # -- across GPUs -----------------------------------------------------------------------------
@@ -620,7 +628,8 @@ class Dataset:
         computes for a GPU without rows is computed at them (else at the reference rows' lengths)."""
         key = ("est", gpu, model, round(params, 4), prec, bs, metric, lens)
         if key in self._cache:
-            return self._cache[key]
+            hit: _Cand | None = self._cache[key]
+            return hit
         prec_eff = BF16_AS if prec == "bf16" and not self.by_gp.get((gpu, "bf16")) else prec
         # this GPU and precision first, whatever its tier: its own rows beat any transfer
         c = self._same_gp(gpu, model, params, prec_eff, bs, metric)
@@ -649,7 +658,7 @@ def _combine(cands: list[_Cand]) -> _Cand:
 # memory
 
 
-def _arch_for(model: str | None, params_b: float):
+def _arch_for(model: str | None, params_b: float) -> ModelArch | None:
     from measurements import catalog
 
     if model:
@@ -678,7 +687,7 @@ def memory_need(cfg: Config) -> physics.MemoryNeed | None:
 # the default dataset (shipped + local rows), cached while the local store is unchanged
 
 
-def _local_signature() -> tuple:
+def _local_signature() -> tuple[str, int, int]:
     from measurements import store
 
     path = store.local_store_path()
@@ -690,7 +699,7 @@ def _local_signature() -> tuple:
 
 
 @lru_cache(maxsize=4)
-def _dataset_for(signature: tuple) -> Dataset:
+def _dataset_for(signature: tuple[str, int, int]) -> Dataset:
     from measurements import store
 
     rows = store.load_rows()
@@ -844,7 +853,7 @@ def _finish(ds: Dataset, cfg: Config, j: float, tput: float | None, exact: list[
         software = exact[0].software
     need = physics.memory_need(w) if w is not None else None
     if exact and all(p.mem for p in exact) and cfg.batch_size == exact[0].batch_size:
-        mem_gb = sum(p.mem for p in exact) / len(exact)  # type: ignore[misc]
+        mem_gb: float | None = sum(p.mem or 0.0 for p in exact) / len(exact)
     else:
         mem_gb = need.per_gpu_gb if need else None
     fits = need.fits if need else True

@@ -21,9 +21,11 @@ import datetime as dt
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from statistics import median
+from typing import Any
 
 from advisor.estimate import physics as P
 from measurements import catalog
@@ -56,7 +58,7 @@ class Obs:
     weight: float = 1.0
 
 
-def observations(points: Sequence) -> list[Obs]:
+def observations(points: Sequence[Any]) -> list[Obs]:
     """Measured points (advisor.estimate.Point) with throughput and energy, as model inputs."""
     out = []
     for p in points:
@@ -75,7 +77,7 @@ def observations(points: Sequence) -> list[Obs]:
     return out
 
 
-def _loss(obs: Sequence[Obs], params: dict) -> float:
+def _loss(obs: Sequence[Obs], params: dict[tuple[str, str, str], float]) -> float:
     s = 0.0
     for o in obs:
         pr = P.predict(o.work, params)
@@ -85,7 +87,13 @@ def _loss(obs: Sequence[Obs], params: dict) -> float:
     return s
 
 
-def _golden(f, lo: float, hi: float, log: bool, iters: int = 28) -> float:
+def _loss_at(obs: Sequence[Obs], params: dict[tuple[str, str, str], float], key: tuple[str, str, str],
+             value: float) -> float:
+    """The loss with one parameter set to `value` (the others as they stand)."""
+    return _loss(obs, {**params, key: value})
+
+
+def _golden(f: Callable[[float], float], lo: float, hi: float, log: bool, iters: int = 28) -> float:
     a, b = (math.log(lo), math.log(hi)) if log else (lo, hi)
     g = (math.sqrt(5) - 1) / 2
     c, d = b - g * (b - a), a + g * (b - a)
@@ -107,14 +115,15 @@ def _golden(f, lo: float, hi: float, log: bool, iters: int = 28) -> float:
     return math.exp(x) if log else x
 
 
-def fit(points: Sequence, sweeps: int = 4) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, str], dict]]:
+def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, str], float],
+                                                       dict[tuple[str, str], dict[str, Any]]]:
     """Parameters per (framework, format, name) and a fit report per (framework, format)."""
     obs = observations(points)
     by_fw: dict[str, list[Obs]] = defaultdict(list)
     for o in obs:
         by_fw[o.work.framework].append(o)
     params: dict[tuple[str, str, str], float] = {}
-    report: dict[tuple[str, str], dict] = {}
+    report: dict[tuple[str, str], dict[str, Any]] = {}
     borrowed: dict[tuple[str, str], str] = {}
     # frameworks whose rows cover more memory kinds first: they lend the DRAM energies to the others
     order = sorted(by_fw, key=lambda f: (-len({o.work.gpu.memory_family for o in by_fw[f]}), -len(by_fw[f]), f))
@@ -139,11 +148,11 @@ def fit(points: Sequence, sweeps: int = 4) -> tuple[dict[tuple[str, str, str], f
             for fmt, rows in by_fmt.items():
                 for name in PER_FORMAT:
                     key = (fw, fmt, name)
-                    params[key] = _golden(lambda v, k=key, r=rows: _loss(r, {**params, k: v}), *LIMITS[name],
+                    params[key] = _golden(partial(_loss_at, rows, params, key), *LIMITS[name],
                                           log=name in LOG_SCALE)
             for name in free:
                 key = (fw, "*", name)
-                params[key] = _golden(lambda v, k=key, r=fobs: _loss(r, {**params, k: v}), *LIMITS[name],
+                params[key] = _golden(partial(_loss_at, fobs, params, key), *LIMITS[name],
                                       log=name in LOG_SCALE)
         for fmt, rows in by_fmt.items():
             et, ej = [], []
@@ -163,7 +172,8 @@ def fit(points: Sequence, sweeps: int = 4) -> tuple[dict[tuple[str, str, str], f
 FIELDS = ["framework", "format", "param", "value", "unit", "n_rows", "fit_median_abs_pct_err", "source"]
 
 
-def to_rows(params: dict, report: dict, when: str) -> list[dict]:
+def to_rows(params: dict[tuple[str, str, str], float], report: dict[tuple[str, str], dict[str, Any]],
+            when: str) -> list[dict[str, Any]]:
     out = []
     for (fw, fmt, name), v in sorted(params.items()):
         r = report.get((fw, fmt), {})

@@ -412,7 +412,7 @@ def formats_that_fit(w: Work) -> list[str]:
     """The formats in which `w` fits at its GPU count, fewest bits last."""
     from dataclasses import replace
 
-    out = []
+    out: list[str] = []
     for key in ("fp16", "bf16", "int8_pure", "nf4"):
         if key in catalog.formats() and memory_need(replace(w, fmt=fmt_of(key))).fits:
             out.append(key)

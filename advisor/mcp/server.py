@@ -36,7 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from advisor.api import Answer
 from advisor.mcp.guard import PathGuard
-from advisor.mcp.inputs import MAX_ARGUMENTS_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, ToolError, ToolInput
+from advisor.mcp.inputs import MAX_ARGUMENTS_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, ToolError
 from advisor.mcp.tools import DEFAULT_CALL_BUDGET_S, ServerContext, ToolSpec, tool_specs
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def _long_string(value: Any, limit: int, where: str = "") -> str | None:
     return None
 
 
-def prepare(specs: dict[str, ToolSpec], name: str, arguments: Any) -> tuple[ToolSpec, ToolInput] | Outcome:
+def prepare(specs: dict[str, ToolSpec], name: str, arguments: Any) -> tuple[ToolSpec, BaseModel] | Outcome:
     """Check and validate a call's arguments: the tool's input, or the error to answer with."""
     spec = specs.get(name)
     if spec is None:
@@ -302,7 +302,7 @@ def build_server(root: Path | str, include_benchmark: bool | None = False,
             except Exception:  # noqa: BLE001 - the JSON still carries the whole answer
                 log.error("Markdown rendering failed:\n%s", traceback.format_exc())
                 text = outcome.answer.headline or outcome.answer.title
-        content = [types.TextContent(type="text", text=text),
+        content: list[Any] = [types.TextContent(type="text", text=text),
                    types.TextContent(type="text", text=json.dumps(data, ensure_ascii=False))]
         return types.CallToolResult(content=content, structured_content=data, is_error=outcome.is_error)
 

@@ -31,6 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean, stdev
+from typing import Any
 
 from measurements.importers import num, read_source
 from measurements.schema import MeasurementRow
@@ -249,7 +250,7 @@ def a800_quality(src: Sources) -> list[MeasurementRow]:
     return out
 
 
-def rtx5090_session(src: Sources, shipped: dict[tuple, list[float]]) -> list[MeasurementRow]:
+def rtx5090_session(src: Sources, shipped: dict[tuple[Any, ...], list[float]]) -> list[MeasurementRow]:
     """RTX 5090, four models in FP16 and NF4, batch 1, n = 10 (the benchmark results CSV)."""
     out = []
     for r in src.raw:
@@ -283,7 +284,7 @@ def rtx5090_session(src: Sources, shipped: dict[tuple, list[float]]) -> list[Mea
     return out
 
 
-def rtx4090d_memo(src: Sources, shipped: dict[tuple, list[float]]) -> list[MeasurementRow]:
+def rtx4090d_memo(src: Sources, shipped: dict[tuple[Any, ...], list[float]]) -> list[MeasurementRow]:
     """RTX 4090 D memo table (2026-02-12/13): the configurations seed 003 does not hold."""
     out = []
     for r in src.raw:
@@ -320,7 +321,7 @@ def rtx4090d_0306(src: Sources) -> list[MeasurementRow]:
     out = []
     idle = sum(IDLE_0306) / 2
     half = (IDLE_0306[1] - IDLE_0306[0]) / 2
-    seen: dict[tuple, int] = defaultdict(int)
+    seen: dict[tuple[Any, ...], int] = defaultdict(int)
     for r in src.raw:
         if r["source_path"] != QUANT_MD:
             continue
@@ -379,9 +380,9 @@ def yi_perplexity(src: Sources) -> list[MeasurementRow]:
     return out
 
 
-def shipped_configs(seed_rows: list[MeasurementRow]) -> dict[tuple, list[float]]:
+def shipped_configs(seed_rows: list[MeasurementRow]) -> dict[tuple[Any, ...], list[float]]:
     """Configurations seed 003 ships, with their J/1k tok."""
-    out: dict[tuple, list[float]] = defaultdict(list)
+    out: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in seed_rows:
         if r.energy_j_per_1k_tok is not None:
             out[(r.gpu, r.model_id, r.precision, r.batch_size)].append(r.energy_j_per_1k_tok)
