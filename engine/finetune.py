@@ -17,7 +17,7 @@ Pitfalls handled here, because they silently change what is measured:
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +29,9 @@ from engine.inference import is_oom
 from engine.power import relative_gap
 from engine.protocol import RunMeasurement, run_protocol, summarize
 from engine.results import ResultBase, SweepBase, gb, slug
+
+log = logging.getLogger(__name__)
+
 
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
 
@@ -135,6 +138,7 @@ def _spike_detector() -> Callable[[list[float], list[float]], list[Any]] | None:
     try:
         from engine.spikes import detect_spikes
     except Exception:  # absent, or broken: the measurement goes on without spike detection
+        log.debug("spike detection unavailable", exc_info=True)
         return None
     return detect_spikes
 
@@ -242,14 +246,18 @@ class FinetuneSweep(SweepBase):
                 opt.zero_grad(set_to_none=True)
             del opt
             if wrapped is not None and cfg.method != "full":
-                with contextlib.suppress(Exception):
+                try:
                     lm.model = wrapped.unload()
+                except Exception:  # the next configuration reloads the model if it must
+                    log.warning("removing the adapters after %s failed", cfg.method, exc_info=True)
             if cfg.method == "full":
                 for p in lm.model.parameters():
                     p.requires_grad_(False)
                     p.grad = None
-            with contextlib.suppress(Exception):
+            try:
                 _set_checkpointing(lm.model, False)
+            except Exception:  # a model without the switch: nothing to turn off
+                log.debug("turning gradient checkpointing off failed", exc_info=True)
             lm.model.eval()
             if scratch is not None:
                 scratch.cleanup()

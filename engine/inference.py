@@ -9,7 +9,7 @@ the window up to that mark is the prefill (time to first token), the rest is dec
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,6 +21,9 @@ from engine.power import EnergyMonitor, relative_gap
 from engine.protocol import ProtocolResult, ProtocolSettings, RunMeasurement, run_protocol
 from engine.provenance import Provenance
 from engine.results import ResultBase, SweepBase, gb, slug
+
+log = logging.getLogger(__name__)
+
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -381,8 +384,10 @@ class Sweep(SweepBase):
                                                   self.on_event, t_origin=t_start, agree=self.agree)
         except Exception as err:
             if tracker is not None:
-                with contextlib.suppress(Exception):
+                try:
                     tracker.stop()
+                except Exception:  # the run already failed; its error is the one reported
+                    log.debug("stopping CodeCarbon after a failed run failed too", exc_info=True)
             free_memory()
             return self._failed(base, err)
         upd: dict[str, Any] = {}

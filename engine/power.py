@@ -37,8 +37,8 @@ Integration example (needs an NVIDIA GPU, torch and nvidia-ml-py)::
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import logging
 import math
 import os
 import sys
@@ -48,6 +48,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger(__name__)
+
 
 TRACE_COLUMNS = ("t_s", "gpu", "power_w", "power_avg_w", "energy_mj", "util_gpu_pct", "util_mem_pct",
                  "sm_clock_mhz", "mem_clock_mhz", "temp_c", "mem_used_mb")
@@ -165,7 +168,8 @@ class NvmlReader:
             if v.nvmlReturn != 0:
                 return None
             return float(v.value.uiVal)
-        except Exception:
+        except Exception:  # the field is optional: NVML's average power stands in
+            log.debug("NVML instantaneous power field unreadable", exc_info=True)
             return None
 
     def gpu_indices(self) -> list[int]:
@@ -204,11 +208,14 @@ class NvmlReader:
             try:
                 return float(fn())
             except Exception:  # a field the GPU does not report stays empty in the trace
+                log.debug("NVML field unreadable on GPU %s", gpu, exc_info=True)
                 return None
 
         util = None
-        with contextlib.suppress(Exception):
+        try:
             util = nv.nvmlDeviceGetUtilizationRates(h)
+        except Exception:  # not every GPU reports utilisation: the trace leaves it empty
+            log.debug("NVML utilisation unreadable on GPU %s", gpu, exc_info=True)
         return Reading(
             power_w=power, power_avg_w=avg, energy_mj=self.energy_mj(gpu),
             util_gpu_pct=float(util.gpu) if util is not None else None,
@@ -220,8 +227,10 @@ class NvmlReader:
         )
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             self._nv.nvmlShutdown()
+        except Exception:  # shutting down: nothing left to measure
+            log.debug("nvmlShutdown failed", exc_info=True)
 
 
 def _text(v: object) -> str:
@@ -295,6 +304,7 @@ class PowerSampler:
                     r = self.reader.read(g)
                 except Exception:  # a failed NVML read loses one sample, not the run
                     self.errors += 1
+                    log.debug("NVML read failed on GPU %s (%d so far)", g, self.errors, exc_info=True)
                     continue
                 self._samples.append(TraceSample(self.clock(), g, r))
 
@@ -469,7 +479,7 @@ def cuda_sync() -> None:
             for d in range(torch.cuda.device_count()):
                 torch.cuda.synchronize(d)
     except Exception:  # a broken CUDA context surfaces in the run itself, not here
-        pass
+        log.debug("CUDA synchronize failed", exc_info=True)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata as md
+import logging
 import platform
 import re
 import socket
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger(__name__)
+
 
 PACKAGES = ("torch", "transformers", "bitsandbytes", "peft", "torchao", "accelerate", "codecarbon",
             "nvidia-ml-py")
@@ -83,6 +87,7 @@ def gpu_catalog_key(names: Sequence[str]) -> str | None:
         except UnknownName:
             continue
         except Exception:  # a catalog that fails to load: provenance keeps the raw name
+            log.warning("the GPU catalog did not load; the row keeps the raw GPU name", exc_info=True)
             return None
     return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.protocol import ProtocolSettings
 from engine.provenance import Provenance
 from measurements.store import append_lines
+
+log = logging.getLogger(__name__)
+
 
 DONE_STATUSES = ("ok", "oom")
 
@@ -39,7 +43,8 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:  # a torn last line of an interrupted sweep
+            log.debug("%s: skipped a line that is not JSON (%s)", path, err.msg)
             continue
         if isinstance(rec, dict):
             out.append(rec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from engine.finetune import FinetuneResult
@@ -11,6 +12,9 @@ from engine.provenance import describe, row_fields
 from engine.results import local_row_id, slug
 from engine.serve import ServeResult
 from measurements.schema import MeasurementRow
+
+log = logging.getLogger(__name__)
+
 
 
 def gpu_key(res: InferenceResult | FinetuneResult) -> str:
@@ -31,8 +35,8 @@ def params_b(res: InferenceResult | FinetuneResult) -> float:
             from measurements.catalog import resolve_model
 
             return resolve_model(res.arch_key).params_b
-        except Exception:
-            pass
+        except Exception:  # not a catalog architecture (or no catalog): the counted size stands
+            log.debug("no catalog size for %s", res.arch_key, exc_info=True)
     return max(res.params_b or 0.0, 1e-9)
 
 

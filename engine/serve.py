@@ -32,6 +32,7 @@ all on the same loaded model and the same running manager.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import random
 import time
@@ -46,6 +47,9 @@ from engine.power import EnergyMonitor, relative_gap
 from engine.protocol import ProtocolSettings, RunMeasurement, run_protocol
 from engine.provenance import Provenance
 from engine.results import ResultBase, SweepBase, gb, slug
+
+log = logging.getLogger(__name__)
+
 
 Event = Callable[[str, dict[str, Any]], None]
 Arrival = Literal["poisson", "concurrency"]
@@ -122,8 +126,8 @@ def _first_error(err: Exception) -> str:
     if callable(errors):
         try:
             return str(errors()[0]["msg"])
-        except Exception:
-            pass
+        except Exception:  # not a pydantic-style error after all: its text stands
+            log.debug("unreadable errors() on %s", type(err).__name__, exc_info=True)
     return str(err).splitlines()[-1]
 
 
@@ -693,7 +697,6 @@ class ServeSweep(SweepBase):
                            trust_remote_code=cfg.trust_remote_code)
 
     def _one(self, lm: Any, cfg: ServeConfig) -> ServeResult:
-        import contextlib
 
         from engine.inference import _vocab, is_oom
         from engine.models import free_memory
@@ -718,8 +721,10 @@ class ServeSweep(SweepBase):
             return base.model_copy(update={"status": status, "error": f"{type(err).__name__}: {err}"})
         finally:
             if backend is not None and hasattr(backend, "close"):
-                with contextlib.suppress(Exception):
+                try:
                     backend.close()
+                except Exception:  # the result is already decided; a backend left open is said
+                    log.warning("closing the serving backend failed", exc_info=True)
         t_end = self.monitor.clock()
         res = summarise_serving(base, proto, runs, recs, info)
         upd: dict[str, Any] = {"warmup_s": getattr(backend, "warmup_s", None),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import stat
 from collections.abc import Iterable
@@ -19,6 +20,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from measurements.schema import MeasurementRow
+
+log = logging.getLogger(__name__)
+
 
 DATA_DIR = Path(__file__).parent / "data"
 LOCAL_FILE = "measurements.jsonl"
@@ -341,6 +345,7 @@ def append_lines(path: Path, data: bytes) -> None:
                 os.fsync(fd)
                 state = "the file was rolled back to its previous size"
             except OSError:
+                log.warning("rolling back %s failed", path, exc_info=True)
                 state = "the file could not be rolled back; its torn last line is skipped on read"
             raise WriteError(err.errno, f"writing to {path} failed after {len(data) - len(view):,} of "
                                         f"{len(data):,} bytes ({err.strerror or err}); nothing was stored, "

@@ -96,8 +96,21 @@ def _tolerant_output() -> None:
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
+def _configure_logging() -> None:
+    """ECOLOBSTER_LOG=debug|info|warning shows what the engine and the store log (errors they
+    recover from, with tracebacks at debug); unset, only their warnings reach stderr."""
+    import os
+
+    level = os.environ.get("ECOLOBSTER_LOG", "").strip().upper()
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        import logging
+
+        logging.basicConfig(level=level, stream=sys.stderr, format="ecolobster: %(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     _tolerant_output()
+    _configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
