@@ -189,7 +189,9 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     # the dataset and its catalogs
     "catalog": ("measurements.catalog", None),
     "MeasurementRow": ("measurements.schema", "MeasurementRow"),
-    "PRECISIONS": ("measurements.schema", "PRECISIONS"),
+    "BENCH_PRECISIONS": ("measurements.vocab", "BENCH_PRECISIONS"),
+    "BenchPrecision": ("measurements.vocab", "BenchPrecision"),
+    "PRECISIONS": ("measurements.vocab", "PRECISIONS"),
     "implausible": ("measurements.plausible", "implausible"),
     "DataError": ("measurements.store", "DataError"),
     "data_home": ("measurements.store", "data_home"),
@@ -215,6 +217,34 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
-if TYPE_CHECKING:
-    from advisor.answer import Answer
-    from advisor.query import Query
+if TYPE_CHECKING:  # the real objects behind _EXPORTS, for type checkers (ruff: F401 ignored here)
+    from advisor.answer import Answer, Citation, Provenance, Table
+    from advisor.audit import Auditor, SettingsError, all_rules, load_settings
+    from advisor.audit.ci import (
+        CONFIDENCES,
+        SEVERITIES,
+        BaselineError,
+        apply_filters,
+        json_report,
+        load_baseline,
+        nothing_audited_message,
+    )
+    from advisor.audit.ci import concise as concise_report
+    from advisor.audit.ci import github as github_report
+    from advisor.audit.policy import Policy
+    from advisor.audit.sarif import dumps as sarif_report
+    from advisor.audit.sources import kind_for as source_kind
+    from advisor.audit.walk import DEFAULT_EXCLUDES, IgnoreRules, real_path
+    from advisor.bench_report import ReportError
+    from advisor.bench_report import from_rows as report_from_rows
+    from advisor.bench_report import load_source as load_results
+    from advisor.protocols.audit import audit_code, audit_paths, report_to_answer
+    from advisor.protocols.plan import PlanRequest, plan, plan_from_text, request_from_text
+    from advisor.query import Query, QueryError, clean_text, from_fields, parse
+    from advisor.query.explain import explain_parse
+    from advisor.textcheck import unreadable_count
+    from measurements import catalog
+    from measurements.plausible import implausible
+    from measurements.schema import MeasurementRow
+    from measurements.store import DataError, data_home, load_rows, shipped_rows
+    from measurements.vocab import BENCH_PRECISIONS, PRECISIONS, BenchPrecision

@@ -11,10 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# mxfp4: the OCP microscaling 4-bit float format (gpt-oss ships its expert weights in it), served
-# by vLLM; the HF engine here does not build it.
-Precision = Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure", "mxfp4"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure", "mxfp4")
+from measurements.vocab import PRECISIONS as PRECISIONS  # the one vocabulary (measurements/vocab.py)
+from measurements.vocab import Precision as Precision
+
 Kind = Literal["measured", "simulated", "derived"]
 Task = Literal["inference", "finetune"]
 Weights = Literal["real", "synthetic"]

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from advisor.api import BenchPrecision
 from advisor.limits import MAX_CODE_CHARS, MAX_QUESTION_CHARS
 
 # Size limits: policy against runaway input from an agent, not measured figures. A question is a
@@ -74,14 +75,14 @@ class QueryMeasurementsInput(ToolInput):
     gpu: str | None = Field(default=None, max_length=MAX_NAME_CHARS, description="GPU key or alias, e.g. 4090d, a800")
     model: str | None = Field(default=None, max_length=MAX_NAME_CHARS,
                               description="model key, alias or hub id (a substring of the hub id also matches)")
-    precision: Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure"] | None = None
+    precision: BenchPrecision | None = None
     kind: Literal["measured", "simulated", "derived"] | None = Field(
         default=None, description="simulated rows are kept for the record and are never evidence")
     task: Literal["inference", "finetune"] | None = None
     limit: int = Field(default=DEFAULT_ROWS, ge=1, le=MAX_ROWS, description="most rows to return")
 
 
-Precision = Literal["fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure"]
+Precision = BenchPrecision
 UseCase = Literal["production_api", "interactive_chat", "offline_batch"]
 Symptom = Literal["slow", "high_bill", "high_power", "high_energy", "oom"]
 MAX_LIST = 16

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from measurements.vocab import BENCH_PRECISIONS
+
 # Hours per day, days per week and months per year are calendar definitions; days per month
 # comes from the factors catalog (days_per_month).
 _PERIOD_IN_DAYS = {"day": 1.0, "hour": 1 / 24, "minute": 1 / 1440, "second": 1 / 86400, "week": 7.0}
@@ -38,7 +40,7 @@ _BAD_PRECISION = {
 }
 
 
-_ACCEPTED_PRECISIONS = "fp16, bf16, fp32, fp8, nf4, int8_mixed (alias int8_default), int8_pure"
+_ACCEPTED_PRECISIONS = ", ".join(p + (" (alias int8_default)" if p == "int8_mixed" else "") for p in BENCH_PRECISIONS)
 
 
 # quantisation formats users name that have no measurements: (pattern, name shown, nearest measured format)
