@@ -13,6 +13,18 @@ MAX_QUESTION_CHARS = 5_000
 MAX_CODE_CHARS = 200_000
 # Share of unreadable characters above which input is treated as binary data, not text.
 MAX_UNREADABLE_SHARE = 0.10
+# History entries longer than this (big pastes) are not written to the chat's history file.
+MAX_HISTORY_ENTRY_CHARS = 20_000
+# A history file larger than this is not loaded (it is read whole at start): ~50,000 questions.
+MAX_HISTORY_FILE_BYTES = 50_000_000
+# MCP tool calls, from an agent: a name (model, GPU, region) is short; a whole call is a megabyte of
+# JSON; an audit reads a folder of at most so many files; a query lists at most so many rows.
+MAX_NAME_CHARS = 200
+MAX_ARGUMENTS_BYTES = 1_000_000
+MAX_AUDIT_FILES = 500
+MAX_ROWS = 500
+DEFAULT_ROWS = 50
+
 # Accepted --width of rich output: narrower cannot hold a table; wider than any screen only makes
 # the renderer build megabytes of padding.
 MIN_WIDTH, MAX_WIDTH = 20, 1000

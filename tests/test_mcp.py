@@ -25,6 +25,7 @@ pytest.importorskip("mcp", reason="the MCP server is the optional extra 'mcp'")
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 
+from advisor import limits  # noqa: E402
 from advisor.answer import Answer  # noqa: E402
 from advisor.mcp import guard as mcp_guard  # noqa: E402
 from advisor.mcp import inputs as mcp_inputs  # noqa: E402
@@ -105,7 +106,7 @@ INVALID: dict[str, tuple[str, Any]] = {
     "ask_missing": ("ask", {}),
     "ask_huge": ("ask", {"text": "x" * (mcp_inputs.MAX_TEXT_CHARS + 1)}),
     "code_huge": ("audit", {"code": "x = 1\n" * (mcp_inputs.MAX_CODE_CHARS // 6 + 1)}),
-    "args_huge": ("audit", {"code": "x = 1\n", "filename": "a" * (mcp_inputs.MAX_ARGUMENTS_BYTES + 10)}),
+    "args_huge": ("audit", {"code": "x = 1\n", "filename": "a" * (limits.MAX_ARGUMENTS_BYTES + 10)}),
     "audit_both": ("audit", {"code": "x = 1\n", "path": "serve.py"}),
     "audit_neither": ("audit", {}),
     "path_dotdot": ("audit", {"path": "../outside/secret.py"}),

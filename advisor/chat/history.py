@@ -8,11 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from advisor.limits import MAX_HISTORY_ENTRY_CHARS, MAX_HISTORY_FILE_BYTES
+
 HISTORY_FILE = "chat_history"
-# History entries longer than this (big pastes) are not written to the history file.
-MAX_HISTORY_ENTRY_CHARS = 20_000
-# A history file larger than this is not loaded (it is read whole at start): ~50,000 questions.
-MAX_HISTORY_FILE_BYTES = 50_000_000
 
 
 def history_path() -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from advisor.mcp.inputs import MAX_AUDIT_FILES, ToolError
+from advisor.limits import MAX_AUDIT_FILES
+from advisor.mcp.inputs import ToolError
 
 
 class PathGuard:

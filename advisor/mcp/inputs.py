@@ -9,18 +9,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from advisor.api import BenchPrecision
-from advisor.limits import MAX_CODE_CHARS, MAX_QUESTION_CHARS
+from advisor.limits import (
+    DEFAULT_ROWS,
+    MAX_CODE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_QUESTION_CHARS,
+    MAX_ROWS,
+)
 
-# Size limits: policy against runaway input from an agent, not measured figures. A question is a
-# few sentences; a pasted source file a few thousand lines; a whole call a megabyte of JSON.
-MAX_TEXT_CHARS = MAX_QUESTION_CHARS  # every string argument: one question's worth at most
-
-MAX_NAME_CHARS = 200
+# Size limits (advisor/limits.py, the one set for every way in): every string argument holds one
+# question's worth at most, a path too; source code may be longer.
+MAX_TEXT_CHARS = MAX_QUESTION_CHARS
 MAX_PATH_CHARS = MAX_TEXT_CHARS
-MAX_ARGUMENTS_BYTES = 1_000_000
-MAX_AUDIT_FILES = 500
-MAX_ROWS = 500
-DEFAULT_ROWS = 50
 
 
 class ToolError(Exception):

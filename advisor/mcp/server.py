@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from advisor.api import Answer
+from advisor.limits import MAX_ARGUMENTS_BYTES, MAX_NAME_CHARS
 from advisor.mcp.guard import PathGuard
-from advisor.mcp.inputs import MAX_ARGUMENTS_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, ToolError
+from advisor.mcp.inputs import MAX_TEXT_CHARS, ToolError
 from advisor.mcp.tools import DEFAULT_CALL_BUDGET_S, ServerContext, ToolSpec, tool_specs
 
 if TYPE_CHECKING:
