@@ -20,8 +20,9 @@ from typing import Any
 
 from engine import bench_serve
 from engine.usage import UsageError
+from measurements.vocab import BENCH_PRECISIONS
 
-PRECISION_CHOICES = ("fp32", "fp16", "bf16", "fp8", "nf4", "int8_mixed", "int8_pure")
+PRECISION_CHOICES = BENCH_PRECISIONS  # the one vocabulary: what the engine measures
 # Warm-up steps of a fine-tuning measurement (the first steps allocate optimizer state).
 FINETUNE_WARMUP = 2
 
