@@ -193,6 +193,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "BenchPrecision": ("measurements.vocab", "BenchPrecision"),
     "PRECISIONS": ("measurements.vocab", "PRECISIONS"),
     "implausible": ("measurements.plausible", "implausible"),
+    "field_errors": ("measurements.validation", "field_errors"),
+    "validation_messages": ("measurements.validation", "messages"),
     "DataError": ("measurements.store", "DataError"),
     "data_home": ("measurements.store", "data_home"),
     "load_rows": ("measurements.store", "load_rows"),
@@ -247,4 +249,6 @@ if TYPE_CHECKING:  # the real objects behind _EXPORTS, for type checkers (ruff: 
     from measurements.plausible import implausible
     from measurements.schema import MeasurementRow
     from measurements.store import DataError, data_home, load_rows, shipped_rows
+    from measurements.validation import field_errors
+    from measurements.validation import messages as validation_messages
     from measurements.vocab import BENCH_PRECISIONS, PRECISIONS, BenchPrecision

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from measurements.schema import MeasurementRow
+from measurements.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,8 @@ def local_store_path() -> Path:
 
 
 def _describe(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "row"
-        parts.append(f"field '{loc}': {e['msg']}")
-    return "; ".join(parts)
+    """A bad row or catalog line: every field that is wrong, on one line."""
+    return describe(err, "field '{where}': {msg}", whole="row")
 
 
 def _clean(cell: str | None) -> str | None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from advisor.answer import Mood
 from advisor.audit.policy import Policy
+from measurements.validation import field_errors
 
 FAIL_ON = ("yellow", "orange", "red")
 FORMATS = ("rich", "markdown", "json", "sarif")
@@ -140,8 +141,8 @@ def from_table(table: dict[str, Any], source: str) -> dict[str, Any]:
         try:
             out["policy"] = Policy(**policy)
         except ValidationError as err:
-            first = err.errors()[0]
-            raise SettingsError(f"{source}: [tool.ecolobster] {first['loc'][0]}: {first['msg']}") from None
+            first = field_errors(err)[0]
+            raise SettingsError(f"{source}: [tool.ecolobster] {first.loc[0]}: {first.msg}") from None
     return out
 
 

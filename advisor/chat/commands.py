@@ -433,11 +433,9 @@ def short(value: Any) -> str:
 
 
 def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
+    from advisor.render.cells import row_cell
+
+    return row_cell(v, decimals=1, whole_from=1000)  # the chat's narrower table
 
 
 def _protocol(name: str) -> Callable[[Chat, str], bool]:

@@ -178,9 +178,11 @@ def _policy_overrides(settings, args: argparse.Namespace):  # noqa: ANN001, ANN2
     try:
         policy = Policy(**{**settings.policy.model_dump(), **update})
     except ValidationError as err:
-        first = err.errors()[0]
-        flag = {"max_file_mb": "--max-file-mb", "time_budget_s": "--time-budget"}[str(first["loc"][0])]
-        raise UsageError(f"{flag}: {first['msg']} (give a positive number{', at most 3600' if 'time' in flag else ''})"
+        from advisor.api import field_errors
+
+        first = field_errors(err)[0]
+        flag = {"max_file_mb": "--max-file-mb", "time_budget_s": "--time-budget"}[str(first.loc[0])]
+        raise UsageError(f"{flag}: {first.msg} (give a positive number{', at most 3600' if 'time' in flag else ''})"
                          ) from None
     return settings.model_copy(update={"policy": policy})
 

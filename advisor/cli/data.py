@@ -65,11 +65,9 @@ def _value(row: Any, col: str) -> Any:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
-    return str(v)
+    from advisor.render.cells import row_cell
+
+    return row_cell(v)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

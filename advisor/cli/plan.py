@@ -109,7 +109,9 @@ def request_from_args(args: argparse.Namespace):
     try:
         return PlanRequest(**fields)  # type: ignore[arg-type]
     except ValidationError as err:
-        msgs = [f"--{'-'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]
+        from advisor.api import validation_messages
+
+        msgs = validation_messages(err, "--{where}: {msg}", loc_sep="-")
         raise UsageError("; ".join(m.replace("_", "-") for m in msgs)) from None
 
 

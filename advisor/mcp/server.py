@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from advisor.api import Answer
+from advisor.api import Answer, field_errors, validation_messages
 from advisor.limits import MAX_ARGUMENTS_BYTES, MAX_NAME_CHARS
 from advisor.mcp.guard import PathGuard
 from advisor.mcp.inputs import MAX_TEXT_CHARS, ToolError
@@ -70,14 +70,14 @@ INSTRUCTIONS = (
 def describe_validation_error(tool: str, model: type[BaseModel], err: ValidationError) -> str:
     accepted = ", ".join(model.model_fields)
     lines = [f"invalid arguments for tool '{tool}':"]
-    for e in err.errors(include_url=False):
-        where = ".".join(str(p) for p in e["loc"]) or "(arguments)"
-        if e["type"] == "extra_forbidden":
+    for e in field_errors(err):
+        where = e.where or "(arguments)"
+        if e.kind == "extra_forbidden":
             lines.append(f"- '{where}': unknown field (accepted: {accepted})")
-        elif e["type"] == "missing":
+        elif e.kind == "missing":
             lines.append(f"- '{where}': required")
         else:
-            lines.append(f"- '{where}': {e['msg']}")
+            lines.append(f"- '{where}': {e.msg}")
     return "\n".join(lines)
 
 
@@ -248,8 +248,7 @@ def _known_error(err: Exception) -> str | None:
     if names & {"UnknownName", "UsageError", "DataError", "SettingsError"}:
         return str(err)
     if isinstance(err, ValidationError):  # a value the tool's schema allows but the protocol's model refuses
-        return "invalid parameters:\n" + "\n".join(
-            f"- {'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg']}" for e in err.errors(include_url=False))
+        return "invalid parameters:\n" + "\n".join(validation_messages(err, "- {where}: {msg}", whole="value"))
     if isinstance(err, OverflowError):
         return f"a figure in the arguments is too large to compute with ({err}); give a realistic value"
     return None
@@ -376,7 +375,7 @@ def screen_line(line: str) -> tuple[str | None, tuple[Any, int, str] | None]:
     try:
         types.jsonrpc_message_adapter.validate_json(line, by_name=False)
     except ValueError as err:
-        first = err.errors(include_url=False)[0]["msg"] if isinstance(err, ValidationError) else str(err)
+        first = field_errors(err)[0].msg if isinstance(err, ValidationError) else str(err)
         return None, (rid, INVALID_REQUEST, f"Invalid Request: not a JSON-RPC 2.0 message ({first})")
     return line, None
 

@@ -730,7 +730,9 @@ def request_from_query(q) -> tuple[PlanRequest | None, list[str]]:  # q: advisor
     try:
         return PlanRequest(**fields), []  # type: ignore[arg-type]
     except ValidationError as err:
-        return None, [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]
+        from measurements.validation import messages
+
+        return None, messages(err)
     except ValueError as err:
         return None, [str(err)]
 

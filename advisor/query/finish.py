@@ -22,6 +22,7 @@ from advisor.query.slots import (
 )
 from advisor.query.text import _fmt
 from advisor.query.vocab import _COMPILED_FRAMEWORKS
+from measurements.validation import messages
 
 
 def _range_errors(s: dict[str, Any], lang: str = "en") -> list[str]:
@@ -209,4 +210,4 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
             **{k: v for k, v in s.items() if k in SLOTS},
         )
     except ValidationError as err:  # a value no rule above caught: still a clear error, never a crash
-        raise QueryError([f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]) from None
+        raise QueryError(messages(err)) from None
