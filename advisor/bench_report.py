@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from measurements.jsonl import parse_jsonl
+
 # The trace columns a figure draws (the engine writes more: see engine.power.TRACE_COLUMNS).
 TRACE_FIELDS = ("power_w", "util_gpu_pct", "sm_clock_mhz", "mem_clock_mhz")
 
@@ -108,22 +110,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 # --- reading result lines and traces ------------------------------------------------------------
-
-def parse_jsonl(text: str) -> list[dict[str, Any]]:
-    """Every parseable JSON object line; a torn last line (a killed writer) is skipped."""
-    out: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
 
 def parse_trace(text: str, name: str) -> Trace:
     series: dict[int, dict[str, list[float | None]]] = {}

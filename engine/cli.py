@@ -184,7 +184,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from engine.models import ModelLoadError, parse_overrides
-    from engine.power import EnergyMonitor, NvmlUnavailable
+    from engine.power import EnergyMonitor, NvmlUnavailable, open_nvml
     from engine.provenance import capture
     from measurements.store import WriteError
 
@@ -208,10 +208,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     driver = None
     if args.device == "cuda" and not args.tp:  # under --tp, rank 0 of the workers reads NVML
         try:
-            monitor = EnergyMonitor.open(settings.sample_interval_s,
-                                         min_counter_window_s=settings.min_counter_window_s)
-            names = monitor.reader.names()  # type: ignore[union-attr]
-            driver = monitor.reader.driver_version()  # type: ignore[union-attr]
+            monitor, names, driver = open_nvml(settings.sample_interval_s, settings.min_counter_window_s)
         except NvmlUnavailable as err:
             err_console.print(f"[yellow]warning:[/] {err}. Measuring throughput only; energy is marked unavailable.")
     prov = capture(args.device, names, driver, settings.describe())

@@ -212,7 +212,7 @@ def measure_on_node(sweep_cls: Any, cfg: Any, settings: Any, device: str, sweep_
     """One configuration, measured on the node Ray put this task on, as a local sweep does."""
     import ray
 
-    from engine.power import EnergyMonitor, NvmlUnavailable
+    from engine.power import EnergyMonitor, NvmlUnavailable, open_nvml
     from engine.provenance import capture
 
     monitor = EnergyMonitor.time_only()
@@ -221,10 +221,7 @@ def measure_on_node(sweep_cls: Any, cfg: Any, settings: Any, device: str, sweep_
     notes: list[str] = []
     if device == "cuda":
         try:  # Ray set CUDA_VISIBLE_DEVICES to this task's GPUs: NVML reads only those
-            monitor = EnergyMonitor.open(settings.sample_interval_s,
-                                         min_counter_window_s=settings.min_counter_window_s)
-            names = monitor.reader.names()  # type: ignore[union-attr]
-            driver = monitor.reader.driver_version()  # type: ignore[union-attr]
+            monitor, names, driver = open_nvml(settings.sample_interval_s, settings.min_counter_window_s)
         except NvmlUnavailable as err:
             notes.append(f"NVML unavailable on this node ({err}): throughput only")
     prov = capture(device, names, driver, settings.describe()).model_copy(

@@ -756,6 +756,15 @@ class EnergyMonitor:
         return self.end_window("__idle__")
 
 
+def open_nvml(sample_interval_s: float, min_counter_window_s: float) -> tuple[EnergyMonitor, list[str], str]:
+    """A monitor on NVML with the GPUs' names and the driver version, for a bench run's provenance
+    (raises NvmlUnavailable without NVML): the one opening the bench command and a cluster node share."""
+    monitor = EnergyMonitor.open(sample_interval_s, min_counter_window_s=min_counter_window_s)
+    reader = monitor.reader
+    assert reader is not None  # open() always reads NVML
+    return monitor, reader.names(), reader.driver_version()
+
+
 def _interp_counter(pts: Sequence[tuple[float, float | None]], t: float) -> float | None:
     """A cumulative counter at time t from time-ordered (time, mJ) samples bracketing t; None when
     t lies outside them (a counter is never extrapolated)."""

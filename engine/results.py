@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import re
 import time
 from pathlib import Path
@@ -19,10 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.protocol import ProtocolSettings
 from engine.provenance import Provenance
+from measurements.jsonl import parse_jsonl
 from measurements.store import append_lines
-
-log = logging.getLogger(__name__)
-
 
 DONE_STATUSES = ("ok", "oom")
 
@@ -37,18 +34,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if not path.exists():
         return out
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:  # a torn last line of an interrupted sweep
-            log.debug("%s: skipped a line that is not JSON (%s)", path, err.msg)
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    return parse_jsonl(path.read_text(encoding="utf-8", errors="replace"), str(path))
 
 
 def done_keys(path: str | Path) -> set[str]:

@@ -189,14 +189,19 @@ class Penalty:
 
     @property
     def row_ids(self) -> list[str]:
-        out: list[str] = []
-        for p in self.pairs:
-            out += [i for i in p.ids if i not in out]
-        return out
+        return pair_row_ids(self.pairs)
 
     @property
     def gpus(self) -> list[str]:
         return sorted({p.gpu for p in self.pairs})
+
+
+def pair_row_ids(pairs: Iterable[Pair]) -> list[str]:
+    """The rows the pairs cite, each once, in the pairs' order."""
+    out: list[str] = []
+    for p in pairs:
+        out += [i for i in p.ids if i not in out]
+    return out
 
 
 def penalty(rows: Iterable[MeasurementRow], trap: str, alts: Sequence[str], *, gpu: str | None = None,
@@ -237,10 +242,7 @@ class Crossover:
 
     @property
     def row_ids(self) -> list[str]:
-        out: list[str] = []
-        for p in self.pairs:
-            out += [i for i in p.ids if i not in out]
-        return out
+        return pair_row_ids(self.pairs)
 
     def describe(self) -> str:
         if self.params_b is None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = sorted((ROOT / "engine").glob("*.py")) + [ROOT / "measurements" / "store.py"]
+MODULES = sorted((ROOT / "engine").glob("*.py")) + [ROOT / "measurements" / "store.py", ROOT / "measurements" / "jsonl.py"]
 
 
 def _broad(handler: ast.ExceptHandler) -> bool:
@@ -41,7 +41,7 @@ def test_no_broad_exception_is_swallowed_silently():
 
 def test_the_engine_and_the_store_have_module_loggers():
     for rel in ("engine/power.py", "engine/finetune.py", "engine/inference.py", "engine/serve.py",
-                "engine/results.py", "engine/rows.py", "engine/provenance.py", "measurements/store.py"):
+                "measurements/jsonl.py", "engine/rows.py", "engine/provenance.py", "measurements/store.py"):
         assert "log = logging.getLogger(__name__)" in (ROOT / rel).read_text(encoding="utf-8"), rel
 
 
@@ -50,10 +50,10 @@ def test_a_torn_results_line_is_skipped_and_logged(tmp_path, caplog):
 
     path = tmp_path / "bench.jsonl"
     path.write_text('{"key": "a", "status": "ok"}\n{"key": "b", "sta\n', encoding="utf-8")
-    with caplog.at_level(logging.DEBUG, logger="engine.results"):
+    with caplog.at_level(logging.DEBUG, logger="measurements.jsonl"):
         recs = read_jsonl(path)
     assert [r["key"] for r in recs] == ["a"]
-    assert any("not JSON" in r.getMessage() and r.name == "engine.results" for r in caplog.records)
+    assert any("not JSON" in r.getMessage() and r.name == "measurements.jsonl" for r in caplog.records)
 
 
 def test_ecolobster_log_shows_the_loggers_on_stderr():

@@ -218,47 +218,55 @@ def cmd_format(chat: Chat, rest: str) -> bool:
     return True
 
 def cmd_save(chat: Chat, rest: str) -> bool:
-    args = _args(chat, rest)
-    if args is None:
-        return True
-    if len(args) != 1:
-        chat.say(chat.t("save_usage"))
+    target = _one_path(chat, rest, "save_usage")
+    if target is None:
         return True
     if chat.state.last_answer is None:
         chat.say(chat.t("nothing_to_save"))
         return True
     render = need("advisor.render", "part_render")
-    path = Path(args[0]).expanduser()
+    path = target
+    if _write(chat, path, render.to_markdown(chat.state.last_answer).rstrip("\n") + "\n"):
+        chat.say(chat.t("saved", path=path))
+    return True
+
+
+def _one_path(chat: Chat, rest: str, usage: str) -> Path | None:
+    """The one file /save or /report writes to; None (after saying why) when not exactly one."""
+    args = _args(chat, rest)
+    if args is None:
+        return None
+    if len(args) != 1:
+        chat.say(chat.t(usage))
+        return None
+    return Path(args[0]).expanduser()
+
+
+def _write(chat: Chat, path: Path, text: str) -> bool:
+    """Write a file /save or /report asked for; a failure is said, and False returned."""
     try:
-        path.write_text(render.to_markdown(chat.state.last_answer).rstrip("\n") + "\n", encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as err:
         chat.say(chat.t("save_failed", path=path, reason=err.strerror or err))
-        return True
-    chat.say(chat.t("saved", path=path))
+        return False
     return True
 
 def cmd_report(chat: Chat, rest: str) -> bool:
-    args = _args(chat, rest)
-    if args is None:
-        return True
-    if len(args) != 1:
-        chat.say(chat.t("report_usage"))
+    target = _one_path(chat, rest, "report_usage")
+    if target is None:
         return True
     if not chat.state.answers:
         chat.say(chat.t("nothing_to_save"))
         return True
     html = need("advisor.render.html", "part_render")
     plots = need("advisor.render.plots", "part_render")
-    path = Path(args[0]).expanduser()
+    path = target
     try:
         page = html.answers_page(chat.state.answers)
     except plots.ReportUnavailable as err:
         chat.say(str(err))
         return True
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as err:
-        chat.say(chat.t("save_failed", path=path, reason=err.strerror or err))
+    if not _write(chat, path, page):
         return True
     chat.say(chat.t("reported", n=len(chat.state.answers), path=path))
     return True
