@@ -797,9 +797,9 @@ def _estimate(ds: Dataset, cfg: Config) -> Estimate | None:
     tput = ct.value if ct else None
     notes = list(cj.notes)
     exact = [p for p in ds.points if p.id in cj.row_ids] if cj.tier == "measured" else []
-    lens = {((p.prompt_tokens, p.gen_tokens)) for p in ds.points if p.id in cj.row_ids}
-    if cfg.gen_tokens and lens and all(gt and gt != cfg.gen_tokens for _, gt in lens):
-        shown = ", ".join(f"{pt}->{gt}" for pt, gt in sorted(lens, key=str))
+    row_lens = {((p.prompt_tokens, p.gen_tokens)) for p in ds.points if p.id in cj.row_ids}
+    if cfg.gen_tokens and row_lens and all(gt and gt != cfg.gen_tokens for _, gt in row_lens):
+        shown = ", ".join(f"{pt}->{gt}" for pt, gt in sorted(row_lens, key=str))
         notes.append(f"rows measured at {shown} tokens (prompt->generated); J per 1k generated tokens is taken as "
                      "independent of length, so energy per request scales with the tokens generated")
     w = work_of(cfg)

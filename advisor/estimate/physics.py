@@ -284,7 +284,7 @@ class _Phase:
         k = max(overlap, 1.0)
         a, b = self.t_oh, self.t_gpu
         m = max(a, b)
-        return m * ((a / m) ** k + (b / m) ** k) ** (1 / k)
+        return float(m * ((a / m) ** k + (b / m) ** k) ** (1 / k))
 
 
 def _phase(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float) -> _Phase:
