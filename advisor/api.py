@@ -150,6 +150,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "QueryError": ("advisor.query", "QueryError"),
     "clean_text": ("advisor.query", "clean_text"),
     "from_fields": ("advisor.query", "from_fields"),
+    "flags_context": ("advisor.query", "flags_context"),
     "parse": ("advisor.query", "parse"),
     "explain_parse": ("advisor.query.explain", "explain_parse"),
     "unreadable_count": ("advisor.textcheck", "unreadable_count"),
@@ -191,6 +192,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "MeasurementRow": ("measurements.schema", "MeasurementRow"),
     "BENCH_PRECISIONS": ("measurements.vocab", "BENCH_PRECISIONS"),
     "BenchPrecision": ("measurements.vocab", "BenchPrecision"),
+    "Precision": ("measurements.vocab", "Precision"),
     "PRECISIONS": ("measurements.vocab", "PRECISIONS"),
     "implausible": ("measurements.plausible", "implausible"),
     "field_errors": ("measurements.validation", "field_errors"),
@@ -251,4 +253,4 @@ if TYPE_CHECKING:  # the real objects behind _EXPORTS, for type checkers (ruff: 
     from measurements.store import DataError, data_home, load_rows, shipped_rows
     from measurements.validation import field_errors
     from measurements.validation import messages as validation_messages
-    from measurements.vocab import BENCH_PRECISIONS, PRECISIONS, BenchPrecision
+    from measurements.vocab import BENCH_PRECISIONS, PRECISIONS, BenchPrecision, Precision

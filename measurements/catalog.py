@@ -25,6 +25,7 @@ from measurements.schema import (
     ModelArch,
     PerfParam,
     Region,
+    ServingParam,
     WeightFormat,
 )
 from measurements.store import DataError, _describe
@@ -99,6 +100,14 @@ def gpu_purchase_prices() -> tuple[GPUPurchasePrice, ...]:
 @lru_cache(maxsize=1)
 def formats() -> dict[str, WeightFormat]:
     return {f.key: f for f in _read("formats.csv", WeightFormat)}
+
+
+@lru_cache(maxsize=1)
+def serving_params() -> tuple[ServingParam, ...]:
+    """The serving model's calibrated parameters (written by `python -m advisor.estimate.serving`)."""
+    if not (CATALOG_DIR / "serving_params.csv").exists():
+        return ()
+    return _read("serving_params.csv", ServingParam)
 
 
 @lru_cache(maxsize=1)

@@ -296,6 +296,21 @@ class WeightFormat(BaseModel):
     notes: str = ""
 
 
+class ServingParam(BaseModel):
+    """One calibrated parameter of the serving performance model (advisor.estimate.serving), fitted
+    by least squares on the measured rows of one serving framework."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    framework: Framework
+    param: str = Field(min_length=2, description="a shared name, 'prompt:<workload>' or '<multiplier>:<gpu>'")
+    value: float = Field(gt=0)
+    unit: str
+    n_rows: int = Field(ge=1)
+    fit_median_abs_pct_err: float | None = Field(default=None, ge=0)
+    source: str = Field(min_length=3)
+
+
 class PerfParam(BaseModel):
     """One calibrated parameter of the per-GPU performance model (advisor.estimate.physics), fitted
     by least squares on the measured rows of one framework and format."""

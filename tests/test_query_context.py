@@ -75,7 +75,7 @@ def test_explain_parse_prints_slots_words_defaults_and_not_understood(capsys):
                  "prompts of 1500 tokens, budget 300 euros"]) == 0
     out = capsys.readouterr().out
     for needle in ('gpu_count           2', '<- "2 a100"', 'framework', '<- "vllm"', '<- "prompts of 1500 tokens"',
-                   "Defaults applied:", "precision: fp16", "Stated but not used:", "'300 euros'",
+                   "Defaults applied:", "precision: bf16", "Stated but not used:", "'300 euros'",
                    "40 requests per second x 2,629,800 seconds/month"):
         assert needle in out, needle
     assert main(["ask", "--explain-parse", "--format", "json", "Mistral-7B on an L4"]) == 0

@@ -197,9 +197,16 @@ def test_odd_numbers_are_clear_errors(text, needle):
 
 
 def test_batch_up_to_4096_is_accepted_with_an_extrapolation_warning():
-    q = parse("Mistral-7B on an H100 with vLLM, batch 1024")
+    # the measured range is the framework's on that GPU: HF generate up to 64, vLLM on an H100 up to 2048
+    q = parse("Mistral-7B on an H100, batch 1024")
     assert q.batch_size == 1024
-    assert any("beyond the measured range" in w for w in q.warnings)
+    assert any("beyond the measured range (up to 64)" in w for w in q.warnings)
+    q = parse("Mistral-7B on an H100 with vLLM, batch 4096")
+    assert q.batch_size == 4096
+    assert any("beyond the measured range of vllm on this GPU (8-2048)" in w for w in q.warnings)
+    q = parse("Mistral-7B on an H100 with vLLM, batch 1024")
+    assert not any("beyond the measured range" in w for w in q.warnings)
+    assert any("no vllm measurements" in w for w in q.warnings)
 
 
 @pytest.mark.parametrize(("argv", "needle"), [

@@ -23,11 +23,23 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "code, provenance); Markdown and JSON always hold everything")
 
 
+def _serving_flags(p: argparse.ArgumentParser) -> None:
+    """The serving levers every question command takes (values checked by advisor.query)."""
+    p.add_argument("--framework", help="hf-eager, hf-static-cache, hf-continuous-batching, vllm, sglang, tgi, "
+                                       "trt-llm, llama.cpp (or vLLM, TensorRT-LLM, Ollama, ...)")
+    p.add_argument("--gpu-count", type=str, help="GPUs serving one replica (tensor parallel size), 1-8")
+    p.add_argument("--latency-target-ms", type=str,
+                   help="per-token (inter-token) latency target in ms; configurations that miss it are left out")
+    p.add_argument("--latency-percentile", type=str,
+                   help="percentile the latency target applies to (50, 90, 95, 99; measured serving rows have them)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="ask a question in English or Chinese",
                        description="Answer a free-text question, e.g. ecolobster ask \"greenest config for "
                                    "Qwen2.5-7B on an RTX 4090D?\"")
     p.add_argument("question", nargs="+", help="the question (quote it)")
+    _serving_flags(p)
     p.add_argument("--explain-parse", action="store_true",
                    help="print what was read from the question (slots and the words they came from, defaults, "
                         "what was not understood) instead of answering")
@@ -40,9 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--gpu", help="GPU (e.g. rtx4090d, a800, h100)")
         sp.add_argument("--precision", help="fp16, bf16, fp32, fp8, nf4, int8_mixed, int8_pure")
         sp.add_argument("--batch-size", type=str, help="1-4096 (above 64 the figures are extrapolated)")
-        sp.add_argument("--gpu-count", type=str, help="GPUs serving one replica (tensor parallel size)")
-        sp.add_argument("--framework", help="hf-eager, hf-static-cache, hf-continuous-batching, vllm, sglang, tgi, "
-                                            "trt-llm, llama.cpp (or vLLM, TensorRT-LLM, Ollama, ...)")
+        _serving_flags(sp)
         sp.add_argument("--prompt-tokens", type=str, help="input length in tokens")
         sp.add_argument("--gen-tokens", type=str, help="generated tokens per request")
         sp.add_argument("--requests-per-month", type=str)
@@ -60,8 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--purchase-usd", type=str, help="what one owned GPU cost, USD (default: the catalog's price)")
         sp.add_argument("--use-case", help="production_api, interactive_chat, offline_batch")
         if name == "compare":
-            sp.add_argument("--axis", choices=("precision", "gpu", "batch_size", "model_size"), default=None)
+            sp.add_argument("--axis", choices=("precision", "gpu", "batch_size", "model_size", "framework"), default=None)
             sp.add_argument("--gpus", help="comma-separated GPUs to compare (axis gpu)")
+            sp.add_argument("--frameworks", help="comma-separated frameworks to compare (axis framework), e.g. "
+                                                 "hf-eager,vllm")
         if name == "diagnose":
             sp.add_argument("--reported-tok-s", type=str, help="throughput you observe")
             sp.add_argument("--reported-power-w", type=str, help="power you observe")
@@ -82,9 +94,10 @@ def _ask(args: argparse.Namespace) -> int:
     from advisor.limits import UsageError
 
     text = " ".join(args.question).strip()
+    ctx = _flags_context(args)
     if args.explain_parse:
-        return _explain_parse(text, args)
-    answer, _ = ask(text, lang=args.lang)
+        return _explain_parse(text, args, ctx)
+    answer, _ = ask(text, ctx, lang=args.lang)
     if answer.protocol == "error":
         if args.format != "rich":
             _emit(answer, args)
@@ -92,12 +105,23 @@ def _ask(args: argparse.Namespace) -> int:
     return _emit(answer, args)
 
 
-def _explain_parse(text: str, args: argparse.Namespace) -> int:
+def _flags_context(args: argparse.Namespace):  # noqa: ANN202
+    """--framework, --gpu-count and --latency-target-ms beside a free-text question, as its context."""
+    from advisor.api import QueryError, flags_context
+    from advisor.limits import UsageError
+
+    try:
+        return flags_context(args.framework, args.gpu_count, args.latency_target_ms, args.latency_percentile)
+    except QueryError as err:
+        raise UsageError("\n  ".join(["invalid parameters:", *err.errors])) from None
+
+
+def _explain_parse(text: str, args: argparse.Namespace, ctx=None) -> int:  # noqa: ANN001
     from advisor.api import QueryError, clean_text, explain_parse, parse
     from advisor.limits import UsageError
 
     try:
-        q = parse(clean_text(text))
+        q = parse(clean_text(text), ctx)
     except QueryError as err:
         raise UsageError("; ".join(err.errors)) from None
     if args.format == "json":
@@ -114,7 +138,8 @@ def _structured(args: argparse.Namespace) -> int:
     fields = {
         "model": args.model, "gpu": args.gpu, "precision": args.precision, "batch_size": args.batch_size,
         "prompt_tokens": args.prompt_tokens, "gen_tokens": args.gen_tokens, "gpu_count": args.gpu_count,
-        "framework": args.framework,
+        "framework": args.framework, "latency_target_ms": args.latency_target_ms,
+        "latency_percentile": args.latency_percentile,
         "requests_per_month": args.requests_per_month, "requests_per_day": args.requests_per_day,
         "users_per_day": args.users_per_day, "tokens_per_month": args.tokens_per_month, "region": args.region,
         "price_usd_kwh": args.price, "grid_gco2_kwh": args.grid, "pue": args.pue, "use_case": args.use_case,
@@ -127,6 +152,8 @@ def _structured(args: argparse.Namespace) -> int:
         if args.gpus:
             fields["compare_gpus"] = [g.strip() for g in args.gpus.split(",") if g.strip()]
             fields["compare_axis"] = fields["compare_axis"] or "gpu"
+        if args.frameworks:
+            fields["compare_frameworks"] = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     if args.protocol == "diagnose":
         fields["reported_tok_s"] = args.reported_tok_s
         fields["reported_power_w"] = args.reported_power_w

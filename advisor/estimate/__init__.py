@@ -62,6 +62,9 @@ class Config(BaseModel):
     gen_tokens: int | None = None
     gpu_count: int = Field(default=1, ge=1, description="GPUs of one replica (tensor parallel)")
     framework: str = Field(default=physics.DEFAULT_FRAMEWORK, description="measurements.schema.FRAMEWORKS")
+    data_parallel: int = Field(default=1, ge=1, description="attention replicas of a serving engine (DP attention)")
+    workload: str | None = Field(default=None, description="serving task (chat, reasoning, code-completion); "
+                                                           "None: the model's measured task, else chat")
 
     def label(self) -> str:
         gpus = f"{self.gpu_count}x {self.gpu}" if self.gpu_count > 1 else self.gpu
@@ -100,6 +103,11 @@ class Estimate(BaseModel):
     fits: bool = Field(default=True, description="fits in VRAM x gpu_count; never ranked or recommended if not")
     min_gpu_count: int | None = Field(default=None, description="smallest tensor-parallel count that fits (1, 2, 4, 8)")
     formats_that_fit: list[str] = Field(default_factory=list, description="formats that fit at this GPU count")
+    # serving engines (advisor.estimate.serve_estimate): the latency a user sees, the task and its output length
+    itl_ms: float | None = Field(default=None, description="inter-token latency (one decode step), ms")
+    itl_percentile: float | None = Field(default=None, description="percentile of itl_ms where measured (None: p50 or modelled)")
+    workload: str | None = Field(default=None, description="serving task the figures are for")
+    output_tokens: float | None = Field(default=None, description="output tokens per request the figures assume")
 
     @property
     def tokens_per_j(self) -> float:
@@ -763,8 +771,14 @@ def bench_command(cfg: Config) -> str:
     return " ".join(parts)
 
 
-def estimate(cfg: Config, ds: Dataset | None = None) -> Estimate | None:
-    """The figures of `cfg` with their provenance; None when nothing in the data can support one."""
+def estimate(cfg: Config, ds: Dataset | None = None, itl_percentile: float | None = None) -> Estimate | None:
+    """The figures of `cfg` with their provenance; None when nothing in the data can support one.
+    A serving engine's configuration is answered from its own rows and model (serve_estimate)."""
+    from advisor.estimate import serve_estimate, serving
+
+    if cfg.framework in serving.SERVING_FRAMEWORKS:
+        base = ds or dataset()
+        return serve_estimate.estimate(cfg, base.rows, itl_percentile=itl_percentile)
     ds = (ds or dataset()).for_framework(cfg.framework)
     if cfg.gpu_count > 1:
         return _multi_gpu(ds, cfg)

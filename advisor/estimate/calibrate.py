@@ -60,9 +60,12 @@ class Obs:
 
 def observations(points: Sequence[Any]) -> list[Obs]:
     """Measured points (advisor.estimate.Point) with throughput and energy, as model inputs."""
+    from advisor.estimate.serving import SERVING_FRAMEWORKS
+
     out = []
     for p in points:
-        if not p.tput or not p.j:
+        # a serving engine's rows calibrate its own model (advisor.estimate.serving), not this one
+        if not p.tput or not p.j or getattr(p, "framework", P.DEFAULT_FRAMEWORK) in SERVING_FRAMEWORKS:
             continue
         w = P.work_for(p.gpu, p.model, p.params_b, p.precision, p.batch_size, p.prompt_tokens, p.gen_tokens,
                        getattr(p, "gpu_count", 1), getattr(p, "framework", P.DEFAULT_FRAMEWORK))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from advisor.api import BenchPrecision
+from advisor.api import BenchPrecision, Precision
 from advisor.limits import (
     DEFAULT_ROWS,
     MAX_CODE_CHARS,
@@ -39,7 +39,25 @@ Lang = Literal["en", "zh"]
 ShortText = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
 
 
-class AskInput(ToolInput):
+# measurements.schema.FRAMEWORKS (tests/test_serving.py keeps the two equal)
+Framework = Literal["hf-eager", "hf-static-cache", "hf-continuous-batching", "vllm", "sglang", "tgi", "trt-llm",
+                    "llama.cpp"]
+
+
+class _Serving(ToolInput):
+    """The serving levers every question tool takes (issue #14): a row of one framework never stands
+    in for another."""
+
+    framework: Framework | None = Field(default=None, description="serving framework: hf-eager (HF generate), vllm, "
+                                                                  "...; omitted: every framework measured on the GPU")
+    gpu_count: int | None = Field(default=None, ge=1, le=64, description="GPUs serving one replica (tensor parallel)")
+    latency_target_ms: float | None = Field(default=None, gt=0, le=1_000_000,
+                                            description="per-token (inter-token) latency target, ms")
+    latency_percentile: float | None = Field(default=None, gt=0, le=100,
+                                             description="percentile the latency target applies to (50, 90, 95, 99)")
+
+
+class AskInput(_Serving):
     """A free-text question, in English or Chinese, as a person would type it."""
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS,
@@ -82,13 +100,12 @@ class QueryMeasurementsInput(ToolInput):
     limit: int = Field(default=DEFAULT_ROWS, ge=1, le=MAX_ROWS, description="most rows to return")
 
 
-Precision = BenchPrecision
 UseCase = Literal["production_api", "interactive_chat", "offline_batch"]
 Symptom = Literal["slow", "high_bill", "high_power", "high_energy", "oom"]
 MAX_LIST = 16
 
 
-class _Config(ToolInput):
+class _Config(_Serving):
     """The configuration a question is about; every field is optional unless a tool says otherwise,
     and what is left out is defaulted and listed in the answer's `defaults_applied`."""
 
@@ -151,7 +168,7 @@ class EstimateInput(_Workload, _Config):
 class CompareInput(_Workload, _Config):
     """Compare precisions, GPUs or batch sizes side by side."""
 
-    compare_axis: Literal["precision", "gpu", "batch_size", "model_size"] | None = Field(
+    compare_axis: Literal["precision", "gpu", "batch_size", "model_size", "framework"] | None = Field(
         default=None, description="what varies; inferred from the lists below when omitted")
     compare_precisions: list[Precision] | None = Field(default=None, max_length=MAX_LIST,
                                                        description="precisions to compare (default: all measured)")
@@ -159,6 +176,9 @@ class CompareInput(_Workload, _Config):
         default=None, max_length=MAX_LIST, description="GPUs to compare")
     compare_batch_sizes: list[Annotated[int, Field(ge=1, le=1_000_000)]] | None = Field(
         default=None, max_length=MAX_LIST, description="batch sizes to compare")
+    compare_frameworks: list[Framework] | None = Field(default=None, min_length=2,
+                                                       max_length=len(typing.get_args(Framework)),
+                                                       description="frameworks to compare, e.g. ['hf-eager', 'vllm']")
 
 
 class DiagnoseInput(_Workload, _Config):
@@ -179,7 +199,8 @@ class BenchmarkInput(ToolInput):
                                    "under the server's root")
     synthetic: bool = Field(default=True, description="build the model from the architecture catalog with random "
                                                       "weights (no download; throughput and energy depend on shapes)")
-    precisions: list[Precision] = Field(default=["fp16"], min_length=1, max_length=len(typing.get_args(Precision)))
+    precisions: list[BenchPrecision] = Field(default=["fp16"], min_length=1,
+                                             max_length=len(typing.get_args(BenchPrecision)))
     batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(default=[1], min_length=1, max_length=MAX_LIST)
     prompt_tokens: int | None = Field(default=None, ge=1, le=131_072)
     gen_tokens: int | None = Field(default=None, ge=2, le=131_072)

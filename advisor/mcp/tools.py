@@ -78,9 +78,10 @@ def _tool_diagnose(inp: DiagnoseInput, ctx: ServerContext) -> Answer:
 
 
 def _tool_ask(inp: AskInput, ctx: ServerContext) -> Answer:
-    from advisor.api import ask
+    from advisor.api import ask, flags_context
 
-    answer, _context = ask(inp.text, context=None, lang=inp.lang)
+    ctx_in = flags_context(inp.framework, inp.gpu_count, inp.latency_target_ms, inp.latency_percentile)
+    answer, _context = ask(inp.text, context=ctx_in, lang=inp.lang)
     return answer
 
 

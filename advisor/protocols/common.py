@@ -21,7 +21,7 @@ from advisor.answer import (
     Table,
     mood_for_waste,
 )
-from advisor.estimate import Config, Dataset, Estimate, dataset, estimate
+from advisor.estimate import Config, Dataset, Estimate, dataset, estimate, serving
 from advisor.messages import For
 from advisor.messages.derivation import derivation_text
 from advisor.query import Query
@@ -109,11 +109,17 @@ def config(q: Query, **over) -> Config:
     if q.framework:
         vals["framework"] = q.framework
     vals.update(over)
+    if vals.get("framework") in serving.SERVING_FRAMEWORKS:
+        # a serving engine's figures follow its task's measured lengths unless the user stated them
+        vals["params_b"] = a.params_b if a is not None else q.model_params_b
+        for slot in ("prompt_tokens", "gen_tokens"):
+            if slot in q.defaulted and slot not in over:
+                vals[slot] = None
     return Config(**vals)
 
 
 def est(q: Query, **over) -> Estimate | None:
-    e = estimate(config(q, **over))
+    e = estimate(config(q, **over), itl_percentile=q.itl_percentile)
     a = arch_of(q)
     if e is not None and a is not None and a.active_params_b < a.params_b:
         e.notes.append(For(q.lang)("common.moe_note", active=a.active_params_b, total=a.params_b))
@@ -220,6 +226,8 @@ def workload(q: Query, e: Estimate | None) -> Workload:
     """Generated tokens per month (or for a one-off job) from what the user said."""
     m = For(q.lang)
     gen = q.gen_tokens or int(catalog.factor("default_gen_tokens"))
+    if e is not None and e.output_tokens and "gen_tokens" in q.defaulted:
+        gen = round(e.output_tokens)  # a serving estimate's task sets the answer length (measured mean)
     conv: list[str] = []
     if q.job_tokens is not None:
         return Workload(q.job_tokens, "job", m("common.wl_job", tokens=fnum(q.job_tokens),
@@ -831,11 +839,14 @@ def latency_miss(e: Estimate, q: Query) -> str | None:
     Inter-token latency of a sequence ~ batch size / throughput; end-to-end ~ generated tokens x that."""
     if not e.throughput_tok_s:
         return None
-    itl_ms = 1000.0 * e.config.batch_size / e.throughput_tok_s
-    gen = e.config.gen_tokens or q.gen_tokens or int(catalog.factor("default_gen_tokens"))
+    # a serving estimate carries its inter-token latency (measured at the percentile asked where the
+    # rows have it); otherwise one step of the batch: batch size / throughput
+    itl_ms = e.itl_ms if e.itl_ms is not None else 1000.0 * e.config.batch_size / e.throughput_tok_s
+    gen = e.config.gen_tokens or e.output_tokens or q.gen_tokens or int(catalog.factor("default_gen_tokens"))
     m = For(q.lang)
     if q.itl_target_ms is not None and itl_ms > q.itl_target_ms:
-        return m("common.miss_itl", itl=f"{itl_ms:,.0f}", target=q.itl_target_ms)
+        itl = f"{itl_ms:,.1f}" + (m("common.measured_pct", pct=f"{e.itl_percentile:g}") if e.itl_percentile else "")
+        return m("common.miss_itl", itl=itl, target=q.itl_target_ms)
     if q.e2e_target_s is not None and itl_ms * gen / 1000.0 > q.e2e_target_s:
         return m("common.miss_e2e", e2e=f"{itl_ms * gen / 1000.0:,.1f}", gen=gen, target=q.e2e_target_s)
     return None

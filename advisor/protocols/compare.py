@@ -15,10 +15,10 @@ from advisor.estimate import Estimate
 from advisor.messages import For
 from advisor.protocols import common as c
 from advisor.query import Query
-from measurements import select
+from measurements import catalog, select
 
 # the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
-READS_SLOTS = ("gpu_count", "framework")
+READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "itl_percentile")
 
 
 def run(q: Query) -> Answer:
@@ -28,6 +28,8 @@ def run(q: Query) -> Answer:
         return _across_gpus(q)
     if q.compare_axis == "batch_size":
         return _across_batches(q)
+    if q.compare_axis == "framework":
+        return _across_frameworks(q)
     return _precisions(q)
 
 
@@ -142,7 +144,127 @@ def _precisions(q: Query) -> Answer:
         if base and e.config.precision != "fp16" and c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok) > 30:
             ans.caveats.append(m("compare.prec_caveat", label=lbl,
                                  pct=c.fpct(c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok)), tier=m.word("tier", e.tier)))
-    ans.caveats.append(m("compare.accuracy_caveat"))
+    qual = quality_table(q, [e.config.precision for _, e in ests])
+    if qual is not None:
+        ans.tables.append(qual[0])
+        ans.citations += [Citation(kind="row", ref=i) for i in qual[1] if all(x.ref != i for x in ans.citations)]
+        ans.extra["perplexity"] = qual[2]
+    else:
+        ans.caveats.append(For(q.lang)("serving.quality_missing"))
+    return ans
+
+
+def quality_table(q: Query, precs: list[str]) -> tuple[Table, list[str], dict] | None:
+    """The quality cost of each format where a perplexity row of this model exists (any GPU: the
+    perplexity of a format does not depend on the GPU), against FP16 on the same dataset."""
+    model = c.config(q).model
+    found: dict[str, list] = {}
+    for r in c.evidence_rows():
+        if r.perplexity is None or r.double_quant or r.precision not in precs:
+            continue
+        a = catalog.model_by_hub_id(r.model_id)
+        if (a.key if a is not None else r.model_id.lower()) == model:
+            found.setdefault(r.precision, []).append(r)
+    if not found:
+        return None
+    base_rows = found.get("fp16") or found.get("bf16") or []
+    dataset = base_rows[0].perplexity_dataset if base_rows else None
+    m = For(q.lang)
+    rows, ids, out = [], [], {}
+    for p in precs:
+        cand = [r for r in found.get(p, []) if dataset is None or r.perplexity_dataset == dataset] or found.get(p, [])
+        if not cand:
+            continue
+        r = cand[0]
+        base = next((b for b in base_rows if b.perplexity_dataset == r.perplexity_dataset), None)
+        delta = c.fpct(c.delta_pct(r.perplexity, base.perplexity)) if base is not None and base is not r else "-"
+        rows.append([c.plabel(p, m.lang), round(r.perplexity, 3), r.perplexity_dataset, delta, r.id])
+        ids.append(r.id)
+        out[p] = {"perplexity": r.perplexity, "dataset": r.perplexity_dataset, "row_id": r.id}
+    return (Table(title=m("serving.quality_title"),
+                  columns=[m("col.precision"), m("serving.col_perplexity"), m("serving.col_dataset"),
+                           m("serving.col_delta_16"), m("serving.col_row")], rows=rows,
+                  notes=[m("serving.quality_note")]), ids, out)
+
+
+def _across_frameworks(q: Query) -> Answer:
+    """Frameworks side by side for one model and GPU: each at the batch size (concurrency) stated,
+    else at the largest batch size both cover, and each at its own best configuration."""
+    from advisor.protocols import serving as sv
+
+    m = For(q.lang)
+    lg = m.lang
+    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
+    fws = q.compare_frameworks
+    ans = c.base_answer(q, "compare", m("serving.fw_title", model=mlabel, gpu=glabel,
+                                        fws=" vs ".join(sv.fw_label(f) for f in fws)))
+    ests: list[tuple[str, Estimate]] = []
+    for fw in fws:
+        serving_fw = sv.is_serving(fw)
+        prec = q.precision if "precision" not in q.defaulted else ("bf16" if serving_fw else "fp16")
+        if serving_fw:
+            sizes = sv.concurrencies_for(q, fw, prec, q.gpu_count or 1)
+        else:
+            sizes = [q.batch_size] if "batch_size" not in q.defaulted else c.batch_candidates(q.use_case)
+        cands = [e for b in sizes if (e := c.est(q, framework=fw, precision=prec, batch_size=b)) is not None
+                 and c.fits(e) and not c.latency_miss(e, q)]
+        if not cands:
+            ans.caveats.append(m("serving.fw_none", fw=sv.fw_label(fw), model=mlabel, gpu=glabel))
+            continue
+        best = min(cands, key=lambda e: e.j_per_1k_tok)
+        ests.append((sv.label(best, lg), best))
+        for e in cands:
+            if e.config.batch_size in (q.batch_size if "batch_size" not in q.defaulted else 32,) and e is not best:
+                ests.append((sv.label(e, lg), e))
+    if not ests:
+        return _nothing(ans, q)
+    ranked = sorted(ests, key=lambda t: t[1].j_per_1k_tok)
+    base = next((e for _, e in ranked if e.config.framework == fws[0]), None)
+    rows = []
+    for i, (lbl, e) in enumerate(ranked):
+        rows.append([lbl, sv.fw_label(e.config.framework), e.config.batch_size, e.config.gpu_count,
+                     round(e.j_per_1k_tok, 1), None if e.throughput_tok_s is None else round(e.throughput_tok_s, 1),
+                     None if e.itl_ms is None else round(e.itl_ms, 1),
+                     "-" if base is None or e is base else c.fpct(c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok)),
+                     i + 1, m.word("tier", e.tier)])
+    ans.tables.append(Table(
+        title=m("serving.fw_table_title", model=mlabel, gpu=glabel),
+        columns=[m("serving.col_configuration"), m("col.framework"), m("col.batch_concurrency"), m("col.gpus"),
+                 m("col.j_1k"), m("col.tok_s"), m("col.itl_ms"), m("serving.delta_vs", fw=sv.fw_label(fws[0])),
+                 m("col.rank"), m("col.tier")], rows=rows,
+        notes=[m("serving.fw_table_note")]))
+    best = ranked[0][1]
+    g = c.grid(q)
+    w = c.workload(q, best)
+    items = [(lbl, e.j_per_1k_tok, False,
+              f"{c.fusd(c.cost('', e, w, g).usd)}/{m('word.mo' if w.period == 'month' else 'word.job')}")
+             for lbl, e in ranked]
+    ans.charts.append(c.bar_chart(m("serving.fw_chart", model=mlabel, gpu=glabel), items, lang=lg))
+    worst = ranked[-1][1]
+    ans.waste_pct = 0.0
+    ans.mood = c.mood_of(0.0, best)
+    vs = (m("serving.fw_vs", pct=c.fpct(c.delta_pct(best.j_per_1k_tok, worst.j_per_1k_tok)), label=ranked[-1][0])
+          if worst is not best else "")
+    ans.headline = m("serving.fw_headline", label=ranked[0][0], j=c.fnum(best.j_per_1k_tok), vs=vs)
+    best_line = c.cost(m("common.cost_label_fw", who=m("word.recommended"), label=ranked[0][0]), best, w, g)
+    ref_line = c.cost(m("common.cost_label_fw", who=m("word.reference"), label=ranked[-1][0]), worst, w, g)
+    ans.costs = [ref_line, best_line] if worst is not best else [best_line]
+    ans.conversions += w.conversions
+    code = sv.serve_command(best, c.hub_id(q)) if sv.is_serving(best.config.framework) else \
+        c.config_code(best.config.precision, c.hub_id(q), best.config.batch_size)
+    ans.recommendations.append(Recommendation(title=m("serving.fw_use", label=ranked[0][0]),
+                                              detail=f"{m.word('tier', best.tier)} ({c.method_text(best, lg)})",
+                                              code=code, language="bash" if sv.is_serving(best.config.framework) else "python"))
+    all_e = [e for _, e in ranked]
+    c.add_provenance(ans, all_e)
+    c.cite_estimates(ans, all_e)
+    ans.citations += g.citations
+    ans.caveats += c.data_caveats(all_e, lg)
+    ans.extra["ranking"] = [lbl for lbl, _ in ranked]
+    ans.extra["frameworks"] = {e.config.framework: {"batch_size": e.config.batch_size, "j_per_1k_tok": e.j_per_1k_tok,
+                                                    "tier": e.tier, "row_ids": list(e.row_ids)}
+                               for _, e in reversed(ranked)}
+    ans.extra["recommended"] = best.config.model_dump()
     return ans
 
 

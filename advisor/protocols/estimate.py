@@ -11,6 +11,7 @@ from advisor.answer import Answer, Recommendation, Table
 from advisor.messages import For
 from advisor.protocols import common as c
 from advisor.protocols import optimize
+from advisor.protocols import serving as sv
 from advisor.query import Query
 
 # the Query slots this protocol uses (advisor.protocols.report_unused lists any other stated one)
@@ -38,10 +39,16 @@ def run(q: Query) -> Answer:
     per = c.per_word(w)
     per_text = m("common.per_month" if w.period == "month" else "common.per_job")
     who_cur = m("word.current" if c.config_stated(q) else "word.baseline")
-    cur_line = c.cost(m("common.cost_label", who=who_cur, prec=c.plabel(current.config.precision, lg),
-                        bs=current.config.batch_size), current, w, g)
-    best_line = c.cost(m("common.cost_label", who=m("estimate.optimized"), prec=c.plabel(best.config.precision, lg),
-                         bs=best.config.batch_size), best, w, g)
+    # with a serving engine among them, a configuration is named with its framework and GPU count
+    named = sv.is_serving(current.config.framework) or sv.is_serving(best.config.framework)
+    if named:
+        cur_line = c.cost(m("common.cost_label_fw", who=who_cur, label=sv.label(current, lg)), current, w, g)
+        best_line = c.cost(m("common.cost_label_fw", who=m("estimate.optimized"), label=sv.label(best, lg)), best, w, g)
+    else:
+        cur_line = c.cost(m("common.cost_label", who=who_cur, prec=c.plabel(current.config.precision, lg),
+                            bs=current.config.batch_size), current, w, g)
+        best_line = c.cost(m("common.cost_label", who=m("estimate.optimized"),
+                             prec=c.plabel(best.config.precision, lg), bs=best.config.batch_size), best, w, g)
     ans.costs = [cur_line, best_line]
     c.judge(ans, q, current, best)
     own = c.ownership(q)
@@ -57,9 +64,11 @@ def run(q: Query) -> Answer:
         return m("estimate.money", total=c.fusd(f.total_usd), rent=rent, power=c.fusd(f.electricity.usd), norent=norent,
                  gpus=gpus, hours=c.fnum(f.gpu_hours))
 
+    best_part = (m("estimate.headline_best_fw", money=money(fc_best), label=sv.label(best, lg)) if named else
+                 m("estimate.headline_best", money=money(fc_best), prec=c.plabel(best.config.precision, lg),
+                   bs=best.config.batch_size))
     ans.headline = (m("estimate.headline", workload=w.label, money=money(fc_cur), per=per_text)
-                    + (m("estimate.headline_best", money=money(fc_best), prec=c.plabel(best.config.precision, lg),
-                         bs=best.config.batch_size) if len(fcs) > 1 else "")
+                    + (best_part if len(fcs) > 1 else "")
                     + m("estimate.headline_energy", kwh=c.fnum(cur_line.kwh, 1), co2=c.fnum(cur_line.kg_co2, 1)))
     if not fc_cur.serves:
         ans.headline += m("estimate.headline_replica", hours=c.fnum(fc_cur.replica_hours),
@@ -120,13 +129,19 @@ def run(q: Query) -> Answer:
     if q.job_tokens is not None:
         ans.caveats.append(m("estimate.job_caveat"))
     steps = []
+    if best.config.framework != current.config.framework:
+        steps.append(m("estimate.step_framework", a=sv.fw_label(current.config.framework),
+                       b=sv.fw_label(best.config.framework)))
+    if best.config.gpu_count != current.config.gpu_count:
+        steps.append(m("estimate.step_gpus", a=current.config.gpu_count, b=best.config.gpu_count))
     if best.config.precision != current.config.precision:
         steps.append(m("estimate.step_precision", a=c.plabel(current.config.precision, lg),
                        b=c.plabel(best.config.precision, lg)))
     if best.config.batch_size != current.config.batch_size:
         steps.append(m("estimate.step_batch", a=current.config.batch_size, b=best.config.batch_size))
     if steps:
-        code = c.config_code(best.config.precision, c.hub_id(q), best.config.batch_size, q.gen_tokens or 256)
+        code = (sv.serve_command(best, c.hub_id(q)) if sv.is_serving(best.config.framework) else
+                c.config_code(best.config.precision, c.hub_id(q), best.config.batch_size, q.gen_tokens or 256))
         ans.recommendations.append(Recommendation(
             title=m("estimate.rec_title", steps=m.join(steps, "clause")),
             detail=m("estimate.rec_detail", a=c.fnum(current.j_per_1k_tok), b=c.fnum(best.j_per_1k_tok),

@@ -12,6 +12,7 @@ from advisor.answer import Answer, Recommendation, Table
 from advisor.estimate import Estimate
 from advisor.messages import For
 from advisor.protocols import common as c
+from advisor.protocols import serving as sv
 from advisor.query import Query
 from measurements import catalog
 
@@ -21,8 +22,19 @@ READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s", "own_g
 
 
 def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
-    """Estimates of every ranked precision at every batch size the use case allows, that fit and
-    meet the user's latency target (those that miss it are listed in `missed`)."""
+    """Estimates of every framework's levers that fit and meet the user's latency target (those that
+    miss it are listed in `missed`): HF generate over precision x batch size, a serving engine over
+    format x concurrency x GPU count (advisor.protocols.serving)."""
+    out = []
+    for fw in sv.frameworks_for(q):
+        if sv.is_serving(fw):
+            out += sv.candidates(q, fw, missed)
+        elif fw == (q.framework or "hf-eager"):
+            out += _hf_candidates(q, missed)
+    return out
+
+
+def _hf_candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
     out = []
     for prec in c.ranked_precisions(q):
         for bs in c.batch_candidates(q.use_case):
@@ -44,6 +56,8 @@ def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
 
 
 def _measured_here(e: Estimate) -> bool:
+    if sv.is_serving(e.config.framework):
+        return sv.measured_here(e)
     return bool(c.ds().by_gp.get((e.config.gpu, e.config.precision)))
 
 
@@ -104,10 +118,18 @@ def run(q: Query) -> Answer:
     c.judge(ans, q, current, best)
     uc = m.word("use_case", q.use_case or "")
     bc = best.config
-    ans.headline = m("optimize.headline", prec=c.plabel(bc.precision, lg), bs=bc.batch_size,
+    serving_best = sv.is_serving(bc.framework)
+    multi_fw = len({e.config.framework for e in cands}) > 1 or serving_best
+    if multi_fw:
+        ans.headline = m("optimize.headline_fw", label=sv.label(best, lg), j=c.fnum(best.j_per_1k_tok),
+                         cur_j=c.fnum(current.j_per_1k_tok), cur_label=sv.label(current, lg),
+                         pct=c.fpct(-100 + 100 * best.j_per_1k_tok / current.j_per_1k_tok), use_case=uc,
+                         itl=m("optimize.itl_part", itl=c.fnum(best.itl_ms, 1)) if best.itl_ms else "")
+    else:
+        ans.headline = m("optimize.headline", prec=c.plabel(bc.precision, lg), bs=bc.batch_size,
                      j=c.fnum(best.j_per_1k_tok), cur_j=c.fnum(current.j_per_1k_tok),
                      cur_prec=c.plabel(q.precision or "fp16", lg), cur_bs=q.batch_size,
-                     pct=c.fpct(-100 + 100 * best.j_per_1k_tok / current.j_per_1k_tok), use_case=uc)
+                         pct=c.fpct(-100 + 100 * best.j_per_1k_tok / current.j_per_1k_tok), use_case=uc)
 
     # the ranking
     ranked = sorted(cands, key=lambda e: e.j_per_1k_tok)
@@ -119,25 +141,51 @@ def run(q: Query) -> Answer:
         rank = ranked.index(e) + 1 if e in ranked else "-"
         cur = (m("optimize.mark_current") if c.config_stated(q) else m("optimize.mark_baseline")) \
             if e.config == current.config else ""
-        rows.append([rank if rank != "-" else "-", c.plabel(e.config.precision, lg) + cur, e.config.batch_size,
-                     round(e.j_per_1k_tok, 1), _r(e.throughput_tok_s), _r(e.power_w), _r(e.mem_gb, 1),
-                     c.fpct(derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)), m.word("tier", e.tier),
-                     m.word("confidence", e.confidence)])
+        if multi_fw:
+            rows.append([rank, sv.fw_label(e.config.framework) + cur, sv.plabel(e.config.framework, e.config.precision, lg),
+                         e.config.batch_size, e.config.gpu_count, round(e.j_per_1k_tok, 1), _r(e.throughput_tok_s),
+                         _r(e.itl_ms if e.itl_ms is not None else _itl(e), 1), _r(e.power_w), _r(e.mem_gb, 1),
+                         c.fpct(derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)), m.word("tier", e.tier),
+                         m.word("confidence", e.confidence)])
+        else:
+            rows.append([rank if rank != "-" else "-", c.plabel(e.config.precision, lg) + cur, e.config.batch_size,
+                         round(e.j_per_1k_tok, 1), _r(e.throughput_tok_s), _r(e.power_w), _r(e.mem_gb, 1),
+                         c.fpct(derive.waste_pct(e.j_per_1k_tok, best.j_per_1k_tok)), m.word("tier", e.tier),
+                         m.word("confidence", e.confidence)])
+    if multi_fw:
+        title = m("optimize.ranked_title_fw", model=mlabel, gpu=glabel, use_case=uc)
+        cols = ("rank", "framework", "precision", "batch_concurrency", "gpus", "j_1k", "tok_s", "itl_ms", "power_w",
+                "memory_gb", "vs_best", "tier", "confidence")
+    else:
+        title = m("optimize.ranked_title", model=mlabel, gpu=glabel, use_case=uc,
+                  sizes=", ".join(map(str, c.batch_candidates(q.use_case))))
+        cols = ("rank", "precision", "batch_size", "j_1k", "tok_s", "power_w", "memory_gb", "vs_best", "tier",
+                "confidence")
     ans.tables.append(Table(
-        title=m("optimize.ranked_title", model=mlabel, gpu=glabel, use_case=uc,
-                sizes=", ".join(map(str, c.batch_candidates(q.use_case)))),
-        columns=[m(f"col.{k}") for k in ("rank", "precision", "batch_size", "j_1k", "tok_s", "power_w", "memory_gb",
-                                          "vs_best", "tier", "confidence")],
+        title=title,
+        columns=[m(f"col.{k}") for k in cols],
         rows=rows,
         notes=[m("optimize.ranked_note", n=len(ranked), vram=c.gpu_of(q.gpu).vram_gb) if c.gpu_of(q.gpu) else ""]))
 
     # chart: each precision at the recommended batch size, plus the current configuration
     g = c.grid(q)
-    w = c.workload(q, current)
+    # a serving recommendation's task sets the answer length (its measured mean output tokens)
+    w = c.workload(q, best if serving_best else current)
     items = []
     # "you are here" marks only a configuration the user stated, never the defaults
     stated = not {"precision", "batch_size"} <= set(q.defaulted)
-    for prec in c.ranked_precisions(q):
+    if multi_fw:
+        # the best configuration of each framework and format
+        seen: set[tuple[str, str]] = set()
+        for e in ranked:
+            k = (e.config.framework, e.config.precision)
+            if k in seen:
+                continue
+            seen.add(k)
+            line = c.cost("", e, w, g)
+            items.append((sv.label(e, lg), e.j_per_1k_tok, stated and e.config == current.config,
+                          f"{c.fusd(line.usd)}/{m('word.mo' if w.period == 'month' else 'word.job')}"))
+    for prec in ([] if multi_fw else c.ranked_precisions(q)):
         e = next((x for x in cands if x.config.precision == prec and x.config.batch_size == bc.batch_size), None)
         if e is None:
             continue
@@ -152,10 +200,14 @@ def run(q: Query) -> Answer:
 
     # money and carbon
     who_cur = m("word.current" if c.config_stated(q) else "word.baseline")
-    cur_line = c.cost(m("common.cost_label", who=who_cur, prec=c.plabel(current.config.precision, lg),
-                        bs=current.config.batch_size), current, w, g)
-    best_line = c.cost(m("common.cost_label", who=m("word.recommended"), prec=c.plabel(bc.precision, lg),
-                         bs=bc.batch_size), best, w, g)
+    if multi_fw:
+        cur_line = c.cost(m("common.cost_label_fw", who=who_cur, label=sv.label(current, lg)), current, w, g)
+        best_line = c.cost(m("common.cost_label_fw", who=m("word.recommended"), label=sv.label(best, lg)), best, w, g)
+    else:
+        cur_line = c.cost(m("common.cost_label", who=who_cur, prec=c.plabel(current.config.precision, lg),
+                            bs=current.config.batch_size), current, w, g)
+        best_line = c.cost(m("common.cost_label", who=m("word.recommended"), prec=c.plabel(bc.precision, lg),
+                             bs=bc.batch_size), best, w, g)
     ans.costs = [cur_line, best_line]
     ans.conversions += w.conversions + c.cost_conversions(best, w, g, best_line)
     own = c.ownership(q)
@@ -172,10 +224,15 @@ def run(q: Query) -> Answer:
     ans.defaults_applied += c.ownership_notes(own, lg)
 
     # why, and what to do
-    code = c.config_code(bc.precision, c.hub_id(q), bc.batch_size, q.gen_tokens or 256)
+    if serving_best:
+        code, language = sv.serve_command(best, c.hub_id(q)), "bash"
+    else:
+        code, language = c.config_code(bc.precision, c.hub_id(q), bc.batch_size, q.gen_tokens or 256), "python"
     save = cur_line.usd - best_line.usd
     ans.recommendations.append(Recommendation(
-        title=m("optimize.run_title", prec=c.plabel(bc.precision, lg), bs=bc.batch_size),
+        title=(m("optimize.run_title_fw", label=sv.label(best, lg)) if multi_fw
+               else m("optimize.run_title", prec=c.plabel(bc.precision, lg), bs=bc.batch_size)),
+        language=language,
         detail=_why(q, best, current, cands),
         code=code,
         impact=m("optimize.impact", kwh0=c.fnum(cur_line.kwh, 1), kwh1=c.fnum(best_line.kwh, 1),
@@ -193,7 +250,8 @@ def run(q: Query) -> Answer:
     if "gpu" in q.defaulted:
         ans.recommendations.append(Recommendation(title=m("optimize.gpu_title"),
                                                   detail=m("optimize.gpu_detail", gpu=glabel)))
-    pit = _pitfalls(q, cands, bc.batch_size)
+    pit = None if serving_best else _pitfalls(q, [e for e in cands if not sv.is_serving(e.config.framework)],
+                                               bc.batch_size)
     if pit:
         ans.tables.append(pit)
     ests = [best, current]
@@ -202,11 +260,20 @@ def run(q: Query) -> Answer:
     ans.citations += g.citations + c.factor_citations("km_driven_per_kgco2", "smartphone_charge_kwh")
     c.add_bench_hints(ans, [e for e in ests if e.tier != "measured"])
     ans.caveats += c.data_caveats(ests, ans.lang)
-    ans.extra["best"] = {"precision": bc.precision, "batch_size": bc.batch_size, "j_per_1k_tok": best.j_per_1k_tok,
-                         "tier": best.tier}
-    ans.extra["current"] = {"precision": current.config.precision, "batch_size": current.config.batch_size,
-                            "j_per_1k_tok": current.j_per_1k_tok, "tier": current.tier}
+    ans.extra["best"] = _summary(best)
+    ans.extra["current"] = _summary(current)
     return ans
+
+
+def _summary(e: Estimate) -> dict:
+    cf = e.config
+    return {"framework": cf.framework, "precision": cf.precision, "batch_size": cf.batch_size,
+            "gpu_count": cf.gpu_count, "j_per_1k_tok": e.j_per_1k_tok, "throughput_tok_s": e.throughput_tok_s,
+            "itl_ms": e.itl_ms, "tier": e.tier, "row_ids": list(e.row_ids)}
+
+
+def _itl(e: Estimate) -> float | None:
+    return 1000.0 * e.config.batch_size / e.throughput_tok_s if e.throughput_tok_s else None
 
 
 def _cap(f: c.FullCost) -> dict:

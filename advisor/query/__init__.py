@@ -21,7 +21,7 @@ Public API (other modules code against these names):
 
 from __future__ import annotations
 
-from advisor.query.fields import from_fields
+from advisor.query.fields import flags_context, from_fields
 from advisor.query.parse import parse
 from advisor.query.slots import (
     DEFAULT_GPU,
@@ -48,5 +48,5 @@ detect_lang = _detect_lang
 __all__ = [
     "DEFAULT_GPU", "DEFAULT_PRECISION", "DEFAULT_REGION", "DEFAULT_USE_CASE", "PRECISION_LABEL", "QUERY_PROTOCOLS",
     "SLOTS", "USE_CASES", "USE_CASE_LABEL", "CompareAxis", "Context", "Lang", "Query", "QueryError", "QueryProtocol",
-    "UseCase", "clean_text", "detect_lang", "from_fields", "has_cjk", "normalize_text", "parse",
+    "UseCase", "clean_text", "detect_lang", "flags_context", "from_fields", "has_cjk", "normalize_text", "parse",
 ]

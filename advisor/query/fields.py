@@ -20,6 +20,8 @@ _FIELD_ALIASES = {
     "sequence_length": "prompt_tokens", "seq_len": "prompt_tokens", "input_tokens": "prompt_tokens",
     "generation_length": "gen_tokens", "max_new_tokens": "gen_tokens", "output_tokens": "gen_tokens",
     "bs": "batch_size", "price": "price_usd_kwh", "grid_intensity": "grid_gco2_kwh", "carbon_intensity": "grid_gco2_kwh",
+    # the serving flags' names (--latency-target-ms, MCP latency_target_ms) for the per-token target
+    "latency_target_ms": "itl_target_ms", "latency_percentile": "itl_percentile",
 }
 
 
@@ -113,7 +115,7 @@ def from_fields(protocol: str, **slots: Any) -> Query:
         given[k2] = v
     accepted = set(SLOTS) | {"quantization", "requests_per_day", "users_per_day", "tokens_per_day", "lang", "symptoms",
                              "reported_tok_s", "reported_power_w", "compare_axis", "compare_gpus", "compare_precisions",
-                             "compare_batch_sizes", "nightly", "compiled", "explain", "characters", "chinese_characters",
+                             "compare_batch_sizes", "compare_frameworks", "nightly", "compiled", "explain", "characters", "chinese_characters",
                              "text_gb", "context"}
     unknown = sorted(set(given) - accepted)
     if unknown:
@@ -279,10 +281,25 @@ def from_fields(protocol: str, **slots: Any) -> Query:
             gpus_l.append(cat.resolve_gpu(str(g)).key)
         except cat.UnknownName as err:
             errors.append(str(err))
+    fws_l: list[str] = []
+    for f in given.get("compare_frameworks") or []:
+        fw = _norm_framework(f)
+        if fw is None:
+            errors.append(f"framework '{f}' (compare_frameworks) is not known. Accepted: {', '.join(FRAMEWORKS)}.")
+        elif fw not in fws_l:
+            fws_l.append(fw)
+    if fws_l and len(fws_l) < 2:
+        errors.append("compare_frameworks needs at least two different frameworks, e.g. hf-eager,vllm")
+    if fws_l:
+        axis = axis or "framework"
+        out.setdefault("framework", fws_l[0])
     if errors:
         raise QueryError(errors)
-    if axis is not None and axis not in ("precision", "gpu", "batch_size", "model_size"):
-        raise QueryError([f"compare_axis '{axis}' is not known. Accepted: precision, gpu, batch_size, model_size."])
+    if axis is not None and axis not in ("precision", "gpu", "batch_size", "model_size", "framework"):
+        raise QueryError([f"compare_axis '{axis}' is not known. Accepted: precision, gpu, batch_size, model_size, "
+                          "framework."])
+    if axis == "framework" and len(fws_l) < 2:
+        raise QueryError(["compare_axis 'framework' needs compare_frameworks: two or more, e.g. hf-eager,vllm"])
     if "model" not in out and "model" not in base and protocol in ("optimize", "estimate"):
         raise QueryError(["model is required: name a model (e.g. 'Mistral-7B') or a Hugging Face id "
                           "(e.g. 'mistralai/Mistral-7B-Instruct-v0.2')."])
@@ -295,4 +312,39 @@ def from_fields(protocol: str, **slots: Any) -> Query:
         reported_power_w=out.get("reported_power_w"), nightly=bool(given.get("nightly")),
         compiled=bool(given.get("compiled")), model_name=model_name,
         model_known=model_known or bool(base.get("model") and _is_catalog_model(base["model"])), axis=axis,
-        batch_sizes=[int(b) for b in given.get("compare_batch_sizes") or []]))
+        batch_sizes=[int(b) for b in given.get("compare_batch_sizes") or []], frameworks=fws_l))
+
+
+def flags_context(framework: Any = None, gpu_count: Any = None, latency_target_ms: Any = None,
+                  latency_percentile: Any = None, base: Context | None = None) -> Context | None:
+    """The serving flags given beside a free-text question (`ecolobster ask --framework vllm ...`, the
+    MCP ask tool) as stated slots of the question's context; the question's own words still win.
+    Raises QueryError naming each bad value and what is accepted."""
+    errors: list[str] = []
+    upd: dict[str, Any] = {}
+    if framework is not None:
+        fw = _norm_framework(framework)
+        if fw is None:
+            errors.append(f"framework '{framework}' is not known. Accepted: {', '.join(FRAMEWORKS)} (or vLLM, TGI, "
+                          "SGLang, TensorRT-LLM, llama.cpp, Ollama, HF transformers).")
+        else:
+            upd["framework"] = fw
+    if gpu_count is not None:
+        v = _int_field(gpu_count, "gpu_count", errors)
+        if v is not None and v < 1:
+            errors.append(f"gpu_count must be a whole number of GPUs >= 1, got {gpu_count!r}")
+        elif v is not None:
+            upd["gpu_count"] = v
+    for name, raw, hi in (("latency_target_ms", latency_target_ms, None), ("latency_percentile", latency_percentile, 100)):
+        if raw is None:
+            continue
+        v = _float_field(raw, name, errors)
+        if v is not None and (v <= 0 or (hi is not None and v > hi)):
+            errors.append(f"{name} must be a number > 0{f' and <= {hi}' if hi else ''}, got {raw!r}")
+        elif v is not None:
+            upd[_FIELD_ALIASES[name]] = v
+    if errors:
+        raise QueryError(errors)
+    if not upd:
+        return base
+    return (base or Context()).model_copy(update=upd)

@@ -25,6 +25,40 @@ from advisor.query.vocab import _COMPILED_FRAMEWORKS
 from measurements.validation import messages
 
 
+def _serving_framework(fw: str | None) -> bool:
+    from advisor.estimate import serving
+
+    return fw in serving.SERVING_FRAMEWORKS
+
+
+def _bf16_gpu(gpu: str | None) -> bool:
+    """Whether a serving engine would run BF16 on this GPU (FP16 where the GPU has no BF16)."""
+    if not gpu:
+        return True
+    try:
+        return _catalog().resolve_gpu(gpu).bf16_support
+    except _catalog().UnknownName:
+        return True
+
+
+def _serving_frameworks() -> tuple[str, ...]:
+    from advisor.estimate import serving
+
+    return serving.SERVING_FRAMEWORKS
+
+
+def _serving_range(fw: str, gpu: str | None) -> tuple[float, float] | None:
+    from advisor.estimate import serve_estimate
+
+    return serve_estimate.measured_concurrency(fw, gpu)
+
+
+def _serving_models(fw: str) -> set[str]:
+    from advisor.estimate import serve_estimate
+
+    return serve_estimate.measured_models(fw)
+
+
 def _range_errors(s: dict[str, Any], lang: str = "en") -> list[str]:
     """Out-of-range values: batch size within 1..max_batch_size, positive lengths, PUE >= 1."""
     m = For(lang)
@@ -91,8 +125,15 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
     s = dict(slots)
 
     # which comparison
+    frameworks = list(r.frameworks)
+    if len(frameworks) > 1 and protocol != "compare":
+        for k in frameworks[1:]:
+            r.not_understood.append(For(lang)("reading.second_framework", words=k, fw=frameworks[0]))
+        frameworks = []
     if axis is None:
-        if len(gpus) > 1:
+        if len(frameworks) > 1:
+            axis = "framework"
+        elif len(gpus) > 1:
             axis = "gpu"
         elif explain and "model" not in s:
             axis = "model_size"
@@ -107,10 +148,12 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
     m = For(lang)
 
     def default(slot: str, value: Any, why: str = "") -> None:
-        # the slot name stays as it is (explain_parse reads it back from the line)
+        # the slot name stays as it is (explain_parse reads it back from the line); `why`: a
+        # message key other than the slot's own
         s[slot] = value
         defaulted.append(slot)
-        defaults_applied.append(m("query.default", slot=slot.replace("_", " "), value=value, why=m(f"query.why_{slot}")))
+        defaults_applied.append(m("query.default", slot=slot.replace("_", " "), value=value,
+                                  why=m(why or f"query.why_{slot}", fw=s.get("framework") or "")))
 
     needs_model = protocol in ("optimize", "estimate")
     if needs_model and not s.get("model"):
@@ -118,8 +161,12 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
     if ("gpu" not in s and axis != "gpu"
             and not (axis == "model_size" and protocol in ("compare", "diagnose") and "model" not in s)):
         default("gpu", DEFAULT_GPU)
+    serving = _serving_framework(s.get("framework"))
     if "precision" not in s and axis != "model_size":
-        default("precision", DEFAULT_PRECISION)
+        if serving and _bf16_gpu(s.get("gpu")):
+            default("precision", "bf16", "query.why_precision_serving")
+        else:
+            default("precision", DEFAULT_PRECISION)
     if "batch_size" not in s:
         default("batch_size", defaults.get("batch_size", 1))
     if "prompt_tokens" not in s:
@@ -137,7 +184,12 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
     if bs is not None and bs >= 1 and bs & (bs - 1):
         lo = 1 << (bs.bit_length() - 1)
         warnings.append(m("query.not_pow2", bs=bs, lo=lo, hi=lo * 2))
-    if bs is not None and defaults.get("max_batch_size") and bs > defaults["max_batch_size"]:
+    if bs is not None and serving:
+        rng = _serving_range(s["framework"], s.get("gpu"))
+        if rng is not None and bs > rng[1]:
+            warnings.append(m("query.beyond_serving_range", bs=bs, fw=s["framework"], lo=f"{rng[0]:g}",
+                              hi=f"{rng[1]:g}"))
+    elif bs is not None and defaults.get("max_batch_size") and bs > defaults["max_batch_size"]:
         warnings.append(m("query.beyond_range", bs=bs, top=defaults["max_batch_size"]))
     if errors:
         raise QueryError(errors)
@@ -153,7 +205,13 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
         p = s.get("model_params_b")
         size = m("query.size", size=_fmt(p)) if p else ""
         warnings.append(m("query.not_measured", model=model_name or s["model"], size=size))
-    if arch is not None and arch.key not in _measured_models():
+    if arch is not None and serving and arch.key not in _serving_models(s["framework"]):
+        warnings.append(m("query.no_serving_rows", model=arch.name, fw=s["framework"]))
+    elif arch is not None and not serving and arch.key not in _measured_models() \
+            and any(arch.key in _serving_models(fw) for fw in _serving_frameworks()):
+        warnings.append(m("query.serving_rows_only", model=arch.name,
+                          fws=", ".join(fw for fw in _serving_frameworks() if arch.key in _serving_models(fw))))
+    elif arch is not None and not serving and arch.key not in _measured_models():
         warnings.append(m("query.no_rows", model=arch.name, size=arch.params_b))
     if arch is not None and s.get("prompt_tokens") and s.get("gen_tokens"):
         total = s["prompt_tokens"] + s["gen_tokens"]
@@ -193,6 +251,7 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
             compare_precisions=compare_precisions,
             compare_gpus=gpus if len(gpus) > 1 else [],
             compare_batch_sizes=list(r.batch_sizes),
+            compare_frameworks=frameworks,
             explain=explain,
             symptoms=list(r.symptoms),
             reported_tok_s=r.reported_tok_s,

@@ -189,5 +189,5 @@ def parse(text: str, context: Context | None = None, protocol: str | None = None
         reported_power_w=extra.get("reported_power_w"), reported_j_per_1k_tok=extra.get("reported_j_per_1k_tok"),
         nightly=bool(extra.get("nightly")), compiled=bool(extra.get("compiled")), model_name=extra.get("model_name"),
         model_known=bool(model_known), finetune=extra.get("finetune", {}), carried=carried, standalone=standalone,
-        batch_sizes=sizes if len(sizes) > 1 else [],
+        batch_sizes=sizes if len(sizes) > 1 else [], frameworks=extra.get("frameworks", []),
         axis="batch_size" if len(sizes) > 1 or re.search(r"batch\s*sizes|批大小|不同批", d.norm) and not compared else None))

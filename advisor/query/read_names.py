@@ -330,9 +330,10 @@ def _read_framework(d: _Draft) -> None:
     found.sort()
     keys = list(dict.fromkeys(k for _, k, _ in found))
     d.put("framework", keys[0], found[0][2])
-    for k in keys[1:]:
-        words = next(w for _, kk, w in found if kk == k)
-        d.not_understood.append(d.m("reading.second_framework", words=words, fw=keys[0]))
+    if len(keys) > 1:
+        # several frameworks named: a comparison across them (finish.py reports them if the
+        # question is not a comparison)
+        d.extra["frameworks"] = keys
 
 
 def _read_use_case(d: _Draft) -> None:

@@ -14,7 +14,7 @@ from measurements.schema import Framework, Precision
 UseCase = Literal["production_api", "interactive_chat", "offline_batch"]
 
 
-CompareAxis = Literal["precision", "gpu", "batch_size", "model_size"]
+CompareAxis = Literal["precision", "gpu", "batch_size", "model_size", "framework"]
 
 
 QueryProtocol = Literal["optimize", "diagnose", "compare", "estimate", "audit", "plan"]
@@ -128,6 +128,7 @@ class Reading:
     model_known: bool = False
     axis: str | None = None
     batch_sizes: list[int] = field(default_factory=list)
+    frameworks: list[str] = field(default_factory=list)
     finetune: dict[str, Any] = field(default_factory=dict)
     carried: list[str] = field(default_factory=list)
     standalone: bool = False
@@ -150,6 +151,7 @@ class Query(Context):
     compare_precisions: list[str] = Field(default_factory=list)
     compare_gpus: list[str] = Field(default_factory=list)
     compare_batch_sizes: list[int] = Field(default_factory=list)
+    compare_frameworks: list[str] = Field(default_factory=list, description="frameworks to compare (axis framework)")
     explain: bool = Field(default=False, description="a 'why' question: answer with the evidence and the mechanism")
     symptoms: list[str] = Field(default_factory=list, description="slow, high_bill, high_power, high_energy, oom")
     reported_tok_s: float | None = None
