@@ -32,6 +32,8 @@ QUESTIONS: dict[str, list[str]] = {
         "optimize Mistral-7B for interactive chat",
         "optimize Mistral-7B on RTX 4090D, 2 GPUs per replica, vllm",
         "optimize Mistral-7B on A800, p99 latency target 50 ms, end to end under 2 s",
+        "Greenest way to serve Llama-3.1-8B to 10 million requests a month on H100s with a 50 ms per-token target",
+        "optimize Llama-3.1-8B with vLLM on an A100",
     ],
     "diagnose": [
         "diagnose: my Qwen2.5-7B on RTX 4090D gets 12 tok/s at 300 W in INT8",
@@ -41,6 +43,7 @@ QUESTIONS: dict[str, list[str]] = {
     ],
     "compare": [
         "compare NF4 vs FP16 for Mistral-7B on RTX 4090D",
+        "HF generate vs vLLM for Llama-3.1-8B on an H100",
         "compare H100 vs A800 for Qwen2.5-7B",
         "compare batch sizes for Mistral-7B on A800",
         "should I use FP8 on RTX 5090?",
