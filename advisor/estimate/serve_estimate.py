@@ -22,10 +22,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 from statistics import median
+from typing import TYPE_CHECKING
 
 from advisor.estimate import serving as S
 from measurements import catalog
-from measurements.schema import MeasurementRow
+from measurements.schema import MeasurementRow, ModelArch
+
+if TYPE_CHECKING:
+    from advisor.estimate import Config, Estimate
 
 SIXTEEN_BIT = ("fp16", "bf16")
 
@@ -35,7 +39,7 @@ def _same_fmt(o: S.Obs, precision: str) -> bool:
     return k == precision or (k in SIXTEEN_BIT and precision in SIXTEEN_BIT)
 
 
-def _arch(model: str | None):
+def _arch(model: str | None) -> ModelArch | None:
     if not model:
         return None
     try:
@@ -94,8 +98,8 @@ def _interp(x: float, x0: float, x1: float, y0: float | None, y1: float | None) 
     return math.exp(math.log(y0) * (1 - w) + math.log(y1) * w)
 
 
-def estimate(cfg, rows: Sequence[MeasurementRow], params: dict[str, float] | None = None,
-             itl_percentile: float | None = None):
+def estimate(cfg: Config, rows: Sequence[MeasurementRow], params: dict[str, float] | None = None,
+             itl_percentile: float | None = None) -> Estimate | None:
     """The advisor.estimate.Estimate of a serving configuration; None when the framework has no
     calibration or the model's architecture is not in the catalog."""
     from advisor.estimate import Estimate
@@ -215,7 +219,8 @@ def estimate(cfg, rows: Sequence[MeasurementRow], params: dict[str, float] | Non
     )
 
 
-def _anchored(near: S.Obs, target: S.Setup, pt: S.Prediction, p, pct: float | None):
+def _anchored(near: S.Obs, target: S.Setup, pt: S.Prediction, p: S.Params, pct: float | None,
+              ) -> tuple[float, float, float | None, float | None, str]:
     """The nearest measured row times the serving model's ratio of the target to that row."""
     pn = S.predict(near.setup, p)
     rj, rt = pt.j_per_1k / pn.j_per_1k, pt.tok_s / pn.tok_s

@@ -29,9 +29,10 @@ import datetime as dt
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from statistics import median
 
 from measurements import catalog
@@ -109,7 +110,7 @@ def _dense_bits(fmt: WeightFormat) -> float:
 def layer_params(a: ModelArch) -> tuple[float, float, int, int]:
     """(attention params per layer, params per expert per layer, experts, experts per token),
     fitted to the catalog's total and active counts where the shapes alone would miss them."""
-    attn = a.hidden * a.heads * a.head_dim * 2 + a.hidden * a.kv_heads * a.head_dim * 2
+    attn = float(a.hidden * a.heads * a.head_dim * 2 + a.hidden * a.kv_heads * a.head_dim * 2)
     e, k = a.num_experts or 1, a.experts_per_token or 1
     embed = a.vocab * a.hidden * (1 if a.tied_embeddings else 2)
     # per-expert size from the catalog's parameter counts (shared experts, hybrid layers and MLA
@@ -284,7 +285,12 @@ def _loss(obs: Sequence[Obs], p: Params) -> float:
     return s
 
 
-def _golden(f, lo: float, hi: float, log: bool, iters: int = 18) -> float:
+def _fit_one(rows: Sequence[Obs], p: dict[str, float], key: str, lim: tuple[float, float], log: bool) -> float:
+    """The value of one parameter that minimises the loss over `rows`, the others held."""
+    return _golden(lambda v: _loss(rows, {**p, key: v}), *lim, log=log)
+
+
+def _golden(f: Callable[[float], float], lo: float, hi: float, log: bool, iters: int = 18) -> float:
     a, b = (math.log(lo), math.log(hi)) if log else (lo, hi)
     gr = (math.sqrt(5) - 1) / 2
     c, d = b - gr * (b - a), a + gr * (b - a)
@@ -328,12 +334,12 @@ def fit(obs: Sequence[Obs], sweeps: int = 4) -> dict[str, float]:
         for g, rows_g in by_gpu.items():
             for n, lim in PER_GPU.items():
                 key = f"{n}:{g}"
-                p[key] = _golden(lambda v, key=key, rows_g=rows_g: _loss(rows_g, {**p, key: v}), *lim, log=True)
+                p[key] = _fit_one(rows_g, p, key, lim, log=True)
         for n in names:
-            p[n] = _golden(lambda v, n=n: _loss(obs, {**p, n: v}), *LIMITS[n], log=n in LOG_SCALE)
+            p[n] = _fit_one(obs, p, n, LIMITS[n], log=n in LOG_SCALE)
         for w, rows in by_task.items():
             key = f"prompt:{w}"
-            p[key] = _golden(lambda v, key=key, rows=rows: _loss(rows, {**p, key: v}), *PROMPT_LIMITS, log=True)
+            p[key] = _fit_one(rows, p, key, PROMPT_LIMITS, log=True)
     # a task not in the rows gets the geometric mean of the fitted ones
     prompts = [v for k, v in p.items() if k.startswith("prompt:")]
     p["prompt:*"] = _geo(prompts) if prompts else 512.0
@@ -343,7 +349,7 @@ def fit(obs: Sequence[Obs], sweeps: int = 4) -> dict[str, float]:
 FIELDS = ["framework", "param", "value", "unit", "n_rows", "fit_median_abs_pct_err", "source"]
 
 
-def _params_path():
+def _params_path() -> Path:
     return catalog.CATALOG_DIR / PARAMS_FILE
 
 
