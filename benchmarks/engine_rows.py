@@ -32,22 +32,35 @@ class Session(NamedTuple):
 
     gpu: str  # the name used in notes
     described: str  # the GPU as the source column names it
-    dates: str
+    dates: dict[str, str]  # per phase: the sessions that measured it
+    commands: dict[str, str]  # per phase: the command that ran the sweep
     warm_idle: str  # the idle draw right after a configuration (seen in the traces)
 
 
+SWEEP = "benchmarks/engine_dataset.py {phase}"
 SESSIONS = {
-    "h100": Session("H100", "an NVIDIA H100 80GB HBM3 (SXM)", "2026-11-23", "about 120 W"),
-    "h200": Session("H200", "an NVIDIA H200 141GB HBM3e (SXM)", "2026-12-01", "about 125 W"),
+    "h100": Session("H100", "an NVIDIA H100 80GB HBM3 (SXM)", {"inference": "2026-11-23", "finetune": "2026-11-23"},
+                    {"inference": SWEEP, "finetune": SWEEP}, "about 120 W"),
+    "h200": Session("H200", "an NVIDIA H200 141GB HBM3e (SXM)", {"inference": "2026-12-01", "finetune": "2026-12-02"},
+                    {"inference": SWEEP, "finetune": "ecolobster bench --finetune, micro-batch 1, 2 and 4"},
+                    "about 125 W"),
 }
 SOURCE = ("ecolobster engine on {described}, device sessions of {dates}; "
-          "benchmarks/engine_dataset.py {phase}; raw results and traces: measurements/data/{key}_raw.tar.gz")
+          "{command}; raw results and traces: measurements/data/{key}_raw.tar.gz")
 SESSION_NOTE = ("idle baseline measured right after the previous configuration, when the {gpu} still holds its "
                 "clocks ({warm_idle}); the same GPU read {cold:.1f} W before anything ran in the session, so the "
                 "net figures are net of that warm idle, not of a cold one")
 
 
-def session_note(key: str, cold: float) -> str:
+# A later session that logged no cold idle must not inherit the first session's reading.
+UNREAD_NOTE = ("idle baseline measured right after the previous configuration, when the {gpu} still holds its "
+               "clocks ({warm_idle}); this session did not read the GPU cold, so the net figures are net of that "
+               "warm idle")
+
+
+def session_note(key: str, cold: float | None) -> str:
+    if cold is None:
+        return UNREAD_NOTE.format(**SESSIONS[key]._asdict())
     return SESSION_NOTE.format(cold=cold, **SESSIONS[key]._asdict())
 
 
@@ -97,7 +110,8 @@ def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | 
             conv = finetune_row
         if cold_idle is not None and not has_session_note(res.notes):  # else it came with its own session
             res = res.model_copy(update={"notes": [*res.notes, session_note(key, cold_idle)]})
-        rows.append(conv(res, SOURCE.format(phase=phase, key=key, **sess._asdict()), id_prefix=key,
+        rows.append(conv(res, SOURCE.format(key=key, described=sess.described, dates=sess.dates[phase],
+                                       command=sess.commands[phase].format(phase=phase)), id_prefix=key,
                          trace_prefix=f"{key}_raw.tar.gz:traces/"))
     return sorted(rows, key=lambda r: (r.model_id, r.precision, r.method or "", r.batch_size, r.id))
 
@@ -216,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     recs = {}
     for phase in ("inference", "finetune"):
         new = _results(args.dirs, phase)
-        if merging and cold_new is not None:
+        if merging:
             note = session_note(key, cold_new)
             new = {k: r if r.get("status") != "ok" or has_session_note(r.get("notes", []))
                    else {**r, "notes": [*r.get("notes", []), note]} for k, r in new.items()}

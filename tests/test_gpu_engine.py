@@ -127,7 +127,7 @@ def test_static_cache_compiles_the_decode_step_outside_the_window(monitor, tmp_p
     eager, static = res
     assert [r.status for r in res] == ["ok", "ok"], [r.error for r in res]
     assert static.decode_compiled is True and static.first_call_overhead_s > 1.0  # compilation in the warm-up
-    assert all(r.elapsed_s >= 0.9 for r in static.runs) and static.repeats >= 1
+    assert all(r.elapsed_s >= 0.9 for r in static.runs if r.phase == "measure") and static.repeats >= 1
     assert static.throughput_tok_s > eager.throughput_tok_s  # CUDA graphs remove the launch overhead
     row = inference_row(static, "gpu test")
     assert row.framework == "hf-static-cache" and "compiled by transformers" in row.notes
