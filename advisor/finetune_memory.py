@@ -879,7 +879,7 @@ def validation_table() -> str:
     from measurements import catalog
     from measurements.store import load_rows
 
-    lines = ["| row (h100-ft-syn-...) | method | seq | ckpt | measured GB | predicted GB | error |",
+    lines = ["| row (h100-ft-syn-... unless another GPU is named) | method | seq | ckpt | measured GB | predicted GB | error |",
              "|---|---|---|---|---|---|---|"]
     for r in load_rows(include_local=False):
         if r.task != "finetune" or r.kind != "measured" or not r.peak_mem_alloc_gb:
