@@ -64,11 +64,11 @@ def tree(tmp_path_factory) -> dict[str, Path]:
     return {"base": base, "root": root, "outside": outside, "data": data}
 
 
-def server_params(root: Path, data: Path) -> StdioServerParameters:
+def server_params(root: Path, data: Path, *flags: str) -> StdioServerParameters:
     env = {"ECOLOBSTER_DATA_DIR": str(data), "XDG_STATE_HOME": str(data / "state"), "NO_COLOR": "1"}
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return StdioServerParameters(command=SERVER_CMD[0], args=[*SERVER_CMD[1:], "mcp", "--root", str(root)],
+    return StdioServerParameters(command=SERVER_CMD[0], args=[*SERVER_CMD[1:], "mcp", "--root", str(root), *flags],
                                  cwd=str(root), env=env)
 
 
@@ -554,7 +554,9 @@ async def _gpu_session(tree: dict[str, Path]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     args = {"model": "qwen2.5-0.5b", "precisions": ["fp16", "bf16"], "batch_sizes": [1, 4], "prompt_tokens": 64,
             "gen_tokens": 32, "runs": 3, "warmup": 1, "pause_s": 0, "idle_s": 1, "timeout_s": 500}
-    async with stdio_client(server_params(tree["root"], tree["data"])) as (r, w), ClientSession(r, w) as s:
+    # The benchmark tool is offered only when the server is started to allow it.
+    async with stdio_client(server_params(tree["root"], tree["data"], "--allow-benchmark")) as (r, w), \
+            ClientSession(r, w) as s:
         await s.initialize()
         out["tools"] = {t.name for t in (await s.list_tools()).tools}
         results: list[Any] = []
