@@ -1,4 +1,4 @@
-"""Fine-tuning estimator accuracy: throughput and J/token of held-out H100 LoRA/QLoRA rows.
+"""Fine-tuning estimator accuracy: throughput and J/token of held-out LoRA/QLoRA rows (H100 and H200).
 
 Every measured LoRA or QLoRA fine-tuning row is hidden in turn and predicted by
 advisor.finetune_time.estimate_step from the other rows only (the training law refitted on them, so
@@ -12,7 +12,10 @@ the shipped calibration in finetune_params.csv, which saw every row, is not used
   (micro-batch b at s tokens is b x s per step); the shipped data has no micro-batch above 1 (all
   47 H100 rows are batch 1 at 512 or 2,048 tokens), so 512 <-> 2,048 tokens per step stands in;
 - leave-one-model-out: every row of the row's model hidden (the law must carry the model change;
-  three models only, so a hidden model is an extrapolation in size for two of them).
+  three models only, so a hidden model is an extrapolation in size for two of them);
+- micro-batch held out: the H200 rows of 2026-12-02 at micro-batch 2 and 4 (the only rows above
+  micro-batch 1) predicted from the micro-batch 1 rows alone, every GPU's: the issue's micro-batch
+  2-4 hold-out, measured on the H200 because no H100 was lent.
 Run: python benchmarks/finetune_accuracy.py [--json]
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Callable
 
 from advisor.finetune_time import Calibration, calibrations, estimate_step
 from measurements import catalog
@@ -33,11 +37,19 @@ SPLITS = {
 }
 
 
+# name -> which rows are predicted, and which rows each prediction may not see.
+MICRO_BATCH: dict[str, tuple[Callable[[Calibration], bool], Callable[[Calibration, Calibration], bool]]] = {
+    "micro-batch held out (2, 4)": (lambda c: c.setup.batch_size > 1, lambda o, c: o.setup.batch_size > 1),
+}
+
+
 def run(cal: list[Calibration] | None = None) -> list[dict]:
     cal = calibrations() if cal is None else cal
-    held = [c for c in cal if c.method in ("lora", "qlora") and c.energy_j_per_step]
+    held_all = [c for c in cal if c.method in ("lora", "qlora") and c.energy_j_per_step]
     out = []
-    for name, hidden in SPLITS.items():
+    splits = {name: ((lambda c: True), hidden) for name, hidden in SPLITS.items()} | MICRO_BATCH
+    for name, (predicted, hidden) in splits.items():
+        held = [c for c in held_all if predicted(c)]
         err_t, err_j = [], []
         for c in held:
             est = estimate_step(catalog.resolve_model(c.arch), c.setup, catalog.resolve_gpu(c.gpu),
@@ -62,7 +74,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print("Fine-tuning estimator accuracy, held-out H100 LoRA/QLoRA rows (|error| %)")
+    print("Fine-tuning estimator accuracy, held-out LoRA/QLoRA rows (|error| %)")
     print(f"{'split':<30} {'n':>3} {'tok/s median':>13} {'tok/s max':>10} {'J/tok median':>13} {'J/tok max':>10}")
     for r in res:
         print(f"{r['split']:<30} {r['n']:>3} {r['throughput_median_pct']:>13} {r['throughput_max_pct']:>10} "
