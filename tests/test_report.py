@@ -67,9 +67,10 @@ def _archive_facts() -> tuple[int, list[dict]]:
 def test_report_from_the_h200_archive_opens_in_chromium_with_every_figure(h200_report, tmp_path):
     traces, recs = _archive_facts()
     models = {r["config"]["model"] for r in recs if r["status"] == "ok" and r["energy_j_per_1k_tok"]}
-    # one trace per configuration + energy/throughput + one batch curve per model + the CV gates
-    expected = traces + 1 + len(models) + 1
-    assert (traces, len(models)) == (54, 4)
+    # one trace per configuration + energy/throughput per phase (inference, fine-tuning) + one batch
+    # curve per inference model + the CV gates
+    expected = traces + 2 + len(models) + 1
+    assert (traces, len(models)) == (66, 4)  # 54 inference and 12 fine-tuning configurations
     dom = assert_opens(h200_report, expected, tmp_path / "h200.png")
     assert "Provenance" in dom and "580.159.04" in dom and "NVIDIA H200" in dom  # driver and GPU
     page = h200_report.read_text()
@@ -127,20 +128,21 @@ def test_report_from_cpu_bench_results_opens_in_chromium_and_writes_pngs(tmp_pat
 
 def test_report_of_dataset_rows_finds_their_traces_in_the_shipped_archive(tmp_path, capsys):
     out = tmp_path / "rows.html"
-    assert main(["report", "--gpu", "h200", "--model", "qwen2.5-7b", "--precision", "nf4", "--out", str(out)]) == 0
+    # --task inference: the H200's NF4 QLoRA fine-tuning rows of the same model are not asked for
+    args = ["report", "--gpu", "h200", "--model", "qwen2.5-7b", "--precision", "nf4", "--task", "inference"]
+    assert main([*args, "--out", str(out)]) == 0
     figs = figures(out.read_text())
     assert [k for k, _ in figs] == ["energy-inference", "batch-energy", "cv", "trace", "trace"]
     from measurements.store import load_rows
 
     rows = {r.batch_size: r for r in load_rows() if r.gpu == "h200" and r.precision == "nf4"
-            and r.model_id == "Qwen/Qwen2.5-7B"}
+            and r.model_id == "Qwen/Qwen2.5-7B" and r.task == "inference"}
     assert figs[0][1] == {f"Qwen2.5-7B nf4 bs{b} J/1k": r.energy_j_per_1k_tok for b, r in rows.items()} | {
         f"Qwen2.5-7B nf4 bs{b} tok/s": r.throughput_tok_s for b, r in rows.items()}
     assert {v["idle baseline W"] for k, v in figs if k == "trace"} == {r.idle_power_w for r in rows.values()}
     capsys.readouterr()
     # --format json: the same figures and values, for agents and scripts
-    assert main(["report", "--gpu", "h200", "--model", "qwen2.5-7b", "--precision", "nf4", "--out", str(out),
-                 "--format", "json"]) == 0
+    assert main([*args, "--out", str(out), "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["configurations"] == 2 and summary["out"] == str(out)
     assert [(f["kind"], f["values"]) for f in summary["figures"]] == figs
