@@ -90,6 +90,22 @@ PY
         >"$OUT/fp8-static.log" 2>&1
       echo "fp8-static exit $?" | tee -a "$OUT/session.log"
       cp .gpu/fp8-static.jsonl "$OUT/" 2>/dev/null ;;
+    finetune)  # issue 13 item 7: micro-batch 2 and 4 at 2048 tokens (checkpointing on and off) and at 512
+      # tokens with checkpointing (512 without it was measured on 2026-12-02); Phi-3-mini LoRA on the full grid
+      for spec in "qwen2.5-7b lora qlora" "qwen2.5-1.5b lora qlora" "phi-3-mini lora"; do
+        set -- $spec; m=$1; shift
+        for grid in "2048 on off" "512 on"; do
+          set -- $grid; seq=$1; shift
+          [ "$m" = phi-3-mini ] && [ "$seq" = 512 ] && set -- on off
+          timeout $((LIMIT_S - MARGIN_S - SECONDS)) python3 -m advisor.cli bench --finetune --model "$m" --synthetic \
+            --method ${spec#* } --seq-len "$seq" --batch-size 2 4 --grad-checkpointing "$@" \
+            --runs 5 --warmup 2 --pause 1 --idle 1 --max-reruns 0 --no-carbon --out ".gpu/ft-$m.jsonl" \
+            --format json >>"$OUT/ft-$m.log" 2>&1
+          echo "finetune $m s$seq exit $?" | tee -a "$OUT/session.log"
+        done
+        cp ".gpu/ft-$m.jsonl" "$OUT/" 2>/dev/null
+      done
+      tar -czf "$OUT/ft-traces.tar.gz" -C .gpu $(cd .gpu && ls -d ft-*-traces 2>/dev/null) 2>/dev/null ;;
     tp)  # issue 21: tensor parallel on the multi-GPU kind; 72B bf16 (145 GB) does not fit one H200: TP 2 and 4
       n=$(nvidia-smi -L | wc -l)
       for spec in "qwen2.5-32b 1" "qwen2.5-32b 2" "qwen2.5-32b 4" "qwen2.5-72b 2" "qwen2.5-72b 4"; do
@@ -101,7 +117,7 @@ PY
         echo "tp $1 x$2 exit $?" | tee -a "$OUT/session.log"
         cp ".gpu/tp-$1-tp$2.jsonl" "$OUT/" 2>/dev/null
       done ;;
-    *) echo "unknown step $step (accepted: gpu-tests, mcp-test, accuracy, inference, quant-build, serve, static, fp8-static, tp)"; exit 2 ;;
+    *) echo "unknown step $step (accepted: gpu-tests, mcp-test, accuracy, inference, quant-build, serve, static, fp8-static, finetune, tp)"; exit 2 ;;
   esac
 done
 echo "[$SECONDS s] done" | tee -a "$OUT/session.log"
