@@ -44,6 +44,22 @@ def test_rental_plus_electricity_is_the_total(protocol):
         assert cap["gpus"] >= 1 and cap["replicas"] >= 1
 
 
+def test_optimize_impact_quotes_the_full_cost_not_electricity_alone():
+    """The recommendation's money is the capacity table's total (GPUs + electricity): on rented GPUs
+    the rental is most of the bill, so electricity alone would understate the saving many times."""
+    q = from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a100_80gb", gpu_count=4,
+                    requests_per_month=52_596_000)
+    ans = answer_query(q)
+    best, cur = ans.extra["capacity"][0], ans.extra["capacity"][1]
+    impact = ans.recommendations[0].impact
+    assert c.fusd(cur["total_usd"]) in impact and c.fusd(best["total_usd"]) in impact
+    assert c.fusd(cur["total_usd"] - best["total_usd"]) in impact
+    assert best["total_usd"] > 10 * best["electricity_usd"]  # why electricity alone would mislead
+    zh = answer_query(from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a100_80gb",
+                                  gpu_count=4, requests_per_month=52_596_000, lang="zh"))
+    assert "合计" in zh.recommendations[0].impact and c.fusd(best["total_usd"]) in zh.recommendations[0].impact
+
+
 def test_rental_price_is_the_median_listing():
     vals = sorted(p.usd_per_hour for p in catalog.gpu_prices() if p.gpu == "h100_sxm")
     med, basis, cites = c.rental_price("h100_sxm")

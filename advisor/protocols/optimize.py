@@ -228,16 +228,28 @@ def run(q: Query) -> Answer:
         code, language = sv.serve_command(best, c.hub_id(q)), "bash"
     else:
         code, language = c.config_code(bc.precision, c.hub_id(q), bc.batch_size, q.gen_tokens or 256), "python"
-    save = cur_line.usd - best_line.usd
+    # the headline's money is the full cost (GPUs + electricity) when the GPUs have a price, since the
+    # GPUs' rental is most of it; electricity alone is the fallback
+    fc_cur = fcs[-1] if best.config != current.config else fcs[0]
+    priced = fcs[0].gpu_usd is not None and fc_cur.gpu_usd is not None
+    if priced:
+        impact = m("optimize.impact_total", kwh0=c.fnum(cur_line.kwh, 1), kwh1=c.fnum(best_line.kwh, 1),
+                   usd0=c.fusd(fc_cur.total_usd), usd1=c.fusd(fcs[0].total_usd),
+                   save=c.fusd(fc_cur.total_usd - fcs[0].total_usd),
+                   gpu0=c.fusd(fc_cur.gpu_usd or 0.0), gpu1=c.fusd(fcs[0].gpu_usd or 0.0),
+                   el0=c.fusd(cur_line.usd), el1=c.fusd(best_line.usd),
+                   co0=c.fnum(cur_line.kg_co2, 1), co1=c.fnum(best_line.kg_co2, 1), per=c.per_word(w))
+    else:
+        impact = m("optimize.impact", kwh0=c.fnum(cur_line.kwh, 1), kwh1=c.fnum(best_line.kwh, 1),
+                   usd0=c.fusd(cur_line.usd), usd1=c.fusd(best_line.usd), save=c.fusd(cur_line.usd - best_line.usd),
+                   co0=c.fnum(cur_line.kg_co2, 1), co1=c.fnum(best_line.kg_co2, 1), per=c.per_word(w))
     ans.recommendations.append(Recommendation(
         title=(m("optimize.run_title_fw", label=sv.label(best, lg)) if multi_fw
                else m("optimize.run_title", prec=c.plabel(bc.precision, lg), bs=bc.batch_size)),
         language=language,
         detail=_why(q, best, current, cands),
         code=code,
-        impact=m("optimize.impact", kwh0=c.fnum(cur_line.kwh, 1), kwh1=c.fnum(best_line.kwh, 1),
-                 usd0=c.fusd(cur_line.usd), usd1=c.fusd(best_line.usd), save=c.fusd(save),
-                 co0=c.fnum(cur_line.kg_co2, 1), co1=c.fnum(best_line.kg_co2, 1), per=c.per_word(w))))
+        impact=impact))
     alt = unmeasured_alternative(cands, best)
     if alt is not None:
         ac = alt.config
