@@ -181,6 +181,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "real_path": ("advisor.audit.walk", "real_path"),
     "source_kind": ("advisor.audit.sources", "kind_for"),
     "audit_code": ("advisor.protocols.audit", "audit_code"),
+    "detect_lang": ("advisor.query", "detect_lang"),
     "audit_paths": ("advisor.protocols.audit", "audit_paths"),
     "report_to_answer": ("advisor.protocols.audit", "report_to_answer"),
     # benchmark results files (the report command)

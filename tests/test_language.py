@@ -12,7 +12,6 @@ import pytest
 
 from advisor.answer import Answer
 from advisor.api import ask
-from advisor.audit.models import printable
 from advisor.protocols.audit import audit_code
 from advisor.query import parse
 
@@ -124,12 +123,9 @@ def texts(a: Answer) -> list[tuple[str, str]]:
 
 
 def _gaps(a: Answer, question: str | None) -> list[str]:
-    """Text still worded in English whatever the language, removed before the check until it moves
-    into the catalog (each is named, so the list can only shrink): the auditor's finding messages
-    and impact texts (advisor/audit rules). The workload as the user worded it is a quotation, not
-    the answer's text."""
-    out = [printable(f["message"]) for f in a.extra.get("findings", [])]
-    out += [f["impact"]["text"] for f in a.extra.get("findings", [])]
+    """Text worded as the user wrote it, removed before the check: the workload as the user worded
+    it is a quotation, not the answer's text."""
+    out: list[str] = []
     if question is not None and a.protocol != "error":
         q = parse(question, lang=a.lang)
         out += [q.workload or ""]
@@ -220,3 +216,61 @@ def test_the_checker_finds_english_and_lets_names_pass():
     assert english_runs("数据：外推（scaled to BS=32 by the batch power law）") == ["scaled to by the batch power law"]
     assert english_runs("每月 the replica's load 结束 ok then") == ["the replica's load"]
     assert english_runs("`code with many english words` 中文") == []
+
+
+# the auditor's own words: finding messages, reasons a value cannot be read, impacts, diagnostics
+AUDIT_AREAS = ("finding", "why", "impact", "diag", "trap", "owner", "origin", "bind_note", "basis", "library")
+CORPUS = Path(__file__).parent / "corpus" / "audit"
+
+
+def test_every_auditor_message_reads_in_chinese():
+    # each template with its fields filled by a placeholder: code, names and numbers aside, no
+    # English sentence (the fields in code spans stay code)
+    from advisor.messages import catalog
+    from advisor.messages.text import Msg
+
+    zh = catalog("zh")
+    keys = [k for k in zh if k.split(".")[0] in AUDIT_AREAS]
+    assert len(keys) > 150
+    bad = {}
+    for k in keys:
+        fields = {f: "x1" for _, f, _, _ in __import__("string").Formatter().parse(zh[k]) if f}
+        runs = english_runs(Msg(key=k, fields=fields).render("zh"))
+        if runs:
+            bad[k] = runs
+    assert bad == {}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_audit_corpus_answers_in_its_language(lang):
+    # every rule fires somewhere in the corpus (servers, notebooks, configs, install lines, broken
+    # files), and the answer's findings, fixes, impacts and diagnostics are in one language
+    from advisor.audit import all_rules
+    from advisor.protocols.audit import audit_paths
+
+    a = audit_paths([str(CORPUS)], lang=lang)
+    assert {f["code"] for f in a.extra["findings"]} == set(all_rules()) and a.warnings
+    if lang == "en":
+        assert _no_chinese(a) == []
+    else:
+        assert _english_sentences(a, None) == []
+        assert all(CJK.search(al.message) for al in a.alerts)
+
+
+def test_the_auditor_check_finds_an_english_finding(monkeypatch):
+    # the check can fail: a finding worded in English in a Chinese answer is found
+    from advisor.messages import catalog
+
+    monkeypatch.setitem(catalog("zh"), "finding.eco106_kwarg", catalog("en")["finding.eco106_kwarg"])
+    a = audit_code(AUDITED, filename="job.py", lang="zh")
+    assert ("alert.message", ["in generate disables the cache"]) in _english_sentences(a, None)
+
+
+def test_the_audit_command_answers_in_chinese(tmp_path, capsys):
+    from advisor.cli import main
+
+    f = tmp_path / "job.py"
+    f.write_text(AUDITED, encoding="utf-8")
+    rc = main(["audit", "--lang", "zh", "--no-cache", "--format", "markdown", str(f)])
+    out = capsys.readouterr().out
+    assert rc == 1 and "关闭了 KV 缓存" in out and "disables the KV cache" not in out

@@ -247,6 +247,14 @@ def test_pasted_code_is_audited_with_the_gpu_in_context(tmp_path, monkeypatch):
     assert "ECO101" in md and "<pasted>:5" in md
 
 
+def test_code_pasted_with_chinese_words_is_audited_in_chinese():
+    # the words around the code set the answer's language, as a question's words do
+    screen, chat = drive(paste("帮我看看这段代码有没有能耗问题：\n```python\n" + INT8_CODE + "```\n") + ENTER + CTRL_D)
+    a = chat.state.last_answer
+    assert a.protocol == "audit" and a.lang == "zh" and "ECO101" in screen
+    assert "混合精度分解" in a.alerts[0].message and "decomposition" not in a.alerts[0].message
+
+
 def test_typed_code_fence_keeps_enter_adding_lines_until_it_closes():
     # Enter inside an open ``` fence inserts a newline; the Enter after the closing fence sends.
     typed = "```python" + ENTER + INT8_CODE.replace("\n", ENTER) + "```" + ENTER + CTRL_D

@@ -160,9 +160,8 @@ def github(report: AuditReport) -> str:
     return "\n".join(out)
 
 
-def nothing_audited_message(report: AuditReport) -> str:
+def nothing_audited_message(report: AuditReport, lang: str = "en") -> str:
+    from advisor.messages import t
+
     n = report.files_given
-    why = (f"none of the {n} file(s) given could be read or parsed (see the diagnostics)" if n
-           else "no file the auditor reads was found (Python, notebooks, requirements, pyproject, YAML/JSON "
-                "configs, shell scripts, Dockerfiles)")
-    return f"nothing was audited: {why}"
+    return t(lang, "diag.nothing_given", n=n) if n else t(lang, "diag.nothing_found")

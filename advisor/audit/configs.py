@@ -17,6 +17,7 @@ from advisor.audit.models import Diagnostic
 from advisor.audit.nodes import ConfigEntry, IndexOption, Requirement, ShellCommand, TrainingConfig
 from advisor.audit.sources import join_continuations
 from advisor.audit.training import TRAINING_KEYS
+from advisor.messages.text import msg
 
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 _PIP_OPTS_WITH_VALUE = {"-i": "--index-url", "--index-url": "--index-url", "--extra-index-url": "--extra-index-url",
@@ -193,7 +194,7 @@ def read_pyproject(text: str, display: str) -> tuple[list[Any], dict[str, Any] |
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        return [], None, [Diagnostic(path=display, level="error", message=f"not valid TOML: {err}; skipped")]
+        return [], None, [Diagnostic(path=display, level="error", message=str(m := msg("diag.toml", err=str(err))), text=m)]
     lines = text.splitlines()
     nodes: list[Any] = []
     origin = "pyproject.toml"
@@ -407,10 +408,10 @@ def read_json(text: str, display: str) -> tuple[list[Any], list[Diagnostic]]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         return [], [Diagnostic(path=display, level="error",
-                               message=f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); skipped",
-                               line=err.lineno)]
+                               message=str(m := msg("diag.json", err=err.msg, line=err.lineno, col=err.colno)),
+                               text=m, line=err.lineno)]
     except RecursionError:
-        return [], [Diagnostic(path=display, level="error", message="JSON nested too deeply; skipped")]
+        return [], [Diagnostic(path=display, level="error", message=str(m := msg("diag.json_deep")), text=m)]
     if not isinstance(data, dict):
         return [], []
     # Key lines in document order: every string followed by ':' is a key.

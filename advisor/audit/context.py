@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.audit.pyindex import FUNC_TYPES, Binding, Frame, ModuleIndex, dotted
+from advisor.messages.text import Msg, msg, word
 
 MAX_DEPTH = 24
 # Module names a pasted snippet may use without importing them (`torch.float32` in a fragment).
@@ -40,21 +41,21 @@ class Val:
     kind: str
     value: Any = None
     confidence: str = "high"
-    origin: str = ""
+    origin: str | Msg = ""
     node: ast.AST | None = None
     frame: Frame | None = None
-    reason: str = ""
+    reason: str | Msg = ""  # why it cannot be read (a catalog message, worded when shown)
     partial: bool = False  # a dict with an unresolved ** spread: keys may be missing
 
     @staticmethod
-    def unknown(reason: str, node: ast.AST | None = None) -> Val:
+    def unknown(reason: str | Msg, node: ast.AST | None = None) -> Val:
         return Val("unknown", reason=reason, confidence="low", node=node)
 
     @property
     def known(self) -> bool:
         return self.kind != "unknown"
 
-    def weaker(self, confidence: str, origin: str) -> Val:
+    def weaker(self, confidence: str, origin: str | Msg) -> Val:
         order = {"high": 2, "medium": 1, "low": 0}
         conf = confidence if order[confidence] < order[self.confidence] else self.confidence
         return Val(self.kind, self.value, conf, origin or self.origin, self.node, self.frame, self.reason, self.partial)
@@ -195,7 +196,7 @@ class Resolver:
     # -- values ------------------------------------------------------------------------------
     def value(self, node: ast.AST, frame: Frame, depth: int = 0) -> Val:
         if depth > MAX_DEPTH:
-            return Val.unknown("too many levels of indirection", node)
+            return Val.unknown(msg("why.depth"), node)
         t = type(node)
         if t is ast.Constant:
             return Val("const", node.value, node=node)
@@ -218,7 +219,7 @@ class Resolver:
                     continue
                 inner = self.value(v.value, frame, depth + 1) if isinstance(v, ast.FormattedValue) else Val.unknown("")
                 if inner.kind != "const" or v.format_spec is not None:
-                    return Val.unknown("an f-string with a part that cannot be read statically", node)
+                    return Val.unknown(msg("why.fstring"), node)
                 parts.append(str(inner.value))
                 conf = inner.confidence if inner.confidence != "high" else conf
             return Val("const", "".join(parts), confidence=conf, node=node)
@@ -232,10 +233,10 @@ class Resolver:
                         raise TypeError
                     res = _BINOPS[type(node.op)](a.value, b.value)
                 except Exception:  # division by zero, type mismatch: not a value we can state
-                    return Val.unknown("an expression that does not evaluate statically", node)
+                    return Val.unknown(msg("why.no_eval"), node)
                 conf = "medium" if "medium" in (a.confidence, b.confidence) else "high"
                 return Val("const", res, confidence=conf, node=node)
-            return Val.unknown("an expression over values that cannot be read statically", node)
+            return Val.unknown(msg("why.over_unknown"), node)
         if t is ast.UnaryOp:
             v = self.value(node.operand, frame, depth + 1)
             if v.kind == "const":
@@ -243,7 +244,7 @@ class Resolver:
                     return Val("const", -v.value, v.confidence, v.origin, node)
                 if isinstance(node.op, ast.Not):
                     return Val("const", not v.value, v.confidence, v.origin, node)
-            return Val.unknown("an expression that does not evaluate statically", node)
+            return Val.unknown(msg("why.no_eval"), node)
         if t is ast.Subscript:
             base = self.value(node.value, frame, depth + 1)
             key = self.value(node.slice, frame, depth + 1)
@@ -256,26 +257,26 @@ class Resolver:
                     pass
             d = dotted(node.value)
             if d and self.qualname(node.value) == "os.environ":
-                return Val.unknown("read from an environment variable", node)
+                return Val.unknown(msg("why.environ"), node)
             if d and self.qualname(node.value) == "sys.argv":
-                return Val.unknown("read from the command line (sys.argv)", node)
-            return Val.unknown("an item that cannot be read statically", node)
+                return Val.unknown(msg("why.argv"), node)
+            return Val.unknown(msg("why.item"), node)
         if t is ast.IfExp:
             a, b = self.value(node.body, frame, depth + 1), self.value(node.orelse, frame, depth + 1)
             if a.kind == "const" and b.kind == "const" and a.value == b.value:
                 return a
-            return Val.unknown("depends on a condition evaluated at run time", node)
+            return Val.unknown(msg("why.condition"), node)
         if t is ast.BoolOp and isinstance(node.op, ast.Or):
             last = self.value(node.values[-1], frame, depth + 1)
             first = self.value(node.values[0], frame, depth + 1)
             if first.known:
                 return first
             if last.known:
-                return last.weaker("medium", f"fallback value ({first.reason or 'the first operand is not static'})")
-            return Val.unknown("depends on values read at run time", node)
+                return last.weaker("medium", msg("why.fallback", why=first.reason or msg("why.first_not_static")))
+            return Val.unknown(msg("why.runtime_values"), node)
         if t is ast.Starred:
             return self.value(node.value, frame, depth + 1)
-        return Val.unknown(f"a {t.__name__} expression", node)
+        return Val.unknown(msg("why.expr_kind", kind=t.__name__), node)
 
     def _name(self, node: ast.Name, frame: Frame, depth: int) -> Val:
         name = node.id
@@ -285,25 +286,25 @@ class Resolver:
                 return Val("symbol", self.ix.aliases[name], node=node)
             if name in ("True", "False", "None"):
                 return Val("const", {"True": True, "False": False, "None": None}[name], node=node)
-            return Val.unknown(f"'{name}' is not assigned in this file", node)
+            return Val.unknown(msg("why.not_assigned", name=name), node)
         last = bl[-1]
         if last.kind == "import":
             return Val("symbol", self.ix.aliases.get(name, name), node=node)
         if last.kind == "param":
             if last.value is None:
-                return Val.unknown(f"'{name}' is a function parameter", node)
+                return Val.unknown(msg("why.param", name=name), node)
             inner = self._in_scope_of(last.value, frame)
             v = self.value(last.value, inner, depth + 1)
-            return v.weaker("medium", f"default of the parameter '{name}'") if v.known else v
+            return v.weaker("medium", msg("why.param_default", name=name)) if v.known else v
         if last.value is None:
-            return Val.unknown(f"'{name}' is a {last.note or 'run-time value'} (line {last.line})", node)
+            return Val.unknown(msg("why.bound", name=name, note=word("bind_note", last.note or "run-time value"), line=last.line), node)
         inner = self._in_scope_of(last.value, frame)
         v = self.value(last.value, inner, depth + 1)
         if not v.known:
             return v
-        origin = v.origin or f"{name} at line {last.line}"
+        origin = v.origin or msg("why.name_at", name=name, line=last.line)
         if len(bl) > 1 and len({ast.dump(b.value) if b.value is not None else "?" for b in bl}) > 1:
-            return v.weaker("medium", f"'{name}', assigned more than once (last at line {last.line})")
+            return v.weaker("medium", msg("why.assigned_twice", name=name, line=last.line))
         if v.kind == "dict":
             v = self._apply_item_binds(name, v, node.lineno, frame, depth)
         return Val(v.kind, v.value, v.confidence, origin, v.node, v.frame, v.reason, v.partial)
@@ -318,7 +319,7 @@ class Resolver:
             return v
         d = dict(v.value)
         for k, b in extra.items():
-            d[k] = self.value(b.value, frame, depth + 1) if b.value is not None else Val.unknown("run-time value")
+            d[k] = self.value(b.value, frame, depth + 1) if b.value is not None else Val.unknown(msg("why.runtime"))
         return Val("dict", d, v.confidence, v.origin, v.node, v.frame, v.reason, v.partial)
 
     def _in_scope_of(self, node: ast.AST, frame: Frame) -> Frame:
@@ -353,8 +354,8 @@ class Resolver:
             dnode, line, origin = self.ix.attr_defaults[node.attr]
             v = self.value(dnode, Frame(frame.scopes[:1], (), None), depth + 1)
             if v.known:
-                return v.weaker("medium", f"{origin} (line {line}); the command line or a config may override it")
-        return Val.unknown(f"'{dotted(node) or node.attr}' is set at run time", node)
+                return v.weaker("medium", msg("why.overridable", origin=origin, line=line))
+        return Val.unknown(msg("why.runtime_attr", name=dotted(node) or node.attr), node)
 
     def _dict(self, node: ast.Dict, frame: Frame, depth: int) -> Val:
         out: dict[Any, Val] = {}
@@ -395,9 +396,9 @@ class Resolver:
             dflt = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "default"), None)
             var = key.value if key.kind == "const" else "?"
             if dflt is None:
-                return Val.unknown(f"read from the environment variable {var}", node)
+                return Val.unknown(msg("why.env_var", var=str(var)), node)
             v = self.value(dflt, frame, depth + 1)
-            return v.weaker("medium", f"default of the environment variable {var}; the environment may override it")
+            return v.weaker("medium", msg("why.env_default", var=str(var)))
         if name in ("str", "int", "float", "bool") and len(node.args) == 1 and not node.keywords:
             v = self.value(node.args[0], frame, depth + 1)
             if v.kind == "const":
@@ -406,7 +407,7 @@ class Resolver:
                                v.confidence, v.origin, node)
                 except (TypeError, ValueError):
                     pass
-            return Val.unknown("a conversion of a run-time value", node)
+            return Val.unknown(msg("why.conversion"), node)
         if name == "getattr" and len(node.args) >= 2:
             attr = self.value(node.args[1], frame, depth + 1)
             base = self.qualname(node.args[0])
@@ -439,7 +440,7 @@ class Resolver:
                 else:
                     maybe = src
         if maybe:
-            return Arg(None, Val.unknown(f"passed through **{maybe}, which cannot be read statically"),
+            return Arg(None, Val.unknown(msg("why.spread", src=maybe)),
                        call.lineno, call.col_offset + 1, via=f"**{maybe}")
         return MISSING
 
@@ -460,11 +461,11 @@ class Hit:
     """What a rule reports; the engine turns it into a Finding (path, code, title, suppression)."""
 
     line: int
-    message: str
+    message: str | Msg  # a catalog message (worded in the answer's language when shown)
     severity: str
     confidence: str
     impact: Any
-    fix: str | None = None
+    fix: str | Msg | None = None  # instead of the rule's own fix
     col: int = 1
     end_line: int | None = None
     span: tuple[int, int] | None = None  # lines where a suppression comment counts
@@ -533,8 +534,8 @@ class Context:
     def enclosing_functions(self) -> list[ast.AST]:
         return [s for s in (self.frame.scopes if self.frame else ()) if isinstance(s, FUNC_TYPES)]
 
-    def hit(self, line: int, message: str, *, severity: str, confidence: str, impact: Any,
-            fix: str | None = None, col: int = 1, span: tuple[int, int] | None = None) -> Hit:
+    def hit(self, line: int, message: str | Msg, *, severity: str, confidence: str, impact: Any,
+            fix: str | Msg | None = None, col: int = 1, span: tuple[int, int] | None = None) -> Hit:
         return Hit(line=line, message=message, severity=severity, confidence=confidence, impact=impact,
                    fix=fix, col=col, span=span)
 

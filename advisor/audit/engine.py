@@ -27,7 +27,7 @@ from advisor.answer import MOOD_ORDER
 from advisor.audit import configs
 from advisor.audit.context import Context, Hit, Resolver
 from advisor.audit.evidence import Evidence
-from advisor.audit.models import AuditReport, Diagnostic, Finding, Impact
+from advisor.audit.models import AuditReport, Diagnostic, Finding, Impact, diagnostic
 from advisor.audit.nodes import IndexOption, Requirement, ShellCommand, TrainingConfig
 from advisor.audit.prefilter import Prefilter
 from advisor.audit.pyindex import Frame, build_index
@@ -35,6 +35,7 @@ from advisor.audit.registry import Rule, all_rules
 from advisor.audit.settings import AuditSettings
 from advisor.audit.sources import Source, decode, kind_for, load_path, notebook_source, sniff_kind
 from advisor.audit.walk import FileItem, walk
+from advisor.messages.text import Msg, msg
 
 PSEUDO_TYPES = (ShellCommand, Requirement, IndexOption, TrainingConfig)
 SHELL_CALLS = frozenset({"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
@@ -151,8 +152,8 @@ def select_rules(settings: AuditSettings) -> list[Rule]:
     return rules
 
 
-def _py2_hint(text: str) -> str:
-    return " (this looks like Python 2 code; the auditor reads Python 3)" if _PY2.search(text) else ""
+def _py2_hint(text: str) -> Msg | str:
+    return msg("diag.py2") if _PY2.search(text) else ""
 
 
 def _parse(text: str, display: str) -> ast.Module:
@@ -171,8 +172,8 @@ def parse_python(text: str, display: str, budget: Budget | None = None
     except SyntaxError as err:
         if err.lineno is None:  # e.g. NUL bytes in text passed directly
             return None, [Diagnostic(path=display, level="error", message=f"cannot parse: {err.msg}; skipped")], 0
-        where = f"line {err.lineno}" + (f", column {err.offset}" if err.offset else "")
-        msg = f"syntax error at {where}: {err.msg}{_py2_hint(text)}"
+        where = msg("diag.at_col", line=err.lineno, col=err.offset) if err.offset else msg("diag.at", line=err.lineno)
+        syntax = msg("diag.syntax", where=where, err=err.msg, hint=_py2_hint(text))
         err_line = err.lineno
         stop = min(err.lineno or len(lines), len(lines) + 1)
     except (ValueError, RecursionError, MemoryError, OverflowError) as err:
@@ -189,9 +190,8 @@ def parse_python(text: str, display: str, budget: Budget | None = None
             tree = _parse(prefix, display)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        return tree, [Diagnostic(path=display, level="warning", line=err_line,
-                                 message=f"{msg}; audited lines 1-{k - 1} only")], k - 1
-    return None, [Diagnostic(path=display, level="error", line=err_line, message=f"{msg}; skipped")], 0
+        return tree, [diagnostic(display, "warning", msg("diag.partial", what=syntax, last=k - 1), err_line)], k - 1
+    return None, [diagnostic(display, "error", msg("diag.skipped", what=syntax), err_line)], 0
 
 
 class Dispatch:
@@ -263,10 +263,8 @@ class Auditor:
             with _alarm(seconds + 0.05):
                 return work()
         except OverBudget:
-            return FileResult(cacheable=False, diagnostics=[Diagnostic(
-                path=path, level="warning",
-                message=f"over the {seconds:g} s time budget for one file; skipped (raise time-budget-s in "
-                        "[tool.ecolobster] or --time-budget to audit it)")])
+            return FileResult(cacheable=False, diagnostics=[diagnostic(
+                path, "warning", msg("diag.time_budget", seconds=f"{seconds:g}"))])
         finally:
             self.run.budget = None
             if collecting:
@@ -276,7 +274,7 @@ class Auditor:
         kind = kind or kind_for(path) or sniff_kind(text)
         res = FileResult(lines=text.count("\n") + (0 if text.endswith("\n") or not text else 1))
         if not text.strip():
-            res.diagnostics.append(Diagnostic(path=path, level="info", message="empty file; nothing to audit"))
+            res.diagnostics.append(diagnostic(path, "info", msg("diag.empty")))
             return res
         try:
             self._audit(text, path, kind, res)
@@ -323,7 +321,7 @@ class Auditor:
         elif kind in ("shell", "dockerfile"):
             nodes = configs.read_shell(text, dockerfile=kind == "dockerfile")
         else:
-            res.diagnostics.append(Diagnostic(path=path, level="info", message=f"no reader for '{kind}' files; skipped"))
+            res.diagnostics.append(diagnostic(path, "info", msg("diag.no_reader", kind=kind)))
             return
         res.audited = True
         if kind in ("requirements", "pyproject"):
@@ -350,7 +348,8 @@ class Auditor:
         for d in diags:
             if d.line is not None and src.cell_map:
                 line, cell = src.locate(d.line)
-                d = Diagnostic(path=d.path, level=d.level, line=line, message=f"cell {cell}: {d.message}")
+                d = (diagnostic(d.path, d.level, msg("diag.cell", cell=cell, what=d.text), line) if d.text is not None
+                     else Diagnostic(path=d.path, level=d.level, line=line, message=f"cell {cell}: {d.message}"))
             res.diagnostics.append(d)
         pseudo: list[Any] = list(src.shell)
         if tree is None:
@@ -438,7 +437,9 @@ class Auditor:
         snippet = src.line_text(h.line).strip()
         return Finding(code=rule.code, name=rule.name, title=rule.title, severity=severity,  # type: ignore[arg-type]
                        confidence=h.confidence, path=src.path, line=max(1, line), col=max(1, h.col),  # type: ignore[arg-type]
-                       end_line=None, cell=cell, message=h.message, fix=h.fix or rule.fix, impact=impact,
+                       end_line=None, cell=cell, message=str(h.message),
+                       text=h.message if isinstance(h.message, Msg) else None, fix=str(h.fix or rule.fix),
+                       fix_text=h.fix if isinstance(h.fix, Msg) else None, impact=impact,
                        snippet=snippet[:200], file_line=src.file_line(h.line),
                        suppressed_by=f"line {comment.line}: {comment.text}" if comment is not None else None)
 
@@ -504,10 +505,7 @@ class Auditor:
                 if os.path.lexists(path) and not os.path.exists(path):
                     kind = "python"  # a broken or looping link: let the reader say which
                 else:
-                    diags.append(Diagnostic(path=p, level="info",
-                                            message="not a file type the auditor reads (accepted: .py, .ipynb, "
-                                                    "requirements*.txt, pyproject.toml, .yaml/.yml, .json, .sh, "
-                                                    "Dockerfile); skipped"))
+                    diags.append(diagnostic(p, "info", msg("diag.file_type")))
                     continue
             items.append(FileItem(path, p, kind))
         return items, diags

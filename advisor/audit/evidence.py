@@ -13,6 +13,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from advisor.messages.text import Msg, msg
 from measurements import select
 from measurements.schema import MeasurementRow
 
@@ -40,7 +41,7 @@ class Pair:
 @dataclass
 class Comparison:
     pairs: list[Pair]
-    scope_note: str = ""
+    scope_note: str | Msg = ""
     chosen: Pair | None = None  # the pair closest to the user's model, or the median one
     gpus: list[str] = field(default_factory=list)
 
@@ -115,7 +116,7 @@ class Evidence:
         if not pairs:
             return pairs, ""
         others = ", ".join(sorted({self.gpu_name(p.gpu) for p in pairs}))
-        return pairs, f"no rows for {self.gpu_name(self.gpu)}; figures from {others}"
+        return pairs, msg("impact.scope", gpu=self.gpu_name(self.gpu), others=others)
 
     @staticmethod
     def _choose(pairs: list[Pair], params_b: float | None) -> Pair:
@@ -211,18 +212,22 @@ class Evidence:
     def nightly_rows(self) -> list[MeasurementRow]:
         return [r for r in self.rows if r.nightly_build]
 
-    def describe(self, comp: Comparison, trap_label: str, alt_label: str) -> str:
-        """One sentence: the range, the closest configuration, the GPUs, the row ids."""
+    def describe(self, comp: Comparison, trap_label: str, alt_label: str, per: str = "1k") -> Msg:
+        """One sentence: the range, the closest configuration, the GPUs, the row ids. The labels
+        are keys of the catalog's [trap] table (a precision or method as the rules name it); `per` is
+        the energy's unit, "1k" (per 1k generated tokens) or "token" (per trained token)."""
         gpus = ", ".join(self.gpu_name(g) for g in comp.gpus)
         c = comp.chosen
         assert c is not None
-        rng = (f"{_pct(comp.low)} to {_pct(comp.high)}" if len(comp.pairs) > 1 else _pct(comp.low))
-        near = (f"closest measured: {c.model_id} ({c.params_b:g}B) at batch {c.trap.batch_size} on "
-                f"{self.gpu_name(c.gpu)}, {_pct(c.waste_pct)} ({c.trap.id} vs {c.alt.id})")
-        text = (f"measured: {trap_label} spends {rng} energy per 1k tokens vs {alt_label} across "
-                f"{len(comp.pairs)} paired configuration{'s' if len(comp.pairs) != 1 else ''} on {gpus}; {near}")
+        rng: Msg | str = (msg("impact.range", lo=_pct(comp.low), hi=_pct(comp.high)) if len(comp.pairs) > 1
+                          else _pct(comp.low))
+        near = msg("impact.closest", model=c.model_id, params=f"{c.params_b:g}", bs=c.trap.batch_size,
+                   gpu=self.gpu_name(c.gpu), pct=_pct(c.waste_pct), trap_id=c.trap.id, alt_id=c.alt.id)
+        text = msg("impact.measured_one" if len(comp.pairs) == 1 else "impact.measured_many", trap=msg(f"trap.{trap_label}"),
+                   rng=rng, alt=msg(f"trap.{alt_label}"), n=len(comp.pairs), gpus=gpus, near=near,
+                   per=msg(f"impact.per_{per}"))
         if comp.scope_note:
-            text += f" ({comp.scope_note})"
+            text = msg("impact.scoped", text=text, note=comp.scope_note)
         return text
 
 

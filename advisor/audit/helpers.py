@@ -15,6 +15,7 @@ from advisor.audit.context import Arg, Context, Hit, Val
 from advisor.audit.evidence import Comparison
 from advisor.audit.models import Impact
 from advisor.audit.pyindex import Frame
+from advisor.messages.text import Msg, msg
 
 # Classes whose from_pretrained loads no transformers model: tokenizers, configs, chat templates,
 # and the quantization toolkits' own loaders (AutoAWQ, AutoGPTQ load in 16-bit to quantize).
@@ -22,7 +23,6 @@ _NOT_MODELS = re.compile(r"(Tokenizer|Processor|Config|FeatureExtractor|ImagePro
                          r"PeftModel$|PeftConfig|Adapter|Template|^AutoAWQ|^AutoGPTQ|^GPTQModel)", re.I)
 MODEL_ARG_NAMES = ("pretrained_model_name_or_path", "model_name_or_path", "model_name", "model_id", "model")
 _SIZE_TOKEN = re.compile(r"^(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])$", re.I)
-_PARAM = re.compile(r"^'(?:[\w.]*\.)?(\w+)' is (?:a function parameter|set at run time)")
 # A Hub model id ("org/name") in any text: a comment, a README, a config beside the script.
 _HUB_ID = re.compile(r"(?<![\w./-])([A-Za-z0-9][\w.-]{0,60}/[A-Za-z0-9][\w.-]{0,100})(?![\w/-])")
 _BESIDE = re.compile(r"^(readme[^/]*\.md|[^/]+\.ya?ml|[^/]+\.sh)$", re.I)
@@ -72,7 +72,7 @@ class ModelSize:
     params_b: float | None
     label: str  # the model as written
     confidence: str
-    how: str  # "catalog", "dataset", "name", or why it is unknown
+    how: str | Msg  # where the size comes from, or why it is unknown
 
 
 def params_from_name(text: str) -> float | None:
@@ -98,19 +98,24 @@ def model_size(ctx: Context, arg: Arg) -> ModelSize:
 
 def _stated_size(ctx: Context, arg: Arg) -> ModelSize:
     if arg.present is not True or arg.val is None:
-        return ModelSize(None, "?", "low", arg.val.reason if arg.val is not None else "no model argument")
+        return ModelSize(None, "?", "low", arg.val.reason if arg.val is not None else msg("why.no_model_arg"))
     v: Val = arg.val
     text = v.text if v.kind == "const" else None
     if text is None:
-        param = _PARAM.match(v.reason or "")
-        dflt = ctx.index.attr_defaults.get(param.group(1)) if param else None
+        # a parameter or attribute set at run time ('args.model'): its --option of the same name
+        param = v.reason.fields.get("name") if isinstance(v.reason, Msg) and v.reason.key in (
+            "why.param", "why.runtime_attr") else None
+        dflt = ctx.index.attr_defaults.get(str(param).rsplit(".", 1)[-1]) if param else None
         if dflt is not None:  # a function parameter fed by the --option of the same name
             dv = ctx.value(dflt[0], Frame((ctx.index.tree,), (), None))
             if dv.kind == "const" and isinstance(dv.value, str):
-                return _stated_size(ctx, Arg(True, dv.weaker("medium", f"{dflt[2]} (line {dflt[1]})"), arg.line))
-        return ModelSize(None, "?", "low", v.reason or "the model name is not a string the code states")
+                return _stated_size(ctx, Arg(True, dv.weaker("medium", msg("why.at_line", what=dflt[2], line=dflt[1])), arg.line))
+        return ModelSize(None, "?", "low", v.reason or msg("why.model_not_string"))
     conf = v.confidence
-    origin = f", via {v.origin}" if v.origin else ""
+
+    def via(how: Msg) -> Msg:
+        return msg("why.via", how=how, origin=v.origin) if v.origin else how
+
     try:
         from measurements import catalog
 
@@ -121,16 +126,16 @@ def _stated_size(ctx: Context, arg: Arg) -> ModelSize:
             except catalog.UnknownName:
                 arch = None
         if arch is not None:
-            return ModelSize(arch.params_b, text, conf, f"catalog entry {arch.key}{origin}")
+            return ModelSize(arch.params_b, text, conf, via(msg("why.catalog_entry", key=arch.key)))
     except (FileNotFoundError, ValueError):
         pass
     rows = ctx.run.evidence.params_of(text)
     if rows is not None:
-        return ModelSize(rows, text, conf, f"measured rows of {text}{origin}")
+        return ModelSize(rows, text, conf, via(msg("why.measured_rows", model=text)))
     p = params_from_name(text)
     if p is not None:
-        return ModelSize(p, text, conf, f"the size in the name '{text}'{origin}")
-    return ModelSize(None, text, "low", f"'{text}' has no size in its name and is not in the catalog")
+        return ModelSize(p, text, conf, via(msg("why.size_in_name", model=text)))
+    return ModelSize(None, text, "low", msg("why.no_size", model=text))
 
 
 # -- quantization ----------------------------------------------------------------------------------
@@ -141,7 +146,7 @@ class Quant:
     line: int
     config: ast.Call | None = None  # the BitsAndBytesConfig call, if any
     confidence: str = "high"
-    reason: str = ""
+    reason: str | Msg = ""
     default_off: bool = False  # the flag is off by an overridable default (an argparse switch)
 
 
@@ -157,10 +162,10 @@ def bnb_bits(ctx: Context, call: ast.Call, only: int | None = None) -> Quant:
             if t is True:
                 return Quant(bits, True, a.line, call, a.val.confidence)
             if t is False and a.val.confidence != "high":  # off by default; the command line can turn it on
-                return Quant(bits, False, a.line, call, "low", f"off unless overridden ({a.val.origin})",
+                return Quant(bits, False, a.line, call, "low", msg("why.off_unless", origin=a.val.origin),
                              default_off=True)
             if t is None:
-                return Quant(bits, False, a.line, call, "low", a.val.reason or "value read at run time")
+                return Quant(bits, False, a.line, call, "low", a.val.reason or msg("why.runtime_read"))
     return Quant(None, True, call.lineno, call)
 
 
@@ -263,18 +268,19 @@ def is_training(ctx: Context) -> bool:
 
 
 # -- impact ----------------------------------------------------------------------------------------
-def measured(ctx: Context, comp: Comparison, text: str) -> tuple[Impact, str]:
+def measured(ctx: Context, comp: Comparison, text: Msg) -> tuple[Impact, str]:
     """A measured impact and the mood it implies (the chosen pair's waste)."""
     c = comp.chosen
     assert c is not None
-    imp = Impact(basis="measured", text=text, waste_pct=round(c.waste_pct, 1), low_pct=round(comp.low, 1),
+    imp = Impact(basis="measured", text=str(text), msg=text, waste_pct=round(c.waste_pct, 1), low_pct=round(comp.low, 1),
                  high_pct=round(comp.high, 1), row_ids=comp.row_ids,
                  scope=", ".join(ctx.run.evidence.gpu_name(g) for g in comp.gpus))
     return imp, mood_for_waste(c.waste_pct)
 
 
-def best_practice(text: str, row_ids: list[str] | None = None) -> Impact:
-    return Impact(basis="best practice", text=f"best practice: {text}", row_ids=row_ids or [])
+def best_practice(text: Msg, row_ids: list[str] | None = None) -> Impact:
+    what = msg("impact.best_practice", text=text)
+    return Impact(basis="best practice", text=str(what), msg=what, row_ids=row_ids or [])
 
 
 # -- plain training loops --------------------------------------------------------------------------
@@ -373,9 +379,9 @@ def branch_truth(ctx: Context, node: ast.AST) -> tuple[bool | None, str]:
                 if t is not None:
                     t = t if in_body else not t
                 if t is False:
-                    return False, f"`if {ast.unparse(s.test)}` at line {s.lineno} is off by default ({v.origin or 'a constant'})"
+                    return False, msg("why.branch_off", test=ast.unparse(s.test), line=s.lineno, origin=v.origin or msg("why.a_constant"))
                 if t is None and not unknown:
-                    unknown = f"`if {ast.unparse(s.test)}` at line {s.lineno} cannot be read statically"
+                    unknown = msg("why.branch_unknown", test=ast.unparse(s.test), line=s.lineno)
                 todo.append((s.body if in_body else s.orelse, True))
             elif not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 inner = [b for f in ("body", "orelse", "finalbody") for b in getattr(s, f, []) if isinstance(b, ast.stmt)]
@@ -457,13 +463,12 @@ def named_elsewhere(ctx: Context, size: ModelSize) -> ModelSize:
     names a large model is not called small). Low confidence: the run may use another model."""
     memo = ctx.source.memo
     if "models_named" not in memo:
-        memo["models_named"] = [(p, i, "this file") for p, i in _sizes_in(ctx.source.text)]
+        memo["models_named"] = [(p, i, msg("why.this_file")) for p, i in _sizes_in(ctx.source.text)]
     named = memo["models_named"] or _beside(ctx)
     if not named or len({i for _, i, _ in named}) > NAMED_MAX:
         return size  # none, or a catalogue of models (an app's model list): no one size to read
     p, ident, where = max(named)
-    return ModelSize(p, ident, "low", f"the size in the name '{ident}', the largest model named in {where} "
-                                      f"({size.how})")
+    return ModelSize(p, ident, "low", msg("why.largest_named", model=ident, where=where, how=size.how))
 
 
 def library_module(ctx: Context) -> bool:

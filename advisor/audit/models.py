@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.answer import MOOD_ORDER, Confidence, Mood
+from advisor.messages.text import Msg
 
 Basis = Literal["measured", "best practice"]
 DiagLevel = Literal["error", "warning", "info"]
@@ -38,7 +39,8 @@ class Impact(_Model):
     """
 
     basis: Basis
-    text: str
+    text: str = Field(description="in English (SARIF, the concise and GitHub formats)")
+    msg: Msg | None = Field(default=None, description="the same as a catalog message, worded in the answer's language")
     waste_pct: float | None = Field(default=None, description="extra energy vs the fix, percent (drives severity)")
     low_pct: float | None = None
     high_pct: float | None = None
@@ -57,8 +59,10 @@ class Finding(_Model):
     col: int = Field(default=1, ge=1)
     end_line: int | None = None
     cell: int | None = Field(default=None, description="notebook cell (1-based); line is then within the cell")
-    message: str
+    message: str = Field(description="in English (SARIF, the concise and GitHub formats, baselines)")
+    text: Msg | None = Field(default=None, description="the message as a catalog message, worded when shown")
     fix: str
+    fix_text: Msg | None = Field(default=None, description="a fix of this finding's own (not the rule's) as a message")
     impact: Impact
     snippet: str = ""
     suppressed_by: str | None = Field(default=None, description="the comment that silenced it (line: text)")
@@ -82,7 +86,13 @@ class Diagnostic(_Model):
     path: str
     level: DiagLevel
     message: str
+    text: Msg | None = None  # the message as a catalog message, where it has one
     line: int | None = None
+
+
+def diagnostic(path: str, level: DiagLevel, text: Msg, line: int | None = None) -> Diagnostic:
+    """A diagnostic whose message is a catalog message (its English in `message`)."""
+    return Diagnostic(path=path, level=level, message=str(text), text=text, line=line)
 
 
 class AuditReport(_Model):
@@ -113,3 +123,9 @@ class AuditReport(_Model):
 
     def failing(self, threshold: Mood) -> list[Finding]:
         return [f for f in self.findings if f.at_or_above(threshold)]
+
+
+def shown(text: Msg | None, english: str, lang: str | None) -> str:
+    """A finding's, impact's or diagnostic's text in `lang` (its English where it has no message),
+    with control and bidi characters escaped."""
+    return printable(text.render(lang) if text is not None else english)

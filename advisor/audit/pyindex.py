@@ -13,6 +13,8 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from advisor.messages.text import Msg, msg
+
 SCOPE_TYPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 LOOP_TYPES = (ast.For, ast.AsyncFor, ast.While)
@@ -43,7 +45,7 @@ class ModuleIndex:
     binds: dict[int, dict[str, list[Binding]]] = field(default_factory=dict)  # id(scope) -> name -> bindings
     attr_binds: dict[int, dict[tuple[str, str], list[Binding]]] = field(default_factory=dict)
     item_binds: dict[int, dict[tuple[str, str], list[Binding]]] = field(default_factory=dict)
-    attr_defaults: dict[str, tuple[ast.AST, int, str]] = field(default_factory=dict)  # attr -> (node, line, origin)
+    attr_defaults: dict[str, tuple[ast.AST, int, str | Msg]] = field(default_factory=dict)  # attr -> (node, line, origin)
     frames: dict[int, Frame] = field(default_factory=dict)  # id(call node) -> frame
     call_names: set[str] = field(default_factory=set)
     method_names: set[str] = field(default_factory=set)
@@ -134,7 +136,7 @@ def build_index(tree: ast.Module, wanted: set[type], budget: Any = None) -> Modu
                         # a switch left off the command line: argparse gives False (store_true) / True
                         dflt = ast.copy_location(Constant(action.value == "store_false"), action)
                     if dflt is not None and dest:
-                        idx.attr_defaults.setdefault(dest, (dflt, node.lineno, f"default of the --{dest.replace('_', '-')} option"))
+                        idx.attr_defaults.setdefault(dest, (dflt, node.lineno, msg("why.option_default", option=f"--{dest.replace('_', '-')}")))
             elif type(f) is Name:
                 idx.call_names.add(f.id)
         elif t is Constant:
@@ -174,7 +176,7 @@ def build_index(tree: ast.Module, wanted: set[type], budget: Any = None) -> Modu
                         val = next((k.value for k in val.keywords if k.arg == "default"), None)
                     if val is not None:
                         idx.attr_defaults.setdefault(
-                            node.target.id, (val, node.lineno, f"default of the field '{node.target.id}'"))
+                            node.target.id, (val, node.lineno, msg("why.field_default", name=node.target.id)))
         elif t is ast.AugAssign:
             for n in _target_names(node.target):
                 bind(frame, n, Binding(node.lineno, OPAQUE, "opaque", "augmented assignment"))

@@ -22,6 +22,7 @@ from advisor.audit.models import Diagnostic
 from advisor.audit.nodes import ShellCommand
 from advisor.audit.policy import Policy
 from advisor.audit.suppress import Suppressions
+from advisor.messages.text import Msg, msg
 
 KINDS = ("python", "notebook", "requirements", "pyproject", "yaml", "json", "shell", "dockerfile")
 _REQ_NAME = re.compile(r"(^|[-_.])(requirements|constraints|requires)([-_.].*)?\.(txt|in)$", re.I)
@@ -89,8 +90,9 @@ class Source:
         return self.lines[line - 1] if 1 <= line <= len(self.lines) else ""
 
 
-def _diag(path: str, level: str, message: str, line: int | None = None) -> Diagnostic:
-    return Diagnostic(path=path, level=level, message=message, line=line)  # type: ignore[arg-type]
+def _diag(path: str, level: str, message: str | Msg, line: int | None = None) -> Diagnostic:
+    text = message if isinstance(message, Msg) else None
+    return Diagnostic(path=path, level=level, message=str(message), text=text, line=line)  # type: ignore[arg-type]
 
 
 def read_bytes(path: Path) -> bytes:
@@ -104,21 +106,21 @@ def load_path(path: Path, display: str, kind: str, policy: Policy) -> tuple[byte
         st = os.stat(path)
     except OSError as err:
         if err.errno == errno.ELOOP:
-            return None, [_diag(display, "error", "symlink loop: the link points back to itself; skipped")]
+            return None, [_diag(display, "error", msg("diag.symlink_self"))]
         if os.path.islink(path):
-            return None, [_diag(display, "error", f"broken symlink (target missing: {os.readlink(path)}); skipped")]
+            return None, [_diag(display, "error", msg("diag.broken_symlink", target=os.readlink(path)))]
         return None, [_diag(display, "error", f"cannot read: {err.strerror or err}; skipped")]
     if not stat.S_ISREG(st.st_mode):
-        return None, [_diag(display, "info", "not a regular file (FIFO, socket or device); skipped")]
+        return None, [_diag(display, "info", msg("diag.not_regular"))]
     limit_mb = policy.max_notebook_mb if kind == "notebook" else policy.max_file_mb
     if st.st_size > limit_mb * 1024 * 1024:
         return None, [_diag(display, "warning",
-                            f"{st.st_size / 1024 / 1024:.1f} MB is over the {limit_mb:g} MB limit for a "
-                            f"{kind} file; skipped (raise max-file-mb in [tool.ecolobster] to audit it)")]
+                            msg("diag.too_big", mb=f"{st.st_size / 1024 / 1024:.1f}",
+                                                          limit=f"{limit_mb:g}", kind=kind))]
     try:
         return read_bytes(path), []
     except PermissionError:
-        return None, [_diag(display, "error", "permission denied; skipped")]
+        return None, [_diag(display, "error", msg("diag.permission"))]
     except OSError as err:
         return None, [_diag(display, "error", f"cannot read: {err.strerror or err}; skipped")]
 
@@ -127,7 +129,7 @@ def decode(data: bytes, display: str, kind: str) -> tuple[str | None, list[Diagn
     """Bytes -> text. Binary files are skipped; undecodable bytes are replaced, with a warning,
     so the rest of the file is still audited."""
     if b"\x00" in data:  # text never holds NUL bytes: a binary or corrupt file
-        return None, [_diag(display, "info", "binary file (NUL bytes); skipped")]
+        return None, [_diag(display, "info", msg("diag.binary"))]
     encoding = "utf-8"
     diags: list[Diagnostic] = []
     if kind == "python":
@@ -147,12 +149,11 @@ def decode(data: bytes, display: str, kind: str) -> tuple[str | None, list[Diagn
         text = data.decode(encoding, errors="replace")
         line = data[: err.start].count(b"\n") + 1
         diags.append(_diag(display, "warning",
-                           f"not valid {encoding} (byte 0x{data[err.start]:02x} at line {line}); undecodable "
-                           "bytes replaced and the rest audited", line))
+                           msg("diag.encoding", encoding=encoding, byte=f"0x{data[err.start]:02x}", line=line), line))
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
-        diags.append(_diag(display, "info", "empty file; nothing to audit"))
+        diags.append(_diag(display, "info", msg("diag.empty")))
     return text, diags
 
 
@@ -177,17 +178,17 @@ def notebook_source(text: str, display: str) -> tuple[Source | None, list[Diagno
     try:
         nb = json.loads(text)
     except json.JSONDecodeError as err:
-        return None, [_diag(display, "error", f"not a valid notebook: broken JSON ({err.msg} at line {err.lineno}, "
-                                              f"column {err.colno}); skipped", err.lineno)]
+        return None, [_diag(display, "error", msg("diag.notebook_json", err=err.msg, line=err.lineno,
+                                                                       col=err.colno), err.lineno)]
     except RecursionError:  # a hostile file of nested brackets
-        return None, [_diag(display, "error", "not a valid notebook: JSON nested too deeply; skipped")]
+        return None, [_diag(display, "error", msg("diag.notebook_deep"))]
     if not isinstance(nb, dict):
-        return None, [_diag(display, "error", "not a valid notebook: the JSON is not an object with 'cells'; skipped")]
+        return None, [_diag(display, "error", msg("diag.notebook_object"))]
     cells = nb.get("cells")
     if cells is None and isinstance(nb.get("worksheets"), list) and nb["worksheets"]:  # nbformat 3
         cells = nb["worksheets"][0].get("cells") if isinstance(nb["worksheets"][0], dict) else None
     if not isinstance(cells, list):
-        return None, [_diag(display, "error", "not a valid notebook: no 'cells' list; skipped")]
+        return None, [_diag(display, "error", msg("diag.notebook_cells"))]
     meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
     lang = ""
     for k in ("kernelspec", "language_info"):
@@ -195,7 +196,7 @@ def notebook_source(text: str, display: str) -> tuple[Source | None, list[Diagno
         if isinstance(sub, dict):
             lang = str(sub.get("language") or sub.get("name") or lang)
     if lang and "python" not in lang.lower():
-        return None, [_diag(display, "info", f"a {lang} notebook, not Python; skipped")]
+        return None, [_diag(display, "info", msg("diag.notebook_lang", lang=lang))]
     out_lines: list[str] = []
     cmap: list[tuple[int, int]] = []
     fmap: list[int | None] = []

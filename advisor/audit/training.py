@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from advisor.audit.context import MISSING, Arg, Context, Val
 from advisor.audit.nodes import TrainingConfig
+from advisor.messages.text import Msg, msg, word
 
 # transformers.TrainingArguments and subclasses; TRL's configs subclass it with other defaults.
 HF_ARG_CLASSES = frozenset({"TrainingArguments", "Seq2SeqTrainingArguments", "UnslothTrainingArguments"})
@@ -83,7 +84,7 @@ class TrainingSpec:
         """The value of canonical `key`; a library default when it is not given."""
         arg = self.given(key)
         if arg.present is False and key in self.defaults:
-            return Arg(True, Val("const", self.defaults[key], origin=f"{self.library} default"), self.line, 1,
+            return Arg(True, Val("const", self.defaults[key], origin=msg("why.library_default", library=word("library", self.library))), self.line, 1,
                        via="default")
         return arg
 
@@ -100,7 +101,7 @@ class TrainingSpec:
                     line, node = f
                     v = self.ctx.value(node)
                     # a field default: the command line (HfArgumentParser) may override it
-                    return Arg(True, v.weaker("medium", f"default of the field '{n}'"), line)
+                    return Arg(True, v.weaker("medium", msg("why.field_default", name=n)), line)
             return MISSING
         assert self.config is not None
         for n in names:
@@ -108,7 +109,7 @@ class TrainingSpec:
             if e is not None:
                 v = e.value
                 if isinstance(v, str) and v.strip().lower() == "auto":
-                    return Arg(True, Val.unknown(f"'{n}: auto' is decided by the launcher at run time"), e.line)
+                    return Arg(True, Val.unknown(msg("why.launcher_auto", name=n)), e.line)
                 return Arg(True, Val("const", v), e.line)
         return MISSING
 
@@ -117,12 +118,13 @@ class TrainingSpec:
         return (a.val.number if a.present and a.val is not None else None), a
 
     @property
-    def owner(self) -> str:
+    def owner(self) -> str | Msg:
+        """What holds the arguments: the call's name, a class, or a config, in words."""
         if self.call is not None:
             return short_name(self.ctx.call_name(self.call))
         if self.fields is not None and isinstance(self.ctx.node, ast.ClassDef):
-            return f"class {self.ctx.node.name}"
-        return {"axolotl": "axolotl config", "deepspeed": "DeepSpeed config"}.get(self.library, "training config")
+            return msg("owner.class", name=self.ctx.node.name)
+        return msg({"axolotl": "owner.axolotl", "deepspeed": "owner.deepspeed"}.get(self.library, "owner.config"))
 
 
 def training_spec(ctx: Context) -> TrainingSpec | None:

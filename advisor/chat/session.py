@@ -182,7 +182,7 @@ class Chat:
                 if len(code) > MAX_CODE_CHARS:
                     self.say(self.t("code_too_long", n=len(code), max=MAX_CODE_CHARS))
                     return True
-                self._audit_code(code)
+                self._audit_code(code, text)
                 return True
             if len(text) > MAX_QUESTION_CHARS:
                 self.say(self.t("too_long", n=len(text), max=MAX_QUESTION_CHARS))
@@ -207,9 +207,12 @@ class Chat:
             self.state.context = context
         self.show(answer)
 
-    def _audit_code(self, code: str) -> None:
-        audit_code = need("advisor.api", "part_audit", "audit_code")
-        answer = audit_code(code, filename="<pasted>", gpu=self._ctx("gpu"), lang=self.state.lang)
+    def _audit_code(self, code: str, text: str = "") -> None:
+        api = need("advisor.api", "part_audit")
+        # the words around the pasted code ("帮我看看这段代码") set the language, as a question's do
+        words = "\n".join(ln for ln in text.replace(code, " ").splitlines() if not ln.strip().startswith("```"))
+        lang = self.state.lang if self.state.lang_forced or not words.strip() else api.detect_lang(words)
+        answer = api.audit_code(code, filename="<pasted>", gpu=self._ctx("gpu"), lang=lang)
         self.show(answer)
 
     def show(self, answer: Any) -> None:

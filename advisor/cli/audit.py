@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the name of what stdin holds, to pick its reader (e.g. requirements.txt, train.yaml)")
     p.add_argument("--config", metavar="PYPROJECT", help="read [tool.ecolobster] from this file")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--lang", choices=("en", "zh"), default="en",
+                   help="language of the rich, markdown and json report (default en); sarif, concise and github "
+                        "stay English, the language of code-scanning tools and of baselines")
     p.add_argument("--list-rules", action="store_true", help="list the rules and exit")
     p.add_argument("--explain", metavar="CODE", help="print a rule's documentation and exit")
     p.set_defaults(handler=cmd_audit)
@@ -159,7 +162,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if report.nothing_audited:
         from advisor.api import nothing_audited_message
 
-        print(f"error: {nothing_audited_message(report)}", file=sys.stderr)
+        print(f"error: {nothing_audited_message(report, args.lang)}", file=sys.stderr)
         return 2
     if args.exit_zero:
         return 0
@@ -201,7 +204,7 @@ def _format(report, fmt: str, args: argparse.Namespace, settings) -> str:  # noq
 
     subject = ", ".join(args.paths) if len(args.paths) <= 3 else f"{len(args.paths)} paths"
     answer = report_to_answer(report, query={"paths": args.paths, "gpu": settings.gpu,
-                                             "fail_on": settings.fail_on}, subject=subject)
+                                             "fail_on": settings.fail_on}, subject=subject, lang=args.lang)
     if fmt == "json":
         from advisor.api import json_report
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from advisor.answer import Alert, Answer, Citation, Provenance, Recommendation, Table
 from advisor.audit import Auditor, AuditReport, AuditSettings, SettingsError, all_rules, load_settings
-from advisor.audit.models import Finding, printable
+from advisor.audit.models import Finding, printable, shown
 from advisor.audit.settings import resolve_gpu
 from advisor.messages import For, has, t
 
@@ -94,8 +94,8 @@ def _rename(report: AuditReport, filename: str) -> AuditReport:
     return report.model_copy(update={"findings": fs, "diagnostics": ds})
 
 
-def _impact_cell(f: Finding) -> str:
-    return f.impact.text
+def _impact_cell(f: Finding, lang: str) -> str:
+    return shown(f.impact.msg, f.impact.text, lang)
 
 
 def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str = "", lang: str = "en") -> Answer:
@@ -113,20 +113,25 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
         from advisor.audit.ci import nothing_audited_message
 
         mood = "gray"  # a run that read nothing is not a clean result
-        why = nothing_audited_message(report)
-        headline = why[0].upper() + why[1:] + "."
+        why = nothing_audited_message(report, m.lang)
+        headline = m("audit.nothing_audited", why=why[0].upper() + why[1:])
     elif n:
         headline = m("audit.findings_one" if n == 1 else "audit.findings_many", n=n, files=files, summary=summary)
     else:
         headline = m("audit.none_found", files=files, lines=f"{report.lines_scanned:,}")
 
     def fix(f: Finding) -> str:
+        if f.fix_text is not None:  # a fix of this finding's own
+            return shown(f.fix_text, f.fix, m.lang)
         return rule_text(f.code, "fix", f.fix, m.lang)
+
+    def message(f: Finding) -> str:
+        return shown(f.text, f.message, m.lang)
 
     def title(f: Finding) -> str:
         return rule_text(f.code, "title", f.title, m.lang)
 
-    rows = [[m.word("mood", f.severity), f.code, f.location, printable(f.message), fix(f), _impact_cell(f),
+    rows = [[m.word("mood", f.severity), f.code, f.location, message(f), fix(f), _impact_cell(f, m.lang),
              m.word("confidence", f.confidence)] for f in findings]
     tables = [Table(title=m("audit.findings_title"), columns=[m(f"audit.col_{c}") for c in FINDING_COLUMNS], rows=rows,
                     notes=[m("audit.note_impact"), m("audit.note_gray")])] if n else []
@@ -134,8 +139,9 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
     if diags:
         tables.append(Table(title=m("audit.diag_title"),
                             columns=[m("audit.col_level"), m("audit.col_file"), m("audit.col_line"), m("audit.col_problem")],
-                            rows=[[d.level, printable(d.path), d.line, printable(d.message)] for d in diags]))
-    alerts = [Alert(code=f.code, title=title(f), mood=f.severity, message=f"{f.location}: {printable(f.message)}", fix=fix(f),
+                            rows=[[m.word("label", d.level), printable(d.path), d.line, shown(d.text, d.message, m.lang)]
+                                  for d in diags]))
+    alerts = [Alert(code=f.code, title=title(f), mood=f.severity, message=f"{f.location}: {message(f)}", fix=fix(f),
                     impact_pct=f.impact.waste_pct,
                     citations=[Citation(kind="rule", ref=f.code, detail=f.name)]
                     + [Citation(kind="row", ref=r) for r in f.impact.row_ids])
@@ -147,7 +153,7 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
             continue
         seen.add(f.code)
         impact = m("audit.impact_measured", pct=f.impact.waste_pct) if f.impact.waste_pct is not None \
-            else f.impact.basis
+            else m.word("basis", f.impact.basis)
         recs.append(Recommendation(title=f"{f.code}: {fix(f)}", detail=title(f), impact=impact))
     prov: list[Provenance] = []
     cites: list[Citation] = []
@@ -168,7 +174,7 @@ def report_to_answer(report: AuditReport, *, query: dict[str, Any], subject: str
         where = "; ".join(printable(f"{d.path}:{d.line}") for d in report.unused_suppressions[:5])
         caveats.append(m("audit.unused", n=len(report.unused_suppressions), where=where)
                        + (" ..." if len(report.unused_suppressions) > 5 else ""))
-    warnings = [printable(f"{d.path}: {d.message}") for d in diags if d.level != "info"]
+    warnings = [f"{printable(d.path)}: {shown(d.text, d.message, m.lang)}" for d in diags if d.level != "info"]
     return Answer(
         protocol="audit",
         title=m("audit.title", subject=printable(subject)) if subject else m("audit.title_plain"),

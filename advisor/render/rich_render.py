@@ -68,7 +68,8 @@ def _pack(fields: list[str], width: int, sep: str = "   ") -> list[str]:
     return lines
 
 
-def table_parts(title: str, columns: list[str], rows: list[list[str]], notes: list[str], avail: int) -> list[Any]:
+def table_parts(title: str, columns: list[str], rows: list[list[str]], notes: list[str], avail: int,
+                lang: str | None = None) -> list[Any]:
     """A table as rich renderables that fit `avail` columns without breaking a word: the full table
     when it fits; else the same table without the columns whose value is the same on every row
     (said once, as a note); else one block per row: the first column's "column: value" in bold,
@@ -83,7 +84,7 @@ def table_parts(title: str, columns: list[str], rows: list[list[str]], notes: li
             same = [f"{columns[i]}: {rows[0][i]}" for i in range(len(columns)) if i not in keep]
             columns = [columns[i] for i in keep]
             rows = [[r[i] if i < len(r) else "" for i in keep] for r in rows]
-            notes = notes + ["; ".join(same) + " (every row)"]
+            notes = notes + [label(lang, "every_row").format(same=msg(lang, "sep.clause").join(same))]
     out: list[Any] = []
     if _table_min_width(columns, rows) <= avail:
         rt = RTable(title=title, title_justify="left", show_lines=False, header_style="bold")
@@ -185,7 +186,7 @@ def _table(a: Answer, t: Any, avail: int, max_rows: int | None = None) -> list[A
     if max_rows is not None and len(rows) > max_rows:
         notes = [label(a.lang, "more_rows").format(n=len(rows) - max_rows)]
         rows = rows[:max_rows]
-    return table_parts(t.title, [str(c) for c in t.columns], rows, notes, avail)
+    return table_parts(t.title, [str(c) for c in t.columns], rows, notes, avail, a.lang)
 
 
 def _rest(a: Answer, avail: int, style: str, skip_first_table: bool = False) -> list[Any]:
@@ -217,7 +218,7 @@ def _rest(a: Answer, avail: int, style: str, skip_first_table: bool = False) -> 
             rows.append([c.label, f"{c.kwh:,.3g}", f"{c.usd:,.2f}", f"{c.kg_co2:,.3g}", f"{eq.get('km_driven', 0):,.3g}",
                          f"{eq.get('smartphone_charges', 0):,.3g}"])
         parts += table_parts(L("money"), [L("configuration"), "kWh", "$", "kgCO2", L("km"), L("phones")], rows,
-                             [a.costs[0].basis], avail)
+                             [a.costs[0].basis], avail, a.lang)
     for r in a.recommendations:
         parts.append(_recommendation(a, r, full=True))
     for key, items in (("derived", a.conversions), ("defaults", a.defaults_applied), ("caveats", a.caveats)):

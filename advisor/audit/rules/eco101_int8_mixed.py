@@ -49,6 +49,7 @@ from advisor.audit.helpers import (
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import config_model, config_quant
+from advisor.messages.text import msg
 
 FIX = ("set llm_int8_threshold=0.0 (pure INT8): BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0); "
        "or load in FP16/BF16 when it fits")
@@ -69,13 +70,13 @@ def _impact(ctx: Context, size: ModelSize | None):
     best = ev.precision("int8_mixed", ("int8_pure", "fp16", "bf16"), params_b=size.params_b if size else None)
     pure = ev.precision("int8_mixed", ("int8_pure",), params_b=size.params_b if size else None)
     if best.pairs:
-        text = ev.describe(best, "INT8 mixed", "the better of pure INT8 and FP16")
+        text = ev.describe(best, "int8_mixed", "int8_best")
         if pure.pairs:
-            text += (f"; against pure INT8 alone (the one-line fix) {pure.low:+.0f}% to {pure.high:+.0f}% over "
-                     f"{len(pure.pairs)} configurations")
+            text = msg("finding.eco101_vs_pure", text=text, lo=f"{pure.low:+.0f}%", hi=f"{pure.high:+.0f}%",
+                       n=len(pure.pairs))
         impact, mood = measured(ctx, best, text)
     else:
-        impact, mood = best_practice("the dataset has no INT8 mixed vs pure pairs yet"), "yellow"
+        impact, mood = best_practice(msg("finding.eco101_no_pairs")), "yellow"
     return impact, mood
 
 
@@ -90,8 +91,7 @@ def _config(ctx: Context):
         if key.rsplit(".", 1)[-1] == THRESHOLD and isinstance(e.value, (int, float)) and e.value == 0:
             return
     impact, mood = _impact(ctx, model_size(ctx, config_model(cfg)))
-    yield ctx.hit(line, "8-bit loading of the base model runs LLM.int8() mixed-precision decomposition (bitsandbytes' "
-                        "default threshold 6.0; the config sets no llm_int8_threshold=0.0)", severity=mood,
+    yield ctx.hit(line, msg("finding.eco101_config"), severity=mood,
                   confidence="medium", impact=impact)
 
 
@@ -127,23 +127,20 @@ def check(ctx: Context):
     loader = loader_using(ctx, call) if is_cfg else call
     size = model_size(ctx, model_arg(ctx, loader)) if loader is not None else None
     impact, mood = _impact(ctx, size)
-    what = "8-bit loading without llm_int8_threshold=0.0 runs LLM.int8() mixed-precision decomposition"
     if not q.certain:
-        yield ctx.hit(q.line, f"{what} if 8-bit loading is on; load_in_8bit cannot be read statically "
-                              f"({q.reason})", severity="gray", confidence="low", impact=impact, span=span)
+        yield ctx.hit(q.line, msg("finding.eco101_flag_unknown", why=q.reason), severity="gray", confidence="low",
+                      impact=impact, span=span)
         return
     if thr_present and thr_val is not None and not thr_val.known:
-        yield ctx.hit(thr.line or q.line, f"{what} unless the threshold is 0.0; llm_int8_threshold cannot be read "
-                                          f"statically ({thr_val.reason})", severity="gray", confidence="low", impact=impact, span=span)
+        yield ctx.hit(thr.line or q.line, msg("finding.eco101_threshold_unknown", why=thr_val.reason), severity="gray",
+                      confidence="low", impact=impact, span=span)
         return
     if thr_present is None:
-        yield ctx.hit(q.line, f"{what} unless the threshold arrives through {thr.via}, which cannot be read statically",
-                      severity="gray", confidence="low", impact=impact, span=span)
+        yield ctx.hit(q.line, msg("finding.eco101_threshold_spread", via=thr.via), severity="gray", confidence="low", impact=impact, span=span)
         return
     if thr_present and thr_val is not None and thr_val.number is not None:
-        msg = (f"llm_int8_threshold={thr_val.number:g} keeps LLM.int8() mixed-precision decomposition on "
-               "(only 0.0 turns it off)")
+        text = msg("finding.eco101_threshold", value=f"{thr_val.number:g}")
     else:
-        msg = f"{what} (the default threshold is 6.0)"
+        text = msg("finding.eco101_default")
     conf = weakest(q.confidence, thr_val.confidence if thr_present and thr_val is not None else "high")
-    yield ctx.hit(q.line, msg, severity=mood, confidence=conf, impact=impact, span=span)
+    yield ctx.hit(q.line, text, severity=mood, confidence=conf, impact=impact, span=span)

@@ -47,6 +47,7 @@ from advisor.audit.helpers import (
     weakest,
 )
 from advisor.audit.registry import rule
+from advisor.messages.text import msg
 
 FIX = "load small models in FP16/BF16 (torch_dtype=torch.float16); keep 4-bit for models too large for the GPU"
 
@@ -72,18 +73,17 @@ def check(ctx: Context):
     comp = ev.precision("nf4", ("fp16", "bf16"), params_b=size.params_b, max_params=bound)
     if not comp.pairs:
         return
-    impact, mood = measured(ctx, comp, ev.describe(comp, "NF4", "FP16"))
+    impact, mood = measured(ctx, comp, ev.describe(comp, "nf4", "fp16"))
     if size.params_b is None:
         # No size from the code, the catalog, the name, a comment or the files beside it: nothing
         # to claim (on real scripts the "may be small" note was mostly about 7B+ models).
         return
     if not q.certain:
-        yield ctx.hit(call.lineno, f"{size.label} ({size.params_b:g}B parameters) may be loaded in 4-bit: the flag is "
-                                   f"{q.reason}", severity="gray", confidence="low", impact=impact, span=span)
+        yield ctx.hit(call.lineno, msg("finding.eco102_maybe", model=size.label, params=f"{size.params_b:g}", why=q.reason),
+                      severity="gray", confidence="low", impact=impact, span=span)
         return
-    msg = (f"4-bit loading of {size.label} ({size.params_b:g}B parameters, from {size.how}): at or below "
-           f"{bound:g}B NF4 dequantization costs more energy than the memory it saves")
-    yield ctx.hit(call.lineno, msg, severity=mood, confidence=weakest(size.confidence, q.confidence),
+    text = msg("finding.eco102", model=size.label, params=f"{size.params_b:g}", how=size.how, bound=f"{bound:g}")
+    yield ctx.hit(call.lineno, text, severity=mood, confidence=weakest(size.confidence, q.confidence),
                   impact=impact, span=span)
 
 

@@ -30,6 +30,7 @@ import re
 from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice, measured, short
 from advisor.audit.registry import rule
+from advisor.messages.text import msg
 
 FIX = "compile the quantized model (model = torch.compile(model)) or serve FP8 through vLLM/SGLang; otherwise use FP16/BF16"
 _FP8 = re.compile(r"float8|fp8", re.I)
@@ -70,9 +71,8 @@ def check(ctx: Context):
     ev = ctx.run.evidence
     comp = ev.precision("fp8", ("fp16", "bf16"))
     if comp.pairs:
-        impact, mood = measured(ctx, comp, ev.describe(comp, "FP8 (torchao, eager)", "FP16"))
+        impact, mood = measured(ctx, comp, ev.describe(comp, "fp8_eager", "fp16"))
     else:
-        impact, mood = best_practice("the dataset has no FP8 vs FP16 pairs yet"), "yellow"
-    yield ctx.hit(call.lineno, f"torchao FP8 ({cfg}) applied without torch.compile: the FP8 kernels run from "
-                               "Python in eager mode", severity=mood, confidence="high", impact=impact,
+        impact, mood = best_practice(msg("finding.eco103_no_pairs")), "yellow"
+    yield ctx.hit(call.lineno, msg("finding.eco103", cfg=cfg), severity=mood, confidence="high", impact=impact,
                   span=ctx.node_span())

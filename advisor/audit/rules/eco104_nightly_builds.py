@@ -34,6 +34,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice
 from advisor.audit.nodes import IndexOption, Requirement
 from advisor.audit.registry import rule
+from advisor.messages.text import Msg, msg, word
 
 FIX = "pin a release (e.g. torch==<latest stable>) from the stable index; measure and serve on release builds"
 STACK = frozenset({"torch", "torchao", "torchvision", "torchaudio", "triton", "pytorch-triton", "bitsandbytes",
@@ -50,6 +51,15 @@ REPOS = {"pytorch/ao": "torchao", "pytorch/pytorch": "torch", "pytorch/vision": 
 PURE_PYTHON = frozenset({"transformers", "peft", "trl", "accelerate", "torchtune"})
 _RELEASE_REF = re.compile(r"@v?\d+(\.\d+)+([.-]?post\d+)?(#|$)")
 _WORD = re.compile(r"\b(torch|torchao|torchvision|triton|bitsandbytes|vllm|pytorch)\b", re.I)
+
+
+_INSTALL = re.compile(r"install command \((.+)\)\Z")
+
+
+def _origin(text: str) -> Msg | str:
+    """Where an install line sits ("requirements file", "install command (CI step)") in words."""
+    m = _INSTALL.match(text)
+    return msg("origin.install", where=word("origin", m.group(1))) if m else word("origin", text)
 
 
 def _impact(ctx: Context):
@@ -73,12 +83,10 @@ def _stack_named(ctx: Context, text: str) -> bool:
 def _build_impact(ctx: Context):
     rows = ctx.run.evidence.nightly_rows()
     if not rows:
-        return best_practice("no rows in the dataset record a nightly build yet")
+        return best_practice(msg("finding.eco104_no_rows"))
     versions = sorted({v for r in rows for v in (r.torch_version, r.torchao_version) if v and _DEV.search(v)})
     fp8 = [r for r in rows if r.precision == "fp8"]
-    text = (f"the dataset's nightly-build rows ({len(rows)}, software {', '.join(versions)}) include FP8 runs whose "
-            "nightly torchao had its C++ extensions disabled and fell back to Python; a nightly-vs-release pair has "
-            "not been measured, so no figure is given")
+    text = msg("finding.eco104_impact", n=len(rows), versions=", ".join(versions))
     return best_practice(text, [r.id for r in fp8] or [r.id for r in rows][:5])
 
 
@@ -95,26 +103,26 @@ def check(ctx: Context):
             return
         if n.url:
             if "nightly" in n.url.lower() or _DEV.search(n.url.split("/")[-1]):
-                why = f"{name} from a nightly wheel URL"
+                why = msg("finding.eco104_wheel", name=name)
             elif ((n.url.startswith("git+") or ".git" in n.url) and not _RELEASE_REF.search(n.url)
                   and name not in PURE_PYTHON):
-                why = f"{name} built from a source checkout (a dev build)"
+                why = msg("finding.eco104_git", name=name)
             else:
                 return
         elif _DEV.search(n.spec):
-            why = f"{n.name}{n.spec} pins a nightly/dev build"
+            why = msg("finding.eco104_pin", pin=f"{n.name}{n.spec}")
         else:
             return
-        yield ctx.hit(n.line, f"{why} ({n.origin})", severity="yellow", confidence="high", impact=_impact(ctx))
+        yield ctx.hit(n.line, msg("finding.eco104_where", what=why, origin=_origin(n.origin)), severity="yellow", confidence="high", impact=_impact(ctx))
         return
     if isinstance(n, IndexOption):
         if n.flag == "--pre":
             if not _stack_named(ctx, n.raw if "install" in n.raw else ctx.source.text):
                 return
-            yield ctx.hit(n.line, f"--pre lets the installer pick pre-release and dev builds of the GPU stack ({n.origin})",
+            yield ctx.hit(n.line, msg("finding.eco104_pre", origin=_origin(n.origin)),
                           severity="gray", confidence="low", impact=_impact(ctx))
             return
         if "nightly" in n.value.lower():
-            what = {"--channel": "conda channel", "--index-name": "package index"}.get(n.flag, "package index")
-            yield ctx.hit(n.line, f"installs from a nightly {what} ({n.value}; {n.origin})", severity="yellow",
+            key = "finding.eco104_channel" if n.flag == "--channel" else "finding.eco104_index"
+            yield ctx.hit(n.line, msg(key, value=n.value, origin=_origin(n.origin)), severity="yellow",
                           confidence="high", impact=_impact(ctx))

@@ -45,6 +45,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice, measured, short, user_code_only
 from advisor.audit.pyindex import dotted
 from advisor.audit.registry import rule
+from advisor.messages.text import msg
 
 FIX = ("batch the prompts: tokenizer(list_of_prompts, padding=True) + one generate call, pipeline(..., batch_size=N) "
        "on the whole list, or a server with continuous batching (vLLM, TGI)")
@@ -208,17 +209,16 @@ def _impact(ctx: Context):
     ev = ctx.run.evidence
     comp = ev.batch()
     if not comp.pairs:
-        return best_practice("the dataset has no batch-size sweep yet"), "yellow"
+        return best_practice(msg("finding.eco105_no_sweep")), "yellow"
     c = comp.chosen
     assert c is not None
     curve = ev.batch_curve(c)
     steps = ", ".join(f"bs{r.batch_size} {r.energy_j_per_1k_tok:,.0f} J" for r in curve)
     gpus = ", ".join(ev.gpu_name(g) for g in comp.gpus)
-    text = (f"measured: batch 1 spends {comp.low:+.0f}% to {comp.high:+.0f}% energy per 1k tokens vs the next "
-            f"measured batch size, over {len(comp.pairs)} configuration(s) on {gpus}; {c.model_id} "
-            f"{c.trap.precision} per 1k tokens: {steps} (rows {', '.join(r.id for r in curve)})")
+    text = msg("finding.eco105_impact", lo=f"{comp.low:+.0f}%", hi=f"{comp.high:+.0f}%", n=len(comp.pairs),
+               gpus=gpus, model=c.model_id, prec=c.trap.precision, steps=steps, rows=", ".join(r.id for r in curve))
     if comp.scope_note:
-        text += f" ({comp.scope_note})"
+        text = msg("impact.scoped", text=text, note=comp.scope_note)
     return measured(ctx, comp, text)
 
 
@@ -282,7 +282,7 @@ def check(ctx: Context):
         bs = ctx.kwarg("batch_size")
         if bs.present and bs.val is not None and bs.val.number == 1.0:
             impact, mood = _impact(ctx)
-            yield ctx.hit(bs.line, "batch_size=1 makes the pipeline run one input per forward pass",
+            yield ctx.hit(bs.line, msg("finding.eco105_pipeline"),
                           severity=mood, confidence="medium", impact=impact, span=span)
             return
     if gen is None:
@@ -301,11 +301,10 @@ def check(ctx: Context):
         if used & tainted:
             impact, mood = _impact(ctx)
             if isinstance(loop, ast.While):
-                yield ctx.hit(call.lineno, f"{gen} runs once per line typed at input() (batch size 1): an "
-                                           "interactive loop serves one prompt at a time", severity=mood,
+                yield ctx.hit(call.lineno, msg("finding.eco105_input", gen=gen), severity=mood,
                               confidence="medium", impact=impact, span=span)
             else:
-                yield ctx.hit(call.lineno, f"{gen} runs once per item of the loop over '{it}' (batch size 1)",
+                yield ctx.hit(call.lineno, msg("finding.eco105_loop", gen=gen, it=it),
                               severity=mood, confidence="high", impact=impact, span=span)
             return
     if ctx.loops or ctx.index.imported & BATCHING_ENGINES:
@@ -315,22 +314,22 @@ def check(ctx: Context):
     if site is not None:
         c, it = site
         impact, mood = _impact(ctx)
-        per = "line typed at input()" if it == "input()" else f"item of the loop over '{it}'"
-        yield ctx.hit(c.lineno, f"{gen} in {fns[-1].name}() runs once per {per} (batch size 1)",  # type: ignore[attr-defined]
+        fn_name = fns[-1].name  # type: ignore[attr-defined]
+        text = (msg("finding.eco105_caller_input", gen=gen, fn=fn_name) if it == "input()"
+                else msg("finding.eco105_caller_loop", gen=gen, fn=fn_name, it=it))
+        yield ctx.hit(c.lineno, text,
                       severity=mood, confidence="medium", impact=impact,
                       span=(c.lineno, c.end_lineno or c.lineno))
         return
     handler = _gradio_handler(ctx)
     if handler:
         impact, mood = _impact(ctx)
-        yield ctx.hit(call.lineno, f"the Gradio handler {handler}() runs its own {gen} call per request (batch "
-                                   "size 1): concurrent users are not batched together", severity=mood,
+        yield ctx.hit(call.lineno, msg("finding.eco105_gradio", fn=handler, gen=gen), severity=mood,
                       confidence="medium", impact=impact, span=span)
         return
     if "streamlit" in ctx.index.imported:  # the script reruns on every interaction of every session
         impact, mood = _impact(ctx)
-        yield ctx.hit(call.lineno, f"the Streamlit app runs its own {gen} call per interaction (batch size 1): "
-                                   "concurrent users are not batched together", severity=mood, confidence="medium",
+        yield ctx.hit(call.lineno, msg("finding.eco105_streamlit", gen=gen), severity=mood, confidence="medium",
                       impact=impact, span=span)
         return
     for fn in reversed(ctx.enclosing_functions()):
@@ -339,15 +338,13 @@ def check(ctx: Context):
             return
         if route == "route":
             impact, mood = _impact(ctx)
-            yield ctx.hit(call.lineno, f"the endpoint {fn.name}() runs its own {gen} call per request (batch "
-                                       "size 1): concurrent requests are not batched together",
+            yield ctx.hit(call.lineno, msg("finding.eco105_endpoint", fn=fn.name, gen=gen),  # type: ignore[attr-defined]
                           severity=mood, confidence="medium", impact=impact, span=span)
             return
     endpoint = _route_helpers(ctx).get(getattr(fns[-1], "name", "")) if fns else None
     if endpoint:
         impact, mood = _impact(ctx)
-        yield ctx.hit(call.lineno, f"{fns[-1].name}() runs its own {gen} call for each request of the endpoint "  # type: ignore[attr-defined]
-                                   f"{endpoint}() (batch size 1): concurrent requests are not batched together",
+        yield ctx.hit(call.lineno, msg("finding.eco105_route_helper", fn=fns[-1].name, gen=gen, endpoint=endpoint),  # type: ignore[attr-defined]
                       severity=mood, confidence="medium", impact=impact, span=span)
 
 

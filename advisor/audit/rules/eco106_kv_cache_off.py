@@ -39,10 +39,10 @@ from advisor.audit.helpers import best_practice, is_training, short, transformer
 from advisor.audit.pyindex import dotted
 from advisor.audit.registry import rule
 from advisor.audit.rules.eco105_one_prompt_at_a_time import CHAT_METHODS, STREAM_CHAT, generation_call
+from advisor.messages.text import Msg, msg
 
 FIX = "leave use_cache at its default (True) for generation"
-IMPACT = ("the dataset has no cache-on vs cache-off pair yet; without the cache each generated token re-encodes "
-          "the whole sequence, so the work per token grows with the sequence length")
+IMPACT = "finding.eco106_impact"  # en.toml / zh.toml
 
 
 @rule("ECO106", "kv-cache-off", "KV cache disabled in generation", nodes=(ast.Call, ast.Assign), fix=FIX,
@@ -72,11 +72,11 @@ def _check(ctx: Context, node: ast.AST):
             return
         t = a.val.truthy()
         if t is False:
-            yield ctx.hit(a.line, f"use_cache=False in {name}(...) disables the KV cache", severity="yellow",
-                          confidence=a.val.confidence, impact=best_practice(IMPACT), span=span)
+            yield ctx.hit(a.line, msg("finding.eco106_kwarg", name=name), severity="yellow",
+                          confidence=a.val.confidence, impact=best_practice(msg(IMPACT)), span=span)
         elif t is None and a.val.kind == "unknown":
-            yield ctx.hit(a.line, f"use_cache in {name}(...) is {a.val.reason}; if it is False the KV cache is off",
-                          severity="gray", confidence="low", impact=best_practice(IMPACT), span=span)
+            yield ctx.hit(a.line, msg("finding.eco106_unknown", name=name, why=a.val.reason),
+                          severity="gray", confidence="low", impact=best_practice(msg(IMPACT)), span=span)
         return
     for tgt in node.targets:
         d = dotted(tgt) or ""
@@ -86,21 +86,18 @@ def _check(ctx: Context, node: ast.AST):
         if v.truthy() is not False:
             continue
         if d.endswith("generation_config.use_cache"):
-            yield ctx.hit(node.lineno, f"{d} = False disables the KV cache for every generate call",
-                          severity="yellow", confidence="high", impact=best_practice(IMPACT), span=span)
+            yield ctx.hit(node.lineno, msg("finding.eco106_generation_config", target=d),
+                          severity="yellow", confidence="high", impact=best_practice(msg(IMPACT)), span=span)
         elif d.endswith("config.use_cache") and not is_training(ctx) and "generate" in ctx.index.method_names:
             major, where = _major(ctx)
             if major is not None and major >= 5:
                 return  # transformers 5: generate reads generation_config, not model.config
             if major is not None:
-                yield ctx.hit(node.lineno, f"{d} = False in a script that generates text and does not train disables "
-                                           f"the KV cache (transformers {major}.x, {where})", severity="yellow",
-                              confidence="medium", impact=best_practice(IMPACT), span=span)
+                yield ctx.hit(node.lineno, msg("finding.eco106_config", target=d, major=major, where=where), severity="yellow",
+                              confidence="medium", impact=best_practice(msg(IMPACT)), span=span)
             else:
-                yield ctx.hit(node.lineno, f"{d} = False disables the KV cache of generate with transformers 4.x; "
-                                           "transformers 5 reads generation_config instead and keeps the cache on "
-                                           "(no transformers pin or install was found to tell)", severity="gray",
-                              confidence="low", impact=best_practice(IMPACT), span=span)
+                yield ctx.hit(node.lineno, msg("finding.eco106_config_unknown", target=d), severity="gray",
+                              confidence="low", impact=best_practice(msg(IMPACT)), span=span)
 
 
 _OWN_CACHE = re.compile(r"continuous|paged|(^|[^a-z])cb($|[^a-z])|batching", re.I)
@@ -118,15 +115,15 @@ def _own_cache_engine(ctx: Context, node: ast.AST) -> bool:
     return False
 
 
-def _major(ctx: Context) -> tuple[int | None, str]:
+def _major(ctx: Context) -> tuple[int | None, str | Msg]:
     """The transformers major version the script runs on: the project's pin, else the installed one."""
     pin = ctx.run.pins.get("transformers")
     major = transformers_major(pin)
     if major is not None:
-        return major, f"pinned {pin}"
+        return major, msg("finding.pinned", pin=str(pin))
     try:
         version = importlib.metadata.version("transformers")
     except importlib.metadata.PackageNotFoundError:
         return None, ""
     head = version.split(".")[0]
-    return (int(head), f"installed {version}") if head.isdigit() else (None, "")
+    return (int(head), msg("finding.installed", version=version)) if head.isdigit() else (None, "")

@@ -47,10 +47,10 @@ from advisor.audit.helpers import (
     uses_gpu,
 )
 from advisor.audit.registry import rule
+from advisor.messages.text import msg
 
 FIX = "load in 16-bit: torch_dtype=torch.bfloat16 (or torch.float16 on GPUs without BF16), or dtype=\"auto\""
-IMPACT = ("the dataset has no FP32 inference rows yet; FP32 weights take twice the memory of FP16/BF16 and "
-          "bypass the 16-bit tensor-core paths")
+IMPACT = "finding.eco107_impact"  # en.toml / zh.toml
 
 
 def _device_text(ctx: Context, v) -> object:  # noqa: ANN001 - a Val
@@ -152,25 +152,25 @@ def _quantized(ctx: Context, call: ast.Call) -> tuple[bool | None, str]:
     if q.bits is not None and q.default_off:
         return False, ""
     if q.bits is not None:
-        return (True, "") if q.certain else (None, f"the quantization flag cannot be read ({q.reason})")
+        return (True, "") if q.certain else (None, msg("why.quant_flag", why=q.reason))
     qc = ctx.kwarg("quantization_config")
     if qc.present is False:
         return False, ""
     if qc.present is None or qc.val is None:
-        return None, "quantization_config may arrive through **kwargs"
+        return None, msg("why.quant_spread")
     node = qc.val.node
     if isinstance(node, ast.IfExp):
         t = ctx.value(node.test).truthy()
         branch = node.body if t else node.orelse
         if t is None:
-            return None, f"quantization_config depends on `{ast.unparse(node.test)}`, which cannot be read statically"
+            return None, msg("why.quant_depends", test=ast.unparse(node.test))
         if isinstance(branch, ast.Constant) and branch.value is None:
             return False, ""
         return True, ""
     if qc.val.kind == "const" and qc.val.value is None:
         return False, ""
     if qc.val.kind == "unknown":
-        return None, f"quantization_config {qc.val.reason}"
+        return None, msg("why.quant_config", why=qc.val.reason)
     return True, ""
 
 
@@ -218,7 +218,7 @@ def check(ctx: Context):
         if not (m.present and m.val is not None and m.val.kind == "const"):
             return  # a model object loaded elsewhere (its own load is checked there) or no model at all
     span = ctx.node_span()
-    impact = best_practice(IMPACT)
+    impact = best_practice(msg(IMPACT))
     dt = None
     for key in ("torch_dtype", "dtype"):
         a = ctx.kwarg(key)
@@ -241,8 +241,10 @@ def check(ctx: Context):
         d = dtype_of(dt.val)
         later, why = _cast_later(ctx, call)
         if d == "32" and later != "16":
-            note = f" (unless the 16-bit cast runs: {why})" if later == "maybe16" else ""
-            yield ctx.hit(dt.line, f"{dt.val.text or 'float32'} loads the model in FP32 for inference{note}",
+            dtype = dt.val.text or "float32"
+            text = (msg("finding.eco107_dtype_unless", dtype=dtype, why=why) if later == "maybe16"
+                    else msg("finding.eco107_dtype", dtype=dtype))
+            yield ctx.hit(dt.line, text,
                           severity="yellow", confidence="low" if later == "maybe16" else dt.val.confidence,
                           impact=impact, span=span)
         return
@@ -261,19 +263,18 @@ def check(ctx: Context):
     # A cast or a quantization that may not run lowers the confidence instead of silencing the finding.
     doubt = qwhy if quant is None else why if later == "maybe16" else ""
     if doubt:
-        yield ctx.hit(call.lineno, f"no dtype given, and the load stays in FP32 unless a 16-bit cast or quantization "
-                                   f"runs ({doubt})", severity="gray", confidence="low", impact=impact, span=span)
+        yield ctx.hit(call.lineno, msg("finding.eco107_doubt", why=doubt), severity="gray", confidence="low", impact=impact, span=span)
         return
-    suffix = f"; the 16-bit cast is skipped: {why}" if why else ""  # behind a flag that is off by default
+    skipped = why  # a 16-bit cast behind a flag that is off by default
     if later == "32":
-        yield ctx.hit(call.lineno, "the model is loaded and then cast to FP32 with .float() for inference",
+        yield ctx.hit(call.lineno, msg("finding.eco107_float"),
                       severity="yellow", confidence="high", impact=impact, span=span)
         return
     if major is not None:
-        yield ctx.hit(call.lineno, f"no dtype given: transformers {major}.x (pinned "
-                                   f"{ctx.run.pins['transformers']}) loads the weights in FP32 by default{suffix}",
-                      severity="yellow", confidence="medium" if suffix else "high", impact=impact, span=span)
+        pin = ctx.run.pins["transformers"]
+        text = (msg("finding.eco107_pinned_skipped", major=major, pin=pin, why=skipped) if skipped
+                else msg("finding.eco107_pinned", major=major, pin=pin))
+        yield ctx.hit(call.lineno, text, severity="yellow", confidence="medium" if skipped else "high", impact=impact, span=span)
         return
-    yield ctx.hit(call.lineno, "no dtype given: transformers before 5.0 loads the weights in FP32 by default "
-                               "(5.0 and later load the checkpoint's dtype); no transformers pin was found to tell"
-                               f"{suffix}", severity="gray", confidence="low", impact=impact, span=span)
+    text = msg("finding.eco107_unpinned_skipped", why=skipped) if skipped else msg("finding.eco107_unpinned")
+    yield ctx.hit(call.lineno, text, severity="gray", confidence="low", impact=impact, span=span)

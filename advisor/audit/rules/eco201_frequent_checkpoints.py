@@ -36,10 +36,10 @@ from advisor.audit.helpers import best_practice, is_training_step_loop, modulo_t
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
+from advisor.messages.text import msg
 
 FIX = "save every few hundred steps or once per epoch (save_strategy=\"epoch\"), sized to the run"
-IMPACT = ("the dataset has no measured checkpoint-save overhead yet (the white paper's spike figures are "
-          "simulated and never used as evidence)")
+IMPACT = "finding.eco201_impact"  # en.toml / zh.toml
 _SAVES = ("save", "save_pretrained", "save_state", "save_model", "save_checkpoint")
 
 
@@ -66,16 +66,14 @@ def _plain_loop(ctx: Context):
     if m[0] == "inverted":
         if n is not None and n >= 2:
             test = ast.unparse(node.test)
-            yield ctx.hit(node.lineno, f"`if {test}:` is true on every step that is not a multiple of {n:g}: a "
-                                       f"checkpoint is saved on {n - 1:g} of {n:g} steps (`== 0` was meant)",
-                          severity="yellow", confidence="high", impact=best_practice(IMPACT),
+            yield ctx.hit(node.lineno, msg("finding.eco201_inverted", test=test, n=f"{n:g}", m=f"{n - 1:g}"),
+                          severity="yellow", confidence="high", impact=best_practice(msg(IMPACT)),
                           span=(node.lineno, saves[0].lineno), fix=f"if {test} == 0:")
         return
     if n is None or n >= ctx.run.policy.min_save_interval_steps:
         return
-    yield ctx.hit(saves[0].lineno, f"a checkpoint is saved every {n:g} steps of the training loop (the run "
-                                   "length is not in the code)", severity="yellow", confidence="medium",
-                  impact=best_practice(IMPACT), span=(node.lineno, saves[0].lineno))
+    yield ctx.hit(saves[0].lineno, msg("finding.eco201_loop", n=f"{n:g}"), severity="yellow", confidence="medium",
+                  impact=best_practice(msg(IMPACT)), span=(node.lineno, saves[0].lineno))
 
 
 @rule("ECO201", "frequent-checkpoints", "Checkpoints saved very often",
@@ -94,8 +92,8 @@ def check(ctx: Context):
         per_epoch, a = spec.number("saves_per_epoch")
         epochs, _ = spec.number("num_train_epochs")
         if per_epoch and per_epoch * (epochs or 1) > policy.max_checkpoints_per_run:
-            yield ctx.hit(a.line, f"saves_per_epoch={per_epoch:g} writes {per_epoch * (epochs or 1):g} checkpoints",
-                          severity="yellow", confidence="high", impact=best_practice(IMPACT))
+            yield ctx.hit(a.line, msg("finding.eco201_per_epoch", per=f"{per_epoch:g}", count=f"{per_epoch * (epochs or 1):g}"),
+                          severity="yellow", confidence="high", impact=best_practice(msg(IMPACT)))
             return
     strategy = _strategy(spec, "save_strategy")
     if strategy not in (None, "steps"):
@@ -109,17 +107,16 @@ def check(ctx: Context):
     if save < 1:
         count = 1 / save
         if count > policy.max_checkpoints_per_run:
-            yield ctx.hit(a.line, f"save_steps={save:g} is a ratio of the run: {count:.0f} checkpoints",
-                          severity="yellow", confidence=conf, impact=best_practice(IMPACT), span=span)
+            yield ctx.hit(a.line, msg("finding.eco201_ratio", save=f"{save:g}", count=f"{count:.0f}"),
+                          severity="yellow", confidence=conf, impact=best_practice(msg(IMPACT)), span=span)
         return
     if max_steps and max_steps > 0:
         count = max_steps / save
         if count > policy.max_checkpoints_per_run:
-            yield ctx.hit(a.line, f"save_steps={save:g} with max_steps={max_steps:g} writes {count:.0f} checkpoints "
-                                  f"(more than {policy.max_checkpoints_per_run} per run)",
-                          severity="yellow", confidence=conf, impact=best_practice(IMPACT), span=span)
+            yield ctx.hit(a.line, msg("finding.eco201_max_steps", save=f"{save:g}", max_steps=f"{max_steps:g}",
+                                      count=f"{count:.0f}", top=policy.max_checkpoints_per_run),
+                          severity="yellow", confidence=conf, impact=best_practice(msg(IMPACT)), span=span)
         return
     if given.present and save < policy.min_save_interval_steps:
-        yield ctx.hit(a.line, f"save_steps={save:g}: a checkpoint every {save:g} steps (the run length is not in "
-                              "the code, so the count is unknown)", severity="yellow", confidence="medium",
-                      impact=best_practice(IMPACT), span=span)
+        yield ctx.hit(a.line, msg("finding.eco201_steps", save=f"{save:g}"), severity="yellow", confidence="medium",
+                      impact=best_practice(msg(IMPACT)), span=span)

@@ -33,13 +33,13 @@ from advisor.audit.helpers import best_practice, dtype_of, loader_quant, loaders
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
+from advisor.messages.text import Msg, msg
 
 FIX = "turn on mixed precision: bf16=True (Ampere and newer) or fp16=True (older GPUs)"
-IMPACT = ("the dataset has no FP32 vs BF16 fine-tuning pair yet; FP32 leaves the tensor cores' 16-bit paths "
-          "unused and doubles activation memory")
+IMPACT = "finding.eco202_impact"  # en.toml / zh.toml
 
 
-def _gpu_fix(ctx: Context) -> str:
+def _gpu_fix(ctx: Context) -> str | Msg:
     gpu = ctx.run.settings.gpu
     if not gpu:
         return FIX
@@ -49,8 +49,7 @@ def _gpu_fix(ctx: Context) -> str:
         g = catalog.resolve_gpu(gpu)
     except Exception:  # catalog unavailable: the generic fix still holds
         return FIX
-    return (f"turn on mixed precision: bf16=True ({g.name} supports BF16)" if g.bf16_support
-            else f"turn on mixed precision: fp16=True ({g.name} has no BF16)")
+    return msg("finding.eco202_fix_bf16" if g.bf16_support else "finding.eco202_fix_fp16", gpu=g.name)
 
 
 def _weights_16(ctx: Context) -> bool:
@@ -83,10 +82,8 @@ def _plain_loop(ctx: Context):
             mp = ctx.kwarg("mixed_precision", c)
             if not (mp.present and mp.val is not None and mp.val.text == "no"):
                 return  # given, or left to `accelerate launch` and its config file
-    yield ctx.hit(call.lineno, "the training loop runs its backward pass in FP32 (no torch.autocast, no "
-                               "Accelerator(mixed_precision=...), no 16-bit weights)", severity="yellow",
-                  confidence="medium", impact=best_practice(IMPACT), fix="wrap the forward pass in "
-                  "torch.autocast('cuda', dtype=torch.bfloat16), or use Accelerator(mixed_precision='bf16')")
+    yield ctx.hit(call.lineno, msg("finding.eco202_loop"), severity="yellow",
+                  confidence="medium", impact=best_practice(msg(IMPACT)), fix=msg("finding.eco202_loop_fix"))
 
 
 def _not_a_training_run(ctx: Context, spec) -> bool:  # noqa: ANN001 - TrainingSpec
@@ -137,7 +134,6 @@ def check(ctx: Context):
         return
     line = max((a.line for a in flags.values() if a.present), default=spec.line)
     owner = spec.owner
-    msg = (f"{owner} turns both bf16 and fp16 off: the run trains in FP32" if explicit_off
-           else f"{owner} without bf16=True or fp16=True trains in FP32")
-    yield ctx.hit(line, msg, severity="yellow", confidence="high", impact=best_practice(IMPACT), fix=_gpu_fix(ctx),
+    text = msg("finding.eco202_off" if explicit_off else "finding.eco202_unset", owner=owner)
+    yield ctx.hit(line, text, severity="yellow", confidence="high", impact=best_practice(msg(IMPACT)), fix=_gpu_fix(ctx),
                   span=ctx.node_span() if spec.call is not None else None)

@@ -55,11 +55,12 @@ from advisor.audit.nodes import TrainingConfig
 from advisor.audit.policy import BYTES_FP16
 from advisor.audit.registry import rule
 from advisor.audit.training import config_model, config_quant
+from advisor.messages.text import Msg, msg
 
 FIX = "train 16-bit LoRA (load the base in torch.bfloat16, no 4-bit quantization_config) when it fits the GPU"
 
 
-def _fits(ctx: Context, params_b: float) -> tuple[bool | None, str]:
+def _fits(ctx: Context, params_b: float) -> tuple[bool | None, str | Msg]:
     ev = ctx.run.evidence
     gpu = ctx.run.settings.gpu
     need = params_b * BYTES_FP16
@@ -69,30 +70,27 @@ def _fits(ctx: Context, params_b: float) -> tuple[bool | None, str]:
 
             g = catalog.resolve_gpu(gpu)
             share = ctx.run.policy.lora16_weight_share
-            return need <= g.vram_gb * share, (f"its 16-bit weights take about {need:.1f} GB of the {g.name}'s "
-                                               f"{g.vram_gb:g} GB")
+            return need <= g.vram_gb * share, msg("finding.eco203_fits_gpu", need=f"{need:.1f}", gpu=g.name,
+                                                                        vram=f"{g.vram_gb:g}")
         except Exception:  # catalog unavailable: fall back to the data's small-model bound
             pass
     bound, _ = ev.nf4_penalty_bound()
     if bound is None:
         return None, ""
-    return params_b <= bound, (f"its 16-bit weights take about {need:.1f} GB, and at or below {bound:g}B NF4 "
-                               "costs more energy than 16-bit in the measured data")
+    return params_b <= bound, msg("finding.eco203_fits_bound", need=f"{need:.1f}", bound=f"{bound:g}")
 
 
 def _impact(ctx: Context, params_b: float | None):
     ev = ctx.run.evidence
     ft = ev.finetune("qlora", "lora", params_b=params_b)
     if ft.pairs:
-        return measured(ctx, ft, ev.describe(ft, "QLoRA", "16-bit LoRA").replace("per 1k tokens", "per trained token"))
+        return measured(ctx, ft, ev.describe(ft, "qlora", "lora16", per="token"))
     bound, _ = ev.nf4_penalty_bound()
     inf = ev.precision("nf4", ("fp16", "bf16"), params_b=params_b, max_params=bound) if bound else None
     if inf is not None and inf.pairs:
-        text = ("the dataset has no QLoRA vs LoRA fine-tuning pair yet; the nearest evidence is inference, where "
-                f"NF4 spends {inf.low:+.0f}% to {inf.high:+.0f}% energy per 1k tokens vs FP16 on models up to "
-                f"{bound:g}B")
+        text = msg("finding.eco203_inference", lo=f"{inf.low:+.0f}%", hi=f"{inf.high:+.0f}%", bound=f"{bound:g}")
         return best_practice(text, inf.row_ids), "yellow"
-    return best_practice("the dataset has no QLoRA vs LoRA fine-tuning pair yet"), "yellow"
+    return best_practice(msg("finding.eco203_no_pairs")), "yellow"
 
 
 def _config(ctx: Context):
@@ -132,7 +130,8 @@ def check(ctx: Context):
     if not fits:
         return
     impact, mood = _impact(ctx, size.params_b)
-    named = f" ({size.how})" if "largest model named" in size.how else ""
-    yield ctx.hit(line, f"QLoRA (4-bit base) on {size.label} ({size.params_b:g}B parameters){named}: {why}, so "
-                               "16-bit LoRA fits", severity=mood if q.certain else "gray",
+    named = isinstance(size.how, Msg) and size.how.key == "why.largest_named"
+    text = msg("finding.eco203_named" if named else "finding.eco203", model=size.label, params=f"{size.params_b:g}",
+               how=size.how, why=why)
+    yield ctx.hit(line, text, severity=mood if q.certain else "gray",
                   confidence=weakest(size.confidence, q.confidence), impact=impact, span=span)

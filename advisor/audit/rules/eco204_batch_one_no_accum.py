@@ -32,11 +32,11 @@ from advisor.audit.helpers import best_practice
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
+from advisor.messages.text import msg
 
 FIX = ("raise the per-device batch size as far as memory allows, and use gradient_accumulation_steps to reach the "
        "effective batch you want")
-IMPACT = ("the dataset has no fine-tuning batch-size sweep yet (its inference sweep shows batch 1 costing the most "
-          "energy per token; see ECO105)")
+IMPACT = "finding.eco204_impact"  # en.toml / zh.toml
 
 
 PACKING_KEYS = ("sample_packing", "packing", "neat_packing", "multipack_real_batches")
@@ -60,6 +60,6 @@ def check(ctx: Context):
             return
     conf = a.val.confidence if a.val is not None else "high"
     name = "micro_batch_size" if spec.library == "axolotl" else "per_device_train_batch_size"
-    yield ctx.hit(a.line, f"{name}=1 with no gradient accumulation: one sequence per optimizer step",
-                  severity="yellow", confidence=conf, impact=best_practice(IMPACT),
+    yield ctx.hit(a.line, msg("finding.eco204", name=name),
+                  severity="yellow", confidence=conf, impact=best_practice(msg(IMPACT)),
                   span=ctx.node_span() if spec.call is not None else None)

@@ -46,9 +46,10 @@ from advisor.audit.helpers import (
 from advisor.audit.nodes import TrainingConfig
 from advisor.audit.registry import rule
 from advisor.audit.training import TRAINING_ARG_CALLS, training_spec
+from advisor.messages.text import msg
 
 FIX = "evaluate every few hundred steps or per epoch, and log every 10-50 steps"
-IMPACT = "the dataset has no measurement of evaluation or logging overhead yet"
+IMPACT = "finding.eco205_impact"  # en.toml / zh.toml
 
 
 def _text(a) -> str | None:
@@ -87,9 +88,8 @@ def _loop_logging(ctx: Context):
     for g in guards:
         if modulo_test(g.test) is not None or not rank_check(g.test):
             return  # periodic (or the inverted case, reported on the `if`), or a condition we cannot read
-    yield ctx.hit(call.lineno, "the training loop logs .item() every step: a GPU sync per step, a minor cost",
-                  severity="green", confidence="medium", impact=best_practice(IMPACT), fix="log every 10-50 steps "
-                  "(if step % 50 == 0: ...)", span=ctx.node_span())
+    yield ctx.hit(call.lineno, msg("finding.eco205_loop"),
+                  severity="green", confidence="medium", impact=best_practice(msg(IMPACT)), fix=msg("finding.eco205_loop_fix"), span=ctx.node_span())
 
 
 def _inverted_guard(ctx: Context):
@@ -106,14 +106,12 @@ def _inverted_guard(ctx: Context):
     logs = [c for c in calls if _call_last(c) in LOG_CALLS]
     test = ast.unparse(node.test)
     if evals:
-        yield ctx.hit(node.lineno, f"`if {test}:` is true on every step that is not a multiple of {n:g}: evaluation "
-                                   f"runs on {n - 1:g} of {n:g} steps (`== 0` was meant)", severity="yellow",
-                      confidence="high", impact=best_practice(IMPACT), fix=f"if {test} == 0:",
+        yield ctx.hit(node.lineno, msg("finding.eco205_inverted_eval", test=test, n=f"{n:g}", m=f"{n - 1:g}"), severity="yellow",
+                      confidence="high", impact=best_practice(msg(IMPACT)), fix=f"if {test} == 0:",
                       span=(node.lineno, evals[0].lineno))
     elif logs:
-        yield ctx.hit(node.lineno, f"`if {test}:` is true on every step that is not a multiple of {n:g}: the loop "
-                                   f"logs on {n - 1:g} of {n:g} steps (`== 0` was meant)", severity="green",
-                      confidence="high", impact=best_practice(IMPACT), fix=f"if {test} == 0:",
+        yield ctx.hit(node.lineno, msg("finding.eco205_inverted_log", test=test, n=f"{n:g}", m=f"{n - 1:g}"), severity="green",
+                      confidence="high", impact=best_practice(msg(IMPACT)), fix=f"if {test} == 0:",
                       span=(node.lineno, logs[0].lineno))
 
 
@@ -138,15 +136,15 @@ def check(ctx: Context):
     if strategy == "steps" or (spec.library == "axolotl" and ev_given.present):
         ev = ev_given.val.number if ev_given.present and ev_given.val is not None else None
         if ev_given.present is False and log == 1 and la.via != "default":
-            yield ctx.hit(la.line, "evaluation runs every step: eval_steps is unset and inherits logging_steps=1",
-                          severity="yellow", confidence="high", impact=best_practice(IMPACT), span=span)
+            yield ctx.hit(la.line, msg("finding.eco205_inherits"),
+                          severity="yellow", confidence="high", impact=best_practice(msg(IMPACT)), span=span)
             return
         if ev == 1:
-            yield ctx.hit(ev_given.line, "evaluation runs every step (eval_steps=1)", severity="yellow",
+            yield ctx.hit(ev_given.line, msg("finding.eco205_eval"), severity="yellow",
                           confidence=ev_given.val.confidence if ev_given.val else "high",
-                          impact=best_practice(IMPACT), span=span)
+                          impact=best_practice(msg(IMPACT)), span=span)
     log_strategy = _text(spec.get("logging_strategy"))
     if log == 1 and la.via != "default" and log_strategy in (None, "steps"):
-        yield ctx.hit(la.line, "logging runs every step (logging_steps=1): a GPU sync per step, a minor cost",
+        yield ctx.hit(la.line, msg("finding.eco205_log"),
                       severity="green", confidence=la.val.confidence if la.val else "high",
-                      impact=best_practice(IMPACT), fix="log every 10-50 steps", span=span)
+                      impact=best_practice(msg(IMPACT)), fix=msg("finding.eco205_log_fix"), span=span)

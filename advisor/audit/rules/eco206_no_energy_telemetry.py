@@ -25,6 +25,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import best_practice, user_code_only
 from advisor.audit.registry import rule
 from advisor.audit.training import HF_ARG_CLASSES, TRAINER_CLASSES, TRL_ARG_CLASSES, short_name
+from advisor.messages.text import msg
 
 FIX = "track energy: with codecarbon.EmissionsTracker(): trainer.train(), or report_to=[\"codecarbon\"]"
 TELEMETRY = frozenset({"codecarbon", "pynvml", "nvidia_smi", "zeus", "pyJoules", "carbontracker", "eco2ai",
@@ -70,7 +71,8 @@ def check(ctx: Context):
     ix = ctx.index
     if ix.imported & TELEMETRY or "codecarbon" in ix.strings or _short_run(ctx):
         return
-    what = f"{ast.unparse(f)}()" if f.attr == "train" else "the training loop"
-    yield ctx.hit(call.lineno, f"{what} runs with no energy telemetry (no CodeCarbon, NVML or Zeus)",
+    text = (msg("finding.eco206_call", call=f"{ast.unparse(f)}()") if f.attr == "train"
+            else msg("finding.eco206_loop"))
+    yield ctx.hit(call.lineno, text,
                   severity="gray", confidence="high",
-                  impact=best_practice("informational: telemetry measures the run's energy, it saves none by itself"))
+                  impact=best_practice(msg("finding.eco206_impact")))
