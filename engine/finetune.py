@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.inference import is_oom
 from engine.power import relative_gap
 from engine.protocol import RunMeasurement, run_protocol, summarize
-from engine.results import ResultBase, SweepBase, gb, slug
+from engine.results import ResultBase, SweepBase, WindowEnergy, energy_fields, gb, slug
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,12 @@ class FinetuneConfig(BaseModel):
                     f"-n{self.steps}{save}")
 
 
-class StepRecord(BaseModel):
+class StepRecord(WindowEnergy):
     phase: Literal["warmup", "measure"]
     t0: float
     t1: float
     step_time_s: float
     loss: float
-    energy_j: float | None = None
-    counter_j: float | None = None
-    sampler_j: float | None = None
-    method: str = "unavailable"
     saved: bool = False
     aligned: bool = False
 
@@ -302,8 +298,7 @@ class FinetuneSweep(SweepBase):
             w = mon.end_window("step")
             records.append(StepRecord(
                 phase="warmup" if i < 0 else "measure", t0=w.t0 - t_start, t1=w.t1 - t_start,
-                step_time_s=w.elapsed_s, loss=lv, energy_j=w.energy_j, counter_j=w.counter_total_j,
-                sampler_j=w.sampler_total_j, method=w.method, saved=save_now, aligned=w.aligned))
+                step_time_s=w.elapsed_s, loss=lv, **energy_fields(w), saved=save_now, aligned=w.aligned))
             return RunMeasurement(tokens / w.elapsed_s, w.elapsed_s, w.energy_j)
 
         def report(phase: str, i: int, m: RunMeasurement) -> None:

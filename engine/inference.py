@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.power import EnergyMonitor, relative_gap
 from engine.protocol import ProtocolResult, ProtocolSettings, RunMeasurement, run_protocol
 from engine.provenance import Provenance
-from engine.results import ResultBase, SweepBase, gb, slug
+from engine.results import ResultBase, SweepBase, WindowEnergy, energy_fields, gb, slug
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class InferenceConfig(BaseModel):
                     f"-bs{self.batch_size}-p{self.prompt_tokens}-g{self.gen_tokens}")
 
 
-class RunRecord(BaseModel):
+class RunRecord(WindowEnergy):
     """One measured run, times relative to the configuration's start (seconds)."""
 
     phase: Literal["warmup", "measure"]
@@ -79,10 +79,6 @@ class RunRecord(BaseModel):
     prefill_s: float
     throughput_tok_s: float
     decode_tok_s: float
-    energy_j: float | None = None
-    counter_j: float | None = None
-    sampler_j: float | None = None
-    method: str = "unavailable"
     prefill_energy_j: float | None = None
     aligned: bool = False
     repeats: int = 1  # generate calls inside the window (to reach the minimum window)
@@ -250,8 +246,7 @@ class PreparedRuns:
         rec = RunRecord(
             phase="warmup" if i < 0 else "measure", t0=w.t0 - self.t_origin, t1=w.t1 - self.t_origin,
             elapsed_s=w.elapsed_s, prefill_s=prefill_s / k, throughput_tok_s=tokens / w.elapsed_s,
-            decode_tok_s=cfg.batch_size * (cfg.gen_tokens - 1) * k / decode_s, energy_j=w.energy_j,
-            counter_j=w.counter_total_j, sampler_j=w.sampler_total_j, method=w.method,
+            decode_tok_s=cfg.batch_size * (cfg.gen_tokens - 1) * k / decode_s, **energy_fields(w),
             prefill_energy_j=None if pre_e is None else pre_e / k, aligned=w.aligned, repeats=k,
             energy_per_gpu_j=w.energy_per_gpu_j if w.energy_per_gpu_j and len(w.energy_per_gpu_j) > 1 else None)
         self.records.append(rec)

@@ -12,7 +12,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,9 @@ from engine.protocol import ProtocolSettings
 from engine.provenance import Provenance
 from measurements.jsonl import parse_jsonl
 from measurements.store import append_lines
+
+if TYPE_CHECKING:
+    from engine.power import Window
 
 DONE_STATUSES = ("ok", "oom")
 
@@ -156,6 +159,22 @@ class SweepBase:
         return self.result_cls(key=cfg.key(), status=status, config=cfg, device=self.device,
                                started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
                                settings=self.settings, provenance=self.provenance, **kw)
+
+
+class WindowEnergy(BaseModel):
+    """The energy of one measured window (a generate call, a training step, a load test) as every
+    result line records it: the figure used, how it was read, and both readings (the NVML counter
+    and the 10 Hz sampler's integral), kept so their gap can be reported."""
+
+    energy_j: float | None = None
+    counter_j: float | None = None
+    sampler_j: float | None = None
+    method: str = "unavailable"
+
+
+def energy_fields(w: Window) -> dict[str, Any]:
+    """A closed window's readings as `WindowEnergy`'s fields."""
+    return dict(energy_j=w.energy_j, counter_j=w.counter_total_j, sampler_j=w.sampler_total_j, method=w.method)
 
 
 class ResultBase(BaseModel):

@@ -15,9 +15,11 @@ from measurements.schema import MeasurementRow
 
 log = logging.getLogger(__name__)
 
+Result = InferenceResult | FinetuneResult | ServeResult
 
 
-def gpu_key(res: InferenceResult | FinetuneResult) -> str:
+
+def gpu_key(res: Result) -> str:
     """The GPU whose energy the row reports; "cpu" for a CPU run that read no GPU at all."""
     p = res.provenance
     if p is not None and p.gpu_key:
@@ -27,7 +29,7 @@ def gpu_key(res: InferenceResult | FinetuneResult) -> str:
     return "cpu" if res.device == "cpu" else "unknown_gpu"
 
 
-def params_b(res: InferenceResult | FinetuneResult) -> float:
+def params_b(res: Result) -> float:
     """The catalog's parameter count for an unmodified synthetic architecture (so rows match the
     catalog), the counted one otherwise."""
     if res.arch_key and not res.config.overrides:
@@ -44,7 +46,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
 
 
-def _common_notes(res: InferenceResult | FinetuneResult) -> list[str]:
+def _common_notes(res: Result) -> list[str]:
+    """The notes every row starts with; a configuration that did not complete has no row."""
+    if res.status != "ok":
+        raise ValueError(f"configuration {res.key} did not complete ({res.status}: {res.error}); no row")
     notes: list[str] = []
     if res.weights == "synthetic":
         notes.append(f"synthetic weights: random initialisation with the exact catalog shapes of {res.model_id}")
@@ -57,7 +62,7 @@ def _common_notes(res: InferenceResult | FinetuneResult) -> list[str]:
     return notes
 
 
-def _energy_notes(res: InferenceResult | FinetuneResult, what: str) -> list[str]:
+def _energy_notes(res: Result, what: str) -> list[str]:
     notes: list[str] = []
     if res.energy_method is None:
         notes.append(f"energy unavailable (device {res.device}: no GPU energy reading); {what} only")
@@ -74,7 +79,7 @@ def _energy_notes(res: InferenceResult | FinetuneResult, what: str) -> list[str]
     return notes
 
 
-def _gate_note(res: InferenceResult | FinetuneResult) -> str:
+def _gate_note(res: Result) -> str:
     if res.gate_failed:
         return "CV GATE FAILED after re-runs: " + " | ".join(res.gate_notes)
     if res.gate_notes:
@@ -82,7 +87,7 @@ def _gate_note(res: InferenceResult | FinetuneResult) -> str:
     return "CV gates passed"
 
 
-def _mem_note(res: InferenceResult | FinetuneResult) -> str | None:
+def _mem_note(res: Result) -> str | None:
     parts = []
     for label, v in (("torch allocated", res.peak_mem_alloc_gb), ("reserved", res.peak_mem_reserved_gb),
                      ("NVML", res.peak_mem_nvml_gb)):
@@ -91,7 +96,7 @@ def _mem_note(res: InferenceResult | FinetuneResult) -> str | None:
     return f"peak memory GB (1e9 bytes): {', '.join(parts)}" if parts else None
 
 
-def _finish(notes: list[str], res: InferenceResult | FinetuneResult) -> str:
+def _finish(notes: list[str], res: Result) -> str:
     m = _mem_note(res)
     if m:
         notes.append(m)
@@ -101,7 +106,35 @@ def _finish(notes: list[str], res: InferenceResult | FinetuneResult) -> str:
     return "; ".join(notes)
 
 
-def row_id_for(res: InferenceResult | FinetuneResult, prefix: str | None) -> str:
+def _row(res: Result, source: str, id_prefix: str | None, trace_prefix: str, notes: list[str],
+         own: dict[str, Any]) -> MeasurementRow:
+    """A row from the fields every kind of result fills alike, then the kind's `own` fields (which
+    may override them, as tensor parallelism does gpu_count), then the run's provenance."""
+    c = res.config
+    fields: dict[str, Any] = dict(
+        id=row_id_for(res, id_prefix), source=source, kind="measured",
+        gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
+        model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
+        precision=c.precision, power_w=res.power_w, idle_power_w=res.idle_power_w,
+        energy_method=res.energy_method, gpu_mem_gb=res.peak_mem_alloc_gb, peak_mem_alloc_gb=res.peak_mem_alloc_gb,
+        peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
+        trace_file=(trace_prefix + res.trace_file) if res.trace_file else None, notes=_finish(notes, res))
+    fields.update(own)
+    if res.provenance is not None:
+        fields.update(row_fields(res.provenance))
+    return MeasurementRow.model_validate(fields)
+
+
+def _load_test_fields(res: InferenceResult | ServeResult) -> dict[str, Any]:
+    """The generation fields a one-request run and a serving load test fill alike."""
+    c = res.config
+    return dict(prompt_tokens=c.prompt_tokens, gen_tokens=c.gen_tokens, throughput_tok_s=res.throughput_tok_s,
+                throughput_std=res.throughput_std, energy_j_per_1k_tok=res.energy_j_per_1k_tok,
+                energy_std=res.energy_std, energy_net_j_per_1k_tok=res.energy_net_j_per_1k_tok,
+                n_runs=res.n_runs or None, framework=res.framework)
+
+
+def row_id_for(res: Result, prefix: str | None) -> str:
     """Shipped rows: ``<prefix>-<key>``; local rows: host tag + time, so they never collide."""
     if prefix:
         return f"{prefix}-{res.key}"
@@ -114,8 +147,6 @@ def row_id_for(res: InferenceResult | FinetuneResult, prefix: str | None) -> str
 
 def inference_row(res: InferenceResult, source: str, id_prefix: str | None = None,
                   trace_prefix: str = "") -> MeasurementRow:
-    if res.status != "ok":
-        raise ValueError(f"configuration {res.key} did not complete ({res.status}: {res.error}); no row")
     c = res.config
     notes = _common_notes(res)
     if res.prefill_ms is not None and res.decode_tok_s is not None:
@@ -126,26 +157,14 @@ def inference_row(res: InferenceResult, source: str, id_prefix: str | None = Non
     notes.append(_gate_note(res))
     if res.cpu_ram_energy_j is not None:
         notes.append(f"CodeCarbon CPU+RAM {res.cpu_ram_energy_j:.1f} J over the measured runs")
-    fields: dict[str, Any] = dict(
-        id=row_id_for(res, id_prefix), source=source, kind="measured", task="inference",
-        gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
-        model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
-        precision=c.precision, batch_size=c.batch_size, prompt_tokens=c.prompt_tokens, gen_tokens=c.gen_tokens,
-        throughput_tok_s=res.throughput_tok_s, throughput_std=res.throughput_std, prefill_ms=res.prefill_ms,
-        decode_tok_s=res.decode_tok_s, power_w=res.power_w, idle_power_w=res.idle_power_w,
-        energy_j_per_1k_tok=res.energy_j_per_1k_tok, energy_std=res.energy_std, energy_ci95=res.energy_ci95,
-        energy_net_j_per_1k_tok=res.energy_net_j_per_1k_tok, energy_method=res.energy_method,
-        gpu_mem_gb=res.peak_mem_alloc_gb, peak_mem_alloc_gb=res.peak_mem_alloc_gb,
-        peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
-        n_runs=res.n_runs or None, trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
-        framework=res.framework, notes=_finish(notes, res))
+    own: dict[str, Any] = dict(
+        task="inference", batch_size=c.batch_size, **_load_test_fields(res), prefill_ms=res.prefill_ms,
+        decode_tok_s=res.decode_tok_s, energy_ci95=res.energy_ci95)
     if c.tp is not None:
-        fields["tensor_parallel"] = c.tp
+        own["tensor_parallel"] = c.tp
         if res.device.startswith("cuda"):
-            fields["gpu_count"] = c.tp
-    if res.provenance is not None:
-        fields.update(row_fields(res.provenance))
-    return MeasurementRow.model_validate(fields)
+            own["gpu_count"] = c.tp
+    return _row(res, source, id_prefix, trace_prefix, notes, own)
 
 
 def _regime_notes(res: InferenceResult) -> list[str]:
@@ -180,8 +199,6 @@ def _regime_notes(res: InferenceResult) -> list[str]:
 
 def finetune_row(res: FinetuneResult, source: str, id_prefix: str | None = None,
                  trace_prefix: str = "") -> MeasurementRow:
-    if res.status != "ok":
-        raise ValueError(f"configuration {res.key} did not complete ({res.status}: {res.error}); no row")
     c = res.config
     notes = _common_notes(res)
     desc = {"lora": f"LoRA on a {c.dtype} base", "full": f"full fine-tuning in {c.dtype}",
@@ -203,11 +220,8 @@ def finetune_row(res: FinetuneResult, source: str, id_prefix: str | None = None,
     tokens = c.batch_size * c.seq_len
     total_s = sum(s.step_time_s for s in res.steps) if res.steps else None
     total_j = sum(s.energy_j or 0.0 for s in res.steps) if res.energy_method else None
-    fields: dict[str, Any] = dict(
-        id=row_id_for(res, id_prefix), source=source, kind="measured", task="finetune",
-        gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
-        model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
-        precision=c.precision, batch_size=c.batch_size, method=c.method,
+    return _row(res, source, id_prefix, trace_prefix, notes, dict(
+        task="finetune", batch_size=c.batch_size, method=c.method,
         lora_rank=None if c.method == "full" else c.rank, seq_len=c.seq_len,
         lora_dropout=None if c.method == "full" else c.dropout,
         target_modules=None if c.method == "full" else c.target_modules,
@@ -217,24 +231,16 @@ def finetune_row(res: FinetuneResult, source: str, id_prefix: str | None = None,
         grad_checkpointing=c.grad_checkpointing, optimizer=c.optimizer,
         throughput_tok_s=res.tokens_per_s, throughput_std=(res.step_time_std or 0) * tokens / res.step_time_s ** 2
         if res.step_time_s else None,
-        step_time_s=res.step_time_s, energy_j_per_step=res.energy_j_per_step, power_w=res.power_w,
-        idle_power_w=res.idle_power_w,
+        step_time_s=res.step_time_s, energy_j_per_step=res.energy_j_per_step,
         energy_j_per_1k_tok=res.energy_j_per_token * 1000 if res.energy_j_per_token else None,
         energy_std=res.energy_std / tokens * 1000 if res.energy_std is not None else None,
         energy_ci95=res.energy_ci95 / tokens * 1000 if res.energy_ci95 is not None else None,
         energy_net_j_per_1k_tok=(res.energy_net_j_per_token * 1000 if res.energy_net_j_per_token is not None
                                  else None),
-        energy_method=res.energy_method, gpu_mem_gb=res.peak_mem_alloc_gb,
-        peak_mem_alloc_gb=res.peak_mem_alloc_gb, peak_mem_reserved_gb=res.peak_mem_reserved_gb,
-        peak_mem_nvml_gb=res.peak_mem_nvml_gb, n_runs=res.n_steps or None,
+        n_runs=res.n_steps or None,
         run_energy_wh=total_j / 3600 if total_j else None,
         run_duration_h=total_s / 3600 if total_s else None,
-        tokens_processed=tokens * res.n_steps if res.n_steps else None,
-        trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
-        notes=_finish(notes, res))
-    if res.provenance is not None:
-        fields.update(row_fields(res.provenance))
-    return MeasurementRow.model_validate(fields)
+        tokens_processed=tokens * res.n_steps if res.n_steps else None))
 
 
 def _ms(d: dict[str, float], q: str) -> float | None:
@@ -244,8 +250,6 @@ def _ms(d: dict[str, float], q: str) -> float | None:
 def serve_row(res: ServeResult, source: str, id_prefix: str | None = None, trace_prefix: str = "") -> MeasurementRow:
     """A continuous-batching load test -> a row with framework hf-continuous-batching and the
     serving fields (latency percentiles, concurrency, J per request)."""
-    if res.status != "ok":
-        raise ValueError(f"configuration {res.key} did not complete ({res.status}: {res.error}); no row")
     c = res.config
     notes = _common_notes(res)
     load = (f"concurrency {c.concurrency} (closed loop)" if c.arrival == "concurrency"
@@ -276,25 +280,12 @@ def serve_row(res: ServeResult, source: str, id_prefix: str | None = None, trace
     notes += _energy_notes(res, "throughput and latency")
     notes.append(_gate_note(res))
     batch = c.concurrency if c.arrival == "concurrency" else max(1, round(res.mean_batch_size or 1))
-    fields: dict[str, Any] = dict(
-        id=row_id_for(res, id_prefix), source=source, kind="measured", task="inference",
-        gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
-        model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
-        precision=c.precision, batch_size=batch, prompt_tokens=c.prompt_tokens, gen_tokens=c.gen_tokens,
-        throughput_tok_s=res.throughput_tok_s, throughput_std=res.throughput_std, power_w=res.power_w,
-        idle_power_w=res.idle_power_w, energy_j_per_1k_tok=res.energy_j_per_1k_tok, energy_std=res.energy_std,
-        energy_net_j_per_1k_tok=res.energy_net_j_per_1k_tok, energy_method=res.energy_method,
-        gpu_mem_gb=res.peak_mem_alloc_gb, peak_mem_alloc_gb=res.peak_mem_alloc_gb,
-        peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
-        n_runs=res.n_runs or None, trace_file=(trace_prefix + res.trace_file) if res.trace_file else None,
-        framework=res.framework, max_num_seqs=c.max_num_seqs or res.cache_sizing.get("max_requests_per_batch"),
+    return _row(res, source, id_prefix, trace_prefix, notes, dict(
+        task="inference", batch_size=batch, **_load_test_fields(res),
+        max_num_seqs=c.max_num_seqs or res.cache_sizing.get("max_requests_per_batch"),
         mean_batch_size=res.mean_batch_size, mean_output_tokens=res.mean_output_tokens,
         energy_j_per_request=res.energy_j_per_request,
         ttft_p50_ms=_ms(res.ttft_ms, "p50"), ttft_p90_ms=_ms(res.ttft_ms, "p90"), ttft_p99_ms=_ms(res.ttft_ms, "p99"),
         itl_p50_ms=_ms(res.itl_ms, "p50"), itl_p90_ms=_ms(res.itl_ms, "p90"), itl_p95_ms=_ms(res.itl_ms, "p95"),
         itl_p99_ms=_ms(res.itl_ms, "p99"),
-        e2e_p50_s=e2e.get("p50"), e2e_p90_s=e2e.get("p90"), e2e_p99_s=e2e.get("p99"),
-        notes=_finish(notes, res))
-    if res.provenance is not None:
-        fields.update(row_fields(res.provenance))
-    return MeasurementRow.model_validate(fields)
+        e2e_p50_s=e2e.get("p50"), e2e_p90_s=e2e.get("p90"), e2e_p99_s=e2e.get("p99")))

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from engine.power import EnergyMonitor, relative_gap
 from engine.protocol import ProtocolSettings, RunMeasurement, run_protocol
 from engine.provenance import Provenance
-from engine.results import ResultBase, SweepBase, gb, slug
+from engine.results import ResultBase, SweepBase, WindowEnergy, gb, slug
 
 log = logging.getLogger(__name__)
 
@@ -530,14 +530,10 @@ class HFContinuousBatching:
 
 # --- measuring one configuration ---------------------------------------------------------------
 
-class ServeRun(BaseModel):
+class ServeRun(WindowEnergy):
     phase: Literal["warmup", "measure"]
     index: int
     stats: LoadStats
-    energy_j: float | None = None
-    counter_j: float | None = None
-    sampler_j: float | None = None
-    method: str = "unavailable"
 
 
 class ServeResult(ResultBase):

@@ -43,8 +43,12 @@ class UnknownName(ValueError):
         super().__init__(f"Unknown {what} '{given}'.{hint} Accepted: {', '.join(accepted)}.")
 
 
-def _read(name: str, model: type[T]) -> tuple[T, ...]:
+def _read(name: str, model: type[T], *, fitted: bool = False) -> tuple[T, ...]:
+    """The entries of one catalog file; a file of fitted parameters (`fitted`) may be absent until
+    its calibration has run, and then reads as no entries."""
     path = CATALOG_DIR / name
+    if fitted and not path.exists():
+        return ()
     out: list[T] = []
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
@@ -105,25 +109,19 @@ def formats() -> dict[str, WeightFormat]:
 @lru_cache(maxsize=1)
 def serving_params() -> tuple[ServingParam, ...]:
     """The serving model's calibrated parameters (written by `python -m advisor.estimate.serving`)."""
-    if not (CATALOG_DIR / "serving_params.csv").exists():
-        return ()
-    return _read("serving_params.csv", ServingParam)
+    return _read("serving_params.csv", ServingParam, fitted=True)
 
 
 @lru_cache(maxsize=1)
 def perf_params() -> tuple[PerfParam, ...]:
     """The performance model's calibrated parameters (written by `python -m advisor.estimate.calibrate`)."""
-    if not (CATALOG_DIR / "perf_params.csv").exists():
-        return ()
-    return _read("perf_params.csv", PerfParam)
+    return _read("perf_params.csv", PerfParam, fitted=True)
 
 
 @lru_cache(maxsize=1)
 def finetune_params() -> tuple[FinetuneParam, ...]:
     """The training performance model's fitted parameters (written by `python -m advisor.finetune_time`)."""
-    if not (CATALOG_DIR / "finetune_params.csv").exists():
-        return ()
-    return _read("finetune_params.csv", FinetuneParam)
+    return _read("finetune_params.csv", FinetuneParam, fitted=True)
 
 
 def factor(key: str) -> float:

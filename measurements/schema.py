@@ -7,7 +7,7 @@ optional columns; an empty cell means "not known" (None).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -32,10 +32,19 @@ Workload = Literal["chat", "reasoning", "code-completion"]
 WORKLOADS: tuple[str, ...] = ("chat", "reasoning", "code-completion")
 
 
-class MeasurementRow(BaseModel):
-    """One measured (or simulated, or derived) configuration."""
+class Record(BaseModel):
+    """A row or catalog entry: read-only once validated, and a column the model does not name is
+    an error (a misspelt CSV header never passes silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Where a figure or an entry comes from: never empty (principle 1, every number has a source).
+Source = Annotated[str, Field(min_length=3)]
+
+
+class MeasurementRow(Record):
+    """One measured (or simulated, or derived) configuration."""
 
     id: str = Field(min_length=3, pattern=r"^[A-Za-z0-9._:+-]+$", description="stable identifier")
     source: str = Field(min_length=3, description="where the figures come from (file, table, run)")
@@ -157,9 +166,7 @@ class MeasurementRow(BaseModel):
         return self.kind != "simulated"
 
 
-class GPU(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class GPU(Record):
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     name: str
     aliases: tuple[str, ...] = ()
@@ -178,7 +185,7 @@ class GPU(BaseModel):
     fp8_support: bool
     bf16_support: bool
     segment: Literal["consumer", "datacenter", "workstation"]
-    source: str = Field(min_length=3)
+    source: Source
     notes: str = ""
 
     @property
@@ -186,9 +193,7 @@ class GPU(BaseModel):
         return "hbm" if self.memory_type.startswith("HBM") else "gddr"
 
 
-class ModelArch(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ModelArch(Record):
     key: str = Field(pattern=r"^[a-z0-9_.-]+$")
     hub_id: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
     name: str
@@ -211,7 +216,7 @@ class ModelArch(BaseModel):
     # their attention layers; multi-head latent attention (DeepSeek) caches one compressed vector.
     attention_layers: int | None = Field(default=None, ge=1, description="layers with a KV cache, if not all")
     kv_cache_dim: int | None = Field(default=None, ge=1, description="cached elements per token and layer, if not 2 x kv_heads x head_dim")
-    source: str = Field(min_length=3)
+    source: Source
     notes: str = ""
 
     def kv_elems_per_token(self) -> int:
@@ -230,9 +235,7 @@ class ModelArch(BaseModel):
         return self
 
 
-class Region(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Region(Record):
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     name: str
     name_zh: str = Field(default="", description="the name in Chinese answers")
@@ -240,50 +243,42 @@ class Region(BaseModel):
     kind: Literal["grid", "cloud"]
     price_usd_kwh: float = Field(gt=0, le=2)
     grid_gco2_kwh: float = Field(ge=0, le=1500)
-    price_source: str = Field(min_length=3)
-    carbon_source: str = Field(min_length=3)
+    price_source: Source
+    carbon_source: Source
     notes: str = ""
 
 
-class Factor(BaseModel):
+class Factor(Record):
     """A named constant used in answers (PUE, equivalences, conversions), with its source."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     value: float
     unit: str
     description: str
-    source: str = Field(min_length=3)
+    source: Source
 
 
-class GPUPrice(BaseModel):
+class GPUPrice(Record):
     """Hourly rental price of a GPU, for cost of fine-tuning runs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     gpu: str
     provider: str
     usd_per_hour: float = Field(gt=0, le=200)
     as_of: dt.date
-    source: str = Field(min_length=3)
+    source: Source
 
 
-class GPUPurchasePrice(BaseModel):
+class GPUPurchasePrice(Record):
     """What one GPU costs to buy, for the amortised cost of owned GPUs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     gpu: str
     usd: float = Field(gt=0, le=1_000_000)
     as_of: dt.date
-    source: str = Field(min_length=3)
+    source: Source
 
 
-class WeightFormat(BaseModel):
+class WeightFormat(Record):
     """How a precision stores the weights and the KV cache, and which tensor rate its matmuls run at."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: Precision
     weight_bits: float = Field(gt=0, le=32, description="bits per stored weight of the quantised layers")
@@ -292,15 +287,13 @@ class WeightFormat(BaseModel):
     kv_bits: float = Field(gt=0, le=32)
     compute_rate: Literal["fp16_tflops", "bf16_tflops", "int8_tops", "fp8_tflops"]
     compute_rate_ratio: float = Field(gt=0, le=1)
-    source: str = Field(min_length=3)
+    source: Source
     notes: str = ""
 
 
-class ServingParam(BaseModel):
+class ServingParam(Record):
     """One calibrated parameter of the serving performance model (advisor.estimate.serving), fitted
     by least squares on the measured rows of one serving framework."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     framework: Framework
     param: str = Field(min_length=2, description="a shared name, 'prompt:<workload>' or '<multiplier>:<gpu>'")
@@ -308,14 +301,12 @@ class ServingParam(BaseModel):
     unit: str
     n_rows: int = Field(ge=1)
     fit_median_abs_pct_err: float | None = Field(default=None, ge=0)
-    source: str = Field(min_length=3)
+    source: Source
 
 
-class PerfParam(BaseModel):
+class PerfParam(Record):
     """One calibrated parameter of the per-GPU performance model (advisor.estimate.physics), fitted
     by least squares on the measured rows of one framework and format."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     framework: Framework
     format: str = Field(description="a precision, or '*' for a parameter shared by the framework's formats")
@@ -324,14 +315,12 @@ class PerfParam(BaseModel):
     unit: str
     n_rows: int = Field(ge=0)
     fit_median_abs_pct_err: float | None = Field(default=None, ge=0)
-    source: str = Field(min_length=3)
+    source: Source
 
 
-class FinetuneParam(BaseModel):
+class FinetuneParam(Record):
     """One fitted parameter of the training performance model (advisor.finetune_time), per
     fine-tuning method, fitted by least squares on the measured fine-tuning rows."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: Literal["full", "lora", "qlora"]
     param: str
@@ -341,4 +330,4 @@ class FinetuneParam(BaseModel):
     fit_median_abs_pct_err: float | None = Field(default=None, ge=0, description="median |error| of step time")
     borrowed_from: Literal["full", "lora", "qlora"] | None = Field(
         default=None, description="too few rows of this method: the law of the best-measured method")
-    source: str = Field(min_length=3)
+    source: Source

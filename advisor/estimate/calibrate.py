@@ -21,19 +21,21 @@ import datetime as dt
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from statistics import median
 from typing import Any
 
 from advisor.estimate import physics as P
+from advisor.estimate.golden import golden_section
 from measurements import catalog
 
 # search limits of each parameter (physical: no kernel streams memory faster than the measured best)
 LIMITS = {"oh_ms_per_layer": (1e-4, 50.0), "eff_bw": (0.005, catalog.factor("max_bw_efficiency")), "eff_compute": (0.01, 1.0),
           "overlap": (1.0, 16.0), "u0": (0.0, 1.0), "u1": (0.0, 5.0), "j_per_gb_hbm": (0.0, 2.0), "j_per_gb_gddr": (0.0, 2.0)}
 LOG_SCALE = {"oh_ms_per_layer", "eff_bw", "eff_compute", "overlap"}
+ITERS = 28  # golden-section narrowings per parameter and sweep (bracket shrinks 0.618**28, about 1e-6)
 START = {"oh_ms_per_layer": 0.5, "eff_bw": 0.7, "eff_compute": 0.5, "overlap": 2.0, "u0": 0.1, "u1": 1.0,
          "j_per_gb_hbm": 0.15, "j_per_gb_gddr": 0.25}
 PER_FORMAT = ("oh_ms_per_layer", "eff_bw")
@@ -96,28 +98,6 @@ def _loss_at(obs: Sequence[Obs], params: dict[tuple[str, str, str], float], key:
     return _loss(obs, {**params, key: value})
 
 
-def _golden(f: Callable[[float], float], lo: float, hi: float, log: bool, iters: int = 28) -> float:
-    a, b = (math.log(lo), math.log(hi)) if log else (lo, hi)
-    g = (math.sqrt(5) - 1) / 2
-    c, d = b - g * (b - a), a + g * (b - a)
-
-    def ev(x: float) -> float:
-        return f(math.exp(x) if log else x)
-
-    fc, fd = ev(c), ev(d)
-    for _ in range(iters):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = ev(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = ev(d)
-    x = (a + b) / 2
-    return math.exp(x) if log else x
-
-
 def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, str], float],
                                                        dict[tuple[str, str], dict[str, Any]]]:
     """Parameters per (framework, format, name) and a fit report per (framework, format)."""
@@ -151,12 +131,12 @@ def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, st
             for fmt, rows in by_fmt.items():
                 for name in PER_FORMAT:
                     key = (fw, fmt, name)
-                    params[key] = _golden(partial(_loss_at, rows, params, key), *LIMITS[name],
-                                          log=name in LOG_SCALE)
+                    params[key] = golden_section(partial(_loss_at, rows, params, key), *LIMITS[name],
+                                                  log=name in LOG_SCALE, iters=ITERS)
             for name in free:
                 key = (fw, "*", name)
-                params[key] = _golden(partial(_loss_at, fobs, params, key), *LIMITS[name],
-                                      log=name in LOG_SCALE)
+                params[key] = golden_section(partial(_loss_at, fobs, params, key), *LIMITS[name],
+                                              log=name in LOG_SCALE, iters=ITERS)
         for fmt, rows in by_fmt.items():
             et, ej = [], []
             for o in rows:

@@ -29,12 +29,13 @@ import datetime as dt
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from statistics import median
 
+from advisor.estimate.golden import golden_section
 from measurements import catalog
 from measurements.schema import GPU, MeasurementRow, ModelArch, WeightFormat
 
@@ -75,6 +76,7 @@ UNITS = {
 }
 LOG_SCALE = {"eff_kv", "eff_bw", "eff_compute", "oh_step_ms", "oh_layer_ms", "comm_layer_ms", "fp8_compute", "mxfp4_compute",
              "fp8_bw", "mxfp4_bw", "moe_compute", "moe_bw", "oh_seq_us"}
+ITERS = 18  # golden-section narrowings per parameter and sweep (bracket shrinks 0.618**18, about 2e-4)
 START = {"eff_kv": 0.5, "overlap": 1.5, "eff_bw": 0.6, "eff_compute": 0.4, "oh_step_ms": 2.0, "oh_layer_ms": 0.01, "comm_layer_ms": 0.02, "u0": 0.3,
          "u_compute": 0.5, "u_memory": 0.3, "fp8_compute": 1.0, "mxfp4_compute": 0.5, "fp8_bw": 1.0, "mxfp4_bw": 1.0,
          "moe_compute": 1.0, "moe_bw": 1.0, "oh_seq_us": 5.0}
@@ -287,29 +289,7 @@ def _loss(obs: Sequence[Obs], p: Params) -> float:
 
 def _fit_one(rows: Sequence[Obs], p: dict[str, float], key: str, lim: tuple[float, float], log: bool) -> float:
     """The value of one parameter that minimises the loss over `rows`, the others held."""
-    return _golden(lambda v: _loss(rows, {**p, key: v}), *lim, log=log)
-
-
-def _golden(f: Callable[[float], float], lo: float, hi: float, log: bool, iters: int = 18) -> float:
-    a, b = (math.log(lo), math.log(hi)) if log else (lo, hi)
-    gr = (math.sqrt(5) - 1) / 2
-    c, d = b - gr * (b - a), a + gr * (b - a)
-
-    def ev(x: float) -> float:
-        return f(math.exp(x) if log else x)
-
-    fc, fd = ev(c), ev(d)
-    for _ in range(iters):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - gr * (b - a)
-            fc = ev(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + gr * (b - a)
-            fd = ev(d)
-    x = (a + b) / 2
-    return math.exp(x) if log else x
+    return golden_section(lambda v: _loss(rows, {**p, key: v}), *lim, log=log, iters=ITERS)
 
 
 def fit(obs: Sequence[Obs], sweeps: int = 4) -> dict[str, float]:
