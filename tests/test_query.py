@@ -340,3 +340,27 @@ def test_several_unknown_gpus_give_one_error_with_the_list_once():
     assert len(gpu_errs) == 1
     assert "'l49z' (did you mean 'l4'?)" in gpu_errs[0] and "'h70'" in gpu_errs[0]
     assert gpu_errs[0].count("rtx4090d") == 1
+
+
+@pytest.mark.parametrize(("text", "protocol", "precision"), [
+    ("Is NF4 worth it for Yi-1.5-6B on an H100?", "compare", "nf4"),
+    ("Does 4-bit quantization save energy for Mistral-7B on an A800?", "compare", "nf4"),
+    ("Will INT8 reduce the power bill for Llama-3.1-8B on an L4?", "compare", "int8_mixed"),
+    ("Qwen2.5-7B 在 RTX 4090 上用 NF4 值得吗？", "compare", "nf4"),
+    ("Does NF4 pay off for Qwen2.5-14B on an A100?", "compare", "nf4"),
+    # not a question on one format: the greenest-configuration answer stays
+    ("Is an H100 worth it for Qwen2.5-7B?", "optimize", "fp16"),
+])
+def test_is_a_format_worth_it_compares_it_with_16_bit(text, protocol, precision):
+    """A yes/no question on one format is answered by that format against FP16 at the same batch
+    size, not by a batch-size recommendation that credits the batch to the format."""
+    q = parse(text)
+    assert (q.protocol, q.precision) == (protocol, precision)
+    if protocol == "compare":
+        from advisor.api import answer_query
+
+        ans = answer_query(q)
+        ranked = ans.extra["ranking"]
+        assert "FP16" in ranked and any(lbl.startswith(("NF4", "INT8")) for lbl in ranked)
+        # the format against 16-bit at the batch size asked about, not a batch change credited to the format
+        assert ans.extra["recommended"]["batch_size"] == q.batch_size == 1

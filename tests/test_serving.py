@@ -99,6 +99,19 @@ def test_a_model_without_serving_rows_comes_from_the_serving_model_only():
     assert e.j_per_1k_tok == pytest.approx(serving.predict(s, serving.shipped_params()["vllm"]).j_per_1k)
 
 
+def test_a_format_the_serving_law_has_no_efficiencies_for_gets_no_serving_figure():
+    """vLLM's law is fitted for 16-bit, FP8 and MXFP4 rows; an NF4 or INT8 figure would borrow the
+    16-bit kernels' efficiency with 4-bit bytes (Yi-1.5-6B NF4 came out at 44 J/1k tok)."""
+    p = serving.shipped_params()["vllm"]
+    assert serve_estimate.calibrated_formats(p) >= {"bf16", "fp16", "fp8", "mxfp4"}
+    for prec in ("nf4", "int8_pure", "int8_mixed"):
+        assert prec not in serve_estimate.calibrated_formats(p)
+        assert E.estimate(cfg("yi-1.5-6b", "h100_sxm", 64, precision=prec)) is None
+    assert E.estimate(cfg("yi-1.5-6b", "h100_sxm", 64, precision="fp8")) is not None
+    ans = api.answer_query(api.parse("What is the greenest way to run Yi-1.5-6B with NF4 on an H100?"))
+    assert ans.extra["best"]["framework"] != "vllm"
+
+
 def test_a_concurrency_the_kv_cache_cannot_hold_does_not_fit():
     e = E.estimate(cfg("llama-3.1-70b", "h100_sxm", 4096, n=2))
     assert e is not None and not e.fits

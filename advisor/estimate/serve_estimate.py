@@ -98,6 +98,13 @@ def _interp(x: float, x0: float, x1: float, y0: float | None, y1: float | None) 
     return math.exp(math.log(y0) * (1 - w) + math.log(y1) * w)
 
 
+def calibrated_formats(p: dict[str, float]) -> set[str]:
+    """The formats a serving law answers for: 16-bit and each format it has its own efficiencies for
+    (`<format>_bw`). Another format (NF4, INT8 under vLLM) would silently borrow the 16-bit kernels'
+    efficiency with the format's bytes, which no row supports."""
+    return set(SIXTEEN_BIT) | {f for f in catalog.formats() if f"{f}_bw" in p}
+
+
 def estimate(cfg: Config, rows: Sequence[MeasurementRow], params: dict[str, float] | None = None,
              itl_percentile: float | None = None) -> Estimate | None:
     """The advisor.estimate.Estimate of a serving configuration; None when the framework has no
@@ -107,7 +114,7 @@ def estimate(cfg: Config, rows: Sequence[MeasurementRow], params: dict[str, floa
     p = params if params is not None else S.shipped_params().get(cfg.framework)
     a = _arch(cfg.model)
     fmts = catalog.formats()
-    if not p or a is None or cfg.precision not in fmts:
+    if not p or a is None or cfg.precision not in calibrated_formats(p):
         return None
     try:
         g = catalog.resolve_gpu(cfg.gpu)

@@ -75,6 +75,8 @@ def _classify(d: _Draft, context: Context | None) -> tuple[str | None, bool]:
     if hit["diagnose"] or (d.extra.get("reported_tok_s") or d.extra.get("reported_power_w")) or (
             trap_config and d.extra.get("symptoms")):
         return "diagnose", False
+    if hit["worth"] and d.slots.get("precision") not in (None, "fp16", "bf16"):
+        return "compare", False
     if hit["estimate"] and (has_workload or not hit["optimize"]):
         return "estimate", False
     if re.search(r"\bshould\s+i\s+use|要不要用|该不该用|应该用", t) and d.extra.get("precisions") and "model" not in d.slots:

@@ -96,6 +96,12 @@ _PROTOCOL_CUES: dict[str, list[str]] = {
     "explain": [r"\bwhy\b", r"\bexplain(?:\s+(?:to\s+me\s+)?(?:why|how|what|when|the\s+(?:difference|reason|paradox|mechanism|trade-?off)))|^\s*explain\b", r"how\s+come", r"为什么", r"为何", r"解释", r"原因"],
     "audit": [r"\baudit\b", r"review\s+(?:my|this)\s+code", r"审查代码", r"代码审查"],
     "plan": [r"fine[\s-]?tun", r"\bq?lora\b", r"\btrain(?:ing)?\b", r"微调", r"训练"],
+    # "is NF4 worth it?", "does 4-bit save energy?": a yes/no question on one format, answered by
+    # comparing it with 16-bit at the same batch size (not by a batch-size recommendation)
+    "worth": [r"\bworth\b", r"\bpays?\s+off\b", r"\bpay\s+for\s+itself\b",
+              r"\b(?:does|do|will|would|can|could)\b[^.?!]{0,60}\b(?:save|saves|reduce|reduces|cut|cuts|lower|lowers)\s+"
+              r"(?:\w+\s+){0,2}(?:energy|power|electricity|joules|the\s+bill|costs?)\b",
+              r"值得", r"划算", r"省电吗", r"省不省", r"能不能省", r"能省电", r"是否省电", r"有必要"],
 }
 
 
