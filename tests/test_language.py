@@ -274,3 +274,52 @@ def test_the_audit_command_answers_in_chinese(tmp_path, capsys):
     rc = main(["audit", "--lang", "zh", "--no-cache", "--format", "markdown", str(f)])
     out = capsys.readouterr().out
     assert rc == 1 and "关闭了 KV 缓存" in out and "disables the KV cache" not in out
+
+
+# named fields with every kind of bad value (ecolobster estimate/optimize flags, the MCP tools' arguments)
+BAD_FIELDS = [
+    dict(model="foo", gpu="gtx1080", precision="int4", quantization="nf5", batch_size=0, region="marsx"),
+    dict(model="Mistral-7B", precision="int8", prompt_tokens=1.5, gen_tokens="many", pue=0.5, hours_per_day=30),
+    dict(model="", requests_per_month=1e6, requests_per_day=10, use_case="gaming", own_gpus="maybe",
+         gpu_lifetime_years=99, lang="zh"),
+    dict(model="Mistral-7B", precision="fp16", quantization="int8_pure", compare_frameworks=["hf-eager"],
+         compare_gpus=["gtx1080"], reported_tok_s=-1, colour="red"),
+    dict(model_params_b=-3, framework="vlm", itl_target_ms=float("inf")),
+]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("fields", BAD_FIELDS)
+def test_structured_input_errors_follow_the_language(lang, fields):
+    from advisor.query import QueryError, from_fields
+
+    with pytest.raises(QueryError) as err:
+        from_fields("estimate", **{**fields, "lang": lang})
+    errors = err.value.errors
+    assert len(errors) >= 2
+    if lang == "en":
+        assert [e for e in errors if CJK.search(e)] == []
+    else:
+        assert [(e, english_runs(e)) for e in errors if english_runs(e)] == [] and all(CJK.search(e) for e in errors)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_serving_flags_errors_follow_the_language(lang):
+    from advisor.query import QueryError, flags_context
+
+    with pytest.raises(QueryError) as err:
+        flags_context("vlm", 0, -5, 120, lang=lang)
+    assert len(err.value.errors) == 4
+    if lang == "zh":
+        assert all(CJK.search(e) and not english_runs(e) for e in err.value.errors)
+    else:
+        assert not any(CJK.search(e) for e in err.value.errors)
+
+
+def test_the_structured_workload_and_conversions_follow_the_language():
+    from advisor.query import from_fields
+
+    q = from_fields("estimate", model="Mistral-7B", gpu="a800", users_per_day=500, lang="zh")
+    assert CJK.search(q.workload or "") and all(CJK.search(c) and not english_runs(c) for c in q.conversions)
+    en = from_fields("estimate", model="Mistral-7B", gpu="a800", chinese_characters=1e6)
+    assert "Chinese characters" in (en.workload or "") and not any(CJK.search(c) for c in en.conversions)

@@ -94,7 +94,7 @@ def _ask(args: argparse.Namespace) -> int:
     from advisor.limits import UsageError
 
     text = " ".join(args.question).strip()
-    ctx = _flags_context(args)
+    ctx = _flags_context(args, text)
     if args.explain_parse:
         return _explain_parse(text, args, ctx)
     answer, _ = ask(text, ctx, lang=args.lang)
@@ -105,15 +105,19 @@ def _ask(args: argparse.Namespace) -> int:
     return _emit(answer, args)
 
 
-def _flags_context(args: argparse.Namespace):  # noqa: ANN202
-    """--framework, --gpu-count and --latency-target-ms beside a free-text question, as its context."""
-    from advisor.api import QueryError, flags_context
+def _flags_context(args: argparse.Namespace, text: str = ""):  # noqa: ANN202
+    """--framework, --gpu-count and --latency-target-ms beside a free-text question, as its context
+    (a bad value is said in the question's language, or --lang's)."""
+    from advisor.api import QueryError, detect_lang, flags_context
     from advisor.limits import UsageError
+    from advisor.messages import t
 
+    lang = args.lang or detect_lang(text)
     try:
-        return flags_context(args.framework, args.gpu_count, args.latency_target_ms, args.latency_percentile)
+        return flags_context(args.framework, args.gpu_count, args.latency_target_ms, args.latency_percentile,
+                             lang=lang)
     except QueryError as err:
-        raise UsageError("\n  ".join(["invalid parameters:", *err.errors])) from None
+        raise UsageError("\n  ".join([t(lang, "fields.invalid"), *err.errors])) from None
 
 
 def _explain_parse(text: str, args: argparse.Namespace, ctx=None) -> int:  # noqa: ANN001
@@ -134,6 +138,7 @@ def _explain_parse(text: str, args: argparse.Namespace, ctx=None) -> int:  # noq
 def _structured(args: argparse.Namespace) -> int:
     from advisor.api import QueryError, answer_query, from_fields
     from advisor.limits import UsageError
+    from advisor.messages import t
 
     fields = {
         "model": args.model, "gpu": args.gpu, "precision": args.precision, "batch_size": args.batch_size,
@@ -161,7 +166,7 @@ def _structured(args: argparse.Namespace) -> int:
     try:
         q = from_fields(args.protocol, **{k: v for k, v in fields.items() if v is not None})
     except QueryError as err:
-        raise UsageError("\n  ".join(["invalid parameters:", *err.errors])) from None
+        raise UsageError("\n  ".join([t(args.lang, "fields.invalid"), *err.errors])) from None
     for w in q.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"{t(args.lang, 'label.warning')}: {w}", file=sys.stderr)
     return _emit(answer_query(q, args.lang), args)

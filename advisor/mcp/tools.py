@@ -78,9 +78,10 @@ def _tool_diagnose(inp: DiagnoseInput, ctx: ServerContext) -> Answer:
 
 
 def _tool_ask(inp: AskInput, ctx: ServerContext) -> Answer:
-    from advisor.api import ask, flags_context
+    from advisor.api import ask, detect_lang, flags_context
 
-    ctx_in = flags_context(inp.framework, inp.gpu_count, inp.latency_target_ms, inp.latency_percentile)
+    ctx_in = flags_context(inp.framework, inp.gpu_count, inp.latency_target_ms, inp.latency_percentile,
+                           lang=inp.lang or detect_lang(inp.text))
     answer, _context = ask(inp.text, context=ctx_in, lang=inp.lang)
     return answer
 
