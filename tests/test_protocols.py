@@ -242,6 +242,23 @@ def test_diagnose_without_a_known_trap_says_so():
     assert a.protocol == "diagnose" and a.alerts == [] and a.mood == "green"
 
 
+def test_a_reported_throughput_far_below_the_configuration_is_said_with_what_to_check():
+    """12 tok/s where the configuration gives about 29: batching is still the lever for energy, but
+    the gap itself is beyond what the configuration explains, and the answer says so and how to look."""
+    a, _ = ask("I get 12 tok/s with Qwen2.5-7B NF4 on an RTX 3090, is that normal?")
+    exp = next(t for t in a.tables if t.title.startswith("Reported vs expected")).rows[0]
+    assert a.protocol == "diagnose" and exp[1] == "12.0"
+    assert f"should give about {exp[2]} tok/s" in a.headline and "more than the configuration explains" in a.headline
+    check = next(r for r in a.recommendations if r.title.startswith("Find what slows the run"))
+    assert "clocks_throttle_reasons" in (check.code or "") and "hf_device_map" in check.detail
+    # no trap, a large shortfall: neither green nor silent
+    b, _ = ask("Qwen2.5-7B NF4 at batch size 8 on my RTX 3090 only gets 20 tok/s, is that normal?")
+    assert b.alerts == [] and "should give about" in b.headline and b.mood != "green"
+    # close to the expected figure: no shortfall line
+    c, _ = ask(f"I get {float(exp[2]):.0f} tok/s with Qwen2.5-7B NF4 on an RTX 3090, is that normal?")
+    assert "should give about" not in c.headline
+
+
 def test_nightly_build_is_flagged_gray():
     a, _ = ask("my Qwen2.5-7B FP16 on RTX 5090 is slow with torch 2.12.0.dev20260315 nightly")
     assert "NIGHTLY_BUILD" in [al.code for al in a.alerts]

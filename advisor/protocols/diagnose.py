@@ -151,6 +151,11 @@ def run(q: Query) -> Answer:
                          f"ecolobster bench --model {q.model if q.model and ' ' not in q.model else 'your-model'} "
                          f"--precision {current.config.precision} --batch-size {current.config.batch_size}",
                     language="bash"))
+    short = _shortfall(q, current)
+    if short is not None and current is not None:
+        ans.recommendations.append(Recommendation(title=m("diagnose.shortfall_title"),
+                                                  detail=m("diagnose.shortfall_detail"), code=SHORTFALL_CHECK,
+                                                  language="bash"))
     if not alerts:
         ans.mood = "green" if current is not None else "gray"
         ans.headline = m("diagnose.no_trap") + (m("diagnose.no_trap_measure") if current is None else "")
@@ -161,6 +166,10 @@ def run(q: Query) -> Answer:
                  f"--batch-size {q.batch_size or 1}", language="bash"))
         if current is not None:
             ans.waste_pct = 0.0
+            if short is not None:
+                # the time the run loses against its own configuration's figure, at about the same power
+                ans.waste_pct = 100.0 * (current.throughput_tok_s / q.reported_tok_s - 1.0)  # type: ignore[operator]
+                ans.mood = c.mood_of(ans.waste_pct, current)
     else:
         impacts = [a.impact_pct for a in alerts if a.impact_pct is not None]
         if ans.waste_pct is None and impacts:
@@ -170,6 +179,11 @@ def run(q: Query) -> Answer:
         top = alerts[0]
         ans.headline = m("diagnose.headline", trap=top.title, conf=m.word("confidence", conf_overall[0])) + (
             m("diagnose.headline_more", n=len(alerts) - 1) if len(alerts) > 1 else m("diagnose.headline_end"))
+    if short is not None and current is not None:
+        ans.headline += " " + m("diagnose.shortfall", rep=c.fnum(q.reported_tok_s, 1),
+                                exp=c.fnum(current.throughput_tok_s, 1), pct=c.fpct(short),
+                                prec=c.plabel(current.config.precision, lg), bs=current.config.batch_size, gpu=glabel,
+                                tier=m.word("tier", current.tier))
     c.add_provenance(ans, ests)
     c.cite_estimates(ans, ests)
     for a in alerts:
@@ -181,6 +195,22 @@ def run(q: Query) -> Answer:
     ans.caveats += c.data_caveats(ests, ans.lang)
     ans.extra["matched"] = [a.code for a in alerts]
     return ans
+
+
+# what shows a run slower than its configuration: clocks, power and thermal limits, and the
+# throttle reasons, sampled each second while the slow job runs
+SHORTFALL_CHECK = ("nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,"
+                   "clocks_throttle_reasons.active,utilization.gpu,memory.used --format=csv -l 1")
+
+
+def _shortfall(q: Query, current: Estimate | None) -> float | None:
+    """How far (percent, negative) a reported throughput falls below the configuration's expected
+    figure, when further than the estimator's error allows (diagnose_match_tolerance_pct): then
+    something beyond the configuration slows the run, and batching or a format will not explain it."""
+    if current is None or not q.reported_tok_s or not current.throughput_tok_s:
+        return None
+    dev = c.delta_pct(q.reported_tok_s, current.throughput_tok_s)
+    return dev if dev < -catalog.factor("diagnose_match_tolerance_pct") else None
 
 
 def _confidence(q: Query, a: Alert, current: Estimate | None, inferred: bool) -> tuple[str, str]:
