@@ -323,3 +323,18 @@ def test_the_structured_workload_and_conversions_follow_the_language():
     assert CJK.search(q.workload or "") and all(CJK.search(c) and not english_runs(c) for c in q.conversions)
     en = from_fields("estimate", model="Mistral-7B", gpu="a800", chinese_characters=1e6)
     assert "Chinese characters" in (en.workload or "") and not any(CJK.search(c) for c in en.conversions)
+
+
+def test_rendered_provenance_and_defaults_are_worded_in_chinese():
+    # the values the renderers show as words (tier, confidence) and the defaulted slots' names
+    from advisor.render import render
+
+    a, _ = ask("我想在RTX 5090上部署Qwen2.5-3B，最省电的配置是什么？")
+    assert a.lang == "zh" and a.provenance and a.defaults_applied
+    md = render(a, "markdown")
+    rows = [ln for ln in md.splitlines() if ln.startswith("| rtx5090 /")]
+    assert rows and all("外推" in r or "实测" in r for r in rows)
+    assert not any(w in r for r in rows for w in ("| extrapolated |", "| measured |", "| low |", "| medium |"))
+    assert all(CJK.match(d) for d in a.defaults_applied if not d.startswith(("工作量", "workload")))
+    rich = render(a, "rich")
+    assert "extrapolated (" not in rich and "measured (" not in rich

@@ -148,11 +148,11 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
     m = For(lang)
 
     def default(slot: str, value: Any, why: str = "") -> None:
-        # the slot name stays as it is (explain_parse reads it back from the line); `why`: a
-        # message key other than the slot's own
+        # the slot named in the answer's language ([slot] of the catalog; explain_parse reads the
+        # defaulted slots from `defaulted`); `why`: a message key other than the slot's own
         s[slot] = value
         defaulted.append(slot)
-        defaults_applied.append(m("query.default", slot=slot.replace("_", " "), value=value,
+        defaults_applied.append(m("query.default", slot=m.word("slot", slot), value=value,
                                   why=m(why or f"query.why_{slot}", fw=s.get("framework") or "")))
 
     needs_model = protocol in ("optimize", "estimate")

@@ -16,7 +16,7 @@ from typing import Any
 
 from advisor.answer import Answer, Table
 from advisor.messages import t as msg
-from advisor.render.labels import label
+from advisor.render.labels import label, value_word
 from advisor.render.markdown import _cell
 
 _STYLE = """
@@ -146,7 +146,8 @@ def answer_section(a: Answer, anchor: str = "") -> str:
     if a.defaults_applied:
         out.append(f"<h3>{_e(L('defaults'))}</h3>" + _list(a.defaults_applied))
     if a.provenance:
-        rows = [[p.subject, p.tier, p.method, p.confidence, ", ".join(p.row_ids[:4]) + (" ..." if len(p.row_ids) > 4 else "")]
+        rows = [[p.subject, value_word(a.lang, "tier", p.tier), p.method, value_word(a.lang, "confidence", p.confidence),
+                 ", ".join(p.row_ids[:4]) + (" ..." if len(p.row_ids) > 4 else "")]
                 for p in a.provenance]
         out.append(table_html(None, [L("figures"), L("tier"), L("method"), L("confidence"), L("rows")], rows,
                               L("provenance")))

@@ -8,7 +8,7 @@ import re
 
 from advisor.answer import Answer, Table
 from advisor.render.chart import mood_tag, render_chart
-from advisor.render.labels import label
+from advisor.render.labels import label, value_word
 
 
 def _cell(v: object) -> str:
@@ -102,7 +102,8 @@ def to_markdown(answer: Answer) -> str:
         out += [f"### {L('provenance')}", "",
                 f"| {L('figures')} | {L('tier')} | {L('method')} | {L('confidence')} | {L('rows')} |", "|---|---|---|---|---|"]
         for p in a.provenance:
-            out.append(f"| {_cell(p.subject)} | {p.tier} | {_cell(p.method)} | {p.confidence} | "
+            tier, conf = value_word(a.lang, "tier", p.tier), value_word(a.lang, "confidence", p.confidence)
+            out.append(f"| {_cell(p.subject)} | {tier} | {_cell(p.method)} | {conf} | "
                        f"{_cell(', '.join(p.row_ids[:4]) + (' ...' if len(p.row_ids) > 4 else ''))} |")
         out.append("")
     if a.caveats:

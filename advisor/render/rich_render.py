@@ -13,7 +13,7 @@ from typing import Any
 from advisor.answer import Answer
 from advisor.messages import t as msg
 from advisor.render.chart import bar_lines, chart_head
-from advisor.render.labels import label
+from advisor.render.labels import label, value_word
 from advisor.render.markdown import _cell
 
 # Columns a panel takes from the console width: a border and a space of padding on each side.
@@ -231,11 +231,13 @@ def _rest(a: Answer, avail: int, style: str, skip_first_table: bool = False) -> 
         t = Text(L("provenance") + "\n", style="bold")
         for p in a.provenance:
             ids = ", ".join(p.row_ids[:3]) + (" ..." if len(p.row_ids) > 3 else "")
-            t.append(f"- {p.subject}: {p.tier} ({p.confidence}) - {p.method}" + (f" [{ids}]" if ids else "") + "\n",
+            tier, conf = value_word(a.lang, "tier", p.tier), value_word(a.lang, "confidence", p.confidence)
+            t.append(f"- {p.subject}: {tier} ({conf}) - {p.method}" + (f" [{ids}]" if ids else "") + "\n",
                      style="dim")
         parts.append(t)
     if a.citations:
-        refs = ", ".join(c.ref for c in a.citations[:12]) + (f" (+{len(a.citations) - 12} more)" if len(a.citations) > 12 else "")
+        refs = ", ".join(c.ref for c in a.citations[:12]) + (
+            " " + L("more_refs").format(n=len(a.citations) - 12) if len(a.citations) > 12 else "")
         parts.append(Text(f"{L('sources')}: {refs}", style="dim"))
     for v in a.voice[1:]:
         parts.append(Text(v, style=style))
