@@ -35,6 +35,16 @@ class Session(NamedTuple):
     dates: dict[str, str]  # per phase: the sessions that measured it
     commands: dict[str, str]  # per phase: the command that ran the sweep
     warm_idle: str  # the idle draw right after a configuration (seen in the traces)
+    # A later session of a phase: (phase, first started_at of its records, date, command). A
+    # record started at or after that time was measured by it, so each row names its own session.
+    later: tuple[tuple[str, str, str, str], ...] = ()
+
+    def measured_by(self, phase: str, started_at: str | None) -> tuple[str, str]:
+        """The date and command of the session that measured a record of this phase."""
+        for ph, since, date, command in sorted(self.later, key=lambda x: x[1], reverse=True):
+            if ph == phase and started_at and started_at >= since:
+                return date, command
+        return self.dates[phase], self.commands[phase]
 
 
 SWEEP = "benchmarks/engine_dataset.py {phase}"
@@ -43,7 +53,10 @@ SESSIONS = {
                     {"inference": SWEEP, "finetune": SWEEP}, "about 120 W"),
     "h200": Session("H200", "an NVIDIA H200 141GB HBM3e (SXM)", {"inference": "2026-12-01", "finetune": "2026-12-02"},
                     {"inference": SWEEP, "finetune": "ecolobster bench --finetune, micro-batch 1, 2 and 4"},
-                    "about 125 W"),
+                    "about 125 W",
+                    later=(("finetune", "2026-12-02T03:45:22Z", "2026-12-02",
+                            "benchmarks/gpu_session.sh finetune (ecolobster bench --finetune, micro-batch 2 and 4 at "
+                            "512 and 2,048 tokens, gradient checkpointing on and off)"),)),
 }
 SOURCE = ("ecolobster engine on {described}, device sessions of {dates}; "
           "{command}; raw results and traces: measurements/data/{key}_raw.tar.gz")
@@ -72,10 +85,17 @@ def raw_path(key: str) -> Path:
     return DATA / f"{key}_raw.tar.gz"
 
 
+def _result_files(d: Path, phase: str) -> list[Path]:
+    """A phase's result files in a directory: <phase>.jsonl, and for fine-tuning the per-model
+    ft-<model>.jsonl that `benchmarks/gpu_session.sh finetune` writes."""
+    return [d / f"{phase}.jsonl", *(sorted(d.glob("ft-*.jsonl")) if phase == "finetune" else [])]
+
+
 def _results(dirs: list[Path], phase: str) -> dict[str, dict[str, Any]]:
     from engine.results import read_jsonl  # skips a torn last line, as a resumed sweep does
 
-    return {r["key"]: r for d in dirs for r in read_jsonl(d / f"{phase}.jsonl") if "key" in r}
+    return {r["key"]: r for d in dirs for f in _result_files(d, phase) if f.exists()
+            for r in read_jsonl(f) if "key" in r}
 
 
 def _cold_idle(dirs: list[Path]) -> float | None:
@@ -110,8 +130,9 @@ def rows_for(records: dict[str, dict[str, Any]], phase: str, cold_idle: float | 
             conv = finetune_row
         if cold_idle is not None and not has_session_note(res.notes):  # else it came with its own session
             res = res.model_copy(update={"notes": [*res.notes, session_note(key, cold_idle)]})
-        rows.append(conv(res, SOURCE.format(key=key, described=sess.described, dates=sess.dates[phase],
-                                       command=sess.commands[phase].format(phase=phase)), id_prefix=key,
+        date, command = sess.measured_by(phase, rec.get("started_at"))
+        rows.append(conv(res, SOURCE.format(key=key, described=sess.described, dates=date,
+                                       command=command.format(phase=phase)), id_prefix=key,
                          trace_prefix=f"{key}_raw.tar.gz:traces/"))
     return sorted(rows, key=lambda r: (r.model_id, r.precision, r.method or "", r.batch_size, r.id))
 
@@ -157,12 +178,14 @@ def build_raw(raw: Path, dirs: list[Path], records: dict[str, dict[str, dict[str
                 if f is not None and m.name.startswith(("traces/", "logs/")):
                     files[m.name] = f.read()
     for d in dirs:  # in order: later sessions win
-        for tgz in sorted(d.glob("*_traces.tar.gz")):
+        # <phase>_traces.tar.gz of a sweep, ft-traces.tar.gz of gpu_session.sh (one folder per
+        # model inside): a row's trace_file is the bare file name, so the archive keeps it flat
+        for tgz in sorted(d.glob("*traces.tar.gz")):
             with tarfile.open(tgz) as tf:
                 for m in tf.getmembers():
                     f = tf.extractfile(m) if m.isfile() else None
                     if f is not None:
-                        files[f"traces/{m.name}"] = f.read()
+                        files[f"traces/{Path(m.name).name}"] = f.read()
         for log in sorted(d.glob("*.log")):
             files[f"logs/{d.name}-{log.name}"] = log.read_bytes()
     tmp = raw.with_name(raw.name + ".partial")

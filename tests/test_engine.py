@@ -268,7 +268,23 @@ def test_shipped_gpu_csvs_are_what_their_raw_archives_convert_to(capsys):
     assert rows.main([]) == 0
     out = capsys.readouterr().out
     assert "h100_inference.csv: 27 rows, matches" in out and "h200_inference.csv: 54 rows, matches" in out
+    assert "h200_finetune.csv: 43 rows, matches" in out
     assert "DIFFERS" not in out
+
+
+def test_each_h200_finetune_row_names_the_session_and_command_that_measured_it():
+    """Two sessions of 2026-12-02 measured the H200 fine-tuning rows: `ecolobster bench --finetune`
+    (12 rows, micro-batch 1, 2 and 4 at 512 tokens) and `gpu_session.sh finetune` (31 rows, micro-batch
+    2 and 4); the record's start time decides which one a row names."""
+    from measurements.store import load_rows
+
+    rows = [r for r in load_rows(include_local=False) if r.gpu == "h200" and r.task == "finetune"]
+    late = [r for r in rows if "gpu_session.sh finetune" in r.source]
+    early = [r for r in rows if "ecolobster bench --finetune, micro-batch 1, 2 and 4;" in r.source]
+    assert (len(early), len(late), len(rows)) == (12, 31, 43)
+    assert {r.batch_size for r in late} == {2, 4} and {r.seq_len for r in late} == {512, 2048}
+    assert {r.grad_checkpointing for r in late} == {True, False}
+    assert all(r.seq_len == 512 and not r.grad_checkpointing for r in early)
 
 
 def test_h200_session_order_runs_the_missing_groups_first_and_keeps_every_configuration():
