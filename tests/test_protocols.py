@@ -401,3 +401,15 @@ def test_compare_ranks_bf16_where_it_was_measured_for_the_model():
     for q in ("compare precisions for mistral-7b on a800", "compare precisions for qwen2.5-7b on h100"):
         assert "BF16" not in {r[0].split(" (")[0] for r in answer_json(q)["tables"][0]["rows"]}, q
     assert "BF16" in {r[0].split(" (")[0] for r in answer_json("compare precisions for qwen2.5-1.5b on h100")["tables"][0]["rows"]}
+
+
+@pytest.mark.parametrize(("question", "who"), [
+    ("How much will Mistral-7B on A800 cost me for 1 million requests per month?", ("default baseline", "默认基线")),
+    ("estimate Mistral-7B on A800 in fp16 at batch size 4, 1M requests per month", ("current", "当前")),
+])
+@pytest.mark.parametrize("i", LANGS)
+def test_estimate_calls_only_a_stated_configuration_current(question, who, i):
+    # an unstated precision and batch size is the default baseline, not "your current" setup (issue 22)
+    a, _ = ask(question, lang=("en", "zh")[i])
+    table = a.tables[0]
+    assert table.columns[1] == who[i] and table.notes[0].startswith(who[i])

@@ -101,9 +101,9 @@ def run(q: Query) -> Answer:
     ]
     ans.tables.append(Table(title=m("estimate.title_month" if w.period == "month" else "estimate.title_job",
                                     model=mlabel, gpu=glabel, workload=w.label),
-                            columns=[m("estimate.col_metric"), m("word.current"), m("estimate.optimized"),
+                            columns=[m("estimate.col_metric"), who_cur, m("estimate.optimized"),
                                      m("estimate.col_change")], rows=rows,
-                            notes=[m("estimate.note_configs", cur_prec=c.plabel(current.config.precision, lg),
+                            notes=[m("estimate.note_configs", who=who_cur, cur_prec=c.plabel(current.config.precision, lg),
                                      cur_bs=current.config.batch_size, prec=c.plabel(best.config.precision, lg),
                                      bs=best.config.batch_size),
                                    g.label]))
