@@ -2,18 +2,31 @@
 
 Step time comes from the dataset: a measured row of the same configuration on the same GPU is used
 as is ("measured"). Otherwise the training performance model answers (`fit_training`, `_law`):
-per method, least squares on the measured rows fits
+a step is the smooth maximum of two times that overlap, because the host queues kernels while the
+GPU runs earlier ones:
 
-    step = FLOPs per micro-step / (dense 16-bit peak x eff) + per-step overhead (+ checkpointing's)
+    host = (overhead + checkpointing x gc_overhead) x (adapted linears / 100)^k x host_factor[GPU]
+    gpu  = FLOPs per micro-step / (dense 16-bit peak x eff)
+           + activation bytes per micro-step / peak bandwidth x traffic     FLOP- and byte-bound work
+    step = (host^p + gpu^p)^(1/p)                                           p -> inf: max, p = 1: sum
 
-never below the weights' read time at the GPU's peak bandwidth, and the power between idle and the
-limit from how busy the FLOP term keeps the GPU (advisor.estimate.physics.board_power, the inference
-model's rule). The law is anchored on the nearest measured row of the method (its residual, to the
-power `finetune_anchor_exponent` in factors.csv for step time), so a change of model, tokens or GPU
-goes through the law and the target GPU's own specs. The law fitted on the shipped rows is stored
-with its fit error in measurements/catalog/finetune_params.csv (`python -m advisor.finetune_time`
-rewrites it, `--check` compares); answers use it, a held-out benchmark refits on its own rows.
-Accuracy: benchmarks/finetune_accuracy.py.
+never below the FLOP time at the full dense peak nor the weights' read time at the peak bandwidth.
+The host floor is the per-step launch and optimizer work, paid per adapted linear (each one's
+kernels launch every pass); at 512 tokens it sets the step (micro-batch 1, 2 and 4 take about as
+long), at 2,048 tokens x 4 the GPU's work does. Power lies between idle and the limit from how
+busy the GPU term keeps the GPU, (P - idle) / (limit - idle) = u0 + u1 x gpu / step
+(advisor.estimate.physics.board_power, the inference model's rule). Per method one least-squares
+fit takes log step time and that power share of every row together (`_fit_step`): the power says
+how busy the GPU was even where the host floor sets the step, which is what tells the FLOP term
+from the byte term across GPUs. The host factor of each GPU with rows is then fitted on its own
+rows (its host CPU and driver), 1 elsewhere. The law is anchored on the nearest measured row of
+the method: its step residual to the power `finetune_anchor_exponent` in factors.csv, and its
+power residual (a share of limit - idle) as far, scaled down by how far the two rows' GPU busy
+shares are apart (a host-bound row says little about a GPU-bound step's power), so
+a change of model, tokens or GPU goes through the law and the target GPU's own specs. The law
+fitted on the shipped rows is stored with its fit error in measurements/catalog/finetune_params.csv
+(`python -m advisor.finetune_time` rewrites it, `--check` compares); answers use it, a held-out
+benchmark refits on its own rows. Accuracy: benchmarks/finetune_accuracy.py.
 
     training FLOPs per token (named rule "training FLOPs: 2F / 3F"):
       F  = 2 x N_matmul + 2 x L x s x d_attn     forward pass (matmuls + causal attention)
@@ -23,6 +36,9 @@ Accuracy: benchmarks/finetune_accuracy.py.
 
 N_matmul counts the decoder's linear weights and the lm_head (the embedding lookup does no
 matmul); d_attn = heads x head_dim; a causal kernel skips half of the 4 x s x d_attn per layer.
+Activation bytes per token: every decoder linear's input and output in 16 bits, once per pass
+(forward, backward, the recompute with checkpointing); the fitted `traffic` multiplier covers the
+element-wise work around them (norms, activations, LoRA dropout and adds).
 Energy is step time x power; kWh, cost and CO2 go through advisor.derive, so they agree with every other answer.
 """
 
@@ -157,16 +173,20 @@ class TrainFit(BaseModel):
 
     method: str
     eff: float = Field(description="achieved fraction of the dense 16-bit peak on the FLOP term")
+    traffic: float = Field(default=0.0, ge=0, description="activation traffic multiplier on the byte term")
     overhead_s: float = Field(description="per-step host, launch and optimizer time, seconds")
-    gc_overhead_s: float = Field(description="extra per-step time with gradient checkpointing, seconds")
+    gc_overhead_s: float = Field(description="extra per-step host time with gradient checkpointing, seconds")
+    sharpness: float = Field(default=1.0, ge=1, description="p of the smooth maximum of host and GPU time")
+    linears_exponent: float = Field(default=0.0, ge=0, description="host floor ~ (adapted linears / 100)^k")
     u0: float
     u1: float
+    host_factor: dict[str, float] = Field(default_factory=dict, description="per GPU with rows: its host floor")
     n_rows: int
     fit_median_pct_err: float = Field(description="median |error| of step time over the rows fitted")
     borrowed_from: str | None = None
 
 
-MIN_FIT_ROWS = 6  # two per unknown of the step law
+MIN_FIT_ROWS = 10  # two per unknown of the step law
 
 
 def _lstsq(xs: list[list[float]], ys: list[float]) -> list[float]:
@@ -191,47 +211,183 @@ def _compute_s(arch: ModelArch, setup: TrainSetup, gpu: GPU) -> float:
     return flops_per_token(arch, setup) * setup.tokens_per_micro_step / peak_flops(gpu, setup)
 
 
+def _passes(setup: TrainSetup) -> int:
+    return 3 + (1 if setup.grad_checkpointing else 0)  # forward, two backward GEMMs' worth, recompute
+
+
+def activation_bytes_per_token(arch: ModelArch, setup: TrainSetup) -> float:
+    """Every decoder linear's input and output in 16 bits, once per pass (module docstring)."""
+    return 2.0 * arch.layers * sum(lin.d_in + lin.d_out for lin in layer_linears(arch)) * _passes(setup)
+
+
+def _traffic_s(arch: ModelArch, setup: TrainSetup, gpu: GPU) -> float:
+    """Activation bytes of one micro-step at the peak bandwidth (the fit scales it by `traffic`)."""
+    return activation_bytes_per_token(arch, setup) * setup.tokens_per_micro_step / (gpu.mem_bandwidth_gbs * 1e9)
+
+
 def memory_floor_s(arch: ModelArch, setup: TrainSetup, gpu: GPU) -> float:
     """Weights read in the stored format once per pass (forward, backward, recompute) at the peak
     bandwidth: no step can be shorter."""
     fmt = catalog.formats().get(setup.weight_format)
     bits = (fmt.weight_bits + fmt.state_bits_per_weight) if fmt else 16
-    passes = 3 + (1 if setup.grad_checkpointing else 0)
-    return count_params(arch).total * bits / 8 * passes / (gpu.mem_bandwidth_gbs * 1e9)
+    return count_params(arch).total * bits / 8 * _passes(setup) / (gpu.mem_bandwidth_gbs * 1e9)
+
+
+def _power_share(gpu: GPU, watts: float) -> float:
+    """Board power as a fraction of (limit - idle), the power rule's own scale."""
+    return (watts - gpu.idle_power_w) / (gpu.tdp_w - gpu.idle_power_w)
+
+
+def adapted_linears(arch: ModelArch, setup: TrainSetup) -> int:
+    """Decoder linears that carry an adapter (LoRA / QLoRA) or, in full fine-tuning, every one."""
+    linears = layer_linears(arch)
+    if setup.method != "full":
+        linears = [lin for lin in linears if set(lin.members) & set(setup.target_modules)]
+    return arch.layers * max(len(linears), 1)
+
+
+def _smooth_max(host: float, gpu: float, p: float) -> float:
+    big = max(host, gpu)
+    return big * ((host / big) ** p + (gpu / big) ** p) ** (1 / p) if big > 0 else 0.0
+
+
+Features = tuple[float, float, float, float]  # compute_s, traffic_s, checkpointing, adapted linears / 100
+
+
+def _step(x: Features, theta: list[float], host_factor: float = 1.0) -> tuple[float, float]:
+    """Step time and GPU time of the law for features `x` (see `_features`)."""
+    inv_eff, traffic, oh, gc, p, k = theta
+    gpu = x[0] * inv_eff + x[1] * traffic
+    return _smooth_max((oh + gc * x[2]) * x[3] ** k * host_factor, gpu, p), gpu
+
+
+# theta = (1/eff, traffic, overhead, gc_overhead, p, k) from free z: 1/eff = 1 + e^z (eff <= 1,
+# never faster than the dense peak), p = 1 + e^z (between the sum and the maximum), the rest >= 0
+def _theta(z: list[float]) -> list[float]:
+    e = [math.exp(min(max(v, -30.0), 30.0)) for v in z]
+    return [1 + e[0], e[1], e[2], e[3], 1 + e[4], e[5]]
+
+
+def _fit_step(xs: list[Features], steps: list[float],
+              shares: list[float | None]) -> tuple[list[float], float, float]:
+    """Levenberg-Marquardt, from a few starting points, on two residuals per row: log step time
+    (relative error) and, where the row has power, the power share (P - idle) / (limit - idle)
+    against u0 + u1 x busy. The power says how busy the GPU was even where the host floor sets the
+    step, which is what separates the FLOP term from the byte term across GPUs."""
+    ys = [math.log(t) for t in steps]
+    npar, nlaw = 8, 6
+
+    def resid(z: list[float]) -> list[float]:
+        th = _theta(z[:nlaw])
+        out, pw = [], []
+        for x, y, sh in zip(xs, ys, shares, strict=True):
+            step, t_gpu = _step(x, th)
+            out.append(math.log(max(step, 1e-12)) - y)
+            if sh is not None:
+                pw.append(min(1.0, max(0.0, z[nlaw] + z[nlaw + 1] * min(1.0, t_gpu / step))) - sh)
+        return out + pw
+
+    best: tuple[float, list[float]] | None = None
+    for p0, t0 in ((0.5, 0.3), (2.0, 0.3), (6.0, 0.3), (0.5, 3.0), (2.0, 3.0), (6.0, 3.0)):
+        z, lam = [0.0, math.log(t0), math.log(0.2), math.log(0.1), math.log(p0), math.log(0.5), 0.1, 0.8], 1e-2
+        r = resid(z)
+        sse = sum(v * v for v in r)
+        for _ in range(150):
+            cols = []
+            for k in range(npar):
+                dz = list(z)
+                dz[k] += 1e-6
+                cols.append([(a - b) / 1e-6 for a, b in zip(resid(dz), r, strict=True)])
+            jtj = [[sum(a * b for a, b in zip(ci, cj, strict=True)) for cj in cols] for ci in cols]
+            jtr = [sum(a * b for a, b in zip(ci, r, strict=True)) for ci in cols]
+            damped = [[jtj[i][j] + (lam * (jtj[i][i] + 1e-6) if i == j else 0.0) for j in range(npar)]
+                      for i in range(npar)]
+            delta = _solve(damped, [-v for v in jtr])
+            z2 = [a + d for a, d in zip(z, delta, strict=True)]
+            r2 = resid(z2)
+            sse2 = sum(v * v for v in r2)
+            if sse2 < sse:
+                done = sse - sse2 < 1e-9 * sse  # converged: the step no longer improves the fit
+                z, r, sse, lam = z2, r2, sse2, lam / 3
+                if done:
+                    break
+            else:
+                lam *= 4
+            if lam > 1e8:
+                break
+        if best is None or sse < best[0]:
+            best = (sse, z)
+    assert best is not None
+    return _theta(best[1][:nlaw]), best[1][nlaw], best[1][nlaw + 1]
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """A small square system by Gaussian elimination with partial pivoting."""
+    k = len(b)
+    m = [row[:] + [v] for row, v in zip(a, b, strict=True)]
+    for c in range(k):
+        piv = max(range(c, k), key=lambda r: abs(m[r][c]))
+        m[c], m[piv] = m[piv], m[c]
+        if not m[c][c]:
+            continue
+        for r in range(k):
+            if r != c:
+                f = m[r][c] / m[c][c]
+                m[r] = [v - f * w for v, w in zip(m[r], m[c], strict=True)]
+    return [m[i][k] / m[i][i] if m[i][i] else 0.0 for i in range(k)]
+
+
+def _features_of(arch: ModelArch, setup: TrainSetup, gpu: GPU) -> Features:
+    """What the law reads of a configuration; the host floor scales with the adapted linears
+    (each one's kernels are launched every pass)."""
+    return (_compute_s(arch, setup, gpu), _traffic_s(arch, setup, gpu), float(setup.grad_checkpointing),
+            adapted_linears(arch, setup) / 100)
+
+
+def _features(c: Calibration) -> Features:
+    return _features_of(catalog.resolve_model(c.arch), c.setup, catalog.resolve_gpu(c.gpu))
+
+
+def _host_factor(xs: list[Features], steps: list[float], theta: list[float]) -> float:
+    """The host-floor factor that fits one GPU's rows best (log step time; a grid over 0.5-2x)."""
+    def sse(h: float) -> float:
+        return sum((math.log(_step(x, theta, h)[0]) - math.log(t)) ** 2 for x, t in zip(xs, steps, strict=True))
+
+    return min((math.exp(i / 100) for i in range(-70, 71)), key=sse)
 
 
 def fit_training(cal: list[Calibration]) -> dict[str, TrainFit]:
-    """Per method, least squares on the measured rows (relative error of step time):
-        step = compute_s / eff + overhead + gc x gc_overhead
-    and of power: (P - idle) / (limit - idle) = u0 + u1 x busy, busy = (compute_s / eff) / step,
-    the inference model's power rule (advisor.estimate.physics.board_power). QLoRA's dequantisation
-    is inside QLoRA's own eff and overhead."""
+    """Per method, least squares on the measured rows (relative error of step time) of the law in
+    the module docstring, then each GPU's host factor on its own rows, then the power:
+    (P - idle) / (limit - idle) = u0 + u1 x busy, busy = gpu / step, the inference model's power
+    rule (advisor.estimate.physics.board_power). QLoRA's dequantisation is inside QLoRA's own eff,
+    traffic and overhead."""
+    return _fit_cached(tuple(sorted(cal, key=lambda c: c.row_id)))
+
+
+@lru_cache(maxsize=64)
+def _fit_cached(cal: tuple[Calibration, ...]) -> dict[str, TrainFit]:
     fits: dict[str, TrainFit] = {}
-    gpus = {c.gpu: catalog.resolve_gpu(c.gpu) for c in cal}
-    archs = {c.arch: catalog.resolve_model(c.arch) for c in cal}
     for method in sorted({c.method for c in cal}):
         rows = [c for c in cal if c.method == method]
-        xs, ys = [], []
-        for c in rows:
-            w = 1 / c.step_time_s
-            xs.append([_compute_s(archs[c.arch], c.setup, gpus[c.gpu]) * w, w, float(c.setup.grad_checkpointing) * w])
-            ys.append(1.0)
-        inv_eff, oh, gc = _lstsq(xs, ys)
-        eff = 1 / inv_eff if inv_eff > 0 else 1.0
-        px, py, errs = [], [], []
-        for c in rows:
-            g = gpus[c.gpu]
-            t_c = _compute_s(archs[c.arch], c.setup, g) / eff
-            step = t_c + max(oh, 0.0) + max(gc, 0.0) * c.setup.grad_checkpointing
-            errs.append(abs(step / c.step_time_s - 1))
-            if c.power_w is not None:
-                px.append([1.0, t_c / step])
-                py.append((c.power_w - g.idle_power_w) / (g.tdp_w - g.idle_power_w))
-        u0, u1 = _lstsq(px, py) if len(px) >= 2 else (0.0, 0.0)
+        xs = [_features(c) for c in rows]
+        steps = [c.step_time_s for c in rows]
+        shares = [None if c.power_w is None else _power_share(catalog.resolve_gpu(c.gpu), c.power_w) for c in rows]
+        if len(rows) >= MIN_FIT_ROWS:
+            theta, u0, u1 = _fit_step(xs, steps, shares)
+        else:  # borrowed below; a placeholder so the thin method's own error is still reported
+            theta, u0, u1 = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 0.0, 0.0
+        hosts = {}
+        for g in sorted({c.gpu for c in rows}):
+            sel = [i for i, c in enumerate(rows) if c.gpu == g]
+            hosts[g] = _host_factor([xs[i] for i in sel], [steps[i] for i in sel], theta)
+        errs = [abs(_step(x, theta, hosts[c.gpu])[0] / c.step_time_s - 1) for c, x in zip(rows, xs, strict=True)]
         errs.sort()
-        fits[method] = TrainFit(method=method, eff=min(eff, 1.0), overhead_s=max(oh, 0.0), gc_overhead_s=max(gc, 0.0),
-                                u0=u0, u1=u1, n_rows=len(rows), fit_median_pct_err=100 * errs[len(errs) // 2])
-    # three unknowns need more rows than that, over more than one model: a thinner method borrows
+        fits[method] = TrainFit(method=method, eff=1 / theta[0], traffic=theta[1], overhead_s=theta[2],
+                                gc_overhead_s=theta[3], sharpness=theta[4], linears_exponent=theta[5], u0=u0,
+                                u1=u1, host_factor=hosts,
+                                n_rows=len(rows), fit_median_pct_err=100 * errs[len(errs) // 2])
+    # five unknowns need more rows than that, over more than one model: a thinner method borrows
     # the law of the best-measured one (its own rows still anchor it, see estimate_step)
     donor = max(fits.values(), key=lambda f: f.n_rows, default=None)
     for m, f in list(fits.items()):
@@ -241,10 +397,14 @@ def fit_training(cal: list[Calibration]) -> dict[str, TrainFit]:
 
 
 TRAIN_PARAMS = {"eff": "fraction of the dense 16-bit peak on the FLOP term",
+                "traffic": "multiplier on the activation bytes' time at peak bandwidth",
                 "overhead_s": "seconds per micro-step (host, launches, optimizer)",
                 "gc_overhead_s": "extra seconds per micro-step with gradient checkpointing",
+                "sharpness": "p of the smooth maximum (host^p + gpu^p)^(1/p)",
+                "linears_exponent": "k of the host floor's (adapted linears / 100)^k",
                 "u0": "fraction of (limit - idle) drawn at no FLOP work",
-                "u1": "fraction of (limit - idle) per unit of the FLOP term's share of the step"}
+                "u1": "fraction of (limit - idle) per unit of the GPU term's share of the step"}
+HOST_PARAM = "host_factor@"  # + GPU key: that GPU's host floor relative to the fitted overhead
 
 
 @lru_cache(maxsize=1)
@@ -253,8 +413,11 @@ def shipped_fits() -> dict[str, TrainFit]:
     by: dict[str, dict] = {}
     for p in catalog.finetune_params():
         d = by.setdefault(p.method, {"method": p.method, "n_rows": p.n_rows, "borrowed_from": p.borrowed_from,
-                                     "fit_median_pct_err": p.fit_median_abs_pct_err or 0.0})
-        d[p.param] = p.value
+                                     "fit_median_pct_err": p.fit_median_abs_pct_err or 0.0, "host_factor": {}})
+        if p.param.startswith(HOST_PARAM):
+            d["host_factor"][p.param.removeprefix(HOST_PARAM)] = p.value
+        else:
+            d[p.param] = p.value
     return {m: TrainFit(**d) for m, d in by.items()}
 
 
@@ -264,11 +427,14 @@ FIT_FIELDS = ["method", "param", "value", "unit", "n_rows", "fit_median_abs_pct_
 def fit_rows(fits: dict[str, TrainFit], when: str) -> list[dict]:
     out = []
     for m, f in sorted(fits.items()):
-        for name, unit in TRAIN_PARAMS.items():
+        params = [(name, unit, getattr(f, name)) for name, unit in TRAIN_PARAMS.items()]
+        params += [(HOST_PARAM + g, f"host floor on {g} relative to overhead_s, fitted on its own rows", v)
+                    for g, v in sorted(f.host_factor.items())]
+        for name, unit, value in params:
             how = (f"{f.borrowed_from}'s law: {f.n_rows} {m} rows cannot fit it" if f.borrowed_from else
                    f"least squares over the {f.n_rows} measured {m} fine-tuning rows of the shipped data "
                    "(relative error of step time; power on the rows with power)")
-            out.append({"method": m, "param": name, "value": f"{getattr(f, name):.6g}", "unit": unit, "n_rows": f.n_rows,
+            out.append({"method": m, "param": name, "value": f"{value:.6g}", "unit": unit, "n_rows": f.n_rows,
                         "fit_median_abs_pct_err": f"{f.fit_median_pct_err:.1f}", "borrowed_from": f.borrowed_from or "",
                         "source": f"{how}; python -m advisor.finetune_time, {when}; fit error = median |error| of "
                                   "step time over the rows fitted"})
@@ -286,8 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     fits = fit_training(calibrations(load_rows(include_local=False)))
     for m, f in sorted(fits.items()):
-        print(f"{m:<6} n={f.n_rows:>3} eff {f.eff:.3f} overhead {f.overhead_s * 1e3:.0f} ms "
-              f"(+{f.gc_overhead_s * 1e3:.0f} ms checkpointed) u0 {f.u0:.3f} u1 {f.u1:.3f} "
+        hosts = " ".join(f"{g} x{v:.2f}" for g, v in sorted(f.host_factor.items()))
+        print(f"{m:<6} n={f.n_rows:>3} eff {f.eff:.3f} traffic x{f.traffic:.1f} overhead {f.overhead_s * 1e3:.0f} ms "
+              f"(+{f.gc_overhead_s * 1e3:.0f} ms checkpointed; host {hosts}) p {f.sharpness:.2f} "
+              f"u0 {f.u0:.3f} u1 {f.u1:.3f} "
               f"median |err| step {f.fit_median_pct_err:.1f}%" + (f" (law of {f.borrowed_from})" if f.borrowed_from else ""))
     if args.check:
         shipped = shipped_fits()
@@ -305,11 +473,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _law(arch: ModelArch, setup: TrainSetup, gpu: GPU, fit: TrainFit) -> tuple[float, float, float, float]:
-    """Step time, busy fraction, power and memory floor of the fitted law (no anchoring)."""
-    t_c = _compute_s(arch, setup, gpu) / fit.eff
-    floor = memory_floor_s(arch, setup, gpu)
-    step = max(t_c + fit.overhead_s + fit.gc_overhead_s * setup.grad_checkpointing, floor)
-    busy = min(1.0, t_c / step)
+    """Step time, busy fraction, power and floor of the fitted law (no anchoring). The floor is the
+    larger of the FLOP time at the full dense peak and the weights' read time at peak bandwidth."""
+    x = _features_of(arch, setup, gpu)
+    theta = [1 / fit.eff, fit.traffic, fit.overhead_s, fit.gc_overhead_s, fit.sharpness, fit.linears_exponent]
+    step, t_gpu = _step(x, theta, fit.host_factor.get(gpu.key, 1.0))
+    floor = max(x[0], memory_floor_s(arch, setup, gpu))
+    step = max(step, floor)
+    busy = min(1.0, t_gpu / step)
     return step, busy, physics.board_power(gpu, fit.u0, fit.u1, busy), floor
 
 
@@ -343,14 +514,23 @@ def estimate_step(arch: ModelArch, setup: TrainSetup, gpu: GPU, cal: list[Calibr
         borrowed = next(m for m in order if m in fits)
         fit = fits[borrowed]
     step, busy, power, floor = _law(arch, setup, gpu, fit)
+    step_law = step
     # anchored on the nearest measured row of the method: the law carries the change of model,
     # tokens and GPU, the row its own residual (what the law misses about that configuration)
     pool = [c for c in cal if c.method == fit.method]
     best = min(pool, key=lambda c: _distance(arch, setup, gpu, c))
-    b_step, _, b_power, _ = _law(catalog.resolve_model(best.arch), best.setup, catalog.resolve_gpu(best.gpu), fit)
+    b_gpu = catalog.resolve_gpu(best.gpu)
+    b_step, b_busy, b_power, _ = _law(catalog.resolve_model(best.arch), best.setup, b_gpu, fit)
     step = max(step * (best.step_time_s / b_step) ** catalog.factor("finetune_anchor_exponent"), floor)
+    busy = min(1.0, busy * step_law / step)  # the GPU's work is the law's; an anchored step changes its share
     if best.power_w is not None:
-        power = min(power * best.power_w / b_power, gpu.tdp_w)
+        # the row's power residual as a share of (limit - idle), trusted as far as its step residual:
+        # additive, so a row drawing little at the host floor does not scale a GPU-bound estimate down
+        shift = _power_share(b_gpu, best.power_w) - _power_share(b_gpu, b_power)
+        shift *= catalog.factor("finetune_anchor_exponent") * max(0.0, 1 - abs(busy - b_busy))
+        power = physics.board_power(gpu, fit.u0 + shift, fit.u1, busy)
+    else:
+        power = physics.board_power(gpu, fit.u0, fit.u1, busy)
     energy = power * step
     tok_s = tokens / step
     util = flops_per_token(arch, setup) * tok_s / peak_flops(gpu, setup)
@@ -363,12 +543,16 @@ def estimate_step(arch: ModelArch, setup: TrainSetup, gpu: GPU, cal: list[Calibr
         conf: Literal["high", "medium", "low"] = "medium"
     else:
         tier, conf = "extrapolated", ("medium" if on_gpu and borrowed is None else "low")
-    how = (f"training performance model ({fit.method}: {fit.eff * 100:.0f}% of the dense 16-bit peak + "
-           f"{fit.overhead_s * 1e3:.0f} ms per step, fitted on {fit.n_rows} measured rows, "
-           f"median fit error {fit.fit_median_pct_err:.0f}%)")
+    how = (f"training performance model ({fit.method}: smooth maximum of a "
+           f"{fit.overhead_s * 1e3:.0f} ms per-step host floor and the GPU's work, FLOPs at "
+           f"{fit.eff * 100:.0f}% of the dense 16-bit peak + activation bytes at peak bandwidth x{fit.traffic:.1f}, "
+           f"fitted on {fit.n_rows} measured rows, median fit error {fit.fit_median_pct_err:.0f}%)")
     if fit.borrowed_from:
         how += f"; {fit.n_rows} {fit.method} rows are too few to fit, so {fit.borrowed_from}'s law anchored on them"
-    bound = "memory bandwidth" if step == floor else "compute + per-step overhead"
+    if step == floor:
+        bound = "compute" if _compute_s(arch, setup, gpu) >= memory_floor_s(arch, setup, gpu) else "memory bandwidth"
+    else:
+        bound = "GPU work" if busy >= 0.5 else "host launch"
     note = (f"{flops_per_token(arch, setup) / 1e9:.1f} GFLOP per trained token (rule 'training FLOPs: 2F / 3F'); "
             f"step {bound}-bound, GPU busy {busy * 100:.0f}%; power between idle and the limit as in inference")
     if borrowed:

@@ -8,14 +8,16 @@ the shipped calibration in finetune_params.csv, which saw every row, is not used
   configuration hidden. It is the planner's case for a model the data has measured on the GPU: a
   configuration (rank, sequence length, checkpointing, optimizer) nobody ran;
 - leave-one-token-count-out: every row of the row's model at the row's tokens per micro-step
-  hidden. The issue's "micro-batch 2-4" hold-out asks how the law carries more tokens per step
-  (micro-batch b at s tokens is b x s per step); the shipped data has no micro-batch above 1 (all
-  47 H100 rows are batch 1 at 512 or 2,048 tokens), so 512 <-> 2,048 tokens per step stands in;
+  hidden (512 <-> 2,048 tokens per step at micro-batch 1, 1,024-8,192 above it);
 - leave-one-model-out: every row of the row's model hidden (the law must carry the model change;
   three models only, so a hidden model is an extrapolation in size for two of them);
-- micro-batch held out: the H200 rows of 2026-12-02 at micro-batch 2 and 4 (the only rows above
-  micro-batch 1) predicted from the micro-batch 1 rows alone, every GPU's: the issue's micro-batch
-  2-4 hold-out, measured on the H200 because no H100 was lent.
+- micro-batch held out (2, 4): every row above micro-batch 1 (the H200's, 2026-12-02) predicted
+  from the micro-batch 1 rows alone, every GPU's: the issue's micro-batch 2-4 hold-out, measured
+  on the H200 because no H100 was lent;
+- the two closest stand-ins for H100 runs at micro-batch 2-4 that the data does not have: every
+  H100 row predicted from the other GPUs' rows only (the law carried to the H100 from the H200),
+  and the H200 rows above micro-batch 1 predicted from the H100 rows only (the H200's micro-batch 1
+  rows hidden too: the batch change and the GPU change at once, as an unseen GPU would get).
 Run: python benchmarks/finetune_accuracy.py [--json]
 """
 
@@ -40,6 +42,9 @@ SPLITS = {
 # name -> which rows are predicted, and which rows each prediction may not see.
 MICRO_BATCH: dict[str, tuple[Callable[[Calibration], bool], Callable[[Calibration, Calibration], bool]]] = {
     "micro-batch held out (2, 4)": (lambda c: c.setup.batch_size > 1, lambda o, c: o.setup.batch_size > 1),
+    "H100 from the other GPUs": (lambda c: c.gpu == "h100_sxm", lambda o, c: o.gpu == "h100_sxm"),
+    "H200 mb 2, 4 from the H100": (lambda c: c.gpu == "h200" and c.setup.batch_size > 1,
+                                   lambda o, c: o.gpu == "h200"),
 }
 
 
