@@ -287,6 +287,10 @@ class WeightFormat(Record):
     kv_bits: float = Field(gt=0, le=32)
     compute_rate: Literal["fp16_tflops", "bf16_tflops", "int8_tops", "fp8_tflops"]
     compute_rate_ratio: float = Field(gt=0, le=1)
+    dequant_bits_per_weight: float = Field(default=0, ge=0, le=64, description=(
+        "bits per quantised weight that a dequantising kernel path writes and reads back (a 16-bit copy: 32) "
+        "before a 16-bit matmul, on steps of at least dequant_min_tokens tokens; 0: none"))
+    dequant_min_tokens: int = Field(default=0, ge=0, description="tokens per step from which the dequantising path runs")
     source: Source
     notes: str = ""
 

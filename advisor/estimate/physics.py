@@ -164,10 +164,20 @@ class Work:
         shard every layer (tensor parallel)."""
         return 1 if self.framework.startswith("hf-") else self.gpu_count
 
+    def dequant_bytes(self, tokens: int) -> float:
+        """Bytes a dequantising kernel path moves on a step of `tokens` tokens: a 16-bit copy of every
+        quantised weight it touches, written and read back (formats.csv: bitsandbytes 4-bit
+        dequantises whenever a step holds more than one token; its fused GEMV serves one)."""
+        f = self.fmt
+        if not f.dequant_bits_per_weight or tokens < f.dequant_min_tokens:
+            return 0.0
+        return self.shape.linear_read(tokens) * f.dequant_bits_per_weight / 8
+
     # -- per decode step at context length ctx (per GPU: tensor parallel splits weights and work)
     def step_bytes(self, ctx: float) -> float:
         allq = self.fmt.quantised == "all"
         w = _bytes(self.shape.linear_read(self.batch), self.fmt, True) + _bytes(self.shape.head_params, self.fmt, allq)
+        w += self.dequant_bytes(self.batch)
         kv = self.batch * ctx * self.shape.kv_bytes_per_token(self.fmt.kv_bits)
         act = self.batch * (self.shape.hidden * 4 + self.shape.vocab * 4)  # hidden states, fp32 logits
         return (w + kv) / self.split + act
@@ -181,7 +191,7 @@ class Work:
     def prefill_bytes(self) -> float:
         allq = self.fmt.quantised == "all"
         w = _bytes(self.shape.linear_read(self.batch * self.prompt), self.fmt, True) + \
-            _bytes(self.shape.head_params, self.fmt, allq)
+            _bytes(self.shape.head_params, self.fmt, allq) + self.dequant_bytes(self.batch * self.prompt)
         kv = self.batch * self.prompt * self.shape.kv_bytes_per_token(self.fmt.kv_bits)
         return (w + kv) / self.split
 
