@@ -7,6 +7,7 @@ answers about the same configuration never disagree:
 - `select()` filters rows by GPU, model, precision, framework, task, kind or source.
 - `pairs()` pairs rows of the same configuration (GPU, GPU count, model, batch size, prompt and
   generated lengths, weights, framework) that differ in one field only (precision or batch size).
+- `finetune_pairs()` pairs fine-tuning runs of one configuration that differ in method (QLoRA / LoRA).
 - `penalty()` is what a trap costs against its fix for a configuration: the pairs on the GPU in
   question (all GPUs when it has none), and the pair nearest the model's size.
 - `crossover()` is the model size above which a format starts saving energy against 16-bit.
@@ -83,14 +84,17 @@ def config_key(r: MeasurementRow, vary: str) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class Pair:
-    """Two rows of one configuration: `trap` and the best `alt` measured beside it."""
+    """Two rows of one configuration: `trap` and the best `alt` measured beside it, and how much
+    more energy `trap` spends (%, per 1,000 generated tokens; per trained token for fine-tuning)."""
 
     trap: MeasurementRow
     alt: MeasurementRow
+    waste_pct: float
 
-    @property
-    def waste_pct(self) -> float:
-        return (self.trap.energy_j_per_1k_tok / self.alt.energy_j_per_1k_tok - 1.0) * 100.0  # type: ignore[operator]
+    @classmethod
+    def of(cls, trap: MeasurementRow, alt: MeasurementRow) -> Pair:
+        """The pair of two inference rows, compared by J per 1,000 generated tokens."""
+        return cls(trap, alt, (trap.energy_j_per_1k_tok / alt.energy_j_per_1k_tok - 1.0) * 100.0)  # type: ignore[operator]
 
     @property
     def gpu(self) -> str:
@@ -135,8 +139,33 @@ def pairs(rows: Iterable[MeasurementRow], trap: str, alts: Sequence[str], *, var
             options = [g[a] for a in alts if a in g]
         if not options:
             continue
-        out.append(Pair(g[trap], min(options, key=lambda r: r.energy_j_per_1k_tok or math.inf)))
+        out.append(Pair.of(g[trap], min(options, key=lambda r: r.energy_j_per_1k_tok or math.inf)))
     out.sort(key=lambda p: (p.gpu, p.params_b, p.model_id, p.batch_size))
+    return out
+
+
+def finetune_energy(r: MeasurementRow) -> float | None:
+    """A fine-tuning row's energy per trained token (the whole run's, else per step when the row
+    does not say how many tokens the run processed)."""
+    if r.run_energy_wh and r.tokens_processed:
+        return r.run_energy_wh / r.tokens_processed
+    return r.energy_j_per_step
+
+
+def finetune_pairs(rows: Iterable[MeasurementRow], trap: str, alt: str) -> list[Pair]:
+    """Fine-tuning runs of one GPU, model, batch, sequence length and weights with method `trap`
+    and method `alt` (e.g. qlora against lora), compared by `finetune_energy`."""
+    groups: dict[tuple[Any, ...], dict[str, MeasurementRow]] = defaultdict(dict)
+    for r in evidence(rows, "finetune"):
+        if r.method is not None:
+            groups[(r.gpu, r.model_id, r.batch_size, r.seq_len, r.weights)].setdefault(r.method, r)
+    out = []
+    for g in groups.values():
+        if trap in g and alt in g:
+            a, b = g[trap], g[alt]
+            ea, eb = finetune_energy(a), finetune_energy(b)
+            if ea and eb:
+                out.append(Pair(a, b, (ea / eb - 1) * 100))
     return out
 
 
@@ -162,16 +191,11 @@ def nearest(ps: Sequence[Pair], params_b: float | None) -> Pair:
 
 
 @dataclass
-class Penalty:
-    """What `trap` costs against its fix, from measured pairs."""
+class PairSet:
+    """Measured pairs and the figures every quote of them gives: the range of the waste, the rows
+    cited and the GPUs measured."""
 
     pairs: list[Pair]
-    chosen: Pair
-    fallback: str | None = None  # "other GPUs" when the GPU asked about has no pair
-
-    @property
-    def waste_pct(self) -> float:
-        return self.chosen.waste_pct
 
     @property
     def low(self) -> float:
@@ -182,18 +206,30 @@ class Penalty:
         return max(p.waste_pct for p in self.pairs)
 
     @property
-    def median(self) -> float:
-        s = sorted(p.waste_pct for p in self.pairs)
-        n = len(s)
-        return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-    @property
     def row_ids(self) -> list[str]:
         return pair_row_ids(self.pairs)
 
     @property
     def gpus(self) -> list[str]:
         return sorted({p.gpu for p in self.pairs})
+
+
+@dataclass
+class Penalty(PairSet):
+    """What `trap` costs against its fix, from measured pairs."""
+
+    chosen: Pair
+    fallback: str | None = None  # "other GPUs" when the GPU asked about has no pair
+
+    @property
+    def waste_pct(self) -> float:
+        return self.chosen.waste_pct
+
+    @property
+    def median(self) -> float:
+        s = sorted(p.waste_pct for p in self.pairs)
+        n = len(s)
+        return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
 def pair_row_ids(pairs: Iterable[Pair]) -> list[str]:

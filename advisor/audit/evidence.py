@@ -10,12 +10,12 @@ answer says when it falls back to other GPUs.
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from advisor.messages.text import Msg, msg
 from measurements import select
 from measurements.schema import MeasurementRow
+from measurements.select import Pair, PairSet
 
 PRECISION_LABEL = {
     "fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "fp8": "FP8", "nf4": "NF4",
@@ -23,48 +23,12 @@ PRECISION_LABEL = {
 }
 
 
-@dataclass(frozen=True)
-class Pair:
-    gpu: str
-    model_id: str
-    params_b: float
-    batch_size: int
-    trap: MeasurementRow
-    alt: MeasurementRow  # the best alternative measured in the same configuration
-    waste_pct: float
-
-    @property
-    def ids(self) -> list[str]:
-        return [self.trap.id, self.alt.id]
-
-
 @dataclass
-class Comparison:
-    pairs: list[Pair]
+class Comparison(PairSet):
+    """Measured pairs as a finding quotes them, with a note when the GPU asked about has none."""
+
     scope_note: str | Msg = ""
     chosen: Pair | None = None  # the pair closest to the user's model, or the median one
-    gpus: list[str] = field(default_factory=list)
-
-    @property
-    def row_ids(self) -> list[str]:
-        out: list[str] = []
-        for p in self.pairs:
-            for i in p.ids:
-                if i not in out:
-                    out.append(i)
-        return out
-
-    @property
-    def low(self) -> float:
-        return min(p.waste_pct for p in self.pairs)
-
-    @property
-    def high(self) -> float:
-        return max(p.waste_pct for p in self.pairs)
-
-
-def _config_key(r: MeasurementRow) -> tuple:
-    return (r.gpu, r.gpu_count, r.model_id, r.batch_size, r.prompt_tokens, r.gen_tokens, r.weights)
 
 
 class Evidence:
@@ -107,20 +71,16 @@ class Evidence:
         return None
 
     # -- scope ---------------------------------------------------------------------------------
-    def _scoped(self, pairs: list[Pair]) -> tuple[list[Pair], str]:
-        if not self.gpu:
-            return pairs, ""
-        mine = [p for p in pairs if p.gpu == self.gpu]
-        if mine:
-            return mine, ""
-        if not pairs:
-            return pairs, ""
+    def _scoped(self, pairs: list[Pair]) -> tuple[list[Pair], str | Msg]:
+        scoped, fallback = select.scoped(pairs, self.gpu)
+        if fallback is None or self.gpu is None:
+            return scoped, ""
         others = ", ".join(sorted({self.gpu_name(p.gpu) for p in pairs}))
-        return pairs, msg("impact.scope", gpu=self.gpu_name(self.gpu), others=others)
+        return scoped, msg("impact.scope", gpu=self.gpu_name(self.gpu), others=others)
 
     @staticmethod
     def _choose(pairs: list[Pair], params_b: float | None) -> Pair:
-        return select.nearest(pairs, params_b)  # type: ignore[arg-type, return-value]
+        return select.nearest(pairs, params_b)
 
     # -- comparisons ---------------------------------------------------------------------------
     def precision(self, trap: str, alts: tuple[str, ...], *, params_b: float | None = None,
@@ -132,11 +92,11 @@ class Evidence:
     def _precision(self, trap: str, alts: tuple[str, ...], params_b: float | None, max_params: float | None,
                    task: str) -> Comparison:
         # the pairs of the one evidence layer, so ask, diagnose and audit quote the same figures
-        pairs = [_pair(p) for p in select.pairs(self.rows, trap, alts, task=task)
+        pairs = [p for p in select.pairs(self.rows, trap, alts, task=task)
                  if max_params is None or p.params_b <= max_params]
         pairs.sort(key=lambda p: (p.gpu, p.params_b, p.batch_size))
         scoped, note = self._scoped(pairs)
-        comp = Comparison(scoped, note, gpus=sorted({p.gpu for p in scoped}))
+        comp = Comparison(scoped, note)
         if scoped:
             comp.chosen = self._choose(scoped, params_b)
         return comp
@@ -160,22 +120,9 @@ class Evidence:
         return self._cached(("batch",), self._batch)  # type: ignore[return-value]
 
     def _batch(self) -> Comparison:
-        groups: dict[tuple, dict[int, MeasurementRow]] = defaultdict(dict)
-        for r in self.rows:
-            if r.task != "inference" or r.energy_j_per_1k_tok is None:
-                continue
-            key = (r.gpu, r.gpu_count, r.model_id, r.precision, r.prompt_tokens, r.gen_tokens, r.weights)
-            groups[key].setdefault(r.batch_size, r)
-        pairs: list[Pair] = []
-        for g in groups.values():
-            if 1 not in g or len(g) < 2:
-                continue
-            nxt = g[min(b for b in g if b > 1)]
-            t = g[1]
-            waste = (t.energy_j_per_1k_tok / nxt.energy_j_per_1k_tok - 1.0) * 100.0  # type: ignore[operator]
-            pairs.append(Pair(t.gpu, t.model_id, t.params_b, nxt.batch_size, t, nxt, waste))
+        pairs = select.pairs(self.rows, "1", ("next",), vary="batch_size")
         scoped, note = self._scoped(pairs)
-        comp = Comparison(scoped, note, gpus=sorted({p.gpu for p in scoped}))
+        comp = Comparison(scoped, note)
         if scoped:
             comp.chosen = min(scoped, key=lambda p: p.waste_pct)
         return comp
@@ -191,20 +138,9 @@ class Evidence:
     def finetune(self, trap: str, alt: str, *, params_b: float | None = None) -> Comparison:
         """Fine-tuning method pairs (e.g. qlora vs lora) on the same GPU, model, batch and
         sequence length, by energy per processed token (or per step)."""
-        groups: dict[tuple, dict[str, MeasurementRow]] = defaultdict(dict)
-        for r in self.rows:
-            if r.task != "finetune" or r.method is None:
-                continue
-            groups[(r.gpu, r.model_id, r.batch_size, r.seq_len, r.weights)].setdefault(r.method, r)
-        pairs: list[Pair] = []
-        for g in groups.values():
-            if trap in g and alt in g:
-                a, b = g[trap], g[alt]
-                ea, eb = _ft_energy(a), _ft_energy(b)
-                if ea and eb:
-                    pairs.append(Pair(a.gpu, a.model_id, a.params_b, a.batch_size, a, b, (ea / eb - 1) * 100))
+        pairs = select.finetune_pairs(self.rows, trap, alt)
         scoped, note = self._scoped(pairs)
-        comp = Comparison(scoped, note, gpus=sorted({p.gpu for p in scoped}))
+        comp = Comparison(scoped, note)
         if scoped:
             comp.chosen = self._choose(scoped, params_b)
         return comp
@@ -229,16 +165,6 @@ class Evidence:
         if comp.scope_note:
             text = msg("impact.scoped", text=text, note=comp.scope_note)
         return text
-
-
-def _pair(p: select.Pair) -> Pair:
-    return Pair(p.gpu, p.model_id, p.params_b, p.batch_size, p.trap, p.alt, p.waste_pct)
-
-
-def _ft_energy(r: MeasurementRow) -> float | None:
-    if r.run_energy_wh and r.tokens_processed:
-        return r.run_energy_wh / r.tokens_processed
-    return r.energy_j_per_step
 
 
 def _pct(v: float) -> str:
