@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from advisor import derive
 from advisor.answer import (
@@ -625,6 +626,28 @@ def judge(ans: Answer, q: Query, current: Estimate, best: Estimate) -> None:
         ans.waste_pct = 0.0
         ans.mood = mood_of(0.0, best)
         ans.extra["default_baseline_waste_pct"] = waste
+
+
+class Opening(NamedTuple):
+    """What a protocol's answer starts from (see `opening`)."""
+
+    m: For
+    lg: str
+    mlabel: str
+    glabel: str
+    ans: Answer
+
+
+def opening(q: Query, protocol: str, title_key: str, *, traps: bool = True, **title: object) -> Opening:
+    """The words of the question's language, the model and GPU labels, and the Answer titled by
+    `title_key` (filled with model, gpu and `title`) holding the traps the question shows, unless
+    the protocol finds its own (`traps=False`)."""
+    m = For(q.lang)
+    mlabel, glabel = model_label(q), gpu_label(q.gpu, m.lang)
+    ans = base_answer(q, protocol, m(title_key, model=mlabel, gpu=glabel, **title))
+    if traps:
+        ans.alerts = detect_traps(q)
+    return Opening(m, m.lang, mlabel, glabel, ans)
 
 
 def base_answer(q: Query, protocol: str, title: str) -> Answer:

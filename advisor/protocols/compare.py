@@ -115,14 +115,10 @@ def _finish(ans: Answer, q: Query, ests: list[tuple[str, Estimate]], current: Es
 
 
 def _precisions(q: Query) -> Answer:
-    m = For(q.lang)
-    lg = m.lang
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
     precs = q.compare_precisions if len(q.compare_precisions) > 1 else c.ranked_precisions(q)
     if q.precision and q.precision not in precs:
         precs.append(q.precision)
-    ans = c.base_answer(q, "compare", m("compare.title", model=mlabel, gpu=glabel, bs=q.batch_size))
-    ans.alerts = c.detect_traps(q)
+    m, lg, mlabel, glabel, ans = c.opening(q, "compare", "compare.title", bs=q.batch_size)
     ests = [(c.plabel(p, lg), e) for p in precs if (e := c.est(q, precision=p)) is not None]
     if not ests:
         return _nothing(ans, q)
@@ -192,12 +188,9 @@ def _across_frameworks(q: Query) -> Answer:
     else at the largest batch size both cover, and each at its own best configuration."""
     from advisor.protocols import serving as sv
 
-    m = For(q.lang)
-    lg = m.lang
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
     fws = q.compare_frameworks
-    ans = c.base_answer(q, "compare", m("serving.fw_title", model=mlabel, gpu=glabel,
-                                        fws=" vs ".join(sv.fw_label(f) for f in fws)))
+    m, lg, mlabel, glabel, ans = c.opening(q, "compare", "serving.fw_title", traps=False,
+                                           fws=" vs ".join(sv.fw_label(f) for f in fws))
     ests: list[tuple[str, Estimate]] = []
     for fw in fws:
         serving_fw = sv.is_serving(fw)
@@ -290,13 +283,9 @@ def _reasons(ranked: list[tuple[str, Estimate]], base: Estimate | None, lang: st
 
 
 def _across_gpus(q: Query) -> Answer:
-    m = For(q.lang)
-    lg = m.lang
-    mlabel = c.model_label(q)
     gpus = q.compare_gpus or ([q.gpu] if q.gpu else [])
-    prec = c.plabel(q.precision or "fp16", lg)
-    ans = c.base_answer(q, "compare", m("compare.gpus_title", model=mlabel, prec=prec, bs=q.batch_size))
-    ans.alerts = c.detect_traps(q)
+    prec = c.plabel(q.precision or "fp16", q.lang)
+    m, lg, mlabel, _, ans = c.opening(q, "compare", "compare.gpus_title", prec=prec, bs=q.batch_size)
     ests = [(c.replica_label(e, c.gpu_short(g)), e) for g in gpus if (e := c.est_fitting(q, gpu=g)) is not None]
     for lbl, e in ests:
         if e.config.gpu_count > 1:
@@ -317,12 +306,8 @@ def _across_gpus(q: Query) -> Answer:
 
 
 def _across_batches(q: Query) -> Answer:
-    m = For(q.lang)
-    lg = m.lang
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
-    prec = c.plabel(q.precision or "fp16", lg)
-    ans = c.base_answer(q, "compare", m("compare.batch_title", model=mlabel, gpu=glabel, prec=prec))
-    ans.alerts = c.detect_traps(q)
+    prec = c.plabel(q.precision or "fp16", q.lang)
+    m, lg, mlabel, glabel, ans = c.opening(q, "compare", "compare.batch_title", prec=prec)
     sizes = q.compare_batch_sizes or c.batch_candidates("offline_batch")
     ests = [(f"BS={b}", e) for b in sizes if (e := c.est(q, batch_size=b)) is not None and c.fits(e)]
     if not ests:

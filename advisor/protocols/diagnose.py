@@ -45,10 +45,7 @@ def _code_for(q: Query, code: str, fix: dict) -> tuple[str, str]:
 
 
 def run(q: Query) -> Answer:
-    m = For(q.lang)
-    lg = m.lang
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
-    ans = c.base_answer(q, "diagnose", m("diagnose.title", model=mlabel, gpu=glabel))
+    m, lg, mlabel, glabel, ans = c.opening(q, "diagnose", "diagnose.title", traps=False)
     alerts = c.detect_traps(q)
     inferred = False
     if not alerts and q.batch_size == 1 and q.use_case != "interactive_chat" and (q.symptoms or q.reported_tok_s):

@@ -8,7 +8,6 @@ import re
 
 from advisor import derive
 from advisor.answer import Answer, Recommendation, Table
-from advisor.messages import For
 from advisor.protocols import common as c
 from advisor.protocols import optimize
 from advisor.protocols import serving as sv
@@ -20,11 +19,7 @@ READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s", "own_g
 
 
 def run(q: Query) -> Answer:
-    m = For(q.lang)
-    lg = m.lang
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
-    ans = c.base_answer(q, "estimate", m("estimate.title", model=mlabel, gpu=glabel))
-    ans.alerts = c.detect_traps(q)
+    m, lg, mlabel, glabel, ans = c.opening(q, "estimate", "estimate.title")
     current = c.est(q)
     if current is None:
         ans.mood = "gray"

@@ -81,11 +81,7 @@ def unmeasured_alternative(ests: list[Estimate], chosen: Estimate) -> Estimate |
 
 
 def run(q: Query) -> Answer:
-    m = For(q.lang)
-    lg = m.lang
-    mlabel, glabel = c.model_label(q), c.gpu_label(q.gpu, lg)
-    ans = c.base_answer(q, "optimize", m("optimize.title", model=mlabel, gpu=glabel))
-    ans.alerts = c.detect_traps(q)
+    m, lg, mlabel, glabel, ans = c.opening(q, "optimize", "optimize.title")
     current = c.est(q)
     missed: list[str] = []
     cands = candidates(q, missed)
