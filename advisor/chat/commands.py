@@ -8,7 +8,7 @@ import difflib
 import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,14 +189,22 @@ def cmd_bench(chat: Chat, rest: str) -> bool:
         chat.say(chat.t("bench_failed", rc=rc))
     return True
 
-def cmd_lang(chat: Chat, rest: str) -> bool:
+def _choice(chat: Chat, rest: str, accepted: Iterable[str], aliases: dict[str, str], usage: str,
+            **fields: object) -> str | None:
+    """The setting a command's argument names (an alias read as its value), or None after saying
+    the command's usage when it names none of `accepted`."""
     choice = rest.strip().lower()
-    if choice in ("cn", "zh-cn", "中文", "chinese"):
-        choice = "zh"
-    if choice in ("english",):
-        choice = "en"
-    if choice not in LANGS:
-        chat.say(chat.t("lang_usage", lang=chat.state.lang))
+    choice = aliases.get(choice, choice)
+    if choice not in accepted:
+        chat.say(chat.t(usage, **fields))
+        return None
+    return choice
+
+
+def cmd_lang(chat: Chat, rest: str) -> bool:
+    choice = _choice(chat, rest, LANGS, {"cn": "zh", "zh-cn": "zh", "中文": "zh", "chinese": "zh", "english": "en"},
+                     "lang_usage", lang=chat.state.lang)
+    if choice is None:
         return True
     chat.state.lang = choice  # type: ignore[assignment]
     chat.state.lang_forced = True
@@ -207,11 +215,8 @@ def cmd_lang(chat: Chat, rest: str) -> bool:
     return True
 
 def cmd_format(chat: Chat, rest: str) -> bool:
-    choice = rest.strip().lower()
-    if choice in ("md",):
-        choice = "markdown"
-    if choice not in FORMATS:
-        chat.say(chat.t("format_usage", fmt=chat.state.fmt))
+    choice = _choice(chat, rest, FORMATS, {"md": "markdown"}, "format_usage", fmt=chat.state.fmt)
+    if choice is None:
         return True
     chat.state.fmt = choice  # type: ignore[assignment]
     chat.say(chat.t("format_set", fmt=choice))
