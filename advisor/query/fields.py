@@ -67,34 +67,30 @@ def _norm_framework(value: Any) -> str | None:
     return None
 
 
-def _int_field(value: Any, name: str, errors: list[str], m: For | None = None) -> int | None:
+def _number(value: Any, name: str, errors: list[str], m: For | None, *, whole: bool) -> float | None:
+    """A structured field's number (None when it is left empty); one that is not a finite number
+    (with `whole`, not a whole one) adds an error, in `m`'s language, that quotes the value given."""
     m = m or For("en")
     if value is None or value == "":
         return None
     try:
         f = float(value)
     except (TypeError, ValueError):
-        errors.append(m("fields.whole", name=name, value=repr(value)))
+        errors.append(m("fields.whole" if whole else "fields.number", name=name, value=repr(value)))
         return None
-    if not math.isfinite(f) or f != int(f):
-        errors.append(m("fields.whole", name=name, value=repr(value)))
+    if not math.isfinite(f) or (whole and f != int(f)):
+        errors.append(m("fields.whole" if whole else "fields.finite", name=name, value=repr(value)))
         return None
-    return int(f)
+    return f
+
+
+def _int_field(value: Any, name: str, errors: list[str], m: For | None = None) -> int | None:
+    f = _number(value, name, errors, m, whole=True)
+    return None if f is None else int(f)
 
 
 def _float_field(value: Any, name: str, errors: list[str], m: For | None = None) -> float | None:
-    m = m or For("en")
-    if value is None or value == "":
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        errors.append(m("fields.number", name=name, value=repr(value)))
-        return None
-    if not math.isfinite(f):
-        errors.append(m("fields.finite", name=name, value=repr(value)))
-        return None
-    return f
+    return _number(value, name, errors, m, whole=False)
 
 
 def from_fields(protocol: str, **slots: Any) -> Query:
