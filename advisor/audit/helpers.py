@@ -267,6 +267,16 @@ def is_training(ctx: Context) -> bool:
     return memo["training"]
 
 
+def four_bit_load(ctx: Context, call: ast.Call, *, training: bool) -> Quant | None:
+    """How a model-loading call quantises to 4 bits, in a training script (`training`) or an
+    inference one; None when the call loads no model, the script is of the other kind, or the
+    load is not 4-bit (ECO102 watches inference, ECO203 training)."""
+    if loader_kind(ctx.call_name()) is None or is_training(ctx) != training:
+        return None
+    q = loader_quant(ctx, call)
+    return q if q.bits == 4 else None
+
+
 # -- impact ----------------------------------------------------------------------------------------
 def measured(ctx: Context, comp: Comparison, text: Msg) -> tuple[Impact, str]:
     """A measured impact and the mood it implies (the chosen pair's waste)."""

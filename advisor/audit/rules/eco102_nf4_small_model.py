@@ -37,9 +37,7 @@ import ast
 
 from advisor.audit.context import Context
 from advisor.audit.helpers import (
-    is_training,
-    loader_kind,
-    loader_quant,
+    four_bit_load,
     measured,
     model_arg,
     model_size,
@@ -57,10 +55,8 @@ FIX = "load small models in FP16/BF16 (torch_dtype=torch.float16); keep 4-bit fo
 @user_code_only(gray_only=True)
 def check(ctx: Context):
     call = ctx.node
-    if loader_kind(ctx.call_name()) is None or is_training(ctx):
-        return
-    q = loader_quant(ctx, call)
-    if q.bits != 4:
+    q = four_bit_load(ctx, call, training=False)
+    if q is None:
         return
     ev = ctx.run.evidence
     bound, _ = ev.nf4_penalty_bound()

@@ -42,9 +42,7 @@ from advisor.audit.context import Context
 from advisor.audit.helpers import (
     Quant,
     best_practice,
-    is_training,
-    loader_kind,
-    loader_quant,
+    four_bit_load,
     measured,
     model_arg,
     model_size,
@@ -114,11 +112,10 @@ def check(ctx: Context):
         q = Quant(4, True, line)
         span = None
     else:
-        if loader_kind(ctx.call_name()) is None or not is_training(ctx):
+        found_q = four_bit_load(ctx, call, training=True)
+        if found_q is None:
             return
-        q = loader_quant(ctx, call)
-        if q.bits != 4:
-            return
+        q = found_q
         arg, line = model_arg(ctx, call), call.lineno
         span = ctx.node_span()
     size = model_size(ctx, arg)
