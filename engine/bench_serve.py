@@ -7,7 +7,7 @@ like it, nothing here imports the engine or torch until the command runs.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Literal
 
 from engine.usage import UsageError
 
@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "(default 1 on a GPU: 10 steps of the energy counter; 0 on CPU)")
 
 
-def caches(args: argparse.Namespace) -> list[str]:
+def caches(args: argparse.Namespace) -> list[Literal["dynamic", "static"]]:
     """The KV caches to measure: --cache, or static with --static-cache, else dynamic."""
     if args.cache:
         return list(dict.fromkeys(args.cache))

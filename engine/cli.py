@@ -15,12 +15,16 @@ import datetime as dt
 import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from engine import bench_serve
 from engine.usage import UsageError
 from measurements.vocab import BENCH_PRECISIONS
+
+if TYPE_CHECKING:
+    from measurements.schema import MeasurementRow
 
 PRECISION_CHOICES = BENCH_PRECISIONS  # the one vocabulary: what the engine measures
 # Warm-up steps of a fine-tuning measurement (the first steps allocate optimizer state).
@@ -111,9 +115,9 @@ def _check_args(args: argparse.Namespace) -> None:
         vals = getattr(args, name)
         if any(v < 1 for v in vals):
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1 (got {vals})")
-    for name, lo in (("prompt_tokens", 1), ("gen_tokens", 2), ("steps", 1)):
-        if getattr(args, name) < lo:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= {lo} (got {getattr(args, name)})")
+    for name, least in (("prompt_tokens", 1), ("gen_tokens", 2), ("steps", 1)):
+        if getattr(args, name) < least:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {least} (got {getattr(args, name)})")
     if args.runs is not None and args.runs < 1:
         raise UsageError(f"--runs must be >= 1 (got {args.runs})")
     if args.warmup is not None and args.warmup < 0:
@@ -392,7 +396,7 @@ def _run_inference(args, model, overrides, settings, monitor, prov, out, trace_d
 def _finetune_configs(args, model, overrides, settings) -> list[Any]:
     from engine.finetune import FinetuneConfig
 
-    dtype = args.compute_dtype or ("bf16" if args.device == "cuda" else "fp32")
+    dtype: Literal["bf16", "fp16", "fp32"] = args.compute_dtype or ("bf16" if args.device == "cuda" else "fp32")
     return [FinetuneConfig(model=model, method=m, rank=r, alpha=args.alpha, seq_len=s,
                               batch_size=b, grad_checkpointing=(g == "on"), optimizer=o, quant=args.quant,
                               double_quant=args.double_quant, dtype=dtype, steps=args.steps,
@@ -508,14 +512,16 @@ def _run_on_ray(args: argparse.Namespace, model: str, overrides: dict[str, int],
         raise UsageError(f"{'--serve' if args.serve else '--interleave'} is not dispatched over Ray: "
                          "each Ray task measures one configuration; run it on the node itself")
     if args.finetune:
-        from engine.finetune import FinetuneSweep as sweep_cls
+        from engine.finetune import FinetuneSweep
 
+        sweep_cls: type[Any] = FinetuneSweep
         configs = _finetune_configs(args, model, overrides, settings)
         kwargs: dict[str, Any] = {}
-        make_row = finetune_row
+        make_row: Callable[..., MeasurementRow] = finetune_row
     else:
-        from engine.inference import Sweep as sweep_cls
+        from engine.inference import Sweep
 
+        sweep_cls = Sweep
         configs = _inference_configs(args, model, overrides)
         kwargs = {"carbon_region": _region(args)}
         make_row = inference_row

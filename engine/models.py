@@ -267,6 +267,7 @@ def bnb_linear_factory(precision: str, compute_dtype: str, double_quant: bool, d
     def make(name: str, lin: Any) -> Any:
         bias = lin.bias is not None
         w = lin.weight.data
+        new: Any  # a bitsandbytes layer of either kind
         if precision == "nf4":
             new = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=bias, compute_dtype=compute,
                                     compress_statistics=double_quant, quant_type="nf4", device="meta")

@@ -682,13 +682,13 @@ class EnergyMonitor:
         if self.reader is None:
             return Window(name, w.t0, t1, None, "unavailable", marks=w.marks)
         elapsed = t1 - w.t0
-        counter: dict[int, float] | None = {}
+        parts: dict[int, float] = {}
         for g, v1 in c1.items():
             v0 = w.counters.get(g)
             if v0 is None or v1 is None:
-                counter = None
                 break
-            counter[g] = (v1 - v0) / 1000.0
+            parts[g] = (v1 - v0) / 1000.0
+        counter = parts if len(parts) == len(c1) else None  # every GPU's counter read at both ends, or none
         sampler: dict[int, float] | None = None
         if self.sampler is not None:
             sampler = {}
@@ -761,7 +761,7 @@ def open_nvml(sample_interval_s: float, min_counter_window_s: float) -> tuple[En
     (raises NvmlUnavailable without NVML): the one opening the bench command and a cluster node share."""
     monitor = EnergyMonitor.open(sample_interval_s, min_counter_window_s=min_counter_window_s)
     reader = monitor.reader
-    assert reader is not None  # open() always reads NVML
+    assert isinstance(reader, NvmlReader)  # open() always reads NVML
     return monitor, reader.names(), reader.driver_version()
 
 

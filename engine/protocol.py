@@ -239,7 +239,7 @@ class ProtocolResult:
 
 
 def _gates(runs: list[RunMeasurement], s: ProtocolSettings) -> list[str]:
-    notes = []
+    notes: list[str] = []
     if len(runs) < 2:
         return notes
     tp = summarize([r.throughput_tok_s for r in runs])

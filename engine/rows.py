@@ -259,7 +259,8 @@ def serve_row(res: ServeResult, source: str, id_prefix: str | None = None, trace
                  f"tokens; {res.n_runs} measured tests")
     notes.append(f"steady-state window, mean {res.window_s:.2f} s per test: {res.window_rule}; energy, throughput "
                  f"and J per token over that window only (ramp-up and drain excluded)")
-    if c.arrival == "concurrency" and res.reached_concurrency is not None and res.reached_concurrency < c.concurrency:
+    if (c.arrival == "concurrency" and c.concurrency is not None and res.reached_concurrency is not None
+            and res.reached_concurrency < c.concurrency):
         notes.append(f"the server never ran {c.concurrency} requests at once (peak {res.reached_concurrency}): "
                      "batch_size records the target")
     if c.arrival == "poisson":
