@@ -308,6 +308,17 @@ def cost(label: str, e: Estimate, w: Workload, g: Grid) -> CostLine:
                             basis=m("common.basis", workload=w.label, grid=g.label, per=per))
 
 
+def named_cost(who: str, e: Estimate, w: Workload, g: Grid, by_framework: bool) -> CostLine:
+    """A configuration's cost line, labelled `who` and the configuration: its framework and GPU count
+    (`by_framework`, when a serving engine is among those compared), else its precision and batch."""
+    from advisor.protocols import serving as sv
+
+    m = For(w.lang)
+    label = (m("common.cost_label_fw", who=who, label=sv.label(e, m.lang)) if by_framework
+             else m("common.cost_label", who=who, prec=plabel(e.config.precision, m.lang), bs=e.config.batch_size))
+    return cost(label, e, w, g)
+
+
 def cost_conversions(e: Estimate, w: Workload, g: Grid, line: CostLine) -> list[str]:
     """The arithmetic behind a cost line, in the order derive.py does it."""
     m = For(w.lang)

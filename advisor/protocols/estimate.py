@@ -36,14 +36,8 @@ def run(q: Query) -> Answer:
     who_cur = m("word.current" if c.config_stated(q) else "word.baseline")
     # with a serving engine among them, a configuration is named with its framework and GPU count
     named = sv.is_serving(current.config.framework) or sv.is_serving(best.config.framework)
-    if named:
-        cur_line = c.cost(m("common.cost_label_fw", who=who_cur, label=sv.label(current, lg)), current, w, g)
-        best_line = c.cost(m("common.cost_label_fw", who=m("estimate.optimized"), label=sv.label(best, lg)), best, w, g)
-    else:
-        cur_line = c.cost(m("common.cost_label", who=who_cur, prec=c.plabel(current.config.precision, lg),
-                            bs=current.config.batch_size), current, w, g)
-        best_line = c.cost(m("common.cost_label", who=m("estimate.optimized"),
-                             prec=c.plabel(best.config.precision, lg), bs=best.config.batch_size), best, w, g)
+    cur_line = c.named_cost(who_cur, current, w, g, named)
+    best_line = c.named_cost(m("estimate.optimized"), best, w, g, named)
     ans.costs = [cur_line, best_line]
     c.judge(ans, q, current, best)
     own = c.ownership(q)

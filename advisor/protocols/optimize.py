@@ -196,14 +196,8 @@ def run(q: Query) -> Answer:
 
     # money and carbon
     who_cur = m("word.current" if c.config_stated(q) else "word.baseline")
-    if multi_fw:
-        cur_line = c.cost(m("common.cost_label_fw", who=who_cur, label=sv.label(current, lg)), current, w, g)
-        best_line = c.cost(m("common.cost_label_fw", who=m("word.recommended"), label=sv.label(best, lg)), best, w, g)
-    else:
-        cur_line = c.cost(m("common.cost_label", who=who_cur, prec=c.plabel(current.config.precision, lg),
-                            bs=current.config.batch_size), current, w, g)
-        best_line = c.cost(m("common.cost_label", who=m("word.recommended"), prec=c.plabel(bc.precision, lg),
-                             bs=bc.batch_size), best, w, g)
+    cur_line = c.named_cost(who_cur, current, w, g, multi_fw)
+    best_line = c.named_cost(m("word.recommended"), best, w, g, multi_fw)
     ans.costs = [cur_line, best_line]
     ans.conversions += w.conversions + c.cost_conversions(best, w, g, best_line)
     own = c.ownership(q)

@@ -36,14 +36,7 @@ from __future__ import annotations
 import ast
 
 from advisor.audit.context import Context
-from advisor.audit.helpers import (
-    four_bit_load,
-    measured,
-    model_arg,
-    model_size,
-    user_code_only,
-    weakest,
-)
+from advisor.audit.helpers import four_bit_load, measured, model_arg, model_size, user_code_only, weakest
 from advisor.audit.registry import rule
 from advisor.messages.text import msg
 
