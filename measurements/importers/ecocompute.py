@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean, stdev
@@ -250,14 +251,18 @@ def a800_quality(src: Sources) -> list[MeasurementRow]:
     return out
 
 
+def _records(src: Sources, path: str, gpu: str | None = None) -> Iterator[tuple[dict[str, str], str, str]]:
+    """The raw records of one source file (of one GPU, if named), each with its catalog model and
+    precision keys."""
+    for r in src.raw:
+        if r["source_path"] == path and (gpu is None or gpu_key(r["gpu"]) == gpu):
+            yield r, MODELS[r["model"].lower()], PRECISION[r["precision"]]
+
+
 def rtx5090_session(src: Sources, shipped: dict[tuple[Any, ...], list[float]]) -> list[MeasurementRow]:
     """RTX 5090, four models in FP16 and NF4, batch 1, n = 10 (the benchmark results CSV)."""
     out = []
-    for r in src.raw:
-        if r["source_path"] != RTX5090_CSV:
-            continue
-        model = MODELS[r["model"].lower()]
-        prec = PRECISION[r["precision"]]
+    for r, model, prec in _records(src, RTX5090_CSV):
         j = float(r["energy_j_per_1k_tok"])
         same = shipped.get(("rtx5090", model, prec, 1), [])
         if any(abs(j / x - 1) <= AGREE for x in same):
@@ -287,11 +292,7 @@ def rtx5090_session(src: Sources, shipped: dict[tuple[Any, ...], list[float]]) -
 def rtx4090d_memo(src: Sources, shipped: dict[tuple[Any, ...], list[float]]) -> list[MeasurementRow]:
     """RTX 4090 D memo table (2026-02-12/13): the configurations seed 003 does not hold."""
     out = []
-    for r in src.raw:
-        if r["source_path"] != MEMO or gpu_key(r["gpu"]) != "rtx4090d":
-            continue
-        model = MODELS[r["model"].lower()]
-        prec = PRECISION[r["precision"]]
+    for r, model, prec in _records(src, MEMO, gpu="rtx4090d"):
         if ("rtx4090d", model, prec, 1) in shipped:
             continue  # the session seed 003's RTX 4090 D tables come from
         net = float(r["energy_j_per_1k_tok"])
@@ -322,11 +323,7 @@ def rtx4090d_0306(src: Sources) -> list[MeasurementRow]:
     idle = sum(IDLE_0306) / 2
     half = (IDLE_0306[1] - IDLE_0306[0]) / 2
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
-    for r in src.raw:
-        if r["source_path"] != QUANT_MD:
-            continue
-        model = MODELS[r["model"].lower()]
-        prec = PRECISION[r["precision"]]
+    for r, model, prec in _records(src, QUANT_MD):
         net = float(r["energy_j_per_1k_tok"])
         tput = float(r["throughput_tok_s"])
         m = re.match(r"(\d+) trials", r["n_runs"])
@@ -360,11 +357,7 @@ def rtx4090d_0306(src: Sources) -> list[MeasurementRow]:
 def yi_perplexity(src: Sources) -> list[MeasurementRow]:
     """RTX 4090 D, Yi-1.5-6B: WikiText-2 perplexity of three formats (no energy in this file)."""
     out = []
-    for r in src.raw:
-        if r["source_path"] != PPL_YI:
-            continue
-        model = MODELS[r["model"].lower()]
-        prec = PRECISION[r["precision"]]
+    for r, model, prec in _records(src, PPL_YI):
         mem = _note(r, "gpu_mem_gb")
         notes = [
             "energy unavailable: an accuracy-only run (its energy deltas are copied from the energy runs, which "
