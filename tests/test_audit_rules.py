@@ -102,8 +102,10 @@ def test_impact_rows_exist_and_gpu_narrows_them():
     assert {i.split("-")[1] for i in a800.impact.row_ids} == {"a800"}
     assert a800.severity == "red"  # +122% or more vs FP16 on the A800
     ada = audit(code, gpu="rtx4090d").findings[0]
-    assert ada.severity == "orange"  # +37% / +42% vs pure INT8 on the RTX 4090D
-    assert ada.impact.low_pct == pytest.approx((6258 / 4568 - 1) * 100, abs=0.1)
+    # +53% / +60% vs FP16 on the RTX 4090D: as board energy (the seed's figures there are net of idle)
+    # pure INT8 costs more than FP16 too, so FP16 is the best alternative
+    assert ada.severity == "orange"
+    assert ada.impact.low_pct == pytest.approx((9555 / 6260 - 1) * 100, abs=0.1)
 
 
 def test_gpu_without_rows_falls_back_and_says_so():

@@ -91,7 +91,7 @@ def test_show_prints_every_stored_field(capsys):
     assert code == 0
     row = json.loads(out)
     assert (row["throughput_tok_s"], row["throughput_std"], row["energy_j_per_1k_tok"], row["energy_std"]) == (
-        8.42, 0.03, 6258.0, 78.0)
+        8.42, 0.03, 8316.0, 78.0)
 
 
 def test_validate_passes_and_reports_corrupt_local_lines_without_losing_rows(capsys, _isolated_data_dir):

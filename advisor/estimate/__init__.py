@@ -149,6 +149,7 @@ class Point:
     software: str
     framework: str = "hf-eager"
     gpu_count: int = 1
+    host: str = ""  # the measuring setup: GPU and software stack (or the source where none is published)
 
 
 def _model_key(row: MeasurementRow) -> tuple[str, float]:
@@ -160,14 +161,22 @@ def _model_key(row: MeasurementRow) -> tuple[str, float]:
     return (m.key, m.params_b) if m is not None else (row.model_id.lower(), row.params_b)
 
 
-def _software(r: MeasurementRow) -> str:
+def _software(r: MeasurementRow, torchao: bool = True) -> str:
     parts = []
     for label, v in (("driver", r.driver_version), ("CUDA", r.cuda_version), ("torch", r.torch_version),
                      ("transformers", r.transformers_version), ("bitsandbytes", r.bitsandbytes_version),
-                     ("torchao", r.torchao_version)):
+                     ("torchao", r.torchao_version if torchao else None)):
         if v:
             parts.append(f"{label} {v}")
     return ", ".join(parts)
+
+
+def _host(r: MeasurementRow) -> str:
+    """Rows measured on one machine with one software stack share its launch speed (HF eager at small
+    batches waits on the host): the GPU with the published stack, or with the repository or document
+    the rows come from where no stack is published."""
+    # torchao serves FP8 alone: it does not set the host's speed
+    return f"{r.gpu} | {_software(r, torchao=False) or r.source.split('@')[0].split('#')[0]}"
 
 
 def points_from_rows(rows: Iterable[MeasurementRow], local_ids: set[str] | frozenset[str] = frozenset(),
@@ -188,7 +197,7 @@ def points_from_rows(rows: Iterable[MeasurementRow], local_ids: set[str] | froze
             mem=r.gpu_mem_gb, spread=r.energy_ci95 or r.energy_std, tput_std=r.throughput_std, n_runs=r.n_runs,
             local=r.id in local_ids, prompt_tokens=r.prompt_tokens, gen_tokens=r.gen_tokens, software=_software(r),
             # rows before the framework field were all HF transformers generate() in eager mode
-            framework=getattr(r, "framework", None) or "hf-eager", gpu_count=r.gpu_count,
+            framework=getattr(r, "framework", None) or "hf-eager", gpu_count=r.gpu_count, host=_host(r),
         ))
     return out
 

@@ -22,7 +22,7 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from statistics import median
 from typing import Any
@@ -35,6 +35,9 @@ from measurements import catalog
 LIMITS = {"oh_ms_per_layer": (1e-4, 50.0), "eff_bw": (0.005, catalog.factor("max_bw_efficiency")), "eff_compute": (0.01, 1.0),
           "overlap": (1.0, 16.0), "u0": (0.0, 1.0), "u1": (0.0, 5.0), "j_per_gb_hbm": (0.0, 2.0), "j_per_gb_gddr": (0.0, 2.0)}
 LOG_SCALE = {"oh_ms_per_layer", "eff_bw", "eff_compute", "overlap"}
+LIMITS["launch_factor"] = (0.25, 4.0)
+MIN_HOST_ROWS = 4  # a host with fewer rows keeps the median host's speed (too few to tell it from noise)
+HOST = "host:"  # the format column of a host's launch factor in perf_params.csv
 ITERS = 28  # golden-section narrowings per parameter and sweep (bracket shrinks 0.618**28, about 1e-6)
 START = {"oh_ms_per_layer": 0.5, "eff_bw": 0.7, "eff_compute": 0.5, "overlap": 2.0, "u0": 0.1, "u1": 1.0,
          "j_per_gb_hbm": 0.15, "j_per_gb_gddr": 0.25}
@@ -48,6 +51,7 @@ UNITS = {"oh_ms_per_layer": "ms per layer per forward pass", "eff_bw": "fraction
          "overlap": "exponent k of the smooth maximum (t_overhead^k + t_gpu^k)^(1/k)",
          "u0": "fraction of (limit - idle) drawn while work is queued (warm clocks)",
          "u1": "fraction of (limit - idle) at the full dense tensor rate",
+         "launch_factor": "this measuring host's launch overhead relative to the median host's",
          "j_per_gb_hbm": "J per GB moved to or from HBM", "j_per_gb_gddr": "J per GB moved to or from GDDR"}
 
 
@@ -58,6 +62,7 @@ class Obs:
     j_per_1k: float
     row_id: str
     weight: float = 1.0
+    host: str = ""
 
 
 def observations(points: Sequence[Any]) -> list[Obs]:
@@ -72,13 +77,13 @@ def observations(points: Sequence[Any]) -> list[Obs]:
         w = P.work_for(p.gpu, p.model, p.params_b, p.precision, p.batch_size, p.prompt_tokens, p.gen_tokens,
                        getattr(p, "gpu_count", 1), getattr(p, "framework", P.DEFAULT_FRAMEWORK))
         if w is not None:
-            out.append(Obs(w, p.tput, p.j, p.id))
+            out.append(Obs(w, p.tput, p.j, p.id, host=getattr(p, "host", "")))
     # every GPU counts as much as any other in the fit (its rows share one unit of weight): the
     # parameters then describe GPUs in general, not the host and software of the most-measured one
     n: dict[str, int] = defaultdict(int)
     for o in out:
         n[(o.work.framework, o.work.gpu.key)] += 1  # type: ignore[index]
-    out = [Obs(o.work, o.tok_s, o.j_per_1k, o.row_id, 1.0 / n[(o.work.framework, o.work.gpu.key)]) for o in out]  # type: ignore[index]
+    out = [replace(o, weight=1.0 / n[(o.work.framework, o.work.gpu.key)]) for o in out]  # type: ignore[index]
     return out
 
 
@@ -96,6 +101,45 @@ def _loss_at(obs: Sequence[Obs], params: dict[tuple[str, str, str], float], key:
              value: float) -> float:
     """The loss with one parameter set to `value` (the others as they stand)."""
     return _loss(obs, {**params, key: value})
+
+
+def _on_hosts(obs: Sequence[Obs], factors: dict[str, float]) -> list[Obs]:
+    """The observations with each one's host launch factor set (1, the median host, where unfitted)."""
+    return [replace(o, work=replace(o.work, host=factors.get(o.host, 1.0))) for o in obs]
+
+
+def _host_loss(obs: Sequence[Obs], params: dict[tuple[str, str, str], float], host: str, value: float) -> float:
+    return _loss(_on_hosts(obs, {host: value}), params)
+
+
+def _median(values: Sequence[float]) -> float:
+    """The median on a log scale (the geometric mean of the middle two for an even count)."""
+    s = sorted(values)
+    k = len(s) // 2
+    return s[k] if len(s) % 2 else math.sqrt(s[k - 1] * s[k])
+
+
+def fit_hosts(fw: str, fobs: Sequence[Obs], params: dict[tuple[str, str, str], float]) -> dict[str, float]:
+    """One launch factor per measuring host (HF eager at small batches waits on the host's CPU and
+    software, which the GPU's specs cannot tell), scaled so that the median GPU's hosts are 1: the
+    per-format overheads then describe the median host, which is what a GPU nobody measured gets. The per-format
+    overheads absorb the scale, so the fit's predictions do not change."""
+    by_host: dict[str, list[Obs]] = defaultdict(list)
+    for o in fobs:
+        by_host[o.host].append(o)
+    fitted = {h: golden_section(partial(_host_loss, rows, params, h), *LIMITS["launch_factor"], log=True, iters=ITERS)
+              for h, rows in by_host.items() if len(rows) >= MIN_HOST_ROWS}
+    if not fitted:
+        return {}
+    # each GPU counts once, as in the fit: its hosts' factors averaged (log scale, by rows), then the
+    # median over GPUs
+    per_gpu: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for h, v in fitted.items():
+        per_gpu[by_host[h][0].work.gpu.key].append((math.log(v), len(by_host[h])))
+    med = _median([math.exp(sum(lv * n for lv, n in xs) / sum(n for _, n in xs)) for xs in per_gpu.values()])
+    for k in [k for k in params if k[0] == fw and k[2] == "oh_ms_per_layer"]:
+        params[k] *= med
+    return {h: v / med for h, v in fitted.items()}
 
 
 def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, str], float],
@@ -127,7 +171,13 @@ def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, st
         for fmt in by_fmt:
             for name in PER_FORMAT:
                 params[(fw, fmt, name)] = START[name]
+        factors: dict[str, float] = {}
         for _ in range(sweeps):
+            factors = fit_hosts(fw, fobs, params)
+            fobs = _on_hosts(fobs, factors)
+            by_fmt = defaultdict(list)
+            for o in fobs:
+                by_fmt[o.work.fmt.key].append(o)
             for fmt, rows in by_fmt.items():
                 for name in PER_FORMAT:
                     key = (fw, fmt, name)
@@ -149,6 +199,13 @@ def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, st
                              "borrowed": {n: f for (f2, n), f in borrowed.items() if f2 == fw},
                              "tput_median_pct": median(abs(P.predict(o.work, params).tok_s / o.tok_s - 1) * 100  # type: ignore[union-attr]
                                                        for o in fobs)}
+        for h, v in factors.items():
+            hobs = [o for o in fobs if o.host == h]
+            pairs = [(pr, o) for o in hobs if (pr := P.predict(o.work, params)) is not None]
+            params[(fw, HOST + h, "launch_factor")] = v
+            report[(fw, HOST + h)] = {"n": len(hobs),
+                                      "j_median_pct": median(abs(pr.j_per_1k / o.j_per_1k - 1) * 100 for pr, o in pairs),
+                                      "tput_median_pct": median(abs(pr.tok_s / o.tok_s - 1) * 100 for pr, o in pairs)}
     return params, report
 
 
@@ -167,10 +224,11 @@ def to_rows(params: dict[tuple[str, str, str], float], report: dict[tuple[str, s
                         "source": f"no {fw} row of a GPU with this memory kind: the {lender} fit's figure (a property "
                                   f"of the DRAM, not of the framework); python -m advisor.estimate.calibrate, {when}"})
             continue
+        what = (f"the {r.get('n', 0)} measured {fw} rows of this host" if fmt.startswith(HOST) else
+                f"the {r.get('n', 0)} measured {fw} {'rows' if fmt == '*' else fmt + ' rows'}")
         out.append({"framework": fw, "format": fmt, "param": name, "value": f"{v:.6g}", "unit": UNITS[name],
                     "n_rows": r.get("n", 0), "fit_median_abs_pct_err": f"{r['j_median_pct']:.1f}" if r else "",
-                    "source": f"least squares (log throughput and log J/1k tok) over the {r.get('n', 0)} measured "
-                              f"{fw} {'rows' if fmt == '*' else fmt + ' rows'} of the shipped data; "
+                    "source": f"least squares (log throughput and log J/1k tok) over {what} of the shipped data; "
                               f"python -m advisor.estimate.calibrate, {when}; fit error = median |error| of J/1k tok"})
     return out
 

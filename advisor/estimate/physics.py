@@ -156,6 +156,9 @@ class Work:
     gen: int
     gpu_count: int = 1
     framework: str = DEFAULT_FRAMEWORK
+    # the measuring host's launch overhead relative to the median host's (calibration only: an
+    # answer is for the median host, since nobody states their CPU and software stack)
+    host: float = 1.0
 
     @property
     def split(self) -> int:
@@ -325,7 +328,7 @@ def predict(w: Work, params: Params) -> Prediction | None:
         return None
     vals = {n: v[0] for n, v in got.items()}  # type: ignore[index]
     borrowed = tuple(sorted({f"{n} from {v[1]}" for n, v in got.items() if v and v[1] not in (w.fmt.key, "*")}))
-    oh = vals["oh_ms_per_layer"] * 1e-3 * w.shape.layers
+    oh = vals["oh_ms_per_layer"] * 1e-3 * w.shape.layers * w.host
     eff_bw, eff_c = min(vals["eff_bw"], 1.0), min(vals["eff_compute"], 1.0)
     dec = _phase(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, eff_bw, eff_c)
     pre = _phase(w, w.prefill_bytes(), w.prefill_flops(), oh, eff_bw, eff_c)
