@@ -56,7 +56,11 @@ SESSIONS = {
                     "about 125 W",
                     later=(("finetune", "2026-12-02T03:45:22Z", "2026-12-02",
                             "benchmarks/gpu_session.sh finetune (ecolobster bench --finetune, micro-batch 2 and 4 at "
-                            "512 and 2,048 tokens, gradient checkpointing on and off)"),)),
+                            "512 and 2,048 tokens, gradient checkpointing on and off)"),
+                           ("finetune", "2026-12-02T09:01:54Z", "2026-12-02",
+                            "benchmarks/ft_remeasure.sh (ecolobster bench --finetune, 3 warm-up and 20 measured steps, "
+                            "one re-run on a failed gate: micro-batch 1, 2 and 4 at 512 tokens and micro-batch 1 at "
+                            "2,048 tokens, checkpointing on and off)"))),
 }
 SOURCE = ("ecolobster engine on {described}, device sessions of {dates}; "
           "{command}; raw results and traces: measurements/data/{key}_raw.tar.gz")

@@ -170,9 +170,10 @@ def test_step_time_transfer_between_measured_rows():
 
 
 def test_finetune_heldout_accuracy_stays_within_bounds():
-    """benchmarks/finetune_accuracy.py's held-out figures, guarded (measured: configuration 6.7/7.9%, token
-    count 11.2/11.9%, model 14.3/14.6%; micro-batch 2-4 from micro-batch 1, 10.1/10.4% on 39 rows; H100 from
-    the other GPUs 10.7/8.5%; H200 micro-batch 2-4 from the H100 only 11.5/11.0%)."""
+    """benchmarks/finetune_accuracy.py's held-out figures, guarded (measured with the 2026-12-02 20-step H200
+    rows: configuration 6.8/8.4%, token count 9.9/10.9%, model 13.0/13.5%; micro-batch 2-4 from micro-batch 1,
+    10.4/8.1% on 49 rows; H100 from the other GPUs 10.0/8.3%; H200 micro-batch 2-4 from the H100 only
+    10.3/7.2%)."""
     import importlib.util
     from pathlib import Path
 
@@ -184,14 +185,14 @@ def test_finetune_heldout_accuracy_stays_within_bounds():
     cfg, model = res["leave-one-configuration-out"], res["leave-one-model-out"]
     tokens = res["leave-one-token-count-out"]
     assert cfg["n"] >= 80
-    assert cfg["throughput_median_pct"] < 7.5 and cfg["j_per_token_median_pct"] < 8.5
+    assert cfg["throughput_median_pct"] < 7.5 and cfg["j_per_token_median_pct"] < 9
     assert tokens["throughput_median_pct"] < 12.5 and tokens["j_per_token_median_pct"] < 13
     assert model["throughput_median_pct"] < 15.5 and model["j_per_token_median_pct"] < 16
     micro = res["micro-batch held out (2, 4)"]
-    assert micro["n"] == 39 and micro["throughput_median_pct"] < 11 and micro["j_per_token_median_pct"] < 11.5
+    assert micro["n"] == 49 and micro["throughput_median_pct"] < 11 and micro["j_per_token_median_pct"] < 9
     h100, h200 = res["H100 from the other GPUs"], res["H200 mb 2, 4 from the H100"]
     assert h100["n"] == 45 and h100["throughput_median_pct"] < 11.5 and h100["j_per_token_median_pct"] < 9.5
-    assert h200["n"] == 39 and h200["throughput_median_pct"] < 12.5 and h200["j_per_token_median_pct"] < 12
+    assert h200["n"] == 49 and h200["throughput_median_pct"] < 11 and h200["j_per_token_median_pct"] < 8
 
 
 def test_training_law_keeps_the_host_floor_at_512_tokens_and_grows_with_tokens_at_2048():
@@ -219,7 +220,7 @@ def test_training_law_keeps_the_host_floor_at_512_tokens_and_grows_with_tokens_a
         if seq == 512 and not gc:
             assert law < 1.6  # four times the tokens, far less than four times the time
         seen += 1
-    assert seen == 18
+    assert seen == 19  # the 20-step rows of 2026-12-02 stand in for the 5-step ones of the same configuration
 
 
 def test_training_law_on_a_gpu_without_finetune_rows_stays_inside_physics():
