@@ -273,15 +273,17 @@ def test_shipped_gpu_csvs_are_what_their_raw_archives_convert_to(capsys):
 
 
 def test_each_h200_finetune_row_names_the_session_and_command_that_measured_it():
-    """Two sessions of 2026-12-02 measured the H200 fine-tuning rows: `ecolobster bench --finetune`
-    (12 rows, micro-batch 1, 2 and 4 at 512 tokens) and `gpu_session.sh finetune` (31 rows, micro-batch
-    2 and 4); the record's start time decides which one a row names."""
+    """Three sessions of 2026-12-02 measured the H200 fine-tuning rows: `ecolobster bench --finetune`
+    (12 rows, micro-batch 1, 2 and 4 at 512 tokens), `gpu_session.sh finetune` (31 rows, micro-batch
+    2 and 4) and `ft_remeasure.sh` (25 rows of 20 steps); the record's start time decides which one a row names."""
     from measurements.store import load_rows
 
     rows = [r for r in load_rows(include_local=False) if r.gpu == "h200" and r.task == "finetune"]
     late = [r for r in rows if "gpu_session.sh finetune" in r.source]
     early = [r for r in rows if "ecolobster bench --finetune, micro-batch 1, 2 and 4;" in r.source]
-    assert (len(early), len(late), len(rows)) == (12, 31, 43)
+    redo = [r for r in rows if "ft_remeasure.sh" in r.source]
+    assert (len(early), len(late), len(redo), len(rows)) == (12, 31, 25, 68)
+    assert all(r.id.endswith("-n20") for r in redo) and {r.batch_size for r in redo} == {1, 2, 4}
     assert {r.batch_size for r in late} == {2, 4} and {r.seq_len for r in late} == {512, 2048}
     assert {r.grad_checkpointing for r in late} == {True, False}
     assert all(r.seq_len == 512 and not r.grad_checkpointing for r in early)
