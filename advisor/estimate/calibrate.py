@@ -33,9 +33,9 @@ from measurements import catalog
 
 # search limits of each parameter (physical: no kernel streams memory faster than the measured best)
 LIMITS = {"oh_ms_per_layer": (1e-4, 50.0), "eff_bw": (0.005, catalog.factor("max_bw_efficiency")), "eff_compute": (0.01, 1.0),
-          "overlap": (1.0, 16.0), "u0": (0.0, 1.0), "u1": (0.0, 5.0), "j_per_gb_hbm": (0.0, 2.0), "j_per_gb_gddr": (0.0, 2.0)}
+          "overlap": (1.0, 16.0), "u0": (0.0, 1.0), "u1": (0.0, 5.0), "j_per_gb_hbm": (0.0, 2.0), "j_per_gb_gddr": (0.0, 2.0),
+          "launch_factor": (0.25, 4.0)}
 LOG_SCALE = {"oh_ms_per_layer", "eff_bw", "eff_compute", "overlap"}
-LIMITS["launch_factor"] = (0.25, 4.0)
 MIN_HOST_ROWS = 4  # a host with fewer rows keeps the median host's speed (too few to tell it from noise)
 HOST = "host:"  # the format column of a host's launch factor in perf_params.csv
 ITERS = 28  # golden-section narrowings per parameter and sweep (bracket shrinks 0.618**28, about 1e-6)
@@ -112,13 +112,6 @@ def _host_loss(obs: Sequence[Obs], params: dict[tuple[str, str, str], float], ho
     return _loss(_on_hosts(obs, {host: value}), params)
 
 
-def _median(values: Sequence[float]) -> float:
-    """The median on a log scale (the geometric mean of the middle two for an even count)."""
-    s = sorted(values)
-    k = len(s) // 2
-    return s[k] if len(s) % 2 else math.sqrt(s[k - 1] * s[k])
-
-
 def fit_hosts(fw: str, fobs: Sequence[Obs], params: dict[tuple[str, str, str], float]) -> dict[str, float]:
     """One launch factor per measuring host (HF eager at small batches waits on the host's CPU and
     software, which the GPU's specs cannot tell), scaled so that the median GPU's hosts are 1: the
@@ -136,7 +129,7 @@ def fit_hosts(fw: str, fobs: Sequence[Obs], params: dict[tuple[str, str, str], f
     per_gpu: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for h, v in fitted.items():
         per_gpu[by_host[h][0].work.gpu.key].append((math.log(v), len(by_host[h])))
-    med = _median([math.exp(sum(lv * n for lv, n in xs) / sum(n for _, n in xs)) for xs in per_gpu.values()])
+    med = math.exp(median(sum(lv * n for lv, n in xs) / sum(n for _, n in xs) for xs in per_gpu.values()))
     for k in [k for k in params if k[0] == fw and k[2] == "oh_ms_per_layer"]:
         params[k] *= med
     return {h: v / med for h, v in fitted.items()}
