@@ -20,7 +20,8 @@ fit takes log step time and that power share of every row together (`_fit_step`)
 how busy the GPU was even where the host floor sets the step, which is what tells the FLOP term
 from the byte term across GPUs. The host factor of each GPU with rows is then fitted on its own
 rows (its host CPU and driver), 1 elsewhere. The law is anchored on the nearest measured row of
-the method: its step residual to the power `finetune_anchor_exponent` in factors.csv, and its
+the method (distance in model size, micro-batch and sequence length apart, rank, checkpointing,
+GPU): its step residual to the power `finetune_anchor_exponent` in factors.csv, and its
 power residual (a share of limit - idle) as far, scaled down by how far the two rows' GPU busy
 shares are apart (a host-bound row says little about a GPU-bound step's power), so
 a change of model, tokens or GPU goes through the law and the target GPU's own specs. The law
@@ -36,8 +37,9 @@ benchmark refits on its own rows. Accuracy: benchmarks/finetune_accuracy.py.
 
 N_matmul counts the decoder's linear weights and the lm_head (the embedding lookup does no
 matmul); d_attn = heads x head_dim; a causal kernel skips half of the 4 x s x d_attn per layer.
-Activation bytes per token: every decoder linear's input and output in 16 bits, once per pass
-(forward, backward, the recompute with checkpointing); the fitted `traffic` multiplier covers the
+Activation bytes per token: every decoder linear's and the lm_head's input and output in 16 bits
+(the lm_head's output is the vocabulary-wide logits), once per pass (forward, backward, the
+recompute with checkpointing); the fitted `traffic` multiplier covers the
 element-wise work around them (norms, activations, LoRA dropout and adds).
 Energy is step time x power; kWh, cost and CO2 go through advisor.derive, so they agree with every other answer.
 """
@@ -158,7 +160,9 @@ def _same_config(a: TrainSetup, b: TrainSetup) -> bool:
 
 def _distance(arch: ModelArch, setup: TrainSetup, gpu: GPU, c: Calibration) -> float:
     d = abs(math.log(count_params(arch).total / c.n_params))
-    d += abs(math.log(setup.tokens_per_micro_step / c.setup.tokens_per_micro_step))
+    # batch and sequence length apart: 4 x 512 tokens sits at the host floor like 1 x 512, not like
+    # 1 x 2,048 (same tokens, GPU-bound, longer attention)
+    d += abs(math.log(setup.batch_size / c.setup.batch_size)) + abs(math.log(setup.seq_len / c.setup.seq_len))
     d += 0.25 * abs(math.log(setup.lora_rank / c.setup.lora_rank)) if setup.method != "full" else 0.0
     d += 0.5 * (setup.grad_checkpointing != c.setup.grad_checkpointing)
     d += 0.5 * (setup.double_quant != c.setup.double_quant and setup.weight_format == "nf4")
@@ -216,8 +220,10 @@ def _passes(setup: TrainSetup) -> int:
 
 
 def activation_bytes_per_token(arch: ModelArch, setup: TrainSetup) -> float:
-    """Every decoder linear's input and output in 16 bits, once per pass (module docstring)."""
-    return 2.0 * arch.layers * sum(lin.d_in + lin.d_out for lin in layer_linears(arch)) * _passes(setup)
+    """Every decoder linear's and the lm_head's input and output in 16 bits, once per pass (module
+    docstring): the lm_head's output, the logits, is one vocabulary-wide row per token."""
+    per_pass = arch.layers * sum(lin.d_in + lin.d_out for lin in layer_linears(arch)) + arch.hidden + arch.vocab
+    return 2.0 * per_pass * _passes(setup)
 
 
 def _traffic_s(arch: ModelArch, setup: TrainSetup, gpu: GPU) -> float:

@@ -171,9 +171,10 @@ def test_step_time_transfer_between_measured_rows():
 
 def test_finetune_heldout_accuracy_stays_within_bounds():
     """benchmarks/finetune_accuracy.py's held-out figures, guarded (measured with the 2026-12-02 20-step H200
-    rows: configuration 6.8/8.4%, token count 9.9/10.9%, model 13.0/13.5%; micro-batch 2-4 from micro-batch 1,
-    10.4/8.1% on 49 rows; H100 from the other GPUs 10.0/8.3%; H200 micro-batch 2-4 from the H100 only
-    10.3/7.2%)."""
+    rows, the lm_head in the activation bytes and the anchor row chosen by micro-batch and sequence length
+    apart: configuration 6.8/8.4%, token count 9.9/9.7%, model 12.3/13.3%; micro-batch 2-4 from micro-batch 1,
+    9.5/7.4% on 49 rows, the issue's contract of under 10% on both; H100 from the other GPUs 10.1/8.0%;
+    H200 micro-batch 2-4 from the H100 only 9.9/8.7%)."""
     import importlib.util
     from pathlib import Path
 
@@ -186,13 +187,13 @@ def test_finetune_heldout_accuracy_stays_within_bounds():
     tokens = res["leave-one-token-count-out"]
     assert cfg["n"] >= 80
     assert cfg["throughput_median_pct"] < 7.5 and cfg["j_per_token_median_pct"] < 9
-    assert tokens["throughput_median_pct"] < 12.5 and tokens["j_per_token_median_pct"] < 13
-    assert model["throughput_median_pct"] < 15.5 and model["j_per_token_median_pct"] < 16
+    assert tokens["throughput_median_pct"] < 10.5 and tokens["j_per_token_median_pct"] < 10.5
+    assert model["throughput_median_pct"] < 13 and model["j_per_token_median_pct"] < 14
     micro = res["micro-batch held out (2, 4)"]
-    assert micro["n"] == 49 and micro["throughput_median_pct"] < 11 and micro["j_per_token_median_pct"] < 9
+    assert micro["n"] == 49 and micro["throughput_median_pct"] < 10 and micro["j_per_token_median_pct"] < 8
     h100, h200 = res["H100 from the other GPUs"], res["H200 mb 2, 4 from the H100"]
-    assert h100["n"] == 45 and h100["throughput_median_pct"] < 11.5 and h100["j_per_token_median_pct"] < 9.5
-    assert h200["n"] == 49 and h200["throughput_median_pct"] < 11 and h200["j_per_token_median_pct"] < 8
+    assert h100["n"] == 45 and h100["throughput_median_pct"] < 10.5 and h100["j_per_token_median_pct"] < 8.5
+    assert h200["n"] == 49 and h200["throughput_median_pct"] < 10 and h200["j_per_token_median_pct"] < 9.5
 
 
 def test_training_law_keeps_the_host_floor_at_512_tokens_and_grows_with_tokens_at_2048():
@@ -200,7 +201,7 @@ def test_training_law_keeps_the_host_floor_at_512_tokens_and_grows_with_tokens_a
     0.91-1.32 (over micro-batch 2 with checkpointing 0.76-1.08): the per-step host floor; at 2,048 tokens
     micro-batch 4 over 2 is 1.19-1.91, the GPU's work.
     The shipped law (no row anchoring) gives each ratio within 0.3 (512) and 0.45 (2,048) of the measured
-    (the worst: Qwen2.5-1.5B LoRA at 2,048 tokens, 1.41 against 1.83, whose micro-batch 2 step of 0.192 s is
+    (the worst: Qwen2.5-1.5B LoRA at 2,048 tokens, 1.44 against 1.83, whose micro-batch 2 step of 0.192 s is
     no longer than its 512-token steps)."""
     from advisor.finetune_time import _law, shipped_fits
 
