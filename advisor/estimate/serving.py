@@ -5,10 +5,12 @@ new requests into those steps (chunked prefill). For a configuration (GPU, GPU c
 format, concurrency B, the task's prompt and output lengths) one step takes
 
     step = fixed overhead + per-layer overhead (more with several GPUs: collectives per layer)
-           + the memory time (weights the batch touches, all experts once B x top-k covers them, and
-             the KV cache of B sequences at mid-answer context, over N x bandwidth x efficiency)
+           + the memory time (weights the batch touches: the distinct experts its tokens route to
+             under uniform routing, and the KV cache of B sequences at mid-answer context, over
+             N x bandwidth x efficiency)
            + the compute time (B decode tokens plus the prompts' tokens amortised over the answer,
-             over N x the format's dense tensor rate x efficiency)
+             times the data-parallel replicas, which step in lockstep; over N x the format's dense
+             tensor rate x efficiency)
 
 and the inter-token latency is one step, throughput B / step, power per GPU between idle and the
 limit as a function of how much of the step is compute and memory traffic, and J/token = N x power x
@@ -77,6 +79,11 @@ UNITS = {
 LOG_SCALE = {"eff_kv", "eff_bw", "eff_compute", "oh_step_ms", "oh_layer_ms", "comm_layer_ms", "fp8_compute", "mxfp4_compute",
              "fp8_bw", "mxfp4_bw", "moe_compute", "moe_bw", "oh_seq_us"}
 ITERS = 18  # golden-section narrowings per parameter and sweep (bracket shrinks 0.618**18, about 2e-4)
+# coordinate descent converges slowly along correlated parameters (efficiencies and overheads): four
+# sweeps left the loss of a one-GPU fit 21-32% above where it settles; sweeps go on until one gains
+# less than SWEEP_TOL of the loss
+MAX_SWEEPS = 40
+SWEEP_TOL = 0.002
 START = {"eff_kv": 0.5, "overlap": 1.5, "eff_bw": 0.6, "eff_compute": 0.4, "oh_step_ms": 2.0, "oh_layer_ms": 0.01, "comm_layer_ms": 0.02, "u0": 0.3,
          "u_compute": 0.5, "u_memory": 0.3, "fp8_compute": 1.0, "mxfp4_compute": 0.5, "fp8_bw": 1.0, "mxfp4_bw": 1.0,
          "moe_compute": 1.0, "moe_bw": 1.0, "oh_seq_us": 5.0}
@@ -169,6 +176,16 @@ def compute_rate(gpu: GPU, fmt: WeightFormat) -> float:
     return (gpu.bf16_tflops or gpu.fp16_tflops) * 1e12
 
 
+def experts_touched(experts: int, per_token: int, tokens: float) -> float:
+    """Distinct experts (per layer) that `tokens` tokens route to, each picking `per_token` of
+    `experts`: with independent, uniform routing an expert is missed by every token with probability
+    (1 - k/e)^T. Counting every pick as a new expert, min(e, T x k), would read all 128 experts of a
+    top-1 model at 128 sequences where about 81 are expected. A dense model reads its one 'expert'."""
+    if experts <= per_token:
+        return float(experts)
+    return experts * (1.0 - math.pow(1.0 - per_token / experts, tokens))
+
+
 def predict(s: Setup, p: Params) -> Prediction:
     a, g, f, n = s.arch, s.gpu, s.fmt, s.gpu_count
     b = max(s.concurrency, 1.0)
@@ -176,7 +193,7 @@ def predict(s: Setup, p: Params) -> Prediction:
     attn, expert, e, k = layer_params(a)
     # prompts mixed into the steps: each answer's prompt is processed once over its gen_tokens steps
     pre_tok = b * prompt / max(s.gen_tokens, 1.0)
-    touched = min(e, (b + pre_tok) * k)
+    touched = experts_touched(e, k, b + pre_tok)
     wbits, dbits = _weight_bits(f), _dense_bits(f)
     attn_bits = 16.0 if f.key == "mxfp4" else wbits  # gpt-oss: only the experts are MXFP4
     # attention and the LM head are split over the GPUs of one attention replica; experts over all
@@ -191,7 +208,9 @@ def predict(s: Setup, p: Params) -> Prediction:
               * gpu_param(p, "bw", g.key))
     t_mem = w_bytes / (bw * min(eff_bw, 1.0)) + kv_bytes / (bw * min(p["eff_kv"] * gpu_param(p, "kv", g.key), 1.0))
     active = a.active_params_b * GB
-    flops = 2 * active * (b + pre_tok) + 4 * a.layers * a.heads * a.head_dim * ctx * b
+    # attention replicas (DP attention) step in lockstep, synchronised by the expert layers: a prompt
+    # chunk on one replica stalls the others, so the prompts' tokens run at one replica's rate
+    flops = 2 * active * (b + pre_tok * max(s.data_parallel, 1)) + 4 * a.layers * a.heads * a.head_dim * ctx * b
     eff_c = (p["eff_compute"] * p.get(f"{f.key}_compute", 1.0) * (p.get("moe_compute", 1.0) if moe else 1.0)
              * gpu_param(p, "compute", g.key))
     t_comp = flops / n / (compute_rate(g, f) * min(eff_c, 1.0))
@@ -213,7 +232,7 @@ def bounds_tok_s(s: Setup) -> float:
     a, f, n = s.arch, s.fmt, s.gpu_count
     attn, expert, e, k = layer_params(a)
     b = max(s.concurrency, 1.0)
-    w_bytes = a.layers * (attn + expert * min(e, b * k)) * min(_weight_bits(f), 16.0) / 8
+    w_bytes = a.layers * (attn + expert * experts_touched(e, k, b)) * min(_weight_bits(f), 16.0) / 8
     t_mem = w_bytes / n / (s.gpu.mem_bandwidth_gbs * GB)
     t_comp = 2 * a.active_params_b * GB * b / n / compute_rate(s.gpu, f)
     return b / max(t_mem, t_comp)
@@ -292,9 +311,10 @@ def _fit_one(rows: Sequence[Obs], p: dict[str, float], key: str, lim: tuple[floa
     return golden_section(lambda v: _loss(rows, {**p, key: v}), *lim, log=log, iters=ITERS)
 
 
-def fit(obs: Sequence[Obs], sweeps: int = 4) -> dict[str, float]:
+def fit(obs: Sequence[Obs], sweeps: int = MAX_SWEEPS, tol: float = SWEEP_TOL) -> dict[str, float]:
     """Coordinate descent on the parameters (golden-section search within physical limits),
-    minimising squared log errors of throughput and J/token over `obs`."""
+    minimising squared log errors of throughput and J/token over `obs`, sweep after sweep until one
+    lowers the loss by less than the fraction `tol` (or after `sweeps`)."""
     p: dict[str, float] = dict(START)
     fmts = {o.setup.fmt.key for o in obs}
     names = [n for n in LIMITS if not (n.split("_")[0] in ("fp8", "mxfp4") and n.split("_")[0] not in fmts)]
@@ -303,14 +323,18 @@ def fit(obs: Sequence[Obs], sweeps: int = 4) -> dict[str, float]:
     by_task: dict[str, list[Obs]] = defaultdict(list)
     for o in obs:
         by_task[o.setup.workload].append(o)
-    gpus = sorted({o.gpu for o in obs})
-    for g in gpus:
-        for n in PER_GPU:
-            p[f"{n}:{g}"] = 1.0
     by_gpu: dict[str, list[Obs]] = defaultdict(list)
     for o in obs:
         by_gpu[o.gpu].append(o)
+    for g in by_gpu:
+        for n in PER_GPU:
+            p[f"{n}:{g}"] = 1.0
+    last = math.inf
     for _ in range(sweeps):
+        cur = _loss(obs, p)
+        if last - cur < tol * cur:
+            break
+        last = cur
         for g, rows_g in by_gpu.items():
             for n, lim in PER_GPU.items():
                 key = f"{n}:{g}"
@@ -388,4 +412,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["Obs", "Prediction", "Setup", "bounds_tok_s", "fit", "observations", "predict", "replace", "shipped_params"]
+__all__ = ["Obs", "Prediction", "Setup", "bounds_tok_s", "experts_touched", "fit", "observations", "predict", "replace", "shipped_params"]
