@@ -17,7 +17,9 @@ of limit - idle) + the energy of the bytes the kernels move (J per GB, one figur
 for GDDR: board DRAM costs about twice as much per byte) + the tensor work's share, never above
 the limit. The efficiencies, overheads and power coefficients are fitted by least squares on the measured rows
 (`advisor.estimate.calibrate`, written to measurements/catalog/perf_params.csv with their fit
-error); the specs come from measurements/catalog/gpus.csv and the formats from formats.csv.
+error); the specs come from measurements/catalog/gpus.csv and the formats from formats.csv. FP8 is two
+formats there, as its two implementations cost: 'fp8' (dynamic activation + weight, FP8 matmuls at the
+GPU's FP8 rate) and 'fp8_weight_only' (FP8 storage dequantised on every call to 16-bit matmuls).
 
 The physical limits (`bounds`) use the specs alone: a step can never take less than the stored
 bytes over the peak bandwidth nor the FLOPs over the peak tensor rate; power never leaves
@@ -27,7 +29,7 @@ bytes over the peak bandwidth nor the FLOPs over the peak tensor rate; power nev
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -113,7 +115,25 @@ def shape_of(model: str | None, params_b: float) -> Shape | None:
 
 
 def fmt_of(precision: str) -> WeightFormat:
+    """The format of a formats.csv key (a precision, or FP8's weight-only path 'fp8_weight_only')."""
     return catalog.formats()[precision]
+
+
+def default_fp8_mode(gpu: str, measured: Collection[str] = ()) -> tuple[str, str]:
+    """The FP8 implementation a question that says only "fp8" gets on `gpu`, and why (a reason key:
+    the answer words it through the messages' derivation.fp8_<mode>_<reason> templates).
+
+    The one measured on this GPU where its rows hold exactly one (`measured`: the FP8 modes of its rows):
+    measured figures first. Else dynamic (FP8 activations and weights, FP8 matmuls) where the GPU has an
+    FP8 tensor rate: the engine's default (--fp8-mode dynamic), torchao's FP8 inference config and what
+    vLLM runs. Else weight-only: without FP8 tensor cores FP8 is only stored, dequantised for 16-bit matmuls."""
+    try:
+        g = catalog.resolve_gpu(gpu)
+    except catalog.UnknownName:
+        return "dynamic", "engine_default"
+    if len(set(measured)) == 1:
+        return next(iter(measured)), "measured"
+    return ("dynamic", "tensor_cores") if g.fp8_tflops else ("weight_only", "no_fp8_rate")
 
 
 def _bytes(params: float, fmt: WeightFormat, quantised: bool) -> float:
@@ -247,9 +267,15 @@ def param(params: Params, framework: str, fmt: str, name: str) -> tuple[float, s
         v = params.get((framework, f, name))
         if v is not None:
             return v, f
-    # a format never measured under this framework borrows FP16's figure (said in the provenance)
-    v = params.get((framework, "fp16", name))
-    return (v, "fp16") if v is not None else None
+    # a format never measured under this framework borrows the figure of the measured format whose
+    # kernels it resembles most (formats.csv unmeasured_like), else FP16's (said in the provenance)
+    wf = catalog.formats().get(fmt)
+    like = wf.unmeasured_like if wf is not None else None
+    for lender in (like, "fp16") if like else ("fp16",):
+        v = params.get((framework, lender, name))
+        if v is not None:
+            return v, lender
+    return None
 
 
 @dataclass(frozen=True)

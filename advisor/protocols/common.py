@@ -22,7 +22,7 @@ from advisor.answer import (
     Table,
     mood_for_waste,
 )
-from advisor.estimate import Config, Dataset, Estimate, dataset, estimate, serving
+from advisor.estimate import Config, Dataset, Estimate, dataset, estimate, fp8_default, serving
 from advisor.messages import For
 from advisor.messages.derivation import derivation_text
 from advisor.query import Query
@@ -110,6 +110,8 @@ def config(q: Query, **over) -> Config:
     if q.framework:
         vals["framework"] = q.framework
     vals.update(over)
+    if vals.get("precision") == "fp8" and q.fp8_mode and "fp8_mode" not in over:
+        vals["fp8_mode"] = q.fp8_mode  # the FP8 implementation the question named (else the GPU's default)
     if vals.get("framework") in serving.SERVING_FRAMEWORKS:
         # a serving engine's figures follow its task's measured lengths unless the user stated them
         vals["params_b"] = a.params_b if a is not None else q.model_params_b
@@ -508,9 +510,11 @@ def detect_traps(q: Query) -> list[Alert]:
                             impact_pct=imp, citations=_row_cites((pen.row_ids if pen else []) + (cur.row_ids if cur else []))))
     if q.precision == "fp8" and "precision" not in q.defaulted and not q.compiled:
         _, cur, alt = _impact(q, "FP8_EAGER", {"precision": "fp16"})
-        pen = select.fp8_penalty(rows, q.gpu, q.model_params_b)
+        # the two FP8 implementations fail for different reasons: the alert speaks of the one asked about
+        mode = q.fp8_mode or fp8_default(q.gpu or "", ds())[0]
+        pen = select.fp8_penalty(rows, q.gpu, q.model_params_b, mode=mode)
         imp = pen.waste_pct if pen else None
-        msg = m("alert.fp8_msg")
+        msg = m("alert.fp8_msg" if mode == "weight_only" else "alert.fp8_msg_dynamic")
         if pen:
             msg += m("alert.fp8_measured", text=_penalty_text(pen, m("alert.fix_16bit"), m.lang))
         if cur and alt:

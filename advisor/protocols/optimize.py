@@ -58,7 +58,7 @@ def _hf_candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
 def _measured_here(e: Estimate) -> bool:
     if sv.is_serving(e.config.framework):
         return sv.measured_here(e)
-    return bool(c.ds().by_gp.get((e.config.gpu, e.config.precision)))
+    return bool(c.ds().by_gp.get((e.config.gpu, e.config.fmt_key)))
 
 
 def best_of(ests: list[Estimate]) -> Estimate:

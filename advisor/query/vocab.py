@@ -30,6 +30,16 @@ _PRECISION_PHRASES: list[tuple[str, str]] = [
 _PRECISION_RES = [(re.compile(p), k) for p, k in _PRECISION_PHRASES]
 
 
+# which FP8 implementation a question names (read only when it names fp8): torchao's config names,
+# and the words people use for them
+_FP8_MODE_PHRASES: list[tuple[str, str]] = [
+    (r"float8weightonlyconfig|weight[\s_-]*only|仅权重|只量化权重", "weight_only"),
+    (r"float8dynamicactivation\w*|dynamic[\s_-]*(?:activation|act\b|quant)|\bdynamic[\s_-]+(?:fp8|float8)|"
+     r"(?:fp8|float8)[\s_-]+dynamic\b|activations?\s*(?:\+|and|&)\s*weights?|动态\s*(?:fp8|量化)|fp8\s*动态", "dynamic"),
+]
+_FP8_MODE_RES = [(re.compile(p), k) for p, k in _FP8_MODE_PHRASES]
+
+
 _BAD_PRECISION = {
     "int4": "Did you mean 'nf4' (4-bit NormalFloat via bitsandbytes)?",
     "fp4": "Did you mean 'nf4' (4-bit NormalFloat via bitsandbytes)?",
