@@ -313,6 +313,9 @@ class WeightFormat(Record):
         "bits per quantised weight that a dequantising kernel path writes and reads back (a 16-bit copy: 32; "
         "an eager dequantisation through 32-bit intermediates more) before a 16-bit matmul, on steps of at least dequant_min_tokens tokens; 0: none"))
     dequant_min_tokens: int = Field(default=0, ge=0, description="tokens per step from which the dequantising path runs")
+    bw_efficiency_of: FormatKey | None = Field(default=None, description=(
+        "the format whose fitted bandwidth efficiency this one's kernels stream at, instead of one fitted on "
+        "its own rows (its extra traffic is modelled as bytes: dequant_bits_per_weight); empty: its own"))
     unmeasured_like: FormatKey | None = Field(default=None, description=(
         "where no row of this format exists, the format whose fitted kernel figures (overhead per layer, "
         "bandwidth efficiency) it takes: the one whose kernels it resembles most; empty: FP16's"))

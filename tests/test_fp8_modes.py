@@ -41,12 +41,16 @@ def test_every_shipped_fp8_row_records_what_it_ran():
     fp8 = [r for r in store.shipped_rows() if r.precision == "fp8"]
     assert all(r.fp8_mode is not None for r in fp8)
     by_id = {r.id: r for r in fp8}
-    h200 = by_id["h200-syn-qwen2.5-7b-fp8-dynamic-cbf16-bs1-p128-g64"]
-    assert h200.fp8_mode == "dynamic" and "Float8DynamicActivationFloat8WeightConfig" in h200.notes
+    dyn = by_id["h200-syn-qwen2.5-7b-fp8-dynamic-cbf16-bs1-p128-g64"]
+    assert dyn.fp8_mode == "dynamic" and "Float8DynamicActivationFloat8WeightConfig" in dyn.notes
+    wo = by_id["h200-syn-qwen2.5-7b-fp8-weight_only-cbf16-bs1-p128-g64"]
+    assert wo.fp8_mode == "weight_only" and "Float8WeightOnlyConfig" in wo.notes
     seed = by_id["seed003-rtx5090-qwen2.5-7b-fp8-bs1"]
     assert seed.fp8_mode == "weight_only" and "fp8_torchao_weightonly" in seed.notes
     assert {r.fp8_mode for r in fp8 if r.framework == "vllm"} == {"dynamic"}
-    assert len(fp8) == 4 + 4 + sum(r.framework == "vllm" for r in fp8)  # H200, RTX 5090, vLLM
+    h200 = [r.fp8_mode for r in fp8 if r.gpu == "h200" and r.framework == "hf-eager"]
+    assert (h200.count("dynamic"), h200.count("weight_only")) == (8, 8)  # both schemes on one GPU
+    assert len(fp8) == 16 + 4 + sum(r.framework == "vllm" for r in fp8)  # H200, RTX 5090, vLLM
 
 
 def test_the_engine_writes_the_mode_it_ran():
@@ -108,13 +112,20 @@ def test_the_two_modes_predict_differently_on_the_same_gpu():
 
 
 def test_each_mode_fits_its_own_rows():
+    from statistics import median
+
     params = P.shipped_params()
     pts = [p for p in E.points_from_rows(store.shipped_rows(), framework="hf-eager") if p.precision.startswith("fp8")]
     assert {p.precision for p in pts} == {"fp8", "fp8_weight_only"}
+    errs: dict[str, list[float]] = {"fp8": [], "fp8_weight_only": []}
     for p in pts:
         w = P.work_for(p.gpu, p.model, p.params_b, p.precision, p.batch_size, p.prompt_tokens, p.gen_tokens)
         pr = P.predict(w, params)  # type: ignore[arg-type]
-        assert pr is not None and 0.7 < pr.j_per_1k / p.j < 1.3, p.id
+        assert pr is not None and 0.6 < pr.j_per_1k / p.j < 1.5, p.id
+        errs[p.precision].append(abs(pr.j_per_1k / p.j - 1))
+    # at the median host (the calibration's own report, with each host's launch factor, is lower); the old
+    # single FP8 format fitted these rows with a 25% median J error (42.9% throughput)
+    assert median(errs["fp8"]) < 0.15 and median(errs["fp8_weight_only"]) < 0.25
 
 
 def test_an_unmeasured_mode_borrows_the_format_it_resembles():
@@ -123,6 +134,8 @@ def test_an_unmeasured_mode_borrows_the_format_it_resembles():
     got = P.param(params, "hf-eager", "fp8", "oh_ms_per_layer")
     assert got is not None and got[1] == "int8_mixed"
     assert P.param(params, "hf-eager", "fp8_weight_only", "oh_ms_per_layer")[1] == "fp8_weight_only"  # type: ignore[index]
+    # weight-only streams at FP16's fitted efficiency: its extra cost is the dequantisation bytes
+    assert P.param(params, "hf-eager", "fp8_weight_only", "eff_bw") == P.param(params, "hf-eager", "fp16", "eff_bw")
     assert P.param(params, "hf-eager", "fp32", "eff_bw")[1] == "fp16"  # type: ignore[index]
 
 

@@ -178,11 +178,12 @@ def _model_key(row: MeasurementRow) -> tuple[str, float]:
     return (m.key, m.params_b) if m is not None else (row.model_id.lower(), row.params_b)
 
 
-def _software(r: MeasurementRow, torchao: bool = True) -> str:
+def _software(r: MeasurementRow, quant_libs: bool = True) -> str:
     parts = []
     for label, v in (("driver", r.driver_version), ("CUDA", r.cuda_version), ("torch", r.torch_version),
-                     ("transformers", r.transformers_version), ("bitsandbytes", r.bitsandbytes_version),
-                     ("torchao", r.torchao_version if torchao else None)):
+                     ("transformers", r.transformers_version),
+                     ("bitsandbytes", r.bitsandbytes_version if quant_libs else None),
+                     ("torchao", r.torchao_version if quant_libs else None)):
         if v:
             parts.append(f"{label} {v}")
     return ", ".join(parts)
@@ -192,8 +193,9 @@ def _host(r: MeasurementRow) -> str:
     """Rows measured on one machine with one software stack share its launch speed (HF eager at small
     batches waits on the host): the GPU with the published stack, or with the repository or document
     the rows come from where no stack is published."""
-    # torchao serves FP8 alone: it does not set the host's speed
-    return f"{r.gpu} | {_software(r, torchao=False) or r.source.split('@')[0].split('#')[0]}"
+    # the quantisation libraries serve their own formats alone (torchao FP8, bitsandbytes INT8/NF4):
+    # they do not set the host's speed, and a session run without one installed is the same host
+    return f"{r.gpu} | {_software(r, quant_libs=False) or r.source.split('@')[0].split('#')[0]}"
 
 
 def points_from_rows(rows: Iterable[MeasurementRow], local_ids: set[str] | frozenset[str] = frozenset(),

@@ -271,6 +271,8 @@ def param(params: Params, framework: str, fmt: str, name: str) -> tuple[float, s
     # kernels it resembles most (formats.csv unmeasured_like), else FP16's (said in the provenance)
     wf = catalog.formats().get(fmt)
     like = wf.unmeasured_like if wf is not None else None
+    if wf is not None and name == "eff_bw" and wf.bw_efficiency_of:
+        like = wf.bw_efficiency_of  # its kernels stream as that format's do (not fitted on its own rows)
     for lender in (like, "fp16") if like else ("fp16",):
         v = params.get((framework, lender, name))
         if v is not None:
