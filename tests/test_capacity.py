@@ -140,3 +140,34 @@ def test_ownership_is_read_from_the_question():
     # an answer that prices only energy says its costs are the owner's running costs, and is not grayed for it
     ans, _ = ask("compare precisions for Qwen2.5-7B on my own H200")
     assert any("Own GPUs" in x for x in ans.caveats) and not ans.not_understood
+
+
+def test_a_serving_engine_runs_at_the_concurrency_its_load_keeps_in_flight():
+    from advisor.api import ask
+
+    ans, _ = ask("We serve Llama-3.1-70B with vLLM on 4x H100, 2 million requests a month, 500 output tokens each. "
+                 "Monthly cost?")
+    cap = ans.extra["capacity"][0]
+    need = 2_000_000 * 500 / (c.hours_per_month() * 3600)
+    assert cap["tok_s_needed"] == pytest.approx(need)
+    # not one sequence (the parser's default): vLLM batches what is in flight, about need x step time
+    note = next(d for d in ans.defaults_applied if d.startswith("concurrency:"))
+    bs = int(note.split()[1])
+    assert 3 <= bs <= 20 and "Little's law" in note
+    assert not any(d.startswith("batch size: 1") for d in ans.defaults_applied)
+    # one replica of 4 GPUs carries the load at that concurrency, and no more than a month of hours
+    assert cap["gpus"] == 4 and cap["replicas"] == 1 and cap["gpu_hours"] <= 4 * c.hours_per_month()
+
+
+def test_a_light_load_is_not_ranked_at_batches_it_never_fills():
+    from advisor.protocols import optimize
+
+    light = from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a800", requests_per_month=2_000)
+    heavy = from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a800", requests_per_month=50_000_000)
+    # 2,000 requests a month keep far less than one request in flight: batch 1 only
+    assert {e.config.batch_size for e in optimize.candidates(light)} == {1}
+    # fifty million a month fill the largest batches (several replicas of them)
+    assert max(e.config.batch_size for e in optimize.candidates(heavy)) == max(c.batch_candidates(heavy.use_case))
+    # no stated load (the 1M/month basis is a default): every batch size is ranked
+    basis = from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a800")
+    assert max(e.config.batch_size for e in optimize.candidates(basis)) == max(c.batch_candidates(basis.use_case))

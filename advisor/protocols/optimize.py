@@ -37,7 +37,13 @@ def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
 def _hf_candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
     out = []
     for prec in c.ranked_precisions(q):
-        for bs in c.batch_candidates(q.use_case):
+        levels = c.batch_candidates(q.use_case)
+        # under a stated load no batch larger than the requests in flight together (common.load_level)
+        load = None if "batch_size" not in q.defaulted else c.load_level(
+            q, levels, lambda b, prec=prec: c.est(q, precision=prec, batch_size=b))
+        if load is not None:
+            levels = sorted({b for b in levels if b < load[0]} | {load[0]})
+        for bs in levels:
             e = c.est(q, precision=prec, batch_size=bs)
             if e is None or not c.fits(e):
                 continue
@@ -82,7 +88,8 @@ def unmeasured_alternative(ests: list[Estimate], chosen: Estimate) -> Estimate |
 
 def run(q: Query) -> Answer:
     m, lg, mlabel, glabel, ans = c.opening(q, "optimize", "optimize.title")
-    current = c.est(q)
+    current = sv.current(q)
+    sv.note_load_concurrency(ans.defaults_applied, q, current)
     missed: list[str] = []
     cands = candidates(q, missed)
     if missed:
@@ -111,6 +118,9 @@ def run(q: Query) -> Answer:
             code=f"ecolobster bench --model {q.model} --precision fp16 --batch-size 8 --synthetic", language="bash"))
         return ans
     best = best_of(cands)
+    load = c.load_tok_s(q, best) if "batch_size" in q.defaulted else None
+    if load is not None:  # at the recommendation's answer length, as its capacity table
+        ans.caveats.append(m("optimize.load_cap", need=c.fnum(load, 1)))
     c.judge(ans, q, current, best)
     uc = m.word("use_case", q.use_case or "")
     bc = best.config
