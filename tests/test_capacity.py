@@ -159,15 +159,19 @@ def test_a_serving_engine_runs_at_the_concurrency_its_load_keeps_in_flight():
     assert cap["gpus"] == 4 and cap["replicas"] == 1 and cap["gpu_hours"] <= 4 * c.hours_per_month()
 
 
-def test_a_light_load_is_not_ranked_at_batches_it_never_fills():
-    from advisor.protocols import optimize
+def test_a_light_load_is_told_what_concurrency_a_live_service_runs_at():
+    from advisor.api import ask
 
-    light = from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a800", requests_per_month=2_000)
-    heavy = from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a800", requests_per_month=50_000_000)
-    # 2,000 requests a month keep far less than one request in flight: batch 1 only
-    assert {e.config.batch_size for e in optimize.candidates(light)} == {1}
-    # fifty million a month fill the largest batches (several replicas of them)
-    assert max(e.config.batch_size for e in optimize.candidates(heavy)) == max(c.batch_candidates(heavy.use_case))
-    # no stated load (the 1M/month basis is a default): every batch size is ranked
-    basis = from_fields("optimize", model_id="Qwen/Qwen2.5-7B", hardware_platform="a800")
-    assert max(e.config.batch_size for e in optimize.candidates(basis)) == max(c.batch_candidates(basis.use_case))
+    ans, _ = ask("Greenest way to serve Llama-3.1-8B to 10 million requests a month on H100s with a 50 ms "
+                 "per-token target")
+    best = ans.extra["best"]
+    note = next(x for x in ans.caveats if "Little's law" in x)
+    # the ranking's concurrency is reached only from a queue; at this load about need x step time
+    # sequences are in flight, at a higher J/token, and the answer gives both figures
+    n = int(note.split("keeps about ")[1].split()[0])
+    assert 4 <= n < best["batch_size"] and f"concurrency {best['batch_size']} fills only" in note
+    live = float(note.split("about ")[2].split(" J/1k")[0].replace(",", ""))
+    assert live > best["j_per_1k_tok"] * 2
+    # no stated load (the 1M/month basis is a default): no such note
+    plain, _ = ask("Greenest way to serve Llama-3.1-8B on H100s with a 50 ms per-token target")
+    assert not any("Little's law" in x for x in plain.caveats)

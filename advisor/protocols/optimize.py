@@ -37,13 +37,7 @@ def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
 def _hf_candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
     out = []
     for prec in c.ranked_precisions(q):
-        levels = c.batch_candidates(q.use_case)
-        # under a stated load no batch larger than the requests in flight together (common.load_level)
-        load = None if "batch_size" not in q.defaulted else c.load_level(
-            q, levels, lambda b, prec=prec: c.est(q, precision=prec, batch_size=b))
-        if load is not None:
-            levels = sorted({b for b in levels if b < load[0]} | {load[0]})
-        for bs in levels:
+        for bs in c.batch_candidates(q.use_case):
             e = c.est(q, precision=prec, batch_size=bs)
             if e is None or not c.fits(e):
                 continue
@@ -118,9 +112,10 @@ def run(q: Query) -> Answer:
             code=f"ecolobster bench --model {q.model} --precision fp16 --batch-size 8 --synthetic", language="bash"))
         return ans
     best = best_of(cands)
-    load = c.load_tok_s(q, best) if "batch_size" in q.defaulted else None
-    if load is not None:  # at the recommendation's answer length, as its capacity table
-        ans.caveats.append(m("optimize.load_cap", need=c.fnum(load, 1)))
+    live = sv.at_load(q, best)
+    if live is not None:  # the ranking assumes full batches; a live service at this load fills fewer
+        ans.caveats.append(m("optimize.load_cap", need=c.fnum(c.load_tok_s(q, live) or 0, 1), bs=best.config.batch_size,
+                             n=live.config.batch_size, j=c.fnum(live.j_per_1k_tok), best_j=c.fnum(best.j_per_1k_tok)))
     c.judge(ans, q, current, best)
     uc = m.word("use_case", q.use_case or "")
     bc = best.config

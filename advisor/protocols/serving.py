@@ -85,6 +85,17 @@ def load_concurrency(q: Query, fw: str, precision: str, gpu_count: int) -> int |
     return got[0] if got else None
 
 
+def at_load(q: Query, e: Estimate) -> Estimate | None:
+    """A serving configuration at the concurrency the stated load keeps in flight, where that is
+    below its own: what a live service at this load runs (a larger one fills only from a queue)."""
+    if not is_serving(e.config.framework) or "batch_size" not in q.defaulted:
+        return None
+    top = load_concurrency(q, e.config.framework, e.config.precision, e.config.gpu_count)
+    if top is None or top >= e.config.batch_size:
+        return None
+    return estimate(q, e.config.framework, e.config.precision, top, e.config.gpu_count)
+
+
 def current(q: Query) -> Estimate | None:
     """The configuration as stated; a serving engine whose concurrency was not stated runs at the one
     its stated load keeps in flight (not at one sequence: it batches whatever is in flight)."""
@@ -121,15 +132,10 @@ def note_load_concurrency(defaults: list[str], q: Query, e: Estimate | None) -> 
 def concurrencies_for(q: Query, fw: str, precision: str | None = None, gpu_count: int | None = None) -> list[int]:
     """The concurrency the user named; else the concurrencies this configuration (model, GPU, format,
     GPU count) was measured at; else powers of two from 8 to the largest concurrency the framework
-    was measured at on this GPU (on any GPU where it has none). Under a stated load, none above the
-    concurrency that load keeps in flight on each replica (`load_concurrency`), itself a candidate."""
+    was measured at on this GPU (on any GPU where it has none)."""
     if "batch_size" not in q.defaulted:
         return [q.batch_size]
-    out = _concurrencies(q, fw, precision, gpu_count)
-    if precision is None:
-        return out
-    top = load_concurrency(q, fw, precision, gpu_count or 1)
-    return out if top is None else sorted({b for b in out if b < top} | {top})
+    return _concurrencies(q, fw, precision, gpu_count)
 
 
 def _concurrencies(q: Query, fw: str, precision: str | None, gpu_count: int | None) -> list[int]:
