@@ -92,6 +92,12 @@ class MeasurementRow(Record):
     nightly_build: bool = False
     measured_on: dt.date | None = None
     notes: str = ""
+    # A row whose printed figures a more primary file of the same session contradicts: kept for the
+    # record (nothing stored is lost), never evidence nor calibration input; the other row holds the
+    # configuration's figures and the notes say why.
+    superseded_by: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._:+-]+$",
+        description="id of the row that holds this configuration's figures instead (its notes say why)")
 
     # fine-tuning
     method: FinetuneMethod | None = None
@@ -165,6 +171,9 @@ class MeasurementRow(Record):
         if len(parallel) == 2 and self.tensor_parallel * self.data_parallel > self.gpu_count:  # type: ignore[operator]
             raise ValueError(f"tensor_parallel x data_parallel ({self.tensor_parallel} x {self.data_parallel}) "
                              f"exceeds gpu_count ({self.gpu_count})")
+        if self.superseded_by is not None and (self.superseded_by == self.id or self.superseded_by not in self.notes):
+            raise ValueError("superseded_by names another row, and the notes say why that row replaces this one "
+                             "(naming it)")
         # An inference measurement without energy is allowed (CPU runs), but must say why.
         if (self.task == "inference" and self.energy_j_per_1k_tok is None and self.kind == "measured"
                 and "energy unavailable" not in self.notes.lower()):
@@ -184,8 +193,8 @@ class MeasurementRow(Record):
 
     @property
     def is_evidence(self) -> bool:
-        """Simulated rows are kept for the record and never used as evidence."""
-        return self.kind != "simulated"
+        """Simulated and superseded rows are kept for the record and never used as evidence."""
+        return self.kind != "simulated" and self.superseded_by is None
 
 
 class GPU(Record):

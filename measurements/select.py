@@ -34,7 +34,7 @@ def framework_of(r: MeasurementRow) -> str:
 
 
 def evidence(rows: Iterable[MeasurementRow], task: str | None = None) -> list[MeasurementRow]:
-    """Rows that may serve as evidence: never simulated."""
+    """Rows that may serve as evidence: never simulated, never superseded."""
     return [r for r in rows if r.is_evidence and (task is None or r.task == task)]
 
 

@@ -161,3 +161,24 @@ def test_compare_over_every_catalog_gpu_stays_inside_physics(model, prec, bs):
             assert e.fits, label
         if not e.fits:
             assert label not in ans.extra["ranking"]
+
+
+def test_nf4_has_two_kernel_paths():
+    """bitsandbytes' 4-bit GEMV serves one token: it reads each stored byte once (its traffic is the
+    stored bytes, however slow it runs); from two tokens on, a 16-bit copy and a 16-bit matmul stream
+    at FP16's bandwidth efficiency, and the copy's bytes count."""
+    params = physics.shipped_params()
+    fp16_eff = params[("hf-eager", "fp16", "eff_bw")]
+    nf4_eff = params[("hf-eager", "nf4", "eff_bw")]
+    one = physics.work_for("rtx4090d", "yi-1.5-6b", 6.061, "nf4", 1, 512, 256)
+    eight = physics.work_for("rtx4090d", "yi-1.5-6b", 6.061, "nf4", 8, 512, 256)
+    assert physics._kernel_path(one, params, 1, nf4_eff) == (nf4_eff, True)
+    assert physics._kernel_path(eight, params, 8, nf4_eff) == (pytest.approx(fp16_eff), False)
+    gemv = physics._phase(one, one.step_bytes(one.mid_ctx), 1.0, 0.0, nf4_eff, 0.5, fused=True)
+    assert gemv.traffic == one.step_bytes(one.mid_ctx)
+    assert gemv.t_mem == pytest.approx(one.step_bytes(one.mid_ctx) / (1008e9 * nf4_eff))
+    # the copy path moves a 16-bit copy of every quantised weight, written and read: 32 bits per weight
+    assert eight.dequant_bytes(8) == pytest.approx(eight.shape.linear_read(8) * 4)
+    # a format without a dequantising path keeps one efficiency for every step
+    fp16 = physics.work_for("rtx4090d", "yi-1.5-6b", 6.061, "fp16", 8, 512, 256)
+    assert physics._kernel_path(fp16, params, 8, fp16_eff) == (fp16_eff, False)

@@ -200,14 +200,14 @@ def _host(r: MeasurementRow) -> str:
 
 def points_from_rows(rows: Iterable[MeasurementRow], local_ids: set[str] | frozenset[str] = frozenset(),
                      framework: str | None = None) -> list[Point]:
-    """Inference rows that can serve as evidence: measured (never simulated), with energy, of the
+    """Inference rows that can serve as evidence: measured (never simulated nor superseded), with energy, of the
     plain form of their precision (NF4 with double quantisation is its own variant); of one
     framework when `framework` is given (Dataset keeps each framework apart anyway). An FP8 row is
     evidence for its own implementation only (dynamic and weight-only cost very differently); one
     that records none is left out rather than guessed."""
     out = []
     for r in rows:
-        if r.kind != "measured" or r.task != "inference" or r.energy_j_per_1k_tok is None:
+        if r.kind != "measured" or not r.is_evidence or r.task != "inference" or r.energy_j_per_1k_tok is None:
             continue
         if (framework is not None and r.framework != framework) or r.double_quant:
             continue

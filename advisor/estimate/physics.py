@@ -328,11 +328,14 @@ class _Phase:
         return float(m * ((a / m) ** k + (b / m) ** k) ** (1 / k))
 
 
-def _phase(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float) -> _Phase:
+def _phase(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float,
+           fused: bool = False) -> _Phase:
+    """`fused`: a fused dequantising kernel (bitsandbytes' 4-bit GEMV) reads each stored byte once and
+    unpacks it in registers: it is slow for its arithmetic, not for extra bytes."""
     bw = w.gpu.mem_bandwidth_gbs * GB
-    # a kernel below the best streaming efficiency moves more bytes than it stores (dequantised copies,
-    # repeated reads), so its traffic, and the energy of it, grows as its efficiency falls
-    traffic = bytes_ * catalog.factor("max_bw_efficiency") / eff_bw
+    # a streaming kernel below the best efficiency moves more bytes than it stores (repeated reads,
+    # copies the model does not count), so its traffic, and the energy of it, grows as its efficiency falls
+    traffic = bytes_ if fused else bytes_ * catalog.factor("max_bw_efficiency") / eff_bw
     return _Phase(t_mem=bytes_ / (bw * eff_bw), t_comp=flops / (peak_flops(w.gpu, w.fmt) * eff_c), t_oh=oh,
                   traffic=traffic, flops=flops)
 
@@ -349,6 +352,19 @@ def _power(w: Work, ph: _Phase, t: float, v: Mapping[str, float]) -> float:
     return min(g.tdp_w, g.idle_power_w + dyn * min(1.0, v["u0"]) + mem_w + comp_w)
 
 
+def _kernel_path(w: Work, params: Params, tokens: int, eff_bw: float) -> tuple[float, bool]:
+    """The bandwidth efficiency of a step of `tokens` tokens, and whether its kernel is fused. A
+    dequantising format has two paths (formats.csv): its fused kernel on steps below
+    dequant_min_tokens, at the format's own calibrated efficiency; on longer steps a 16-bit copy of
+    the weights and a 16-bit matmul, plain streaming kernels, at FP16's efficiency."""
+    if not w.fmt.dequant_bits_per_weight:
+        return eff_bw, False
+    if not w.dequant_bytes(tokens):
+        return eff_bw, True
+    f16 = param(params, w.framework, "fp16", "eff_bw")
+    return (min(f16[0], 1.0) if f16 is not None else eff_bw), False
+
+
 def predict(w: Work, params: Params) -> Prediction | None:
     """Throughput, power and J/1k generated tokens of `w`; None when the framework is not calibrated."""
     got = {n: param(params, w.framework, w.fmt.key, n) for n in PARAM_NAMES}
@@ -358,8 +374,10 @@ def predict(w: Work, params: Params) -> Prediction | None:
     borrowed = tuple(sorted({f"{n} from {v[1]}" for n, v in got.items() if v and v[1] not in (w.fmt.key, "*")}))
     oh = vals["oh_ms_per_layer"] * 1e-3 * w.shape.layers * w.host
     eff_bw, eff_c = min(vals["eff_bw"], 1.0), min(vals["eff_compute"], 1.0)
-    dec = _phase(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, eff_bw, eff_c)
-    pre = _phase(w, w.prefill_bytes(), w.prefill_flops(), oh, eff_bw, eff_c)
+    e_dec, f_dec = _kernel_path(w, params, w.batch, eff_bw)
+    e_pre, f_pre = _kernel_path(w, params, w.batch * w.prompt, eff_bw)
+    dec = _phase(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, e_dec, eff_c, f_dec)
+    pre = _phase(w, w.prefill_bytes(), w.prefill_flops(), oh, e_pre, eff_c, f_pre)
     step, t_pre = dec.time(vals["overlap"]), pre.time(vals["overlap"])
     top = max(dec.t_mem, dec.t_comp, dec.t_oh)
     binding = "memory bandwidth" if top == dec.t_mem else "compute" if top == dec.t_comp else "framework overhead"
