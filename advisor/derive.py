@@ -74,6 +74,12 @@ def cost_line(
     )
 
 
+def load_concurrency(tokens_per_s: float, itl_s: float) -> float:
+    """Sequences in flight on a continuous-batching server that a load keeps busy (Little's law:
+    each running sequence gains one token per decode step, so tokens/s = in flight / step time)."""
+    return tokens_per_s * itl_s
+
+
 def waste_pct(value: float, best: float) -> float:
     """How much more a configuration spends than the best alternative, in percent."""
     if best <= 0:

@@ -3,6 +3,7 @@ grid of issue 7 (run on an H100 on 2026-11-23 and on an H200 on 2026-12-01).
 
     python benchmarks/engine_dataset.py inference --out DIR [--budget-s 540] [--resume FILE] [--order h200]
     python benchmarks/engine_dataset.py finetune  --out DIR [--budget-s 540] [--resume FILE]
+    python benchmarks/engine_dataset.py inference --fp8 --out DIR     # both torchao FP8 schemes only
 
 Results are JSON lines (one per configuration, written as each finishes) in DIR; the power
 traces are kept in DIR/<phase>_traces.tar.gz, refreshed after every configuration, so a run
@@ -39,6 +40,20 @@ H200_ORDER = (("qwen2.5-7b", "fp16"), ("qwen2.5-7b", "int8_pure"), ("qwen2.5-7b"
               ("qwen2.5-0.5b", "fp16"), ("qwen2.5-3b", "fp16"), ("qwen2.5-3b", "bf16"), ("qwen2.5-3b", "nf4"),
               ("qwen2.5-3b", "int8_pure"), ("qwen2.5-7b", "fp8"), ("qwen2.5-0.5b", "fp8"),
               ("qwen2.5-7b", "int8_mixed"), ("qwen2.5-3b", "int8_mixed"))
+
+
+def fp8_configs() -> list[Any]:
+    """Both torchao FP8 schemes on one GPU (2026-12-02): weight-only (the path the RTX 5090 rows of
+    seed 003 ran) for every Qwen size, first; then dynamic activation + weight for the sizes the grid
+    lacks, so the two implementations are compared on the same GPU, models and batches."""
+    from engine.inference import InferenceConfig
+
+    out = [InferenceConfig(model=m, precision="fp8", batch_size=bs, prompt_tokens=PROMPT, gen_tokens=GEN,
+                           compute_dtype="bf16", fp8_mode="weight_only") for m in QWEN for bs in (1, 8)]
+    out += [InferenceConfig(model=m, precision="fp8", batch_size=bs, prompt_tokens=PROMPT, gen_tokens=GEN,
+                            compute_dtype="bf16", fp8_mode="dynamic") for m in ("qwen2.5-1.5b", "qwen2.5-3b")
+            for bs in (1, 8)]
+    return out
 
 
 def inference_configs(only: str | None = None, order: str = "grid") -> list[Any]:
@@ -162,7 +177,7 @@ def _cold_idle(mon: Any, out: Path, phase: str, prov: Any) -> None:
 
 
 def run_inference(out: Path, budget_s: float, resume: Path | None, only: str | None = None,
-                  order: str = "grid", reruns: int | None = None) -> None:
+                  order: str = "grid", reruns: int | None = None, fp8: bool = False) -> None:
     from engine.inference import Sweep
     from engine.protocol import ProtocolSettings
 
@@ -174,7 +189,7 @@ def run_inference(out: Path, budget_s: float, resume: Path | None, only: str | N
     mon, prov = _monitor_and_provenance(settings)
     _cold_idle(mon, out, "inference", prov)
     try:
-        Sweep(inference_configs(only, order), settings, "cuda", results, traces, monitor=mon, provenance=prov,
+        Sweep(fp8_configs() if fp8 else inference_configs(only, order), settings, "cuda", results, traces, monitor=mon, provenance=prov,
               on_event=_logger("inference", traces, out / "inference_traces.tar.gz"),
               deadline=time.monotonic() + budget_s).run()
     finally:
@@ -210,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="inference: the order of the (model, precision) groups")
     ap.add_argument("--reruns", type=int, default=None, help="inference: re-runs when a CV gate fails")
     ap.add_argument("--fast", action="store_true", help="finetune: 1 warm-up + 4 measured steps, 0.5 s idle")
+    ap.add_argument("--fp8", action="store_true", help="inference: both torchao FP8 schemes (fp8_configs) only")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -221,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
               "nothing measured here")
         return 0
     if args.phase == "inference":
-        run_inference(args.out, args.budget_s, args.resume, args.only, args.order, args.reruns)
+        run_inference(args.out, args.budget_s, args.resume, args.only, args.order, args.reruns, args.fp8)
     else:
         run_finetune(args.out, args.budget_s, args.resume, args.fast)
     return 0

@@ -60,7 +60,11 @@ SESSIONS = {
                            ("finetune", "2026-12-02T09:01:54Z", "2026-12-02",
                             "benchmarks/ft_remeasure.sh (ecolobster bench --finetune, 3 warm-up and 20 measured steps, "
                             "one re-run on a failed gate: micro-batch 1, 2 and 4 at 512 tokens and micro-batch 1 at "
-                            "2,048 tokens, checkpointing on and off)"))),
+                            "2,048 tokens, checkpointing on and off)"),
+                           ("inference", "2026-12-02T18:43:00Z", "2026-12-02",
+                            "benchmarks/gpu_session.sh fp8 (benchmarks/engine_dataset.py inference --fp8: torchao FP8 "
+                            "weight-only for the four Qwen2.5 sizes and dynamic activation + weight for 1.5B and 3B, "
+                            "batch 1 and 8, no re-runs)"))),
 }
 SOURCE = ("ecolobster engine on {described}, device sessions of {dates}; "
           "{command}; raw results and traces: measurements/data/{key}_raw.tar.gz")

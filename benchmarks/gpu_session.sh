@@ -12,6 +12,7 @@
 #   bash benchmarks/gpu_session.sh gpu-tests quant-build               # new paths' gpu tests; NF4/INT8 build time
 #   bash benchmarks/gpu_session.sh serve                                # hf-continuous-batching, c 1 8 64 256
 #   bash benchmarks/gpu_session.sh static fp8-static                   # hf-static-cache vs eager (ABAB), FP8 + graphs
+#   bash benchmarks/gpu_session.sh fp8                                 # torchao FP8 weight-only and dynamic
 #   bash benchmarks/gpu_session.sh tp                                  # on nvidia-h200-x4: 32B/72B at TP 1, 2, 4
 #
 # WHEELS is the carried wheel folder (default .whl, from ../shared/tools/device-wheels.sh). The MCP
@@ -32,6 +33,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.s
 for step in "$@"; do
   echo "[$SECONDS s] $step" | tee -a "$OUT/session.log"
   case $step in
+    fp8)  # 2026-12-02: both torchao FP8 schemes (weight-only and dynamic) on this GPU
+      budget=$((LIMIT_S - MARGIN_S - SECONDS))
+      python3 benchmarks/engine_dataset.py inference --fp8 --out "$OUT" --reruns 0 --budget-s "$budget" \
+        >"$OUT/fp8.log" 2>&1
+      echo "fp8 exit $? (budget $budget s)" | tee -a "$OUT/session.log" ;;
     gpu-tests)
       timeout 300 python3 -m pytest -q -p no:cacheprovider -rA -m gpu tests/test_gpu_engine.py \
         >"$OUT/pytest_gpu.log" 2>&1
@@ -117,7 +123,7 @@ PY
         echo "tp $1 x$2 exit $?" | tee -a "$OUT/session.log"
         cp ".gpu/tp-$1-tp$2.jsonl" "$OUT/" 2>/dev/null
       done ;;
-    *) echo "unknown step $step (accepted: gpu-tests, mcp-test, accuracy, inference, quant-build, serve, static, fp8-static, finetune, tp)"; exit 2 ;;
+    *) echo "unknown step $step (accepted: fp8, gpu-tests, mcp-test, accuracy, inference, quant-build, serve, static, fp8-static, finetune, tp)"; exit 2 ;;
   esac
 done
 echo "[$SECONDS s] done" | tee -a "$OUT/session.log"

@@ -115,7 +115,9 @@ def _row(res: Result, source: str, id_prefix: str | None, trace_prefix: str, not
         id=row_id_for(res, id_prefix), source=source, kind="measured",
         gpu=gpu_key(res), gpu_count=max(1, res.provenance.gpu_count if res.provenance else 1),
         model_id=res.model_id or c.model, params_b=params_b(res), weights=res.weights or "real",
-        precision=c.precision, power_w=res.power_w, idle_power_w=res.idle_power_w,
+        precision=c.precision,
+        # which FP8 implementation ran: the two cost very differently (measurements.vocab.Fp8Mode)
+        fp8_mode=getattr(c, "fp8_mode", None) if c.precision == "fp8" else None, power_w=res.power_w, idle_power_w=res.idle_power_w,
         energy_method=res.energy_method, gpu_mem_gb=res.peak_mem_alloc_gb, peak_mem_alloc_gb=res.peak_mem_alloc_gb,
         peak_mem_reserved_gb=res.peak_mem_reserved_gb, peak_mem_nvml_gb=res.peak_mem_nvml_gb,
         trace_file=(trace_prefix + res.trace_file) if res.trace_file else None, notes=_finish(notes, res))

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from measurements.vocab import PRECISIONS as PRECISIONS  # the one vocabulary (measurements/vocab.py)
+from measurements.vocab import FormatKey as FormatKey
+from measurements.vocab import Fp8Mode as Fp8Mode
 from measurements.vocab import Precision as Precision
 
 Kind = Literal["measured", "simulated", "derived"]
@@ -42,6 +44,9 @@ class Record(BaseModel):
 # Where a figure or an entry comes from: never empty (principle 1, every number has a source).
 Source = Annotated[str, Field(min_length=3)]
 
+# torchao's FP8 configs and the FP8 implementation each runs (measurements.vocab.Fp8Mode)
+FP8_CONFIGS = {"Float8WeightOnlyConfig": "weight_only", "Float8DynamicActivationFloat8WeightConfig": "dynamic"}
+
 
 class MeasurementRow(Record):
     """One measured (or simulated, or derived) configuration."""
@@ -56,6 +61,9 @@ class MeasurementRow(Record):
     params_b: float = Field(gt=0, description="total parameters, billions")
     weights: Weights = "real"
     precision: Precision
+    fp8_mode: Fp8Mode | None = Field(default=None, description=(
+        "fp8 rows: which FP8 implementation ran ('dynamic': FP8 activations and weights, FP8 matmuls; "
+        "'weight_only': FP8 weights dequantised to 16 bits for 16-bit matmuls); None: not recorded"))
     batch_size: int = Field(ge=1)
     prompt_tokens: int | None = Field(default=None, ge=1)
     gen_tokens: int | None = Field(default=None, ge=1)
@@ -84,6 +92,12 @@ class MeasurementRow(Record):
     nightly_build: bool = False
     measured_on: dt.date | None = None
     notes: str = ""
+    # A row whose printed figures a more primary file of the same session contradicts: kept for the
+    # record (nothing stored is lost), never evidence nor calibration input; the other row holds the
+    # configuration's figures and the notes say why.
+    superseded_by: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._:+-]+$",
+        description="id of the row that holds this configuration's figures instead (its notes say why)")
 
     # fine-tuning
     method: FinetuneMethod | None = None
@@ -146,6 +160,9 @@ class MeasurementRow(Record):
 
     @model_validator(mode="after")
     def _task_fields(self) -> MeasurementRow:
+        if self.fp8_mode is not None and self.precision != "fp8":
+            raise ValueError(f"fp8_mode '{self.fp8_mode}' is for fp8 rows only (this row is {self.precision}): "
+                             "leave it empty")
         if self.task == "finetune" and self.method is None:
             raise ValueError("fine-tuning rows need 'method' (full, lora or qlora)")
         if self.perplexity is not None and not self.perplexity_dataset:
@@ -154,6 +171,9 @@ class MeasurementRow(Record):
         if len(parallel) == 2 and self.tensor_parallel * self.data_parallel > self.gpu_count:  # type: ignore[operator]
             raise ValueError(f"tensor_parallel x data_parallel ({self.tensor_parallel} x {self.data_parallel}) "
                              f"exceeds gpu_count ({self.gpu_count})")
+        if self.superseded_by is not None and (self.superseded_by == self.id or self.superseded_by not in self.notes):
+            raise ValueError("superseded_by names another row, and the notes say why that row replaces this one "
+                             "(naming it)")
         # An inference measurement without energy is allowed (CPU runs), but must say why.
         if (self.task == "inference" and self.energy_j_per_1k_tok is None and self.kind == "measured"
                 and "energy unavailable" not in self.notes.lower()):
@@ -161,9 +181,20 @@ class MeasurementRow(Record):
         return self
 
     @property
+    def fp8_implementation(self) -> str | None:
+        """An fp8 row's implementation: its fp8_mode, else the torchao config its notes name (the engine
+        wrote "fp8 via torchao <version> <config>" before the column existed); None if neither or not fp8."""
+        if self.precision != "fp8":
+            return None
+        if self.fp8_mode is not None:
+            return self.fp8_mode
+        named = {m for cfg, m in FP8_CONFIGS.items() if cfg in self.notes}
+        return named.pop() if len(named) == 1 else None
+
+    @property
     def is_evidence(self) -> bool:
-        """Simulated rows are kept for the record and never used as evidence."""
-        return self.kind != "simulated"
+        """Simulated and superseded rows are kept for the record and never used as evidence."""
+        return self.kind != "simulated" and self.superseded_by is None
 
 
 class GPU(Record):
@@ -280,17 +311,23 @@ class GPUPurchasePrice(Record):
 class WeightFormat(Record):
     """How a precision stores the weights and the KV cache, and which tensor rate its matmuls run at."""
 
-    key: Precision
+    key: FormatKey
     weight_bits: float = Field(gt=0, le=32, description="bits per stored weight of the quantised layers")
     state_bits_per_weight: float = Field(ge=0, le=8, description="quantisation state (scales, absmax) per weight")
     quantised: Literal["all", "linear"] = Field(description="'linear': embeddings and the LM head stay 16-bit")
     kv_bits: float = Field(gt=0, le=32)
     compute_rate: Literal["fp16_tflops", "bf16_tflops", "int8_tops", "fp8_tflops"]
     compute_rate_ratio: float = Field(gt=0, le=1)
-    dequant_bits_per_weight: float = Field(default=0, ge=0, le=64, description=(
-        "bits per quantised weight that a dequantising kernel path writes and reads back (a 16-bit copy: 32) "
-        "before a 16-bit matmul, on steps of at least dequant_min_tokens tokens; 0: none"))
+    dequant_bits_per_weight: float = Field(default=0, ge=0, le=256, description=(
+        "bits per quantised weight that a dequantising kernel path writes and reads back (a 16-bit copy: 32; "
+        "an eager dequantisation through 32-bit intermediates more) before a 16-bit matmul, on steps of at least dequant_min_tokens tokens; 0: none"))
     dequant_min_tokens: int = Field(default=0, ge=0, description="tokens per step from which the dequantising path runs")
+    bw_efficiency_of: FormatKey | None = Field(default=None, description=(
+        "the format whose fitted bandwidth efficiency this one's kernels stream at, instead of one fitted on "
+        "its own rows (its extra traffic is modelled as bytes: dequant_bits_per_weight); empty: its own"))
+    unmeasured_like: FormatKey | None = Field(default=None, description=(
+        "where no row of this format exists, the format whose fitted kernel figures (overhead per layer, "
+        "bandwidth efficiency) it takes: the one whose kernels it resembles most; empty: FP16's"))
     source: Source
     notes: str = ""
 

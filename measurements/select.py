@@ -34,7 +34,7 @@ def framework_of(r: MeasurementRow) -> str:
 
 
 def evidence(rows: Iterable[MeasurementRow], task: str | None = None) -> list[MeasurementRow]:
-    """Rows that may serve as evidence: never simulated."""
+    """Rows that may serve as evidence: never simulated, never superseded."""
     return [r for r in rows if r.is_evidence and (task is None or r.task == task)]
 
 
@@ -373,7 +373,11 @@ def nf4_penalty(rows: Iterable[MeasurementRow], gpu: str | None = None, params_b
     return penalty(rows, "nf4", SIXTEEN_BIT, gpu=gpu, params_b=params_b, max_params=max_params)
 
 
-def fp8_penalty(rows: Iterable[MeasurementRow], gpu: str | None = None, params_b: float | None = None) -> Penalty | None:
+def fp8_penalty(rows: Iterable[MeasurementRow], gpu: str | None = None, params_b: float | None = None,
+                mode: str | None = None) -> Penalty | None:
+    """FP8 against 16-bit; of one FP8 implementation when `mode` is given (the two cost very differently)."""
+    if mode is not None:
+        rows = [r for r in rows if r.precision != "fp8" or r.fp8_implementation == mode]
     return penalty(rows, "fp8", SIXTEEN_BIT, gpu=gpu, params_b=params_b)
 
 

@@ -102,10 +102,11 @@ def test_impact_rows_exist_and_gpu_narrows_them():
     assert {i.split("-")[1] for i in a800.impact.row_ids} == {"a800"}
     assert a800.severity == "red"  # +122% or more vs FP16 on the A800
     ada = audit(code, gpu="rtx4090d").findings[0]
-    # +53% / +60% vs FP16 on the RTX 4090D: as board energy (the seed's figures there are net of idle)
-    # pure INT8 costs more than FP16 too, so FP16 is the best alternative
+    # +40% to +60% vs FP16 on the RTX 4090D: as board energy (the seed's figures there are net of idle)
+    # pure INT8 costs more than FP16 too, so FP16 is the best alternative; the lowest pair is Qwen2.5-7B,
+    # whose FP16 row is the session memo's (the seed's printed throughput is superseded)
     assert ada.severity == "orange"
-    assert ada.impact.low_pct == pytest.approx((9555 / 6260 - 1) * 100, abs=0.1)
+    assert ada.impact.low_pct == pytest.approx((7944 / 5671 - 1) * 100, abs=0.1)
 
 
 def test_gpu_without_rows_falls_back_and_says_so():

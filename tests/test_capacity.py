@@ -140,3 +140,38 @@ def test_ownership_is_read_from_the_question():
     # an answer that prices only energy says its costs are the owner's running costs, and is not grayed for it
     ans, _ = ask("compare precisions for Qwen2.5-7B on my own H200")
     assert any("Own GPUs" in x for x in ans.caveats) and not ans.not_understood
+
+
+def test_a_serving_engine_runs_at_the_concurrency_its_load_keeps_in_flight():
+    from advisor.api import ask
+
+    ans, _ = ask("We serve Llama-3.1-70B with vLLM on 4x H100, 2 million requests a month, 500 output tokens each. "
+                 "Monthly cost?")
+    cap = ans.extra["capacity"][0]
+    need = 2_000_000 * 500 / (c.hours_per_month() * 3600)
+    assert cap["tok_s_needed"] == pytest.approx(need)
+    # not one sequence (the parser's default): vLLM batches what is in flight, about need x step time
+    note = next(d for d in ans.defaults_applied if d.startswith("concurrency:"))
+    bs = int(note.split()[1])
+    assert 3 <= bs <= 20 and "Little's law" in note
+    assert not any(d.startswith("batch size: 1") for d in ans.defaults_applied)
+    # one replica of 4 GPUs carries the load at that concurrency, and no more than a month of hours
+    assert cap["gpus"] == 4 and cap["replicas"] == 1 and cap["gpu_hours"] <= 4 * c.hours_per_month()
+
+
+def test_a_light_load_is_told_what_concurrency_a_live_service_runs_at():
+    from advisor.api import ask
+
+    ans, _ = ask("Greenest way to serve Llama-3.1-8B to 10 million requests a month on H100s with a 50 ms "
+                 "per-token target")
+    best = ans.extra["best"]
+    note = next(x for x in ans.caveats if "Little's law" in x)
+    # the ranking's concurrency is reached only from a queue; at this load about need x step time
+    # sequences are in flight, at a higher J/token, and the answer gives both figures
+    n = int(note.split("keeps about ")[1].split()[0])
+    assert 4 <= n < best["batch_size"] and f"concurrency {best['batch_size']} fills only" in note
+    live = float(note.split("about ")[2].split(" J/1k")[0].replace(",", ""))
+    assert live > best["j_per_1k_tok"] * 2
+    # no stated load (the 1M/month basis is a default): no such note
+    plain, _ = ask("Greenest way to serve Llama-3.1-8B on H100s with a 50 ms per-token target")
+    assert not any("Little's law" in x for x in plain.caveats)

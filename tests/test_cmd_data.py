@@ -47,8 +47,10 @@ def test_export_csv_has_the_schema_header_and_filters_apply(capsys):
     reader = csv.DictReader(io.StringIO(out))
     assert reader.fieldnames == list(MeasurementRow.model_fields)
     got = list(reader)
-    # seed 003's four RTX 4090 D NF4 rows plus the seed author's 2026-03-06 ones (five)
-    assert len([r for r in got if r["id"].startswith("seed003-")]) == 4 and len(got) == 9
+    # seed 003's four RTX 4090 D NF4 rows (superseded, still exported), the memo's four that replace
+    # them and the seed author's 2026-03-06 ones (five)
+    assert len([r for r in got if r["id"].startswith("seed003-")]) == 4 and len(got) == 13
+    assert sum(bool(r["superseded_by"]) for r in got) == 4
     assert {r["gpu"] for r in got} == {"rtx4090d"} and {r["precision"] for r in got} == {"nf4"}
 
 

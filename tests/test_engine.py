@@ -267,7 +267,7 @@ def test_shipped_gpu_csvs_are_what_their_raw_archives_convert_to(capsys):
     rows = _benchmark("engine_rows")
     assert rows.main([]) == 0
     out = capsys.readouterr().out
-    assert "h100_inference.csv: 27 rows, matches" in out and "h200_inference.csv: 54 rows, matches" in out
+    assert "h100_inference.csv: 27 rows, matches" in out and "h200_inference.csv: 66 rows, matches" in out
     assert "h200_finetune.csv: 68 rows, matches" in out
     assert "DIFFERS" not in out
 
@@ -287,6 +287,24 @@ def test_each_h200_finetune_row_names_the_session_and_command_that_measured_it()
     assert {r.batch_size for r in late} == {2, 4} and {r.seq_len for r in late} == {512, 2048}
     assert {r.grad_checkpointing for r in late} == {True, False}
     assert all(r.seq_len == 512 and not r.grad_checkpointing for r in early)
+
+
+def test_the_h200_fp8_rows_hold_both_torchao_schemes_and_name_their_session():
+    """The 2026-12-02 FP8 session (gpu_session.sh fp8) measured weight-only for the four Qwen2.5
+    sizes and dynamic for 1.5B and 3B; with the first session's dynamic 0.5B and 7B rows, both
+    schemes cover every size at batch 1 and 8 on one GPU."""
+    from measurements.store import load_rows
+
+    rows = [r for r in load_rows(include_local=False) if r.gpu == "h200" and r.precision == "fp8"]
+    wo = [r for r in rows if "Float8WeightOnlyConfig" in r.notes]
+    dyn = [r for r in rows if "Float8DynamicActivationFloat8WeightConfig" in r.notes]
+    assert (len(wo), len(dyn), len(rows)) == (8, 8, 16)
+    assert all("gpu_session.sh fp8" in r.source for r in wo)
+    assert {(r.model_id, r.batch_size) for r in wo} == {(r.model_id, r.batch_size) for r in dyn}
+    # weight-only dequantises every weight to bf16 each step: the GPU works (far above the ~125 W
+    # idle), while the dynamic path's per-step activation quantisation leaves it waiting on the host
+    seven = {("wo" if r in wo else "dyn"): r for r in rows if r.model_id == "Qwen/Qwen2.5-7B" and r.batch_size == 1}
+    assert seven["wo"].power_w > 2 * seven["dyn"].power_w
 
 
 def test_h200_session_order_runs_the_missing_groups_first_and_keeps_every_configuration():
@@ -587,7 +605,7 @@ def test_rebuilding_a_gpu_archive_from_new_results_keeps_what_it_held(tmp_path, 
     first_csv = (tmp_path / "h200_inference.csv").read_text()
     assert rows_mod.main(["--gpu", "h200", str(session("second", inference[30:], 77.0))]) == 0
     merged = (tmp_path / "h200_inference.csv").read_text()
-    assert merged.count("\nh200-syn-") == 54  # 30 kept + 24 new, nothing lost
+    assert merged.count("\nh200-syn-") == 66  # 30 kept + 36 new, nothing lost
     kept = [line for line in first_csv.splitlines()[1:]]
     assert all(line in merged for line in kept)  # the first session's rows are unchanged, notes included
     assert "read 77.0 W before anything ran" in merged and "read 80.0 W before anything ran" in merged

@@ -150,7 +150,8 @@ def test_why_four_bit_is_sometimes_worse(i):
     deltas = {(r[0], r[1], r[3]): r[6] for r in t["rows"]}
     assert deltas[("RTX 5090", "Qwen/Qwen2.5-0.5B", 1)] == "+55.1%"
     assert deltas[("RTX 5090", "Qwen/Qwen2-1.5B", 1)] == "+29.5%"
-    assert deltas[("RTX 4090 D", "mistralai/Mistral-7B-Instruct-v0.2", 1)] == "-32.4%"  # board energy, 4,233 vs 6,260
+    # board energy, 4,691.4 (the memo's row; seed 003's superseded 4,233) vs 6,260
+    assert deltas[("RTX 4090 D", "mistralai/Mistral-7B-Instruct-v0.2", 1)] == "-25.1%"
     assert 2 < a["extra"]["crossover_params_b"] < 8
     rec = a["recommendations"][0]
     assert ("dequantization", "反量化")[i] in rec["title"] and ("expands them to FP16", "还原成 FP16")[i] in rec["detail"]

@@ -43,6 +43,20 @@ def test_try_it_now_prompts_are_understood(text, protocol, model, gpu, precision
     assert q.lang == ("zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en")
 
 
+@pytest.mark.parametrize(
+    ("text", "protocol"),
+    [
+        ("I run Qwen2.5-7B with load_in_8bit on an RTX 4090 D. Is this wasteful?", "diagnose"),
+        ("Is my Mistral-7B on an H100 in FP16 at batch 1 inefficient?", "diagnose"),
+        ("我在RTX 4090 D上用load_in_8bit跑Qwen2.5-7B，这样浪费吗？", "diagnose"),
+        # the least wasteful setup is a recommendation, not a diagnosis of the stated one
+        ("What is the least wasteful setup for Qwen2.5-7B on an A800?", "optimize"),
+    ],
+)
+def test_is_my_setup_wasteful_is_a_diagnosis(text, protocol):
+    assert parse(text).protocol == protocol
+
+
 def test_explain_questions_compare_across_model_sizes():
     for text in ("Lobster, tell me why 4-bit quantization is sometimes WORSE for energy.", "为什么4位量化有时候反而更费电？"):
         q = parse(text)

@@ -226,6 +226,9 @@ def reference_row(row: MeasurementRow, ref: str, rows: list[MeasurementRow]) -> 
         if all(getattr(r, f) == getattr(row, f) for f in same)
         and all(getattr(r, f) == v for f, v in want.items())
     ]
+    if len(hits) > 1:
+        # a superseded row is no reference where the row replacing it is there
+        hits = [r for r in hits if r.is_evidence]
     if len(hits) != 1:
         raise AssertionError(
             f"{len(hits)} reference rows for '{ref}' of {row.id}: "
@@ -366,8 +369,8 @@ def check_table(t: Table, known: Known) -> list[str]:
         row = known.rows.get(cell["row"]) if has_row else None
         if has_row and row is None:
             problems.append(f"{where}: unknown row id '{cell['row']}' (see `ecolobster data list`)")
-        if row is not None and not row.is_evidence and "simulat" not in t.raw[line].lower():
-            problems.append(f"{where}: row '{row.id}' is simulated; its line must say so")
+        if row is not None and not row.is_evidence and _why_not_evidence(row) not in t.raw[line].lower():
+            problems.append(f"{where}: row '{row.id}' is {_why_not_evidence(row)}ed; its line must say so")
         g = known.gpus.get(cell["gpu"]) if has_gpu else None
         if has_gpu and g is None:
             problems.append(f"{where}: '{cell['gpu']}' is not a GPU catalog key ({', '.join(known.gpus)})")
@@ -399,6 +402,11 @@ def check_table(t: Table, known: Known) -> list[str]:
     return problems
 
 
+def _why_not_evidence(row: MeasurementRow) -> str:
+    """The word stem a citation of a non-evidence row must carry: 'simulat' or 'supersed'."""
+    return "supersed" if row.superseded_by else "simulat"
+
+
 def check_prose(p: Prose, known: Known) -> list[str]:
     """A paragraph, list item, heading or line of an unkeyed table."""
     problems: list[str] = []
@@ -411,8 +419,9 @@ def check_prose(p: Prose, known: Known) -> list[str]:
         elif kind == "row":
             row = known.rows[key]
             cited_rows.append(row)
-            if not row.is_evidence and "simulat" not in p.text.lower():
-                problems.append(f"{where}: cites the simulated row {key} without saying it is simulated")
+            if not row.is_evidence and _why_not_evidence(row) not in p.text.lower():
+                problems.append(f"{where}: cites the {_why_not_evidence(row)}ed row {key} without saying it is "
+                                f"{_why_not_evidence(row)}ed")
     bare = CITATION.sub("", p.text)
     figures = FIGURE.findall(bare)
     if figures and not citations:

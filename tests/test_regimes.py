@@ -12,6 +12,17 @@ import pytest
 from engine.protocol import ProtocolSettings, RunMeasurement, run_interleaved
 
 TINY = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "vocab": 512}
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the window tests: on a loaded 2-core machine torch's spinning
+    threads stretch a 2-layer call past the 0.3 s window, which would hide what is tested."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 OV = [x for k, v in TINY.items() for x in ("--arch-override", f"{k}={v}")]
 
 
@@ -76,7 +87,7 @@ def test_dynamic_and_static_cache_measured_interleaved_on_one_model(capsys, tmp_
     assert ta[0] < tb[0] < ta[1] < tb[1] < ta[2] < tb[2]  # A B A B A B on the shared clock
 
 
-def test_short_calls_are_repeated_to_fill_the_minimum_window(tmp_path):
+def test_short_calls_are_repeated_to_fill_the_minimum_window(tmp_path, one_thread):
     from engine.inference import InferenceConfig, Sweep
     from engine.rows import inference_row
 
@@ -99,7 +110,7 @@ def test_short_calls_are_repeated_to_fill_the_minimum_window(tmp_path):
 
 
 
-def test_a_slow_first_measured_call_does_not_leave_later_windows_short(tmp_path, monkeypatch):
+def test_a_slow_first_measured_call_does_not_leave_later_windows_short(tmp_path, monkeypatch, one_thread):
     """A first measured call still slowed (by compilation or graph capture on a GPU) must not fix a
     count of calls that leaves the later, faster windows under the minimum: the calibration goes on
     until that many calls at the last call's pace would fill it."""

@@ -70,7 +70,7 @@ def test_report_from_the_h200_archive_opens_in_chromium_with_every_figure(h200_r
     # one trace per configuration + energy/throughput per phase (inference, fine-tuning) + one batch
     # curve per inference model + the CV gates
     expected = traces + 2 + len(models) + 1
-    assert (traces, len(models)) == (97, 4)  # 54 inference and 43 fine-tuning configurations
+    assert (traces, len(models)) == (109, 4)  # 66 inference and 43 fine-tuning configurations
     dom = assert_opens(h200_report, expected, tmp_path / "h200.png")
     assert "Provenance" in dom and "580.159.04" in dom and "NVIDIA H200" in dom  # driver and GPU
     page = h200_report.read_text()

@@ -181,7 +181,9 @@ def test_seed003_provenance_columns(seed003, key):
     n, prompt, gen, torch_v, tf_v, bnb_v, cuda_v, driver_v, nightly = STUDY_ENV[_study(key)]
     assert (row.kind, row.task, row.weights, row.gpu_count, row.energy_method) == (
         "measured", "inference", "real", 1, "reported")
-    assert row.is_evidence
+    # evidence, except the six RTX 4090 D rows the session's memo contradicts (kept, superseded)
+    assert row.is_evidence is (row.superseded_by is None)
+    assert row.superseded_by is None or row.superseded_by.startswith("eco-rtx4090d-")
     assert (row.n_runs, row.prompt_tokens, row.gen_tokens) == (n, prompt, gen)
     assert (row.torch_version, row.transformers_version, row.bitsandbytes_version) == (torch_v, tf_v, bnb_v)
     assert (row.cuda_version, row.driver_version, row.nightly_build) == (cuda_v, driver_v, nightly)

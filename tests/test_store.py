@@ -43,6 +43,27 @@ def test_row_accepts_valid_and_rejects_bad_values():
     assert _row(kind="simulated").is_evidence is False
 
 
+def test_a_superseded_row_is_kept_but_never_evidence():
+    old = _row(superseded_by="t-2", notes="superseded by t-2: its session's memo contradicts this throughput")
+    assert old.is_evidence is False and old.kind == "measured"
+    with pytest.raises(ValidationError, match="superseded_by"):
+        _row(superseded_by="t-1", notes="superseded by t-1")  # itself
+    with pytest.raises(ValidationError, match="superseded_by"):
+        _row(superseded_by="t-2", notes="contradicted")  # the notes must name the row and say why
+    with pytest.raises(ValidationError, match="superseded_by"):
+        _row(superseded_by="t 2", notes="superseded by t 2")  # not an id
+
+
+def test_every_superseded_shipped_row_names_a_shipped_evidence_row_of_its_configuration():
+    rows = {r.id: r for r in load_rows(include_local=False)}
+    superseded = [r for r in rows.values() if r.superseded_by]
+    assert len(superseded) == 6
+    for r in superseded:
+        new = rows[r.superseded_by]  # type: ignore[index]
+        assert new.is_evidence and (new.gpu, new.model_id, new.precision, new.batch_size) == (
+            r.gpu, r.model_id, r.precision, r.batch_size)
+
+
 def _csv(tmp_path: Path, body: str) -> Path:
     p = tmp_path / "bad.csv"
     p.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")

@@ -440,10 +440,12 @@ def _sizes_in(text: str) -> list[tuple[float, str]]:
 
 
 def _beside(ctx: Context) -> list[tuple[float, str, str]]:
-    """Models named in the READMEs, configs and launch scripts in the script's own folder."""
+    """Models named in the READMEs, configs and launch scripts in the script's own folder. Only for a
+    script read from disk: a pasted snippet's name is a label, and the working directory's README is
+    not its neighbour."""
     path = getattr(ctx.source, "path", "")
     folder = os.path.dirname(path)
-    if not path or path.startswith("<") or not os.path.isdir(folder or "."):
+    if not path or path.startswith("<") or not os.path.isfile(path):
         return []
     memo = ctx.run.memo.setdefault("models_beside", {})
     if folder in memo:

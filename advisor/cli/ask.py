@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--model", help="model: catalog name, hub id or '<name>-7B'")
         sp.add_argument("--gpu", help="GPU (e.g. rtx4090d, a800, h100)")
         sp.add_argument("--precision", help="fp16, bf16, fp32, fp8, nf4, int8_mixed, int8_pure")
+        sp.add_argument("--fp8-mode", choices=("dynamic", "weight_only"), default=None,
+                        help="with --precision fp8: dynamic (FP8 matmuls) or weight_only (default: the one measured "
+                             "on the GPU, else dynamic where it has FP8 tensor cores)")
         sp.add_argument("--batch-size", type=str, help="1-4096 (above 64 the figures are extrapolated)")
         _serving_flags(sp)
         sp.add_argument("--prompt-tokens", type=str, help="input length in tokens")
@@ -141,7 +144,8 @@ def _structured(args: argparse.Namespace) -> int:
     from advisor.messages import t
 
     fields = {
-        "model": args.model, "gpu": args.gpu, "precision": args.precision, "batch_size": args.batch_size,
+        "model": args.model, "gpu": args.gpu, "precision": args.precision, "fp8_mode": args.fp8_mode,
+        "batch_size": args.batch_size,
         "prompt_tokens": args.prompt_tokens, "gen_tokens": args.gen_tokens, "gpu_count": args.gpu_count,
         "framework": args.framework, "latency_target_ms": args.latency_target_ms,
         "latency_percentile": args.latency_percentile,

@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.answer import Confidence, Provenance, Tier
 from advisor.estimate import physics
-from measurements.schema import MeasurementRow
+from measurements.schema import Fp8Mode, MeasurementRow
+from measurements.vocab import format_key, fp8_mode_of
 
 if TYPE_CHECKING:
     from measurements.schema import ModelArch
@@ -57,6 +58,8 @@ class Config(BaseModel):
     model: str | None = Field(default=None, description="catalog key, or a free name when unknown")
     params_b: float = Field(gt=0)
     precision: str
+    fp8_mode: Fp8Mode | None = Field(default=None, description=(
+        "fp8: which implementation ('dynamic' or 'weight_only'); None: the GPU's default (physics.default_fp8_mode)"))
     batch_size: int = Field(default=1, ge=1)
     prompt_tokens: int | None = None
     gen_tokens: int | None = None
@@ -66,10 +69,24 @@ class Config(BaseModel):
     workload: str | None = Field(default=None, description="serving task (chat, reasoning, code-completion); "
                                                            "None: the model's measured task, else chat")
 
+    @property
+    def fp8(self) -> str | None:
+        """The FP8 implementation this configuration runs (stated, else the GPU's default); None unless fp8."""
+        if self.precision != "fp8":
+            return None
+        return self.fp8_mode or fp8_default(self.gpu)[0]
+
+    @property
+    def fmt_key(self) -> str:
+        """The performance model's format (formats.csv): the precision, FP8 in its implementation."""
+        return format_key(self.precision, self.fp8)
+
     def label(self) -> str:
         gpus = f"{self.gpu_count}x {self.gpu}" if self.gpu_count > 1 else self.gpu
         fw = "" if self.framework == physics.DEFAULT_FRAMEWORK else f" / {self.framework}"
-        return f"{gpus} / {self.model or f'{self.params_b:g}B'} / {self.precision} / bs{self.batch_size}{fw}"
+        prec = f"fp8 {self.fp8.replace('_', '-')}" if self.fp8 and self.framework == physics.DEFAULT_FRAMEWORK \
+            else self.precision
+        return f"{gpus} / {self.model or f'{self.params_b:g}B'} / {prec} / bs{self.batch_size}{fw}"
 
 
 class Estimate(BaseModel):
@@ -134,7 +151,7 @@ class Point:
     gpu: str
     model: str
     params_b: float
-    precision: str
+    precision: str  # the formats.csv key: the row's precision, FP8 in its implementation (fp8 / fp8_weight_only)
     batch_size: int
     j: float
     tput: float | None
@@ -161,11 +178,12 @@ def _model_key(row: MeasurementRow) -> tuple[str, float]:
     return (m.key, m.params_b) if m is not None else (row.model_id.lower(), row.params_b)
 
 
-def _software(r: MeasurementRow, torchao: bool = True) -> str:
+def _software(r: MeasurementRow, quant_libs: bool = True) -> str:
     parts = []
     for label, v in (("driver", r.driver_version), ("CUDA", r.cuda_version), ("torch", r.torch_version),
-                     ("transformers", r.transformers_version), ("bitsandbytes", r.bitsandbytes_version),
-                     ("torchao", r.torchao_version if torchao else None)):
+                     ("transformers", r.transformers_version),
+                     ("bitsandbytes", r.bitsandbytes_version if quant_libs else None),
+                     ("torchao", r.torchao_version if quant_libs else None)):
         if v:
             parts.append(f"{label} {v}")
     return ", ".join(parts)
@@ -175,24 +193,30 @@ def _host(r: MeasurementRow) -> str:
     """Rows measured on one machine with one software stack share its launch speed (HF eager at small
     batches waits on the host): the GPU with the published stack, or with the repository or document
     the rows come from where no stack is published."""
-    # torchao serves FP8 alone: it does not set the host's speed
-    return f"{r.gpu} | {_software(r, torchao=False) or r.source.split('@')[0].split('#')[0]}"
+    # the quantisation libraries serve their own formats alone (torchao FP8, bitsandbytes INT8/NF4):
+    # they do not set the host's speed, and a session run without one installed is the same host
+    return f"{r.gpu} | {_software(r, quant_libs=False) or r.source.split('@')[0].split('#')[0]}"
 
 
 def points_from_rows(rows: Iterable[MeasurementRow], local_ids: set[str] | frozenset[str] = frozenset(),
                      framework: str | None = None) -> list[Point]:
-    """Inference rows that can serve as evidence: measured (never simulated), with energy, of the
+    """Inference rows that can serve as evidence: measured (never simulated nor superseded), with energy, of the
     plain form of their precision (NF4 with double quantisation is its own variant); of one
-    framework when `framework` is given (Dataset keeps each framework apart anyway)."""
+    framework when `framework` is given (Dataset keeps each framework apart anyway). An FP8 row is
+    evidence for its own implementation only (dynamic and weight-only cost very differently); one
+    that records none is left out rather than guessed."""
     out = []
     for r in rows:
-        if r.kind != "measured" or r.task != "inference" or r.energy_j_per_1k_tok is None:
+        if r.kind != "measured" or not r.is_evidence or r.task != "inference" or r.energy_j_per_1k_tok is None:
             continue
         if (framework is not None and r.framework != framework) or r.double_quant:
             continue
+        fp8 = r.fp8_implementation
+        if r.precision == "fp8" and fp8 is None:
+            continue
         key, params = _model_key(r)
         out.append(Point(
-            id=r.id, gpu=r.gpu, model=key, params_b=params, precision=r.precision,
+            id=r.id, gpu=r.gpu, model=key, params_b=params, precision=format_key(r.precision, fp8),
             batch_size=r.batch_size, j=r.energy_j_per_1k_tok, tput=r.throughput_tok_s, power=r.power_w,
             mem=r.gpu_mem_gb, spread=r.energy_ci95 or r.energy_std, tput_std=r.throughput_std, n_runs=r.n_runs,
             local=r.id in local_ids, prompt_tokens=r.prompt_tokens, gen_tokens=r.gen_tokens, software=_software(r),
@@ -662,6 +686,19 @@ class Dataset:
         return c
 
 
+def fp8_default(gpu: str, ds: Dataset | None = None) -> tuple[str, str]:
+    """The FP8 implementation (and the reason key) of a question on `gpu` that says only "fp8": the one
+    measured on this GPU when its rows hold exactly one, else the GPU's (physics.default_fp8_mode)."""
+    from measurements import catalog
+
+    try:
+        key = catalog.resolve_gpu(gpu).key
+    except catalog.UnknownName:
+        key = gpu
+    measured = {fp8_mode_of(p.precision) for p in (ds or dataset()).points if p.gpu == key} - {None}
+    return physics.default_fp8_mode(gpu, measured)  # type: ignore[arg-type]
+
+
 def _combine(cands: list[_Cand]) -> _Cand:
     """Two independent extrapolations: their geometric mean (errors partly cancel)."""
     value = _geo([c.value for c in cands])
@@ -689,7 +726,7 @@ def _arch_for(model: str | None, params_b: float) -> ModelArch | None:
 
 def work_of(cfg: Config) -> physics.Work | None:
     """The performance model's view of a configuration (None for a GPU or format not in the catalog)."""
-    return physics.work_for(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, cfg.prompt_tokens,
+    return physics.work_for(cfg.gpu, cfg.model, cfg.params_b, cfg.fmt_key, cfg.batch_size, cfg.prompt_tokens,
                             cfg.gen_tokens, cfg.gpu_count, cfg.framework)
 
 
@@ -773,8 +810,8 @@ def bench_command(cfg: Config) -> str:
         parts.append(f"--prompt-tokens {cfg.prompt_tokens}")
     if cfg.gen_tokens:
         parts.append(f"--gen-tokens {cfg.gen_tokens}")
-    if cfg.precision == "fp8":
-        parts.append("--fp8-mode weight_only")  # the FP8 path the shipped rows measured
+    if cfg.fp8:
+        parts.append(f"--fp8-mode {cfg.fp8}")  # the FP8 implementation the figures are for
     if synthetic:
         parts.append("--synthetic")
     return " ".join(parts)
@@ -789,9 +826,18 @@ def estimate(cfg: Config, ds: Dataset | None = None, itl_percentile: float | Non
         base = ds or dataset()
         return serve_estimate.estimate(cfg, base.rows, itl_percentile=itl_percentile)
     ds = (ds or dataset()).for_framework(cfg.framework)
-    if cfg.gpu_count > 1:
-        return _multi_gpu(ds, cfg)
-    return _estimate(ds, cfg)
+    fp8_note = None
+    if cfg.precision == "fp8":
+        # the two FP8 implementations cost very differently: the answer says which one it is for, and why
+        from advisor.messages import t
+
+        mode, why = (cfg.fp8_mode, "stated") if cfg.fp8_mode else fp8_default(cfg.gpu, ds)
+        fp8_note = t("en", f"derivation.fp8_{mode}_{why}", gpu=cfg.gpu)
+        cfg = cfg.model_copy(update={"fp8_mode": mode})
+    est = _multi_gpu(ds, cfg) if cfg.gpu_count > 1 else _estimate(ds, cfg)
+    if est is not None and fp8_note:
+        est.notes.insert(0, fp8_note)
+    return est
 
 
 def _multi_gpu(ds: Dataset, cfg: Config) -> Estimate | None:
@@ -813,10 +859,10 @@ def _multi_gpu(ds: Dataset, cfg: Config) -> Estimate | None:
 
 def _estimate(ds: Dataset, cfg: Config) -> Estimate | None:
     lens = (cfg.prompt_tokens, cfg.gen_tokens)
-    cj = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "j", lens)
+    cj = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.fmt_key, cfg.batch_size, "j", lens)
     if cj is None:
         return None
-    ct = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.precision, cfg.batch_size, "tput", lens)
+    ct = ds.estimate_metric(cfg.gpu, cfg.model, cfg.params_b, cfg.fmt_key, cfg.batch_size, "tput", lens)
     tput = ct.value if ct else None
     notes = list(cj.notes)
     exact = [p for p in ds.points if p.id in cj.row_ids] if cj.tier == "measured" else []

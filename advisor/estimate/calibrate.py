@@ -3,7 +3,8 @@
 For each framework, the model's few parameters (overhead per layer and bandwidth efficiency per
 format; shared by the framework's formats: compute efficiency, the overlap of host launches with
 GPU work, the warm power floor, the power at full tensor rate and the energy per GB moved for HBM
-and for GDDR) are fitted to minimise the sum of squared log errors of throughput and J/1k tok over
+and for GDDR; a format whose kernels stream like another's, formats.csv bw_efficiency_of, takes that
+format's bandwidth efficiency instead of fitting its own) are fitted to minimise the sum of squared log errors of throughput and J/1k tok over
 the measured inference rows of that framework, each GPU's rows together weighing as much as any
 other GPU's: coordinate descent, each parameter by golden-section search within physical limits
 (efficiencies in (0, 1], coefficients >= 0). The energy per GB is the DRAM's: a framework with no
@@ -135,6 +136,13 @@ def fit_hosts(fw: str, fobs: Sequence[Obs], params: dict[tuple[str, str, str], f
     return {h: v / med for h, v in fitted.items()}
 
 
+def _fitted(fmt: str) -> tuple[str, ...]:
+    """The per-format parameters fitted on a format's own rows: all of PER_FORMAT, but the bandwidth
+    efficiency of a format whose kernels stream like another's (formats.csv bw_efficiency_of)."""
+    f = catalog.formats().get(fmt)
+    return tuple(n for n in PER_FORMAT if not (n == "eff_bw" and f is not None and f.bw_efficiency_of))
+
+
 def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, str], float],
                                                        dict[tuple[str, str], dict[str, Any]]]:
     """Parameters per (framework, format, name) and a fit report per (framework, format)."""
@@ -162,7 +170,7 @@ def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, st
                     params[(fw, "*", name)] = params[(lender, "*", name)]
                     borrowed[(fw, name)] = lender
         for fmt in by_fmt:
-            for name in PER_FORMAT:
+            for name in _fitted(fmt):
                 params[(fw, fmt, name)] = START[name]
         factors: dict[str, float] = {}
         for _ in range(sweeps):
@@ -172,7 +180,7 @@ def fit(points: Sequence[Any], sweeps: int = 4) -> tuple[dict[tuple[str, str, st
             for o in fobs:
                 by_fmt[o.work.fmt.key].append(o)
             for fmt, rows in by_fmt.items():
-                for name in PER_FORMAT:
+                for name in _fitted(fmt):
                     key = (fw, fmt, name)
                     params[key] = golden_section(partial(_loss_at, rows, params, key), *LIMITS[name],
                                                   log=name in LOG_SCALE, iters=ITERS)

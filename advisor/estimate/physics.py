@@ -17,7 +17,9 @@ of limit - idle) + the energy of the bytes the kernels move (J per GB, one figur
 for GDDR: board DRAM costs about twice as much per byte) + the tensor work's share, never above
 the limit. The efficiencies, overheads and power coefficients are fitted by least squares on the measured rows
 (`advisor.estimate.calibrate`, written to measurements/catalog/perf_params.csv with their fit
-error); the specs come from measurements/catalog/gpus.csv and the formats from formats.csv.
+error); the specs come from measurements/catalog/gpus.csv and the formats from formats.csv. FP8 is two
+formats there, as its two implementations cost: 'fp8' (dynamic activation + weight, FP8 matmuls at the
+GPU's FP8 rate) and 'fp8_weight_only' (FP8 storage dequantised on every call to 16-bit matmuls).
 
 The physical limits (`bounds`) use the specs alone: a step can never take less than the stored
 bytes over the peak bandwidth nor the FLOPs over the peak tensor rate; power never leaves
@@ -27,7 +29,7 @@ bytes over the peak bandwidth nor the FLOPs over the peak tensor rate; power nev
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -113,7 +115,25 @@ def shape_of(model: str | None, params_b: float) -> Shape | None:
 
 
 def fmt_of(precision: str) -> WeightFormat:
+    """The format of a formats.csv key (a precision, or FP8's weight-only path 'fp8_weight_only')."""
     return catalog.formats()[precision]
+
+
+def default_fp8_mode(gpu: str, measured: Collection[str] = ()) -> tuple[str, str]:
+    """The FP8 implementation a question that says only "fp8" gets on `gpu`, and why (a reason key:
+    the answer words it through the messages' derivation.fp8_<mode>_<reason> templates).
+
+    The one measured on this GPU where its rows hold exactly one (`measured`: the FP8 modes of its rows):
+    measured figures first. Else dynamic (FP8 activations and weights, FP8 matmuls) where the GPU has an
+    FP8 tensor rate: the engine's default (--fp8-mode dynamic), torchao's FP8 inference config and what
+    vLLM runs. Else weight-only: without FP8 tensor cores FP8 is only stored, dequantised for 16-bit matmuls."""
+    try:
+        g = catalog.resolve_gpu(gpu)
+    except catalog.UnknownName:
+        return "dynamic", "engine_default"
+    if len(set(measured)) == 1:
+        return next(iter(measured)), "measured"
+    return ("dynamic", "tensor_cores") if g.fp8_tflops else ("weight_only", "no_fp8_rate")
 
 
 def _bytes(params: float, fmt: WeightFormat, quantised: bool) -> float:
@@ -247,9 +267,17 @@ def param(params: Params, framework: str, fmt: str, name: str) -> tuple[float, s
         v = params.get((framework, f, name))
         if v is not None:
             return v, f
-    # a format never measured under this framework borrows FP16's figure (said in the provenance)
-    v = params.get((framework, "fp16", name))
-    return (v, "fp16") if v is not None else None
+    # a format never measured under this framework borrows the figure of the measured format whose
+    # kernels it resembles most (formats.csv unmeasured_like), else FP16's (said in the provenance)
+    wf = catalog.formats().get(fmt)
+    like = wf.unmeasured_like if wf is not None else None
+    if wf is not None and name == "eff_bw" and wf.bw_efficiency_of:
+        like = wf.bw_efficiency_of  # its kernels stream as that format's do (not fitted on its own rows)
+    for lender in (like, "fp16") if like else ("fp16",):
+        v = params.get((framework, lender, name))
+        if v is not None:
+            return v, lender
+    return None
 
 
 @dataclass(frozen=True)
@@ -300,11 +328,14 @@ class _Phase:
         return float(m * ((a / m) ** k + (b / m) ** k) ** (1 / k))
 
 
-def _phase(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float) -> _Phase:
+def _phase(w: Work, bytes_: float, flops: float, oh: float, eff_bw: float, eff_c: float,
+           fused: bool = False) -> _Phase:
+    """`fused`: a fused dequantising kernel (bitsandbytes' 4-bit GEMV) reads each stored byte once and
+    unpacks it in registers: it is slow for its arithmetic, not for extra bytes."""
     bw = w.gpu.mem_bandwidth_gbs * GB
-    # a kernel below the best streaming efficiency moves more bytes than it stores (dequantised copies,
-    # repeated reads), so its traffic, and the energy of it, grows as its efficiency falls
-    traffic = bytes_ * catalog.factor("max_bw_efficiency") / eff_bw
+    # a streaming kernel below the best efficiency moves more bytes than it stores (repeated reads,
+    # copies the model does not count), so its traffic, and the energy of it, grows as its efficiency falls
+    traffic = bytes_ if fused else bytes_ * catalog.factor("max_bw_efficiency") / eff_bw
     return _Phase(t_mem=bytes_ / (bw * eff_bw), t_comp=flops / (peak_flops(w.gpu, w.fmt) * eff_c), t_oh=oh,
                   traffic=traffic, flops=flops)
 
@@ -321,6 +352,19 @@ def _power(w: Work, ph: _Phase, t: float, v: Mapping[str, float]) -> float:
     return min(g.tdp_w, g.idle_power_w + dyn * min(1.0, v["u0"]) + mem_w + comp_w)
 
 
+def _kernel_path(w: Work, params: Params, tokens: int, eff_bw: float) -> tuple[float, bool]:
+    """The bandwidth efficiency of a step of `tokens` tokens, and whether its kernel is fused. A
+    dequantising format has two paths (formats.csv): its fused kernel on steps below
+    dequant_min_tokens, at the format's own calibrated efficiency; on longer steps a 16-bit copy of
+    the weights and a 16-bit matmul, plain streaming kernels, at FP16's efficiency."""
+    if not w.fmt.dequant_bits_per_weight:
+        return eff_bw, False
+    if not w.dequant_bytes(tokens):
+        return eff_bw, True
+    f16 = param(params, w.framework, "fp16", "eff_bw")
+    return (min(f16[0], 1.0) if f16 is not None else eff_bw), False
+
+
 def predict(w: Work, params: Params) -> Prediction | None:
     """Throughput, power and J/1k generated tokens of `w`; None when the framework is not calibrated."""
     got = {n: param(params, w.framework, w.fmt.key, n) for n in PARAM_NAMES}
@@ -330,8 +374,10 @@ def predict(w: Work, params: Params) -> Prediction | None:
     borrowed = tuple(sorted({f"{n} from {v[1]}" for n, v in got.items() if v and v[1] not in (w.fmt.key, "*")}))
     oh = vals["oh_ms_per_layer"] * 1e-3 * w.shape.layers * w.host
     eff_bw, eff_c = min(vals["eff_bw"], 1.0), min(vals["eff_compute"], 1.0)
-    dec = _phase(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, eff_bw, eff_c)
-    pre = _phase(w, w.prefill_bytes(), w.prefill_flops(), oh, eff_bw, eff_c)
+    e_dec, f_dec = _kernel_path(w, params, w.batch, eff_bw)
+    e_pre, f_pre = _kernel_path(w, params, w.batch * w.prompt, eff_bw)
+    dec = _phase(w, w.step_bytes(w.mid_ctx), w.step_flops(w.mid_ctx), oh, e_dec, eff_c, f_dec)
+    pre = _phase(w, w.prefill_bytes(), w.prefill_flops(), oh, e_pre, eff_c, f_pre)
     step, t_pre = dec.time(vals["overlap"]), pre.time(vals["overlap"])
     top = max(dec.t_mem, dec.t_comp, dec.t_oh)
     binding = "memory bandwidth" if top == dec.t_mem else "compute" if top == dec.t_comp else "framework overhead"

@@ -268,7 +268,7 @@ def observations(rows: Iterable[MeasurementRow], framework: str = "vllm") -> lis
     out = []
     fmts = catalog.formats()
     for r in rows:
-        if (r.kind != "measured" or r.task != "inference" or (r.framework or "hf-eager") != framework
+        if (r.kind != "measured" or not r.is_evidence or r.task != "inference" or (r.framework or "hf-eager") != framework
                 or not r.energy_j_per_1k_tok or not r.throughput_tok_s or r.precision not in fmts):
             continue
         a = catalog.model_by_hub_id(r.model_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,7 +22,7 @@ from advisor.answer import (
     Table,
     mood_for_waste,
 )
-from advisor.estimate import Config, Dataset, Estimate, dataset, estimate, serving
+from advisor.estimate import Config, Dataset, Estimate, dataset, estimate, fp8_default, serving
 from advisor.messages import For
 from advisor.messages.derivation import derivation_text
 from advisor.query import Query
@@ -110,6 +110,8 @@ def config(q: Query, **over) -> Config:
     if q.framework:
         vals["framework"] = q.framework
     vals.update(over)
+    if vals.get("precision") == "fp8" and q.fp8_mode and "fp8_mode" not in over:
+        vals["fp8_mode"] = q.fp8_mode  # the FP8 implementation the question named (else the GPU's default)
     if vals.get("framework") in serving.SERVING_FRAMEWORKS:
         # a serving engine's figures follow its task's measured lengths unless the user stated them
         vals["params_b"] = a.params_b if a is not None else q.model_params_b
@@ -508,9 +510,11 @@ def detect_traps(q: Query) -> list[Alert]:
                             impact_pct=imp, citations=_row_cites((pen.row_ids if pen else []) + (cur.row_ids if cur else []))))
     if q.precision == "fp8" and "precision" not in q.defaulted and not q.compiled:
         _, cur, alt = _impact(q, "FP8_EAGER", {"precision": "fp16"})
-        pen = select.fp8_penalty(rows, q.gpu, q.model_params_b)
+        # the two FP8 implementations fail for different reasons: the alert speaks of the one asked about
+        mode = q.fp8_mode or fp8_default(q.gpu or "", ds())[0]
+        pen = select.fp8_penalty(rows, q.gpu, q.model_params_b, mode=mode)
         imp = pen.waste_pct if pen else None
-        msg = m("alert.fp8_msg")
+        msg = m("alert.fp8_msg" if mode == "weight_only" else "alert.fp8_msg_dynamic")
         if pen:
             msg += m("alert.fp8_measured", text=_penalty_text(pen, m("alert.fix_16bit"), m.lang))
         if cur and alt:
@@ -868,14 +872,57 @@ def capacity_caveats(fcs: Sequence[FullCost], lang: str | None = "en") -> list[s
     return out
 
 
+def itl_s(e: Estimate) -> float:
+    """Inter-token latency in seconds: a serving estimate's own (measured at the percentile asked
+    where the rows have it); otherwise one step of the batch, batch size / throughput."""
+    return e.itl_ms / 1000.0 if e.itl_ms is not None else e.config.batch_size / e.throughput_tok_s
+
+
+def load_tok_s(q: Query, e: Estimate) -> float | None:
+    """The generated tokens per second a stated monthly load asks for (at `e`'s answer length where
+    the question left it to the task), averaged over the month; None for a one-off job, offline batch
+    work (it can be queued into batches of any size), or no stated load."""
+    if q.use_case == "offline_batch" or q.hours_per_day is not None:
+        return None
+    w = workload(q, e)
+    if w.period != "month" or w.defaulted:
+        return None
+    return w.tokens / (hours_per_month() * 3600.0)
+
+
+def load_level(q: Query, levels: Sequence[int], at: Callable[[int], Estimate | None]) -> tuple[int, int] | None:
+    """(batch size or concurrency per replica, replicas) that a stated load runs at, over the
+    candidate `levels` of one configuration estimated by `at`; None without a stated load. Requests
+    only share a step when they are in flight together, so a light load never fills a large batch:
+    per replica, in flight = tokens/s x step time at that batch (Little's law, derive.load_concurrency),
+    iterated to its fixed point and rounded up so the replica carries its share. Replicas: as few as
+    carry the load at the largest level that fits in memory."""
+    fit = [(b, x) for b in levels if (x := at(b)) is not None and fits(x) and x.throughput_tok_s]
+    if not fit:
+        return None
+    cap, top = max(fit, key=lambda t: t[0])
+    need = load_tok_s(q, top)
+    if need is None:
+        return None
+    replicas = max(1, math.ceil(need / top.throughput_tok_s - 1e-9))
+    b = 1
+    for _ in range(12):  # the step time grows slowly with the batch: a few rounds settle it
+        e = at(b)
+        if e is None or not e.throughput_tok_s:
+            return None
+        nb = min(cap, max(1, math.ceil(derive.load_concurrency(need / replicas, itl_s(e)) - 1e-9)))
+        if nb == b:
+            break
+        b = nb
+    return b, replicas
+
+
 def latency_miss(e: Estimate, q: Query) -> str | None:
     """Why a configuration misses the user's latency target (None when it meets it or none is set).
     Inter-token latency of a sequence ~ batch size / throughput; end-to-end ~ generated tokens x that."""
     if not e.throughput_tok_s:
         return None
-    # a serving estimate carries its inter-token latency (measured at the percentile asked where the
-    # rows have it); otherwise one step of the batch: batch size / throughput
-    itl_ms = e.itl_ms if e.itl_ms is not None else 1000.0 * e.config.batch_size / e.throughput_tok_s
+    itl_ms = itl_s(e) * 1000.0
     gen = e.config.gen_tokens or e.output_tokens or q.gen_tokens or int(catalog.factor("default_gen_tokens"))
     m = For(q.lang)
     if q.itl_target_ms is not None and itl_ms > q.itl_target_ms:

@@ -20,7 +20,8 @@ READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s", "own_g
 
 def run(q: Query) -> Answer:
     m, lg, mlabel, glabel, ans = c.opening(q, "estimate", "estimate.title")
-    current = c.est(q)
+    current = sv.current(q)
+    sv.note_load_concurrency(ans.defaults_applied, q, current)
     if current is None:
         ans.mood = "gray"
         ans.headline = m("estimate.no_data", model=mlabel, gpu=glabel)

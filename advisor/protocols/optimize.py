@@ -58,7 +58,7 @@ def _hf_candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
 def _measured_here(e: Estimate) -> bool:
     if sv.is_serving(e.config.framework):
         return sv.measured_here(e)
-    return bool(c.ds().by_gp.get((e.config.gpu, e.config.precision)))
+    return bool(c.ds().by_gp.get((e.config.gpu, e.config.fmt_key)))
 
 
 def best_of(ests: list[Estimate]) -> Estimate:
@@ -82,7 +82,8 @@ def unmeasured_alternative(ests: list[Estimate], chosen: Estimate) -> Estimate |
 
 def run(q: Query) -> Answer:
     m, lg, mlabel, glabel, ans = c.opening(q, "optimize", "optimize.title")
-    current = c.est(q)
+    current = sv.current(q)
+    sv.note_load_concurrency(ans.defaults_applied, q, current)
     missed: list[str] = []
     cands = candidates(q, missed)
     if missed:
@@ -111,6 +112,10 @@ def run(q: Query) -> Answer:
             code=f"ecolobster bench --model {q.model} --precision fp16 --batch-size 8 --synthetic", language="bash"))
         return ans
     best = best_of(cands)
+    live = sv.at_load(q, best)
+    if live is not None:  # the ranking assumes full batches; a live service at this load fills fewer
+        ans.caveats.append(m("optimize.load_cap", need=c.fnum(c.load_tok_s(q, live) or 0, 1), bs=best.config.batch_size,
+                             n=live.config.batch_size, j=c.fnum(live.j_per_1k_tok), best_j=c.fnum(best.j_per_1k_tok)))
     c.judge(ans, q, current, best)
     uc = m.word("use_case", q.use_case or "")
     bc = best.config

@@ -7,6 +7,8 @@ advisor.estimate.serve_estimate from its own rows and model, never from HF rows.
 
 from __future__ import annotations
 
+import math
+
 from advisor.estimate import Estimate, serve_estimate, serving
 from advisor.messages import For, has
 from advisor.protocols import common as c
@@ -75,12 +77,68 @@ def gpu_counts_for(q: Query) -> list[int]:
     return list(physics.TP_SIZES)
 
 
+def load_concurrency(q: Query, fw: str, precision: str, gpu_count: int) -> int | None:
+    """The concurrency each replica of this configuration runs at under the stated load (None
+    without one; common.load_level)."""
+    got = c.load_level(q, _concurrencies(q, fw, precision, gpu_count),
+                       lambda b: estimate(q, fw, precision, b, gpu_count))
+    return got[0] if got else None
+
+
+def at_load(q: Query, e: Estimate) -> Estimate | None:
+    """A serving configuration at the concurrency the stated load keeps in flight, where that is
+    below its own: what a live service at this load runs (a larger one fills only from a queue)."""
+    if not is_serving(e.config.framework) or "batch_size" not in q.defaulted:
+        return None
+    top = load_concurrency(q, e.config.framework, e.config.precision, e.config.gpu_count)
+    if top is None or top >= e.config.batch_size:
+        return None
+    return estimate(q, e.config.framework, e.config.precision, top, e.config.gpu_count)
+
+
+def current(q: Query) -> Estimate | None:
+    """The configuration as stated; a serving engine whose concurrency was not stated runs at the one
+    its stated load keeps in flight (not at one sequence: it batches whatever is in flight)."""
+    e = c.est(q)
+    if e is None or not is_serving(e.config.framework) or "batch_size" not in q.defaulted:
+        return e
+    top = load_concurrency(q, e.config.framework, e.config.precision, e.config.gpu_count)
+    if top is None or top == e.config.batch_size:
+        return e
+    return estimate(q, e.config.framework, e.config.precision, top, e.config.gpu_count) or e
+
+
+def note_load_concurrency(defaults: list[str], q: Query, e: Estimate | None) -> None:
+    """Where the load set a serving engine's concurrency (`current`), the defaults line says so in
+    place of the parser's one-sequence default."""
+    if e is None or not is_serving(e.config.framework) or "batch_size" not in q.defaulted \
+            or e.config.batch_size == q.batch_size or not e.throughput_tok_s:
+        return
+    need = c.load_tok_s(q, e)
+    if need is None:
+        return
+    m = For(q.lang)
+    was = m("query.default", slot=m.word("slot", "batch_size"), value=q.batch_size,
+            why=m("query.why_batch_size", fw=q.framework or ""))
+    replicas = max(1, math.ceil(need / e.throughput_tok_s - 1e-9))
+    now = m("serving.load_concurrency", bs=e.config.batch_size, fw=fw_label(e.config.framework),
+            need=c.fnum(need, 1), per=c.fnum(need / replicas, 1), replicas=replicas,
+            itl=c.fnum(c.itl_s(e) * 1000.0, 1))
+    defaults[:] = [now if d == was else d for d in defaults]
+    if now not in defaults:
+        defaults.append(now)
+
+
 def concurrencies_for(q: Query, fw: str, precision: str | None = None, gpu_count: int | None = None) -> list[int]:
     """The concurrency the user named; else the concurrencies this configuration (model, GPU, format,
     GPU count) was measured at; else powers of two from 8 to the largest concurrency the framework
     was measured at on this GPU (on any GPU where it has none)."""
     if "batch_size" not in q.defaulted:
         return [q.batch_size]
+    return _concurrencies(q, fw, precision, gpu_count)
+
+
+def _concurrencies(q: Query, fw: str, precision: str | None, gpu_count: int | None) -> list[int]:
     if precision is not None:
         model = c.config(q).model
         mine = sorted({int(o.setup.concurrency) for o in _obs(fw) if o.model == model and o.gpu == q.gpu

@@ -10,7 +10,7 @@ from advisor.messages import LANGS
 from advisor.messages import t as msg
 
 # slot order for the listing: the configuration first, then the workload, then the rest
-_ORDER = ("model", "model_params_b", "gpu", "gpu_count", "framework", "precision", "batch_size", "prompt_tokens",
+_ORDER = ("model", "model_params_b", "gpu", "gpu_count", "framework", "precision", "fp8_mode", "batch_size", "prompt_tokens",
           "gen_tokens", "requests_per_month", "tokens_per_month", "job_tokens", "hours_per_day", "workload", "use_case",
           "region", "price_usd_kwh", "grid_gco2_kwh", "pue", "own_gpus", "gpu_lifetime_years", "gpu_purchase_usd", "itl_target_ms", "itl_percentile", "e2e_target_s",
           "reported_tok_s", "reported_power_w", "reported_j_per_1k_tok")

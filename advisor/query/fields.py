@@ -14,6 +14,7 @@ from advisor.query.slots import SLOTS, USE_CASES, Context, Query, QueryError, Re
 from advisor.query.text import _fmt
 from advisor.query.vocab import _ACCEPTED_PRECISIONS, _BAD_PRECISION, _FRAMEWORK_RES
 from measurements.schema import FRAMEWORKS, PRECISIONS
+from measurements.vocab import FP8_MODES
 
 _FIELD_ALIASES = {
     "model_id": "model", "hardware_platform": "gpu", "hardware": "gpu", "quantization": "quantization",
@@ -174,6 +175,13 @@ def from_fields(protocol: str, **slots: Any) -> Query:
             errors.append(m("fields.conflict", prec=prec, quant=quant))
     elif prec or quant:
         out["precision"] = quant or prec
+    if "fp8_mode" in given:
+        # FP8's implementation: dynamic (FP8 matmuls) or weight-only, for precision fp8 only
+        mode = str(given["fp8_mode"]).strip().lower().replace("-", "_")
+        if mode not in FP8_MODES or out.get("precision") != "fp8":
+            errors.append(m("fields.fp8_mode", value=given["fp8_mode"], accepted=", ".join(FP8_MODES)))
+        else:
+            out["fp8_mode"] = mode
     for name in ("batch_size", "prompt_tokens", "gen_tokens", "gpu_count"):
         if name in given:
             v = _int_field(given[name], name, errors, m)

@@ -24,6 +24,7 @@ from advisor.query.vocab import (
     _ARCH_WORDS,
     _COUNT_RE,
     _COUNT_WORDS,
+    _FP8_MODE_RES,
     _FRAMEWORK_RES,
     _GPUISH_RE,
     _NOT_A_GPU_NAME,
@@ -95,6 +96,12 @@ def _read_precisions(d: _Draft) -> None:
     if order:
         d.put("precision", order[0], said.get(order[0], "int8"))
         d.extra["precisions"] = order
+    if "fp8" in order:
+        # dynamic and weight-only FP8 cost very differently: the words that name one are kept
+        named = sorted(((m.start(), mode, m) for rx, mode in _FP8_MODE_RES if (m := rx.search(d.raw.lower()))),
+                       key=lambda x: x[0])
+        if named:
+            d.put("fp8_mode", named[0][1], named[0][2])
     if re.search(r"\b8[\s-]?bit\b|8\s*位", d.raw.lower()) and "int8_mixed" in order and "load_in_8bit" not in d.raw.lower():
         d.conversions.append(d.m("reading.eight_bit"))
     if re.search(r"\b4[\s-]?bit\b|4\s*位|4\s*比特|qlora", d.raw.lower()) and "nf4" in order:

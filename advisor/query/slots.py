@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from measurements.schema import Framework, Precision
+from measurements.schema import Fp8Mode, Framework, Precision
 
 UseCase = Literal["production_api", "interactive_chat", "offline_batch"]
 
@@ -81,6 +81,7 @@ class Context(BaseModel):
     gpu_count: int | None = Field(default=None, ge=1, description="GPUs serving one replica (tensor parallel size)")
     framework: Framework | None = Field(default=None, description="serving framework / regime")
     precision: Precision | None = None
+    fp8_mode: Fp8Mode | None = Field(default=None, description="fp8: dynamic (FP8 matmuls) or weight_only, as stated")
     batch_size: int | None = None
     prompt_tokens: int | None = None
     gen_tokens: int | None = None

@@ -30,6 +30,16 @@ _PRECISION_PHRASES: list[tuple[str, str]] = [
 _PRECISION_RES = [(re.compile(p), k) for p, k in _PRECISION_PHRASES]
 
 
+# which FP8 implementation a question names (read only when it names fp8): torchao's config names,
+# and the words people use for them
+_FP8_MODE_PHRASES: list[tuple[str, str]] = [
+    (r"float8weightonlyconfig|weight[\s_-]*only|仅权重|只量化权重", "weight_only"),
+    (r"float8dynamicactivation\w*|dynamic[\s_-]*(?:activation|act\b|quant)|\bdynamic[\s_-]+(?:fp8|float8)|"
+     r"(?:fp8|float8)[\s_-]+dynamic\b|activations?\s*(?:\+|and|&)\s*weights?|动态\s*(?:fp8|量化)|fp8\s*动态", "dynamic"),
+]
+_FP8_MODE_RES = [(re.compile(p), k) for p, k in _FP8_MODE_PHRASES]
+
+
 _BAD_PRECISION = {
     "int4": "Did you mean 'nf4' (4-bit NormalFloat via bitsandbytes)?",
     "fp4": "Did you mean 'nf4' (4-bit NormalFloat via bitsandbytes)?",
@@ -86,7 +96,9 @@ _PROTOCOL_CUES: dict[str, list[str]] = {
                  r"\bhelp\b(?!\s+(?:us|me)\s+(?:pick|choose|decide|select|find|figure|plan|estimate|size|compare))",
                  r"out\s+of\s+memory|\boom\b|显存不足|爆显存", r"\bburn", r"\boverheat", r"too\s+(?:much|high|hot)", r"\bproblem", r"\bwrong\b",
                  r"\bdiagnos", r"\bwhy\s+(?:is|does)\s+my", r"\bissue\b", r"\bsluggish", r"\blow\s+throughput",
-                 r"慢", r"高得", r"离谱", r"怎么办", r"诊断", r"太高", r"很高", r"问题", r"烫"],
+                 # "is this wasteful?" asks about the stated setup (not "the least wasteful config")
+                 r"\b(?:is|are|am)\s+(?:this|that|it|my|our|i|we)\b[^.?!]{0,60}\b(?:wasteful|wasting|inefficient)",
+                 r"慢", r"高得", r"离谱", r"怎么办", r"诊断", r"太高", r"很高", r"问题", r"烫", r"浪费吗", r"是否浪费", r"在浪费"],
     "estimate": [r"how\s+much", r"\bcost", r"\bprice", r"\bspend", r"\bbudget", r"\bkwh\b", r"\bco2\b", r"\bcarbon",
                  r"\bemission", r"\bper\s+month\b", r"\bmonthly\b", r"\bestimat", r"多少钱", r"花多少", r"成本", r"费用",
                  r"电费", r"碳排", r"估算", r"要花", r"花费"],

@@ -16,7 +16,18 @@ from pathlib import Path
 from measurements.schema import MeasurementRow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SOURCE_DIR = REPO_ROOT.parent / "shared" / "external"
+
+
+def _source_dir() -> Path:
+    """shared/external beside the repository, or beside a folder above it (a git worktree kept in a
+    subfolder of the main checkout's parent finds the same sources)."""
+    for d in REPO_ROOT.parents:
+        if (d / "shared" / "external").is_dir():
+            return d / "shared" / "external"
+    return REPO_ROOT.parent / "shared" / "external"
+
+
+DEFAULT_SOURCE_DIR = _source_dir()
 DATA_DIR = REPO_ROOT / "measurements" / "data"
 
 

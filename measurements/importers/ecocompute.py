@@ -9,7 +9,9 @@ ONE RULE decides which file a row comes from:
     references, READMEs, dashboard code and docs are never a row's source. Sessions already shipped
     in seed003_ecocompute.csv (the seed's skill tables) are not imported again, and where another
     session of a configuration seed 003 ships exists, seed 003's row stays the one row of that
-    configuration (the importer lists what it left out: `python -m measurements.importers`
+    configuration, unless a more primary file of the same session contradicts it: then seed 003's row
+    is kept with `superseded_by` naming the imported row (today six RTX 4090 D rows, whose printed
+    throughputs the session's memo contradicts). The importer lists what it left out (`python -m measurements.importers`
     prints it; today the A800 pure-INT8 batch sweep of 2026-02-15, whose raw runs contradict the
     README table seed 003 copied, and the RTX 5090 Qwen2.5-3B FP16/NF4 pair). Every other file
     that holds the same configuration is named in the row's notes, with whether it agrees (within
@@ -289,26 +291,56 @@ def rtx5090_session(src: Sources, shipped: dict[tuple[Any, ...], list[float]]) -
     return out
 
 
-def rtx4090d_memo(src: Sources, shipped: dict[tuple[Any, ...], list[float]]) -> list[MeasurementRow]:
-    """RTX 4090 D memo table (2026-02-12/13): the configurations seed 003 does not hold."""
+# What seed 003 states of its RTX 4090 D session (its measurement environment and token lengths):
+# the memo's table is that session, so its rows carry the same stack and prompt length (and share
+# one measuring-host key with seed 003's rows of the session)
+SESSION_FIELDS = ("prompt_tokens", "torch_version", "transformers_version", "bitsandbytes_version", "cuda_version",
+                  "driver_version")
+
+
+def seed_session(seed_rows: list[MeasurementRow], gpu: str) -> dict[str, Any]:
+    """The fields every seed-003 row of `gpu` states alike (its one session on that GPU)."""
+    rows = [r for r in seed_rows if r.gpu == gpu and r.task == "inference"]
+    out = {}
+    for f in SESSION_FIELDS:
+        values = {getattr(r, f) for r in rows}
+        if len(values) == 1 and None not in values:
+            out[f] = values.pop()
+    return out
+
+
+def rtx4090d_memo(src: Sources, shipped: dict[tuple[Any, ...], list[float]],
+                  seed_rows: list[MeasurementRow]) -> list[MeasurementRow]:
+    """RTX 4090 D memo table (2026-02-12/13): the configurations seed 003 does not hold, and those
+    whose seed-003 row the memo contradicts (that row is kept, `superseded_by` this one)."""
     out = []
+    session = seed_session(seed_rows, "rtx4090d")
+    superseded = {r.superseded_by: r.id for r in seed_rows if r.superseded_by}
     for r, model, prec in _records(src, MEMO, gpu="rtx4090d"):
         if ("rtx4090d", model, prec, 1) in shipped:
             continue  # the session seed 003's RTX 4090 D tables come from
         net = float(r["energy_j_per_1k_tok"])
         tput, power = float(r["throughput_tok_s"]), float(r["power_w"])
-        gross = power / tput * 1000.0
+        # to 0.1 J: the memo's power and throughput carry four or five significant digits
+        gross = round(power / tput * 1000.0, 1)
+        rid = f"eco-rtx4090d-{_slug(model.split('/')[1])}-{prec}-bs1"
         notes = [
             "RTX 4090 D session of 2026-02-12/13 (dataset memo table); the memo's J/1k tok is net of ~17 W idle "
-            f"({net:g}, kept as energy_net_j_per_1k_tok); gross = published board power / throughput",
+            f"({net:g}, kept as energy_net_j_per_1k_tok); gross = published board power / throughput; energy_std is "
+            "the memo's spread of its net figure (as in seed 003's rows)",
+            "the session seed 003's RTX 4090 D tables copy: prompt length and software versions are seed 003's "
+            "for that session (its Limitations section and Measurement Environment)" if session else "",
+            f"replaces seed 003's row {superseded[rid]}, whose printed throughput this table contradicts (that "
+            "row's notes say why)" if rid in superseded else "",
             "int8_default in the source: bitsandbytes LLM.int8() at its default threshold 6.0" if r["precision"] == "int8_default" else "",
             src.cross_checks(MEMO, "rtx4090d", model, prec, 1, net),
         ]
         out.append(_row(
-            rid=f"eco-rtx4090d-{_slug(model.split('/')[1])}-{prec}-bs1", rec=r, gpu="rtx4090d", model=model,
+            rid=rid, rec=r, gpu="rtx4090d", model=model,
             precision=prec, batch=1, notes=notes, gen_tokens=int(r["gen_tokens"]), throughput_tok_s=tput,
             power_w=power, energy_j_per_1k_tok=gross, energy_net_j_per_1k_tok=net, idle_power_w=17.0,
-            energy_method="reported", n_runs=int(r["n_runs"]),
+            throughput_std=num(r["throughput_std"]), energy_std=num(r["energy_std"]),
+            energy_method="reported", n_runs=int(r["n_runs"]), **session,
         ))
     return out
 
@@ -374,10 +406,11 @@ def yi_perplexity(src: Sources) -> list[MeasurementRow]:
 
 
 def shipped_configs(seed_rows: list[MeasurementRow]) -> dict[tuple[Any, ...], list[float]]:
-    """Configurations seed 003 ships, with their J/1k tok."""
+    """Configurations seed 003 ships (superseded rows aside), with their J/1k tok."""
     out: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in seed_rows:
-        if r.energy_j_per_1k_tok is not None:
+        # a superseded row is no longer its configuration's row: the row replacing it is imported
+        if r.energy_j_per_1k_tok is not None and r.superseded_by is None:
             out[(r.gpu, r.model_id, r.precision, r.batch_size)].append(r.energy_j_per_1k_tok)
     return out
 
@@ -386,7 +419,7 @@ def build_all(source_dir: Path, seed_rows: list[MeasurementRow]) -> tuple[list[M
     """The rows to ship, and what was left out because seed 003 already ships that configuration."""
     src = Sources(read_source(source_dir / RAW_FILE), read_source(source_dir / RUNS_FILE))
     shipped = shipped_configs(seed_rows)
-    rows = (batch_sweep(src) + a800_quality(src) + rtx5090_session(src, shipped) + rtx4090d_memo(src, shipped)
+    rows = (batch_sweep(src) + a800_quality(src) + rtx5090_session(src, shipped) + rtx4090d_memo(src, shipped, seed_rows)
             + rtx4090d_0306(src) + yi_perplexity(src))
     keep, left_out = [], []
     for r in rows:

@@ -51,6 +51,11 @@ def row_from(rec: dict[str, str], repeat: int = 1, times: int = 1) -> Measuremen
         f"published per row; architecture per the leaderboard: {rec['architecture']}, "
         f"{rec['total_params_b']}B total / {rec['active_params_b']}B active"
     )
+    precision = PRECISIONS[rec["weight_precision"]]
+    if precision == "fp8":
+        notes += ("; fp8_mode dynamic: vLLM runs FP8 checkpoints as W8A8, FP8 weights and activations quantised "
+                  "at run time (Fp8Config activation_scheme 'dynamic' by default) with FP8 GEMMs on GPUs of compute "
+                  "capability 8.9 or more, H100 and B200 here (docs.vllm.ai, quantization/fp8: 'FP8 W8A8')")
     if times > 1:
         notes += (f"; the published file holds this configuration {times} times with different figures: "
                   f"each entry is kept as its own row (repeated measurements), this is entry {repeat}")
@@ -64,7 +69,8 @@ def row_from(rec: dict[str, str], repeat: int = 1, times: int = 1) -> Measuremen
         model_id=model,
         params_b=float(rec["total_params_b"]),
         weights="real",
-        precision=PRECISIONS[rec["weight_precision"]],  # type: ignore[arg-type]
+        precision=precision,  # type: ignore[arg-type]
+        fp8_mode="dynamic" if precision == "fp8" else None,
         batch_size=seqs,
         throughput_tok_s=num(rec["output_tokens_per_s"]),
         power_w=num(rec["avg_power_w"]),

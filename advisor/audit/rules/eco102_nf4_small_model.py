@@ -71,7 +71,7 @@ def check(ctx: Context):
         yield ctx.hit(call.lineno, msg("finding.eco102_maybe", model=size.label, params=f"{size.params_b:g}", why=q.reason),
                       severity="gray", confidence="low", impact=impact, span=span)
         return
-    text = msg("finding.eco102", model=size.label, params=f"{size.params_b:g}", how=size.how, bound=f"{bound:g}")
+    text = msg("finding.eco102", model=size.label, params=f"{size.params_b:g}", how=size.how, bound=f"{bound:.1f}")
     yield ctx.hit(call.lineno, text, severity=mood, confidence=weakest(size.confidence, q.confidence),
                   impact=impact, span=span)
 

@@ -75,7 +75,7 @@ def _fits(ctx: Context, params_b: float) -> tuple[bool | None, str | Msg]:
     bound, _ = ev.nf4_penalty_bound()
     if bound is None:
         return None, ""
-    return params_b <= bound, msg("finding.eco203_fits_bound", need=f"{need:.1f}", bound=f"{bound:g}")
+    return params_b <= bound, msg("finding.eco203_fits_bound", need=f"{need:.1f}", bound=f"{bound:.1f}")
 
 
 def _impact(ctx: Context, params_b: float | None):
@@ -86,7 +86,7 @@ def _impact(ctx: Context, params_b: float | None):
     bound, _ = ev.nf4_penalty_bound()
     inf = ev.precision("nf4", ("fp16", "bf16"), params_b=params_b, max_params=bound) if bound else None
     if inf is not None and inf.pairs:
-        text = msg("finding.eco203_inference", lo=f"{inf.low:+.0f}%", hi=f"{inf.high:+.0f}%", bound=f"{bound:g}")
+        text = msg("finding.eco203_inference", lo=f"{inf.low:+.0f}%", hi=f"{inf.high:+.0f}%", bound=f"{bound:.1f}")
         return best_practice(text, inf.row_ids), "yellow"
     return best_practice(msg("finding.eco203_no_pairs")), "yellow"
 
