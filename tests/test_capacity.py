@@ -60,6 +60,23 @@ def test_optimize_impact_quotes_the_full_cost_not_electricity_alone():
     assert "合计" in zh.recommendations[0].impact and c.fusd(best["total_usd"]) in zh.recommendations[0].impact
 
 
+def test_estimate_impact_quotes_the_saving_of_the_headline_totals():
+    """ESTIMATE's headline gives rental + electricity for both configurations; its recommendation's
+    saving is the difference of those totals, not of the electricity alone (the A800 batch-1 case:
+    about $2,700 of rental against $35 of electricity)."""
+    q = from_fields("estimate", model_id="mistralai/Mistral-7B-Instruct-v0.2", hardware_platform="a800",
+                    requests_per_month=1_000_000, batch_size=1)
+    ans = answer_query(q)
+    cur, best = ans.extra["capacity"][0], ans.extra["capacity"][1]
+    impact = ans.recommendations[0].impact
+    assert c.fusd(cur["total_usd"] - best["total_usd"]) in impact
+    assert c.fusd(cur["rental_usd"] - best["rental_usd"]) in impact
+    assert c.fusd(cur["electricity_usd"] - best["electricity_usd"]) in impact
+    assert cur["rental_usd"] - best["rental_usd"] > 10 * (cur["electricity_usd"] - best["electricity_usd"])
+    cost_row = next(r for r in _table(ans, "Monthly estimate").rows if r[0].startswith("electricity"))
+    assert cost_row[1] == pytest.approx(round(cur["electricity_usd"], 2))
+
+
 def test_rental_price_is_the_median_listing():
     vals = sorted(p.usd_per_hour for p in catalog.gpu_prices() if p.gpu == "h100_sxm")
     med, basis, cites = c.rental_price("h100_sxm")

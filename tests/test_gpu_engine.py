@@ -203,3 +203,26 @@ def test_finetune_lora_and_qlora_with_checkpointing(monitor, tmp_path):
     lora_off, lora_on = res[0], res[1]
     assert lora_on.peak_mem_alloc_gb <= lora_off.peak_mem_alloc_gb
     assert any(st.saved for st in res[2].steps)
+
+
+@pytest.mark.parametrize("mode, config", [("weight_only", "Float8WeightOnlyConfig"),
+                                          ("dynamic", "Float8DynamicActivationFloat8WeightConfig")])
+def test_fp8_runs_either_torchao_scheme_and_the_row_says_which(monitor, tmp_path, mode, config):
+    """The two FP8 implementations cost very differently (weight-only dequantises every call; dynamic
+    runs FP8 matmuls): the measured row records which one ran, and its notes name the torchao config."""
+    pytest.importorskip("torchao")
+    from engine.inference import InferenceConfig, Sweep
+    from engine.protocol import ProtocolSettings
+    from engine.provenance import capture
+    from engine.rows import inference_row
+
+    s = ProtocolSettings(warmup=1, runs=2, pause_s=0, idle_s=0.5, max_reruns=0)
+    cfg = InferenceConfig(model="qwen2.5-0.5b", precision="fp8", fp8_mode=mode, batch_size=2, prompt_tokens=64,
+                          gen_tokens=32, overrides=TINY)
+    prov = capture("cuda", monitor.reader.names(), monitor.reader.driver_version(), s.describe())
+    res = Sweep([cfg], s, "cuda", tmp_path / "r.jsonl", tmp_path / "tr", monitor=monitor, provenance=prov).run()
+    assert [r.status for r in res] == ["ok"], [r.error for r in res]
+    row = inference_row(res[0], "gpu test")
+    assert row.precision == "fp8" and row.fp8_mode == mode and row.fp8_implementation == mode
+    assert config in row.notes and row.torchao_version
+    assert row.energy_j_per_1k_tok and row.energy_j_per_1k_tok > 0

@@ -416,3 +416,18 @@ def test_estimate_calls_only_a_stated_configuration_current(question, who, i):
     a, _ = ask(question, lang=("en", "zh")[i])
     table = a.tables[0]
     assert table.columns[1] == who[i] and table.notes[0].startswith(who[i])
+
+
+def test_a_figure_comparing_two_estimates_is_as_direct_as_the_weaker():
+    from advisor import estimate as E
+
+    assert E.weaker_tier("measured", "extrapolated") == "extrapolated"
+    assert E.weaker_tier("interpolated", "measured") == "interpolated"
+    assert E.weaker_tier("measured", "measured") == "measured"
+    # Qwen2.5-7B LLM.int8() on the RTX 4090 D is measured; its pure-INT8 fix is not: the alert's
+    # "x vs y with the fix" is an estimate, not a measurement
+    a = answer_json("I run Qwen2.5-7B in INT8 on an RTX 4090 D at batch 1, is that wasteful?")
+    alert = next(x for x in a["alerts"] if x["code"] == "INT8_MIXED")
+    assert "with the fix" in alert["message"]
+    tail = alert["message"].split("with the fix", 1)[1]
+    assert "measured)" not in tail and ("extrapolated)" in tail or "interpolated)" in tail)

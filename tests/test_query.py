@@ -378,3 +378,19 @@ def test_is_a_format_worth_it_compares_it_with_16_bit(text, protocol, precision)
         assert "FP16" in ranked and any(lbl.startswith(("NF4", "INT8")) for lbl in ranked)
         # the format against 16-bit at the batch size asked about, not a batch change credited to the format
         assert ans.extra["recommended"]["batch_size"] == q.batch_size == 1
+
+
+@pytest.mark.parametrize("text, prompt, gen", [
+    ("Estimate Llama-3.1-8B fp16 on an H100, 800/200 tokens, 1M requests/month", 800, 200),
+    ("Llama-3.1-8B on an H100, input/output 2k/500", 2000, 500),
+    ("Llama-3.1-8B on an H100, ISL/OSL 1024/128", 1024, 128),
+])
+def test_a_length_pair_reads_as_prompt_then_answer(text, prompt, gen):
+    q = parse(text)
+    assert (q.prompt_tokens, q.gen_tokens) == (prompt, gen)
+    assert not {"prompt_tokens", "gen_tokens"} & set(q.defaulted)
+
+
+def test_a_rate_pair_is_not_a_length_pair():
+    q = parse("Llama-3.1-8B fp16 on an H100 gets 800/200 tokens/s")
+    assert {"prompt_tokens", "gen_tokens"} <= set(q.defaulted)

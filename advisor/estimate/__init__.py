@@ -342,6 +342,12 @@ def _worse(a: str, b: str, order: dict[str, int]) -> str:
     return a if order[a] >= order[b] else b
 
 
+def weaker_tier(*tiers: str) -> str:
+    """The least direct of the tiers (measured < interpolated < extrapolated): a figure that compares
+    two estimates is only as direct as the less direct one."""
+    return max(tiers, key=_TIER_ORDER.__getitem__)
+
+
 # Tuning chosen with benchmarks/estimator_accuracy.py (leave-one-out over the measured rows).
 LOCAL_SPAN = 1.0   # width, in ln(BS), of the weights of the local batch law (None: one global law)
 

@@ -22,7 +22,7 @@ from advisor.answer import (
     Table,
     mood_for_waste,
 )
-from advisor.estimate import Config, Dataset, Estimate, dataset, estimate, fp8_default, serving
+from advisor.estimate import Config, Dataset, Estimate, dataset, estimate, fp8_default, serving, weaker_tier
 from advisor.messages import For
 from advisor.messages.derivation import derivation_text
 from advisor.query import Query
@@ -504,7 +504,7 @@ def detect_traps(q: Query) -> list[Alert]:
             msg += m("alert.int8_pure", low=fpct(pure.low), high=fpct(pure.high))
         if cur and alt:
             msg += m("alert.int8_est", model=mlabel, where=where, cur=fnum(cur.j_per_1k_tok), alt=fnum(alt.j_per_1k_tok),
-                     pct=fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok)), tier=m.word("tier", cur.tier))
+                     pct=fpct(derive.waste_pct(cur.j_per_1k_tok, alt.j_per_1k_tok)), tier=m.word("tier", weaker_tier(cur.tier, alt.tier)))
         alerts.append(Alert(code="INT8_MIXED", title=m("alert.int8_title"), mood=mood_for_waste(imp) if imp is not None else "orange",
                             message=msg, fix="BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)",
                             impact_pct=imp, citations=_row_cites((pen.row_ids if pen else []) + (cur.row_ids if cur else []))))
@@ -545,7 +545,8 @@ def detect_traps(q: Query) -> list[Alert]:
         msg = m("alert.bs1_msg", use_case=m.word("use_case", q.use_case or "production"))
         if imp is not None and cur and alt:
             msg += m("alert.bs1_est", bs=target, alt=fnum(alt.j_per_1k_tok), cur=fnum(cur.j_per_1k_tok),
-                     pct=fpct(-100 + 100 * alt.j_per_1k_tok / cur.j_per_1k_tok), tier=m.word("tier", alt.tier))
+                     pct=fpct(-100 + 100 * alt.j_per_1k_tok / cur.j_per_1k_tok),
+                     tier=m.word("tier", weaker_tier(cur.tier, alt.tier)))
         alerts.append(Alert(code="BS1_PRODUCTION", title=m("alert.bs1_title"), mood=mood_for_waste(imp) if imp is not None else "yellow",
                             message=msg, fix=m("alert.bs1_fix", bs=target),
                             impact_pct=imp, citations=_row_cites((cur.row_ids if cur else []) + (alt.row_ids if alt else []))))

@@ -11,7 +11,7 @@ from statistics import median
 
 from advisor import derive
 from advisor.answer import Answer, Citation, Provenance, Recommendation, Table, mood_for_waste
-from advisor.estimate import Estimate
+from advisor.estimate import Estimate, weaker_tier
 from advisor.messages import For
 from advisor.protocols import common as c
 from advisor.query import Query
@@ -139,7 +139,8 @@ def _precisions(q: Query) -> Answer:
     for lbl, e in ranked:
         if base and e.config.precision != "fp16" and c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok) > 30:
             ans.caveats.append(m("compare.prec_caveat", label=lbl,
-                                 pct=c.fpct(c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok)), tier=m.word("tier", e.tier)))
+                                 pct=c.fpct(c.delta_pct(e.j_per_1k_tok, base.j_per_1k_tok)),
+                                 tier=m.word("tier", weaker_tier(e.tier, base.tier))))
     qual = quality_table(q, [e.config.precision for _, e in ests])
     if qual is not None:
         ans.tables.append(qual[0])

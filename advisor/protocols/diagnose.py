@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from advisor import derive
 from advisor.answer import Alert, Answer, Recommendation, Table, mood_for_waste, worst_mood
-from advisor.estimate import Estimate
+from advisor.estimate import Estimate, weaker_tier
 from advisor.messages import For
 from advisor.protocols import common as c
 from advisor.query import Query
@@ -112,7 +112,8 @@ def run(q: Query) -> Answer:
             impact = m("diagnose.impact", j0=c.fnum(current.j_per_1k_tok), j1=c.fnum(after.j_per_1k_tok),
                        pct=c.fpct(c.delta_pct(after.j_per_1k_tok, current.j_per_1k_tok)),
                        t0=c.fnum(current.throughput_tok_s, 1), t1=c.fnum(after.throughput_tok_s, 1),
-                       usd=c.fusd(before_line.usd - after_line.usd), workload=w.label, tier=m.word("tier", after.tier))
+                       usd=c.fusd(before_line.usd - after_line.usd), workload=w.label,
+                       tier=m.word("tier", weaker_tier(current.tier, after.tier)))
         elif a.impact_pct is not None:
             impact = m("diagnose.impact_pairs", pct=c.fpct(-100 * a.impact_pct / (100 + a.impact_pct)))
         title = a.fix or a.title

@@ -137,7 +137,10 @@ def run(q: Query) -> Answer:
             detail=m("estimate.rec_detail", a=c.fnum(current.j_per_1k_tok), b=c.fnum(best.j_per_1k_tok),
                      tier=m.word("tier", best.tier), method=c.method_text(best, lg)),
             code=code,
-            impact=m("estimate.rec_impact", usd=c.fusd(cur_line.usd - best_line.usd),
+            # the saving of the headline's totals: the GPUs' cost (rental or amortised) with the electricity
+            impact=m("estimate.rec_impact", usd=c.fusd(fc_cur.total_usd - fc_best.total_usd),
+                     gpus=c.fusd((fc_cur.gpu_usd or 0.0) - (fc_best.gpu_usd or 0.0)),
+                     power=c.fusd(cur_line.usd - best_line.usd),
                      co2=c.fnum(cur_line.kg_co2 - best_line.kg_co2, 1), per=per_text)))
     ests = [current, best]
     c.add_provenance(ans, ests)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from advisor import derive
 from advisor.answer import Answer, Recommendation, Table
-from advisor.estimate import Estimate
+from advisor.estimate import Estimate, weaker_tier
 from advisor.messages import For
 from advisor.protocols import common as c
 from advisor.protocols import serving as sv
@@ -314,7 +314,7 @@ def _why(q: Query, best: Estimate, current: Estimate, cands: list[Estimate]) -> 
     if one and bc.batch_size > 1:
         cut = 100 - 100 * best.j_per_1k_tok / one.j_per_1k_tok
         parts.append(m("optimize.why_cuts" if cut >= 0 else "optimize.why_raises", bs=bc.batch_size,
-                       pct=c.fpct(abs(cut)).lstrip("+"), tier=m.word("tier", best.tier)))
+                       pct=c.fpct(abs(cut)).lstrip("+"), tier=m.word("tier", weaker_tier(best.tier, one.tier))))
     parts.append(m("optimize.why_figures", tier=m.word("tier", best.tier), method=c.method_text(best, m.lang),
                    conf=m.word("confidence", best.confidence)))
     return m("sep.sentence").join(parts)

@@ -80,6 +80,17 @@ def _read_batch_and_lengths(d: _Draft) -> None:
         if "gen_tokens" not in d.slots:
             d.put("gen_tokens", int(_number(m.group(3), "k" if m.group(4) else None)), m)
         t = _blank(t, m)
+    # "800/200 tokens", "input/output 800/200", "ISL/OSL 2k/500": prompt, then answer (never a rate:
+    # "800/200 tokens/s" is not a length)
+    pair = _LEN_NUM + r"\s*/\s*" + _LEN_NUM
+    m = re.search(r"(?:input|prompt|isl)\s*/\s*(?:output|answer|gen(?:eration)?|osl)(?:\s+(?:tokens?|lengths?))?\s*"
+                  r"(?:of|=|:|are|is)?\s*" + pair, t) \
+        or re.search(pair + _TOK + r"(?!\s*(?:/|per)\s*(?:s\b|sec|second))", t)
+    if m:
+        for slot, i in (("prompt_tokens", 1), ("gen_tokens", 3)):
+            if slot not in d.slots:
+                d.put(slot, int(_number(m.group(i), "k" if m.group(i + 1) else None)), m)
+        t = _blank(t, m)
     for slot, rxs, trigger in (("prompt_tokens", _PROMPT_RES, ("prompt", "input", "context", "seq", "prefill", "输入",
                                                                 "提示", "上下文", "序列")),
                                ("gen_tokens", _GEN_RES, ("new_tokens", "answer", "respon", "output", "complet", "generat",
