@@ -20,7 +20,8 @@ are fitted by least squares (log throughput and log J/token) on the measured ser
 
 The parameters are shared by every GPU (fractions of each GPU's own specs), so the model transfers
 to a GPU without serving rows (an A100) as a named cross-GPU transfer; `anchor` then corrects a
-prediction by the measured/modelled ratio of the nearest measured configurations. Pure Python.
+prediction by the measured/modelled ratio of the nearest measured configurations. numpy (a pandas
+dependency, so in the core install) evaluates the rows of a fit as columns.
 """
 
 from __future__ import annotations
@@ -31,15 +32,18 @@ import datetime as dt
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from statistics import median
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from advisor.estimate.golden import golden_section
 from measurements import catalog
 from measurements.schema import GPU, MeasurementRow, ModelArch, WeightFormat
+
+if TYPE_CHECKING:  # numpy is imported where the model is evaluated: the first answer need not load it
+    import numpy as np
 
 # frameworks this model answers (the HF regimes go through advisor.estimate.physics)
 SERVING_FRAMEWORKS = ("vllm",)
@@ -176,54 +180,107 @@ def compute_rate(gpu: GPU, fmt: WeightFormat) -> float:
     return (gpu.bf16_tflops or gpu.fp16_tflops) * 1e12
 
 
-def experts_touched(experts: int, per_token: int, tokens: float) -> float:
+Num = TypeVar("Num", float, "np.ndarray")
+
+
+def experts_touched(experts: Num, per_token: Num, tokens: Num) -> Num:
     """Distinct experts (per layer) that `tokens` tokens route to, each picking `per_token` of
     `experts`: with independent, uniform routing an expert is missed by every token with probability
     (1 - k/e)^T. Counting every pick as a new expert, min(e, T x k), would read all 128 experts of a
-    top-1 model at 128 sequences where about 81 are expected. A dense model reads its one 'expert'."""
-    if experts <= per_token:
-        return float(experts)
-    return experts * (1.0 - math.pow(1.0 - per_token / experts, tokens))
+    top-1 model at 128 sequences where about 81 are expected. A dense model (e = k = 1) reads its one
+    MLP. Numbers or numpy arrays."""
+    return cast(Num, experts * (1.0 - (1.0 - per_token / experts) ** tokens))
 
 
-def predict(s: Setup, p: Params) -> Prediction:
-    a, g, f, n = s.arch, s.gpu, s.fmt, s.gpu_count
-    b = max(s.concurrency, 1.0)
-    prompt = s.prompt_tokens if s.prompt_tokens is not None else p.get(f"prompt:{s.workload}", p.get("prompt:*", 512.0))
-    attn, expert, e, k = layer_params(a)
+@dataclass(frozen=True)
+class Columns:
+    """Setups as numpy columns, so the fit evaluates every row of a sweep in one pass (the same
+    formulas `predict` answers one configuration with)."""
+
+    num: dict[str, np.ndarray]
+    workload: list[str]        # per row
+    gpu: list[str]
+    fmt: list[str]
+    fixed_prompt: np.ndarray   # the row's own prompt length, NaN where the task's fitted one applies
+
+    @staticmethod
+    def of(setups: Sequence[Setup]) -> Columns:
+        import numpy as np
+
+        cols: dict[str, list[float]] = defaultdict(list)
+        fixed = []
+        for s in setups:
+            a, f = s.arch, s.fmt
+            attn, expert, e, k = layer_params(a)
+            wbits = _weight_bits(f)
+            vals = {
+                "layers": a.layers, "attn": attn, "expert": expert, "e": e, "k": k, "wbits": wbits,
+                "dbits": _dense_bits(f), "attn_bits": 16.0 if f.key == "mxfp4" else wbits,  # gpt-oss: only the experts are MXFP4
+                "n": s.gpu_count, "dp": max(s.data_parallel, 1), "b": max(s.concurrency, 1.0), "gen": max(s.gen_tokens, 1.0),
+                "gen_raw": s.gen_tokens, "lm_head": a.vocab * a.hidden, "kv_elems": a.kv_elems_per_token(), "kv_bits": f.kv_bits,
+                "bw": s.gpu.mem_bandwidth_gbs * GB, "rate": compute_rate(s.gpu, f), "active": a.active_params_b * GB,
+                "attn_flops": 4 * a.layers * a.heads * a.head_dim, "moe": float(e > k), "idle": s.gpu.idle_power_w,
+                "tdp": s.gpu.tdp_w,
+            }
+            for key, v in vals.items():
+                cols[key].append(float(v))
+            fixed.append(math.nan if s.prompt_tokens is None else s.prompt_tokens)
+        return Columns(num={key: np.asarray(v) for key, v in cols.items()}, workload=[s.workload for s in setups],
+                       gpu=[s.gpu.key for s in setups], fmt=[s.fmt.key for s in setups], fixed_prompt=np.asarray(fixed))
+
+    def per_row(self, values: Sequence[str], f: Callable[[str], float]) -> np.ndarray:
+        """A parameter that depends on a categorical column (task, GPU, format), row by row."""
+        import numpy as np
+
+        memo = {v: f(v) for v in set(values)}
+        return np.asarray([memo[v] for v in values])
+
+
+def evaluate(c: Columns, p: Params) -> dict[str, np.ndarray]:
+    """The model over every row of `c`: step time and its parts, power, throughput and J/1k tokens."""
+    import numpy as np
+
+    x = c.num
+    b, n, dp = x["b"], x["n"], x["dp"]
+    task_prompt = c.per_row(c.workload, lambda w: p.get(f"prompt:{w}", p.get("prompt:*", 512.0)))
+    prompt = np.where(np.isnan(c.fixed_prompt), task_prompt, c.fixed_prompt)
     # prompts mixed into the steps: each answer's prompt is processed once over its gen_tokens steps
-    pre_tok = b * prompt / max(s.gen_tokens, 1.0)
-    touched = experts_touched(e, k, b + pre_tok)
-    wbits, dbits = _weight_bits(f), _dense_bits(f)
-    attn_bits = 16.0 if f.key == "mxfp4" else wbits  # gpt-oss: only the experts are MXFP4
+    pre_tok = b * prompt / x["gen"]
+    touched = experts_touched(x["e"], x["k"], b + pre_tok)
     # attention and the LM head are split over the GPUs of one attention replica; experts over all
-    attn_split = max(n // max(s.data_parallel, 1), 1)
-    w_bytes = a.layers * (attn * attn_bits / attn_split + expert * touched * wbits / n) / 8
-    w_bytes += a.vocab * a.hidden * dbits / 8 / attn_split
-    ctx = prompt + s.gen_tokens / 2
-    kv_bytes = b * ctx * a.kv_elems_per_token() * f.kv_bits / 8 / n
-    bw = g.mem_bandwidth_gbs * GB
-    moe = e > k
-    eff_bw = (p["eff_bw"] * p.get(f"{f.key}_bw", 1.0) * (p.get("moe_bw", 1.0) if moe else 1.0)
-              * gpu_param(p, "bw", g.key))
-    t_mem = w_bytes / (bw * min(eff_bw, 1.0)) + kv_bytes / (bw * min(p["eff_kv"] * gpu_param(p, "kv", g.key), 1.0))
-    active = a.active_params_b * GB
+    attn_split = np.maximum(n // dp, 1.0)
+    w_bytes = x["layers"] * (x["attn"] * x["attn_bits"] / attn_split + x["expert"] * touched * x["wbits"] / n) / 8
+    w_bytes = w_bytes + x["lm_head"] * x["dbits"] / 8 / attn_split
+    ctx = prompt + x["gen_raw"] / 2
+    kv_bytes = b * ctx * x["kv_elems"] * x["kv_bits"] / 8 / n
+    moe = x["moe"] > 0
+    eff_bw = (p["eff_bw"] * c.per_row(c.fmt, lambda k: p.get(f"{k}_bw", 1.0)) * np.where(moe, p.get("moe_bw", 1.0), 1.0)
+              * c.per_row(c.gpu, lambda g: gpu_param(p, "bw", g)))
+    eff_kv = p["eff_kv"] * c.per_row(c.gpu, lambda g: gpu_param(p, "kv", g))
+    t_mem = w_bytes / (x["bw"] * np.minimum(eff_bw, 1.0)) + kv_bytes / (x["bw"] * np.minimum(eff_kv, 1.0))
     # attention replicas (DP attention) step in lockstep, synchronised by the expert layers: a prompt
     # chunk on one replica stalls the others, so the prompts' tokens run at one replica's rate
-    flops = 2 * active * (b + pre_tok * max(s.data_parallel, 1)) + 4 * a.layers * a.heads * a.head_dim * ctx * b
-    eff_c = (p["eff_compute"] * p.get(f"{f.key}_compute", 1.0) * (p.get("moe_compute", 1.0) if moe else 1.0)
-             * gpu_param(p, "compute", g.key))
-    t_comp = flops / n / (compute_rate(g, f) * min(eff_c, 1.0))
-    t_oh = (p["oh_step_ms"] + a.layers * (p["oh_layer_ms"] + (p["comm_layer_ms"] if n > 1 else 0.0))) * 1e-3 \
+    flops = 2 * x["active"] * (b + pre_tok * dp) + x["attn_flops"] * ctx * b
+    eff_c = (p["eff_compute"] * c.per_row(c.fmt, lambda k: p.get(f"{k}_compute", 1.0))
+             * np.where(moe, p.get("moe_compute", 1.0), 1.0) * c.per_row(c.gpu, lambda g: gpu_param(p, "compute", g)))
+    t_comp = flops / n / (x["rate"] * np.minimum(eff_c, 1.0))
+    t_oh = (p["oh_step_ms"] + x["layers"] * (p["oh_layer_ms"] + np.where(n > 1, p["comm_layer_ms"], 0.0))) * 1e-3 \
         + p.get("oh_seq_us", 0.0) * 1e-6 * b
     q = p["overlap"]
     step = t_oh + (t_mem ** q + t_comp ** q) ** (1 / q)
-    util = (p["u0"] + p["u_compute"] * t_comp / step + p["u_memory"] * t_mem / step) * gpu_param(p, "power", g.key)
-    util = min(1.0, max(0.0, util))
-    power = (g.idle_power_w + (g.tdp_w - g.idle_power_w) * util) * n
+    util = (p["u0"] + p["u_compute"] * t_comp / step + p["u_memory"] * t_mem / step) * c.per_row(
+        c.gpu, lambda g: gpu_param(p, "power", g))
+    util = np.clip(util, 0.0, 1.0)
+    power = (x["idle"] + (x["tdp"] - x["idle"]) * util) * n
     tok_s = b / step
-    return Prediction(itl_s=step, tok_s=tok_s, power_w=power, j_per_1k=power / tok_s * 1000, batch=b, t_memory_s=t_mem,
-                      t_compute_s=t_comp, t_overhead_s=t_oh, prompt_tokens=prompt)
+    return {"step": step, "tok_s": tok_s, "power": power, "j_per_1k": power / tok_s * 1000, "b": b,
+            "t_mem": t_mem, "t_comp": t_comp, "t_oh": t_oh, "prompt": prompt}
+
+
+def predict(s: Setup, p: Params) -> Prediction:
+    r = {k: float(v[0]) for k, v in evaluate(Columns.of([s]), p).items()}
+    return Prediction(itl_s=r["step"], tok_s=r["tok_s"], power_w=r["power"], j_per_1k=r["j_per_1k"], batch=r["b"],
+                      t_memory_s=r["t_mem"], t_compute_s=r["t_comp"], t_overhead_s=r["t_oh"], prompt_tokens=r["prompt"])
 
 
 def bounds_tok_s(s: Setup) -> float:
@@ -235,7 +292,7 @@ def bounds_tok_s(s: Setup) -> float:
     w_bytes = a.layers * (attn + expert * experts_touched(e, k, b)) * min(_weight_bits(f), 16.0) / 8
     t_mem = w_bytes / n / (s.gpu.mem_bandwidth_gbs * GB)
     t_comp = 2 * a.active_params_b * GB * b / n / compute_rate(s.gpu, f)
-    return b / max(t_mem, t_comp)
+    return float(b / max(t_mem, t_comp))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,17 +355,35 @@ def _geo(vals: Sequence[float]) -> float:
 # calibration
 
 
+@dataclass(frozen=True)
+class Sample:
+    """Observations as model columns and their measured logs, built once per fit."""
+
+    cols: Columns
+    log_tok: np.ndarray
+    log_j: np.ndarray
+
+    @staticmethod
+    def of(obs: Sequence[Obs]) -> Sample:
+        import numpy as np
+
+        return Sample(Columns.of([o.setup for o in obs]), np.log([o.tok_s for o in obs]), np.log([o.j_per_1k for o in obs]))
+
+    def loss(self, p: Params) -> float:
+        """Squared log errors of throughput and J/token, summed over the rows."""
+        import numpy as np
+
+        r = evaluate(self.cols, p)
+        return float(np.sum((np.log(r["tok_s"]) - self.log_tok) ** 2 + (np.log(r["j_per_1k"]) - self.log_j) ** 2))
+
+
 def _loss(obs: Sequence[Obs], p: Params) -> float:
-    s = 0.0
-    for o in obs:
-        pr = predict(o.setup, p)
-        s += math.log(pr.tok_s / o.tok_s) ** 2 + math.log(pr.j_per_1k / o.j_per_1k) ** 2
-    return s
+    return Sample.of(obs).loss(p)
 
 
-def _fit_one(rows: Sequence[Obs], p: dict[str, float], key: str, lim: tuple[float, float], log: bool) -> float:
+def _fit_one(rows: Sample, p: dict[str, float], key: str, lim: tuple[float, float], log: bool) -> float:
     """The value of one parameter that minimises the loss over `rows`, the others held."""
-    return golden_section(lambda v: _loss(rows, {**p, key: v}), *lim, log=log, iters=ITERS)
+    return golden_section(lambda v: rows.loss({**p, key: v}), *lim, log=log, iters=ITERS)
 
 
 def fit(obs: Sequence[Obs], sweeps: int = MAX_SWEEPS, tol: float = SWEEP_TOL) -> dict[str, float]:
@@ -320,18 +395,15 @@ def fit(obs: Sequence[Obs], sweeps: int = MAX_SWEEPS, tol: float = SWEEP_TOL) ->
     names = [n for n in LIMITS if not (n.split("_")[0] in ("fp8", "mxfp4") and n.split("_")[0] not in fmts)]
     for w in sorted({o.setup.workload for o in obs}):
         p[f"prompt:{w}"] = 512.0
-    by_task: dict[str, list[Obs]] = defaultdict(list)
-    for o in obs:
-        by_task[o.setup.workload].append(o)
-    by_gpu: dict[str, list[Obs]] = defaultdict(list)
-    for o in obs:
-        by_gpu[o.gpu].append(o)
+    every = Sample.of(obs)
+    by_task = {w: Sample.of([o for o in obs if o.setup.workload == w]) for w in sorted({o.setup.workload for o in obs})}
+    by_gpu = {g: Sample.of([o for o in obs if o.gpu == g]) for g in sorted({o.gpu for o in obs})}
     for g in by_gpu:
         for n in PER_GPU:
             p[f"{n}:{g}"] = 1.0
     last = math.inf
     for _ in range(sweeps):
-        cur = _loss(obs, p)
+        cur = every.loss(p)
         if last - cur < tol * cur:
             break
         last = cur
@@ -340,7 +412,7 @@ def fit(obs: Sequence[Obs], sweeps: int = MAX_SWEEPS, tol: float = SWEEP_TOL) ->
                 key = f"{n}:{g}"
                 p[key] = _fit_one(rows_g, p, key, lim, log=True)
         for n in names:
-            p[n] = _fit_one(obs, p, n, LIMITS[n], log=n in LOG_SCALE)
+            p[n] = _fit_one(every, p, n, LIMITS[n], log=n in LOG_SCALE)
         for w, rows in by_task.items():
             key = f"prompt:{w}"
             p[key] = _fit_one(rows, p, key, PROMPT_LIMITS, log=True)
@@ -367,7 +439,11 @@ def shipped_params() -> dict[str, dict[str, float]]:
 
 
 def fit_error(obs: Sequence[Obs], p: Params) -> float:
-    return median(abs(predict(o.setup, p).j_per_1k / o.j_per_1k - 1) * 100 for o in obs)
+    """In-sample median absolute % error of J/token."""
+    import numpy as np
+
+    s = Sample.of(obs)
+    return float(np.median(np.abs(np.exp(np.log(evaluate(s.cols, p)["j_per_1k"]) - s.log_j) - 1)) * 100)
 
 
 def main(argv: list[str] | None = None) -> int:
