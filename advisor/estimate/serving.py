@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from advisor.estimate.golden import golden_section
 from measurements import catalog
@@ -192,21 +192,36 @@ def experts_touched(experts: Num, per_token: Num, tokens: Num) -> Num:
     return cast(Num, experts * (1.0 - (1.0 - per_token / experts) ** tokens))
 
 
+class _Scalars:
+    """The few array functions the model uses, for one configuration in plain floats: an answer
+    evaluates the model without loading numpy (the first answer's start-up time)."""
+
+    @staticmethod
+    def where(cond: bool, a: float, b: float) -> float:
+        return a if cond else b
+
+    minimum, maximum = staticmethod(min), staticmethod(max)
+    isnan = staticmethod(math.isnan)
+
+    @staticmethod
+    def clip(v: float, lo: float, hi: float) -> float:
+        return min(hi, max(lo, v))
+
+
 @dataclass(frozen=True)
 class Columns:
-    """Setups as numpy columns, so the fit evaluates every row of a sweep in one pass (the same
-    formulas `predict` answers one configuration with)."""
+    """Setups as columns: numpy arrays for a fit (every row of a sweep in one pass), plain floats
+    for one configuration; `evaluate` runs the same formulas on either."""
 
-    num: dict[str, np.ndarray]
+    num: dict[str, Any]
     workload: list[str]        # per row
     gpu: list[str]
     fmt: list[str]
-    fixed_prompt: np.ndarray   # the row's own prompt length, NaN where the task's fitted one applies
+    fixed_prompt: Any          # the row's own prompt length, NaN where the task's fitted one applies
+    xp: Any                    # numpy, or _Scalars for one configuration
 
     @staticmethod
-    def of(setups: Sequence[Setup]) -> Columns:
-        import numpy as np
-
+    def of(setups: Sequence[Setup], vector: bool = True) -> Columns:
         cols: dict[str, list[float]] = defaultdict(list)
         fixed = []
         for s in setups:
@@ -225,21 +240,28 @@ class Columns:
             for key, v in vals.items():
                 cols[key].append(float(v))
             fixed.append(math.nan if s.prompt_tokens is None else s.prompt_tokens)
-        return Columns(num={key: np.asarray(v) for key, v in cols.items()}, workload=[s.workload for s in setups],
-                       gpu=[s.gpu.key for s in setups], fmt=[s.fmt.key for s in setups], fixed_prompt=np.asarray(fixed))
-
-    def per_row(self, values: Sequence[str], f: Callable[[str], float]) -> np.ndarray:
-        """A parameter that depends on a categorical column (task, GPU, format), row by row."""
+        names: dict[str, list[str]] = {"workload": [s.workload for s in setups], "gpu": [s.gpu.key for s in setups],
+                                       "fmt": [s.fmt.key for s in setups]}
+        if not vector:
+            if len(setups) != 1:
+                raise ValueError("plain-float columns hold exactly one configuration")
+            return Columns(num={key: v[0] for key, v in cols.items()}, fixed_prompt=fixed[0], xp=_Scalars, **names)
         import numpy as np
 
+        return Columns(num={key: np.asarray(v) for key, v in cols.items()}, fixed_prompt=np.asarray(fixed), xp=np, **names)
+
+    def per_row(self, values: Sequence[str], f: Callable[[str], float]) -> Any:
+        """A parameter that depends on a categorical column (task, GPU, format), row by row."""
+        if self.xp is _Scalars:
+            return f(values[0])
         memo = {v: f(v) for v in set(values)}
-        return np.asarray([memo[v] for v in values])
+        return self.xp.asarray([memo[v] for v in values])
 
 
-def evaluate(c: Columns, p: Params) -> dict[str, np.ndarray]:
-    """The model over every row of `c`: step time and its parts, power, throughput and J/1k tokens."""
-    import numpy as np
-
+def evaluate(c: Columns, p: Params) -> dict[str, Any]:
+    """The model over every row of `c`: step time and its parts, power, throughput and J/1k tokens
+    (arrays, or floats for plain-float columns)."""
+    np = c.xp
     x = c.num
     b, n, dp = x["b"], x["n"], x["dp"]
     task_prompt = c.per_row(c.workload, lambda w: p.get(f"prompt:{w}", p.get("prompt:*", 512.0)))
@@ -278,7 +300,7 @@ def evaluate(c: Columns, p: Params) -> dict[str, np.ndarray]:
 
 
 def predict(s: Setup, p: Params) -> Prediction:
-    r = {k: float(v[0]) for k, v in evaluate(Columns.of([s]), p).items()}
+    r = {k: float(v) for k, v in evaluate(Columns.of([s], vector=False), p).items()}
     return Prediction(itl_s=r["step"], tok_s=r["tok_s"], power_w=r["power"], j_per_1k=r["j_per_1k"], batch=r["b"],
                       t_memory_s=r["t_mem"], t_compute_s=r["t_comp"], t_overhead_s=r["t_oh"], prompt_tokens=r["prompt"])
 
