@@ -329,3 +329,18 @@ def test_serving_flags_on_every_question_command(capsys):
         ans = json.loads(capsys.readouterr().out)
         assert ans["query"]["framework"] == "vllm" and ans["query"]["gpu_count"] == 1
         assert ans["query"]["itl_target_ms"] == 30
+
+
+def test_columns_and_one_configuration_give_the_same_prediction():
+    """The fit evaluates the rows as numpy columns, an answer one configuration in floats: the same
+    formulas, so every row's prediction agrees to rounding."""
+    obs = serving.observations(ROWS)
+    p = serving.shipped_params()["vllm"]
+    cols = serving.evaluate(serving.Columns.of([o.setup for o in obs]), p)
+    for i, o in enumerate(obs):
+        one = serving.predict(o.setup, p)
+        assert one.j_per_1k == pytest.approx(float(cols["j_per_1k"][i]), rel=1e-12)
+        assert one.tok_s == pytest.approx(float(cols["tok_s"][i]), rel=1e-12)
+        assert one.t_memory_s == pytest.approx(float(cols["t_mem"][i]), rel=1e-12)
+    with pytest.raises(ValueError, match="exactly one"):
+        serving.Columns.of([o.setup for o in obs[:2]], vector=False)
