@@ -344,3 +344,26 @@ def test_columns_and_one_configuration_give_the_same_prediction():
         assert one.t_memory_s == pytest.approx(float(cols["t_mem"][i]), rel=1e-12)
     with pytest.raises(ValueError, match="exactly one"):
         serving.Columns.of([o.setup for o in obs[:2]], vector=False)
+
+
+def test_a_gpu_without_serving_rows_gets_the_fitted_multipliers_up_to_the_peak():
+    """kv:h100_sxm sits at its search limit; the transfer takes it only up to where the H100's
+    product with the shared efficiency reaches the peak (the fit cannot tell larger values apart)."""
+    p = serving.shipped_params()["vllm"]
+    fitted = [v for k, v in p.items() if k.startswith("kv:")]
+    capped = [min(v, 1 / p["eff_kv"]) for v in fitted]
+    assert max(fitted) > 1 / p["eff_kv"]  # the degeneracy this guards against is in the shipped fit
+    assert serving.gpu_param(p, "kv", "a100_80gb") == pytest.approx(math.prod(capped) ** (1 / len(capped)))
+    assert serving.gpu_param(p, "kv", "a100_80gb") * p["eff_kv"] < 1.0
+    assert serving.gpu_param(p, "kv", "h100_sxm") == p["kv:h100_sxm"]  # a fitted GPU keeps its own
+
+
+def test_a_gpu_without_serving_rows_anchors_on_the_gpu_nearest_in_bandwidth():
+    # Qwen3-8B chat at 64 sequences is measured on both the H100 (3.35 TB/s) and the B200 (8 TB/s):
+    # an A100 (2.0 TB/s) anchors on the H100 row, a B300-like 8 TB/s part would not
+    chat = [r for r in VLLM if r.model_id == "Qwen/Qwen3-8B" and r.max_num_seqs == 64 and r.workload == "chat"]
+    assert {r.gpu for r in chat} == {"h100_sxm", "b200"}
+    h = next(r for r in chat if r.gpu == "h100_sxm")
+    e = E.estimate(cfg("qwen3-8b", "a100_80gb", 64, workload="chat"))
+    assert e.tier == "extrapolated" and e.row_ids == [h.id]
+    assert "cross-GPU transfer" in e.method

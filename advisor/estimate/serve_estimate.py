@@ -176,7 +176,10 @@ def estimate(cfg: Config, rows: Sequence[MeasurementRow], params: dict[str, floa
     else:
         # this model measured elsewhere (another GPU count, task or GPU): anchor on the nearest row
         kin = [o for o in obs if o.model == a.key and _same_fmt(o, cfg.precision)]
+        # another GPU's row: the one nearest in memory bandwidth (an A100 anchors on the H100, not the
+        # B200), since the model's GPU-to-GPU ratio is its least certain part
         kin.sort(key=lambda o: (o.gpu != g.key, o.setup.workload != workload, o.setup.gpu_count != cfg.gpu_count,
+                                round(abs(math.log(o.setup.gpu.mem_bandwidth_gbs / g.mem_bandwidth_gbs)), 3),
                                 abs(math.log(o.setup.concurrency / bs))))
         if kin:
             near = kin[0]

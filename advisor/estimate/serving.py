@@ -163,12 +163,23 @@ class Prediction:
                 f"{self.t_overhead_s * 1e3:.1f} ms; {self.binding} dominates), prompts of {self.prompt_tokens:,.0f} tokens")
 
 
+# the shared efficiency a per-GPU multiplier alone scales; their product is clamped at 1 (the GPU's
+# peak). Bandwidth and compute multipliers also meet the format's and MoE factors, so a value above
+# 1 / eff_bw still tells on FP8 rows: only the KV multiplier has a point past which nothing changes.
+SCALES = {"kv": "eff_kv"}
+
+
 def gpu_param(p: Params, name: str, gpu: str) -> float:
-    """A per-GPU multiplier: the GPU's own, else the geometric mean over the GPUs fitted."""
+    """A per-GPU multiplier: the GPU's own, else the geometric mean over the GPUs fitted, each taken
+    at most up to where the product with its shared efficiency reaches the peak. Above that the fit
+    cannot tell values apart (kv:h100_sxm sits at its search limit, 5.0, where 1.76 already reaches
+    the peak), and the raw value would hand a GPU without rows more than its fitted GPUs showed."""
     v = p.get(f"{name}:{gpu}")
     if v is not None:
         return v
-    others = [x for k, x in p.items() if k.startswith(f"{name}:")]
+    base = p.get(SCALES.get(name, ""))
+    cap = 1.0 / base if base else math.inf
+    others = [min(x, cap) for k, x in p.items() if k.startswith(f"{name}:")]
     return _geo(others) if others else 1.0
 
 
