@@ -431,3 +431,13 @@ def test_a_figure_comparing_two_estimates_is_as_direct_as_the_weaker():
     assert "with the fix" in alert["message"]
     tail = alert["message"].split("with the fix", 1)[1]
     assert "measured)" not in tail and ("extrapolated)" in tail or "interpolated)" in tail)
+
+
+def test_a_tiny_reported_figure_is_shown_as_reported_not_as_zero():
+    from advisor.protocols.common import fnum
+
+    assert fnum(1e-9, 1) == "1e-09" and fnum(0.04, 1) == "0.04"
+    assert fnum(12.34, 1) == "12.3" and fnum(0.0, 1) == "0.0" and fnum(1234.5) == "1,234"
+    a = ask("my llama-3.1-8b on an a100 runs at 0.000000001 tok/s at batch size 1, why so slow?")
+    a = a[0] if isinstance(a, tuple) else a
+    assert "You report 1e-09 tok/s" in a.headline and "0.0 tok/s" not in a.headline

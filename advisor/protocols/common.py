@@ -193,6 +193,8 @@ def fnum(x: float | None, digits: int = 0) -> str:
         return "-"
     if digits == 0 and abs(x) < 10 and x != 0:
         return f"{x:,.2g}" if abs(x) < 1 else f"{x:,.1f}"
+    if x != 0 and round(abs(x), digits) == 0:
+        return f"{x:.2g}"  # a small figure keeps two significant digits: 1e-9 tok/s is not "0.0"
     return f"{x:,.{digits}f}"
 
 
