@@ -272,38 +272,38 @@ class Columns:
 def evaluate(c: Columns, p: Params) -> dict[str, Any]:
     """The model over every row of `c`: step time and its parts, power, throughput and J/1k tokens
     (arrays, or floats for plain-float columns)."""
-    np = c.xp
+    xp = c.xp  # numpy, or the float shim
     x = c.num
     b, n, dp = x["b"], x["n"], x["dp"]
     task_prompt = c.per_row(c.workload, lambda w: p.get(f"prompt:{w}", p.get("prompt:*", 512.0)))
-    prompt = np.where(np.isnan(c.fixed_prompt), task_prompt, c.fixed_prompt)
+    prompt = xp.where(xp.isnan(c.fixed_prompt), task_prompt, c.fixed_prompt)
     # prompts mixed into the steps: each answer's prompt is processed once over its gen_tokens steps
     pre_tok = b * prompt / x["gen"]
     touched = experts_touched(x["e"], x["k"], b + pre_tok)
     # attention and the LM head are split over the GPUs of one attention replica; experts over all
-    attn_split = np.maximum(n // dp, 1.0)
+    attn_split = xp.maximum(n // dp, 1.0)
     w_bytes = x["layers"] * (x["attn"] * x["attn_bits"] / attn_split + x["expert"] * touched * x["wbits"] / n) / 8
     w_bytes = w_bytes + x["lm_head"] * x["dbits"] / 8 / attn_split
     ctx = prompt + x["gen_raw"] / 2
     kv_bytes = b * ctx * x["kv_elems"] * x["kv_bits"] / 8 / n
     moe = x["moe"] > 0
-    eff_bw = (p["eff_bw"] * c.per_row(c.fmt, lambda k: p.get(f"{k}_bw", 1.0)) * np.where(moe, p.get("moe_bw", 1.0), 1.0)
+    eff_bw = (p["eff_bw"] * c.per_row(c.fmt, lambda k: p.get(f"{k}_bw", 1.0)) * xp.where(moe, p.get("moe_bw", 1.0), 1.0)
               * c.per_row(c.gpu, lambda g: gpu_param(p, "bw", g)))
     eff_kv = p["eff_kv"] * c.per_row(c.gpu, lambda g: gpu_param(p, "kv", g))
-    t_mem = w_bytes / (x["bw"] * np.minimum(eff_bw, 1.0)) + kv_bytes / (x["bw"] * np.minimum(eff_kv, 1.0))
+    t_mem = w_bytes / (x["bw"] * xp.minimum(eff_bw, 1.0)) + kv_bytes / (x["bw"] * xp.minimum(eff_kv, 1.0))
     # attention replicas (DP attention) step in lockstep, synchronised by the expert layers: a prompt
     # chunk on one replica stalls the others, so the prompts' tokens run at one replica's rate
     flops = 2 * x["active"] * (b + pre_tok * dp) + x["attn_flops"] * ctx * b
     eff_c = (p["eff_compute"] * c.per_row(c.fmt, lambda k: p.get(f"{k}_compute", 1.0))
-             * np.where(moe, p.get("moe_compute", 1.0), 1.0) * c.per_row(c.gpu, lambda g: gpu_param(p, "compute", g)))
-    t_comp = flops / n / (x["rate"] * np.minimum(eff_c, 1.0))
-    t_oh = (p["oh_step_ms"] + x["layers"] * (p["oh_layer_ms"] + np.where(n > 1, p["comm_layer_ms"], 0.0))) * 1e-3 \
+             * xp.where(moe, p.get("moe_compute", 1.0), 1.0) * c.per_row(c.gpu, lambda g: gpu_param(p, "compute", g)))
+    t_comp = flops / n / (x["rate"] * xp.minimum(eff_c, 1.0))
+    t_oh = (p["oh_step_ms"] + x["layers"] * (p["oh_layer_ms"] + xp.where(n > 1, p["comm_layer_ms"], 0.0))) * 1e-3 \
         + p.get("oh_seq_us", 0.0) * 1e-6 * b
     q = p["overlap"]
     step = t_oh + (t_mem ** q + t_comp ** q) ** (1 / q)
     util = (p["u0"] + p["u_compute"] * t_comp / step + p["u_memory"] * t_mem / step) * c.per_row(
         c.gpu, lambda g: gpu_param(p, "power", g))
-    util = np.clip(util, 0.0, 1.0)
+    util = xp.clip(util, 0.0, 1.0)
     power = (x["idle"] + (x["tdp"] - x["idle"]) * util) * n
     tok_s = b / step
     return {"step": step, "tok_s": tok_s, "power": power, "j_per_1k": power / tok_s * 1000, "b": b,
@@ -476,7 +476,7 @@ def fit_error(obs: Sequence[Obs], p: Params) -> float:
     import numpy as np
 
     s = Sample.of(obs)
-    return float(np.median(np.abs(np.exp(np.log(evaluate(s.cols, p)["j_per_1k"]) - s.log_j) - 1)) * 100)
+    return float(np.median(np.abs(evaluate(s.cols, p)["j_per_1k"] / np.exp(s.log_j) - 1)) * 100)
 
 
 def main(argv: list[str] | None = None) -> int:
