@@ -141,3 +141,9 @@ class Answer(_Model):
     citations: list[Citation] = Field(default_factory=list)
     voice: list[str] = Field(default_factory=list, description="persona lines; never hold a number")
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    def stated_waste(self) -> float | None:
+        """The waste the headline shows: the user's configuration's against the best. Where nobody
+        stated one, waste_pct is the recommendation's own (0) and saying so beside the baseline's
+        saving would only confuse."""
+        return None if "default_baseline_waste_pct" in self.extra else self.waste_pct

@@ -176,19 +176,60 @@ def test_a_serving_engine_runs_at_the_concurrency_its_load_keeps_in_flight():
     assert cap["gpus"] == 4 and cap["replicas"] == 1 and cap["gpu_hours"] <= 4 * c.hours_per_month()
 
 
-def test_a_light_load_is_told_what_concurrency_a_live_service_runs_at():
+def test_a_light_load_is_ranked_at_the_concurrency_a_live_service_runs_at():
     from advisor.api import ask
 
-    ans, _ = ask("Greenest way to serve Llama-3.1-8B to 10 million requests a month on H100s with a 50 ms "
-                 "per-token target")
+    ans, _ = ask("Greenest way to serve Llama-3.1-8B with vLLM to 10 million requests a month on H100s with a "
+                 "50 ms per-token target")
     best = ans.extra["best"]
     note = next(x for x in ans.caveats if "Little's law" in x)
-    # the ranking's concurrency is reached only from a queue; at this load about need x step time
-    # sequences are in flight, at a higher J/token, and the answer gives both figures
+    # a live service runs the sequences in flight (need x time per token), never a larger
+    # max_num_seqs: the recommendation is taken there, and it carries its share of the load
     n = int(note.split("keeps about ")[1].split()[0])
-    assert 4 <= n < best["batch_size"] and f"concurrency {best['batch_size']} fills only" in note
-    live = float(note.split("about ")[2].split(" J/1k")[0].replace(",", ""))
-    assert live > best["j_per_1k_tok"] * 2
-    # no stated load (the 1M/month basis is a default): no such note
-    plain, _ = ask("Greenest way to serve Llama-3.1-8B on H100s with a 50 ms per-token target")
+    assert best["batch_size"] == n and 4 <= n < 64
+    cap = ans.extra["capacity"][0]
+    assert best["throughput_tok_s"] * cap["replicas"] >= cap["tok_s_needed"]
+    # its replicas run (nearly) all month: a live load's GPU-hours are not a full batch's
+    hours = catalog.factor("days_per_month") * 24
+    assert cap["gpu_hours"] > 0.5 * cap["replicas"] * best["gpu_count"] * hours
+    # at that concurrency energy per token is well above the full-batch minimum of the same rows
+    full = min(r.energy_j_per_1k_tok for r in c.ds().rows
+               if r.framework == "vllm" and r.gpu == "h100_sxm" and r.model_id == "meta-llama/Llama-3.1-8B-Instruct"
+               and r.itl_p50_ms is not None and r.itl_p50_ms <= 50)
+    assert best["j_per_1k_tok"] > full * 2
+    # no stated load (the 1M/month basis is a default): full batches, no such note
+    plain, _ = ask("Greenest way to serve Llama-3.1-8B with vLLM on H100s with a 50 ms per-token target")
     assert not any("Little's law" in x for x in plain.caveats)
+    assert plain.extra["best"]["j_per_1k_tok"] == pytest.approx(full)
+
+
+def test_a_baseline_that_one_gpu_cannot_hold_runs_on_the_fewest_that_can():
+    from advisor.api import ask
+    from advisor.render import render
+
+    ans, _ = ask("What's the cheapest way to serve Llama 3.1 70B at 5 requests per second on H100s with vLLM?")
+    # 70B in BF16 (~141 GB of weights) cannot run on one 80 GB H100: the baseline is never costed there
+    cap = ans.extra["capacity"][0]
+    assert cap["gpus"] // cap["replicas"] == 2  # GPUs per replica: tensor parallel 2
+    assert any(d.startswith("GPUs per replica: 2 (") for d in ans.defaults_applied)
+    assert not any("GB of GPU memory" in w for w in ans.warnings)
+    assert not any("holds about 0 sequences" in x for x in ans.caveats)
+    # one answer length: J/request x requests is the month's energy, and the defaults say the length used
+    jreq = next(r for r in ans.tables[0].rows if r[0] == "J/request")[1]
+    kwh = next(r for r in ans.tables[0].rows if r[0].startswith("energy"))[1]
+    assert jreq * 13_149_000 / 3.6e6 == pytest.approx(kwh, rel=0.01)
+    gen = next(d for d in ans.defaults_applied if d.startswith("gen tokens:"))
+    assert int(gen.split(":")[1].split()[0]) == round(ans.extra["tokens"] / 13_149_000)
+    # nothing was configured: the headline shows no "waste vs best" of the recommendation itself
+    assert "waste vs best" not in render(ans, "markdown")
+
+
+def test_a_serving_estimate_that_does_not_fit_says_how_many_gpus_would():
+    from advisor.estimate import Config, estimate
+
+    def at(n: int):
+        return estimate(Config(model="llama-3.1-70b", params_b=70.6, gpu="h100_sxm", precision="bf16", batch_size=8,
+                               framework="vllm", gpu_count=n))
+
+    one, two = at(1), at(2)
+    assert not one.fits and one.min_gpu_count == 2 and two.fits and two.min_gpu_count is None

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from advisor import derive
 from advisor.answer import MOOD_ORDER, Answer, mood_for_waste
 from advisor.api import answer_query, ask
+from advisor.protocols import common as c
 from advisor.query import Query, QueryError, from_fields, parse
 from measurements import catalog
 
@@ -41,7 +42,7 @@ def test_monthly_energy_cost_and_co2_are_consistent(cfg, requests, region):
     a = answer_query(q)
     r = catalog.resolve_region(region)
     pue = derive.pue_for(r)
-    tokens = requests * q.gen_tokens
+    tokens = requests * c.answer_length(q)  # the stated length, a serving model's measured one, or the default
     for line, col in ((a.costs[0], 1), (a.costs[1], 2)):
         j = _table_value(a, "J/1k tok", col)
         # monthly energy = J/1k tok x tokens (x PUE), cost = energy x price, CO2 = energy x intensity

@@ -196,8 +196,12 @@ def test_validation_errors_and_warnings_from_text():
     assert any("context window" in w for w in q.warnings)
     q = parse("qwen2.5-7b bf16 on a V100")
     assert any("BF16 is not supported" in w for w in q.warnings)
-    q = parse("Llama-3.1-70B fp16 on an RTX 4090D")
+    q = parse("Llama-3.1-70B fp16 on one RTX 4090D")
     assert any("GB of GPU memory" in w and "24 GB" in w for w in q.warnings)
+    # no GPU count stated: ESTIMATE and OPTIMIZE take the fewest that hold it (and say so), so the
+    # parser does not warn about one GPU; where even eight cannot, it does
+    assert not any("GB of GPU memory" in w for w in parse("cost of Llama-3.1-70B fp16 on H100s").warnings)
+    assert any("GB of GPU memory" in w for w in parse("Llama-3.1-405B fp16 on an RTX 4090D").warnings)
 
 
 def test_empty_and_meaningless_text_are_clear_errors():

@@ -82,7 +82,7 @@ def test_the_detector_catches_what_it_should():
 
 def test_one_configuration_one_snippet_across_protocols():
     # both answers recommend FP16 at the same batch size for this job: the snippet is the same text
-    opt, _ = ask("greenest config for Mistral-7B on an A800 for a production API?")
+    opt, _ = ask("greenest config for Mistral-7B on an A800 for a production API at 1 million requests per month?")
     est, _ = ask("How much will Mistral-7B on A800 cost me for 1 million requests per month?")
     (code_opt,) = python_snippets_of(opt)
     (code_est,) = python_snippets_of(est)

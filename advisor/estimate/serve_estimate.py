@@ -24,6 +24,7 @@ from dataclasses import replace
 from statistics import median
 from typing import TYPE_CHECKING
 
+from advisor.estimate import physics
 from advisor.estimate import serving as S
 from measurements import catalog
 from measurements.schema import MeasurementRow, ModelArch
@@ -211,19 +212,22 @@ def estimate(cfg: Config, rows: Sequence[MeasurementRow], params: dict[str, floa
         itl = 1000.0 * bs / tput
     # the prompts' KV cache: the stated prompt length, else the catalog's default (the tasks' prompt
     # lengths are not published per row; the fitted effective length is a compute figure)
-    need, cap_seqs, breakdown = memory(target, float(cfg.prompt_tokens or catalog.factor("default_prompt_tokens")))
-    fits = need <= g.vram_gb or tier == "measured"
-    if tier != "measured" and cap_seqs < bs:
-        fits = False
+    prompt = float(cfg.prompt_tokens or catalog.factor("default_prompt_tokens"))
+    need, cap_seqs, breakdown = memory(target, prompt)
+    fits = tier == "measured" or _fits(target, prompt)
+    if tier != "measured" and need <= g.vram_gb and cap_seqs < bs:
         notes.append(f"the KV cache holds about {cap_seqs:,.0f} sequences of this task on {cfg.gpu_count} x {g.key}: "
                      f"concurrency {bs:g} would not all run at once")
+    # like the HF estimate's: the fewest GPUs (tensor parallel) that would hold what does not fit
+    min_n = None if fits else next((n for n in physics.TP_SIZES if n > cfg.gpu_count
+                                    and _fits(replace(target, gpu_count=n), prompt)), None)
     idle = g.idle_power_w * cfg.gpu_count
     net = j - idle * 1000 / tput
     return Estimate(
         config=cfg, j_per_1k_tok=j, j_per_1k_tok_net=net if net > 0 else None, throughput_tok_s=tput, power_w=power,
         mem_gb=need, tier=tier, method=method, confidence=conf, row_ids=ids, notes=notes,  # type: ignore[arg-type]
         bound_tok_s=cap, bound="memory bandwidth / compute", power_limit_w=g.tdp_w * cfg.gpu_count, mem_need_gb=need,
-        mem_breakdown=breakdown, fits=fits, itl_ms=itl, workload=workload, output_tokens=gen,
+        mem_breakdown=breakdown, fits=fits, min_gpu_count=min_n, itl_ms=itl, workload=workload, output_tokens=gen,
         itl_percentile=itl_percentile if tier in ("measured", "interpolated") else None,
         n_runs=1 if tier == "measured" else None,
     )
@@ -240,6 +244,12 @@ def _anchored(near: S.Obs, target: S.Setup, pt: S.Prediction, p: S.Params, pct: 
     method = (f"measured row {near.row.id} x the serving model's ratio of the two configurations "
               f"(J/token x{rj:.2f}, throughput x{rt:.2f}; {pt.describe()})")
     return near.j_per_1k * rj, near.tok_s * rt, pw, itl, method
+
+
+def _fits(s: S.Setup, prompt: float) -> bool:
+    """Weights, reserve and every running sequence's KV cache within each GPU's memory."""
+    need, cap_seqs, _ = memory(s, prompt)
+    return need <= s.gpu.vram_gb and cap_seqs >= s.concurrency
 
 
 def memory(s: S.Setup, prompt: float) -> tuple[float, float, str]:

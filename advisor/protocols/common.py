@@ -225,14 +225,13 @@ class Workload:
     conversions: list[str]
     defaulted: bool = False
     lang: str = "en"  # the language of the labels (and of the tables built from this workload)
+    gen: float | None = None  # generated tokens per request where the workload counts requests
 
 
 def workload(q: Query, e: Estimate | None) -> Workload:
     """Generated tokens per month (or for a one-off job) from what the user said."""
     m = For(q.lang)
-    gen = q.gen_tokens or int(catalog.factor("default_gen_tokens"))
-    if e is not None and e.output_tokens and "gen_tokens" in q.defaulted:
-        gen = round(e.output_tokens)  # a serving estimate's task sets the answer length (measured mean)
+    gen = answer_length(q)
     conv: list[str] = []
     if q.job_tokens is not None:
         return Workload(q.job_tokens, "job", m("common.wl_job", tokens=fnum(q.job_tokens),
@@ -244,7 +243,7 @@ def workload(q: Query, e: Estimate | None) -> Workload:
         toks = q.requests_per_month * gen
         conv.append(m("common.conv_requests", requests=fnum(q.requests_per_month), gen=gen, tokens=fnum(toks)))
         return Workload(toks, "month", m("common.wl_requests", requests=fnum(q.requests_per_month)),
-                        q.requests_per_month, conv, lang=m.lang)
+                        q.requests_per_month, conv, lang=m.lang, gen=gen)
     if q.hours_per_day is not None and e is not None and e.throughput_tok_s:
         dpm = catalog.factor("days_per_month")
         toks = e.throughput_tok_s * q.hours_per_day * 3600 * dpm
@@ -254,7 +253,40 @@ def workload(q: Query, e: Estimate | None) -> Workload:
     toks = DEFAULT_MONTHLY_REQUESTS * gen
     conv.append(m("common.conv_default", requests=fnum(DEFAULT_MONTHLY_REQUESTS), gen=gen, tokens=fnum(toks)))
     return Workload(toks, "month", m("common.wl_basis", requests=fnum(DEFAULT_MONTHLY_REQUESTS)),
-                    DEFAULT_MONTHLY_REQUESTS, conv, defaulted=True, lang=m.lang)
+                    DEFAULT_MONTHLY_REQUESTS, conv, defaulted=True, lang=m.lang, gen=gen)
+
+
+def answer_length(q: Query) -> int:
+    """Generated tokens per request, one figure for the whole answer: the stated length; else, for a
+    model with serving rows, the measured mean answer length of its task under the serving engine
+    (the length those rows ran at; a light load's concurrency and the month's tokens follow from
+    it), whichever GPU is asked about; else the catalog's default."""
+    default = q.gen_tokens or int(catalog.factor("default_gen_tokens"))
+    if q.gen_tokens and "gen_tokens" not in q.defaulted:
+        return q.gen_tokens
+    from advisor.estimate import serve_estimate
+    from advisor.protocols import serving as sv
+
+    a = arch_of(q)
+    key = a.key if a is not None else q.model
+    for fw in sv.calibrated_serving():
+        obs = serve_estimate.observations(ds().rows, fw)
+        if any(o.model == key for o in obs):
+            return round(serve_estimate.gen_tokens_for(obs, key, serve_estimate.default_workload(obs, key))[0])
+    return default
+
+
+def note_answer_length(defaults: list[str], q: Query, w: Workload) -> None:
+    """Where the model's serving rows set the answer length (answer_length), the defaults line says
+    the length used, not the parser's default it replaced."""
+    if w.gen is None or "gen_tokens" not in q.defaulted or round(w.gen) == q.gen_tokens:
+        return
+    m = For(q.lang)
+    was = m("query.default", slot=m.word("slot", "gen_tokens"), value=q.gen_tokens, why=m("query.why_gen_tokens"))
+    now = m("query.default", slot=m.word("slot", "gen_tokens"), value=round(w.gen), why=m("common.why_gen_task"))
+    defaults[:] = [now if d == was else d for d in defaults]
+    if now not in defaults:
+        defaults.append(now)
 
 
 @dataclass
@@ -913,7 +945,11 @@ def load_level(q: Query, levels: Sequence[int], at: Callable[[int], Estimate | N
         e = at(b)
         if e is None or not e.throughput_tok_s:
             return None
-        nb = min(cap, max(1, math.ceil(derive.load_concurrency(need / replicas, itl_s(e)) - 1e-9)))
+        # a sequence's mean time per token is batch / throughput (prefill pauses included), which
+        # the median ITL leaves out: with it the replica carries exactly its share
+        # (and the load at this estimate's own answer length, as the capacity table counts it)
+        share = (load_tok_s(q, e) or need) / replicas
+        nb = min(cap, max(1, math.ceil(derive.load_concurrency(share, e.config.batch_size / e.throughput_tok_s) - 1e-9)))
         if nb == b:
             break
         b = nb

@@ -21,6 +21,7 @@ READS_SLOTS = ("gpu_count", "framework", "itl_target_ms", "e2e_target_s", "own_g
 def run(q: Query) -> Answer:
     m, lg, mlabel, glabel, ans = c.opening(q, "estimate", "estimate.title")
     current = sv.current(q)
+    sv.note_gpu_count(ans.defaults_applied, q, current)
     sv.note_load_concurrency(ans.defaults_applied, q, current)
     if current is None:
         ans.mood = "gray"
@@ -30,7 +31,8 @@ def run(q: Query) -> Answer:
     best = optimize.best_of(cands) if cands else current
     if best.j_per_1k_tok > current.j_per_1k_tok:
         best = current
-    w = c.workload(q, current)
+    w = c.workload(q, current)  # one answer length for both columns (common.answer_length)
+    c.note_answer_length(ans.defaults_applied, q, w)
     g = c.grid(q)
     per = c.per_word(w)
     per_text = m("common.per_month" if w.period == "month" else "common.per_job")
@@ -70,7 +72,7 @@ def run(q: Query) -> Answer:
     rows = [
         ["J/1k tok", round(current.j_per_1k_tok, 1), round(best.j_per_1k_tok, 1), sav(current.j_per_1k_tok, best.j_per_1k_tok)],
     ]
-    gen = q.gen_tokens or 0
+    gen = w.gen or q.gen_tokens or 0  # the answer length the workload counts
     if w.requests is not None and gen:
         rows.append(["J/request", round(derive.energy_per_request_j(current.j_per_1k_tok, gen), 1),
                      round(derive.energy_per_request_j(best.j_per_1k_tok, gen), 1),

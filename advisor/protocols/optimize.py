@@ -36,8 +36,9 @@ def candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
 
 def _hf_candidates(q: Query, missed: list[str] | None = None) -> list[Estimate]:
     out = []
+    fw, n = c.config(q).framework, q.gpu_count or 1
     for prec in c.ranked_precisions(q):
-        for bs in c.batch_candidates(q.use_case):
+        for bs in sv.capped_levels(q, fw, prec, n, c.batch_candidates(q.use_case)):
             e = c.est(q, precision=prec, batch_size=bs)
             if e is None or not c.fits(e):
                 continue
@@ -83,6 +84,7 @@ def unmeasured_alternative(ests: list[Estimate], chosen: Estimate) -> Estimate |
 def run(q: Query) -> Answer:
     m, lg, mlabel, glabel, ans = c.opening(q, "optimize", "optimize.title")
     current = sv.current(q)
+    sv.note_gpu_count(ans.defaults_applied, q, current)
     sv.note_load_concurrency(ans.defaults_applied, q, current)
     missed: list[str] = []
     cands = candidates(q, missed)
@@ -112,10 +114,9 @@ def run(q: Query) -> Answer:
             code=f"ecolobster bench --model {q.model} --precision fp16 --batch-size 8 --synthetic", language="bash"))
         return ans
     best = best_of(cands)
-    live = sv.at_load(q, best)
-    if live is not None:  # the ranking assumes full batches; a live service at this load fills fewer
-        ans.caveats.append(m("optimize.load_cap", need=c.fnum(c.load_tok_s(q, live) or 0, 1), bs=best.config.batch_size,
-                             n=live.config.batch_size, j=c.fnum(live.j_per_1k_tok), best_j=c.fnum(best.j_per_1k_tok)))
+    cap = sv.load_cap(q, best.config.framework, best.config.precision, best.config.gpu_count)
+    if cap is not None and cap[0] == best.config.batch_size:  # the load, not the memory, set its batch
+        ans.caveats.append(m("optimize.load_cap", need=c.fnum(c.load_tok_s(q, best) or 0, 1), n=cap[0], top=cap[1]))
     c.judge(ans, q, current, best)
     uc = m.word("use_case", q.use_case or "")
     bc = best.config
@@ -172,6 +173,7 @@ def run(q: Query) -> Answer:
     g = c.grid(q)
     # a serving recommendation's task sets the answer length (its measured mean output tokens)
     w = c.workload(q, best if serving_best else current)
+    c.note_answer_length(ans.defaults_applied, q, w)
     items = []
     # "you are here" marks only a configuration the user stated, never the defaults
     stated = not {"precision", "batch_size"} <= set(q.defaulted)

@@ -77,35 +77,65 @@ def gpu_counts_for(q: Query) -> list[int]:
     return list(physics.TP_SIZES)
 
 
+def _levels(q: Query, fw: str, precision: str, gpu_count: int) -> list[int]:
+    return _concurrencies(q, fw, precision, gpu_count) if is_serving(fw) else c.batch_candidates(q.use_case)
+
+
 def load_concurrency(q: Query, fw: str, precision: str, gpu_count: int) -> int | None:
-    """The concurrency each replica of this configuration runs at under the stated load (None
-    without one; common.load_level)."""
-    got = c.load_level(q, _concurrencies(q, fw, precision, gpu_count),
-                       lambda b: estimate(q, fw, precision, b, gpu_count))
+    """The batch or concurrency each replica of this configuration (any framework) runs at under the
+    stated load (None without one; common.load_level)."""
+    got = c.load_level(q, _levels(q, fw, precision, gpu_count), lambda b: estimate(q, fw, precision, b, gpu_count))
     return got[0] if got else None
 
 
-def at_load(q: Query, e: Estimate) -> Estimate | None:
-    """A serving configuration at the concurrency the stated load keeps in flight, where that is
-    below its own: what a live service at this load runs (a larger one fills only from a queue)."""
-    if not is_serving(e.config.framework) or "batch_size" not in q.defaulted:
+def load_cap(q: Query, fw: str, precision: str, gpu_count: int) -> tuple[int, int] | None:
+    """(the batch or concurrency a stated live load keeps in flight on a replica, the largest level
+    it caps) for one configuration of any framework; None without a stated load, with a stated
+    batch, for offline batch work (it queues into full batches) or where the load fills them all.
+    Requests share a step only when they are in flight together (common.load_level): a larger
+    level fills only from a queue, so a live service is ranked at this one."""
+    if "batch_size" not in q.defaulted:
         return None
-    top = load_concurrency(q, e.config.framework, e.config.precision, e.config.gpu_count)
-    if top is None or top >= e.config.batch_size:
+    levels = _levels(q, fw, precision, gpu_count)
+    top = load_concurrency(q, fw, precision, gpu_count)
+    if top is None or not levels or top >= max(levels):
         return None
-    return estimate(q, e.config.framework, e.config.precision, top, e.config.gpu_count)
+    return top, max(levels)
+
+
+def capped_levels(q: Query, fw: str, precision: str, gpu_count: int, levels: list[int]) -> list[int]:
+    """`levels` under a stated live load: those below what it keeps in flight, and that level."""
+    cap = load_cap(q, fw, precision, gpu_count)
+    if cap is None:
+        return levels
+    return [b for b in levels if b < cap[0]] + [cap[0]]
 
 
 def current(q: Query) -> Estimate | None:
-    """The configuration as stated; a serving engine whose concurrency was not stated runs at the one
+    """The configuration as stated; where no GPU count was stated and one GPU cannot hold the model,
+    a replica of the smallest tensor-parallel count that can (common.est_fitting: a baseline that
+    cannot run is never costed). A serving engine whose concurrency was not stated runs at the one
     its stated load keeps in flight (not at one sequence: it batches whatever is in flight)."""
-    e = c.est(q)
+    e = c.est_fitting(q)
     if e is None or not is_serving(e.config.framework) or "batch_size" not in q.defaulted:
         return e
     top = load_concurrency(q, e.config.framework, e.config.precision, e.config.gpu_count)
     if top is None or top == e.config.batch_size:
         return e
     return estimate(q, e.config.framework, e.config.precision, top, e.config.gpu_count) or e
+
+
+def note_gpu_count(defaults: list[str], q: Query, e: Estimate | None) -> None:
+    """Where `current` took more than one GPU because one cannot hold the model, the defaults say
+    so (and why), as every other default is said."""
+    if e is None or q.gpu_count or e.config.gpu_count <= 1:
+        return
+    m = For(q.lang)
+    g = c.gpu_of(e.config.gpu)
+    defaults.append(m("query.default", slot=m.word("slot", "gpu_count"), value=e.config.gpu_count,
+                      why=m("serving.why_gpu_count", model=c.model_label(q),
+                            prec=plabel(e.config.framework, e.config.precision, q.lang),
+                            need=c.fnum(e.mem_need_gb or 0.0), vram=c.fnum(g.vram_gb if g else 0.0))))
 
 
 def note_load_concurrency(defaults: list[str], q: Query, e: Estimate | None) -> None:
@@ -123,7 +153,7 @@ def note_load_concurrency(defaults: list[str], q: Query, e: Estimate | None) -> 
     replicas = max(1, math.ceil(need / e.throughput_tok_s - 1e-9))
     now = m("serving.load_concurrency", bs=e.config.batch_size, fw=fw_label(e.config.framework),
             need=c.fnum(need, 1), per=c.fnum(need / replicas, 1), replicas=replicas,
-            itl=c.fnum(c.itl_s(e) * 1000.0, 1))
+            itl=c.fnum(e.config.batch_size / e.throughput_tok_s * 1000.0, 1))  # common.load_level's time per token
     defaults[:] = [now if d == was else d for d in defaults]
     if now not in defaults:
         defaults.append(now)
@@ -161,11 +191,12 @@ def estimate(q: Query, fw: str, precision: str, batch: int, gpu_count: int) -> E
 
 def candidates(q: Query, fw: str, missed: list[str] | None = None) -> list[Estimate]:
     """Every (format x concurrency x GPU count) of serving framework `fw` that fits and meets the
-    latency target; those that miss the target are listed in `missed`."""
+    latency target, a concurrency above what a stated load keeps in flight taken at that load's;
+    those that miss the target are listed in `missed`."""
     out = []
     for prec in precisions_for(q, fw):
         for n in gpu_counts_for(q):
-            for bs in concurrencies_for(q, fw, prec, n):
+            for bs in capped_levels(q, fw, prec, n, concurrencies_for(q, fw, prec, n)):
                 e = estimate(q, fw, prec, bs, n)
                 if e is None or not c.fits(e):
                     continue

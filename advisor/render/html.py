@@ -113,7 +113,7 @@ def answer_section(a: Answer, anchor: str = "") -> str:
                    f"({_e(al.code)})<br>{_e(al.message)}"
                    + (f"<br>{_e(L('quick_fix'))}: <code>{_e(al.fix)}</code>" if al.fix else "") + "</div>")
     if a.headline:
-        waste = f" ({_e(L('waste'))}: {a.waste_pct:+.1f}%)" if a.waste_pct is not None else ""
+        waste = f" ({_e(L('waste'))}: {a.stated_waste():+.1f}%)" if a.stated_waste() is not None else ""
         out.append(f"<p><strong>{_e(a.headline)}</strong>{waste}</p>")
     if a.errors:
         out.append(f"<h3>{_e(L('errors'))}</h3>" + _list(a.errors))

@@ -60,7 +60,7 @@ def to_markdown(answer: Answer) -> str:
             out.append(f"> {L('quick_fix')}: `{al.fix}`")
         out.append("")
     if a.headline:
-        waste = f" ({L('waste')}: {a.waste_pct:+.1f}%)" if a.waste_pct is not None else ""
+        waste = f" ({L('waste')}: {a.stated_waste():+.1f}%)" if a.stated_waste() is not None else ""
         out += [f"**{tag}** {a.headline}{waste}", ""]
     if a.errors:
         out += [f"### {L('errors')}", ""] + [f"{i}. {e}" for i, e in enumerate(a.errors, 1)] + [""]

@@ -159,8 +159,8 @@ def _head(a: Answer, avail: int, style: str, compact: bool) -> list[Any]:
         parts.append(Panel(body, title=title, border_style=MOOD_STYLE.get(al.mood, "grey58"), title_align="left"))
     if a.headline:
         line = Text(a.headline, style="bold")
-        if a.waste_pct is not None:
-            line.append(f"  ({L('waste')}: {a.waste_pct:+.1f}%)", style=style)
+        if a.stated_waste() is not None:
+            line.append(f"  ({L('waste')}: {a.stated_waste():+.1f}%)", style=style)
         parts.append(line)
     return parts
 
