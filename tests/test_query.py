@@ -366,6 +366,7 @@ def test_several_unknown_gpus_give_one_error_with_the_list_once():
     ("Will INT8 reduce the power bill for Llama-3.1-8B on an L4?", "compare", "int8_mixed"),
     ("Qwen2.5-7B 在 RTX 4090 上用 NF4 值得吗？", "compare", "nf4"),
     ("Does NF4 pay off for Qwen2.5-14B on an A100?", "compare", "nf4"),
+    ("Should I use 4-bit for Mistral 7B on an RTX 4090 to save energy?", "compare", "nf4"),
     # not a question on one format: the greenest-configuration answer stays
     ("Is an H100 worth it for Qwen2.5-7B?", "optimize", "fp16"),
 ])

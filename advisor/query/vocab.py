@@ -113,6 +113,9 @@ _PROTOCOL_CUES: dict[str, list[str]] = {
     "worth": [r"\bworth\b", r"\bpays?\s+off\b", r"\bpay\s+for\s+itself\b",
               r"\b(?:does|do|will|would|can|could)\b[^.?!]{0,60}\b(?:save|saves|reduce|reduces|cut|cuts|lower|lowers)\s+"
               r"(?:\w+\s+){0,2}(?:energy|power|electricity|joules|the\s+bill|costs?)\b",
+              # "should I use 4-bit ... to save energy?": the same yes/no question on one format
+              r"\b(?:use|using|switch(?:ing)?\s+to|go\s+with|try)\b[^.?!]{0,60}\bto\s+(?:save|reduce|cut|lower)\s+"
+              r"(?:\w+\s+){0,2}(?:energy|power|electricity|joules|the\s+bill|costs?)\b",
               r"值得", r"划算", r"省电吗", r"省不省", r"能不能省", r"能省电", r"是否省电", r"有必要"],
 }
 
