@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from advisor import derive
@@ -261,19 +262,25 @@ def answer_length(q: Query) -> int:
     model with serving rows, the measured mean answer length of its task under the serving engine
     (the length those rows ran at; a light load's concurrency and the month's tokens follow from
     it), whichever GPU is asked about; else the catalog's default."""
-    default = q.gen_tokens or int(catalog.factor("default_gen_tokens"))
     if q.gen_tokens and "gen_tokens" not in q.defaulted:
         return q.gen_tokens
+    a = arch_of(q)
+    got = _serving_length(a.key if a is not None else q.model, id(ds().rows))
+    return got if got is not None else q.gen_tokens or int(catalog.factor("default_gen_tokens"))
+
+
+@lru_cache(maxsize=256)
+def _serving_length(model: str | None, _rows: int) -> int | None:
+    """The measured mean answer length of `model`'s task under a serving engine (None without
+    serving rows); cached per dataset (`_rows`: its identity), since every cost line asks."""
     from advisor.estimate import serve_estimate
     from advisor.protocols import serving as sv
 
-    a = arch_of(q)
-    key = a.key if a is not None else q.model
     for fw in sv.calibrated_serving():
         obs = serve_estimate.observations(ds().rows, fw)
-        if any(o.model == key for o in obs):
-            return round(serve_estimate.gen_tokens_for(obs, key, serve_estimate.default_workload(obs, key))[0])
-    return default
+        if any(o.model == model for o in obs):
+            return round(serve_estimate.gen_tokens_for(obs, model, serve_estimate.default_workload(obs, model))[0])
+    return None
 
 
 def note_answer_length(defaults: list[str], q: Query, w: Workload) -> None:
@@ -932,6 +939,8 @@ def load_level(q: Query, levels: Sequence[int], at: Callable[[int], Estimate | N
     per replica, in flight = tokens/s x step time at that batch (Little's law, derive.load_concurrency),
     iterated to its fixed point and rounded up so the replica carries its share. Replicas: as few as
     carry the load at the largest level that fits in memory."""
+    if q.job_tokens is not None or (q.requests_per_month is None and q.tokens_per_month is None):
+        return None  # no stated monthly load (load_tok_s would say so after every level's estimate)
     fit = [(b, x) for b in levels if (x := at(b)) is not None and fits(x) and x.throughput_tok_s]
     if not fit:
         return None
