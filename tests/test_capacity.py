@@ -233,3 +233,13 @@ def test_a_serving_estimate_that_does_not_fit_says_how_many_gpus_would():
 
     one, two = at(1), at(2)
     assert not one.fits and one.min_gpu_count == 2 and two.fits and two.min_gpu_count is None
+
+
+def test_a_recommendation_equal_to_the_baseline_says_it_is_already_the_best():
+    from advisor.api import ask
+
+    ans, _ = ask("Qwen3-8B on one B200 under vLLM, 2 million requests a month, what's the cheapest config?")
+    best = ans.extra["best"]
+    # at this light load the load sets the concurrency of both: nothing to change, and the headline says so
+    assert ans.headline.startswith(f"vLLM BF16, concurrency {best['batch_size']}, 1 GPU is already the greenest")
+    assert "+0.0%" not in ans.headline

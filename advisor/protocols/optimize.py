@@ -122,7 +122,12 @@ def run(q: Query) -> Answer:
     bc = best.config
     serving_best = sv.is_serving(bc.framework)
     multi_fw = len({e.config.framework for e in cands}) > 1 or serving_best
-    if multi_fw:
+    if best.config == current.config:  # nothing to change: say so, not "use X instead of X (+0.0%)"
+        ans.headline = m("optimize.headline_same", label=sv.label(best, lg) if multi_fw else
+                         m("optimize.label_hf", prec=c.plabel(bc.precision, lg), bs=bc.batch_size),
+                         j=c.fnum(best.j_per_1k_tok), use_case=uc,
+                         itl=m("optimize.itl_part", itl=c.fnum(best.itl_ms, 1)) if best.itl_ms else "")
+    elif multi_fw:
         ans.headline = m("optimize.headline_fw", label=sv.label(best, lg), j=c.fnum(best.j_per_1k_tok),
                          cur_j=c.fnum(current.j_per_1k_tok), cur_label=sv.label(current, lg),
                          pct=c.fpct(-100 + 100 * best.j_per_1k_tok / current.j_per_1k_tok), use_case=uc,
