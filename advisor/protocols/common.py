@@ -291,6 +291,11 @@ def note_answer_length(defaults: list[str], q: Query, w: Workload) -> None:
     m = For(q.lang)
     was = m("query.default", slot=m.word("slot", "gen_tokens"), value=q.gen_tokens, why=m("query.why_gen_tokens"))
     now = m("query.default", slot=m.word("slot", "gen_tokens"), value=round(w.gen), why=m("common.why_gen_task"))
+    replace_default(defaults, was, now)
+
+
+def replace_default(defaults: list[str], was: str, now: str) -> None:
+    """The defaults line `was` (the parser's) replaced by `now` (what the answer used), or `now` added."""
     defaults[:] = [now if d == was else d for d in defaults]
     if now not in defaults:
         defaults.append(now)
@@ -920,6 +925,12 @@ def itl_s(e: Estimate) -> float:
     return e.itl_ms / 1000.0 if e.itl_ms is not None else e.config.batch_size / e.throughput_tok_s
 
 
+def token_time_s(e: Estimate) -> float:
+    """A running sequence's mean time per generated token, batch / throughput: prefill pauses
+    included, which the median ITL leaves out, so a replica at the load's level carries its share."""
+    return e.config.batch_size / e.throughput_tok_s
+
+
 def load_tok_s(q: Query, e: Estimate) -> float | None:
     """The generated tokens per second a stated monthly load asks for (at `e`'s answer length where
     the question left it to the task), averaged over the month; None for a one-off job, offline batch
@@ -954,11 +965,9 @@ def load_level(q: Query, levels: Sequence[int], at: Callable[[int], Estimate | N
         e = at(b)
         if e is None or not e.throughput_tok_s:
             return None
-        # a sequence's mean time per token is batch / throughput (prefill pauses included), which
-        # the median ITL leaves out: with it the replica carries exactly its share
-        # (and the load at this estimate's own answer length, as the capacity table counts it)
+        # the load at this estimate's own answer length, as the capacity table counts it
         share = (load_tok_s(q, e) or need) / replicas
-        nb = min(cap, max(1, math.ceil(derive.load_concurrency(share, e.config.batch_size / e.throughput_tok_s) - 1e-9)))
+        nb = min(cap, max(1, math.ceil(derive.load_concurrency(share, token_time_s(e)) - 1e-9)))
         if nb == b:
             break
         b = nb

@@ -176,7 +176,8 @@ def run(q: Query) -> Answer:
 
     # chart: each precision at the recommended batch size, plus the current configuration
     g = c.grid(q)
-    # a serving recommendation's task sets the answer length (its measured mean output tokens)
+    # one answer length for the whole answer (common.answer_length); the estimate only matters for
+    # an hours-per-day workload, which runs at its throughput
     w = c.workload(q, best if serving_best else current)
     c.note_answer_length(ans.defaults_applied, q, w)
     items = []

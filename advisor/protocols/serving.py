@@ -153,10 +153,8 @@ def note_load_concurrency(defaults: list[str], q: Query, e: Estimate | None) -> 
     replicas = max(1, math.ceil(need / e.throughput_tok_s - 1e-9))
     now = m("serving.load_concurrency", bs=e.config.batch_size, fw=fw_label(e.config.framework),
             need=c.fnum(need, 1), per=c.fnum(need / replicas, 1), replicas=replicas,
-            itl=c.fnum(e.config.batch_size / e.throughput_tok_s * 1000.0, 1))  # common.load_level's time per token
-    defaults[:] = [now if d == was else d for d in defaults]
-    if now not in defaults:
-        defaults.append(now)
+            itl=c.fnum(c.token_time_s(e) * 1000.0, 1))
+    c.replace_default(defaults, was, now)
 
 
 def concurrencies_for(q: Query, fw: str, precision: str | None = None, gpu_count: int | None = None) -> list[int]:

@@ -234,7 +234,8 @@ def _finish(protocol: str, slots: dict[str, Any], lang: str, text: str, r: Readi
         # without a stated GPU count, ESTIMATE and OPTIMIZE take the fewest GPUs that hold the model
         # (protocols.serving.current) and say so among the defaults
         picks_count = "gpu_count" not in s and protocol in ("estimate", "optimize")
-        if need is not None and need > gpu.vram_gb * n_gpu and not (picks_count and need <= gpu.vram_gb * 8):
+        most = max(est.physics.TP_SIZES)
+        if need is not None and need > gpu.vram_gb * n_gpu and not (picks_count and need <= gpu.vram_gb * most):
             have = (m("query.have_many", n=n_gpu, gpu=gpu.name, gb=gpu.vram_gb * n_gpu) if n_gpu > 1
                     else m("query.have_one", gpu=gpu.name, gb=gpu.vram_gb))
             warnings.append(m("query.too_big", model=model_name or s["model"], prec=s["precision"],
