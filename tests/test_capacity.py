@@ -243,3 +243,18 @@ def test_a_recommendation_equal_to_the_baseline_says_it_is_already_the_best():
     # at this light load the load sets the concurrency of both: nothing to change, and the headline says so
     assert ans.headline.startswith(f"vLLM BF16, concurrency {best['batch_size']}, 1 GPU is already the greenest")
     assert "+0.0%" not in ans.headline
+
+
+def test_a_stated_configuration_that_cannot_load_is_not_costed():
+    q = from_fields("estimate", model="llama-3.1-70b", gpu="h100_sxm", framework="vllm", gpu_count=1,
+                    requests_per_month=1_000_000)
+    ans = answer_query(q)
+    # 143 GB of BF16 weights on one 80 GB GPU: said, with what fits, and no bill or GPUs for it
+    assert "cannot run as configured" in ans.headline and "2 GPUs (tensor parallel)" in ans.headline
+    caps = ans.extra["capacity"]
+    assert [x["label"] for x in caps] == ["optimized"]
+    rec = next(r for r in ans.recommendations if r.title.startswith("Optimization"))
+    assert "saved" not in rec.impact and "FP8 (W8A8)" in rec.title  # vLLM's FP8 is W8A8, not torchao's
+    # where even eight GPUs cannot hold it, nothing is costed at all
+    big = answer_query(from_fields("estimate", model="llama-3.1-405b", gpu="l4", requests_per_month=1_000_000))
+    assert "does not fit even on 8" in big.headline and big.extra["capacity"] == []

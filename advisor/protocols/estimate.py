@@ -62,7 +62,14 @@ def run(q: Query) -> Answer:
     ans.headline = (m("estimate.headline", workload=w.label, money=money(fc_cur), per=per_text)
                     + (best_part if len(fcs) > 1 else "")
                     + m("estimate.headline_energy", kwh=c.fnum(cur_line.kwh, 1), co2=c.fnum(cur_line.kg_co2, 1)))
-    if not fc_cur.serves:
+    if not current.fits:
+        # a configuration that cannot load is never costed: the headline says so and what would fit,
+        # and only a fitting optimized configuration gets GPUs and a bill
+        fcs = [fc_best] if best.fits and best.config != current.config else []
+        ans.headline = m("estimate.unfit", label=sv.label(current, lg), advice=c.fit_advice(current, lg)) + (
+            m("estimate.unfit_best", workload=w.label, money=money(fc_best), label=sv.label(best, lg), per=per_text)
+            if fcs else "")
+    elif not fc_cur.serves:
         ans.headline += m("estimate.headline_replica", hours=c.fnum(fc_cur.replica_hours),
                           hpm=f"{c.hours_per_month():,.0f}")
 
@@ -99,13 +106,14 @@ def run(q: Query) -> Answer:
                                      cur_bs=current.config.batch_size, prec=c.plabel(best.config.precision, lg),
                                      bs=best.config.batch_size),
                                    g.label]))
-    ans.tables.append(c.capacity_table(fcs, w, g))
+    if fcs:
+        ans.tables.append(c.capacity_table(fcs, w, g))
     ans.caveats += c.capacity_caveats(fcs, lg)
     for f in fcs:
         ans.citations += [x for x in f.citations if all(x.ref != y.ref for y in ans.citations)]
     ans.extra["capacity"] = [optimize._cap(f) for f in fcs]
     ans.conversions += w.conversions + c.cost_conversions(current, w, g, cur_line)
-    if fc_cur.gpu_hours is not None:
+    if fc_cur.gpu_hours is not None and current.fits:
         # the price per GPU-hour: the rental basis up to its first separator
         price = re.split(r"[,，]", fc_cur.rental_basis)[0]
         ans.conversions.append(m("estimate.conv_gpu_hours", tokens=c.fnum(w.tokens), tok_s=c.fnum(current.throughput_tok_s, 1),
@@ -127,8 +135,8 @@ def run(q: Query) -> Answer:
     if best.config.gpu_count != current.config.gpu_count:
         steps.append(m("estimate.step_gpus", a=current.config.gpu_count, b=best.config.gpu_count))
     if best.config.precision != current.config.precision:
-        steps.append(m("estimate.step_precision", a=c.plabel(current.config.precision, lg),
-                       b=c.plabel(best.config.precision, lg)))
+        steps.append(m("estimate.step_precision", a=sv.plabel(current.config.framework, current.config.precision, lg),
+                       b=sv.plabel(best.config.framework, best.config.precision, lg)))
     if best.config.batch_size != current.config.batch_size:
         steps.append(m("estimate.step_batch", a=current.config.batch_size, b=best.config.batch_size))
     if steps:
@@ -140,10 +148,12 @@ def run(q: Query) -> Answer:
                      tier=m.word("tier", best.tier), method=c.method_text(best, lg)),
             code=code,
             # the saving of the headline's totals: the GPUs' cost (rental or amortised) with the electricity
+            # (nothing is saved against a configuration that cannot run: the optimized one's bill alone)
             impact=m("estimate.rec_impact", usd=c.fusd(fc_cur.total_usd - fc_best.total_usd),
                      gpus=c.fusd((fc_cur.gpu_usd or 0.0) - (fc_best.gpu_usd or 0.0)),
                      power=c.fusd(cur_line.usd - best_line.usd),
-                     co2=c.fnum(cur_line.kg_co2 - best_line.kg_co2, 1), per=per_text)))
+                     co2=c.fnum(cur_line.kg_co2 - best_line.kg_co2, 1), per=per_text) if current.fits else
+            m("estimate.rec_impact_unfit", usd=c.fusd(fc_best.total_usd), per=per_text)))
     ests = [current, best]
     c.add_provenance(ans, ests)
     c.cite_estimates(ans, ests)
